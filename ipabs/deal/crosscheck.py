@@ -1,0 +1,276 @@
+"""Checks across sections: names that must exist, dates in order, collateral vs notes."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable
+from typing import Any
+
+from ipabs.deal.schema import Deal, Formula, LiquidityFacility, Schedule, Step
+from ipabs.deal.source import SourceMap
+from ipabs.deal.types import parse_quantity
+from ipabs.deal.validate import suggest
+from ipabs.errors import Issue, format_path
+
+
+class _Checker:
+    def __init__(self, deal: Deal, smap: SourceMap, tapes: dict[str, Any]):
+        self.deal = deal
+        self.smap = smap
+        self.tapes = tapes
+        self.issues: list[Issue] = []
+        self.tranches = [t.name for t in deal.tranches]
+        self.fees = [f.name for f in deal.fees]
+        self.accounts = [a.name for a in deal.accounts]
+        self.support = [s.name for s in deal.support]
+        self.liquidity = [s.name for s in deal.support if isinstance(s, LiquidityFacility)]
+        self.waterfalls = list(deal.waterfalls)
+        self.pools = [p.name for p in deal.pools]
+        self.obligors = self._obligor_names()
+
+    def _obligor_names(self) -> list[str]:
+        names = [o.name for o in self.deal.obligors]
+        for pool in self.deal.pools:
+            for a in (*pool.loans, *pool.leases, *pool.royalties):
+                names.append(a.obligor)
+            tape = self.tapes.get(pool.name)
+            if tape is not None:
+                names.extend(tape.obligor_names())
+        return list(dict.fromkeys(names))
+
+    def add(self, path: Iterable[Any], message: str, hint: str = "", *, key: bool = False) -> None:
+        p = tuple(path)
+        line, col = self.smap.locate(p, key=key)
+        self.issues.append(Issue(self.smap.file, line, col, format_path(p), message, hint))
+
+    def ref(self, path: tuple[Any, ...], name: str, options: list[str], what: str) -> None:
+        if name not in options:
+            hint = suggest(name, options) or (
+                f"known {what}s: {', '.join(options)}" if options else f"define the {what} first"
+            )
+            self.add(path, f"unknown {what} {name!r}", hint)
+
+    # ------------------------------------------------------------------ sections
+    def unique(self) -> None:
+        for section, names in (("tranches", self.tranches), ("fees", self.fees),
+                               ("accounts", self.accounts), ("support", self.support),
+                               ("pools", self.pools)):
+            seen: set[str] = set()
+            for i, n in enumerate(names):
+                if n in seen:
+                    self.add((section, i, "name"), f"duplicate name {n!r}", "names must be unique")
+                seen.add(n)
+        seen_o: set[str] = set()
+        for i, o in enumerate(self.deal.obligors):
+            if o.name in seen_o:
+                self.add(("obligors", i, "name"), f"duplicate obligor {o.name!r}", "list each obligor once")
+            seen_o.add(o.name)
+
+    def quantity(self, path: tuple[Any, ...], text: str) -> None:
+        _kind, names = parse_quantity(text)
+        for n in names:
+            self.ref(path, n, self.tranches, "tranche")
+
+    def amount(self, path: tuple[Any, ...], amount: Any) -> None:
+        if isinstance(amount, Formula):
+            self.quantity((*path, "of"), amount.of)
+            if amount.cap is not None and amount.cap < amount.floor:
+                self.add(path, "cap is below floor", "raise the cap or lower the floor")
+        elif isinstance(amount, Schedule):
+            pass
+
+    def dates(self) -> None:
+        info = self.deal.deal
+        close, final = info.closing_date, info.legal_final_date
+        for i, t in enumerate(self.deal.tranches):
+            if t.expected_maturity is not None and not close < t.expected_maturity <= final:
+                self.add(("tranches", i, "expected_maturity"),
+                         "expected maturity must fall after closing and on or before legal final")
+        for pi, pool in enumerate(self.deal.pools):
+            for section in ("loans", "leases", "royalties"):
+                for ai, a in enumerate(getattr(pool, section)):
+                    base = ("pools", pi, section, ai)
+                    mat = getattr(a, "maturity_date", None)
+                    if mat is not None:
+                        if mat <= close:
+                            self.add((*base, "maturity_date"), "matures on or before closing",
+                                     "balances are as of closing; drop matured loans")
+                        elif mat > final:
+                            self.add((*base, "maturity_date"), "matures after the legal final date",
+                                     "cash after legal final is not modelled: extend legal_final_date")
+                    term = getattr(a, "term_months", None)
+                    if term is not None and _add_months(close, term) > final:
+                        self.add((*base, "term_months"), "runs past the legal final date",
+                                 "shorten the term or extend legal_final_date")
+                    sched = getattr(a, "schedule", None)
+                    if sched:
+                        prev = close
+                        for si, pay in enumerate(sched):
+                            if pay.date <= prev:
+                                self.add((*base, "schedule", si, "date"), "schedule dates must increase after closing")
+                            prev = pay.date
+                        end = mat or _add_months(close, term or 0)
+                        if sched[-1].date > end:
+                            self.add((*base, "schedule"), "a scheduled payment falls after maturity")
+                        if sum(p.principal for p in sched) > a.balance * (1 + 1e-9):
+                            self.add((*base, "schedule"), "scheduled principal exceeds the balance")
+                    if section == "royalties":
+                        start = a.start_date or close
+                        end = a.end_date or final
+                        if end <= start:
+                            self.add((*base, "end_date"), "end_date must be after start_date")
+                        if a.end_date is not None and a.end_date > final:
+                            self.add((*base, "end_date"), "runs past the legal final date")
+                        if a.kind == "running" and a.cap is not None and a.cap < a.minimum:
+                            self.add((*base, "cap"), "cap is below the minimum royalty")
+
+    def assets(self) -> None:
+        seen_pd: dict[str, tuple[Any, tuple[Any, ...]]] = {
+            o.name: ((o.pd, o.pd_curve, o.industry, o.region), ("obligors", i)) for i, o in enumerate(self.deal.obligors)
+        }
+        for pi, pool in enumerate(self.deal.pools):
+            for section in ("loans", "leases", "royalties"):
+                for ai, a in enumerate(getattr(pool, section)):
+                    base = ("pools", pi, section, ai)
+                    rate = getattr(a, "rate", None)
+                    if hasattr(rate, "index"):
+                        self.ref((*base, "rate", "index"), rate.index, list(self.deal.indices), "index")
+                    guarantee = getattr(a, "guarantee", None)
+                    if guarantee is not None:
+                        self.ref((*base, "guarantee", "guarantor"), guarantee.guarantor, self.obligors, "obligor")
+                        if guarantee.guarantor == a.obligor:
+                            self.add((*base, "guarantee", "guarantor"), "an obligor cannot guarantee itself")
+                    attrs = (a.pd, a.pd_curve, a.industry, a.region)
+                    if any(v is not None for v in attrs):
+                        prev = seen_pd.get(a.obligor)
+                        if prev is not None and any(
+                            x is not None and y is not None and x != y for x, y in zip(prev[0], attrs, strict=True)
+                        ):
+                            self.add(base, f"obligor {a.obligor!r} has conflicting pd/industry/region",
+                                     f"see {format_path(prev[1])}; give obligor attributes once")
+                        elif prev is None:
+                            seen_pd[a.obligor] = (attrs, base)
+        for name, tranche in enumerate(self.deal.tranches):
+            if hasattr(tranche.coupon, "index"):
+                self.ref(("tranches", name, "coupon", "index"), tranche.coupon.index, list(self.deal.indices), "index")
+
+    def collateral(self) -> None:
+        info = self.deal.deal
+        total = 0.0
+        for pool in self.deal.pools:
+            total += sum(a.balance for a in (*pool.loans, *pool.leases))
+            for r in pool.royalties:
+                total += r.valuation if r.valuation is not None else (r.balance or 0.0)
+            tape = self.tapes.get(pool.name)
+            if tape is not None:
+                total += tape.total_balance()
+        notes = sum(t.balance for t in self.deal.tranches)
+        if total + 1e-6 < notes and not info.collateral_shortfall_reason:
+            self.add(("deal",), f"collateral ({total:,.2f}) is smaller than the notes ({notes:,.2f})",
+                     "fix the balances, or state why in deal.collateral_shortfall_reason "
+                     "(e.g. royalty streams valued by `valuation`)")
+
+    def liabilities(self) -> None:
+        for i, f in enumerate(self.deal.fees):
+            self.quantity(("fees", i, "base"), f.base)
+        for i, a in enumerate(self.deal.accounts):
+            self.amount(("accounts", i, "target"), a.target)
+        for i, s in enumerate(self.deal.support):
+            self.ref(("support", i, "provider"), s.provider, self.obligors, "obligor")
+        for i, t in enumerate(self.deal.triggers):
+            base = ("triggers", i)
+            for j, n in enumerate(t.tranches):
+                self.ref((*base, "tranches", j), n, self.tranches, "tranche")
+            if t.kind in ("dscr", "overcollateralisation", "interest_shortfall") and not t.tranches:
+                self.add(base, f"a {t.kind} trigger needs `tranches`", "name the notes it tests")
+            if t.kind == "reserve_below_target":
+                if t.account is None:
+                    self.add(base, "a reserve_below_target trigger needs `account`")
+                else:
+                    self.ref((*base, "account"), t.account, self.accounts, "account")
+            if t.effect.waterfall is not None:
+                self.ref((*base, "effect", "waterfall"), t.effect.waterfall, self.waterfalls, "waterfall")
+            if not (t.effect.sequential or t.effect.trap or t.effect.waterfall):
+                self.add((*base, "effect"), "the trigger has no effect",
+                         "set sequential, trap or waterfall")
+            if t.effect.trap and not any(
+                s.trap_cash for steps in self.deal.waterfalls.values() for s in steps
+            ):
+                self.add((*base, "effect", "trap"), "a trap effect needs a `trap_cash` step in a waterfall")
+        claims = self._claims()
+        for w, steps in self.deal.waterfalls.items():
+            for k, step in enumerate(steps):
+                self.step(("waterfalls", w, k), step, claims)
+
+    def _claims(self) -> list[str]:
+        out = list(self.fees)
+        for t in self.tranches:
+            out += [f"{t}.interest", f"{t}.principal"]
+        return out
+
+    def step(self, path: tuple[Any, ...], step: Step, claims: list[str]) -> None:
+        kind, value = step.kind, step.value
+        p = (*path, kind)
+        if kind == "pay_fee":
+            for j, n in enumerate(value):
+                self.ref((*p, j) if len(value) > 1 else p, n, self.fees, "fee")
+        elif kind == "pay_interest":
+            for j, n in enumerate(value):
+                self.ref((*p, j) if len(value) > 1 else p, n, self.tranches, "tranche")
+        elif kind == "pay_principal":
+            for j, n in enumerate(value.tranches):
+                self.ref((*p, "tranches", j), n, self.tranches, "tranche")
+            if value.down_to is not None:
+                self.amount((*p, "down_to"), value.down_to)
+        elif kind in ("fund_account", "trap_cash"):
+            self.ref(p, value, self.accounts, "account")
+        elif kind == "draw":
+            self.ref((*p, "from"), value.source, self.accounts + self.support, "account or support")
+            for j, c in enumerate(value.covers):
+                if c not in claims:
+                    self.add((*p, "covers", j), f"unknown claim {c!r}",
+                             suggest(c, claims) or "write TRANCHE.interest, TRANCHE.principal or a fee name")
+        elif kind == "repay_liquidity":
+            self.ref(p, value, self.liquidity, "liquidity facility")
+        elif kind == "pay_residual":
+            self.ref(p, value, self.tranches, "tranche")
+
+    def scenarios(self) -> None:
+        for name, sc in self.deal.scenarios.items():
+            base = ("scenarios", name)
+            for ob in sc.defaults.obligors:
+                self.ref((*base, "defaults", "obligors", ob), ob, self.obligors, "obligor")
+            for i, ov in enumerate(sc.overrides):
+                if ov.pool is not None:
+                    self.ref((*base, "overrides", i, "pool"), ov.pool, self.pools, "pool")
+                if ov.obligor is not None:
+                    self.ref((*base, "overrides", i, "obligor"), ov.obligor, self.obligors, "obligor")
+                if ov.defaults is not None and ov.defaults.obligors:
+                    self.add((*base, "overrides", i, "defaults", "obligors"),
+                             "name defaulting obligors in the scenario's own `defaults.obligors`")
+
+    def run(self) -> list[Issue]:
+        self.unique()
+        self.dates()
+        self.assets()
+        self.collateral()
+        self.liabilities()
+        self.scenarios()
+        return self.issues
+
+
+def _add_months(d: dt.date, months: int) -> dt.date:
+    from ipabs.dates import add_months
+
+    return add_months(d, months)
+
+
+def cross_check(deal: Deal, smap: SourceMap, tapes: dict[str, Any] | None = None) -> list[Issue]:
+    """Check references and consistency across the sections of a validated deal.
+
+    Returns
+    -------
+    list of Issue
+        Empty when the deal is consistent.
+    """
+    return _Checker(deal, smap, tapes or {}).run()

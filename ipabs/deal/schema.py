@@ -1,0 +1,684 @@
+"""The deal language: typed, immutable models of a YAML deal file.
+
+Every model forbids unknown keys (a misspelt key is an error with a suggestion) and documents
+each field; ``docs/deal-language.md`` is generated from these docstrings and descriptions.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from ipabs.deal.types import Money, Name, NonNegative, Probability, Rate, Share, parse_quantity
+
+Frequency = Literal["monthly", "quarterly", "semi-annual", "annual"]
+DayCount = Literal["ACT/365", "ACT/360", "30/360", "ACT/ACT"]
+
+MONTHS_PER_PERIOD: dict[str, int] = {"monthly": 1, "quarterly": 3, "semi-annual": 6, "annual": 12}
+
+
+class Model(BaseModel):
+    """Base of every deal-language model: unknown keys are errors, instances are frozen."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+# --------------------------------------------------------------------------- amounts
+
+
+class Formula(Model):
+    """An amount computed each period: ``max(floor, min(cap, share x of))``.
+
+    Example: a reserve target of 2% of the senior balance with a floor of 1m::
+
+        target: {share: 2%, of: balance(senior), floor: 1m}
+    """
+
+    share: Rate = Field(1.0, description="Multiplier applied to the quantity (decimal or '2%').")
+    of: str = Field(
+        description="Quantity: pool_balance, pool_balance_start, original_pool_balance, "
+        "notes_balance, balance(T[+T]), original_balance(T[+T]) or interest_due(T[+T])."
+    )
+    floor: Money = Field(0.0, description="Lower bound of the amount.")
+    cap: Money | None = Field(None, description="Upper bound of the amount (none if omitted).")
+
+    @field_validator("of")
+    @classmethod
+    def _check_of(cls, v: str) -> str:
+        parse_quantity(v)
+        return v
+
+
+class Schedule(Model):
+    """An amount that changes by period: ``values[k]`` applies in period k+1; the last value
+    repeats after the list ends."""
+
+    schedule: list[Money] = Field(min_length=1, description="One amount per payment period.")
+
+
+Amount = Annotated[
+    Money | Formula | Schedule,
+    Field(union_mode="left_to_right"),
+]
+"""A fixed amount, a :class:`Formula`, or a :class:`Schedule`."""
+
+
+# --------------------------------------------------------------------------- deal header
+
+
+class DealInfo(Model):
+    """Deal header: identity, calendar and conventions."""
+
+    name: str = Field(min_length=1, description="Deal name.")
+    currency: str = Field("CNY", description="ISO currency code; all amounts are in it.")
+    closing_date: dt.date = Field(description="Closing (and cut-off) date; balances are as of it.")
+    first_payment_date: dt.date = Field(description="First note payment date.")
+    payment_frequency: Frequency = Field(description="Note payment frequency; the simulation grid.")
+    legal_final_date: dt.date = Field(description="Legal final maturity of the notes.")
+    day_count: DayCount = Field("ACT/365", description="Day count for note interest and fees.")
+    collateral_shortfall_reason: str | None = Field(
+        None,
+        description="Why the collateral balance may be below the notes (e.g. royalty streams "
+        "valued by appraisal). Required when it is.",
+    )
+
+    @model_validator(mode="after")
+    def _dates_in_order(self) -> DealInfo:
+        if not self.closing_date < self.first_payment_date:
+            raise ValueError("first_payment_date must be after closing_date")
+        if not self.first_payment_date <= self.legal_final_date:
+            raise ValueError("legal_final_date must not be before first_payment_date")
+        return self
+
+
+class IndexPoint(Model):
+    """One point of a step-function index curve."""
+
+    date: dt.date = Field(alias="from", description="Date from which the rate applies.")
+    rate: Rate = Field(description="Index level from that date.")
+
+
+IndexCurve = Annotated[Rate | list[IndexPoint], Field(union_mode="left_to_right")]
+
+
+# --------------------------------------------------------------------------- collateral
+
+
+class Obligor(Model):
+    """An obligor: a borrower, lessee, licensee, guarantor or support provider."""
+
+    name: Name = Field(description="Unique obligor name.")
+    industry: str | None = Field(None, description="Industry (for sector correlation).")
+    region: str | None = Field(None, description="Park or region (for regional correlation).")
+    pd: Probability | None = Field(None, description="Annual probability of default.")
+    pd_curve: list[Probability] | None = Field(
+        None, description="Cumulative default probability at the end of years 1, 2, ..."
+    )
+
+    @field_validator("pd_curve")
+    @classmethod
+    def _monotone(cls, v: list[float] | None) -> list[float] | None:
+        if v is not None and any(b < a for a, b in zip(v, v[1:], strict=False)):
+            raise ValueError("a cumulative PD curve must not decrease")
+        return v
+
+
+class FloatingRate(Model):
+    """A floating rate: index plus spread, reset at each payment date."""
+
+    index: Name = Field(description="Name of a curve in the top-level `indices` section.")
+    spread: Rate = Field(0.0, description="Spread over the index.")
+    floor: Rate | None = Field(None, description="Minimum all-in rate.")
+
+
+Coupon = Annotated[Rate | FloatingRate, Field(union_mode="left_to_right")]
+
+
+class PledgedIP(Model):
+    """The IP pledged as collateral for a loan."""
+
+    kind: Literal["patent", "trademark", "copyright", "software", "mixed"] = Field(
+        "patent", description="Kind of IP."
+    )
+    count: int = Field(1, ge=1, description="Number of items pledged.")
+    appraised_value: Money = Field(description="Appraised value of the pledged IP.")
+
+
+class LoanGuarantee(Model):
+    """A guarantee of a loan by a guarantee company."""
+
+    guarantor: Name = Field(description="Guarantor obligor name.")
+    share: Share = Field(1.0, description="Share of the defaulted principal it pays.")
+    lag_months: int = Field(0, ge=0, description="Months from default to payment.")
+
+
+class SchedulePayment(Model):
+    """One principal payment of a custom schedule."""
+
+    date: dt.date
+    principal: Money
+
+
+Amortisation = Literal["bullet", "interest_only_then_bullet", "annuity", "equal_principal", "custom"]
+
+
+class _CreditInputs(Model):
+    obligor: Name = Field(description="Obligor name (borrower, lessee or licensee).")
+    industry: str | None = Field(None, description="Obligor industry.")
+    region: str | None = Field(None, description="Obligor park or region.")
+    pd: Probability | None = Field(None, description="Obligor annual PD (Monte Carlo input).")
+    pd_curve: list[Probability] | None = Field(None, description="Obligor cumulative PD by year.")
+
+
+class Loan(_CreditInputs):
+    """An IP-pledged SME loan.
+
+    Balance is outstanding at the closing date. Give either ``maturity_date`` or
+    ``term_months`` (counted from the closing date).
+    """
+
+    id: str | None = Field(None, description="Loan identifier (defaults to the obligor name).")
+    balance: Money = Field(gt=0, description="Outstanding principal at closing.")
+    rate: Coupon = Field(description="Fixed annual rate, or {index, spread} floating.")
+    maturity_date: dt.date | None = Field(None, description="Final maturity date.")
+    term_months: int | None = Field(None, ge=1, description="Remaining term from closing.")
+    amortisation: Amortisation = Field(
+        "interest_only_then_bullet",
+        description="bullet (principal and all interest at maturity); interest_only_then_bullet; "
+        "annuity (level payment); equal_principal; custom (see `schedule`).",
+    )
+    payment_frequency: Frequency = Field("quarterly", description="Loan payment frequency.")
+    interest_only_months: int = Field(
+        0, ge=0, description="Months of interest only before an annuity or equal-principal loan amortises."
+    )
+    schedule: list[SchedulePayment] | None = Field(
+        None, description="Principal payments for amortisation: custom; the rest is due at maturity."
+    )
+    day_count: DayCount = Field("ACT/365", description="Day count for loan interest.")
+    pledged_ip: PledgedIP | None = Field(None, description="The IP pledged as collateral.")
+    guarantee: LoanGuarantee | None = Field(None, description="Optional loan guarantee.")
+
+    @model_validator(mode="after")
+    def _term(self) -> Loan:
+        if (self.maturity_date is None) == (self.term_months is None):
+            raise ValueError("give exactly one of maturity_date or term_months")
+        if self.amortisation == "custom" and not self.schedule:
+            raise ValueError("amortisation: custom needs a `schedule` of principal payments")
+        if self.amortisation != "custom" and self.schedule:
+            raise ValueError("`schedule` is only used with amortisation: custom")
+        return self
+
+
+class Lease(_CreditInputs):
+    """A finance lease of IP (sale-leaseback): the lessee pays rents; an optional purchase
+    option or residual is paid with the last rent.
+
+    Give ``rents`` explicitly (the implicit rate is solved from ``balance``) or give ``rate``
+    and ``term_months`` for level rents.
+    """
+
+    id: str | None = Field(None, description="Lease identifier.")
+    balance: Money = Field(gt=0, description="Financed amount outstanding at closing.")
+    rate: Rate | None = Field(None, description="Implicit annual rate for level rents.")
+    term_months: int | None = Field(None, ge=1, description="Remaining term for level rents.")
+    payment_frequency: Frequency = Field("quarterly", description="Rent frequency.")
+    rents: list[Money] | None = Field(
+        None, description="Explicit rents, one per rent date, the first one period after closing."
+    )
+    residual: Money = Field(0.0, description="Purchase option price / residual paid at the end.")
+    pledged_ip: PledgedIP | None = Field(None, description="The leased IP (for recovery).")
+    guarantee: LoanGuarantee | None = Field(None, description="Optional guarantee.")
+
+    @model_validator(mode="after")
+    def _rents(self) -> Lease:
+        if self.rents is None and (self.rate is None or self.term_months is None):
+            raise ValueError("give `rents`, or `rate` and `term_months` for level rents")
+        if self.rents is not None and self.term_months is not None:
+            raise ValueError("give either `rents` or `term_months`, not both")
+        return self
+
+
+class Tier(Model):
+    """A royalty tier: ``rate`` applies to annual sales above ``above``."""
+
+    above: Money = Field(description="Annual sales threshold.")
+    rate: Share = Field(description="Royalty rate on sales above the threshold.")
+
+
+class BaseProcess(Model):
+    """A deterministic base (licensee sales or company income) per year."""
+
+    initial: Money = Field(description="Annual amount in the first year after closing.")
+    growth: Rate = Field(0.0, description="Annual growth rate (can be negative).")
+
+
+class Royalty(_CreditInputs):
+    """A licence-royalty stream owed by a licensee (the obligor).
+
+    kind:
+      - ``fixed``: fixed licence instalments (the sub-licence model); ``balance`` is the price
+        paid for them and gives the implicit rate.
+      - ``running``: ``rate`` x licensee ``sales`` (optionally tiered), with an annual
+        ``minimum`` and ``cap``.
+      - ``income_share``: ``share`` x a company's ``income`` (e.g. 70% of equity income).
+    """
+
+    id: str | None = Field(None, description="Stream identifier.")
+    kind: Literal["fixed", "running", "income_share"] = Field(description="Kind of stream.")
+    payment_frequency: Frequency = Field("quarterly", description="How often the licensee pays.")
+    start_date: dt.date | None = Field(None, description="First accrual date (default: closing).")
+    end_date: dt.date | None = Field(None, description="End of the licence (default: legal final).")
+    patent_expiry: dt.date | None = Field(None, description="Royalties stop at patent expiry.")
+    balance: Money | None = Field(None, description="fixed: price paid for the instalments.")
+    instalments: list[Money] | None = Field(
+        None, description="fixed: instalments, one per payment date after closing."
+    )
+    rate: Share | None = Field(None, description="running: royalty rate on sales.")
+    tiers: list[Tier] | None = Field(None, description="running: higher tiers, by annual sales.")
+    minimum: Money = Field(0.0, description="running: guaranteed minimum royalty per year.")
+    cap: Money | None = Field(None, description="running: maximum royalty per year.")
+    sales: BaseProcess | None = Field(None, description="running: licensee sales.")
+    share: Share | None = Field(None, description="income_share: share of income paid.")
+    income: BaseProcess | None = Field(None, description="income_share: company income.")
+    payment_lag_months: int = Field(0, ge=0, description="Months between accrual and payment.")
+    valuation: Money | None = Field(
+        None, description="Appraised value of the stream (counts as collateral value)."
+    )
+
+    @model_validator(mode="after")
+    def _kind_fields(self) -> Royalty:
+        need = {
+            "fixed": ("instalments",),
+            "running": ("rate", "sales"),
+            "income_share": ("share", "income"),
+        }[self.kind]
+        missing = [f for f in need if getattr(self, f) is None]
+        if missing:
+            raise ValueError(f"a {self.kind} royalty needs: {', '.join(missing)}")
+        foreign = {
+            "fixed": ("rate", "tiers", "cap", "sales", "share", "income"),
+            "running": ("instalments", "share", "income", "balance"),
+            "income_share": ("instalments", "rate", "tiers", "cap", "sales", "balance"),
+        }[self.kind]
+        extra = [f for f in foreign if getattr(self, f) is not None]
+        if extra:
+            raise ValueError(f"a {self.kind} royalty does not use: {', '.join(extra)}")
+        if self.tiers and any(b.above <= a.above for a, b in zip(self.tiers, self.tiers[1:], strict=False)):
+            raise ValueError("royalty tiers must have increasing `above` thresholds")
+        return self
+
+
+class TapeSource(Model):
+    """A loan tape: a CSV or Excel file of loans, one row each.
+
+    ``columns`` maps loan fields to column names; ``defaults`` gives values for fields the
+    tape lacks. The path is relative to the deal file.
+    """
+
+    path: str = Field(description="CSV (.csv) or Excel (.xlsx) file, relative to the deal file.")
+    sheet: str | None = Field(None, description="Excel sheet name (default: the first sheet).")
+    columns: dict[str, str] = Field(
+        default_factory=dict, description="Loan field -> column name in the tape."
+    )
+    defaults: dict[str, Any] = Field(
+        default_factory=dict, description="Loan field -> value used for every row."
+    )
+
+
+class Pool(Model):
+    """A pool of assets."""
+
+    name: Name = Field(description="Pool name.")
+    loans: list[Loan] = Field(default_factory=list, description="IP-pledged SME loans.")
+    leases: list[Lease] = Field(default_factory=list, description="Finance leases of IP.")
+    royalties: list[Royalty] = Field(default_factory=list, description="Licence-royalty streams.")
+    tape: TapeSource | None = Field(None, description="Loans read from a CSV or Excel tape.")
+
+    @model_validator(mode="after")
+    def _not_empty(self) -> Pool:
+        if not (self.loans or self.leases or self.royalties or self.tape):
+            raise ValueError("a pool needs at least one of loans, leases, royalties or tape")
+        return self
+
+
+# --------------------------------------------------------------------------- scenarios
+
+
+class DefaultAssumption(Model):
+    """Default timing of a deterministic scenario. ``cdr``, ``cdr_vector`` and ``sda`` are
+    mutually exclusive; ``obligors`` may be combined with any of them."""
+
+    cdr: Rate | None = Field(None, ge=0, lt=1, description="Constant annual default rate.")
+    cdr_vector: list[Annotated[Rate, Field(ge=0, lt=1)]] | None = Field(
+        None, description="Annual default rate per payment period; the last value repeats."
+    )
+    sda: NonNegative | None = Field(None, description="SDA multiple in percent (100 = 100% SDA).")
+    obligors: dict[str, int | dt.date] = Field(
+        default_factory=dict,
+        description="Obligor -> period number (1 = first period) or date in which it defaults.",
+    )
+
+    @model_validator(mode="after")
+    def _one_curve(self) -> DefaultAssumption:
+        given = [k for k in ("cdr", "cdr_vector", "sda") if getattr(self, k) is not None]
+        if len(given) > 1:
+            raise ValueError(f"give one of cdr, cdr_vector or sda, not {' and '.join(given)}")
+        return self
+
+
+class PrepaymentAssumption(Model):
+    """Prepayment speed: constant CPR, a CPR vector per period, or a PSA multiple."""
+
+    cpr: Rate | None = Field(None, ge=0, lt=1, description="Constant annual prepayment rate.")
+    cpr_vector: list[Annotated[Rate, Field(ge=0, lt=1)]] | None = Field(
+        None, description="Annual prepayment rate per payment period."
+    )
+    psa: NonNegative | None = Field(None, description="PSA multiple in percent.")
+
+    @model_validator(mode="after")
+    def _one(self) -> PrepaymentAssumption:
+        given = [k for k in ("cpr", "cpr_vector", "psa") if getattr(self, k) is not None]
+        if len(given) > 1:
+            raise ValueError(f"give one of cpr, cpr_vector or psa, not {' and '.join(given)}")
+        return self
+
+
+class RecoveryAssumption(Model):
+    """Recovery on defaulted assets, after a liquidation lag."""
+
+    rate: Share = Field(0.0, description="Recovered share of the basis.")
+    basis: Literal["balance", "appraisal"] = Field(
+        "balance",
+        description="balance: share of the defaulted balance; appraisal: share of the pledged "
+        "IP's appraised value, capped at the defaulted balance.",
+    )
+    lag_months: int = Field(0, ge=0, description="Months from default to recovery.")
+
+
+class RoyaltyAssumption(Model):
+    """Royalty base assumptions of a scenario."""
+
+    growth: Rate | None = Field(None, description="Replaces the streams' base growth rate.")
+    haircut: Share = Field(0.0, description="Share cut from every royalty and income-share payment.")
+
+
+class Override(Model):
+    """Assumptions for one pool or one obligor, replacing the scenario's."""
+
+    pool: Name | None = Field(None, description="Pool the override applies to.")
+    obligor: Name | None = Field(None, description="Obligor the override applies to.")
+    defaults: DefaultAssumption | None = None
+    prepayment: PrepaymentAssumption | None = None
+    recovery: RecoveryAssumption | None = None
+    royalty: RoyaltyAssumption | None = None
+
+    @model_validator(mode="after")
+    def _target(self) -> Override:
+        if (self.pool is None) == (self.obligor is None):
+            raise ValueError("an override names exactly one of `pool` or `obligor`")
+        return self
+
+
+class Scenario(Model):
+    """A named deterministic scenario."""
+
+    description: str = Field("", description="What the scenario represents.")
+    defaults: DefaultAssumption = Field(default_factory=DefaultAssumption)
+    prepayment: PrepaymentAssumption = Field(default_factory=PrepaymentAssumption)
+    recovery: RecoveryAssumption = Field(default_factory=RecoveryAssumption)
+    royalty: RoyaltyAssumption = Field(default_factory=RoyaltyAssumption)
+    overrides: list[Override] = Field(default_factory=list, description="Per pool or obligor.")
+
+
+# --------------------------------------------------------------------------- liabilities
+
+
+class Tranche(Model):
+    """A tranche of notes."""
+
+    name: Name = Field(description="Tranche name.")
+    balance: Money = Field(description="Original principal balance.")
+    coupon: Coupon = Field(0.0, description="Fixed annual coupon, or {index, spread} floating.")
+    defer_interest: bool = Field(
+        False,
+        description="Unpaid interest may defer without an event of default (it still accrues "
+        "as arrears and is a loss if unpaid at legal final).",
+    )
+    expected_maturity: dt.date | None = Field(
+        None, description="Date by which the full balance is due (default: legal final)."
+    )
+    amortisation_schedule: list[Money] | None = Field(
+        None, description="Target balance after each period; principal above it is due."
+    )
+    rating: str | None = Field(None, description="Rating at issue (informational).")
+
+
+class Fee(Model):
+    """A fee paid through the waterfall. Give ``annual_amount``, ``period_amount`` or
+    ``rate`` (annual, on ``base``)."""
+
+    name: Name = Field(description="Fee name.")
+    annual_amount: Money | None = Field(None, description="Fixed amount per year (accrued).")
+    period_amount: Money | None = Field(None, description="Fixed amount per period.")
+    rate: Rate | None = Field(None, ge=0, description="Annual rate on `base`.")
+    base: str = Field("pool_balance_start", description="Quantity the rate applies to.")
+    rank: Literal["senior", "junior"] = Field(
+        "senior", description="senior fees are deducted in DSCR; rank does not reorder steps."
+    )
+
+    @model_validator(mode="after")
+    def _one(self) -> Fee:
+        given = [k for k in ("annual_amount", "period_amount", "rate") if getattr(self, k) is not None]
+        if len(given) != 1:
+            raise ValueError("give exactly one of annual_amount, period_amount or rate")
+        parse_quantity(self.base)
+        return self
+
+
+class Account(Model):
+    """A cash account: a reserve (funded to a target, drawn for shortfalls) or a cash trap."""
+
+    name: Name = Field(description="Account name.")
+    kind: Literal["reserve", "trap"] = Field("reserve", description="reserve or trap.")
+    initial: Money = Field(0.0, description="Balance funded at closing.")
+    target: Amount = Field(0.0, description="Target balance (reserve).")
+    floor: Money = Field(0.0, description="Minimum target while notes are outstanding.")
+    release_excess: bool = Field(
+        True, description="Release the balance above target into available funds each period."
+    )
+
+
+class DeficiencyPayment(Model):
+    """A deficiency payment undertaking: the provider pays shortfalls of the items it covers,
+    up to its caps, while it has not defaulted."""
+
+    name: Name
+    kind: Literal["deficiency_payment"] = "deficiency_payment"
+    provider: Name = Field(description="Provider obligor name.")
+    cap_per_period: Money | None = Field(None, description="Maximum payment per period.")
+    cap_total: Money | None = Field(None, description="Maximum payment over the deal's life.")
+
+
+class LiquidityFacility(Model):
+    """A liquidity facility: draws cover shortfalls and are repaid, with interest, through a
+    `repay_liquidity` step."""
+
+    name: Name
+    kind: Literal["liquidity_facility"] = "liquidity_facility"
+    provider: Name = Field(description="Provider obligor name.")
+    limit: Money = Field(description="Maximum amount outstanding.")
+    rate: Rate = Field(0.0, description="Annual interest on drawn amounts.")
+
+
+Support = Annotated[DeficiencyPayment | LiquidityFacility, Field(discriminator="kind")]
+
+
+class TriggerEffect(Model):
+    """What a trigger does while active."""
+
+    sequential: bool = Field(False, description="Pro-rata principal steps pay sequentially.")
+    trap: Share = Field(0.0, description="Share of the cash reaching a trap_cash step to trap.")
+    waterfall: Name | None = Field(None, description="Switch to this waterfall.")
+
+
+class Trigger(Model):
+    """A trigger: a test evaluated at each payment date before the waterfall."""
+
+    name: Name
+    kind: Literal[
+        "cumulative_default_rate", "dscr", "reserve_below_target", "overcollateralisation",
+        "interest_shortfall",
+    ] = Field(
+        description="cumulative_default_rate: cumulative defaults / original pool > threshold; "
+        "dscr: (collections - senior fees) / debt service of `tranches` < threshold; "
+        "reserve_below_target: `account` below its target x threshold (default 1); "
+        "overcollateralisation: pool balance / balance of `tranches` < threshold; "
+        "interest_shortfall: interest of `tranches` unpaid on the previous date."
+    )
+    threshold: Rate | list[Rate] = Field(
+        0.0, description="Threshold, or one per period (the last repeats)."
+    )
+    tranches: list[Name] = Field(default_factory=list, description="Tranches the test uses.")
+    account: Name | None = Field(None, description="reserve_below_target: the account.")
+    consecutive: int = Field(1, ge=1, description="Breaches in a row before it fires.")
+    curable: bool = Field(True, description="It switches off when the test passes again.")
+    effect: TriggerEffect = Field(description="What happens while it is active.")
+
+
+class CleanUpCall(Model):
+    """The originator buys back the pool once it is small."""
+
+    threshold: Share = Field(description="Exercised when pool balance <= threshold x original.")
+    price: Share = Field(1.0, description="Price as a share of the performing balance.")
+
+
+# --------------------------------------------------------------------------- waterfall steps
+
+ManyNames = Annotated[list[Name], Field(min_length=1)]
+
+
+def _names(v: Any) -> Any:
+    return [v] if isinstance(v, str) else v
+
+
+class PayPrincipal(Model):
+    """Pay principal to ``tranches``."""
+
+    tranches: ManyNames = Field(description="Tranches, in order of seniority.")
+    mode: Literal["sequential", "pro_rata"] = Field("sequential", description="Allocation.")
+    limit: Literal["available", "principal_collections", "due"] = Field(
+        "available",
+        description="available: all cash left; principal_collections: up to this period's "
+        "principal collections not yet used; due: up to the principal due (schedule, expected "
+        "maturity, legal final).",
+    )
+    down_to: Amount | None = Field(
+        None, description="Only pay the group's balance down to this target."
+    )
+
+    @field_validator("tranches", mode="before")
+    @classmethod
+    def _one(cls, v: Any) -> Any:
+        return _names(v)
+
+
+class Draw(Model):
+    """Draw an account or a support provider for the unpaid part of ``covers``.
+
+    A claim is ``TRANCHE.interest``, ``TRANCHE.principal`` (principal due) or a fee name.
+    """
+
+    source: Name = Field(alias="from", description="Account or support (deficiency, liquidity).")
+    covers: Annotated[list[str], Field(min_length=1)] = Field(
+        description="Claims, in order of priority."
+    )
+
+    @field_validator("covers", mode="before")
+    @classmethod
+    def _one(cls, v: Any) -> Any:
+        return _names(v)
+
+
+class Step(Model):
+    """One step of a priority of payments: a mapping with exactly one key, its kind.
+
+    Shorthands: ``pay_interest: senior`` and ``pay_principal: senior`` name one tranche;
+    ``pay_interest: [a1, a2]`` pays a pro-rata group.
+    """
+
+    pay_fee: ManyNames | None = Field(None, description="Pay fees (a list is pro rata).")
+    pay_interest: ManyNames | None = Field(None, description="Pay interest (a list is pro rata).")
+    pay_principal: PayPrincipal | None = Field(None, description="Pay principal.")
+    fund_account: Name | None = Field(None, description="Fund an account up to its target.")
+    draw: Draw | None = Field(None, description="Draw an account or support provider.")
+    trap_cash: Name | None = Field(None, description="Trap the active share of cash in an account.")
+    repay_liquidity: Name | None = Field(None, description="Repay a liquidity facility.")
+    pay_residual: Name | None = Field(None, description="Pay all cash left to a tranche.")
+
+    @field_validator("pay_fee", "pay_interest", mode="before")
+    @classmethod
+    def _list(cls, v: Any) -> Any:
+        return _names(v)
+
+    @field_validator("pay_principal", mode="before")
+    @classmethod
+    def _principal(cls, v: Any) -> Any:
+        return {"tranches": v} if isinstance(v, (str, list)) else v
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> Step:
+        if len(self.model_fields_set) != 1:
+            kinds = ", ".join(Step.model_fields)
+            raise ValueError(f"a step has exactly one key, its kind: one of {kinds}")
+        return self
+
+    @property
+    def kind(self) -> str:
+        """The step kind (its only key)."""
+        return next(iter(self.model_fields_set))
+
+    @property
+    def value(self) -> Any:
+        """The step's argument."""
+        return getattr(self, self.kind)
+
+
+# --------------------------------------------------------------------------- the deal
+
+
+class Deal(Model):
+    """A whole deal file."""
+
+    deal: DealInfo = Field(description="Header: dates, frequency, conventions.")
+    indices: dict[Name, IndexCurve] = Field(
+        default_factory=dict, description="Deterministic index curves (e.g. LPR1Y: 3.1%)."
+    )
+    obligors: list[Obligor] = Field(
+        default_factory=list, description="Obligors not described on an asset (guarantors, providers)."
+    )
+    pools: list[Pool] = Field(min_length=1, description="Collateral pools.")
+    scenarios: dict[Name, Scenario] = Field(
+        default_factory=lambda: {"base": Scenario()},
+        description="Named deterministic scenarios; the first is the default.",
+    )
+    tranches: list[Tranche] = Field(min_length=1, description="Notes, most senior first.")
+    fees: list[Fee] = Field(default_factory=list)
+    accounts: list[Account] = Field(default_factory=list)
+    support: list[Support] = Field(default_factory=list, description="Deficiency payment undertakings and liquidity facilities.")
+    triggers: list[Trigger] = Field(default_factory=list)
+    clean_up_call: CleanUpCall | None = None
+    waterfalls: dict[Name, list[Step]] = Field(
+        description="Named priorities of payments; the first (or `normal`) runs unless a trigger switches."
+    )
+
+    @field_validator("waterfalls")
+    @classmethod
+    def _non_empty(cls, v: dict[str, list[Step]]) -> dict[str, list[Step]]:
+        if not v:
+            raise ValueError("at least one waterfall is needed")
+        for name, steps in v.items():
+            if not steps:
+                raise ValueError(f"waterfall {name!r} has no steps")
+        return v

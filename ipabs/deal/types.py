@@ -1,0 +1,140 @@
+"""Scalar types shared by the deal language: rates, amounts, quantities."""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any
+
+from pydantic import AfterValidator, BeforeValidator
+
+
+def _percent(value: Any) -> Any:
+    """Accept ``"3.5%"`` as 0.035; leave everything else to pydantic."""
+    if isinstance(value, str):
+        text = value.strip().replace("_", "")
+        if text.endswith("%"):
+            try:
+                return float(text[:-1]) / 100.0
+            except ValueError:
+                raise ValueError(f"{value!r} is not a percentage like '3.5%'") from None
+        try:
+            return float(text)
+        except ValueError:
+            raise ValueError(f"{value!r} is not a rate: write 0.035 or '3.5%'") from None
+    if isinstance(value, bool):
+        raise ValueError("a rate must be a number, not true/false")
+    return value
+
+
+def _money(value: Any) -> Any:
+    """Accept ``"1_000_000"`` or ``"12.5m"`` style amounts."""
+    if isinstance(value, bool):
+        raise ValueError("an amount must be a number, not true/false")
+    if isinstance(value, str):
+        text = value.strip().replace("_", "").replace(",", "").lower()
+        scale = 1.0
+        if text.endswith("bn"):
+            scale, text = 1e9, text[:-2]
+        elif text.endswith("m"):
+            scale, text = 1e6, text[:-1]
+        elif text.endswith("k"):
+            scale, text = 1e3, text[:-1]
+        try:
+            return float(text) * scale
+        except ValueError:
+            raise ValueError(f"{value!r} is not an amount: write 12500000, 12.5m or 1_250_000") from None
+    return value
+
+
+def _finite(value: float) -> float:
+    if value != value or value in (float("inf"), float("-inf")):
+        raise ValueError("must be a finite number")
+    return value
+
+
+def _non_negative(value: float) -> float:
+    if value < 0:
+        raise ValueError("must not be negative")
+    return value
+
+
+def _unit(value: float) -> float:
+    if not 0.0 <= value <= 1.0:
+        raise ValueError("must lie between 0 and 1 (0% and 100%)")
+    return value
+
+
+def _probability(value: float) -> float:
+    if not 0.0 <= value < 1.0:
+        raise ValueError("must lie in [0, 1): a probability of 1 or more is not a risk input")
+    return value
+
+
+Rate = Annotated[float, BeforeValidator(_percent), AfterValidator(_finite)]
+"""An annual rate as a decimal (``0.035``) or a percentage string (``"3.5%"``); may be negative."""
+
+Share = Annotated[float, BeforeValidator(_percent), AfterValidator(_finite), AfterValidator(_unit)]
+"""A fraction in [0, 1], written ``0.7`` or ``"70%"``."""
+
+Probability = Annotated[
+    float, BeforeValidator(_percent), AfterValidator(_finite), AfterValidator(_probability)
+]
+"""An annual probability in [0, 1)."""
+
+Money = Annotated[float, BeforeValidator(_money), AfterValidator(_finite), AfterValidator(_non_negative)]
+"""A non-negative amount of money in the deal currency (``12500000``, ``"12.5m"``)."""
+
+NonNegative = Annotated[float, AfterValidator(_finite), AfterValidator(_non_negative)]
+
+_NAME = re.compile(r"^[A-Za-z\u0080-\uffff][\w\u0080-\uffff\-]*$")
+
+
+def _name(value: Any) -> Any:
+    if not isinstance(value, str) or not _NAME.match(value):
+        raise ValueError(
+            f"{value!r} is not a valid name: start with a letter; use letters, digits, '_' or '-'"
+        )
+    return value
+
+
+Name = Annotated[str, BeforeValidator(_name)]
+"""An identifier for a tranche, fee, account, pool, obligor or waterfall."""
+
+QUANTITIES = ("pool_balance", "pool_balance_start", "original_pool_balance", "notes_balance")
+"""Deal-level quantities an amount formula may refer to."""
+
+GROUP_QUANTITIES = ("balance", "original_balance", "interest_due")
+"""Quantities of a named group of tranches: ``balance(senior)``, ``interest_due(a1+a2)``."""
+
+_GROUP = re.compile(r"^\s*(\w+)\s*\(\s*([^()]+?)\s*\)\s*$")
+
+
+def parse_quantity(text: str) -> tuple[str, tuple[str, ...]]:
+    """Parse a quantity reference.
+
+    Parameters
+    ----------
+    text : str
+        ``pool_balance``, ``original_pool_balance``, ``notes_balance``, ``pool_balance_start``,
+        or ``balance(NAME[+NAME...])``, ``original_balance(...)``, ``interest_due(...)``.
+
+    Returns
+    -------
+    (kind, names)
+        ``names`` is empty for deal-level quantities.
+
+    Raises
+    ------
+    ValueError
+        If the text is not a quantity; the message lists what is allowed.
+    """
+    t = text.strip()
+    if t in QUANTITIES:
+        return t, ()
+    m = _GROUP.match(t)
+    if m and m.group(1) in GROUP_QUANTITIES:
+        names = tuple(n.strip() for n in m.group(2).split("+"))
+        if all(names):
+            return m.group(1), names
+    allowed = ", ".join(QUANTITIES) + ", " + ", ".join(f"{g}(TRANCHE[+TRANCHE])" for g in GROUP_QUANTITIES)
+    raise ValueError(f"{text!r} is not a quantity; use one of: {allowed}")
