@@ -43,18 +43,31 @@ class _Checker:
         line, col = self.smap.locate(p, key=key)
         self.issues.append(Issue(self.smap.file, line, col, format_path(p), message, hint))
 
-    def ref(self, path: tuple[Any, ...], name: str, options: list[str], what: str) -> None:
+    def ref(
+        self, path: tuple[Any, ...], name: str, options: list[str], what: str, *, key: bool = False
+    ) -> None:
         if name not in options:
+            options = list(dict.fromkeys(options))
+            shown = ", ".join(options[:8]) + (", ..." if len(options) > 8 else "")
             hint = suggest(name, options) or (
-                f"known {what}s: {', '.join(options)}" if options else f"define the {what} first"
+                f"known {what}s: {shown}" if options else f"define the {what} first"
             )
-            self.add(path, f"unknown {what} {name!r}", hint)
+            self.add(path, f"unknown {what} {name!r}", hint, key=key)
+
+    def written(self, *candidates: tuple[Any, ...]) -> tuple[Any, ...]:
+        """The first candidate path that is written in the file (shorthands such as
+        ``pay_principal: senior`` have no ``tranches[0]``); else the last one."""
+        for c in candidates:
+            if self.smap.has(c):
+                return c
+        return candidates[-1]
 
     # ------------------------------------------------------------------ sections
     def unique(self) -> None:
         for section, names in (("tranches", self.tranches), ("fees", self.fees),
                                ("accounts", self.accounts), ("support", self.support),
-                               ("pools", self.pools)):
+                               ("pools", self.pools),
+                               ("triggers", [t.name for t in self.deal.triggers])):
             seen: set[str] = set()
             for i, n in enumerate(names):
                 if n in seen:
@@ -65,6 +78,10 @@ class _Checker:
             if o.name in seen_o:
                 self.add(("obligors", i, "name"), f"duplicate obligor {o.name!r}", "list each obligor once")
             seen_o.add(o.name)
+        for i, s in enumerate(self.deal.support):
+            if s.name in self.accounts:
+                self.add(("support", i, "name"), f"name {s.name!r} is also an account",
+                         "a draw names its source; give the account and the support different names")
 
     def quantity(self, path: tuple[Any, ...], text: str) -> None:
         _kind, names = parse_quantity(text)
@@ -167,8 +184,7 @@ class _Checker:
         notes = sum(t.balance for t in self.deal.tranches)
         if total + 1e-6 < notes and not info.collateral_shortfall_reason:
             self.add(("deal",), f"collateral ({total:,.2f}) is smaller than the notes ({notes:,.2f})",
-                     "fix the balances, or state why in deal.collateral_shortfall_reason "
-                     "(e.g. royalty streams valued by `valuation`)")
+                     "fix the balances, or say why in `collateral_shortfall_reason:` here")
 
     def liabilities(self) -> None:
         for i, f in enumerate(self.deal.fees):
@@ -213,13 +229,14 @@ class _Checker:
         p = (*path, kind)
         if kind == "pay_fee":
             for j, n in enumerate(value):
-                self.ref((*p, j) if len(value) > 1 else p, n, self.fees, "fee")
+                self.ref(self.written((*p, j), p), n, self.fees, "fee")
         elif kind == "pay_interest":
             for j, n in enumerate(value):
-                self.ref((*p, j) if len(value) > 1 else p, n, self.tranches, "tranche")
+                self.ref(self.written((*p, j), p), n, self.tranches, "tranche")
         elif kind == "pay_principal":
             for j, n in enumerate(value.tranches):
-                self.ref((*p, "tranches", j), n, self.tranches, "tranche")
+                where = self.written((*p, "tranches", j), (*p, "tranches"), (*p, j), p)
+                self.ref(where, n, self.tranches, "tranche")
             if value.down_to is not None:
                 self.amount((*p, "down_to"), value.down_to)
         elif kind in ("fund_account", "trap_cash"):
@@ -228,7 +245,7 @@ class _Checker:
             self.ref((*p, "from"), value.source, self.accounts + self.support, "account or support")
             for j, c in enumerate(value.covers):
                 if c not in claims:
-                    self.add((*p, "covers", j), f"unknown claim {c!r}",
+                    self.add(self.written((*p, "covers", j), (*p, "covers")), f"unknown claim {c!r}",
                              suggest(c, claims) or "write TRANCHE.interest, TRANCHE.principal or a fee name")
         elif kind == "repay_liquidity":
             self.ref(p, value, self.liquidity, "liquidity facility")
@@ -239,7 +256,7 @@ class _Checker:
         for name, sc in self.deal.scenarios.items():
             base = ("scenarios", name)
             for ob in sc.defaults.obligors:
-                self.ref((*base, "defaults", "obligors", ob), ob, self.obligors, "obligor")
+                self.ref((*base, "defaults", "obligors", ob), ob, self.obligors, "obligor", key=True)
             for i, ov in enumerate(sc.overrides):
                 if ov.pool is not None:
                     self.ref((*base, "overrides", i, "pool"), ov.pool, self.pools, "pool")

@@ -468,12 +468,17 @@ class Fee(Model):
         "senior", description="senior fees are deducted in DSCR; rank does not reorder steps."
     )
 
+    @field_validator("base")
+    @classmethod
+    def _check_base(cls, v: str) -> str:
+        parse_quantity(v)
+        return v
+
     @model_validator(mode="after")
     def _one(self) -> Fee:
         given = [k for k in ("annual_amount", "period_amount", "rate") if getattr(self, k) is not None]
         if len(given) != 1:
             raise ValueError("give exactly one of annual_amount, period_amount or rate")
-        parse_quantity(self.base)
         return self
 
 
@@ -631,7 +636,16 @@ class Step(Model):
     def _exactly_one(self) -> Step:
         if len(self.model_fields_set) != 1:
             kinds = ", ".join(Step.model_fields)
+            given = [k for k in Step.model_fields if k in self.model_fields_set]
+            if given:
+                raise ValueError(
+                    f"a step has exactly one key, its kind; this one has {' and '.join(given)}: "
+                    "split it into separate steps"
+                )
             raise ValueError(f"a step has exactly one key, its kind: one of {kinds}")
+        kind = next(iter(self.model_fields_set))
+        if getattr(self, kind) is None:
+            raise ValueError(f"{kind} needs a value, e.g. `{kind}: NAME`")
         return self
 
     @property

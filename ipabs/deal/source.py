@@ -13,7 +13,7 @@ from typing import Any
 
 import yaml
 
-from ipabs.errors import DealError, Issue
+from ipabs.errors import DealError, Issue, format_path
 
 Path_ = tuple[Any, ...]
 
@@ -37,54 +37,106 @@ class SourceMap:
     keys: dict[Path_, tuple[int, int]] = field(default_factory=dict)
 
     def locate(self, path: Path_, *, key: bool = False) -> tuple[int, int]:
-        """Return the position of ``path``, or of its nearest located ancestor."""
-        table = self.keys if key else self.values
+        """Return the position of ``path`` (of its key with ``key=True``), or of its nearest
+        located ancestor."""
         p = tuple(path)
+        if key and p in self.keys:
+            return self.keys[p]
         while p:
-            if p in table:
-                return table[p]
             if p in self.values:
                 return self.values[p]
             p = p[:-1]
         return self.values.get((), (1, 1))
+
+    def has(self, path: Path_) -> bool:
+        """Whether ``path`` is a value written in the file."""
+        return tuple(path) in self.values
 
 
 def _mark(node: yaml.Node) -> tuple[int, int]:
     return node.start_mark.line + 1, node.start_mark.column + 1
 
 
-def _walk(
-    loader: yaml.SafeLoader, node: yaml.Node, path: Path_, smap: SourceMap, issues: list[Issue]
-) -> Any:
-    smap.values[path] = _mark(node)
-    if isinstance(node, yaml.MappingNode):
-        loader.flatten_mapping(node)
+class _Walker:
+    def __init__(self, loader: yaml.SafeLoader, smap: SourceMap):
+        self.loader = loader
+        self.smap = smap
+        self.issues: list[Issue] = []
+        self.active: set[int] = set()
+
+    def issue(self, node: yaml.Node, path: Path_, message: str, hint: str = "") -> None:
+        line, col = _mark(node)
+        self.issues.append(Issue(self.smap.file, line, col, format_path(path), message, hint))
+
+    def scalar(self, node: yaml.Node, path: Path_) -> Any:
+        """Construct a scalar; a value YAML cannot build (2024-13-01) becomes an issue."""
+        try:
+            return self.loader.construct_object(node, deep=True)
+        except yaml.MarkedYAMLError:
+            raise
+        except (ValueError, TypeError, OverflowError) as exc:
+            self.loader.recursive_objects.pop(node, None)
+            text = getattr(node, "value", "")
+            if node.tag == "tag:yaml.org,2002:timestamp":
+                self.issue(node, path, f"invalid date {text!r}: {exc}", "write dates as YYYY-MM-DD")
+            else:
+                self.issue(node, path, f"invalid value {text!r}: {exc}")
+            return text
+
+    def walk(self, node: yaml.Node, path: Path_) -> Any:
+        self.smap.values[path] = _mark(node)
+        if isinstance(node, (yaml.MappingNode, yaml.SequenceNode)):
+            if id(node) in self.active:
+                self.issue(node, path, "an alias refers to a value that contains it",
+                           "YAML anchors (&) must not be used inside themselves")
+                return None
+            self.active.add(id(node))
+            try:
+                if isinstance(node, yaml.MappingNode):
+                    return self.mapping(node, path)
+                return [self.walk(item, (*path, i)) for i, item in enumerate(node.value)]
+            finally:
+                self.active.discard(id(node))
+        return self.scalar(node, path)
+
+    def mapping(self, node: yaml.MappingNode, path: Path_) -> dict[Any, Any]:
+        self.loader.flatten_mapping(node)
         out: dict[Any, Any] = {}
         for key_node, value_node in node.value:
-            key = loader.construct_object(key_node, deep=True)
-            if isinstance(key, (list, dict)):
-                line, col = _mark(key_node)
-                issues.append(Issue(smap.file, line, col, _fmt(path), "a mapping key must be a scalar"))
+            if not isinstance(key_node, yaml.ScalarNode):
+                self.issue(key_node, path, "a mapping key must be a plain name",
+                           "write `name: value`; a key cannot be a list or a mapping")
+                continue
+            key = self.scalar(key_node, path)
+            if key is None:
+                self.issue(key_node, path, "empty mapping key", "write `name: value`")
                 continue
             child = (*path, key)
             if key in out:
-                line, col = _mark(key_node)
-                issues.append(
-                    Issue(smap.file, line, col, _fmt(child), f"duplicate key {key!r}",
-                          "each key may appear once in a mapping; remove or rename one")
-                )
-            smap.keys[child] = _mark(key_node)
-            out[key] = _walk(loader, value_node, child, smap, issues)
+                first = self.smap.keys.get(child)
+                where = f" (first at line {first[0]})" if first else ""
+                self.issue(key_node, child, f"duplicate key {key!r}{where}",
+                           "each key may appear once in a mapping; remove or rename one")
+                continue
+            self.smap.keys[child] = _mark(key_node)
+            out[key] = self.walk(value_node, child)
         return out
-    if isinstance(node, yaml.SequenceNode):
-        return [_walk(loader, item, (*path, i), smap, issues) for i, item in enumerate(node.value)]
-    return loader.construct_object(node, deep=True)
 
 
-def _fmt(path: Path_) -> str:
-    from ipabs.errors import format_path
-
-    return format_path(path)
+def _syntax_issue(file: str, exc: yaml.MarkedYAMLError) -> Issue:
+    mark = exc.problem_mark or exc.context_mark
+    line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
+    problem = exc.problem or exc.context or "invalid YAML"
+    if isinstance(exc, yaml.constructor.ConstructorError):
+        return Issue(file, line, col, "", f"unsupported YAML: {problem}",
+                     "deal files use plain YAML values; remove the !!tag")
+    hint = "check indentation and quoting near this position"
+    if "\\t" in problem or "\t" in problem:
+        hint = "indent with spaces, not tabs"
+    elif exc.context and exc.context_mark is not None and exc.context_mark is not mark:
+        cm = exc.context_mark
+        hint = f"{exc.context} at line {cm.line + 1}, column {cm.column + 1}; {hint}"
+    return Issue(file, line, col, "", f"YAML syntax error: {problem}", hint)
 
 
 def parse_yaml(text: str, file: str = "<string>") -> tuple[Any, SourceMap]:
@@ -104,24 +156,30 @@ def parse_yaml(text: str, file: str = "<string>") -> tuple[Any, SourceMap]:
     Raises
     ------
     DealError
-        On a YAML syntax error or a duplicate key, located in the file.
+        On a YAML syntax error, a duplicate key or a value YAML cannot build (an impossible
+        date), each located in the file.
     """
     smap = SourceMap(file)
-    issues: list[Issue] = []
-    loader = yaml.SafeLoader(text)
+    loader = None
     try:
+        loader = yaml.SafeLoader(text)
+        walker = _Walker(loader, smap)
         node = loader.get_single_node()
-        data = {} if node is None else _walk(loader, node, (), smap, issues)
+        data = {} if node is None else walker.walk(node, ())
     except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
-        problem = exc.problem or "invalid YAML"
-        raise DealError([Issue(file, line, col, "", f"YAML syntax error: {problem}",
-                               "check indentation and quoting near this position")]) from None
+        raise DealError([_syntax_issue(file, exc)]) from None
+    except yaml.reader.ReaderError as exc:  # a control character
+        before = text[: exc.position]
+        line, col = before.count("\n") + 1, len(before) - (before.rfind("\n") + 1) + 1
+        raise DealError([Issue(file, line, col, "", f"YAML error: {exc.reason} (#x{exc.character:04x})",
+                               "remove the character or quote the value")]) from None
+    except yaml.YAMLError as exc:
+        raise DealError([Issue(file, 1, 1, "", f"YAML error: {exc}")]) from None
     finally:
-        loader.dispose()
-    if issues:
-        raise DealError(issues)
+        if loader is not None:
+            loader.dispose()
+    if walker.issues:
+        raise DealError(walker.issues)
     return data, smap
 
 
@@ -133,7 +191,13 @@ def read_yaml(path: str | Path) -> tuple[Any, SourceMap]:
     except FileNotFoundError:
         raise DealError([Issue(str(path), 0, 0, "", "file not found",
                                "check the path; it is read relative to the current directory")]) from None
+    except IsADirectoryError:
+        raise DealError([Issue(str(path), 0, 0, "", "is a directory, not a deal file",
+                               "give the path of a .yaml file")]) from None
     except UnicodeDecodeError as exc:
         raise DealError([Issue(str(path), 0, 0, "", f"file is not UTF-8 text ({exc.reason})",
                                "save the deal file as UTF-8")]) from None
+    except OSError as exc:
+        raise DealError([Issue(str(path), 0, 0, "", f"cannot read the file: {exc.strerror or exc}",
+                               "check the path and its permissions")]) from None
     return parse_yaml(text, str(path))

@@ -1,10 +1,19 @@
-"""Turn pydantic's validation errors into located, actionable :class:`~ipabs.errors.Issue` s."""
+"""Turn pydantic's validation errors into located, actionable :class:`~ipabs.errors.Issue` s.
+
+Pydantic reports each error with a ``loc`` that mixes the keys of the data with the labels of
+the union branches it tried (``('target', 'Formula', 'shar')``). We walk each ``loc`` along the
+schema's type annotations, so we know which parts are data keys (to locate them in the file)
+and which are union branches (to keep only the branch that fits the data: a mapping is never
+reported as "not a number").
+"""
 
 from __future__ import annotations
 
+import datetime as dt
 import difflib
 import types
 import typing
+from dataclasses import dataclass, field
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
@@ -12,173 +21,513 @@ from pydantic import BaseModel, ValidationError
 from ipabs.deal.source import SourceMap
 from ipabs.errors import Issue, format_path
 
-_SCALAR_MISMATCH = {
-    "float_type", "float_parsing", "int_type", "int_parsing", "string_type", "bool_type",
-    "bool_parsing", "date_type", "date_parsing", "date_from_datetime_parsing", "model_type",
-    "model_attributes_type", "dict_type", "list_type", "literal_error", "value_error",
-    "union_tag_invalid", "int_from_float", "missing",
-}
+# --------------------------------------------------------------------------- suggestions
 
 
-def _data_prefix(loc: tuple[Any, ...], data: Any) -> tuple[tuple[Any, ...], list[Any]]:
-    """Split ``loc`` into the part that indexes ``data`` and the union tags pydantic inserted."""
-    path: list[Any] = []
-    tags: list[Any] = []
-    node = data
-    for part in loc:
-        if isinstance(node, dict) and part in node:
-            path.append(part)
-            node = node[part]
-        elif isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
-            path.append(part)
-            node = node[part]
-        elif isinstance(node, dict) and isinstance(part, str) and not tags and part.isidentifier() and part[0].islower():
-            # a missing or extra key below a real mapping
-            path.append(part)
-            node = None
-        else:
-            tags.append((len(path), part))
-    return tuple(path), tags
+def suggest(word: str, options: typing.Iterable[str]) -> str:
+    """A "did you mean" hint for a misspelt name, or ``""``."""
+    match = difflib.get_close_matches(str(word), list(dict.fromkeys(options)), n=1, cutoff=0.6)
+    return f"did you mean {match[0]!r}?" if match else ""
 
 
-def _unwrap(tp: Any) -> list[Any]:
-    """Members of an annotation, looking through Annotated, Optional and unions."""
-    origin = typing.get_origin(tp)
-    if origin is typing.Annotated:
-        return _unwrap(typing.get_args(tp)[0])
-    if origin in (typing.Union, types.UnionType):
+def _close(word: str, options: list[str]) -> str | None:
+    match = difflib.get_close_matches(str(word), options, n=1, cutoff=0.6)
+    return match[0] if match else None
+
+
+def show(value: Any) -> str:
+    """A short rendering of a value from the deal file, for "got ..." in messages."""
+    if value is None:
+        return "an empty value"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, dict):
+        return "a mapping"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, (dt.date, dt.datetime)):
+        return value.isoformat()
+    if isinstance(value, str):
+        return repr(value if len(value) <= 40 else value[:37] + "...")
+    return str(value)
+
+
+# --------------------------------------------------------------------------- annotations
+
+_NONE = type(None)
+
+
+def _strip(tp: Any) -> Any:
+    """Look through ``Annotated``."""
+    while typing.get_origin(tp) is typing.Annotated:
+        tp = typing.get_args(tp)[0]
+    return tp
+
+
+def _members(tp: Any) -> list[Any]:
+    """Members of a union (``None`` excluded), or ``[tp]``."""
+    tp = _strip(tp)
+    if typing.get_origin(tp) in (typing.Union, types.UnionType):
         out: list[Any] = []
         for arg in typing.get_args(tp):
-            out.extend(_unwrap(arg))
+            if arg is not _NONE:
+                out.extend(_members(arg))
         return out
     return [tp]
 
 
-def _model_at(root: type[BaseModel], path: tuple[Any, ...], data: Any) -> type[BaseModel] | None:
-    """The model class that validates the mapping at ``path`` (for key suggestions)."""
-    candidates: list[Any] = [root]
-    node = data
-    for part in path:
-        nxt: list[Any] = []
-        for cand in candidates:
-            for tp in _unwrap(cand):
-                if isinstance(tp, type) and issubclass(tp, BaseModel):
-                    field = tp.model_fields.get(part) or next(
-                        (f for f in tp.model_fields.values() if f.alias == part), None
-                    )
-                    if field is not None:
-                        nxt.append(field.annotation)
-                elif typing.get_origin(tp) is list and isinstance(part, int):
-                    nxt.append(typing.get_args(tp)[0])
-                elif typing.get_origin(tp) is dict:
-                    nxt.append(typing.get_args(tp)[1])
-        candidates = nxt
-        node = node.get(part) if isinstance(node, dict) else (
-            node[part] if isinstance(node, list) and isinstance(part, int) and part < len(node) else None
-        )
-    models = [tp for c in candidates for tp in _unwrap(c) if isinstance(tp, type) and issubclass(tp, BaseModel)]
-    if not models:
-        return None
-    if len(models) > 1 and isinstance(node, dict):
-        # pick the member sharing most keys with the data (e.g. the support `kind`)
-        def score(m: type[BaseModel]) -> int:
-            kind = node.get("kind")
-            fields = m.model_fields
-            if kind is not None and "kind" in fields and typing.get_args(fields["kind"].annotation) == (kind,):
-                return 1000
-            names = set(fields) | {f.alias for f in fields.values() if f.alias}
-            return len(names & set(node))
-
-        models.sort(key=score, reverse=True)
-    return models[0]
+def _is_model(tp: Any) -> bool:
+    return isinstance(tp, type) and issubclass(tp, BaseModel)
 
 
-def suggest(word: str, options: list[str]) -> str:
-    """A "did you mean" hint for a misspelt name, or ``""``."""
-    match = difflib.get_close_matches(str(word), options, n=1, cutoff=0.6)
-    return f"did you mean {match[0]!r}?" if match else ""
+def _shape(tp: Any) -> str:
+    """``model``, ``list``, ``dict`` or ``scalar``."""
+    tp = _strip(tp)
+    if _is_model(tp):
+        return "model"
+    origin = typing.get_origin(tp)
+    if origin is list:
+        return "list"
+    if origin is dict:
+        return "dict"
+    return "scalar"
 
 
-def _field_names(model: type[BaseModel]) -> list[str]:
+def _data_shape(value: Any) -> str:
+    if isinstance(value, dict):
+        return "model"
+    if isinstance(value, list):
+        return "list"
+    return "scalar"
+
+
+def _fits(member: Any, value: Any) -> bool:
+    shape = _shape(member)
+    return _data_shape(value) == ("model" if shape == "dict" else shape)
+
+
+def _field(model: type[BaseModel], key: Any) -> Any:
+    """The field of ``model`` spelt ``key`` (by alias or by name), or None."""
+    for name, f in model.model_fields.items():
+        if key == (f.alias or name) or key == name:
+            return f
+    return None
+
+
+def field_names(model: type[BaseModel]) -> list[str]:
+    """Keys a model accepts in YAML (aliases where defined)."""
     return [f.alias or name for name, f in model.model_fields.items()]
 
 
-def _message(err: dict[str, Any]) -> str:
-    msg = str(err["msg"])
+def _describe(tp: Any) -> str:
+    """What a member of a union looks like, for "expected ..." messages."""
+    tp = _strip(tp)
+    if _is_model(tp):
+        return "a mapping {" + ", ".join(field_names(tp)) + "}"
+    origin = typing.get_origin(tp)
+    if origin is list:
+        return "a list"
+    if origin is dict:
+        return "a mapping"
+    if tp is bool:
+        return "true or false"
+    if tp is int:
+        return "a whole number"
+    if tp is float:
+        return "a number"
+    if tp is dt.date:
+        return "a date (YYYY-MM-DD)"
+    if tp is str:
+        return "text"
+    return getattr(tp, "__name__", str(tp))
+
+
+def _join_or(parts: list[str]) -> str:
+    parts = list(dict.fromkeys(parts))
+    return parts[0] if len(parts) == 1 else ", ".join(parts[:-1]) + " or " + parts[-1]
+
+
+# --------------------------------------------------------------------------- walking a loc
+
+
+@dataclass
+class _Tag:
+    depth: int  # number of data path parts before the tag
+    label: Any  # pydantic's label of the branch
+    member: Any  # the annotation of that branch
+    order: int  # position of the branch in the union
+    members: list[Any]
+
+
+@dataclass
+class _Located:
+    path: tuple[Any, ...]
+    tags: list[_Tag]
+    owner: type[BaseModel] | None  # model holding the last path part as a field
+    at_key: bool  # the error is about a mapping key itself
+    err: dict[str, Any]
+    index: int
+    extras: dict[str, Any] = field(default_factory=dict)
+
+
+def _branch(members: list[Any], label: Any) -> tuple[int, Any]:
+    """The union member pydantic labelled ``label``."""
+    for i, m in enumerate(members):
+        m0 = _strip(m)
+        if _is_model(m0):
+            if label == m0.__name__:
+                return i, m
+            kind = m0.model_fields.get("kind")
+            if kind is not None and label in typing.get_args(_strip(kind.annotation)):
+                return i, m
+    text = str(label)
+    for i, m in enumerate(members):
+        shape = _shape(m)
+        if shape in ("list", "dict") and text.startswith(shape + "["):
+            return i, m
+    for i, m in enumerate(members):
+        m0 = _strip(m)
+        if _shape(m0) == "scalar" and text == getattr(m0, "__name__", None):
+            return i, m
+    for i, m in enumerate(members):
+        m0 = _strip(m)
+        name = getattr(m0, "__name__", None)
+        if _shape(m0) == "scalar" and name and name in text:
+            return i, m
+    scalars = [(i, m) for i, m in enumerate(members) if _shape(m) == "scalar"]
+    return scalars[0] if scalars else (0, members[0])
+
+
+def _locate_loc(
+    root: type[BaseModel], loc: tuple[Any, ...]
+) -> tuple[list[Any], list[_Tag], Any, bool, Any]:
+    tp: Any = root
+    path: list[Any] = []
+    tags: list[_Tag] = []
+    owner = None
+    at_key = False
+    for part in loc:
+        members = _members(tp) if tp is not None else [None]
+        if len(members) > 1:
+            order, member = _branch(members, part)
+            tags.append(_Tag(len(path), part, member, order, members))
+            tp = member
+            continue
+        tp = _strip(members[0]) if members else None
+        if part == "[key]":
+            at_key = True
+            continue
+        path.append(part)
+        if _is_model(tp):
+            f = _field(tp, part)
+            owner = tp
+            tp = f.annotation if f is not None else None
+        elif typing.get_origin(tp) in (list, dict):
+            owner = None
+            tp = typing.get_args(tp)[-1]
+        else:
+            owner = None
+            tp = None
+    return path, tags, owner, at_key, tp
+
+
+def _value_at(data: Any, path: typing.Sequence[Any]) -> tuple[bool, Any]:
+    node = data
+    for part in path:
+        if isinstance(node, dict) and part in node:
+            node = node[part]
+        elif isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
+            node = node[part]
+        else:
+            return False, None
+    return True, node
+
+
+# --------------------------------------------------------------------------- pruning unions
+
+
+def _key_score(model: Any, value: Any) -> float:
+    """How well the keys of mapping ``value`` match the fields of ``model``."""
+    model = _strip(model)
+    if not (_is_model(model) and isinstance(value, dict)):
+        return 0.0
+    names = field_names(model) + list(model.model_fields)
+    score = 0.0
+    for key in value:
+        if key in names:
+            score += 1.0
+        elif _close(str(key), names):
+            score += 0.5
+    return score
+
+
+def _prune(items: list[_Located], data: Any, level: int, out: list[_Located]) -> None:
+    """Keep the errors of the union branch that fits the data, at union nesting ``level``."""
+    groups: dict[tuple[Any, ...], list[_Located]] = {}
+    for it in items:
+        if len(it.tags) <= level:
+            out.append(it)
+            continue
+        key = (it.path[: it.tags[level].depth], tuple(t.label for t in it.tags[:level]))
+        groups.setdefault(key, []).append(it)
+    for (base, _), group in groups.items():
+        branches: dict[Any, list[_Located]] = {}
+        for it in group:
+            branches.setdefault(it.tags[level].label, []).append(it)
+        _found, value = _value_at(data, base)
+        tag0 = group[0].tags[level]
+
+        def rank(label: Any, errs: list[_Located]) -> tuple[Any, ...]:
+            member = errs[0].tags[level].member
+            return (
+                _fits(member, value),
+                _key_score(member, value),
+                -len(errs),
+                -errs[0].tags[level].order,
+            )
+
+        ranked = sorted(branches.items(), key=lambda kv: rank(*kv), reverse=True)
+        fitting = [(label, errs) for label, errs in ranked if _fits(errs[0].tags[level].member, value)]
+        shallow = all(
+            len(e.path) == len(base) and e.err["type"] not in ("value_error", "assertion_error")
+            for _label, errs in fitting
+            for e in errs
+        )
+        if not fitting or (len(fitting) > 1 and shallow):
+            # nothing has the right shape: say what would
+            fitting_members = [errs[0].tags[level].member for _l, errs in fitting]
+            options = fitting_members or tag0.members
+            first = group[0]
+            combined = _Located(
+                tuple(base), [], None, False, {"type": "union_mismatch", "msg": "", "input": value},
+                first.index, {"expected": _join_or([_describe(m) for m in options])},
+            )
+            out.append(combined)
+            continue
+        _prune(fitting[0][1], data, level + 1, out)
+
+
+# --------------------------------------------------------------------------- messages
+
+
+def _clean(msg: str) -> str:
     for prefix in ("Value error, ", "Assertion failed, "):
         if msg.startswith(prefix):
-            msg = msg[len(prefix):]
+            msg = msg[len(prefix) :]
     return msg
+
+
+_TYPE_WORDS = {
+    "float_type": "a number",
+    "float_parsing": "a number",
+    "int_type": "a whole number",
+    "int_parsing": "a whole number",
+    "int_from_float": "a whole number",
+    "bool_type": "true or false",
+    "bool_parsing": "true or false",
+    "string_type": "text",
+    "dict_type": "a mapping",
+    "model_type": "a mapping",
+    "model_attributes_type": "a mapping",
+    "list_type": "a list",
+}
+
+_BOUNDS = {
+    "greater_than": ("gt", "must be greater than"),
+    "greater_than_equal": ("ge", "must be at least"),
+    "less_than": ("lt", "must be less than"),
+    "less_than_equal": ("le", "must be at most"),
+}
+
+
+def _literal_options(expected: str) -> list[str]:
+    parts = expected.replace(" or ", ", ").split(", ")
+    return [p.strip().strip("'") for p in parts if p.strip()]
+
+
+def _quantity_hint(text: Any) -> str:
+    from ipabs.deal.types import GROUP_QUANTITIES, QUANTITIES
+
+    if not isinstance(text, str):
+        return ""
+    head = text.split("(", 1)[0].strip()
+    if "(" in text:
+        if head in GROUP_QUANTITIES:
+            return "write it as " + head + "(TRANCHE) or " + head + "(TRANCHE+TRANCHE)"
+        match = _close(head, list(GROUP_QUANTITIES))
+        return f"did you mean {match + text[len(text.split('(', 1)[0]) :]!r}?" if match else ""
+    return suggest(head, [*QUANTITIES, *GROUP_QUANTITIES])
+
+
+def _describe_error(it: _Located, value: Any, found: bool) -> tuple[str, str]:
+    """Message and hint of a scalar (not key) error."""
+    err = it.err
+    typ = err["type"]
+    ctx = err.get("ctx") or {}
+    got = show(value if found else err.get("input"))
+    if typ == "union_mismatch":
+        return f"expected {it.extras['expected']}, got {got}", ""
+    if typ in _TYPE_WORDS:
+        hint = ""
+        leaf = it.extras.get("leaf")
+        if typ == "model_type" and _is_model(leaf) and isinstance(value, str):
+            if value in field_names(leaf):
+                hint = f"write `{value}: ...`"
+            elif _close(value, field_names(leaf)):
+                hint = f"write `{_close(value, field_names(leaf))}: ...`"
+        return f"expected {_TYPE_WORDS[typ]}, got {got}", hint
+    if typ.startswith("date") or typ.startswith("datetime"):
+        return f"expected a date (YYYY-MM-DD), got {got}", ""
+    if typ == "literal_error":
+        options = _literal_options(str(ctx.get("expected", "")))
+        quoted = ", ".join(repr(o) for o in options)
+        return f"expected one of {quoted}, got {got}", suggest(str(value), options)
+    if typ in _BOUNDS:
+        name, words = _BOUNDS[typ]
+        return f"{words} {ctx.get(name)}, got {got}", ""
+    if typ == "too_short":
+        n = ctx.get("min_length", 1)
+        return f"needs at least {n} item{'s' if n != 1 else ''}", ""
+    if typ == "too_long":
+        n = ctx.get("max_length")
+        return f"allows at most {n} item{'s' if n != 1 else ''}", ""
+    if typ == "string_too_short":
+        return "must not be empty", ""
+    if typ == "union_tag_invalid":
+        options = _literal_options(str(ctx.get("expected_tags", "")))
+        disc = str(ctx.get("discriminator", "kind")).strip("'")
+        return (
+            f"unknown {disc} {ctx.get('tag')!r}; expected one of {', '.join(map(repr, options))}",
+            suggest(str(ctx.get("tag")), options),
+        )
+    if typ in ("value_error", "assertion_error"):
+        msg = _clean(str(err["msg"]))
+        hint = ""
+        if "is not a quantity" in msg:
+            hint = _quantity_hint(value if found else err.get("input"))
+            msg = msg.split(";", 1)[0] + "; use pool_balance, pool_balance_start, "
+            msg += "original_pool_balance, notes_balance, balance(T), original_balance(T) "
+            msg += "or interest_due(T), where T is TRANCHE or TRANCHE+TRANCHE"
+        elif found and not isinstance(value, (dict, list)) and value is not None:
+            quoted = isinstance(value, str) and repr(value) in msg
+            if not quoted and not msg.startswith(f"{value} "):
+                msg += f", got {show(value)}"
+        return msg, hint
+    return _clean(str(err["msg"])), ""
+
+
+def _refine(path: tuple[Any, ...], value: Any, msg: str) -> tuple[Any, ...]:
+    """Point a model-level message at the field it is about.
+
+    ``first_payment_date must be after closing_date`` is about ``first_payment_date``;
+    ``waterfall 'x' has no steps`` is about the key ``x``.
+    """
+    if not isinstance(value, dict):
+        return path
+    first = msg.split(" ", 1)[0].strip("`")
+    if first in value:
+        return (*path, first)
+    for word in msg.split():
+        w = word.strip(",.:;")
+        if len(w) > 2 and w[0] == w[-1] == "'" and w[1:-1] in value:
+            return (*path, w[1:-1])
+    return path
+
+
+# --------------------------------------------------------------------------- translate
 
 
 def translate(exc: ValidationError, data: Any, smap: SourceMap, root: type[BaseModel]) -> list[Issue]:
     """Convert a pydantic ``ValidationError`` into located issues.
 
-    Errors from the branches of a union are pruned to the branch that fits the data: a mapping
-    is never reported as "not a number", and of several model branches the one with the
-    fewest errors is kept.
-    """
-    raw = exc.errors(include_url=False)
-    parsed = []
-    for err in raw:
-        path, tags = _data_prefix(tuple(err["loc"]), data)
-        parsed.append((path, tags, err))
+    Parameters
+    ----------
+    exc : ValidationError
+        The error raised by ``root.model_validate(data)``.
+    data : Any
+        The data that was validated (plain YAML objects).
+    smap : SourceMap
+        Positions of ``data`` in its file.
+    root : type of BaseModel
+        The model that was validated.
 
-    # prune union branches: group by (position of the first tag, path up to it)
-    groups: dict[tuple[Any, ...], dict[Any, list[int]]] = {}
-    for i, (path, tags, _err) in enumerate(parsed):
-        if tags:
-            depth, tag = tags[0]
-            groups.setdefault(path[:depth], {}).setdefault(tag, []).append(i)
-    drop: set[int] = set()
-    for base, branches in groups.items():
-        if len(branches) < 2:
-            continue
-        node: Any = data
-        for p in base:
-            node = node[p] if isinstance(node, (dict, list)) else None
-        scored = []
-        for tag, idx in branches.items():
-            shallow = all(len(parsed[i][0]) == len(base) and parsed[i][2]["type"] in _SCALAR_MISMATCH for i in idx)
-            penalty = 10_000 if (shallow and isinstance(node, (dict, list))) else 0
-            scored.append((penalty + len(idx), tag))
-        scored.sort(key=lambda s: s[0])
-        keep = scored[0][1]
-        for tag, idx in branches.items():
-            if tag != keep:
-                drop.update(idx)
+    Returns
+    -------
+    list of Issue
+        One issue per problem, each with ``file:line:column``, field path, message and hint.
+    """
+    located: list[_Located] = []
+    for i, err in enumerate(exc.errors(include_url=False)):
+        path, tags, owner, at_key, leaf = _locate_loc(root, tuple(err["loc"]))
+        located.append(_Located(tuple(path), tags, owner, at_key, err, i, {"leaf": _strip(leaf)}))
+    kept: list[_Located] = []
+    _prune(located, data, 0, kept)
+    kept.sort(key=lambda it: it.index)
+
+    # an unknown key that looks like a missing field explains that field's absence
+    explained: set[tuple[Any, ...]] = set()
+    for it in kept:
+        if it.err["type"] == "extra_forbidden" and it.owner is not None and it.path:
+            match = _close(str(it.path[-1]), field_names(it.owner))
+            if match is not None:
+                explained.add((*it.path[:-1], match))
 
     issues: list[Issue] = []
     seen: set[tuple[str, str]] = set()
-    for i, (path, _tags, err) in enumerate(parsed):
-        if i in drop:
+    for it in kept:
+        issue = _issue(it, data, smap, explained)
+        if issue is None:
             continue
-        where = format_path(path)
-        if err["type"] == "extra_forbidden":
-            key = path[-1] if path else err["loc"][-1]
-            model = _model_at(root, path[:-1], data)
-            hint = suggest(str(key), _field_names(model)) if model else ""
-            if not hint and model:
-                hint = "allowed keys: " + ", ".join(_field_names(model))
-            line, col = smap.locate(path, key=True)
-            msg = f"unknown key {key!r}"
-        elif err["type"] == "missing":
-            line, col = smap.locate(path[:-1])
-            msg = f"missing required field {path[-1]!r}" if path else "missing required field"
-            hint = "add it"
-            where = format_path(path[:-1]) if path else where
-        else:
-            line, col = smap.locate(path)
-            msg = _message(err)
-            hint = ""
-            if err["type"] == "literal_error":
-                expected = err.get("ctx", {}).get("expected", "")
-                got = err.get("input")
-                options = [o.strip().strip("'") for o in str(expected).replace(" or ", ",").split(",")]
-                hint = suggest(str(got), [o for o in options if o])
-        key = (where, msg)
-        if key in seen:
+        if (issue.path, issue.message) in seen:
             continue
-        seen.add(key)
-        issues.append(Issue(smap.file, line, col, where, msg, hint))
+        seen.add((issue.path, issue.message))
+        issues.append(issue)
     return issues
+
+
+def _issue(
+    it: _Located, data: Any, smap: SourceMap, explained: set[tuple[Any, ...]]
+) -> Issue | None:
+    path = it.path
+    typ = it.err["type"]
+    if typ == "extra_forbidden":
+        key = path[-1] if path else it.err["loc"][-1]
+        what = "step kind" if it.owner is not None and it.owner.__name__ == "Step" else "key"
+        hint = ""
+        if it.owner is not None:
+            names = field_names(it.owner)
+            hint = suggest(str(key), names) or "allowed keys: " + ", ".join(names)
+        line, col = smap.locate(path, key=True)
+        return Issue(smap.file, line, col, format_path(path), f"unknown {what} {key!r}", hint)
+    if typ == "missing":
+        if path in explained:
+            return None
+        parent = path[:-1]
+        name = path[-1] if path else ""
+        hint = f"add `{name}:`"
+        if it.owner is not None:
+            f = _field(it.owner, name)
+            if f is not None and f.description:
+                hint += f" - {f.description}"
+        line, col = smap.locate(parent)
+        return Issue(smap.file, line, col, format_path(parent), f"missing required field {name!r}", hint)
+    if typ == "union_tag_not_found":
+        disc = str((it.err.get("ctx") or {}).get("discriminator", "kind")).strip("'")
+        tags = []
+        for m in _members(it.extras.get("leaf")):
+            f = _field(m, disc) if _is_model(m) else None
+            if f is not None:
+                tags += [repr(t) for t in typing.get_args(_strip(f.annotation))]
+        hint = f"add `{disc}:`" + (f", one of {', '.join(tags)}" if tags else "")
+        line, col = smap.locate(path)
+        return Issue(smap.file, line, col, format_path(path), f"missing required field {disc!r}", hint)
+    found, value = _value_at(data, path)
+    msg, hint = _describe_error(it, value, found)
+    if typ == "union_tag_invalid":
+        disc = str((it.err.get("ctx") or {}).get("discriminator", "kind")).strip("'")
+        if isinstance(value, dict) and disc in value:
+            path = (*path, disc)
+    elif typ in ("value_error", "assertion_error") and not it.at_key:
+        path = _refine(path, value, msg)
+    line, col = smap.locate(path, key=it.at_key)
+    return Issue(smap.file, line, col, format_path(path), msg, hint)

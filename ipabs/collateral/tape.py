@@ -1,0 +1,1001 @@
+"""Loan tapes: a CSV or Excel file of loans, read into one normalised DataFrame per pool.
+
+A pool's ``tape`` names the file, maps loan fields to its columns and gives defaults for fields
+the file lacks (see :class:`ipabs.deal.schema.TapeSource`)::
+
+    tape:
+      path: loans.csv
+      columns: {obligor: 借款人, balance: 贷款余额, rate: 利率, maturity_date: 到期日}
+      defaults: {amortisation: bullet, payment_frequency: quarterly}
+
+Rules, in the order they apply to each field:
+
+- a column is taken from ``columns`` when mapped there, else a column named like the field;
+- a ``defaults`` value fills the blank cells of that column, or every row when there is no
+  column (``rate`` defaults fill only fixed-rate rows, ``spread`` and ``rate_floor`` defaults
+  only floating rows, a ``maturity_date`` or ``term_months`` default only rows without the
+  other one);
+- otherwise the built-in default of :data:`TAPE_FIELDS` applies; ``obligor``, ``balance``, one
+  of ``rate``/``index`` and one of ``maturity_date``/``term_months`` have none.
+
+Every check works on whole columns; a bad cell is reported as ``file:row:column`` with the
+row number a spreadsheet shows (the header is row 1), at most :data:`MAX_CELL_ISSUES` per tape.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import re
+import unicodedata
+from collections.abc import Callable
+from dataclasses import dataclass
+from io import BytesIO
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ipabs.deal.schema import Deal, Pool
+from ipabs.deal.source import SourceMap
+from ipabs.deal.validate import suggest
+from ipabs.errors import DealError, Issue, format_path
+
+MAX_CELL_ISSUES = 20
+"""Most cell problems reported per tape; the rest are counted in a last "... and N more"."""
+
+SUFFIXES = (".csv", ".xlsx", ".xlsm")
+"""File types a tape may have."""
+
+AMORTISATIONS = ("bullet", "interest_only_then_bullet", "annuity", "equal_principal")
+FREQUENCIES = ("monthly", "quarterly", "semi-annual", "annual")
+DAY_COUNTS = ("ACT/365", "ACT/360", "30/360", "ACT/ACT")
+IP_KINDS = ("patent", "trademark", "copyright", "software", "mixed")
+
+_EXPECTED = {  # kind -> (what a cell must be, how to write one)
+    "text": ("text", "write text"),
+    "money": ("an amount", "write a number such as 1250000 or 1,250,000"),
+    "rate": ("a rate", "write an annual rate such as 0.035 or 3.5%"),
+    "share": ("a share", "write a share between 0 and 1, such as 0.8 or 80%"),
+    "probability": ("a probability", "write an annual probability such as 0.02 or 2%"),
+    "date": ("a date", "write a date such as 2026-06-30"),
+    "int": ("a whole number", "write a whole number such as 12"),
+}
+
+
+@dataclass(frozen=True)
+class TapeField:
+    """One loan field a tape can carry.
+
+    Attributes
+    ----------
+    name : str
+        Field name; also the column name looked for when ``columns`` does not map it.
+    kind : str
+        text, money, rate, share, probability, date, int or choice.
+    default : Any
+        Value for rows without one; ``None`` when the field has no built-in default.
+    choices : tuple of str
+        Allowed values of a choice field.
+    minimum : int
+        Smallest allowed value of an int field.
+    """
+
+    name: str
+    kind: str
+    default: Any = None
+    choices: tuple[str, ...] = ()
+    minimum: int = 0
+
+    @property
+    def expected(self) -> str:
+        """What a cell of this field must hold, in words."""
+        if self.kind == "choice":
+            return "one of " + ", ".join(self.choices)
+        return _EXPECTED[self.kind][0]
+
+    @property
+    def fix(self) -> str:
+        """How to write a valid cell."""
+        if self.kind == "choice":
+            return "write " + ", ".join(repr(c) for c in self.choices)
+        return _EXPECTED[self.kind][1]
+
+
+TAPE_FIELDS: dict[str, TapeField] = {
+    f.name: f
+    for f in (
+        TapeField("id", "text"),
+        TapeField("obligor", "text"),
+        TapeField("balance", "money"),
+        TapeField("rate", "rate"),
+        TapeField("index", "text", ""),
+        TapeField("spread", "rate", 0.0),
+        TapeField("rate_floor", "rate", np.nan),
+        TapeField("maturity_date", "date"),
+        TapeField("term_months", "int", minimum=1),
+        TapeField("amortisation", "choice", "interest_only_then_bullet", AMORTISATIONS),
+        TapeField("payment_frequency", "choice", "quarterly", FREQUENCIES),
+        TapeField("interest_only_months", "int", 0),
+        TapeField("day_count", "choice", "ACT/365", DAY_COUNTS),
+        TapeField("ip_kind", "choice", "patent", IP_KINDS),
+        TapeField("appraised_value", "money", np.nan),
+        TapeField("guarantor", "text", ""),
+        TapeField("guarantee_share", "share"),
+        TapeField("guarantee_lag_months", "int", 0),
+        TapeField("industry", "text", ""),
+        TapeField("region", "text", ""),
+        TapeField("pd", "probability", np.nan),
+    )
+}
+"""The normalised columns of :attr:`LoanTape.frame`, in order, with their kinds and defaults."""
+
+_NEEDED = ("obligor", "balance")
+_DTYPES = {"text": object, "choice": object, "date": "datetime64[s]"}
+_DTYPES.update(dict.fromkeys(("money", "rate", "share", "probability", "int"), "float64"))
+_PAIRS = {"rate": "index", "maturity_date": "term_months", "term_months": "maturity_date"}
+_STRIP = re.compile(r"[,\s_，¥￥$]")  # thousands separators, spaces, currency signs
+
+
+@dataclass(frozen=True, eq=False)
+class LoanTape:
+    """The loans of one pool read from a tape.
+
+    Attributes
+    ----------
+    pool : str
+        Pool name.
+    file : str
+        The tape file, as shown in messages.
+    frame : pandas.DataFrame
+        One row per loan with the columns of :data:`TAPE_FIELDS`, always present:
+        ``id``, ``obligor``, ``index``, ``guarantor``, ``industry``, ``region`` (str, ``""``
+        when none); ``balance`` (> 0), ``rate`` (NaN when floating), ``spread``,
+        ``rate_floor``, ``appraised_value``, ``guarantee_share``, ``pd`` (float64, NaN when
+        none); ``maturity_date`` (datetime64[s] at midnight, NaT when ``term_months`` is
+        given); ``term_months`` (Int64, <NA> when ``maturity_date`` is given);
+        ``interest_only_months``, ``guarantee_lag_months`` (int64); ``amortisation``,
+        ``payment_frequency``, ``day_count``, ``ip_kind`` (str, canonical spelling).
+    """
+
+    pool: str
+    file: str
+    frame: pd.DataFrame
+
+    def __len__(self) -> int:
+        return len(self.frame)
+
+    def obligor_names(self) -> list[str]:
+        """Obligor names, each once, in tape order.
+
+        Returns
+        -------
+        list of str
+        """
+        return [str(n) for n in pd.unique(self.frame["obligor"])]
+
+    def total_balance(self) -> float:
+        """Sum of the loan balances at closing.
+
+        Returns
+        -------
+        float
+        """
+        return float(self.frame["balance"].sum())
+
+
+def read_tapes(spec: Deal, smap: SourceMap, base_dir: str | Path) -> dict[str, LoanTape]:
+    """Read the loan tape of every pool that has one.
+
+    Parameters
+    ----------
+    spec : Deal
+        The validated deal.
+    smap : SourceMap
+        Positions in the deal file, to locate problems with a ``tape`` section.
+    base_dir : str or Path
+        Directory of the deal file; tape paths are relative to it.
+
+    Returns
+    -------
+    dict
+        Pool name -> :class:`LoanTape`, for pools with a ``tape``.
+
+    Raises
+    ------
+    DealError
+        With the problems of all tapes: bad ``tape`` settings located in the deal file, bad
+        cells located as ``tape-file:row:column``.
+    """
+    readers = [
+        _TapeReader(spec, smap, i, pool, Path(base_dir))
+        for i, pool in enumerate(spec.pools)
+        if pool.tape is not None
+    ]
+    frames = {r.pool.name: r.read() for r in readers}
+    known = {o.name for o in spec.obligors}
+    for pool in spec.pools:
+        known.update(a.obligor for a in (*pool.loans, *pool.leases, *pool.royalties))
+    for frame in frames.values():
+        if frame is not None:
+            known.update(frame["obligor"].unique())
+    issues: list[Issue] = []
+    tapes: dict[str, LoanTape] = {}
+    for r in readers:
+        frame = frames[r.pool.name]
+        if frame is not None:
+            r.check_guarantors(frame, known)
+            tapes[r.pool.name] = LoanTape(r.pool.name, r.display, frame)
+        issues.extend(r.issues())
+    if issues:
+        raise DealError(issues)
+    return tapes
+
+
+# --------------------------------------------------------------------------- cell parsers
+# Each takes the raw column (or a one-value Series for a YAML default) and returns
+# (values, blank, bad): parsed values with NaN/NaT where blank or bad, and two bool masks.
+
+
+def _text(raw: pd.Series) -> pd.Series:
+    """Cells as stripped strings, ``""`` when blank."""
+    if pd.api.types.is_string_dtype(raw) and not pd.api.types.is_object_dtype(raw):
+        return raw.fillna("").str.strip()
+    cells = raw.to_numpy(dtype=object, copy=True)
+    if pd.api.types.infer_dtype(cells, skipna=True) in ("string", "empty"):
+        cells[pd.isna(cells)] = ""
+        return pd.Series(cells, index=raw.index, dtype="str").str.strip()
+    out = np.empty(len(cells), dtype=object)  # mixed Excel cells: rare and small
+    for i, v in enumerate(cells):
+        if v is None or v is pd.NaT or (isinstance(v, float) and v != v):
+            out[i] = ""
+        elif isinstance(v, float) and v.is_integer():
+            out[i] = str(int(v))  # an Excel id 1001 read as 1001.0
+        elif isinstance(v, dt.datetime) and v.time() == dt.time():
+            out[i] = v.date().isoformat()
+        else:
+            out[i] = str(v).strip()
+    return pd.Series(out, index=raw.index, dtype="str")
+
+
+def _numbers(raw: pd.Series, percent: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Numbers, accepting thousands separators and, when ``percent``, a trailing ``%``."""
+    if pd.api.types.is_bool_dtype(raw):
+        values = np.full(len(raw), np.nan)
+        return values, raw.isna().to_numpy(), raw.notna().to_numpy()
+    if pd.api.types.is_numeric_dtype(raw):
+        values = raw.to_numpy(dtype="float64", na_value=np.nan, copy=True)
+        blank = np.isnan(values)
+        return values, blank, np.isinf(values)
+    text = _text(raw)
+    blank = (text == "").to_numpy()
+    is_bool = np.zeros(len(raw), bool)
+    if pd.api.types.is_object_dtype(raw):  # Excel TRUE/FALSE cells are not numbers
+        is_bool[:] = [isinstance(v, (bool, np.bool_)) for v in raw.to_numpy(dtype=object)]
+    values = pd.to_numeric(text, errors="coerce").to_numpy(
+        dtype="float64", na_value=np.nan, copy=True
+    )
+    retry = np.isnan(values) & ~blank & ~is_bool
+    if retry.any():  # only the cells the fast path could not read
+        sub = text[retry].str.replace(_STRIP, "", regex=True)
+        pct = sub.str.endswith("%").to_numpy() if percent else np.zeros(len(sub), bool)
+        if percent:
+            sub = sub.str.replace(r"%$", "", regex=True)
+        again = pd.to_numeric(sub, errors="coerce").to_numpy(
+            dtype="float64", na_value=np.nan, copy=True
+        )
+        again[pct] /= 100.0
+        values[retry] = again
+    values[is_bool] = np.nan
+    bad = ~blank & ~np.isfinite(values)
+    values[bad] = np.nan
+    return values, blank, bad
+
+
+def _dates(raw: pd.Series) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Dates as ``datetime64[s]`` at midnight: ISO, ``2026/6/30``, ``2026.6.30``,
+    ``2026年6月30日``, ``20260630`` and Excel date cells."""
+    n = len(raw)
+    values = np.full(n, np.datetime64("NaT"), dtype="datetime64[s]")
+    if pd.api.types.is_datetime64_any_dtype(raw):
+        values[:] = raw.to_numpy(dtype="datetime64[D]")
+        blank = np.isnat(values)
+        return values, blank, np.zeros(n, bool)
+    is_date = np.zeros(n, bool)
+    if pd.api.types.is_object_dtype(raw):  # Excel cells and YAML defaults hold date objects
+        cells = raw.to_numpy(dtype=object)
+        is_date = np.fromiter((isinstance(v, (dt.date, np.datetime64)) for v in cells), bool, n)
+        for i in np.flatnonzero(is_date):
+            values[i] = np.datetime64(pd.Timestamp(cells[i]).date(), "s")
+    text = _text(raw)
+    text[is_date] = ""
+    blank = (text == "").to_numpy() & ~is_date
+    parsed = pd.to_datetime(text, format="%Y-%m-%d", errors="coerce")
+    found = parsed.notna().to_numpy()
+    values[found] = parsed[found].to_numpy(dtype="datetime64[D]")
+    retry = ~found & ~blank & ~is_date
+    if retry.any():
+        sub = (
+            text[retry]
+            .str.replace(r"[ T]00:00(:00)?$", "", regex=True)
+            .str.replace(r"\s*[/.年月]\s*", "-", regex=True)
+            .str.replace("日", "", regex=False)
+        )
+        again = pd.to_datetime(sub, format="%Y-%m-%d", errors="coerce")
+        compact = again.isna() & sub.str.fullmatch(r"\d{8}")
+        if compact.any():
+            again[compact] = pd.to_datetime(sub[compact], format="%Y%m%d", errors="coerce")
+        values[retry] = again.to_numpy(dtype="datetime64[D]")
+    bad = ~blank & np.isnat(values)
+    return values, blank, bad
+
+
+def _choices(raw: pd.Series, field: TapeField) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Canonical spellings of a choice field, matched ignoring case, spaces, '-' and '_'."""
+    text = _text(raw)
+    codes, uniques = pd.factorize(text)
+    table = {_key(c): c for c in field.choices}
+    canon = [table.get(_key(u), "" if u == "" else None) for u in uniques]
+    unknown = np.array([c is None for c in canon] + [False], dtype=bool)
+    values = np.array([c or "" for c in canon] + [""], dtype=object)[codes]
+    return values, (text == "").to_numpy(), unknown[codes]
+
+
+def _key(text: str) -> str:
+    return re.sub(r"[\s_\-]", "", unicodedata.normalize("NFKC", str(text))).lower()
+
+
+# --------------------------------------------------------------------------- one tape
+
+
+@dataclass
+class _Source:
+    """Where a field's values come from."""
+
+    header: str | None = None  # column name in the file
+    position: int = 0  # 1-based column position in the file
+    default: Any = None  # value from `defaults` (None: not given)
+    has_default: bool = False
+
+
+class _TapeReader:
+    """Reads one pool's tape and collects its issues."""
+
+    def __init__(self, spec: Deal, smap: SourceMap, index: int, pool: Pool, base_dir: Path):
+        assert pool.tape is not None
+        self.spec, self.smap, self.pool = spec, smap, pool
+        self.src = pool.tape
+        self.base = ("pools", index, "tape")
+        self.path = base_dir / self.src.path
+        self.display = _display(self.path)
+        self.excel = self.path.suffix.lower() in (".xlsx", ".xlsm")
+        self.yaml_issues: list[Issue] = []
+        self.cell_issues: list[tuple[int, int, str, str]] = []  # row, column, message, hint
+        self.cell_count = 0
+        self.sources: dict[str, _Source] = {}
+        self.rows = np.zeros(0, dtype=np.int64)
+        self.raw: dict[str, pd.Series] = {}  # field -> its column
+        self.unreadable: dict[str, np.ndarray] = {}  # field -> cells reported as unreadable
+        self.custom = np.zeros(0, bool)
+
+    # ------------------------------------------------------------------ issues
+    def at_yaml(
+        self, where: tuple[Any, ...], message: str, hint: str = "", *, key: bool = False
+    ) -> None:
+        path = (*self.base, *where)
+        line, col = self.smap.locate(path, key=key)
+        self.yaml_issues.append(Issue(self.smap.file, line, col, format_path(path), message, hint))
+
+    def bad(
+        self, mask: np.ndarray, field: str, problem: Callable[[int], str], hint: str = ""
+    ) -> None:
+        """Report the rows in ``mask`` of ``field``: at the cells when the field has a column,
+        else once at its ``defaults`` entry (or at the tape)."""
+        if not mask.any():
+            return
+        src = self.sources[field]
+        rows = np.flatnonzero(mask)
+        if src.header is None:
+            where = ("defaults", field) if src.has_default else ("path",)
+            self.at_yaml(where, f"{field}: {problem(int(rows[0]))}", hint)
+            return
+        self.cell_count += len(rows)
+        for i in rows[: MAX_CELL_ISSUES + 1]:
+            self.cell_issues.append(
+                (int(self.rows[i]), src.position, f"{self.cell(i, field)}: {problem(int(i))}", hint)
+            )
+
+    def cell(self, i: int, field: str) -> str:
+        """``row 5, column '贷款余额' (balance)`` for row position ``i``."""
+        src = self.sources[field]
+        text = f"row {self.rows[i]}, column {src.header!r}"
+        if src.header != field:
+            text += f" ({field})"
+        if self.excel:
+            text += f", cell {_column_letter(src.position)}{self.rows[i]}"
+        return text
+
+    def shown(self, i: int, field: str) -> str:
+        """The raw cell text of ``field`` at row position ``i``, quoted."""
+        raw = self.raw.get(field)
+        if raw is None:
+            return repr(self.src.defaults.get(field))
+        value = raw.iloc[i]
+        return (
+            "a blank cell"
+            if value is None or value is pd.NA or value != value
+            else repr(value if isinstance(value, str) else str(value))
+        )
+
+    def issues(self) -> list[Issue]:
+        cells = sorted(self.cell_issues)
+        out = list(self.yaml_issues)
+        out += [Issue(self.display, r, c, "", m, h) for r, c, m, h in cells[:MAX_CELL_ISSUES]]
+        if self.cell_count > MAX_CELL_ISSUES:
+            r, c, _m, _h = cells[MAX_CELL_ISSUES]
+            more = self.cell_count - MAX_CELL_ISSUES
+            out.append(
+                Issue(
+                    self.display,
+                    r,
+                    c,
+                    "",
+                    f"... and {more} more problem{'s' * (more > 1)} in this tape",
+                    "fix the ones above and load the deal again",
+                )
+            )
+        return out
+
+    # ------------------------------------------------------------------ reading
+    def read(self) -> pd.DataFrame | None:
+        """Read, check and normalise the tape; ``None`` when it cannot be used."""
+        self.check_settings()
+        data = self.read_file()
+        if data is None:
+            return None
+        if not self.resolve(list(data.columns)):
+            return None
+        return self.normalise(data)
+
+    def check_settings(self) -> None:
+        fields = list(TAPE_FIELDS)
+        for section in ("columns", "defaults"):
+            for name in getattr(self.src, section):
+                if name not in TAPE_FIELDS:
+                    self.at_yaml(
+                        (section, name),
+                        f"unknown loan field {name!r}",
+                        suggest(name, fields) or "tape fields: " + ", ".join(fields),
+                        key=True,
+                    )
+        if "custom" == str(self.src.defaults.get("amortisation", "")).strip().lower():
+            self.at_yaml(
+                ("defaults", "amortisation"),
+                "amortisation: custom is not possible on a tape",
+                "put loans with a custom schedule under `loans:` in the deal file",
+            )
+        for a, b in (("maturity_date", "term_months"), ("rate", "index")):
+            if a in self.src.defaults and b in self.src.defaults:
+                self.at_yaml(
+                    ("defaults", b),
+                    f"defaults give both {a} and {b}",
+                    "give one of them; the other comes from the tape",
+                )
+
+    def read_file(self) -> pd.DataFrame | None:
+        suffix = self.path.suffix.lower()
+        if suffix not in SUFFIXES:
+            hint = "save it as CSV (UTF-8) or .xlsx"
+            self.at_yaml(("path",), f"unsupported tape file type {suffix or '(none)'!r}", hint)
+            return None
+        if not self.path.is_file():
+            what = "is a directory" if self.path.is_dir() else "not found"
+            self.at_yaml(
+                ("path",),
+                f"tape {what}: {self.display}",
+                "the path is relative to the deal file's directory",
+            )
+            return None
+        try:
+            data = self.read_excel() if self.excel else self.read_csv()
+        except _Unreadable as exc:
+            self.at_yaml(("path",), f"cannot read tape {self.display}: {exc.args[0]}", exc.args[1])
+            return None
+        if data is None:
+            return None
+        blank = data.isna().all(axis=1).to_numpy()
+        data = data[~blank].reset_index(drop=True)
+        self.rows = self.rows[~blank]
+        if data.empty:
+            self.at_yaml(
+                ("path",),
+                f"tape {self.display} has no loans",
+                "the first row is the header; put one loan on each following row",
+            )
+            return None
+        return data
+
+    def read_csv(self) -> pd.DataFrame:
+        try:
+            data = self.path.read_bytes()
+        except OSError as exc:
+            raise _Unreadable(exc.strerror or str(exc), "check the file's permissions") from None
+        try:
+            data.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            line = data.count(b"\n", 0, exc.start) + 1
+            raise _Unreadable(
+                f"line {line} is not UTF-8 text",
+                "save the tape as 'CSV UTF-8' (Excel: File > Save As)",
+            ) from None
+        if not data.strip(b"\xef\xbb\xbf \t\r\n"):
+            raise _Unreadable("the file is empty", "the first row must be the header")
+        try:
+            frame = pd.read_csv(
+                BytesIO(data), engine="pyarrow", dtype=str, keep_default_na=False, na_values=[""]
+            )
+        except Exception as exc:  # pyarrow reports malformed rows as ArrowInvalid
+            raise _Unreadable(
+                str(exc).strip().splitlines()[0],
+                "check the CSV: every row needs the header's number of fields",
+            ) from None
+        frame.columns = [str(c).lstrip("\ufeff").strip() for c in frame.columns]
+        self.rows = _csv_rows(data, len(frame))
+        return frame
+
+    def read_excel(self) -> pd.DataFrame | None:
+        try:
+            with pd.ExcelFile(self.path, engine="openpyxl") as book:
+                sheets = [str(s) for s in book.sheet_names]
+                sheet = self.src.sheet if self.src.sheet is not None else sheets[0]
+                if sheet not in sheets:
+                    self.at_yaml(
+                        ("sheet",),
+                        f"tape {self.display} has no sheet {sheet!r}",
+                        suggest(sheet, sheets) or "its sheets: " + ", ".join(sheets),
+                    )
+                    return None
+                frame = book.parse(sheet, dtype=object)
+        except Exception as exc:  # openpyxl raises many kinds for damaged files
+            raise _Unreadable(
+                f"{type(exc).__name__}: {exc}", "open it in Excel and save it again as .xlsx"
+            ) from None
+        frame.columns = [str(c).strip() for c in frame.columns]
+        self.rows = np.arange(2, len(frame) + 2, dtype=np.int64)
+        return frame
+
+    def resolve(self, header: list[str]) -> bool:
+        """Find each field's column or default; False when a required one is missing."""
+        position = {name: i + 1 for i, name in reversed(list(enumerate(header)))}
+        listing = "the tape's columns are: " + ", ".join(repr(h) for h in header)
+        ok = True
+        for name in TAPE_FIELDS:
+            src = _Source(
+                default=self.src.defaults.get(name), has_default=name in self.src.defaults
+            )
+            mapped = self.src.columns.get(name)
+            if mapped is not None:
+                if mapped.strip() in position:
+                    src.header, src.position = mapped.strip(), position[mapped.strip()]
+                else:
+                    hint = suggest(mapped, header)
+                    self.at_yaml(
+                        ("columns", name),
+                        f"the tape has no column {mapped!r}",
+                        f"{hint} {listing}" if hint else listing,
+                    )
+                    ok = False
+            elif name in position:
+                src.header, src.position = name, position[name]
+            self.sources[name] = src
+        for name in _NEEDED:
+            ok &= self.require((name,), header, listing)
+        ok &= self.require(("rate", "index"), header, listing)
+        ok &= self.require(("maturity_date", "term_months"), header, listing)
+        return ok
+
+    def require(self, names: tuple[str, ...], header: list[str], listing: str) -> bool:
+        if any(self.sources[n].header is not None or self.sources[n].has_default for n in names):
+            return True
+        if any(n in self.src.columns for n in names):
+            return False  # already reported as a missing mapped column
+        what = " or ".join(repr(n) for n in names)
+        close = [suggest(n, header) for n in names]
+        hint = next((h for h in close if h), "")
+        self.at_yaml(
+            ("path",),
+            f"the tape has no column for {what}",
+            f"{hint} {listing}; map one with `columns: {{{names[0]}: COLUMN}}` "
+            f"or give `defaults`".lstrip(),
+        )
+        return False
+
+    # ------------------------------------------------------------------ parsing
+    def parse(self, name: str, n: int) -> tuple[np.ndarray, np.ndarray]:
+        """Values of one field and the mask of rows whose value came from a cell."""
+        field, src = TAPE_FIELDS[name], self.sources[name]
+        raw = self.raw.get(name)
+        if raw is not None:
+            values, blank, bad = self.convert(raw, field)
+            self.unreadable[name] = bad
+            if name == "amortisation":
+                self.custom = bad & _text(raw).str.lower().eq("custom").to_numpy()
+                bad = bad & ~self.custom  # reported with its own message
+            self.bad(
+                bad,
+                name,
+                lambda i: f"{self.shown(i, name)} is not {field.expected}",
+                field.fix,
+            )
+            given = ~blank & ~self.unreadable[name]
+        else:
+            values = np.full(n, _missing(field), dtype=_DTYPES[field.kind])
+            given = np.zeros(n, bool)
+        if src.has_default:
+            dv, dblank, dbad = self.convert(pd.Series([src.default], dtype=object), field)
+            if dbad[0] or dblank[0]:
+                self.at_yaml(
+                    ("defaults", name),
+                    f"default {src.default!r} is not {field.expected}",
+                    field.fix,
+                )
+            else:
+                fill = ~given
+                partner = _PAIRS.get(name)
+                if partner is not None and partner in self.raw:
+                    fill &= _blank_cells(self.raw[partner])
+                values[fill] = dv[0]
+        elif field.default is not None:
+            values[~given] = field.default
+        return values, given
+
+    @staticmethod
+    def convert(raw: pd.Series, field: TapeField) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Parse cells by the field's kind: (values, blank, bad)."""
+        kind = field.kind
+        if kind == "text":
+            text = _text(raw)
+            blank = (text == "").to_numpy()
+            return text.to_numpy(dtype=object, copy=True), blank, np.zeros(len(raw), bool)
+        if kind == "date":
+            return _dates(raw)
+        if kind == "choice":
+            return _choices(raw, field)
+        values, blank, bad = _numbers(raw, percent=kind in ("rate", "share", "probability"))
+        if kind == "int":
+            frac = np.isfinite(values) & (values != np.round(values))
+            bad |= frac
+            values[frac] = np.nan
+        return values, blank, bad
+
+    def normalise(self, data: pd.DataFrame) -> pd.DataFrame:
+        n = len(data)
+        self.custom = np.zeros(n, bool)
+        self.raw = {k: data[s.header] for k, s in self.sources.items() if s.header is not None}
+        col: dict[str, np.ndarray] = {}
+        given: dict[str, np.ndarray] = {}
+        for name in TAPE_FIELDS:
+            col[name], given[name] = self.parse(name, n)
+        self.check_values(col, given)
+        # counts outside any sensible range were reported; keep the casts below warning-free
+        for name in ("term_months", "interest_only_months", "guarantee_lag_months"):
+            v = col[name]
+            col[name] = np.where(np.abs(v) < 1e6, v, np.nan)
+        text = {
+            k: pd.Series(col[k], dtype="str")
+            for k, f in TAPE_FIELDS.items()
+            if f.kind in ("text", "choice")
+        }
+        frame = pd.DataFrame(
+            {
+                name: text[name]
+                if name in text
+                else pd.array(col[name], dtype="Int64")
+                if name == "term_months"
+                else np.nan_to_num(col[name]).astype("int64")
+                if TAPE_FIELDS[name].kind == "int"
+                else col[name]
+                for name in TAPE_FIELDS
+            }
+        )
+        self.check_frame(frame)
+        return frame
+
+    # ------------------------------------------------------------------ checks
+    def check_values(self, col: dict[str, np.ndarray], given: dict[str, np.ndarray]) -> None:
+        """Required values, ranges and combinations of fields, row by row (vectorised).
+
+        Normalises ``col`` in place: rate/spread/floor by fixed or floating, guarantee share.
+        """
+        self.bad(
+            self.custom,
+            "amortisation",
+            lambda i: "amortisation 'custom' is not possible on a tape",
+            "put loans with a custom schedule under `loans:` in the deal file",
+        )
+        obligor = col["obligor"]
+        self.bad(obligor == "", "obligor", lambda i: "the obligor is blank", "name the borrower")
+        bal = col["balance"]
+        self.bad(
+            np.isnan(bal) & ~self.bad_cells("balance"),
+            "balance",
+            lambda i: "the balance is blank",
+            "give the outstanding principal at closing",
+        )
+        self.bad(
+            bal <= 0,
+            "balance",
+            lambda i: f"balance {bal[i]:g} must be positive",
+            "drop repaid loans from the tape",
+        )
+        self.check_rates(col, given)
+        self.check_term(col)
+        for name in ("interest_only_months", "guarantee_lag_months", "appraised_value"):
+            v = col[name]
+            self.bad(v < 0, name, lambda i, v=v, name=name: f"{name} {v[i]:g} must not be negative")
+        p = col["pd"]
+        self.bad(
+            (p < 0) | (p >= 1),
+            "pd",
+            lambda i: f"pd {p[i]:g} is not an annual probability",
+            "a probability lies in [0, 1): write 2% as 0.02 or '2%'",
+        )
+
+        # a guarantee share needs a guarantor; it defaults to 1 with one and is 0 without
+        share = col["guarantee_share"]
+        guaranteed = col["guarantor"] != ""
+        self.bad(
+            (share < 0) | (share > 1),
+            "guarantee_share",
+            lambda i: f"guarantee share {share[i]:g} is not between 0 and 1",
+            "write 80% as 0.8 or '80%'",
+        )
+        self.bad(
+            given["guarantee_share"] & ~guaranteed & (share != 0),
+            "guarantee_share",
+            lambda i: "a guarantee share is given without a guarantor",
+            "fill in the guarantor, or leave the share blank",
+        )
+        col["guarantee_share"] = np.where(guaranteed, np.where(np.isnan(share), 1.0, share), 0.0)
+        self.bad(
+            guaranteed & (col["guarantor"] == obligor),
+            "guarantor",
+            lambda i: f"obligor {obligor[i]!r} cannot guarantee its own loan",
+            "name a third party, or leave the guarantor blank",
+        )
+
+    def check_rates(self, col: dict[str, np.ndarray], given: dict[str, np.ndarray]) -> None:
+        """A fixed rate xor a floating index; spread and floor only with an index."""
+        index = col["index"]
+        floating = index != ""
+        self.bad(
+            given["rate"] & floating,
+            "rate",
+            lambda i: f"both a fixed rate and index {index[i]!r} are given",
+            "leave the rate blank for a floating loan (index + spread)",
+        )
+        rate = col["rate"] = np.where(floating, np.nan, col["rate"])
+        self.bad(
+            ~floating & np.isnan(rate) & ~self.bad_cells("rate"),
+            self.located("rate", "index"),
+            lambda i: "neither a rate nor an index is given",
+            "give a fixed rate, or an index (and spread) for a floating loan",
+        )
+        for name in ("rate", "spread", "rate_floor"):
+            v = col[name]
+            self.bad(
+                np.abs(v) >= 1,
+                name,
+                lambda i, v=v, name=name: f"{name} {v[i]:g} is not an annual rate as a decimal",
+                "write 3.5% as 0.035 or '3.5%'",
+            )
+        for name, none in (("spread", 0.0), ("rate_floor", np.nan)):
+            v = col[name]
+            stray = given[name] & ~floating & ~np.isnan(v) & (v != 0)
+            self.bad(
+                stray,
+                name,
+                lambda i, name=name: f"{name} is given for a fixed-rate loan",
+                "spread and rate_floor apply to floating loans (with an index)",
+            )
+            col[name] = np.where(floating, v, none)
+        if floating.any():
+            names = list(self.spec.indices)
+            unknown = floating & ~pd.Series(index).isin(names).to_numpy()
+            example = str(index[np.argmax(unknown)]) if unknown.any() else ""
+            hint = suggest(example, names) or (
+                "known indices: " + ", ".join(names)
+                if names
+                else "define it in the deal's `indices` section"
+            )
+            self.bad(unknown, "index", lambda i: f"unknown index {index[i]!r}", hint)
+
+    def check_term(self, col: dict[str, np.ndarray]) -> None:
+        """Exactly one of maturity_date and term_months, inside the deal's life."""
+        mat, term = col["maturity_date"], col["term_months"]
+        has_mat, has_term = ~np.isnat(mat), ~np.isnan(term)
+        self.bad(
+            has_mat & has_term,
+            self.located("maturity_date", "term_months"),
+            lambda i: (
+                f"both maturity_date ({_day(mat[i])}) and term_months ({term[i]:g}) are given"
+            ),
+            "give exactly one of them for each loan",
+        )
+        unread = self.bad_cells("maturity_date") | self.bad_cells("term_months")
+        self.bad(
+            ~has_mat & ~has_term & ~unread,
+            self.located("maturity_date", "term_months"),
+            lambda i: "neither maturity_date nor term_months is given",
+            "give exactly one of them for each loan",
+        )
+        info = self.spec.deal
+        close = np.datetime64(info.closing_date, "s")
+        final = np.datetime64(info.legal_final_date, "s")
+        self.bad(
+            has_mat & (mat <= close),
+            "maturity_date",
+            lambda i: f"matures on {_day(mat[i])}, on or before closing ({info.closing_date})",
+            "balances are as of closing: drop matured loans",
+        )
+        self.bad(
+            has_mat & (mat > final),
+            "maturity_date",
+            lambda i: (
+                f"matures on {_day(mat[i])}, after the legal final date ({info.legal_final_date})"
+            ),
+            "cash after legal final is not modelled: extend legal_final_date",
+        )
+        longest = _months_within(info.closing_date, info.legal_final_date)
+        self.bad(
+            has_term & (term < 1),
+            "term_months",
+            lambda i: f"term {term[i]:g} must be at least 1",
+            "give the remaining term in months from closing",
+        )
+        self.bad(
+            has_term & (term > longest),
+            "term_months",
+            lambda i: (
+                f"a term of {term[i]:g} months runs past the legal final date "
+                f"({info.legal_final_date}, {longest} months after closing)"
+            ),
+            "shorten the term or extend legal_final_date",
+        )
+
+    def located(self, first: str, second: str) -> str:
+        """Of two fields, the one to report a joint problem at: the first with a column."""
+        return (
+            first
+            if self.sources[first].header is not None or self.sources[second].header is None
+            else second
+        )
+
+    def bad_cells(self, name: str) -> np.ndarray:
+        """Rows whose cell for ``name`` was already reported as unreadable."""
+        bad = self.unreadable.get(name)
+        return np.zeros(len(self.rows), bool) if bad is None else bad
+
+    def check_frame(self, frame: pd.DataFrame) -> None:
+        """Checks across rows: unique ids, one set of attributes per obligor."""
+        obligor, ids = frame["obligor"], frame["id"]
+        blank_id = (ids == "").to_numpy()
+        if blank_id.any():  # ids default to the obligor name, numbered when it repeats
+            own = obligor[blank_id]
+            nth = (own.groupby(own, sort=False).cumcount() + 1).astype(str)
+            repeated = own.duplicated(keep=False) | own.isin(ids[~blank_id])
+            frame.loc[blank_id, "id"] = own.where(~repeated, own + "#" + nth)
+            ids = frame["id"]
+        dup = (ids.duplicated(keep="first") & ~blank_id).to_numpy()
+        if dup.any():
+            first = {v: k for k, v in ids.drop_duplicates().items()}
+            self.bad(
+                dup,
+                "id",
+                lambda i: f"id {ids.iat[i]!r} repeats row {self.rows[first[ids.iat[i]]]}",
+                "give each loan its own id",
+            )
+
+        declared = {o.name: o for o in self.spec.obligors}
+        for attr in ("industry", "region", "pd"):
+            if self.sources[attr].header is None:
+                continue
+            values = frame[attr]
+            has = values.notna() if attr == "pd" else values != ""
+            sub = frame.loc[has.to_numpy(), ["obligor", attr]]
+            first = sub.drop_duplicates("obligor")
+            ref = dict(zip(first["obligor"], first[attr], strict=True))
+            where = {
+                k: f"row {self.rows[r]}" for k, r in zip(first["obligor"], first.index, strict=True)
+            }
+            for name, ob in declared.items():
+                if getattr(ob, attr) is not None:
+                    ref[name], where[name] = getattr(ob, attr), "the deal's `obligors` section"
+            conflict = np.zeros(len(frame), bool)
+            conflict[sub.index.to_numpy()] = (sub[attr] != sub["obligor"].map(ref)).to_numpy()
+            self.bad(
+                conflict,
+                attr,
+                lambda i, attr=attr, ref=ref, where=where: (
+                    f"obligor {obligor.iat[i]!r} has "
+                    f"{attr} {frame[attr].iat[i]!r} here but {ref[obligor.iat[i]]!r} "
+                    f"in {where[obligor.iat[i]]}"
+                ),
+                "give one value per obligor",
+            )
+
+    def check_guarantors(self, frame: pd.DataFrame, known: set[str]) -> None:
+        """Guarantors must be obligors of the deal (any pool, tape or ``obligors`` section)."""
+        guarantor = frame["guarantor"]
+        unknown = ((guarantor != "") & ~guarantor.isin(list(known))).to_numpy()
+        options = sorted(known)
+        self.bad(
+            unknown,
+            "guarantor",
+            lambda i: f"unknown guarantor {guarantor.iat[i]!r}",
+            (suggest(guarantor.iat[int(np.argmax(unknown))], options) if unknown.any() else "")
+            or "list guarantors in the deal's `obligors` section",
+        )
+
+
+class _Unreadable(Exception):
+    """A tape file that cannot be read: (message, hint)."""
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _missing(field: TapeField) -> Any:
+    if field.kind == "date":
+        return np.datetime64("NaT")
+    if field.kind in ("text", "choice"):
+        return ""
+    return np.nan
+
+
+def _blank_cells(raw: pd.Series) -> np.ndarray:
+    return (_text(raw) == "").to_numpy()
+
+
+def _display(path: Path) -> str:
+    """The path relative to the working directory when below it, else absolute."""
+    try:
+        rel = os.path.relpath(path)
+    except ValueError:  # another drive on Windows
+        return str(path)
+    return str(path) if rel.startswith("..") else rel
+
+
+def _csv_rows(data: bytes, n: int) -> np.ndarray:
+    """Spreadsheet row numbers of the ``n`` data rows (the CSV reader skips empty lines)."""
+    if b"\n\n" not in data and b"\n\r\n" not in data:
+        return np.arange(2, n + 2, dtype=np.int64)
+    lines = data.split(b"\n")
+    filled = [i + 1 for i, line in enumerate(lines) if line.strip(b"\r\xef\xbb\xbf \t")]
+    rows = np.asarray(filled[1 : n + 1], dtype=np.int64)
+    if len(rows) < n:  # quoted line breaks: fall back to counting rows
+        return np.arange(2, n + 2, dtype=np.int64)
+    return rows
+
+
+def _column_letter(position: int) -> str:
+    out = ""
+    while position:
+        position, rem = divmod(position - 1, 26)
+        out = chr(65 + rem) + out
+    return out
+
+
+def _day(value: np.datetime64) -> str:
+    return str(value.astype("datetime64[D]"))
+
+
+def _months_within(start: dt.date, end: dt.date) -> int:
+    """Largest number of months m with start + m months on or before ``end``."""
+    from ipabs.dates import add_months
+
+    m = (end.year - start.year) * 12 + end.month - start.month + 1
+    while m > 0 and add_months(start, m) > end:
+        m -= 1
+    return m

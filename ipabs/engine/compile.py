@@ -1,0 +1,346 @@
+"""Compile a validated deal into flat arrays: every name resolved to an index, every waterfall
+step to an opcode. Scenarios and Monte Carlo paths reuse one compiled model."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from ipabs.collateral.assets import (
+    AssetArrays,
+    Obligors,
+    RoyaltyArrays,
+    build_assets,
+    build_royalties,
+    index_arrays,
+)
+from ipabs.collateral.schedule_numba_fns import contractual_flows, index_rate
+from ipabs.dates import DAY_COUNTS, from_day, grid_days, payment_dates, to_day, year_fraction
+from ipabs.deal.load import LoadedDeal
+from ipabs.deal.schema import (
+    MONTHS_PER_PERIOD,
+    Deal,
+    DeficiencyPayment,
+    FloatingRate,
+    Formula,
+    Schedule,
+)
+from ipabs.deal.types import parse_quantity
+from ipabs.engine import layout as L
+
+
+@dataclass(frozen=True)
+class CompiledModel:
+    """Everything a run needs, as arrays, plus the names to label results with.
+
+    Attributes
+    ----------
+    deal : LoadedDeal
+        The source deal.
+    cd : CompiledDeal
+        Liabilities and waterfall for the kernel.
+    grid : ndarray
+        Period boundaries as day numbers ``[closing, d_1, ..., d_T]``.
+    assets, royalties, obligors
+        Collateral as arrays.
+    sched_interest, sched_principal, sched_balance : ndarray, shape (A, T)
+        Contractual asset cash flows per collection period.
+    support_provider : ndarray, shape (S,)
+        Obligor index of each support provider.
+    """
+
+    deal: LoadedDeal
+    cd: L.CompiledDeal
+    grid: np.ndarray
+    assets: AssetArrays
+    royalties: RoyaltyArrays
+    obligors: Obligors
+    sched_interest: np.ndarray
+    sched_principal: np.ndarray
+    sched_balance: np.ndarray
+    support_provider: np.ndarray
+    tranche_names: list[str]
+    fee_names: list[str]
+    account_names: list[str]
+    support_names: list[str]
+    trigger_names: list[str]
+    waterfall_names: list[str]
+    pool_names: list[str]
+
+    @property
+    def spec(self) -> Deal:
+        """The typed deal."""
+        return self.deal.spec
+
+    @property
+    def n_periods(self) -> int:
+        """Number of payment periods."""
+        return self.cd.n_periods
+
+    @property
+    def payment_dates(self) -> list:
+        """Payment dates of the periods."""
+        return [from_day(int(d)) for d in self.grid[1:]]
+
+
+class _Lists:
+    """Ragged lists of indices shared by steps, triggers and quantities."""
+
+    def __init__(self) -> None:
+        self.ptr = [0]
+        self.items: list[int] = []
+        self.cache: dict[tuple[int, ...], int] = {}
+
+    def add(self, items: list[int]) -> int:
+        key = tuple(items)
+        if key not in self.cache:
+            self.items.extend(items)
+            self.ptr.append(len(self.items))
+            self.cache[key] = len(self.ptr) - 2
+        return self.cache[key]
+
+
+class _Amounts:
+    def __init__(self, n_periods: int, lists: _Lists, tranche_index: dict[str, int]):
+        self.rows: list[tuple[int, int, int, float, float, float, np.ndarray]] = []
+        self.n = n_periods
+        self.lists = lists
+        self.tranche_index = tranche_index
+
+    def quantity(self, text: str) -> tuple[int, int]:
+        kind, names = parse_quantity(text)
+        group = self.lists.add([self.tranche_index[n] for n in names]) if names else -1
+        return L.QUANTITY_CODES[kind], group
+
+    def add(self, amount: Any) -> int:
+        values = np.zeros(self.n)
+        if isinstance(amount, Formula):
+            q, g = self.quantity(amount.of)
+            cap = np.inf if amount.cap is None else amount.cap
+            self.rows.append((L.AMT_FORMULA, q, g, amount.share, amount.floor, cap, values))
+        elif isinstance(amount, Schedule):
+            s = amount.schedule
+            values[:] = [s[min(t, len(s) - 1)] for t in range(self.n)]
+            self.rows.append((L.AMT_SCHEDULE, 0, -1, 1.0, 0.0, np.inf, values))
+        else:
+            values[:] = float(amount)
+            self.rows.append((L.AMT_FIXED, 0, -1, 1.0, 0.0, np.inf, values))
+        return len(self.rows) - 1
+
+
+def _per_period(value: float | list[float], n: int) -> np.ndarray:
+    if isinstance(value, list):
+        return np.array([value[min(t, len(value) - 1)] for t in range(n)], dtype=np.float64)
+    return np.full(n, float(value))
+
+
+def _rate_path(coupon: Any, grid: np.ndarray, idx: tuple[np.ndarray, np.ndarray, np.ndarray],
+               index_ids: dict[str, int]) -> np.ndarray:
+    n = len(grid) - 1
+    if isinstance(coupon, FloatingRate):
+        ptr, days, rates = idx
+        out = np.array([index_rate(int(grid[t]), index_ids[coupon.index], ptr, days, rates) + coupon.spread
+                        for t in range(n)])
+        if coupon.floor is not None:
+            out = np.maximum(out, coupon.floor)
+        return out
+    return np.full(n, float(coupon))
+
+
+def compile_deal(loaded: LoadedDeal) -> CompiledModel:
+    """Compile a validated deal.
+
+    Parameters
+    ----------
+    loaded : LoadedDeal
+        From :func:`ipabs.load_deal`.
+
+    Returns
+    -------
+    CompiledModel
+    """
+    spec = loaded.spec
+    info = spec.deal
+    months = MONTHS_PER_PERIOD[info.payment_frequency]
+    dates = payment_dates(info.first_payment_date, info.legal_final_date, months)
+    grid = grid_days(info.closing_date, dates)
+    n = len(dates)
+    dc = DAY_COUNTS[info.day_count]
+    year_frac = np.array([year_fraction(int(grid[t]), int(grid[t + 1]), dc) for t in range(n)])
+
+    obligors = Obligors.build(spec, loaded.tapes)
+    assets = build_assets(spec, obligors, loaded.tapes)
+    royalties = build_royalties(spec, obligors)
+    idx = index_arrays(spec)
+    index_ids = {name: i for i, name in enumerate(spec.indices)}
+
+    a = len(assets)
+    s_int, s_prin, s_bal = np.zeros((a, n)), np.zeros((a, n)), np.zeros((a, n))
+    contractual_flows(
+        assets.balance, assets.fixed_rate, assets.index_id, assets.spread, assets.rate_floor,
+        assets.maturity_day, assets.freq_months, assets.amortisation, assets.io_months,
+        assets.day_count, assets.balloon, assets.custom_ptr, assets.custom_day, assets.custom_amount,
+        idx[0], idx[1], idx[2], grid, s_int, s_prin, s_bal,
+    )
+
+    tranche_index = {t.name: i for i, t in enumerate(spec.tranches)}
+    fee_index = {f.name: i for i, f in enumerate(spec.fees)}
+    account_index = {x.name: i for i, x in enumerate(spec.accounts)}
+    support_index = {x.name: i for i, x in enumerate(spec.support)}
+    waterfall_index = {w: i for i, w in enumerate(spec.waterfalls)}
+    lists = _Lists()
+    amounts = _Amounts(n, lists, tranche_index)
+
+    # tranches
+    due_period = []
+    schedules = np.full((len(spec.tranches), n), np.inf)
+    for i, tr in enumerate(spec.tranches):
+        if tr.expected_maturity is not None:
+            day = to_day(tr.expected_maturity)
+            due_period.append(int(np.searchsorted(grid, day, side="left")) - 1)
+        else:
+            due_period.append(n - 1)
+        if tr.amortisation_schedule:
+            schedules[i] = _per_period(tr.amortisation_schedule, n)
+    tr_rate = np.array([_rate_path(t.coupon, grid, idx, index_ids) for t in spec.tranches]).reshape(len(spec.tranches), n)
+
+    # fees
+    fee_kind, fee_amount, fee_base, fee_group = [], [], [], []
+    for f in spec.fees:
+        if f.annual_amount is not None:
+            fee_kind.append(L.FEE_ANNUAL)
+            fee_amount.append(f.annual_amount)
+        elif f.period_amount is not None:
+            fee_kind.append(L.FEE_PERIOD)
+            fee_amount.append(f.period_amount)
+        else:
+            fee_kind.append(L.FEE_RATE)
+            fee_amount.append(float(f.rate or 0.0))
+        q, g = amounts.quantity(f.base)
+        fee_base.append(q)
+        fee_group.append(g)
+
+    # accounts
+    acc_target = [amounts.add(x.target) for x in spec.accounts]
+
+    # support
+    sup_kind, cap_p, cap_t, sup_rate, provider = [], [], [], [], []
+    for x in spec.support:
+        if isinstance(x, DeficiencyPayment):
+            sup_kind.append(L.SUP_DEFICIENCY)
+            cap_p.append(np.inf if x.cap_per_period is None else x.cap_per_period)
+            cap_t.append(np.inf if x.cap_total is None else x.cap_total)
+            sup_rate.append(0.0)
+        else:
+            sup_kind.append(L.SUP_LIQUIDITY)
+            cap_p.append(np.inf)
+            cap_t.append(x.limit)
+            sup_rate.append(x.rate)
+        provider.append(obligors.index[x.provider])
+
+    # claims
+    claims: dict[str, int] = {}
+    claim_kind, claim_index = [], []
+    for name, i in fee_index.items():
+        claims[name] = len(claim_kind)
+        claim_kind.append(L.CLAIM_FEE)
+        claim_index.append(i)
+    for name, i in tranche_index.items():
+        for what, code in (("interest", L.CLAIM_INTEREST), ("principal", L.CLAIM_PRINCIPAL)):
+            claims[f"{name}.{what}"] = len(claim_kind)
+            claim_kind.append(code)
+            claim_index.append(i)
+
+    # triggers
+    trg: dict[str, list[Any]] = {k: [] for k in ("kind", "group", "account", "consec", "curable", "seq", "trap", "wf")}
+    thresholds = np.zeros((len(spec.triggers), n))
+    for i, g in enumerate(spec.triggers):
+        trg["kind"].append(L.TRIGGER_CODES[g.kind])
+        trg["group"].append(lists.add([tranche_index[x] for x in g.tranches]) if g.tranches else -1)
+        trg["account"].append(account_index[g.account] if g.account else -1)
+        trg["consec"].append(g.consecutive)
+        trg["curable"].append(g.curable)
+        trg["seq"].append(g.effect.sequential)
+        trg["trap"].append(g.effect.trap)
+        trg["wf"].append(waterfall_index[g.effect.waterfall] if g.effect.waterfall else -1)
+        thresholds[i] = _per_period(g.threshold, n)
+
+    # waterfalls
+    ops: list[tuple[int, int, int, int, int]] = []
+    wf_ptr = [0]
+    for steps in spec.waterfalls.values():
+        for step in steps:
+            kind, v = step.kind, step.value
+            op = L.STEP_CODES[kind]
+            if kind == "pay_fee":
+                ops.append((op, lists.add([fee_index[x] for x in v]), 0, 0, -1))
+            elif kind == "pay_interest":
+                ops.append((op, lists.add([tranche_index[x] for x in v]), 0, 0, -1))
+            elif kind == "pay_principal":
+                amt = amounts.add(v.down_to) if v.down_to is not None else -1
+                ops.append((op, lists.add([tranche_index[x] for x in v.tranches]),
+                            1 if v.mode == "pro_rata" else 0, L.LIMIT_CODES[v.limit], amt))
+            elif kind in ("fund_account", "trap_cash"):
+                ops.append((op, account_index[v], 0, 0, -1))
+            elif kind == "draw":
+                is_acc = v.source in account_index
+                src = account_index[v.source] if is_acc else support_index[v.source]
+                ops.append((op, 0 if is_acc else 1, src, lists.add([claims[c] for c in v.covers]), -1))
+            elif kind == "repay_liquidity":
+                ops.append((op, support_index[v], 0, 0, -1))
+            elif kind == "pay_residual":
+                ops.append((op, tranche_index[v], 0, 0, -1))
+        wf_ptr.append(len(ops))
+    normal = waterfall_index.get("normal", 0)
+
+    pool_balance = float(assets.balance.sum())
+    call = spec.clean_up_call
+
+    def i64(x: list[Any]) -> np.ndarray:
+        return np.array(x, dtype=np.int64)
+
+    def f64(x: list[Any]) -> np.ndarray:
+        return np.array(x, dtype=np.float64)
+
+    arows = amounts.rows
+    cd = L.CompiledDeal(
+        n_periods=n, year_frac=year_frac,
+        tr_balance=f64([t.balance for t in spec.tranches]), tr_rate=tr_rate,
+        tr_defer=i64([t.defer_interest for t in spec.tranches]), tr_due_period=i64(due_period),
+        tr_schedule=schedules,
+        fee_kind=i64(fee_kind), fee_amount=f64(fee_amount), fee_base=i64(fee_base),
+        fee_base_group=i64(fee_group), fee_senior=i64([f.rank == "senior" for f in spec.fees]),
+        grp_ptr=i64(lists.ptr), grp_item=i64(lists.items),
+        amt_kind=i64([r[0] for r in arows]), amt_quantity=i64([r[1] for r in arows]),
+        amt_group=i64([r[2] for r in arows]), amt_share=f64([r[3] for r in arows]),
+        amt_floor=f64([r[4] for r in arows]), amt_cap=f64([r[5] for r in arows]),
+        amt_value=np.array([r[6] for r in arows], dtype=np.float64).reshape(len(arows), n),
+        acc_kind=i64([L.ACC_TRAP if x.kind == "trap" else L.ACC_RESERVE for x in spec.accounts]),
+        acc_initial=f64([x.initial for x in spec.accounts]), acc_target=i64(acc_target),
+        acc_floor=f64([x.floor for x in spec.accounts]),
+        acc_release=i64([x.release_excess for x in spec.accounts]),
+        sup_kind=i64(sup_kind), sup_cap_period=f64(cap_p), sup_cap_total=f64(cap_t),
+        sup_rate=f64(sup_rate),
+        claim_kind=i64(claim_kind), claim_index=i64(claim_index),
+        trg_kind=i64(trg["kind"]), trg_threshold=thresholds, trg_group=i64(trg["group"]),
+        trg_account=i64(trg["account"]), trg_consecutive=i64(trg["consec"]),
+        trg_curable=i64(trg["curable"]), trg_sequential=i64(trg["seq"]), trg_trap=f64(trg["trap"]),
+        trg_waterfall=i64(trg["wf"]),
+        wf_ptr=i64(wf_ptr), normal_waterfall=normal,
+        st_op=i64([o[0] for o in ops]), st_a=i64([o[1] for o in ops]), st_b=i64([o[2] for o in ops]),
+        st_c=i64([o[3] for o in ops]), st_d=i64([o[4] for o in ops]),
+        call_threshold=-1.0 if call is None else float(call.threshold),
+        call_price=1.0 if call is None else float(call.price),
+        original_pool_balance=pool_balance,
+    )
+    return CompiledModel(
+        deal=loaded, cd=cd, grid=grid, assets=assets, royalties=royalties, obligors=obligors,
+        sched_interest=s_int, sched_principal=s_prin, sched_balance=s_bal,
+        support_provider=i64(provider),
+        tranche_names=list(tranche_index), fee_names=list(fee_index),
+        account_names=list(account_index), support_names=list(support_index),
+        trigger_names=[g.name for g in spec.triggers], waterfall_names=list(waterfall_index),
+        pool_names=[p.name for p in spec.pools],
+    )

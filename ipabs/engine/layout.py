@@ -1,0 +1,217 @@
+"""The compiled form of a deal: the arrays and integer codes the waterfall kernel reads, and
+the layout of the tables it writes. Kernels see only these; names stop at the compile step."""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+
+# ---- quantity codes (amount formulas, fee bases)
+Q_POOL_BALANCE = 0
+Q_POOL_BALANCE_START = 1
+Q_ORIGINAL_POOL_BALANCE = 2
+Q_NOTES_BALANCE = 3
+Q_BALANCE = 4  # of a tranche group
+Q_ORIGINAL_BALANCE = 5  # of a tranche group
+Q_INTEREST_DUE = 6  # of a tranche group, this period
+QUANTITY_CODES = {
+    "pool_balance": Q_POOL_BALANCE, "pool_balance_start": Q_POOL_BALANCE_START,
+    "original_pool_balance": Q_ORIGINAL_POOL_BALANCE, "notes_balance": Q_NOTES_BALANCE,
+    "balance": Q_BALANCE, "original_balance": Q_ORIGINAL_BALANCE, "interest_due": Q_INTEREST_DUE,
+}
+
+# ---- amount kinds
+AMT_FIXED = 0
+AMT_FORMULA = 1
+AMT_SCHEDULE = 2
+
+# ---- fee kinds
+FEE_ANNUAL = 0
+FEE_PERIOD = 1
+FEE_RATE = 2
+
+# ---- account kinds
+ACC_RESERVE = 0
+ACC_TRAP = 1
+
+# ---- support kinds
+SUP_DEFICIENCY = 0
+SUP_LIQUIDITY = 1
+
+# ---- claim kinds (what a draw covers)
+CLAIM_FEE = 0
+CLAIM_INTEREST = 1
+CLAIM_PRINCIPAL = 2
+
+# ---- trigger kinds
+TRG_CUMULATIVE_DEFAULT = 0
+TRG_DSCR = 1
+TRG_RESERVE_BELOW_TARGET = 2
+TRG_OVERCOLLATERALISATION = 3
+TRG_INTEREST_SHORTFALL = 4
+TRIGGER_CODES = {
+    "cumulative_default_rate": TRG_CUMULATIVE_DEFAULT, "dscr": TRG_DSCR,
+    "reserve_below_target": TRG_RESERVE_BELOW_TARGET,
+    "overcollateralisation": TRG_OVERCOLLATERALISATION, "interest_shortfall": TRG_INTEREST_SHORTFALL,
+}
+
+# ---- step opcodes; arguments a, b, c, d per opcode
+OP_PAY_FEE = 0  # a: group of fees
+OP_PAY_INTEREST = 1  # a: group of tranches
+OP_PAY_PRINCIPAL = 2  # a: group of tranches, b: mode (0 sequential, 1 pro rata), c: limit, d: amount or -1
+OP_FUND_ACCOUNT = 3  # a: account
+OP_DRAW = 4  # a: 0 account / 1 support, b: its index, c: group of claims
+OP_TRAP_CASH = 5  # a: account
+OP_REPAY_LIQUIDITY = 6  # a: support
+OP_PAY_RESIDUAL = 7  # a: tranche
+STEP_CODES = {
+    "pay_fee": OP_PAY_FEE, "pay_interest": OP_PAY_INTEREST, "pay_principal": OP_PAY_PRINCIPAL,
+    "fund_account": OP_FUND_ACCOUNT, "draw": OP_DRAW, "trap_cash": OP_TRAP_CASH,
+    "repay_liquidity": OP_REPAY_LIQUIDITY, "pay_residual": OP_PAY_RESIDUAL,
+}
+LIMIT_AVAILABLE = 0
+LIMIT_PRINCIPAL_COLLECTIONS = 1
+LIMIT_DUE = 2
+LIMIT_CODES = {"available": LIMIT_AVAILABLE, "principal_collections": LIMIT_PRINCIPAL_COLLECTIONS, "due": LIMIT_DUE}
+
+
+class CompiledDeal(NamedTuple):
+    """A deal as flat arrays. Dimensions: T periods, N tranches, F fees, K accounts,
+    S supports, G triggers, W waterfalls, P steps, M amounts."""
+
+    n_periods: int
+    year_frac: np.ndarray  # (T,) note day-count fraction of each period
+    tr_balance: np.ndarray  # (N,)
+    tr_rate: np.ndarray  # (N, T) annual coupon in each period
+    tr_defer: np.ndarray  # (N,) 1 when unpaid interest may defer
+    tr_due_period: np.ndarray  # (N,) period from which the whole balance is due
+    tr_schedule: np.ndarray  # (N, T) target balance after each period (inf: none)
+    fee_kind: np.ndarray  # (F,)
+    fee_amount: np.ndarray  # (F,) annual amount, period amount or rate
+    fee_base: np.ndarray  # (F,) quantity code
+    fee_base_group: np.ndarray  # (F,)
+    fee_senior: np.ndarray  # (F,)
+    grp_ptr: np.ndarray  # ragged lists of indices (tranches, fees or claims)
+    grp_item: np.ndarray
+    amt_kind: np.ndarray  # (M,)
+    amt_quantity: np.ndarray  # (M,)
+    amt_group: np.ndarray  # (M,)
+    amt_share: np.ndarray  # (M,)
+    amt_floor: np.ndarray  # (M,)
+    amt_cap: np.ndarray  # (M,)
+    amt_value: np.ndarray  # (M, T) fixed amounts and schedules, per period
+    acc_kind: np.ndarray  # (K,)
+    acc_initial: np.ndarray  # (K,)
+    acc_target: np.ndarray  # (K,) amount index
+    acc_floor: np.ndarray  # (K,)
+    acc_release: np.ndarray  # (K,)
+    sup_kind: np.ndarray  # (S,)
+    sup_cap_period: np.ndarray  # (S,)
+    sup_cap_total: np.ndarray  # (S,)
+    sup_rate: np.ndarray  # (S,) liquidity interest rate
+    claim_kind: np.ndarray  # (C,)
+    claim_index: np.ndarray  # (C,)
+    trg_kind: np.ndarray  # (G,)
+    trg_threshold: np.ndarray  # (G, T)
+    trg_group: np.ndarray  # (G,) tranche group or -1
+    trg_account: np.ndarray  # (G,) or -1
+    trg_consecutive: np.ndarray  # (G,)
+    trg_curable: np.ndarray  # (G,)
+    trg_sequential: np.ndarray  # (G,)
+    trg_trap: np.ndarray  # (G,)
+    trg_waterfall: np.ndarray  # (G,) or -1
+    wf_ptr: np.ndarray  # (W+1,)
+    normal_waterfall: int
+    st_op: np.ndarray  # (P,)
+    st_a: np.ndarray
+    st_b: np.ndarray
+    st_c: np.ndarray
+    st_d: np.ndarray
+    call_threshold: float  # share of the original pool; negative: no call
+    call_price: float
+    original_pool_balance: float
+
+
+# ---- output tables: last axis of each
+TR_BALANCE_START = 0
+TR_INTEREST_DUE = 1
+TR_INTEREST_PAID = 2
+TR_PRINCIPAL_DUE = 3
+TR_PRINCIPAL_PAID = 4
+TR_RESIDUAL_PAID = 5
+TR_BALANCE_END = 6
+TR_INTEREST_ARREARS = 7
+TR_SUPPORT_RECEIVED = 8
+TRANCHE_FIELDS = (
+    "balance_start", "interest_due", "interest_paid", "principal_due", "principal_paid",
+    "residual_paid", "balance_end", "interest_shortfall", "support_received",
+)
+
+FEE_DUE = 0
+FEE_PAID = 1
+FEE_ARREARS = 2
+FEE_FIELDS = ("due", "paid", "unpaid")
+
+ACC_START = 0
+ACC_DEPOSIT = 1
+ACC_WITHDRAWAL = 2
+ACC_END = 3
+ACC_TARGET = 4
+ACCOUNT_FIELDS = ("balance_start", "deposit", "withdrawal", "balance_end", "target")
+
+SUP_DRAW = 0
+SUP_REPAID = 1
+SUP_INTEREST_PAID = 2
+SUP_OUTSTANDING = 3
+SUP_CUMULATIVE_DRAW = 4
+SUPPORT_FIELDS = ("draw", "principal_repaid", "interest_paid", "outstanding", "cumulative_draw")
+
+TRG_VALUE = 0
+TRG_BREACHED = 1
+TRG_ACTIVE = 2
+TRIGGER_FIELDS = ("value", "breached", "active")
+
+D_COLLECTIONS = 0  # cash collected from the assets
+D_CALL_PROCEEDS = 1
+D_CARRY_IN = 2  # cash left from the previous period
+D_SUPPORT_DRAWS = 3
+D_ACCOUNT_WITHDRAWALS = 4
+D_PAYMENTS = 5  # fees, interest, principal, residual, liquidity repayment
+D_ACCOUNT_DEPOSITS = 6
+D_CARRY_OUT = 7
+D_WATERFALL = 8  # index of the waterfall that ran
+D_SEQUENTIAL = 9
+D_TRAP_SHARE = 10
+D_CUMULATIVE_DEFAULTS = 11
+D_POOL_BALANCE = 12  # performing balance at the end of the period (after a call: 0)
+D_CALLED = 13
+DEAL_FIELDS = (
+    "collections", "call_proceeds", "cash_brought_forward", "support_draws", "account_withdrawals",
+    "payments", "account_deposits", "cash_carried_forward", "waterfall", "sequential",
+    "trap_share", "cumulative_defaults", "pool_balance", "called",
+)
+
+
+class WaterfallTables(NamedTuple):
+    """Per-period tables one waterfall run writes (preallocated by the caller)."""
+
+    tranche: np.ndarray  # (T, N, len(TRANCHE_FIELDS))
+    fee: np.ndarray  # (T, F, len(FEE_FIELDS))
+    account: np.ndarray  # (T, K, len(ACCOUNT_FIELDS))
+    support: np.ndarray  # (T, S, len(SUPPORT_FIELDS))
+    trigger: np.ndarray  # (T, G, len(TRIGGER_FIELDS))
+    deal: np.ndarray  # (T, len(DEAL_FIELDS))
+
+
+def allocate_tables(cd: CompiledDeal) -> WaterfallTables:
+    """Zeroed output tables for one run of ``cd``."""
+    t = cd.n_periods
+    return WaterfallTables(
+        np.zeros((t, cd.tr_balance.shape[0], len(TRANCHE_FIELDS))),
+        np.zeros((t, cd.fee_kind.shape[0], len(FEE_FIELDS))),
+        np.zeros((t, cd.acc_kind.shape[0], len(ACCOUNT_FIELDS))),
+        np.zeros((t, cd.sup_kind.shape[0], len(SUPPORT_FIELDS))),
+        np.zeros((t, cd.trg_kind.shape[0], len(TRIGGER_FIELDS))),
+        np.zeros((t, len(DEAL_FIELDS))),
+    )

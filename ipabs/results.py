@@ -1,0 +1,218 @@
+"""Results of a deterministic run as pandas DataFrames (columns documented in docs/outputs.md)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ipabs.engine import layout as L
+from ipabs.engine.compile import CompiledModel
+from ipabs.engine.metrics_numba_fns import present_value, weighted_average_life, yield_at_price
+from ipabs.risk.collections_numba_fns import COLLECTION_COLUMNS
+
+FREQUENCY = {"monthly": 12, "quarterly": 4, "semi-annual": 2, "annual": 1}
+
+
+def conservation_residual(tables: L.WaterfallTables) -> np.ndarray:
+    """Per-period cash-conservation residual (should be ~0).
+
+    ``brought forward + collections + call proceeds + support draws + account withdrawals
+    - payments - account deposits - carried forward``.
+    """
+    d = tables.deal
+    return (
+        d[:, L.D_CARRY_IN] + d[:, L.D_COLLECTIONS] + d[:, L.D_CALL_PROCEEDS]
+        + d[:, L.D_SUPPORT_DRAWS] + d[:, L.D_ACCOUNT_WITHDRAWALS]
+        - d[:, L.D_PAYMENTS] - d[:, L.D_ACCOUNT_DEPOSITS] - d[:, L.D_CARRY_OUT]
+    )
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """A deterministic run: per-tranche summary and per-period tables.
+
+    Attributes
+    ----------
+    deal_name, scenario : str
+    summary : DataFrame
+        One row per tranche (index ``tranche``).
+    periods : DataFrame
+        One row per payment period: collections, deal cash, then ``<name>.<field>`` columns
+        for every tranche, fee, account, support and trigger.
+    tranche_flows : DataFrame
+        Tidy: one row per (period, tranche).
+    collateral : DataFrame
+        Tidy: one row per (period, pool).
+    triggers : DataFrame
+        One row per trigger: when it was first breached and active.
+    tables : WaterfallTables
+        The raw kernel output.
+    collections : ndarray, shape (P, T, C)
+        The raw asset cash flows per pool.
+    """
+
+    deal_name: str
+    scenario: str
+    summary: pd.DataFrame
+    periods: pd.DataFrame
+    tranche_flows: pd.DataFrame
+    collateral: pd.DataFrame
+    triggers: pd.DataFrame
+    tables: L.WaterfallTables
+    collections: np.ndarray
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready dict: deal, scenario, ``tranches`` (list of objects) and ``triggers``."""
+
+        def clean(v: Any) -> Any:
+            if isinstance(v, (float, np.floating)):
+                return None if not math.isfinite(float(v)) else float(v)
+            if isinstance(v, (np.integer,)):
+                return int(v)
+            if isinstance(v, (dt.date, pd.Timestamp)):
+                return v.isoformat()[:10]
+            if v is pd.NaT:
+                return None
+            return v
+
+        tranches = [{"name": name, **{k: clean(v) for k, v in row.items()}} for name, row in self.summary.iterrows()]
+        triggers = [{k: clean(v) for k, v in row.items()} for _, row in self.triggers.iterrows()]
+        return {"deal": self.deal_name, "scenario": self.scenario, "tranches": tranches, "triggers": triggers}
+
+    def write(self, out_dir: str | Path) -> list[Path]:
+        """Write the tables as CSV and Parquet into ``out_dir`` (created if needed).
+
+        Each file is written to a temporary name and renamed, so a failure never leaves half a
+        file. Returns the paths written.
+        """
+        out = Path(out_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        written = []
+        frames = {
+            "summary": self.summary.reset_index(), "periods": self.periods,
+            "tranche_flows": self.tranche_flows, "collateral": self.collateral, "triggers": self.triggers,
+        }
+        for name, frame in frames.items():
+            for ext in ("csv", "parquet"):
+                target = out / f"{name}.{ext}"
+                tmp = out / f".{name}.{ext}.tmp"
+                if ext == "csv":
+                    frame.to_csv(tmp, index=False)
+                else:
+                    frame.to_parquet(tmp, index=False)
+                tmp.replace(target)
+                written.append(target)
+        return written
+
+
+def _times(model: CompiledModel) -> np.ndarray:
+    return (model.grid[1:] - model.grid[0]) / 365.0
+
+
+def tranche_summary(model: CompiledModel, tables: L.WaterfallTables) -> pd.DataFrame:
+    """Per-tranche metrics of one run."""
+    spec = model.spec
+    freq = FREQUENCY[spec.deal.payment_frequency]
+    times = _times(model)
+    dates = model.payment_dates
+    rows = []
+    tr = tables.tranche
+    for k, name in enumerate(model.tranche_names):
+        orig = float(model.cd.tr_balance[k])
+        interest = tr[:, k, L.TR_INTEREST_PAID]
+        principal = tr[:, k, L.TR_PRINCIPAL_PAID]
+        residual = tr[:, k, L.TR_RESIDUAL_PAID]
+        cash = interest + principal + residual
+        principal_loss = float(tr[-1, k, L.TR_BALANCE_END])
+        interest_loss = float(tr[-1, k, L.TR_INTEREST_ARREARS])
+        loss = principal_loss + interest_loss
+        coupon = float(model.cd.tr_rate[k, 0])
+        paid_idx = np.nonzero(cash > 1e-9)[0]
+        disc = present_value(times[-1:], np.array([loss]), coupon, freq) if loss > 0 else 0.0
+        rows.append({
+            "tranche": name,
+            "original_balance": orig,
+            "coupon": coupon,
+            "interest_paid": float(interest.sum()),
+            "principal_paid": float(principal.sum()),
+            "residual_paid": float(residual.sum()),
+            "support_received": float(tr[:, k, L.TR_SUPPORT_RECEIVED].sum()),
+            "principal_loss": principal_loss,
+            "interest_shortfall": interest_loss,
+            "loss": loss,
+            "loss_pct": loss / orig if orig > 0 else 0.0,
+            "discounted_loss": float(disc),
+            "wal_years": float(weighted_average_life(times, principal)),
+            "yield": float(yield_at_price(times, cash, orig, freq)) if orig > 0 else np.nan,
+            "final_payment_date": dates[paid_idx[-1]] if len(paid_idx) else None,
+        })
+    return pd.DataFrame(rows).set_index("tranche")
+
+
+def build_result(model: CompiledModel, scenario: str, coll: np.ndarray, tables: L.WaterfallTables) -> RunResult:
+    """Assemble the DataFrames of a run from the raw arrays."""
+    n = model.n_periods
+    dates = model.payment_dates
+    base = pd.DataFrame({"period": np.arange(1, n + 1), "payment_date": pd.to_datetime(dates)})
+    total = coll.sum(axis=0)
+    cols: dict[str, Any] = {f"pool.{c}": total[:, i] for i, c in enumerate(COLLECTION_COLUMNS)}
+    for i, c in enumerate(L.DEAL_FIELDS):
+        cols[f"deal.{c}"] = tables.deal[:, i]
+    cols["deal.waterfall"] = [model.waterfall_names[int(w)] for w in tables.deal[:, L.D_WATERFALL]]
+    groups = (
+        (model.tranche_names, tables.tranche, L.TRANCHE_FIELDS),
+        (model.fee_names, tables.fee, L.FEE_FIELDS),
+        (model.account_names, tables.account, L.ACCOUNT_FIELDS),
+        (model.support_names, tables.support, L.SUPPORT_FIELDS),
+        (model.trigger_names, tables.trigger, L.TRIGGER_FIELDS),
+    )
+    for names, arr, fields in groups:
+        for j, name in enumerate(names):
+            for i, f in enumerate(fields):
+                cols[f"{name}.{f}"] = arr[:, j, i]
+    periods = pd.concat([base, pd.DataFrame(cols)], axis=1)
+
+    tf = []
+    for k, name in enumerate(model.tranche_names):
+        part = base.copy()
+        part.insert(2, "tranche", name)
+        for i, f in enumerate(L.TRANCHE_FIELDS):
+            part[f] = tables.tranche[:, k, i]
+        tf.append(part)
+    tranche_flows = pd.concat(tf, ignore_index=True)
+
+    cf = []
+    for p, name in enumerate(model.pool_names):
+        part = base.copy()
+        part.insert(2, "pool", name)
+        for i, c in enumerate(COLLECTION_COLUMNS):
+            part[c] = coll[p, :, i]
+        cf.append(part)
+    collateral = pd.concat(cf, ignore_index=True)
+
+    trig_rows = []
+    for g, trig in enumerate(model.spec.triggers):
+        active = np.nonzero(tables.trigger[:, g, L.TRG_ACTIVE] > 0)[0]
+        breached = np.nonzero(tables.trigger[:, g, L.TRG_BREACHED] > 0)[0]
+        trig_rows.append({
+            "trigger": trig.name, "kind": trig.kind,
+            "first_breached_period": int(breached[0]) + 1 if len(breached) else None,
+            "first_active_period": int(active[0]) + 1 if len(active) else None,
+            "first_active_date": dates[active[0]] if len(active) else None,
+            "periods_active": len(active),
+        })
+    triggers = pd.DataFrame(
+        trig_rows, columns=["trigger", "kind", "first_breached_period", "first_active_period",
+                            "first_active_date", "periods_active"],
+    )
+    return RunResult(
+        deal_name=model.spec.deal.name, scenario=scenario,
+        summary=tranche_summary(model, tables), periods=periods, tranche_flows=tranche_flows,
+        collateral=collateral, triggers=triggers, tables=tables, collections=coll,
+    )

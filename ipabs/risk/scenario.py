@@ -1,0 +1,136 @@
+"""Turn a named deterministic scenario into the per-asset arrays of the collections kernel."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ipabs.collateral.royalty import royalty_schedule
+from ipabs.dates import from_day
+from ipabs.engine.compile import CompiledModel
+from ipabs.errors import IpabsError
+from ipabs.risk.deterministic import (
+    default_curve,
+    default_period,
+    lag_table,
+    period_months,
+    prepayment_curve,
+    resolve,
+)
+
+
+@dataclass(frozen=True)
+class DriverInputs:
+    """Scenario-dependent inputs of :func:`deterministic_collections` (shapes as there)."""
+
+    mdr: np.ndarray
+    smm: np.ndarray
+    recovery_rate: np.ndarray
+    recovery_cap: np.ndarray
+    recovery_lag: np.ndarray
+    guarantee_lag: np.ndarray
+    guarantee_stop: np.ndarray
+    lag_period: np.ndarray
+    roy_accrual: np.ndarray
+    roy_pay_period: np.ndarray
+    roy_mdr: np.ndarray
+    support_stop: np.ndarray
+
+
+def scenario_names(model: CompiledModel) -> list[str]:
+    """Names of the deal's scenarios, the default first."""
+    return list(model.spec.scenarios)
+
+
+def scenario_inputs(model: CompiledModel, name: str | None = None) -> DriverInputs:
+    """Resolve scenario ``name`` (default: the first) for every asset.
+
+    Raises
+    ------
+    IpabsError
+        If the deal has no scenario of that name (the message lists the known ones).
+    """
+    spec = model.spec
+    names = list(spec.scenarios)
+    if name is None:
+        name = names[0]
+    if name not in spec.scenarios:
+        raise IpabsError(f"no scenario {name!r} in {model.deal.source.file}; known: {', '.join(names)}")
+    sc = spec.scenarios[name]
+    grid = model.grid
+    n = len(grid) - 1
+    months = period_months(grid)
+    assets = model.assets
+    ob_names = model.obligors.names
+    pools = model.pool_names
+    overridden = {ov.obligor for ov in sc.overrides if ov.obligor is not None}
+    named = {model.obligors.index[o]: default_period(w, grid) for o, w in sc.defaults.obligors.items()}
+
+    # months from closing to each asset's maturity (for the SDA lag rule)
+    close = from_day(int(grid[0]))
+    a_count = len(assets)
+    mdr = np.zeros((a_count, n))
+    smm = np.zeros((a_count, n))
+    rec_rate = np.zeros(a_count)
+    rec_cap = np.full(a_count, np.inf)
+    rec_lag_m = np.zeros(a_count, dtype=np.int64)
+    cache: dict[tuple[int, int, int], tuple[np.ndarray, np.ndarray]] = {}
+    assumptions = {}
+    for a in range(a_count):
+        o = int(assets.obligor[a])
+        p = int(assets.pool[a])
+        key_src = o if ob_names[o] in overridden else -1 - p
+        if key_src not in assumptions:
+            assumptions[key_src] = resolve(sc, pools[p], ob_names[o])
+        asm = assumptions[key_src]
+        mat_month = -1
+        if asm.defaults.sda is not None:
+            m = from_day(int(assets.maturity_day[a]))
+            mat_month = (m.year - close.year) * 12 + m.month - close.month
+        key = (key_src, mat_month, asm.recovery.lag_months)
+        if key not in cache:
+            cache[key] = (
+                default_curve(asm.defaults, months, None if mat_month < 0 else mat_month, asm.recovery.lag_months),
+                prepayment_curve(asm.prepayment, months),
+            )
+        mdr[a], smm[a] = cache[key]
+        rec_lag_m[a] = asm.recovery.lag_months
+        if asm.recovery.basis == "appraisal":
+            appraisal = assets.appraised_value[a]
+            rec_rate[a] = 1.0
+            rec_cap[a] = asm.recovery.rate * (0.0 if np.isnan(appraisal) else appraisal)
+        else:
+            rec_rate[a] = asm.recovery.rate
+        if o in named and named[o] < n:
+            mdr[a, named[o]] = 1.0
+            mdr[a, named[o] + 1:] = 0.0
+
+    g_lag_m = assets.guarantee_lag_months
+    lags = sorted(set(rec_lag_m.tolist()) | set(g_lag_m.tolist()) | {0})
+    lag_id = {lag: i for i, lag in enumerate(lags)}
+    table = lag_table(grid, lags)
+    g_stop = np.array([named.get(int(g), n) if g >= 0 else n for g in assets.guarantor], dtype=np.int64)
+
+    roy = model.royalties
+    roy_mdr = np.zeros((len(roy), n))
+    growth = []
+    haircut = []
+    for r in range(len(roy)):
+        o = int(roy.obligor[r])
+        asm = resolve(sc, pools[int(roy.pool[r])], ob_names[o])
+        roy_mdr[r] = default_curve(asm.defaults, months, None, 0)
+        if o in named and named[o] < n:
+            roy_mdr[r, named[o]] = 1.0
+        growth.append(roy.growth[r] if asm.royalty.growth is None else asm.royalty.growth)
+        haircut.append(asm.royalty.haircut)
+    accrual, pay_period = royalty_schedule(roy, grid, np.array(growth), np.array(haircut))
+
+    sup_stop = np.array([named.get(int(p), n) for p in model.support_provider], dtype=np.int64)
+    return DriverInputs(
+        mdr=mdr, smm=smm, recovery_rate=rec_rate, recovery_cap=rec_cap,
+        recovery_lag=np.array([lag_id[x] for x in rec_lag_m.tolist()], dtype=np.int64),
+        guarantee_lag=np.array([lag_id[x] for x in g_lag_m.tolist()], dtype=np.int64),
+        guarantee_stop=g_stop, lag_period=table, roy_accrual=accrual, roy_pay_period=pay_period,
+        roy_mdr=roy_mdr, support_stop=sup_stop,
+    )
