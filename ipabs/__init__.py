@@ -1,8 +1,39 @@
-"""ipabs: cash-flow and credit-risk simulation of intellectual-property securitizations."""
+"""ipabs: cash-flow and credit-risk simulation of intellectual-property securitizations.
+
+>>> import ipabs
+>>> deal = ipabs.load_deal("scenarios/caohejing_ip_pledge.yaml")  # doctest: +SKIP
+>>> ipabs.run(deal).summary  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+from typing import Any
 
 from ipabs.deal.load import LoadedDeal, load_deal, parse_deal
 from ipabs.errors import DealError, IpabsError
 
 __version__ = "0.1.0"
 
-__all__ = ["DealError", "IpabsError", "LoadedDeal", "__version__", "load_deal", "parse_deal"]
+# The engine pulls in numba; load it on first use so `ipabs validate` stays quick.
+_LAZY = {"run": "ipabs.api", "compile_deal": "ipabs.engine.compile", "RunResult": "ipabs.results"}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'ipabs' has no attribute {name!r}")
+
+
+__all__ = [
+    "DealError",
+    "IpabsError",
+    "LoadedDeal",
+    "RunResult",
+    "__version__",
+    "compile_deal",
+    "load_deal",
+    "parse_deal",
+    "run",
+]

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-import numba  # noqa: I001
+import numba
 
 F = TypeVar("F", bound=Callable[..., Any])
 

@@ -23,7 +23,9 @@ def _model(deal: LoadedDeal | CompiledModel | str | Path) -> CompiledModel:
     return compile_deal(deal)
 
 
-def collections(model: CompiledModel, scenario: str | None = None, inputs: DriverInputs | None = None) -> np.ndarray:
+def collections(
+    model: CompiledModel, scenario: str | None = None, inputs: DriverInputs | None = None
+) -> np.ndarray:
     """Asset cash flows per pool under a deterministic scenario (or resolved ``inputs``).
 
     Returns
@@ -35,10 +37,25 @@ def collections(model: CompiledModel, scenario: str | None = None, inputs: Drive
     out = np.zeros((len(model.pool_names), model.n_periods, N_COLLECTION_COLUMNS))
     a = model.assets
     deterministic_collections(
-        a.pool, model.sched_interest, model.sched_principal, model.sched_balance, a.balance,
-        inp.mdr, inp.smm, inp.recovery_rate, inp.recovery_cap, inp.recovery_lag,
-        a.guarantee_share, inp.guarantee_lag, inp.guarantee_stop, inp.lag_period,
-        model.royalties.pool, inp.roy_accrual, inp.roy_pay_period, inp.roy_mdr, out,
+        a.pool,
+        model.sched_interest,
+        model.sched_principal,
+        model.sched_balance,
+        a.balance,
+        inp.mdr,
+        inp.smm,
+        inp.recovery_rate,
+        inp.recovery_cap,
+        inp.recovery_lag,
+        a.guarantee_share,
+        inp.guarantee_lag,
+        inp.guarantee_stop,
+        inp.lag_period,
+        model.royalties.pool,
+        inp.roy_accrual,
+        inp.roy_pay_period,
+        inp.roy_mdr,
+        out,
     )
     return out
 

@@ -126,9 +126,7 @@ def year_fraction(start: int, end: int, convention: int) -> float:
     return total
 
 
-def payment_dates(
-    first_payment: dt.date, legal_final: dt.date, months: int
-) -> list[dt.date]:
+def payment_dates(first_payment: dt.date, legal_final: dt.date, months: int) -> list[dt.date]:
     """Payment dates from the first payment date every ``months`` months up to legal final.
 
     The legal final date is the last date; if it is not on the regular grid it ends a short

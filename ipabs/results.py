@@ -27,9 +27,14 @@ def conservation_residual(tables: L.WaterfallTables) -> np.ndarray:
     """
     d = tables.deal
     return (
-        d[:, L.D_CARRY_IN] + d[:, L.D_COLLECTIONS] + d[:, L.D_CALL_PROCEEDS]
-        + d[:, L.D_SUPPORT_DRAWS] + d[:, L.D_ACCOUNT_WITHDRAWALS]
-        - d[:, L.D_PAYMENTS] - d[:, L.D_ACCOUNT_DEPOSITS] - d[:, L.D_CARRY_OUT]
+        d[:, L.D_CARRY_IN]
+        + d[:, L.D_COLLECTIONS]
+        + d[:, L.D_CALL_PROCEEDS]
+        + d[:, L.D_SUPPORT_DRAWS]
+        + d[:, L.D_ACCOUNT_WITHDRAWALS]
+        - d[:, L.D_PAYMENTS]
+        - d[:, L.D_ACCOUNT_DEPOSITS]
+        - d[:, L.D_CARRY_OUT]
     )
 
 
@@ -81,7 +86,9 @@ class RunResult:
                 return None
             return v
 
-        tranches = [{"name": name, **{k: clean(v) for k, v in row.items()}} for name, row in self.summary.iterrows()]
+        tranches = [
+            {"name": name, **{k: clean(v) for k, v in row.items()}} for name, row in self.summary.iterrows()
+        ]
         triggers = [{k: clean(v) for k, v in row.items()} for _, row in self.triggers.iterrows()]
         return {"deal": self.deal_name, "scenario": self.scenario, "tranches": tranches, "triggers": triggers}
 
@@ -95,8 +102,11 @@ class RunResult:
         out.mkdir(parents=True, exist_ok=True)
         written = []
         frames = {
-            "summary": self.summary.reset_index(), "periods": self.periods,
-            "tranche_flows": self.tranche_flows, "collateral": self.collateral, "triggers": self.triggers,
+            "summary": self.summary.reset_index(),
+            "periods": self.periods,
+            "tranche_flows": self.tranche_flows,
+            "collateral": self.collateral,
+            "triggers": self.triggers,
         }
         for name, frame in frames.items():
             for ext in ("csv", "parquet"):
@@ -135,27 +145,31 @@ def tranche_summary(model: CompiledModel, tables: L.WaterfallTables) -> pd.DataF
         coupon = float(model.cd.tr_rate[k, 0])
         paid_idx = np.nonzero(cash > 1e-9)[0]
         disc = present_value(times[-1:], np.array([loss]), coupon, freq) if loss > 0 else 0.0
-        rows.append({
-            "tranche": name,
-            "original_balance": orig,
-            "coupon": coupon,
-            "interest_paid": float(interest.sum()),
-            "principal_paid": float(principal.sum()),
-            "residual_paid": float(residual.sum()),
-            "support_received": float(tr[:, k, L.TR_SUPPORT_RECEIVED].sum()),
-            "principal_loss": principal_loss,
-            "interest_shortfall": interest_loss,
-            "loss": loss,
-            "loss_pct": loss / orig if orig > 0 else 0.0,
-            "discounted_loss": float(disc),
-            "wal_years": float(weighted_average_life(times, principal)),
-            "yield": float(yield_at_price(times, cash, orig, freq)) if orig > 0 else np.nan,
-            "final_payment_date": dates[paid_idx[-1]] if len(paid_idx) else None,
-        })
+        rows.append(
+            {
+                "tranche": name,
+                "original_balance": orig,
+                "coupon": coupon,
+                "interest_paid": float(interest.sum()),
+                "principal_paid": float(principal.sum()),
+                "residual_paid": float(residual.sum()),
+                "support_received": float(tr[:, k, L.TR_SUPPORT_RECEIVED].sum()),
+                "principal_loss": principal_loss,
+                "interest_shortfall": interest_loss,
+                "loss": loss,
+                "loss_pct": loss / orig if orig > 0 else 0.0,
+                "discounted_loss": float(disc),
+                "wal_years": float(weighted_average_life(times, principal)),
+                "yield": float(yield_at_price(times, cash, orig, freq)) if orig > 0 else np.nan,
+                "final_payment_date": dates[paid_idx[-1]] if len(paid_idx) else None,
+            }
+        )
     return pd.DataFrame(rows).set_index("tranche")
 
 
-def build_result(model: CompiledModel, scenario: str, coll: np.ndarray, tables: L.WaterfallTables) -> RunResult:
+def build_result(
+    model: CompiledModel, scenario: str, coll: np.ndarray, tables: L.WaterfallTables
+) -> RunResult:
     """Assemble the DataFrames of a run from the raw arrays."""
     n = model.n_periods
     dates = model.payment_dates
@@ -200,19 +214,35 @@ def build_result(model: CompiledModel, scenario: str, coll: np.ndarray, tables: 
     for g, trig in enumerate(model.spec.triggers):
         active = np.nonzero(tables.trigger[:, g, L.TRG_ACTIVE] > 0)[0]
         breached = np.nonzero(tables.trigger[:, g, L.TRG_BREACHED] > 0)[0]
-        trig_rows.append({
-            "trigger": trig.name, "kind": trig.kind,
-            "first_breached_period": int(breached[0]) + 1 if len(breached) else None,
-            "first_active_period": int(active[0]) + 1 if len(active) else None,
-            "first_active_date": dates[active[0]] if len(active) else None,
-            "periods_active": len(active),
-        })
+        trig_rows.append(
+            {
+                "trigger": trig.name,
+                "kind": trig.kind,
+                "first_breached_period": int(breached[0]) + 1 if len(breached) else None,
+                "first_active_period": int(active[0]) + 1 if len(active) else None,
+                "first_active_date": dates[active[0]] if len(active) else None,
+                "periods_active": len(active),
+            }
+        )
     triggers = pd.DataFrame(
-        trig_rows, columns=["trigger", "kind", "first_breached_period", "first_active_period",
-                            "first_active_date", "periods_active"],
+        trig_rows,
+        columns=[
+            "trigger",
+            "kind",
+            "first_breached_period",
+            "first_active_period",
+            "first_active_date",
+            "periods_active",
+        ],
     )
     return RunResult(
-        deal_name=model.spec.deal.name, scenario=scenario,
-        summary=tranche_summary(model, tables), periods=periods, tranche_flows=tranche_flows,
-        collateral=collateral, triggers=triggers, tables=tables, collections=coll,
+        deal_name=model.spec.deal.name,
+        scenario=scenario,
+        summary=tranche_summary(model, tables),
+        periods=periods,
+        tranche_flows=tranche_flows,
+        collateral=collateral,
+        triggers=triggers,
+        tables=tables,
+        collections=coll,
     )

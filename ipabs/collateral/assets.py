@@ -59,7 +59,9 @@ class Obligors:
                 for name in tape.obligor_names():
                     add(name)
                 first = f.drop_duplicates("obligor")
-                for name, ind, reg, pd in zip(first["obligor"], first["industry"], first["region"], first["pd"], strict=True):
+                for name, ind, reg, pd in zip(
+                    first["obligor"], first["industry"], first["region"], first["pd"], strict=True
+                ):
                     add(name, ind, reg, pd)
                 for g in f["guarantor"].unique():
                     if g:
@@ -167,7 +169,10 @@ class _Builder:
         g = asset.guarantee
         ip = asset.pledged_ip
         return {
-            "id": ident, "kind": kind, "pool": pool, "obligor": self.obligors.index[asset.obligor],
+            "id": ident,
+            "kind": kind,
+            "pool": pool,
+            "obligor": self.obligors.index[asset.obligor],
             "balance": asset.balance,
             "appraised_value": np.nan if ip is None else ip.appraised_value,
             "guarantor": -1 if g is None else self.obligors.index[g.guarantor],
@@ -180,16 +185,30 @@ class _Builder:
         mat = loan.maturity_date or add_months(self.close, loan.term_months or 0)
         row = self._common(pool, loan, "loan", loan.id or f"{loan.obligor}-{n}")
         row.update(
-            fixed_rate=fixed, index_id=idx, spread=spread, rate_floor=floor, maturity_day=to_day(mat),
+            fixed_rate=fixed,
+            index_id=idx,
+            spread=spread,
+            rate_floor=floor,
+            maturity_day=to_day(mat),
             freq_months=MONTHS_PER_PERIOD[loan.payment_frequency],
-            amortisation=AMORTISATION_CODES[loan.amortisation], io_months=loan.interest_only_months,
-            day_count=DAY_COUNTS[loan.day_count], balloon=0.0,
+            amortisation=AMORTISATION_CODES[loan.amortisation],
+            io_months=loan.interest_only_months,
+            day_count=DAY_COUNTS[loan.day_count],
+            balloon=0.0,
         )
         self.rows.append(row)
         self.custom.append([(to_day(p.date), p.principal) for p in (loan.schedule or [])])
 
-    def _instalments(self, pool: int, asset: Lease | Royalty, kind: str, ident: str,
-                     payments: list[float], residual: float, balance: float) -> None:
+    def _instalments(
+        self,
+        pool: int,
+        asset: Lease | Royalty,
+        kind: str,
+        ident: str,
+        payments: list[float],
+        residual: float,
+        balance: float,
+    ) -> None:
         months = MONTHS_PER_PERIOD[asset.payment_frequency]
         flows = list(payments)
         flows[-1] += residual
@@ -203,16 +222,29 @@ class _Builder:
             custom.append((to_day(d), principal))
             bal -= principal
         row = {
-            "id": ident, "kind": kind, "pool": pool, "obligor": self.obligors.index[asset.obligor],
-            "balance": balance, "appraised_value": np.nan, "guarantor": -1, "guarantee_share": 0.0,
+            "id": ident,
+            "kind": kind,
+            "pool": pool,
+            "obligor": self.obligors.index[asset.obligor],
+            "balance": balance,
+            "appraised_value": np.nan,
+            "guarantor": -1,
+            "guarantee_share": 0.0,
             "guarantee_lag_months": 0,
         }
         if isinstance(asset, Lease):
             row.update(self._common(pool, asset, kind, ident))
         row.update(
-            fixed_rate=r, index_id=-1, spread=0.0, rate_floor=-np.inf,
-            maturity_day=custom[-1][0], freq_months=months, amortisation=CUSTOM, io_months=0,
-            day_count=DAY_COUNTS["30/360"], balloon=0.0,
+            fixed_rate=r,
+            index_id=-1,
+            spread=0.0,
+            rate_floor=-np.inf,
+            maturity_day=custom[-1][0],
+            freq_months=months,
+            amortisation=CUSTOM,
+            io_months=0,
+            day_count=DAY_COUNTS["30/360"],
+            balloon=0.0,
         )
         self.rows.append(row)
         self.custom.append(custom)
@@ -225,9 +257,15 @@ class _Builder:
         mat = add_months(self.close, lease.term_months or 0)
         row = self._common(pool, lease, "lease", ident)
         row.update(
-            fixed_rate=float(lease.rate or 0.0), index_id=-1, spread=0.0, rate_floor=-np.inf,
-            maturity_day=to_day(mat), freq_months=MONTHS_PER_PERIOD[lease.payment_frequency],
-            amortisation=AMORTISATION_CODES["annuity"], io_months=0, day_count=DAY_COUNTS["30/360"],
+            fixed_rate=float(lease.rate or 0.0),
+            index_id=-1,
+            spread=0.0,
+            rate_floor=-np.inf,
+            maturity_day=to_day(mat),
+            freq_months=MONTHS_PER_PERIOD[lease.payment_frequency],
+            amortisation=AMORTISATION_CODES["annuity"],
+            io_months=0,
+            day_count=DAY_COUNTS["30/360"],
             balloon=min(lease.residual, lease.balance),
         )
         self.rows.append(row)
@@ -236,8 +274,9 @@ class _Builder:
     def licence(self, pool: int, roy: Royalty, n: int) -> None:
         payments = list(roy.instalments or [])
         balance = roy.balance if roy.balance is not None else float(sum(payments))
-        self._instalments(pool, roy, "licence", roy.id or f"{roy.obligor}-licence-{n}",
-                          payments, 0.0, balance)
+        self._instalments(
+            pool, roy, "licence", roy.id or f"{roy.obligor}-licence-{n}", payments, 0.0, balance
+        )
 
     def tape(self, pool: int, tape: Any) -> None:
         f = tape.frame
@@ -258,32 +297,54 @@ class _Builder:
             [self.obligors.index[g] if g else -1 for g in f["guarantor"].to_numpy(dtype=object)],
             dtype=np.int64,
         )
-        self.tapes.append({
-            "id": [str(x) for x in f["id"]], "kind": ["loan"] * len(f),
-            "pool": np.full(len(f), pool, dtype=np.int64),
-            "obligor": np.array([self.obligors.index[o] for o in f["obligor"]], dtype=np.int64),
-            "balance": f["balance"].to_numpy(dtype=np.float64),
-            "fixed_rate": f["rate"].to_numpy(dtype=np.float64, na_value=np.nan),
-            "index_id": idx_ids,
-            "spread": f["spread"].to_numpy(dtype=np.float64, na_value=0.0),
-            "rate_floor": np.where(np.isnan(floor), -np.inf, floor),
-            "maturity_day": mat_days,
-            "freq_months": np.array([MONTHS_PER_PERIOD[x] for x in f["payment_frequency"]], dtype=np.int64),
-            "amortisation": np.array([AMORTISATION_CODES[x] for x in f["amortisation"]], dtype=np.int64),
-            "io_months": f["interest_only_months"].to_numpy(dtype=np.int64),
-            "day_count": np.array([DAY_COUNTS[x] for x in f["day_count"]], dtype=np.int64),
-            "balloon": np.zeros(len(f)),
-            "appraised_value": f["appraised_value"].to_numpy(dtype=np.float64, na_value=np.nan),
-            "guarantor": guarantor,
-            "guarantee_share": f["guarantee_share"].to_numpy(dtype=np.float64),
-            "guarantee_lag_months": f["guarantee_lag_months"].to_numpy(dtype=np.int64),
-        })
+        self.tapes.append(
+            {
+                "id": [str(x) for x in f["id"]],
+                "kind": ["loan"] * len(f),
+                "pool": np.full(len(f), pool, dtype=np.int64),
+                "obligor": np.array([self.obligors.index[o] for o in f["obligor"]], dtype=np.int64),
+                "balance": f["balance"].to_numpy(dtype=np.float64),
+                "fixed_rate": f["rate"].to_numpy(dtype=np.float64, na_value=np.nan),
+                "index_id": idx_ids,
+                "spread": f["spread"].to_numpy(dtype=np.float64, na_value=0.0),
+                "rate_floor": np.where(np.isnan(floor), -np.inf, floor),
+                "maturity_day": mat_days,
+                "freq_months": np.array(
+                    [MONTHS_PER_PERIOD[x] for x in f["payment_frequency"]], dtype=np.int64
+                ),
+                "amortisation": np.array([AMORTISATION_CODES[x] for x in f["amortisation"]], dtype=np.int64),
+                "io_months": f["interest_only_months"].to_numpy(dtype=np.int64),
+                "day_count": np.array([DAY_COUNTS[x] for x in f["day_count"]], dtype=np.int64),
+                "balloon": np.zeros(len(f)),
+                "appraised_value": f["appraised_value"].to_numpy(dtype=np.float64, na_value=np.nan),
+                "guarantor": guarantor,
+                "guarantee_share": f["guarantee_share"].to_numpy(dtype=np.float64),
+                "guarantee_lag_months": f["guarantee_lag_months"].to_numpy(dtype=np.int64),
+            }
+        )
 
 
-_INT_FIELDS = ("pool", "obligor", "index_id", "maturity_day", "freq_months", "amortisation",
-               "io_months", "day_count", "guarantor", "guarantee_lag_months")
-_FLOAT_FIELDS = ("balance", "fixed_rate", "spread", "rate_floor", "balloon", "appraised_value",
-                 "guarantee_share")
+_INT_FIELDS = (
+    "pool",
+    "obligor",
+    "index_id",
+    "maturity_day",
+    "freq_months",
+    "amortisation",
+    "io_months",
+    "day_count",
+    "guarantor",
+    "guarantee_lag_months",
+)
+_FLOAT_FIELDS = (
+    "balance",
+    "fixed_rate",
+    "spread",
+    "rate_floor",
+    "balloon",
+    "appraised_value",
+    "guarantee_share",
+)
 
 
 def build_assets(deal: Deal, obligors: Obligors, tapes: dict[str, Any]) -> AssetArrays:
@@ -305,7 +366,9 @@ def build_assets(deal: Deal, obligors: Obligors, tapes: dict[str, Any]) -> Asset
         cols[f] = [r[f] for r in b.rows] + [x for t in b.tapes for x in t[f]]
     for f in _INT_FIELDS + _FLOAT_FIELDS:
         dtype = np.int64 if f in _INT_FIELDS else np.float64
-        parts = [np.array([r[f] for r in b.rows], dtype=dtype)] + [np.asarray(t[f], dtype=dtype) for t in b.tapes]
+        parts = [np.array([r[f] for r in b.rows], dtype=dtype)] + [
+            np.asarray(t[f], dtype=dtype) for t in b.tapes
+        ]
         cols[f] = np.concatenate(parts) if parts else np.zeros(0, dtype)
     ptr = [0]
     days: list[int] = []
@@ -318,8 +381,10 @@ def build_assets(deal: Deal, obligors: Obligors, tapes: dict[str, Any]) -> Asset
     n_tape = sum(len(t["id"]) for t in b.tapes)
     ptr.extend([len(days)] * n_tape)
     return AssetArrays(
-        custom_ptr=np.array(ptr, dtype=np.int64), custom_day=np.array(days, dtype=np.int64),
-        custom_amount=np.array(amounts, dtype=np.float64), **cols,
+        custom_ptr=np.array(ptr, dtype=np.int64),
+        custom_day=np.array(days, dtype=np.int64),
+        custom_amount=np.array(amounts, dtype=np.float64),
+        **cols,
     )
 
 
@@ -335,17 +400,24 @@ def build_royalties(deal: Deal, obligors: Obligors) -> RoyaltyArrays:
             end = min(d for d in (r.end_date, r.patent_expiry, final) if d is not None)
             base = r.sales if r.kind == "running" else r.income
             assert base is not None  # guaranteed by the schema
-            rows.append({
-                "id": r.id or f"{r.obligor}-{r.kind}-{n}", "pool": p,
-                "obligor": obligors.index[r.obligor],
-                "kind": RUNNING if r.kind == "running" else INCOME_SHARE,
-                "initial": base.initial, "growth": base.growth,
-                "rate": r.rate if r.kind == "running" else r.share,
-                "minimum": r.minimum, "cap": np.inf if r.cap is None else r.cap,
-                "start_day": to_day(r.start_date or deal.deal.closing_date), "end_day": to_day(end),
-                "freq_months": MONTHS_PER_PERIOD[r.payment_frequency], "lag_months": r.payment_lag_months,
-                "valuation": np.nan if r.valuation is None else r.valuation,
-            })
+            rows.append(
+                {
+                    "id": r.id or f"{r.obligor}-{r.kind}-{n}",
+                    "pool": p,
+                    "obligor": obligors.index[r.obligor],
+                    "kind": RUNNING if r.kind == "running" else INCOME_SHARE,
+                    "initial": base.initial,
+                    "growth": base.growth,
+                    "rate": r.rate if r.kind == "running" else r.share,
+                    "minimum": r.minimum,
+                    "cap": np.inf if r.cap is None else r.cap,
+                    "start_day": to_day(r.start_date or deal.deal.closing_date),
+                    "end_day": to_day(end),
+                    "freq_months": MONTHS_PER_PERIOD[r.payment_frequency],
+                    "lag_months": r.payment_lag_months,
+                    "valuation": np.nan if r.valuation is None else r.valuation,
+                }
+            )
             tiers.append([(t.above, t.rate) for t in (r.tiers or [])])
     ptr = np.zeros(len(tiers) + 1, dtype=np.int64)
     for i, tl in enumerate(tiers):
@@ -355,14 +427,22 @@ def build_royalties(deal: Deal, obligors: Obligors) -> RoyaltyArrays:
         return np.array([r[name] for r in rows], dtype=dtype)
 
     return RoyaltyArrays(
-        id=[r["id"] for r in rows], pool=col("pool", np.int64), obligor=col("obligor", np.int64),
-        kind=col("kind", np.int64), initial=col("initial", np.float64), growth=col("growth", np.float64),
-        rate=col("rate", np.float64), tier_ptr=ptr,
+        id=[r["id"] for r in rows],
+        pool=col("pool", np.int64),
+        obligor=col("obligor", np.int64),
+        kind=col("kind", np.int64),
+        initial=col("initial", np.float64),
+        growth=col("growth", np.float64),
+        rate=col("rate", np.float64),
+        tier_ptr=ptr,
         tier_above=np.array([a for tl in tiers for a, _ in tl], dtype=np.float64),
         tier_rate=np.array([r for tl in tiers for _, r in tl], dtype=np.float64),
-        minimum=col("minimum", np.float64), cap=col("cap", np.float64),
-        start_day=col("start_day", np.int64), end_day=col("end_day", np.int64),
-        freq_months=col("freq_months", np.int64), lag_months=col("lag_months", np.int64),
+        minimum=col("minimum", np.float64),
+        cap=col("cap", np.float64),
+        start_day=col("start_day", np.int64),
+        end_day=col("end_day", np.int64),
+        freq_months=col("freq_months", np.int64),
+        lag_months=col("lag_months", np.int64),
         valuation=col("valuation", np.float64),
     )
 

@@ -10,7 +10,10 @@ from ipabs.risk.collections_numba_fns import royalty_amount
 
 
 def royalty_schedule(
-    roy: RoyaltyArrays, grid: np.ndarray, growth: np.ndarray, haircut: np.ndarray,
+    roy: RoyaltyArrays,
+    grid: np.ndarray,
+    growth: np.ndarray,
+    haircut: np.ndarray,
     base_factor: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Royalty accrued in each period and the period in which it is paid.
@@ -54,12 +57,23 @@ def royalty_schedule(
             base = roy.initial[r] * (1.0 + growth[r]) ** years
             if base_factor is not None:
                 base *= base_factor[r, t]
-            annual = royalty_amount(base, roy.rate[r], int(roy.kind[r]), lo, hi, roy.tier_above,
-                                    roy.tier_rate, roy.minimum[r], roy.cap[r])
+            annual = royalty_amount(
+                base,
+                roy.rate[r],
+                int(roy.kind[r]),
+                lo,
+                hi,
+                roy.tier_above,
+                roy.tier_rate,
+                roy.minimum[r],
+                roy.cap[r],
+            )
             accrual[r, t] = annual * yf * (1.0 - haircut[r])
             while add_months_day(start, k * int(roy.freq_months[r])) < e:
                 k += 1
-            pay_day = add_months_day(add_months_day(start, k * int(roy.freq_months[r])), int(roy.lag_months[r]))
+            pay_day = add_months_day(
+                add_months_day(start, k * int(roy.freq_months[r])), int(roy.lag_months[r])
+            )
             if pay_day <= grid[-1]:
                 pay_period[r, t] = max(int(np.searchsorted(grid, pay_day, side="left")) - 1, 0)
     return accrual, pay_period

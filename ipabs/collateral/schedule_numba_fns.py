@@ -27,7 +27,9 @@ AMORTISATION_CODES = {
 
 
 @njit
-def index_rate(day: int, index_id: int, idx_ptr: np.ndarray, idx_day: np.ndarray, idx_rate: np.ndarray) -> float:
+def index_rate(
+    day: int, index_id: int, idx_ptr: np.ndarray, idx_day: np.ndarray, idx_rate: np.ndarray
+) -> float:
     """Level of a step-function index curve on ``day`` (the first point applies before it)."""
     lo = idx_ptr[index_id]
     hi = idx_ptr[index_id + 1]
@@ -42,8 +44,15 @@ def index_rate(day: int, index_id: int, idx_ptr: np.ndarray, idx_day: np.ndarray
 
 @njit
 def asset_rate(
-    a: int, day: int, fixed_rate: np.ndarray, index_id: np.ndarray, spread: np.ndarray,
-    rate_floor: np.ndarray, idx_ptr: np.ndarray, idx_day: np.ndarray, idx_rate: np.ndarray,
+    a: int,
+    day: int,
+    fixed_rate: np.ndarray,
+    index_id: np.ndarray,
+    spread: np.ndarray,
+    rate_floor: np.ndarray,
+    idx_ptr: np.ndarray,
+    idx_day: np.ndarray,
+    idx_rate: np.ndarray,
 ) -> float:
     """All-in annual rate of asset ``a`` for an accrual period starting on ``day``."""
     if index_id[a] < 0:

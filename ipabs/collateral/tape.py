@@ -36,6 +36,8 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from ipabs.deal.schema import Deal, Pool
 from ipabs.deal.source import SourceMap
@@ -135,7 +137,8 @@ _NEEDED = ("obligor", "balance")
 _DTYPES = {"text": object, "choice": object, "date": "datetime64[s]"}
 _DTYPES.update(dict.fromkeys(("money", "rate", "share", "probability", "int"), "float64"))
 _PAIRS = {"rate": "index", "maturity_date": "term_months", "term_months": "maturity_date"}
-_STRIP = re.compile(r"[,\s_，¥￥$]")  # thousands separators, spaces, currency signs
+_STRIP = r"[,\s_，¥￥$]"  # thousands separators, spaces, currency signs (RE2 syntax)
+_NUMBER = r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$"
 
 
 @dataclass(frozen=True, eq=False)
@@ -259,34 +262,40 @@ def _text(raw: pd.Series) -> pd.Series:
     return pd.Series(out, index=raw.index, dtype="str")
 
 
+def _arrow_text(raw: pd.Series) -> pa.Array:
+    """Cells as a trimmed Arrow string array, ``""`` when blank."""
+    try:  # string columns convert without copying
+        arr = pa.array(raw, type=pa.large_string(), from_pandas=True)
+    except (pa.ArrowInvalid, pa.ArrowTypeError):  # mixed Excel cells
+        arr = pa.array(_text(raw).to_numpy(dtype=object), type=pa.large_string())
+    return pc.fill_null(pc.utf8_trim_whitespace(arr), "")
+
+
 def _numbers(raw: pd.Series, percent: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Numbers, accepting thousands separators and, when ``percent``, a trailing ``%``."""
+    n = len(raw)
     if pd.api.types.is_bool_dtype(raw):
-        values = np.full(len(raw), np.nan)
-        return values, raw.isna().to_numpy(), raw.notna().to_numpy()
+        return np.full(n, np.nan), raw.isna().to_numpy(), raw.notna().to_numpy()
     if pd.api.types.is_numeric_dtype(raw):
         values = raw.to_numpy(dtype="float64", na_value=np.nan, copy=True)
-        blank = np.isnan(values)
-        return values, blank, np.isinf(values)
-    text = _text(raw)
-    blank = (text == "").to_numpy()
-    is_bool = np.zeros(len(raw), bool)
+        return values, np.isnan(values), np.isinf(values)
+    is_bool = np.zeros(n, bool)
     if pd.api.types.is_object_dtype(raw):  # Excel TRUE/FALSE cells are not numbers
         is_bool[:] = [isinstance(v, (bool, np.bool_)) for v in raw.to_numpy(dtype=object)]
-    values = pd.to_numeric(text, errors="coerce").to_numpy(
-        dtype="float64", na_value=np.nan, copy=True
-    )
-    retry = np.isnan(values) & ~blank & ~is_bool
-    if retry.any():  # only the cells the fast path could not read
-        sub = text[retry].str.replace(_STRIP, "", regex=True)
-        pct = sub.str.endswith("%").to_numpy() if percent else np.zeros(len(sub), bool)
-        if percent:
-            sub = sub.str.replace(r"%$", "", regex=True)
-        again = pd.to_numeric(sub, errors="coerce").to_numpy(
-            dtype="float64", na_value=np.nan, copy=True
-        )
-        again[pct] /= 100.0
-        values[retry] = again
+    text = _arrow_text(raw)
+    blank = pc.equal(text, "").to_numpy(zero_copy_only=False)
+    clean = text
+    pct = np.zeros(n, bool)
+    if not pc.all(pc.or_(pc.equal(text, ""), pc.match_substring_regex(text, _NUMBER))).as_py():
+        clean = pc.replace_substring_regex(text, _STRIP, "")  # only when some cell needs it
+    if percent:
+        pct = pc.ends_with(clean, "%").to_numpy(zero_copy_only=False)
+        if pct.any():
+            clean = pc.replace_substring_regex(clean, "%$", "")
+    ok = pc.match_substring_regex(clean, _NUMBER)
+    number = pc.cast(pc.if_else(ok, clean, pa.scalar(None, clean.type)), pa.float64())
+    values = np.array(number.to_numpy(zero_copy_only=False), dtype="float64")
+    values[pct] /= 100.0
     values[is_bool] = np.nan
     bad = ~blank & ~np.isfinite(values)
     values[bad] = np.nan
@@ -897,46 +906,62 @@ class _TapeReader:
                 "give each loan its own id",
             )
 
+        # one industry / region / pd per obligor: each row must agree with the first row that
+        # gives one for its obligor, or with the deal's `obligors` section
+        codes, names = pd.factorize(obligor)
         declared = {o.name: o for o in self.spec.obligors}
         for attr in ("industry", "region", "pd"):
             if self.sources[attr].header is None:
                 continue
             values = frame[attr]
-            has = values.notna() if attr == "pd" else values != ""
-            sub = frame.loc[has.to_numpy(), ["obligor", attr]]
-            first = sub.drop_duplicates("obligor")
-            ref = dict(zip(first["obligor"], first[attr], strict=True))
-            where = {
-                k: f"row {self.rows[r]}" for k, r in zip(first["obligor"], first.index, strict=True)
+            has = (values.notna() if attr == "pd" else values != "").to_numpy()
+            rows = np.flatnonzero(has)
+            _u, at = np.unique(codes[rows], return_index=True)
+            first = np.full(len(names), -1)
+            first[codes[rows[at]]] = rows[at]
+            value_codes, _v = pd.factorize(values)
+            ref = first[codes]
+            conflict = has & (value_codes != value_codes[ref])
+            fixed = {
+                n: getattr(o, attr) for n, o in declared.items() if getattr(o, attr) is not None
             }
-            for name, ob in declared.items():
-                if getattr(ob, attr) is not None:
-                    ref[name], where[name] = getattr(ob, attr), "the deal's `obligors` section"
-            conflict = np.zeros(len(frame), bool)
-            conflict[sub.index.to_numpy()] = (sub[attr] != sub["obligor"].map(ref)).to_numpy()
-            self.bad(
-                conflict,
-                attr,
-                lambda i, attr=attr, ref=ref, where=where: (
-                    f"obligor {obligor.iat[i]!r} has "
-                    f"{attr} {frame[attr].iat[i]!r} here but {ref[obligor.iat[i]]!r} "
-                    f"in {where[obligor.iat[i]]}"
-                ),
-                "give one value per obligor",
-            )
+            for name, value in fixed.items():
+                mine = has & (obligor == name).to_numpy()
+                if mine.any():
+                    conflict[mine] = (values[mine] != value).to_numpy()
+
+            def problem(
+                i: int,
+                attr: str = attr,
+                values: pd.Series = values,
+                ref: np.ndarray = ref,
+                fixed: dict[str, Any] = fixed,
+            ) -> str:
+                name = obligor.iat[i]
+                where = (
+                    f"the deal's `obligors` section ({fixed[name]!r})"
+                    if name in fixed
+                    else f"row {self.rows[ref[i]]} ({values.iat[ref[i]]!r})"
+                )
+                return f"obligor {name!r} has {attr} {values.iat[i]!r} here but another in {where}"
+
+            self.bad(conflict, attr, problem, "give one value per obligor")
 
     def check_guarantors(self, frame: pd.DataFrame, known: set[str]) -> None:
         """Guarantors must be obligors of the deal (any pool, tape or ``obligors`` section)."""
         guarantor = frame["guarantor"]
-        unknown = ((guarantor != "") & ~guarantor.isin(list(known))).to_numpy()
-        options = sorted(known)
-        self.bad(
-            unknown,
-            "guarantor",
-            lambda i: f"unknown guarantor {guarantor.iat[i]!r}",
-            (suggest(guarantor.iat[int(np.argmax(unknown))], options) if unknown.any() else "")
-            or "list guarantors in the deal's `obligors` section",
-        )
+        codes, names = pd.factorize(guarantor)
+        missing = np.array([g != "" and g not in known for g in names] + [False], dtype=bool)
+        unknown = missing[codes]
+        if unknown.any():
+            example = str(guarantor.iat[int(np.argmax(unknown))])
+            hint = (
+                suggest(example, sorted(known))
+                or "list guarantors in the deal's `obligors` section"
+            )
+            self.bad(
+                unknown, "guarantor", lambda i: f"unknown guarantor {guarantor.iat[i]!r}", hint
+            )
 
 
 class _Unreadable(Exception):

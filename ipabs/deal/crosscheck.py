@@ -64,10 +64,14 @@ class _Checker:
 
     # ------------------------------------------------------------------ sections
     def unique(self) -> None:
-        for section, names in (("tranches", self.tranches), ("fees", self.fees),
-                               ("accounts", self.accounts), ("support", self.support),
-                               ("pools", self.pools),
-                               ("triggers", [t.name for t in self.deal.triggers])):
+        for section, names in (
+            ("tranches", self.tranches),
+            ("fees", self.fees),
+            ("accounts", self.accounts),
+            ("support", self.support),
+            ("pools", self.pools),
+            ("triggers", [t.name for t in self.deal.triggers]),
+        ):
             seen: set[str] = set()
             for i, n in enumerate(names):
                 if n in seen:
@@ -76,12 +80,19 @@ class _Checker:
         seen_o: set[str] = set()
         for i, o in enumerate(self.deal.obligors):
             if o.name in seen_o:
-                self.add(("obligors", i, "name"), f"duplicate obligor {o.name!r}", "list each obligor once")
+                self.add(
+                    ("obligors", i, "name"),
+                    f"duplicate obligor {o.name!r}",
+                    "list each obligor once",
+                )
             seen_o.add(o.name)
         for i, s in enumerate(self.deal.support):
             if s.name in self.accounts:
-                self.add(("support", i, "name"), f"name {s.name!r} is also an account",
-                         "a draw names its source; give the account and the support different names")
+                self.add(
+                    ("support", i, "name"),
+                    f"name {s.name!r} is also an account",
+                    "a draw names its source; give the account and the support different names",
+                )
 
     def quantity(self, path: tuple[Any, ...], text: str) -> None:
         _kind, names = parse_quantity(text)
@@ -101,8 +112,10 @@ class _Checker:
         close, final = info.closing_date, info.legal_final_date
         for i, t in enumerate(self.deal.tranches):
             if t.expected_maturity is not None and not close < t.expected_maturity <= final:
-                self.add(("tranches", i, "expected_maturity"),
-                         "expected maturity must fall after closing and on or before legal final")
+                self.add(
+                    ("tranches", i, "expected_maturity"),
+                    "expected maturity must fall after closing and on or before legal final",
+                )
         for pi, pool in enumerate(self.deal.pools):
             for section in ("loans", "leases", "royalties"):
                 for ai, a in enumerate(getattr(pool, section)):
@@ -110,21 +123,33 @@ class _Checker:
                     mat = getattr(a, "maturity_date", None)
                     if mat is not None:
                         if mat <= close:
-                            self.add((*base, "maturity_date"), "matures on or before closing",
-                                     "balances are as of closing; drop matured loans")
+                            self.add(
+                                (*base, "maturity_date"),
+                                "matures on or before closing",
+                                "balances are as of closing; drop matured loans",
+                            )
                         elif mat > final:
-                            self.add((*base, "maturity_date"), "matures after the legal final date",
-                                     "cash after legal final is not modelled: extend legal_final_date")
+                            self.add(
+                                (*base, "maturity_date"),
+                                "matures after the legal final date",
+                                "cash after legal final is not modelled: extend legal_final_date",
+                            )
                     term = getattr(a, "term_months", None)
                     if term is not None and _add_months(close, term) > final:
-                        self.add((*base, "term_months"), "runs past the legal final date",
-                                 "shorten the term or extend legal_final_date")
+                        self.add(
+                            (*base, "term_months"),
+                            "runs past the legal final date",
+                            "shorten the term or extend legal_final_date",
+                        )
                     sched = getattr(a, "schedule", None)
                     if sched:
                         prev = close
                         for si, pay in enumerate(sched):
                             if pay.date <= prev:
-                                self.add((*base, "schedule", si, "date"), "schedule dates must increase after closing")
+                                self.add(
+                                    (*base, "schedule", si, "date"),
+                                    "schedule dates must increase after closing",
+                                )
                             prev = pay.date
                         end = mat or _add_months(close, term or 0)
                         if sched[-1].date > end:
@@ -143,7 +168,8 @@ class _Checker:
 
     def assets(self) -> None:
         seen_pd: dict[str, tuple[Any, tuple[Any, ...]]] = {
-            o.name: ((o.pd, o.pd_curve, o.industry, o.region), ("obligors", i)) for i, o in enumerate(self.deal.obligors)
+            o.name: ((o.pd, o.pd_curve, o.industry, o.region), ("obligors", i))
+            for i, o in enumerate(self.deal.obligors)
         }
         for pi, pool in enumerate(self.deal.pools):
             for section in ("loans", "leases", "royalties"):
@@ -154,22 +180,39 @@ class _Checker:
                         self.ref((*base, "rate", "index"), rate.index, list(self.deal.indices), "index")
                     guarantee = getattr(a, "guarantee", None)
                     if guarantee is not None:
-                        self.ref((*base, "guarantee", "guarantor"), guarantee.guarantor, self.obligors, "obligor")
+                        self.ref(
+                            (*base, "guarantee", "guarantor"),
+                            guarantee.guarantor,
+                            self.obligors,
+                            "obligor",
+                        )
                         if guarantee.guarantor == a.obligor:
-                            self.add((*base, "guarantee", "guarantor"), "an obligor cannot guarantee itself")
+                            self.add(
+                                (*base, "guarantee", "guarantor"),
+                                "an obligor cannot guarantee itself",
+                            )
                     attrs = (a.pd, a.pd_curve, a.industry, a.region)
                     if any(v is not None for v in attrs):
                         prev = seen_pd.get(a.obligor)
                         if prev is not None and any(
-                            x is not None and y is not None and x != y for x, y in zip(prev[0], attrs, strict=True)
+                            x is not None and y is not None and x != y
+                            for x, y in zip(prev[0], attrs, strict=True)
                         ):
-                            self.add(base, f"obligor {a.obligor!r} has conflicting pd/industry/region",
-                                     f"see {format_path(prev[1])}; give obligor attributes once")
+                            self.add(
+                                base,
+                                f"obligor {a.obligor!r} has conflicting pd/industry/region",
+                                f"see {format_path(prev[1])}; give obligor attributes once",
+                            )
                         elif prev is None:
                             seen_pd[a.obligor] = (attrs, base)
         for name, tranche in enumerate(self.deal.tranches):
             if hasattr(tranche.coupon, "index"):
-                self.ref(("tranches", name, "coupon", "index"), tranche.coupon.index, list(self.deal.indices), "index")
+                self.ref(
+                    ("tranches", name, "coupon", "index"),
+                    tranche.coupon.index,
+                    list(self.deal.indices),
+                    "index",
+                )
 
     def collateral(self) -> None:
         info = self.deal.deal
@@ -183,8 +226,11 @@ class _Checker:
                 total += tape.total_balance()
         notes = sum(t.balance for t in self.deal.tranches)
         if total + 1e-6 < notes and not info.collateral_shortfall_reason:
-            self.add(("deal",), f"collateral ({total:,.2f}) is smaller than the notes ({notes:,.2f})",
-                     "fix the balances, or say why in `collateral_shortfall_reason:` here")
+            self.add(
+                ("deal",),
+                f"collateral ({total:,.2f}) is smaller than the notes ({notes:,.2f})",
+                "fix the balances, or say why in `collateral_shortfall_reason:` here",
+            )
 
     def liabilities(self) -> None:
         for i, f in enumerate(self.deal.fees):
@@ -207,12 +253,18 @@ class _Checker:
             if t.effect.waterfall is not None:
                 self.ref((*base, "effect", "waterfall"), t.effect.waterfall, self.waterfalls, "waterfall")
             if not (t.effect.sequential or t.effect.trap or t.effect.waterfall):
-                self.add((*base, "effect"), "the trigger has no effect",
-                         "set sequential, trap or waterfall")
+                self.add(
+                    (*base, "effect"),
+                    "the trigger has no effect",
+                    "set sequential, trap or waterfall",
+                )
             if t.effect.trap and not any(
                 s.trap_cash for steps in self.deal.waterfalls.values() for s in steps
             ):
-                self.add((*base, "effect", "trap"), "a trap effect needs a `trap_cash` step in a waterfall")
+                self.add(
+                    (*base, "effect", "trap"),
+                    "a trap effect needs a `trap_cash` step in a waterfall",
+                )
         claims = self._claims()
         for w, steps in self.deal.waterfalls.items():
             for k, step in enumerate(steps):
@@ -245,8 +297,11 @@ class _Checker:
             self.ref((*p, "from"), value.source, self.accounts + self.support, "account or support")
             for j, c in enumerate(value.covers):
                 if c not in claims:
-                    self.add(self.written((*p, "covers", j), (*p, "covers")), f"unknown claim {c!r}",
-                             suggest(c, claims) or "write TRANCHE.interest, TRANCHE.principal or a fee name")
+                    self.add(
+                        self.written((*p, "covers", j), (*p, "covers")),
+                        f"unknown claim {c!r}",
+                        suggest(c, claims) or "write TRANCHE.interest, TRANCHE.principal or a fee name",
+                    )
         elif kind == "repay_liquidity":
             self.ref(p, value, self.liquidity, "liquidity facility")
         elif kind == "pay_residual":
@@ -263,8 +318,10 @@ class _Checker:
                 if ov.obligor is not None:
                     self.ref((*base, "overrides", i, "obligor"), ov.obligor, self.obligors, "obligor")
                 if ov.defaults is not None and ov.defaults.obligors:
-                    self.add((*base, "overrides", i, "defaults", "obligors"),
-                             "name defaulting obligors in the scenario's own `defaults.obligors`")
+                    self.add(
+                        (*base, "overrides", i, "defaults", "obligors"),
+                        "name defaulting obligors in the scenario's own `defaults.obligors`",
+                    )
 
     def run(self) -> list[Issue]:
         self.unique()

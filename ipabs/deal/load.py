@@ -43,8 +43,18 @@ class LoadedDeal:
 
 def _build(data: Any, smap: SourceMap, path: Path | None) -> LoadedDeal:
     if not isinstance(data, dict):
-        raise DealError([Issue(smap.file, 1, 1, "", "a deal file must be a mapping of sections",
-                               "start with `deal:`, `pools:`, `tranches:`, `waterfalls:`")])
+        raise DealError(
+            [
+                Issue(
+                    smap.file,
+                    1,
+                    1,
+                    "",
+                    "a deal file must be a mapping of sections",
+                    "start with `deal:`, `pools:`, `tranches:`, `waterfalls:`",
+                )
+            ]
+        )
     try:
         spec = Deal.model_validate(data)
     except ValidationError as exc:

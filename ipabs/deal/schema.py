@@ -7,6 +7,7 @@ each field; ``docs/deal-language.md`` is generated from these docstrings and des
 from __future__ import annotations
 
 import datetime as dt
+from itertools import pairwise
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -120,7 +121,7 @@ class Obligor(Model):
     @field_validator("pd_curve")
     @classmethod
     def _monotone(cls, v: list[float] | None) -> list[float] | None:
-        if v is not None and any(b < a for a, b in zip(v, v[1:], strict=False)):
+        if v is not None and any(b < a for a, b in pairwise(v)):
             raise ValueError("a cumulative PD curve must not decrease")
         return v
 
@@ -305,7 +306,7 @@ class Royalty(_CreditInputs):
         extra = [f for f in foreign if getattr(self, f) is not None]
         if extra:
             raise ValueError(f"a {self.kind} royalty does not use: {', '.join(extra)}")
-        if self.tiers and any(b.above <= a.above for a, b in zip(self.tiers, self.tiers[1:], strict=False)):
+        if self.tiers and any(b.above <= a.above for a, b in pairwise(self.tiers)):
             raise ValueError("royalty tiers must have increasing `above` thresholds")
         return self
 
@@ -533,7 +534,10 @@ class Trigger(Model):
 
     name: Name
     kind: Literal[
-        "cumulative_default_rate", "dscr", "reserve_below_target", "overcollateralisation",
+        "cumulative_default_rate",
+        "dscr",
+        "reserve_below_target",
+        "overcollateralisation",
         "interest_shortfall",
     ] = Field(
         description="cumulative_default_rate: cumulative defaults / original pool > threshold; "
@@ -542,9 +546,7 @@ class Trigger(Model):
         "overcollateralisation: pool balance / balance of `tranches` < threshold; "
         "interest_shortfall: interest of `tranches` unpaid on the previous date."
     )
-    threshold: Rate | list[Rate] = Field(
-        0.0, description="Threshold, or one per period (the last repeats)."
-    )
+    threshold: Rate | list[Rate] = Field(0.0, description="Threshold, or one per period (the last repeats).")
     tranches: list[Name] = Field(default_factory=list, description="Tranches the test uses.")
     account: Name | None = Field(None, description="reserve_below_target: the account.")
     consecutive: int = Field(1, ge=1, description="Breaches in a row before it fires.")
@@ -579,9 +581,7 @@ class PayPrincipal(Model):
         "principal collections not yet used; due: up to the principal due (schedule, expected "
         "maturity, legal final).",
     )
-    down_to: Amount | None = Field(
-        None, description="Only pay the group's balance down to this target."
-    )
+    down_to: Amount | None = Field(None, description="Only pay the group's balance down to this target.")
 
     @field_validator("tranches", mode="before")
     @classmethod
@@ -596,9 +596,7 @@ class Draw(Model):
     """
 
     source: Name = Field(alias="from", description="Account or support (deficiency, liquidity).")
-    covers: Annotated[list[str], Field(min_length=1)] = Field(
-        description="Claims, in order of priority."
-    )
+    covers: Annotated[list[str], Field(min_length=1)] = Field(description="Claims, in order of priority.")
 
     @field_validator("covers", mode="before")
     @classmethod
@@ -645,7 +643,7 @@ class Step(Model):
             raise ValueError(f"a step has exactly one key, its kind: one of {kinds}")
         kind = next(iter(self.model_fields_set))
         if getattr(self, kind) is None:
-            raise ValueError(f"{kind} needs a value, e.g. `{kind}: NAME`")
+            raise ValueError(f"{kind} needs a value")
         return self
 
     @property
@@ -680,7 +678,9 @@ class Deal(Model):
     tranches: list[Tranche] = Field(min_length=1, description="Notes, most senior first.")
     fees: list[Fee] = Field(default_factory=list)
     accounts: list[Account] = Field(default_factory=list)
-    support: list[Support] = Field(default_factory=list, description="Deficiency payment undertakings and liquidity facilities.")
+    support: list[Support] = Field(
+        default_factory=list, description="Deficiency payment undertakings and liquidity facilities."
+    )
     triggers: list[Trigger] = Field(default_factory=list)
     clean_up_call: CleanUpCall | None = None
     waterfalls: dict[Name, list[Step]] = Field(

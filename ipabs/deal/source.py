@@ -87,8 +87,12 @@ class _Walker:
         self.smap.values[path] = _mark(node)
         if isinstance(node, (yaml.MappingNode, yaml.SequenceNode)):
             if id(node) in self.active:
-                self.issue(node, path, "an alias refers to a value that contains it",
-                           "YAML anchors (&) must not be used inside themselves")
+                self.issue(
+                    node,
+                    path,
+                    "an alias refers to a value that contains it",
+                    "YAML anchors (&) must not be used inside themselves",
+                )
                 return None
             self.active.add(id(node))
             try:
@@ -104,8 +108,12 @@ class _Walker:
         out: dict[Any, Any] = {}
         for key_node, value_node in node.value:
             if not isinstance(key_node, yaml.ScalarNode):
-                self.issue(key_node, path, "a mapping key must be a plain name",
-                           "write `name: value`; a key cannot be a list or a mapping")
+                self.issue(
+                    key_node,
+                    path,
+                    "a mapping key must be a plain name",
+                    "write `name: value`; a key cannot be a list or a mapping",
+                )
                 continue
             key = self.scalar(key_node, path)
             if key is None:
@@ -115,8 +123,12 @@ class _Walker:
             if key in out:
                 first = self.smap.keys.get(child)
                 where = f" (first at line {first[0]})" if first else ""
-                self.issue(key_node, child, f"duplicate key {key!r}{where}",
-                           "each key may appear once in a mapping; remove or rename one")
+                self.issue(
+                    key_node,
+                    child,
+                    f"duplicate key {key!r}{where}",
+                    "each key may appear once in a mapping; remove or rename one",
+                )
                 continue
             self.smap.keys[child] = _mark(key_node)
             out[key] = self.walk(value_node, child)
@@ -128,8 +140,14 @@ def _syntax_issue(file: str, exc: yaml.MarkedYAMLError) -> Issue:
     line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
     problem = exc.problem or exc.context or "invalid YAML"
     if isinstance(exc, yaml.constructor.ConstructorError):
-        return Issue(file, line, col, "", f"unsupported YAML: {problem}",
-                     "deal files use plain YAML values; remove the !!tag")
+        return Issue(
+            file,
+            line,
+            col,
+            "",
+            f"unsupported YAML: {problem}",
+            "deal files use plain YAML values; remove the !!tag",
+        )
     hint = "check indentation and quoting near this position"
     if "\\t" in problem or "\t" in problem:
         hint = "indent with spaces, not tabs"
@@ -171,8 +189,18 @@ def parse_yaml(text: str, file: str = "<string>") -> tuple[Any, SourceMap]:
     except yaml.reader.ReaderError as exc:  # a control character
         before = text[: exc.position]
         line, col = before.count("\n") + 1, len(before) - (before.rfind("\n") + 1) + 1
-        raise DealError([Issue(file, line, col, "", f"YAML error: {exc.reason} (#x{exc.character:04x})",
-                               "remove the character or quote the value")]) from None
+        raise DealError(
+            [
+                Issue(
+                    file,
+                    line,
+                    col,
+                    "",
+                    f"YAML error: {exc.reason} (#x{exc.character:04x})",
+                    "remove the character or quote the value",
+                )
+            ]
+        ) from None
     except yaml.YAMLError as exc:
         raise DealError([Issue(file, 1, 1, "", f"YAML error: {exc}")]) from None
     finally:
@@ -189,15 +217,55 @@ def read_yaml(path: str | Path) -> tuple[Any, SourceMap]:
     try:
         text = p.read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise DealError([Issue(str(path), 0, 0, "", "file not found",
-                               "check the path; it is read relative to the current directory")]) from None
+        raise DealError(
+            [
+                Issue(
+                    str(path),
+                    0,
+                    0,
+                    "",
+                    "file not found",
+                    "check the path; it is read relative to the current directory",
+                )
+            ]
+        ) from None
     except IsADirectoryError:
-        raise DealError([Issue(str(path), 0, 0, "", "is a directory, not a deal file",
-                               "give the path of a .yaml file")]) from None
+        raise DealError(
+            [
+                Issue(
+                    str(path),
+                    0,
+                    0,
+                    "",
+                    "is a directory, not a deal file",
+                    "give the path of a .yaml file",
+                )
+            ]
+        ) from None
     except UnicodeDecodeError as exc:
-        raise DealError([Issue(str(path), 0, 0, "", f"file is not UTF-8 text ({exc.reason})",
-                               "save the deal file as UTF-8")]) from None
+        raise DealError(
+            [
+                Issue(
+                    str(path),
+                    0,
+                    0,
+                    "",
+                    f"file is not UTF-8 text ({exc.reason})",
+                    "save the deal file as UTF-8",
+                )
+            ]
+        ) from None
     except OSError as exc:
-        raise DealError([Issue(str(path), 0, 0, "", f"cannot read the file: {exc.strerror or exc}",
-                               "check the path and its permissions")]) from None
+        raise DealError(
+            [
+                Issue(
+                    str(path),
+                    0,
+                    0,
+                    "",
+                    f"cannot read the file: {exc.strerror or exc}",
+                    "check the path and its permissions",
+                )
+            ]
+        ) from None
     return parse_yaml(text, str(path))

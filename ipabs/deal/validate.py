@@ -198,9 +198,7 @@ def _branch(members: list[Any], label: Any) -> tuple[int, Any]:
     return scalars[0] if scalars else (0, members[0])
 
 
-def _locate_loc(
-    root: type[BaseModel], loc: tuple[Any, ...]
-) -> tuple[list[Any], list[_Tag], Any, bool, Any]:
+def _locate_loc(root: type[BaseModel], loc: tuple[Any, ...]) -> tuple[list[Any], list[_Tag], Any, bool, Any]:
     tp: Any = root
     path: list[Any] = []
     tags: list[_Tag] = []
@@ -229,6 +227,24 @@ def _locate_loc(
             owner = None
             tp = None
     return path, tags, owner, at_key, tp
+
+
+def _as_written(data: Any, path: tuple[Any, ...]) -> tuple[Any, ...]:
+    """``path`` as written in the file: a shorthand (``pay_principal: [a, b]`` for
+    ``pay_principal: {tranches: [a, b]}``) has no mapping level for the wrapped field."""
+    node = data
+    out: list[Any] = []
+    for i, part in enumerate(path):
+        if isinstance(node, dict) and part in node:
+            node = node[part]
+        elif isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
+            node = node[part]
+        elif node is not None and not isinstance(node, dict) and isinstance(part, str):
+            continue
+        else:
+            return (*out, *path[i:])
+        out.append(part)
+    return tuple(out)
 
 
 def _value_at(data: Any, path: typing.Sequence[Any]) -> tuple[bool, Any]:
@@ -261,6 +277,13 @@ def _key_score(model: Any, value: Any) -> float:
     return score
 
 
+def _rank(errs: list[_Located], level: int, value: Any) -> tuple[Any, ...]:
+    """Order of preference of a union branch: right shape, keys that match, fewer errors,
+    earlier in the union."""
+    member = errs[0].tags[level].member
+    return (_fits(member, value), _key_score(member, value), -len(errs), -errs[0].tags[level].order)
+
+
 def _prune(items: list[_Located], data: Any, level: int, out: list[_Located]) -> None:
     """Keep the errors of the union branch that fits the data, at union nesting ``level``."""
     groups: dict[tuple[Any, ...], list[_Located]] = {}
@@ -277,16 +300,7 @@ def _prune(items: list[_Located], data: Any, level: int, out: list[_Located]) ->
         _found, value = _value_at(data, base)
         tag0 = group[0].tags[level]
 
-        def rank(label: Any, errs: list[_Located]) -> tuple[Any, ...]:
-            member = errs[0].tags[level].member
-            return (
-                _fits(member, value),
-                _key_score(member, value),
-                -len(errs),
-                -errs[0].tags[level].order,
-            )
-
-        ranked = sorted(branches.items(), key=lambda kv: rank(*kv), reverse=True)
+        ranked = sorted(branches.items(), key=lambda kv: _rank(kv[1], level, value), reverse=True)
         fitting = [(label, errs) for label, errs in ranked if _fits(errs[0].tags[level].member, value)]
         shallow = all(
             len(e.path) == len(base) and e.err["type"] not in ("value_error", "assertion_error")
@@ -299,8 +313,13 @@ def _prune(items: list[_Located], data: Any, level: int, out: list[_Located]) ->
             options = fitting_members or tag0.members
             first = group[0]
             combined = _Located(
-                tuple(base), [], None, False, {"type": "union_mismatch", "msg": "", "input": value},
-                first.index, {"expected": _join_or([_describe(m) for m in options])},
+                tuple(base),
+                [],
+                None,
+                False,
+                {"type": "union_mismatch", "msg": "", "input": value},
+                first.index,
+                {"expected": _join_or([_describe(m) for m in options])},
             )
             out.append(combined)
             continue
@@ -384,7 +403,10 @@ def _describe_error(it: _Located, value: Any, found: bool) -> tuple[str, str]:
         return f"expected one of {quoted}, got {got}", suggest(str(value), options)
     if typ in _BOUNDS:
         name, words = _BOUNDS[typ]
-        return f"{words} {ctx.get(name)}, got {got}", ""
+        bound = ctx.get(name)
+        if isinstance(bound, float) and bound.is_integer():
+            bound = int(bound)
+        return f"{words} {bound}, got {got}", ""
     if typ == "too_short":
         n = ctx.get("min_length", 1)
         return f"needs at least {n} item{'s' if n != 1 else ''}", ""
@@ -396,10 +418,11 @@ def _describe_error(it: _Located, value: Any, found: bool) -> tuple[str, str]:
     if typ == "union_tag_invalid":
         options = _literal_options(str(ctx.get("expected_tags", "")))
         disc = str(ctx.get("discriminator", "kind")).strip("'")
-        return (
-            f"unknown {disc} {ctx.get('tag')!r}; expected one of {', '.join(map(repr, options))}",
-            suggest(str(ctx.get("tag")), options),
-        )
+        expected = ", ".join(map(repr, options))
+        tag = value.get(disc) if isinstance(value, dict) else ctx.get("tag")
+        if not isinstance(tag, str):
+            return f"expected one of {expected}, got {show(tag)}", ""
+        return f"unknown {disc} {tag!r}; expected one of {expected}", suggest(tag, options)
     if typ in ("value_error", "assertion_error"):
         msg = _clean(str(err["msg"]))
         hint = ""
@@ -408,7 +431,9 @@ def _describe_error(it: _Located, value: Any, found: bool) -> tuple[str, str]:
             msg = msg.split(";", 1)[0] + "; use pool_balance, pool_balance_start, "
             msg += "original_pool_balance, notes_balance, balance(T), original_balance(T) "
             msg += "or interest_due(T), where T is TRANCHE or TRANCHE+TRANCHE"
-        elif found and not isinstance(value, (dict, list)) and value is not None:
+        elif found and not isinstance(value, str) and msg.startswith(f"{value!r} "):
+            msg = show(value) + msg[len(repr(value)) :]  # "[] is not ..." -> "a list is not ..."
+        elif found and not isinstance(value, (dict, list, bool)) and value is not None:
             quoted = isinstance(value, str) and repr(value) in msg
             if not quoted and not msg.startswith(f"{value} "):
                 msg += f", got {show(value)}"
@@ -485,10 +510,8 @@ def translate(exc: ValidationError, data: Any, smap: SourceMap, root: type[BaseM
     return issues
 
 
-def _issue(
-    it: _Located, data: Any, smap: SourceMap, explained: set[tuple[Any, ...]]
-) -> Issue | None:
-    path = it.path
+def _issue(it: _Located, data: Any, smap: SourceMap, explained: set[tuple[Any, ...]]) -> Issue | None:
+    path = _as_written(data, it.path)
     typ = it.err["type"]
     if typ == "extra_forbidden":
         key = path[-1] if path else it.err["loc"][-1]

@@ -136,13 +136,18 @@ def _per_period(value: float | list[float], n: int) -> np.ndarray:
     return np.full(n, float(value))
 
 
-def _rate_path(coupon: Any, grid: np.ndarray, idx: tuple[np.ndarray, np.ndarray, np.ndarray],
-               index_ids: dict[str, int]) -> np.ndarray:
+def _rate_path(
+    coupon: Any, grid: np.ndarray, idx: tuple[np.ndarray, np.ndarray, np.ndarray], index_ids: dict[str, int]
+) -> np.ndarray:
     n = len(grid) - 1
     if isinstance(coupon, FloatingRate):
         ptr, days, rates = idx
-        out = np.array([index_rate(int(grid[t]), index_ids[coupon.index], ptr, days, rates) + coupon.spread
-                        for t in range(n)])
+        out = np.array(
+            [
+                index_rate(int(grid[t]), index_ids[coupon.index], ptr, days, rates) + coupon.spread
+                for t in range(n)
+            ]
+        )
         if coupon.floor is not None:
             out = np.maximum(out, coupon.floor)
         return out
@@ -179,10 +184,27 @@ def compile_deal(loaded: LoadedDeal) -> CompiledModel:
     a = len(assets)
     s_int, s_prin, s_bal = np.zeros((a, n)), np.zeros((a, n)), np.zeros((a, n))
     contractual_flows(
-        assets.balance, assets.fixed_rate, assets.index_id, assets.spread, assets.rate_floor,
-        assets.maturity_day, assets.freq_months, assets.amortisation, assets.io_months,
-        assets.day_count, assets.balloon, assets.custom_ptr, assets.custom_day, assets.custom_amount,
-        idx[0], idx[1], idx[2], grid, s_int, s_prin, s_bal,
+        assets.balance,
+        assets.fixed_rate,
+        assets.index_id,
+        assets.spread,
+        assets.rate_floor,
+        assets.maturity_day,
+        assets.freq_months,
+        assets.amortisation,
+        assets.io_months,
+        assets.day_count,
+        assets.balloon,
+        assets.custom_ptr,
+        assets.custom_day,
+        assets.custom_amount,
+        idx[0],
+        idx[1],
+        idx[2],
+        grid,
+        s_int,
+        s_prin,
+        s_bal,
     )
 
     tranche_index = {t.name: i for i, t in enumerate(spec.tranches)}
@@ -204,7 +226,9 @@ def compile_deal(loaded: LoadedDeal) -> CompiledModel:
             due_period.append(n - 1)
         if tr.amortisation_schedule:
             schedules[i] = _per_period(tr.amortisation_schedule, n)
-    tr_rate = np.array([_rate_path(t.coupon, grid, idx, index_ids) for t in spec.tranches]).reshape(len(spec.tranches), n)
+    tr_rate = np.array([_rate_path(t.coupon, grid, idx, index_ids) for t in spec.tranches]).reshape(
+        len(spec.tranches), n
+    )
 
     # fees
     fee_kind, fee_amount, fee_base, fee_group = [], [], [], []
@@ -254,7 +278,9 @@ def compile_deal(loaded: LoadedDeal) -> CompiledModel:
             claim_index.append(i)
 
     # triggers
-    trg: dict[str, list[Any]] = {k: [] for k in ("kind", "group", "account", "consec", "curable", "seq", "trap", "wf")}
+    trg: dict[str, list[Any]] = {
+        k: [] for k in ("kind", "group", "account", "consec", "curable", "seq", "trap", "wf")
+    }
     thresholds = np.zeros((len(spec.triggers), n))
     for i, g in enumerate(spec.triggers):
         trg["kind"].append(L.TRIGGER_CODES[g.kind])
@@ -280,8 +306,15 @@ def compile_deal(loaded: LoadedDeal) -> CompiledModel:
                 ops.append((op, lists.add([tranche_index[x] for x in v]), 0, 0, -1))
             elif kind == "pay_principal":
                 amt = amounts.add(v.down_to) if v.down_to is not None else -1
-                ops.append((op, lists.add([tranche_index[x] for x in v.tranches]),
-                            1 if v.mode == "pro_rata" else 0, L.LIMIT_CODES[v.limit], amt))
+                ops.append(
+                    (
+                        op,
+                        lists.add([tranche_index[x] for x in v.tranches]),
+                        1 if v.mode == "pro_rata" else 0,
+                        L.LIMIT_CODES[v.limit],
+                        amt,
+                    )
+                )
             elif kind in ("fund_account", "trap_cash"):
                 ops.append((op, account_index[v], 0, 0, -1))
             elif kind == "draw":
@@ -306,41 +339,74 @@ def compile_deal(loaded: LoadedDeal) -> CompiledModel:
 
     arows = amounts.rows
     cd = L.CompiledDeal(
-        n_periods=n, year_frac=year_frac,
-        tr_balance=f64([t.balance for t in spec.tranches]), tr_rate=tr_rate,
-        tr_defer=i64([t.defer_interest for t in spec.tranches]), tr_due_period=i64(due_period),
+        n_periods=n,
+        year_frac=year_frac,
+        tr_balance=f64([t.balance for t in spec.tranches]),
+        tr_rate=tr_rate,
+        tr_defer=i64([t.defer_interest for t in spec.tranches]),
+        tr_due_period=i64(due_period),
         tr_schedule=schedules,
-        fee_kind=i64(fee_kind), fee_amount=f64(fee_amount), fee_base=i64(fee_base),
-        fee_base_group=i64(fee_group), fee_senior=i64([f.rank == "senior" for f in spec.fees]),
-        grp_ptr=i64(lists.ptr), grp_item=i64(lists.items),
-        amt_kind=i64([r[0] for r in arows]), amt_quantity=i64([r[1] for r in arows]),
-        amt_group=i64([r[2] for r in arows]), amt_share=f64([r[3] for r in arows]),
-        amt_floor=f64([r[4] for r in arows]), amt_cap=f64([r[5] for r in arows]),
+        fee_kind=i64(fee_kind),
+        fee_amount=f64(fee_amount),
+        fee_base=i64(fee_base),
+        fee_base_group=i64(fee_group),
+        fee_senior=i64([f.rank == "senior" for f in spec.fees]),
+        grp_ptr=i64(lists.ptr),
+        grp_item=i64(lists.items),
+        amt_kind=i64([r[0] for r in arows]),
+        amt_quantity=i64([r[1] for r in arows]),
+        amt_group=i64([r[2] for r in arows]),
+        amt_share=f64([r[3] for r in arows]),
+        amt_floor=f64([r[4] for r in arows]),
+        amt_cap=f64([r[5] for r in arows]),
         amt_value=np.array([r[6] for r in arows], dtype=np.float64).reshape(len(arows), n),
         acc_kind=i64([L.ACC_TRAP if x.kind == "trap" else L.ACC_RESERVE for x in spec.accounts]),
-        acc_initial=f64([x.initial for x in spec.accounts]), acc_target=i64(acc_target),
+        acc_initial=f64([x.initial for x in spec.accounts]),
+        acc_target=i64(acc_target),
         acc_floor=f64([x.floor for x in spec.accounts]),
         acc_release=i64([x.release_excess for x in spec.accounts]),
-        sup_kind=i64(sup_kind), sup_cap_period=f64(cap_p), sup_cap_total=f64(cap_t),
+        sup_kind=i64(sup_kind),
+        sup_cap_period=f64(cap_p),
+        sup_cap_total=f64(cap_t),
         sup_rate=f64(sup_rate),
-        claim_kind=i64(claim_kind), claim_index=i64(claim_index),
-        trg_kind=i64(trg["kind"]), trg_threshold=thresholds, trg_group=i64(trg["group"]),
-        trg_account=i64(trg["account"]), trg_consecutive=i64(trg["consec"]),
-        trg_curable=i64(trg["curable"]), trg_sequential=i64(trg["seq"]), trg_trap=f64(trg["trap"]),
+        claim_kind=i64(claim_kind),
+        claim_index=i64(claim_index),
+        trg_kind=i64(trg["kind"]),
+        trg_threshold=thresholds,
+        trg_group=i64(trg["group"]),
+        trg_account=i64(trg["account"]),
+        trg_consecutive=i64(trg["consec"]),
+        trg_curable=i64(trg["curable"]),
+        trg_sequential=i64(trg["seq"]),
+        trg_trap=f64(trg["trap"]),
         trg_waterfall=i64(trg["wf"]),
-        wf_ptr=i64(wf_ptr), normal_waterfall=normal,
-        st_op=i64([o[0] for o in ops]), st_a=i64([o[1] for o in ops]), st_b=i64([o[2] for o in ops]),
-        st_c=i64([o[3] for o in ops]), st_d=i64([o[4] for o in ops]),
+        wf_ptr=i64(wf_ptr),
+        normal_waterfall=normal,
+        st_op=i64([o[0] for o in ops]),
+        st_a=i64([o[1] for o in ops]),
+        st_b=i64([o[2] for o in ops]),
+        st_c=i64([o[3] for o in ops]),
+        st_d=i64([o[4] for o in ops]),
         call_threshold=-1.0 if call is None else float(call.threshold),
         call_price=1.0 if call is None else float(call.price),
         original_pool_balance=pool_balance,
     )
     return CompiledModel(
-        deal=loaded, cd=cd, grid=grid, assets=assets, royalties=royalties, obligors=obligors,
-        sched_interest=s_int, sched_principal=s_prin, sched_balance=s_bal,
+        deal=loaded,
+        cd=cd,
+        grid=grid,
+        assets=assets,
+        royalties=royalties,
+        obligors=obligors,
+        sched_interest=s_int,
+        sched_principal=s_prin,
+        sched_balance=s_bal,
         support_provider=i64(provider),
-        tranche_names=list(tranche_index), fee_names=list(fee_index),
-        account_names=list(account_index), support_names=list(support_index),
-        trigger_names=[g.name for g in spec.triggers], waterfall_names=list(waterfall_index),
+        tranche_names=list(tranche_index),
+        fee_names=list(fee_index),
+        account_names=list(account_index),
+        support_names=list(support_index),
+        trigger_names=[g.name for g in spec.triggers],
+        waterfall_names=list(waterfall_index),
         pool_names=[p.name for p in spec.pools],
     )

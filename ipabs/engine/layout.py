@@ -16,9 +16,13 @@ Q_BALANCE = 4  # of a tranche group
 Q_ORIGINAL_BALANCE = 5  # of a tranche group
 Q_INTEREST_DUE = 6  # of a tranche group, this period
 QUANTITY_CODES = {
-    "pool_balance": Q_POOL_BALANCE, "pool_balance_start": Q_POOL_BALANCE_START,
-    "original_pool_balance": Q_ORIGINAL_POOL_BALANCE, "notes_balance": Q_NOTES_BALANCE,
-    "balance": Q_BALANCE, "original_balance": Q_ORIGINAL_BALANCE, "interest_due": Q_INTEREST_DUE,
+    "pool_balance": Q_POOL_BALANCE,
+    "pool_balance_start": Q_POOL_BALANCE_START,
+    "original_pool_balance": Q_ORIGINAL_POOL_BALANCE,
+    "notes_balance": Q_NOTES_BALANCE,
+    "balance": Q_BALANCE,
+    "original_balance": Q_ORIGINAL_BALANCE,
+    "interest_due": Q_INTEREST_DUE,
 }
 
 # ---- amount kinds
@@ -51,9 +55,11 @@ TRG_RESERVE_BELOW_TARGET = 2
 TRG_OVERCOLLATERALISATION = 3
 TRG_INTEREST_SHORTFALL = 4
 TRIGGER_CODES = {
-    "cumulative_default_rate": TRG_CUMULATIVE_DEFAULT, "dscr": TRG_DSCR,
+    "cumulative_default_rate": TRG_CUMULATIVE_DEFAULT,
+    "dscr": TRG_DSCR,
     "reserve_below_target": TRG_RESERVE_BELOW_TARGET,
-    "overcollateralisation": TRG_OVERCOLLATERALISATION, "interest_shortfall": TRG_INTEREST_SHORTFALL,
+    "overcollateralisation": TRG_OVERCOLLATERALISATION,
+    "interest_shortfall": TRG_INTEREST_SHORTFALL,
 }
 
 # ---- step opcodes; arguments a, b, c, d per opcode
@@ -66,14 +72,23 @@ OP_TRAP_CASH = 5  # a: account
 OP_REPAY_LIQUIDITY = 6  # a: support
 OP_PAY_RESIDUAL = 7  # a: tranche
 STEP_CODES = {
-    "pay_fee": OP_PAY_FEE, "pay_interest": OP_PAY_INTEREST, "pay_principal": OP_PAY_PRINCIPAL,
-    "fund_account": OP_FUND_ACCOUNT, "draw": OP_DRAW, "trap_cash": OP_TRAP_CASH,
-    "repay_liquidity": OP_REPAY_LIQUIDITY, "pay_residual": OP_PAY_RESIDUAL,
+    "pay_fee": OP_PAY_FEE,
+    "pay_interest": OP_PAY_INTEREST,
+    "pay_principal": OP_PAY_PRINCIPAL,
+    "fund_account": OP_FUND_ACCOUNT,
+    "draw": OP_DRAW,
+    "trap_cash": OP_TRAP_CASH,
+    "repay_liquidity": OP_REPAY_LIQUIDITY,
+    "pay_residual": OP_PAY_RESIDUAL,
 }
 LIMIT_AVAILABLE = 0
 LIMIT_PRINCIPAL_COLLECTIONS = 1
 LIMIT_DUE = 2
-LIMIT_CODES = {"available": LIMIT_AVAILABLE, "principal_collections": LIMIT_PRINCIPAL_COLLECTIONS, "due": LIMIT_DUE}
+LIMIT_CODES = {
+    "available": LIMIT_AVAILABLE,
+    "principal_collections": LIMIT_PRINCIPAL_COLLECTIONS,
+    "due": LIMIT_DUE,
+}
 
 
 class CompiledDeal(NamedTuple):
@@ -144,8 +159,15 @@ TR_BALANCE_END = 6
 TR_INTEREST_ARREARS = 7
 TR_SUPPORT_RECEIVED = 8
 TRANCHE_FIELDS = (
-    "balance_start", "interest_due", "interest_paid", "principal_due", "principal_paid",
-    "residual_paid", "balance_end", "interest_shortfall", "support_received",
+    "balance_start",
+    "interest_due",
+    "interest_paid",
+    "principal_due",
+    "principal_paid",
+    "residual_paid",
+    "balance_end",
+    "interest_shortfall",
+    "support_received",
 )
 
 FEE_DUE = 0
@@ -187,9 +209,20 @@ D_CUMULATIVE_DEFAULTS = 11
 D_POOL_BALANCE = 12  # performing balance at the end of the period (after a call: 0)
 D_CALLED = 13
 DEAL_FIELDS = (
-    "collections", "call_proceeds", "cash_brought_forward", "support_draws", "account_withdrawals",
-    "payments", "account_deposits", "cash_carried_forward", "waterfall", "sequential",
-    "trap_share", "cumulative_defaults", "pool_balance", "called",
+    "collections",
+    "call_proceeds",
+    "cash_brought_forward",
+    "support_draws",
+    "account_withdrawals",
+    "payments",
+    "account_deposits",
+    "cash_carried_forward",
+    "waterfall",
+    "sequential",
+    "trap_share",
+    "cumulative_defaults",
+    "pool_balance",
+    "called",
 )
 
 

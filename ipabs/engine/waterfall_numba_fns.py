@@ -225,11 +225,17 @@ def run_waterfall(
             pool_end = 0.0
         else:
             asset_cash = (
-                coll[t, C_INTEREST] + coll[t, C_SCHED_PRINCIPAL] + coll[t, C_PREPAYMENT]
-                + coll[t, C_RECOVERY] + coll[t, C_GUARANTEE] + coll[t, C_ROYALTY]
+                coll[t, C_INTEREST]
+                + coll[t, C_SCHED_PRINCIPAL]
+                + coll[t, C_PREPAYMENT]
+                + coll[t, C_RECOVERY]
+                + coll[t, C_GUARANTEE]
+                + coll[t, C_ROYALTY]
             )
             principal_coll = (
-                coll[t, C_SCHED_PRINCIPAL] + coll[t, C_PREPAYMENT] + coll[t, C_RECOVERY]
+                coll[t, C_SCHED_PRINCIPAL]
+                + coll[t, C_PREPAYMENT]
+                + coll[t, C_RECOVERY]
                 + coll[t, C_GUARANTEE]
             )
             pool_start = coll[t, C_BALANCE_START]
@@ -237,8 +243,11 @@ def run_waterfall(
             cum_default += coll[t, C_DEFAULT]
         call_proceeds = 0.0
         if (
-            not called and cd.call_threshold >= 0.0 and pool_end > EPS
-            and pool_end <= cd.call_threshold * cd.original_pool_balance and bal.sum() > EPS
+            not called
+            and cd.call_threshold >= 0.0
+            and pool_end > EPS
+            and pool_end <= cd.call_threshold * cd.original_pool_balance
+            and bal.sum() > EPS
         ):
             call_proceeds = cd.call_price * pool_end
             principal_coll += call_proceeds
@@ -273,7 +282,9 @@ def run_waterfall(
                 elif cd.fee_kind[f] == FEE_PERIOD:
                     due = cd.fee_amount[f]
                 else:
-                    base = _quantity(cd, cd.fee_base[f], cd.fee_base_group[f], pool_start, pool_end, bal, int_due_total)
+                    base = _quantity(
+                        cd, cd.fee_base[f], cd.fee_base_group[f], pool_start, pool_end, bal, int_due_total
+                    )
                     due = cd.fee_amount[f] * base * yf
             fee_due[f] = due + fee_arrears[f]
             out.fee[t, f, FEE_DUE] = fee_due[f]
@@ -359,7 +370,9 @@ def run_waterfall(
                 if trap_share <= 0.0 or accelerated or last:
                     release = acc_bal[k]
             else:
-                target = _account_target(cd, k, t, last, accelerated, pool_start, pool_end, bal, int_due_total)
+                target = _account_target(
+                    cd, k, t, last, accelerated, pool_start, pool_end, bal, int_due_total
+                )
                 if last or accelerated or bal.sum() <= EPS:
                     release = acc_bal[k]
                 elif cd.acc_release[k] and acc_bal[k] > target:
@@ -436,7 +449,9 @@ def run_waterfall(
                     principal_coll = max(principal_coll - paid, 0.0)
                     paid_total += paid
             elif op == OP_FUND_ACCOUNT:
-                target = _account_target(cd, a, t, last, accelerated, pool_start, pool_end, bal, int_due_total)
+                target = _account_target(
+                    cd, a, t, last, accelerated, pool_start, pool_end, bal, int_due_total
+                )
                 x = min(avail, max(target - acc_bal[a], 0.0))
                 if x > 0.0:
                     acc_bal[a] += x
@@ -464,7 +479,9 @@ def run_waterfall(
                 elif t >= support_stop[src]:  # the provider has defaulted
                     room = 0.0
                 elif cd.sup_kind[src] == SUP_DEFICIENCY:
-                    room = min(cd.sup_cap_period[src] - sup_period[src], cd.sup_cap_total[src] - sup_total[src])
+                    room = min(
+                        cd.sup_cap_period[src] - sup_period[src], cd.sup_cap_total[src] - sup_total[src]
+                    )
                 else:
                     room = cd.sup_cap_total[src] - lf_outstanding[src]
                 x_total = min(max(need_total - avail, 0.0), max(room, 0.0))

@@ -23,15 +23,30 @@ C_LOSS = 9  # defaulted balance less what recovery and guarantee will bring
 N_COLLECTION_COLUMNS = 10
 
 COLLECTION_COLUMNS = (
-    "interest", "scheduled_principal", "prepayment", "recovery", "guarantee", "royalty",
-    "defaults", "balance_start", "balance_end", "loss",
+    "interest",
+    "scheduled_principal",
+    "prepayment",
+    "recovery",
+    "guarantee",
+    "royalty",
+    "defaults",
+    "balance_start",
+    "balance_end",
+    "loss",
 )
 
 
 @njit
 def royalty_amount(
-    annual_base: float, rate: float, kind: int, tier_lo: int, tier_hi: int,
-    tier_above: np.ndarray, tier_rate: np.ndarray, minimum: float, cap: float,
+    annual_base: float,
+    rate: float,
+    kind: int,
+    tier_lo: int,
+    tier_hi: int,
+    tier_above: np.ndarray,
+    tier_rate: np.ndarray,
+    minimum: float,
+    cap: float,
 ) -> float:
     """Annual royalty on an annual base: tiered rate x sales (kind 0) or share x income
     (kind 1), bounded by the annual minimum and cap."""

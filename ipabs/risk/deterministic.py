@@ -39,7 +39,8 @@ def sda_cdr(month: np.ndarray, sda: float) -> np.ndarray:
     """Annual CDR in month ``month`` (1-based) at ``sda`` percent SDA (before the lag rule)."""
     m = np.asarray(month, dtype=np.float64)
     base = np.where(
-        m <= 30, 0.0002 * m,
+        m <= 30,
+        0.0002 * m,
         np.where(m <= 60, 0.006, np.where(m <= 120, 0.006 - 0.000095 * (m - 60), 0.0003)),
     )
     return np.minimum(sda / 100.0 * base, 1.0)
@@ -58,8 +59,10 @@ class Assumptions:
 def resolve(scenario: Scenario, pool: str, obligor: str) -> Assumptions:
     """The assumptions for an asset: obligor override, else pool override, else scenario."""
     parts = {
-        "defaults": scenario.defaults, "prepayment": scenario.prepayment,
-        "recovery": scenario.recovery, "royalty": scenario.royalty,
+        "defaults": scenario.defaults,
+        "prepayment": scenario.prepayment,
+        "recovery": scenario.recovery,
+        "royalty": scenario.royalty,
     }
     for level in ("pool", "obligor"):
         for ov in scenario.overrides:
@@ -76,7 +79,7 @@ def monthly_to_periods(monthly: np.ndarray, months_per_period: np.ndarray) -> np
     out = np.empty((*monthly.shape[:-1], len(months_per_period)))
     m0 = 0
     for t, m in enumerate(months_per_period):
-        out[..., t] = 1.0 - np.prod(1.0 - monthly[..., m0:m0 + m], axis=-1)
+        out[..., t] = 1.0 - np.prod(1.0 - monthly[..., m0 : m0 + m], axis=-1)
         m0 += m
     return out
 
@@ -86,14 +89,19 @@ def period_months(grid: np.ndarray) -> np.ndarray:
     out = np.empty(len(grid) - 1, dtype=np.int64)
     for t in range(len(grid) - 1):
         a, b = from_day(int(grid[t])), from_day(int(grid[t + 1]))
-        months = (b.year - a.year) * 12 + (b.month - a.month) + (1 if b.day - a.day > 15 else 0) - (
-            1 if b.day - a.day < -15 else 0
+        months = (
+            (b.year - a.year) * 12
+            + (b.month - a.month)
+            + (1 if b.day - a.day > 15 else 0)
+            - (1 if b.day - a.day < -15 else 0)
         )
         out[t] = max(months, 1)
     return out
 
 
-def default_curve(d: DefaultAssumption, months: np.ndarray, maturity_month: int | None, lag: int) -> np.ndarray:
+def default_curve(
+    d: DefaultAssumption, months: np.ndarray, maturity_month: int | None, lag: int
+) -> np.ndarray:
     """Per-period default rate of one asset (before named obligor defaults)."""
     n = len(months)
     if d.cdr is not None:

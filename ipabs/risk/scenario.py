@@ -91,7 +91,9 @@ def scenario_inputs(model: CompiledModel, name: str | None = None) -> DriverInpu
         key = (key_src, mat_month, asm.recovery.lag_months)
         if key not in cache:
             cache[key] = (
-                default_curve(asm.defaults, months, None if mat_month < 0 else mat_month, asm.recovery.lag_months),
+                default_curve(
+                    asm.defaults, months, None if mat_month < 0 else mat_month, asm.recovery.lag_months
+                ),
                 prepayment_curve(asm.prepayment, months),
             )
         mdr[a], smm[a] = cache[key]
@@ -104,7 +106,7 @@ def scenario_inputs(model: CompiledModel, name: str | None = None) -> DriverInpu
             rec_rate[a] = asm.recovery.rate
         if o in named and named[o] < n:
             mdr[a, named[o]] = 1.0
-            mdr[a, named[o] + 1:] = 0.0
+            mdr[a, named[o] + 1 :] = 0.0
 
     g_lag_m = assets.guarantee_lag_months
     lags = sorted(set(rec_lag_m.tolist()) | set(g_lag_m.tolist()) | {0})
@@ -128,9 +130,16 @@ def scenario_inputs(model: CompiledModel, name: str | None = None) -> DriverInpu
 
     sup_stop = np.array([named.get(int(p), n) for p in model.support_provider], dtype=np.int64)
     return DriverInputs(
-        mdr=mdr, smm=smm, recovery_rate=rec_rate, recovery_cap=rec_cap,
+        mdr=mdr,
+        smm=smm,
+        recovery_rate=rec_rate,
+        recovery_cap=rec_cap,
         recovery_lag=np.array([lag_id[x] for x in rec_lag_m.tolist()], dtype=np.int64),
         guarantee_lag=np.array([lag_id[x] for x in g_lag_m.tolist()], dtype=np.int64),
-        guarantee_stop=g_stop, lag_period=table, roy_accrual=accrual, roy_pay_period=pay_period,
-        roy_mdr=roy_mdr, support_stop=sup_stop,
+        guarantee_stop=g_stop,
+        lag_period=table,
+        roy_accrual=accrual,
+        roy_pay_period=pay_period,
+        roy_mdr=roy_mdr,
+        support_stop=sup_stop,
     )

@@ -1,0 +1,7 @@
+"""``python -m ipabs`` runs the command line."""
+
+import sys
+
+from ipabs.cli import main
+
+sys.exit(main())
