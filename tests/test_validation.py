@@ -997,3 +997,16 @@ def test_no_mutation_ends_in_a_traceback(minimal_text: str) -> None:
                 assert issue.line >= 1 and issue.column >= 1, str(issue)
                 assert issue.message, str(issue)
                 assert "Input should be" not in issue.message, str(issue)
+
+
+def test_translation_falls_back_to_located_issues(minimal_text: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Even if the translation meets a schema shape it does not know, errors stay located."""
+    import ipabs.deal.validate as validate
+
+    def broken(*args: object) -> None:
+        raise RuntimeError("unexpected")
+
+    monkeypatch.setattr(validate, "_translate", broken)
+    (issue,) = issues_of(mutate(minimal_text, "    balance: 1.5m", "    balance: -1.5m"))
+    assert (issue.line, issue.column, issue.path) == (39, 14, "tranches[1].balance")
+    assert "must not be negative" in issue.message

@@ -138,6 +138,7 @@ _DTYPES = {"text": object, "choice": object, "date": "datetime64[s]"}
 _DTYPES.update(dict.fromkeys(("money", "rate", "share", "probability", "int"), "float64"))
 _PAIRS = {"rate": "index", "maturity_date": "term_months", "term_months": "maturity_date"}
 _STRIP = r"[,\s_，¥￥$]"  # thousands separators, spaces, currency signs (RE2 syntax)
+_NAME = re.compile(r"^[A-Za-z\u0080-\uffff][\w\u0080-\uffff\-]*$")  # as ipabs.deal.types.Name
 _NUMBER = r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$"
 
 
@@ -389,16 +390,12 @@ class _TapeReader:
         self.custom = np.zeros(0, bool)
 
     # ------------------------------------------------------------------ issues
-    def at_yaml(
-        self, where: tuple[Any, ...], message: str, hint: str = "", *, key: bool = False
-    ) -> None:
+    def at_yaml(self, where: tuple[Any, ...], message: str, hint: str = "", *, key: bool = False) -> None:
         path = (*self.base, *where)
         line, col = self.smap.locate(path, key=key)
         self.yaml_issues.append(Issue(self.smap.file, line, col, format_path(path), message, hint))
 
-    def bad(
-        self, mask: np.ndarray, field: str, problem: Callable[[int], str], hint: str = ""
-    ) -> None:
+    def bad(self, mask: np.ndarray, field: str, problem: Callable[[int], str], hint: str = "") -> None:
         """Report the rows in ``mask`` of ``field``: at the cells when the field has a column,
         else once at its ``defaults`` entry (or at the tape)."""
         if not mask.any():
@@ -565,7 +562,7 @@ class _TapeReader:
                         suggest(sheet, sheets) or "its sheets: " + ", ".join(sheets),
                     )
                     return None
-                frame = book.parse(sheet, dtype=object)
+                frame = pd.read_excel(book, sheet_name=sheet, dtype=object)
         except Exception as exc:  # openpyxl raises many kinds for damaged files
             raise _Unreadable(
                 f"{type(exc).__name__}: {exc}", "open it in Excel and save it again as .xlsx"
@@ -580,9 +577,7 @@ class _TapeReader:
         listing = "the tape's columns are: " + ", ".join(repr(h) for h in header)
         ok = True
         for name in TAPE_FIELDS:
-            src = _Source(
-                default=self.src.defaults.get(name), has_default=name in self.src.defaults
-            )
+            src = _Source(default=self.src.defaults.get(name), has_default=name in self.src.defaults)
             mapped = self.src.columns.get(name)
             if mapped is not None:
                 if mapped.strip() in position:
@@ -615,8 +610,7 @@ class _TapeReader:
         self.at_yaml(
             ("path",),
             f"the tape has no column for {what}",
-            f"{hint} {listing}; map one with `columns: {{{names[0]}: COLUMN}}` "
-            f"or give `defaults`".lstrip(),
+            f"{hint} {listing}; map one with `columns: {{{names[0]}: COLUMN}}` or give `defaults`".lstrip(),
         )
         return False
 
@@ -692,9 +686,7 @@ class _TapeReader:
             v = col[name]
             col[name] = np.where(np.abs(v) < 1e6, v, np.nan)
         text = {
-            k: pd.Series(col[k], dtype="str")
-            for k, f in TAPE_FIELDS.items()
-            if f.kind in ("text", "choice")
+            k: pd.Series(col[k], dtype="str") for k, f in TAPE_FIELDS.items() if f.kind in ("text", "choice")
         }
         frame = pd.DataFrame(
             {
@@ -725,6 +717,14 @@ class _TapeReader:
         )
         obligor = col["obligor"]
         self.bad(obligor == "", "obligor", lambda i: "the obligor is blank", "name the borrower")
+        for name in ("obligor", "guarantor"):  # names the deal file can refer to
+            self.bad(
+                _invalid_names(col[name]),
+                name,
+                lambda i, name=name: f"{col[name][i]!r} is not a valid {name} name",
+                "start with a letter; use letters, digits, '_' or '-' (no spaces), "
+                "as for names in the deal file",
+            )
         bal = col["balance"]
         self.bad(
             np.isnan(bal) & ~self.bad_cells("balance"),
@@ -814,9 +814,7 @@ class _TapeReader:
             unknown = floating & ~pd.Series(index).isin(names).to_numpy()
             example = str(index[np.argmax(unknown)]) if unknown.any() else ""
             hint = suggest(example, names) or (
-                "known indices: " + ", ".join(names)
-                if names
-                else "define it in the deal's `indices` section"
+                "known indices: " + ", ".join(names) if names else "define it in the deal's `indices` section"
             )
             self.bad(unknown, "index", lambda i: f"unknown index {index[i]!r}", hint)
 
@@ -827,9 +825,7 @@ class _TapeReader:
         self.bad(
             has_mat & has_term,
             self.located("maturity_date", "term_months"),
-            lambda i: (
-                f"both maturity_date ({_day(mat[i])}) and term_months ({term[i]:g}) are given"
-            ),
+            lambda i: f"both maturity_date ({_day(mat[i])}) and term_months ({term[i]:g}) are given",
             "give exactly one of them for each loan",
         )
         unread = self.bad_cells("maturity_date") | self.bad_cells("term_months")
@@ -851,9 +847,7 @@ class _TapeReader:
         self.bad(
             has_mat & (mat > final),
             "maturity_date",
-            lambda i: (
-                f"matures on {_day(mat[i])}, after the legal final date ({info.legal_final_date})"
-            ),
+            lambda i: f"matures on {_day(mat[i])}, after the legal final date ({info.legal_final_date})",
             "cash after legal final is not modelled: extend legal_final_date",
         )
         longest = _months_within(info.closing_date, info.legal_final_date)
@@ -876,9 +870,7 @@ class _TapeReader:
     def located(self, first: str, second: str) -> str:
         """Of two fields, the one to report a joint problem at: the first with a column."""
         return (
-            first
-            if self.sources[first].header is not None or self.sources[second].header is None
-            else second
+            first if self.sources[first].header is not None or self.sources[second].header is None else second
         )
 
     def bad_cells(self, name: str) -> np.ndarray:
@@ -922,9 +914,7 @@ class _TapeReader:
             value_codes, _v = pd.factorize(values)
             ref = first[codes]
             conflict = has & (value_codes != value_codes[ref])
-            fixed = {
-                n: getattr(o, attr) for n, o in declared.items() if getattr(o, attr) is not None
-            }
+            fixed = {n: getattr(o, attr) for n, o in declared.items() if getattr(o, attr) is not None}
             for name, value in fixed.items():
                 mine = has & (obligor == name).to_numpy()
                 if mine.any():
@@ -939,11 +929,11 @@ class _TapeReader:
             ) -> str:
                 name = obligor.iat[i]
                 where = (
-                    f"the deal's `obligors` section ({fixed[name]!r})"
+                    f"{_show(fixed[name])} in the deal's `obligors` section"
                     if name in fixed
-                    else f"row {self.rows[ref[i]]} ({values.iat[ref[i]]!r})"
+                    else f"{_show(values.iat[ref[i]])} in row {self.rows[ref[i]]}"
                 )
-                return f"obligor {name!r} has {attr} {values.iat[i]!r} here but another in {where}"
+                return f"obligor {name!r} has {attr} {_show(values.iat[i])} here but {where}"
 
             self.bad(conflict, attr, problem, "give one value per obligor")
 
@@ -955,13 +945,8 @@ class _TapeReader:
         unknown = missing[codes]
         if unknown.any():
             example = str(guarantor.iat[int(np.argmax(unknown))])
-            hint = (
-                suggest(example, sorted(known))
-                or "list guarantors in the deal's `obligors` section"
-            )
-            self.bad(
-                unknown, "guarantor", lambda i: f"unknown guarantor {guarantor.iat[i]!r}", hint
-            )
+            hint = suggest(example, sorted(known)) or "list guarantors in the deal's `obligors` section"
+            self.bad(unknown, "guarantor", lambda i: f"unknown guarantor {guarantor.iat[i]!r}", hint)
 
 
 class _Unreadable(Exception):
@@ -969,6 +954,18 @@ class _Unreadable(Exception):
 
 
 # --------------------------------------------------------------------------- helpers
+
+
+def _invalid_names(values: np.ndarray) -> np.ndarray:
+    """Rows whose non-blank name breaks the deal language's name rule."""
+    codes, uniques = pd.factorize(values)
+    bad = [u != "" and not _NAME.match(u) for u in uniques]
+    return np.array([*bad, False], dtype=bool)[codes]
+
+
+def _show(value: Any) -> str:
+    """A cell value for a message: numbers plain, text quoted."""
+    return f"{value:g}" if isinstance(value, (float, np.floating)) else repr(str(value))
 
 
 def _missing(field: TapeField) -> Any:

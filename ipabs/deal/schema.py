@@ -158,8 +158,8 @@ class LoanGuarantee(Model):
 class SchedulePayment(Model):
     """One principal payment of a custom schedule."""
 
-    date: dt.date
-    principal: Money
+    date: dt.date = Field(description="Payment date.")
+    principal: Money = Field(description="Principal paid on that date.")
 
 
 Amortisation = Literal["bullet", "interest_only_then_bullet", "annuity", "equal_principal", "custom"]
@@ -410,10 +410,10 @@ class Override(Model):
 
     pool: Name | None = Field(None, description="Pool the override applies to.")
     obligor: Name | None = Field(None, description="Obligor the override applies to.")
-    defaults: DefaultAssumption | None = None
-    prepayment: PrepaymentAssumption | None = None
-    recovery: RecoveryAssumption | None = None
-    royalty: RoyaltyAssumption | None = None
+    defaults: DefaultAssumption | None = Field(None, description="Replaces the scenario's defaults.")
+    prepayment: PrepaymentAssumption | None = Field(None, description="Replaces the prepayments.")
+    recovery: RecoveryAssumption | None = Field(None, description="Replaces the recovery.")
+    royalty: RoyaltyAssumption | None = Field(None, description="Replaces the royalty assumptions.")
 
     @model_validator(mode="after")
     def _target(self) -> Override:
@@ -426,10 +426,12 @@ class Scenario(Model):
     """A named deterministic scenario."""
 
     description: str = Field("", description="What the scenario represents.")
-    defaults: DefaultAssumption = Field(default_factory=DefaultAssumption)
-    prepayment: PrepaymentAssumption = Field(default_factory=PrepaymentAssumption)
-    recovery: RecoveryAssumption = Field(default_factory=RecoveryAssumption)
-    royalty: RoyaltyAssumption = Field(default_factory=RoyaltyAssumption)
+    defaults: DefaultAssumption = Field(default_factory=DefaultAssumption, description="Default timing.")
+    prepayment: PrepaymentAssumption = Field(
+        default_factory=PrepaymentAssumption, description="Prepayment speed."
+    )
+    recovery: RecoveryAssumption = Field(default_factory=RecoveryAssumption, description="Recoveries.")
+    royalty: RoyaltyAssumption = Field(default_factory=RoyaltyAssumption, description="Royalty bases.")
     overrides: list[Override] = Field(default_factory=list, description="Per pool or obligor.")
 
 
@@ -500,8 +502,8 @@ class DeficiencyPayment(Model):
     """A deficiency payment undertaking: the provider pays shortfalls of the items it covers,
     up to its caps, while it has not defaulted."""
 
-    name: Name
-    kind: Literal["deficiency_payment"] = "deficiency_payment"
+    name: Name = Field(description="Support name (used by `draw` steps).")
+    kind: Literal["deficiency_payment"] = Field("deficiency_payment", description="Support kind.")
     provider: Name = Field(description="Provider obligor name.")
     cap_per_period: Money | None = Field(None, description="Maximum payment per period.")
     cap_total: Money | None = Field(None, description="Maximum payment over the deal's life.")
@@ -511,8 +513,8 @@ class LiquidityFacility(Model):
     """A liquidity facility: draws cover shortfalls and are repaid, with interest, through a
     `repay_liquidity` step."""
 
-    name: Name
-    kind: Literal["liquidity_facility"] = "liquidity_facility"
+    name: Name = Field(description="Support name (used by `draw` and `repay_liquidity` steps).")
+    kind: Literal["liquidity_facility"] = Field("liquidity_facility", description="Support kind.")
     provider: Name = Field(description="Provider obligor name.")
     limit: Money = Field(description="Maximum amount outstanding.")
     rate: Rate = Field(0.0, description="Annual interest on drawn amounts.")
@@ -532,7 +534,7 @@ class TriggerEffect(Model):
 class Trigger(Model):
     """A trigger: a test evaluated at each payment date before the waterfall."""
 
-    name: Name
+    name: Name = Field(description="Trigger name.")
     kind: Literal[
         "cumulative_default_rate",
         "dscr",
@@ -676,13 +678,15 @@ class Deal(Model):
         description="Named deterministic scenarios; the first is the default.",
     )
     tranches: list[Tranche] = Field(min_length=1, description="Notes, most senior first.")
-    fees: list[Fee] = Field(default_factory=list)
-    accounts: list[Account] = Field(default_factory=list)
+    fees: list[Fee] = Field(default_factory=list, description="Fees paid through the waterfall.")
+    accounts: list[Account] = Field(default_factory=list, description="Reserve and cash-trap accounts.")
     support: list[Support] = Field(
         default_factory=list, description="Deficiency payment undertakings and liquidity facilities."
     )
-    triggers: list[Trigger] = Field(default_factory=list)
-    clean_up_call: CleanUpCall | None = None
+    triggers: list[Trigger] = Field(
+        default_factory=list, description="Tests that change the waterfall while active."
+    )
+    clean_up_call: CleanUpCall | None = Field(None, description="Optional clean-up call.")
     waterfalls: dict[Name, list[Step]] = Field(
         description="Named priorities of payments; the first (or `normal`) runs unless a trigger switches."
     )

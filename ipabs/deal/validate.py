@@ -481,6 +481,22 @@ def translate(exc: ValidationError, data: Any, smap: SourceMap, root: type[BaseM
     list of Issue
         One issue per problem, each with ``file:line:column``, field path, message and hint.
     """
+    try:
+        return _translate(exc, data, smap, root)
+    except Exception:  # a schema shape this module does not know: still locate every error
+        issues = []
+        for err in exc.errors(include_url=False):
+            loc = tuple(err["loc"])
+            n = len(loc)
+            while n and not _value_at(data, loc[:n])[0]:
+                n -= 1
+            path = loc[:n]
+            line, col = smap.locate(path)
+            issues.append(Issue(smap.file, line, col, format_path(path), _clean(str(err["msg"]))))
+        return issues
+
+
+def _translate(exc: ValidationError, data: Any, smap: SourceMap, root: type[BaseModel]) -> list[Issue]:
     located: list[_Located] = []
     for i, err in enumerate(exc.errors(include_url=False)):
         path, tags, owner, at_key, leaf = _locate_loc(root, tuple(err["loc"]))
