@@ -35,3 +35,18 @@ def tape_reader(monkeypatch: pytest.MonkeyPatch) -> None:
         stub = types.ModuleType("ipabs.collateral.tape")
         stub.read_tapes = lambda spec, smap, base: {}  # type: ignore[attr-defined]
         monkeypatch.setitem(sys.modules, "ipabs.collateral.tape", stub)
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--update-golden",
+        action="store_true",
+        default=False,
+        help="rewrite the golden files in tests/golden/ from the current results",
+    )
+
+
+@pytest.fixture
+def update_golden(request: pytest.FixtureRequest) -> bool:
+    """True when the run was asked to rewrite golden files (``pytest --update-golden``)."""
+    return bool(request.config.getoption("--update-golden"))

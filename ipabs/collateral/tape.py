@@ -475,12 +475,6 @@ class _TapeReader:
                         suggest(name, fields) or "tape fields: " + ", ".join(fields),
                         key=True,
                     )
-        if "custom" == str(self.src.defaults.get("amortisation", "")).strip().lower():
-            self.at_yaml(
-                ("defaults", "amortisation"),
-                "amortisation: custom is not possible on a tape",
-                "put loans with a custom schedule under `loans:` in the deal file",
-            )
         for a, b in (("maturity_date", "term_months"), ("rate", "index")):
             if a in self.src.defaults and b in self.src.defaults:
                 self.at_yaml(
@@ -637,7 +631,15 @@ class _TapeReader:
             given = np.zeros(n, bool)
         if src.has_default:
             dv, dblank, dbad = self.convert(pd.Series([src.default], dtype=object), field)
-            if dbad[0] or dblank[0]:
+            if dbad[0] or dblank[0]:  # follow-on checks skip the rows it would fill
+                self.unreadable[name] = self.unreadable.get(name, np.zeros(n, bool)) | ~given
+            if name == "amortisation" and _key(src.default) == "custom":
+                self.at_yaml(
+                    ("defaults", name),
+                    "amortisation 'custom' is not possible on a tape",
+                    "put loans with a custom schedule under `loans:` in the deal file",
+                )
+            elif dbad[0] or dblank[0]:
                 self.at_yaml(
                     ("defaults", name),
                     f"default {src.default!r} is not {field.expected}",
@@ -685,21 +687,7 @@ class _TapeReader:
         for name in ("term_months", "interest_only_months", "guarantee_lag_months"):
             v = col[name]
             col[name] = np.where(np.abs(v) < 1e6, v, np.nan)
-        text = {
-            k: pd.Series(col[k], dtype="str") for k, f in TAPE_FIELDS.items() if f.kind in ("text", "choice")
-        }
-        frame = pd.DataFrame(
-            {
-                name: text[name]
-                if name in text
-                else pd.array(col[name], dtype="Int64")
-                if name == "term_months"
-                else np.nan_to_num(col[name]).astype("int64")
-                if TAPE_FIELDS[name].kind == "int"
-                else col[name]
-                for name in TAPE_FIELDS
-            }
-        )
+        frame = pd.DataFrame({name: _column(TAPE_FIELDS[name], col[name]) for name in TAPE_FIELDS})
         self.check_frame(frame)
         return frame
 
@@ -961,6 +949,17 @@ def _invalid_names(values: np.ndarray) -> np.ndarray:
     codes, uniques = pd.factorize(values)
     bad = [u != "" and not _NAME.match(u) for u in uniques]
     return np.array([*bad, False], dtype=bool)[codes]
+
+
+def _column(field: TapeField, values: np.ndarray) -> Any:
+    """The frame column of a field: str, Int64 (term_months), int64 or the array itself."""
+    if field.kind in ("text", "choice"):
+        return pd.Series(values, dtype="str")
+    if field.name == "term_months":
+        return pd.array(values, dtype="Int64")
+    if field.kind == "int":
+        return np.nan_to_num(values).astype("int64")
+    return values
 
 
 def _show(value: Any) -> str:

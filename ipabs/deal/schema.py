@@ -503,7 +503,7 @@ class DeficiencyPayment(Model):
     up to its caps, while it has not defaulted."""
 
     name: Name = Field(description="Support name (used by `draw` steps).")
-    kind: Literal["deficiency_payment"] = Field("deficiency_payment", description="Support kind.")
+    kind: Literal["deficiency_payment"] = Field(description="Support kind: `deficiency_payment`.")
     provider: Name = Field(description="Provider obligor name.")
     cap_per_period: Money | None = Field(None, description="Maximum payment per period.")
     cap_total: Money | None = Field(None, description="Maximum payment over the deal's life.")
@@ -514,7 +514,7 @@ class LiquidityFacility(Model):
     `repay_liquidity` step."""
 
     name: Name = Field(description="Support name (used by `draw` and `repay_liquidity` steps).")
-    kind: Literal["liquidity_facility"] = Field("liquidity_facility", description="Support kind.")
+    kind: Literal["liquidity_facility"] = Field(description="Support kind: `liquidity_facility`.")
     provider: Name = Field(description="Provider obligor name.")
     limit: Money = Field(description="Maximum amount outstanding.")
     rate: Rate = Field(0.0, description="Annual interest on drawn amounts.")
