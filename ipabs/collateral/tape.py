@@ -32,14 +32,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from io import BytesIO
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from ipabs.deal.schema import Deal, Pool
+from ipabs.deal.schema import Amortisation, DayCount, Deal, Frequency, Loan, PledgedIP, Pool
 from ipabs.deal.source import SourceMap
 from ipabs.deal.validate import suggest
 from ipabs.errors import DealError, Issue, format_path
@@ -50,10 +50,13 @@ MAX_CELL_ISSUES = 20
 SUFFIXES = (".csv", ".xlsx", ".xlsm")
 """File types a tape may have."""
 
-AMORTISATIONS = ("bullet", "interest_only_then_bullet", "annuity", "equal_principal")
-FREQUENCIES = ("monthly", "quarterly", "semi-annual", "annual")
-DAY_COUNTS = ("ACT/365", "ACT/360", "30/360", "ACT/ACT")
-IP_KINDS = ("patent", "trademark", "copyright", "software", "mixed")
+# choices as the deal language spells them; `custom` needs a schedule, which a row cannot hold
+AMORTISATIONS: tuple[str, ...] = tuple(a for a in get_args(Amortisation) if a != "custom")
+FREQUENCIES: tuple[str, ...] = get_args(Frequency)
+DAY_COUNTS: tuple[str, ...] = get_args(DayCount)
+IP_KINDS: tuple[str, ...] = get_args(PledgedIP.model_fields["kind"].annotation)
+
+_LOAN = Loan.model_fields  # a tape row means what a YAML loan means, with its defaults
 
 _EXPECTED = {  # kind -> (what a cell must be, how to write one)
     "text": ("text", "write text"),
@@ -80,15 +83,12 @@ class TapeField:
         Value for rows without one; ``None`` when the field has no built-in default.
     choices : tuple of str
         Allowed values of a choice field.
-    minimum : int
-        Smallest allowed value of an int field.
     """
 
     name: str
     kind: str
     default: Any = None
     choices: tuple[str, ...] = ()
-    minimum: int = 0
 
     @property
     def expected(self) -> str:
@@ -116,12 +116,12 @@ TAPE_FIELDS: dict[str, TapeField] = {
         TapeField("spread", "rate", 0.0),
         TapeField("rate_floor", "rate", np.nan),
         TapeField("maturity_date", "date"),
-        TapeField("term_months", "int", minimum=1),
-        TapeField("amortisation", "choice", "interest_only_then_bullet", AMORTISATIONS),
-        TapeField("payment_frequency", "choice", "quarterly", FREQUENCIES),
+        TapeField("term_months", "int"),
+        TapeField("amortisation", "choice", _LOAN["amortisation"].default, AMORTISATIONS),
+        TapeField("payment_frequency", "choice", _LOAN["payment_frequency"].default, FREQUENCIES),
         TapeField("interest_only_months", "int", 0),
-        TapeField("day_count", "choice", "ACT/365", DAY_COUNTS),
-        TapeField("ip_kind", "choice", "patent", IP_KINDS),
+        TapeField("day_count", "choice", _LOAN["day_count"].default, DAY_COUNTS),
+        TapeField("ip_kind", "choice", PledgedIP.model_fields["kind"].default, IP_KINDS),
         TapeField("appraised_value", "money", np.nan),
         TapeField("guarantor", "text", ""),
         TapeField("guarantee_share", "share"),
