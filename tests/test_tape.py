@@ -163,7 +163,6 @@ def test_repeated_obligor_gets_numbered_ids(tmp_path: Path) -> None:
 
 
 def test_xlsx_with_sheet(tmp_path: Path) -> None:
-    pytest.importorskip("openpyxl")
     frame = pd.DataFrame(
         {
             "借款人": ["甲", "乙", "丙"],

@@ -139,6 +139,7 @@ _DTYPES.update(dict.fromkeys(("money", "rate", "share", "probability", "int"), "
 _PAIRS = {"rate": "index", "maturity_date": "term_months", "term_months": "maturity_date"}
 _STRIP = r"[,\s_，¥￥$]"  # thousands separators, spaces, currency signs (RE2 syntax)
 _NAME = re.compile(r"^[A-Za-z\u0080-\uffff][\w\u0080-\uffff\-]*$")  # as ipabs.deal.types.Name
+_YMD = r"^(?P<y>\d{4})-(?P<m>\d{1,2})-(?P<d>\d{1,2})$"
 _NUMBER = r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$"
 
 
@@ -287,13 +288,16 @@ def _numbers(raw: pd.Series, percent: bool) -> tuple[np.ndarray, np.ndarray, np.
     blank = pc.equal(text, "").to_numpy(zero_copy_only=False)
     clean = text
     pct = np.zeros(n, bool)
-    if not pc.all(pc.or_(pc.equal(text, ""), pc.match_substring_regex(text, _NUMBER))).as_py():
-        clean = pc.replace_substring_regex(text, _STRIP, "")  # only when some cell needs it
-    if percent:
-        pct = pc.ends_with(clean, "%").to_numpy(zero_copy_only=False)
-        if pct.any():
-            clean = pc.replace_substring_regex(clean, "%$", "")
     ok = pc.match_substring_regex(clean, _NUMBER)
+    if not pc.all(pc.or_(pc.equal(clean, ""), ok)).as_py():  # some cell needs cleaning
+        clean = pc.replace_substring(clean, ",", "")  # the usual case, without a regex
+        if pc.any(pc.match_substring_regex(clean, _STRIP)).as_py():
+            clean = pc.replace_substring_regex(clean, _STRIP, "")
+        if percent:
+            pct = pc.ends_with(clean, "%").to_numpy(zero_copy_only=False)
+            if pct.any():
+                clean = pc.if_else(pct, pc.utf8_slice_codeunits(clean, 0, -1), clean)
+        ok = pc.match_substring_regex(clean, _NUMBER)
     number = pc.cast(pc.if_else(ok, clean, pa.scalar(None, clean.type)), pa.float64())
     values = np.array(number.to_numpy(zero_copy_only=False), dtype="float64")
     values[pct] /= 100.0
@@ -305,40 +309,36 @@ def _numbers(raw: pd.Series, percent: bool) -> tuple[np.ndarray, np.ndarray, np.
 
 def _dates(raw: pd.Series) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Dates as ``datetime64[s]`` at midnight: ISO, ``2026/6/30``, ``2026.6.30``,
-    ``2026年6月30日``, ``20260630`` and Excel date cells."""
-    n = len(raw)
-    values = np.full(n, np.datetime64("NaT"), dtype="datetime64[s]")
+    ``2026年6月30日``, ``20260630`` and Excel date cells (a time of day is dropped)."""
     if pd.api.types.is_datetime64_any_dtype(raw):
-        values[:] = raw.to_numpy(dtype="datetime64[D]")
+        values = raw.to_numpy(dtype="datetime64[D]").astype("datetime64[s]")
         blank = np.isnat(values)
-        return values, blank, np.zeros(n, bool)
-    is_date = np.zeros(n, bool)
-    if pd.api.types.is_object_dtype(raw):  # Excel cells and YAML defaults hold date objects
-        cells = raw.to_numpy(dtype=object)
-        is_date = np.fromiter((isinstance(v, (dt.date, np.datetime64)) for v in cells), bool, n)
-        for i in np.flatnonzero(is_date):
-            values[i] = np.datetime64(pd.Timestamp(cells[i]).date(), "s")
-    text = _text(raw)
-    text[is_date] = ""
-    blank = (text == "").to_numpy() & ~is_date
-    parsed = pd.to_datetime(text, format="%Y-%m-%d", errors="coerce")
-    found = parsed.notna().to_numpy()
-    values[found] = parsed[found].to_numpy(dtype="datetime64[D]")
-    retry = ~found & ~blank & ~is_date
-    if retry.any():
-        sub = (
-            text[retry]
-            .str.replace(r"[ T]00:00(:00)?$", "", regex=True)
-            .str.replace(r"\s*[/.年月]\s*", "-", regex=True)
-            .str.replace("日", "", regex=False)
-        )
-        again = pd.to_datetime(sub, format="%Y-%m-%d", errors="coerce")
-        compact = again.isna() & sub.str.fullmatch(r"\d{8}")
-        if compact.any():
-            again[compact] = pd.to_datetime(sub[compact], format="%Y%m%d", errors="coerce")
-        values[retry] = again.to_numpy(dtype="datetime64[D]")
-    bad = ~blank & np.isnat(values)
-    return values, blank, bad
+        return values, blank, np.zeros(len(raw), bool)
+    text = _arrow_text(raw)  # date cells become ISO text
+    blank = pc.equal(text, "").to_numpy(zero_copy_only=False)
+    if not pc.all(pc.or_(pc.equal(text, ""), pc.match_substring_regex(text, _YMD))).as_py():
+        text = pc.replace_substring_regex(text, r"[ T]\d{1,2}:\d{2}(:\d{2}(\.\d*)?)?$", "")
+        text = pc.replace_substring(pc.replace_substring_regex(text, r"\s*[/.年月]\s*", "-"), "日", "")
+        text = pc.replace_substring_regex(text, r"^(\d{4})(\d{2})(\d{2})$", r"\1-\2-\3")
+    values, ok = _ymd(text)
+    return values, blank, ~blank & ~ok
+
+
+def _ymd(text: pa.Array) -> tuple[np.ndarray, np.ndarray]:
+    """Parse ``Y-M-D`` strictly (no 30 February), vectorised: (datetime64[s] values, ok)."""
+    matched = pc.match_substring_regex(text, _YMD)
+    parts = pc.extract_regex(pc.if_else(matched, text, "1970-01-01"), _YMD)
+    y, m, d = (
+        np.asarray(pc.cast(pc.struct_field(parts, [k]), pa.int64()).to_numpy(zero_copy_only=False))
+        for k in range(3)
+    )
+    ok = matched.to_numpy(zero_copy_only=False) & (m >= 1) & (m <= 12) & (d >= 1)
+    month = ((y - 1970) * 12 + np.clip(m, 1, 12) - 1).astype("datetime64[M]")
+    first = month.astype("datetime64[D]")
+    ok &= d <= ((month + 1).astype("datetime64[D]") - first).astype(np.int64)
+    values = np.full(len(ok), np.datetime64("NaT"), dtype="datetime64[s]")
+    values[ok] = first[ok] + (d[ok] - 1).astype("timedelta64[D]")
+    return values, ok
 
 
 def _choices(raw: pd.Series, field: TapeField) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -929,8 +929,8 @@ class _TapeReader:
         """Guarantors must be obligors of the deal (any pool, tape or ``obligors`` section)."""
         guarantor = frame["guarantor"]
         codes, names = pd.factorize(guarantor)
-        missing = np.array([g != "" and g not in known for g in names] + [False], dtype=bool)
-        unknown = missing[codes]
+        missing = [g != "" and g not in known and _NAME.match(g) is not None for g in names]
+        unknown = np.array([*missing, False], dtype=bool)[codes]
         if unknown.any():
             example = str(guarantor.iat[int(np.argmax(unknown))])
             hint = suggest(example, sorted(known)) or "list guarantors in the deal's `obligors` section"
