@@ -18,6 +18,9 @@ EPOCH = dt.date(1970, 1, 1)
 DAY_COUNTS = {"ACT/365": 0, "ACT/360": 1, "30/360": 2, "ACT/ACT": 3}
 """Day-count convention -> integer code used by kernels."""
 
+MONTHLY_GRID = 4
+"""Internal day count: whole months / 12, so instalments on a monthly grid are exact."""
+
 
 def add_months(d: dt.date, months: int) -> dt.date:
     """Shift ``d`` by whole months, clamping the day to the month's length (Jan 31 + 1 = Feb 28)."""
@@ -97,7 +100,8 @@ def add_months_day(day: int, months: int) -> int:
 def year_fraction(start: int, end: int, convention: int) -> float:
     """Year fraction between two day numbers.
 
-    Conventions: 0 ACT/365 (fixed), 1 ACT/360, 2 30/360 (US bond basis), 3 ACT/ACT (ISDA).
+    Conventions: 0 ACT/365 (fixed), 1 ACT/360, 2 30/360 (US bond basis), 3 ACT/ACT (ISDA),
+    4 whole calendar months / 12 (internal: rents and instalments due every k months).
     """
     if end <= start:
         return 0.0
@@ -105,6 +109,10 @@ def year_fraction(start: int, end: int, convention: int) -> float:
         return (end - start) / 365.0
     if convention == 1:
         return (end - start) / 360.0
+    if convention == 4:  # whole months / 12: rents and instalments on a monthly grid
+        y1, m1, _ = civil_from_days(start)
+        y2, m2, _ = civil_from_days(end)
+        return ((y2 - y1) * 12 + (m2 - m1)) / 12.0
     if convention == 2:
         y1, m1, d1 = civil_from_days(start)
         y2, m2, d2 = civil_from_days(end)

@@ -46,8 +46,7 @@ def assert_cents(actual: np.ndarray, expected: list[float] | np.ndarray, what: s
     assert a.shape == e.shape, f"{what}: shape {a.shape}, expected {e.shape}"
     bad = np.nonzero(np.abs(a - e) > CENT)[0]
     assert len(bad) == 0, (
-        f"{what}: period(s) {[int(i) + 1 for i in bad]} got {a[bad].tolist()}, "
-        f"expected {e[bad].tolist()}"
+        f"{what}: period(s) {[int(i) + 1 for i in bad]} got {a[bad].tolist()}, expected {e[bad].tolist()}"
     )
 
 

@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 
 from ipabs.collateral.schedule_numba_fns import AMORTISATION_CODES, CUSTOM
-from ipabs.dates import DAY_COUNTS, add_months, to_day
+from ipabs.dates import DAY_COUNTS, MONTHLY_GRID, add_months, to_day
 from ipabs.deal.schema import MONTHS_PER_PERIOD, Deal, FloatingRate, Lease, Loan, Royalty
 
 RUNNING = 0
@@ -218,7 +218,8 @@ class _Builder:
         custom = []
         for k, p in enumerate(flows):
             d = add_months(self.close, (k + 1) * months)
-            principal = min(bal, max(p - bal * rp, 0.0))
+            # negative when the rent is below the interest: the balance accretes
+            principal = bal if k == len(flows) - 1 else p - bal * rp
             custom.append((to_day(d), principal))
             bal -= principal
         row = {
@@ -243,7 +244,7 @@ class _Builder:
             freq_months=months,
             amortisation=CUSTOM,
             io_months=0,
-            day_count=DAY_COUNTS["30/360"],
+            day_count=MONTHLY_GRID,
             balloon=0.0,
         )
         self.rows.append(row)
@@ -265,7 +266,7 @@ class _Builder:
             freq_months=MONTHS_PER_PERIOD[lease.payment_frequency],
             amortisation=AMORTISATION_CODES["annuity"],
             io_months=0,
-            day_count=DAY_COUNTS["30/360"],
+            day_count=MONTHLY_GRID,
             balloon=min(lease.residual, lease.balance),
         )
         self.rows.append(row)

@@ -158,7 +158,11 @@ def contractual_flows(
                     v = (1.0 + rp) ** (-remaining)
                     payment = (bal - balloon[a] * v) * rp / (1.0 - v)
                     principal = payment - bal * rp
-            principal = min(max(principal, 0.0), bal)
+            if code == CUSTOM:
+                # a rent or instalment below the interest capitalises the difference
+                principal = min(principal, bal)
+            else:
+                principal = min(max(principal, 0.0), bal)
             t = _bucket(d, grid)
             out_interest[a, t] += interest
             out_principal[a, t] += principal

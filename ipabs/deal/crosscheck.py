@@ -6,7 +6,7 @@ import datetime as dt
 from collections.abc import Iterable
 from typing import Any
 
-from ipabs.deal.schema import Deal, Formula, LiquidityFacility, Schedule, Step
+from ipabs.deal.schema import MONTHS_PER_PERIOD, Deal, Formula, LiquidityFacility, Schedule, Step
 from ipabs.deal.source import SourceMap
 from ipabs.deal.types import parse_quantity
 from ipabs.deal.validate import suggest
@@ -156,6 +156,20 @@ class _Checker:
                             self.add((*base, "schedule"), "a scheduled payment falls after maturity")
                         if sum(p.principal for p in sched) > a.balance * (1 + 1e-9):
                             self.add((*base, "schedule"), "scheduled principal exceeds the balance")
+                    payments = (
+                        getattr(a, "rents", None)
+                        if section == "leases"
+                        else (getattr(a, "instalments", None) if section == "royalties" else None)
+                    )
+                    if payments:
+                        last = _add_months(close, len(payments) * MONTHS_PER_PERIOD[a.payment_frequency])
+                        if last > final:
+                            field = "rents" if section == "leases" else "instalments"
+                            self.add(
+                                (*base, field),
+                                f"payment {len(payments)} falls on {last}, after the legal final date",
+                                "drop payments or extend legal_final_date",
+                            )
                     if section == "royalties":
                         start = a.start_date or close
                         end = a.end_date or final

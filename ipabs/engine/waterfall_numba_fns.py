@@ -459,7 +459,8 @@ def run_waterfall(
                     out.account[t, a, ACC_DEPOSIT] += x
                     deposit_total += x
             elif op == OP_TRAP_CASH:
-                x = trap_share * avail
+                # nothing is kept back once the deal ends or accelerates
+                x = 0.0 if (last or accelerated) else trap_share * avail
                 if x > 0.0:
                     acc_bal[a] += x
                     avail -= x

@@ -107,6 +107,7 @@ def deterministic_collections(
             out[p, t, C_BALANCE_START] += start
             d_rate = mdr[a, t]
             defaulted = start * d_rate
+            share_defaulting = q * d_rate  # of the obligors (not of the balance) at closing
             q *= 1.0 - d_rate
             interest = q * sched_interest[a, t]
             principal = q * sched_principal[a, t]
@@ -125,8 +126,9 @@ def deterministic_collections(
                 if guarantee_share[a] > 0.0 and tg >= 0 and tg < guarantee_stop[a]:
                     covered = guarantee_share[a] * defaulted
                     out[p, tg, C_GUARANTEE] += covered
-                # recovery on the uncovered part; the cap scales with the share defaulting
-                rec = min(recovery_rate[a] * (defaulted - covered), d_rate * recovery_cap[a])
+                # recovery on the uncovered part; the cap (e.g. the pledged IP's value) belongs to
+                # the obligors defaulting now, so it scales with their share
+                rec = min(recovery_rate[a] * (defaulted - covered), share_defaulting * recovery_cap[a])
                 rec = max(min(rec, defaulted - covered), 0.0)
                 tr = lag_period[recovery_lag[a], t]
                 if tr >= 0 and rec > 0.0:
@@ -135,11 +137,15 @@ def deterministic_collections(
                     rec = 0.0
                 out[p, t, C_LOSS] += defaulted - covered - rec
     n_roy = roy_accrual.shape[0]
+    alive = np.empty(n_periods)
     for r in range(n_roy):
         p = roy_pool[r]
-        alive = 1.0
+        survival = 1.0
         for t in range(n_periods):
-            alive *= 1.0 - roy_mdr[r, t]
+            survival *= 1.0 - roy_mdr[r, t]
+            alive[t] = survival
+        for t in range(n_periods):
             tp = roy_pay_period[r, t]
             if tp >= 0:
-                out[p, tp, C_ROYALTY] += alive * roy_accrual[r, t]
+                # a licensee pays what it accrued only if it is still alive on the payment date
+                out[p, tp, C_ROYALTY] += alive[tp] * roy_accrual[r, t]
