@@ -14,7 +14,7 @@ import pandas as pd
 from ipabs.engine import layout as L
 from ipabs.engine.compile import CompiledModel
 from ipabs.engine.metrics_numba_fns import present_value, weighted_average_life, yield_at_price
-from ipabs.risk.collections_numba_fns import COLLECTION_COLUMNS
+from ipabs.risk.collections_numba_fns import C_GUARANTEE, C_RECOVERY, COLLECTION_COLUMNS
 
 FREQUENCY = {"monthly": 12, "quarterly": 4, "semi-annual": 2, "annual": 1}
 
@@ -167,10 +167,25 @@ def tranche_summary(model: CompiledModel, tables: L.WaterfallTables) -> pd.DataF
     return pd.DataFrame(rows).set_index("tranche")
 
 
+def collected(coll: np.ndarray, tables: L.WaterfallTables) -> np.ndarray:
+    """The asset cash the deal actually kept: after a clean-up call the sold assets' flows stop
+    (only recoveries and guarantee payments on earlier defaults still arrive)."""
+    called = np.nonzero(tables.deal[:, L.D_CALLED] > 0)[0]
+    if not len(called):
+        return coll
+    out = coll.copy()
+    t = int(called[0])  # the call period keeps its flows; its end balance is what was sold
+    keep = np.zeros(out.shape[2], dtype=bool)
+    keep[[C_RECOVERY, C_GUARANTEE]] = True
+    out[:, t + 1 :, ~keep] = 0.0
+    return out
+
+
 def build_result(
     model: CompiledModel, scenario: str, coll: np.ndarray, tables: L.WaterfallTables
 ) -> RunResult:
     """Assemble the DataFrames of a run from the raw arrays."""
+    coll = collected(coll, tables)
     n = model.n_periods
     dates = model.payment_dates
     base = pd.DataFrame({"period": np.arange(1, n + 1), "payment_date": pd.to_datetime(dates)})
