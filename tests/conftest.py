@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import sys
-import types
 from pathlib import Path
 
 import pytest
@@ -21,20 +19,6 @@ def deals_dir() -> Path:
 def minimal_text() -> str:
     """Text of ``tests/deals/minimal.yaml``, a small valid deal covering every section."""
     return (DEALS / "minimal.yaml").read_text(encoding="utf-8")
-
-
-@pytest.fixture
-def tape_reader(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Let ``load_deal`` import ``ipabs.collateral.tape`` even before that module exists
-    (a stub that reads no tapes stands in for it only while it is missing)."""
-    try:
-        import ipabs.collateral.tape  # noqa: F401
-    except ModuleNotFoundError as exc:
-        if exc.name != "ipabs.collateral.tape":
-            raise
-        stub = types.ModuleType("ipabs.collateral.tape")
-        stub.read_tapes = lambda spec, smap, base: {}  # type: ignore[attr-defined]
-        monkeypatch.setitem(sys.modules, "ipabs.collateral.tape", stub)
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

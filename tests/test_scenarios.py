@@ -19,8 +19,6 @@ from ipabs.engine import layout as L
 from ipabs.engine.compile import CompiledModel, compile_deal
 from ipabs.results import RunResult, conservation_residual
 
-pytestmark = pytest.mark.usefixtures("tape_reader")
-
 SCENARIOS = Path(__file__).resolve().parents[1] / "scenarios"
 FILES = sorted(SCENARIOS.glob("*.yaml"))
 TOL = 1e-6

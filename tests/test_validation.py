@@ -11,8 +11,6 @@ import pytest
 from ipabs.deal.load import load_deal, parse_deal
 from ipabs.errors import DealError, Issue
 
-pytestmark = pytest.mark.usefixtures("tape_reader")
-
 FILE = "deal.yaml"
 
 

@@ -788,3 +788,24 @@ def test_pay_principal_limited_to_the_amount_due() -> None:
     assert_cents(col(res, "sub.principal_paid"), [2_220_000, 780_000], "sub principal")
     assert_cents(col(res, "sub.residual_paid"), [0, 310_000], "sub residual")
     assert_conserved(res, 1e7)
+
+
+def test_liquidity_interest_accrues_only_while_drawn_wherever_the_repay_step_sits() -> None:
+    # Same deal with the repayment step after the draw. The 100,000 is drawn on 2026-01-01 (end
+    # of period 1), so it is outstanding for one year, 2026-01-01 -> 2027-01-01: interest
+    # 100,000 x 10% x 365/365 = 10,000, paid in period 2 with the principal. Nothing accrues in
+    # period 1, when the facility was not drawn. Everything else is as in the test above.
+    text = LIQUIDITY_DEAL.replace(
+        "    - repay_liquidity: lf\n    - pay_interest: senior\n"
+        "    - draw: {from: lf, covers: senior.interest}\n",
+        "    - pay_interest: senior\n    - draw: {from: lf, covers: senior.interest}\n"
+        "    - repay_liquidity: lf\n",
+    )
+    assert text != LIQUIDITY_DEAL
+    res = run_text(text)
+    assert_cents(col(res, "lf.draw"), [100_000, 0, 0], "draw")
+    assert_cents(col(res, "lf.principal_repaid"), [0, 100_000, 0], "liquidity principal")
+    assert_cents(col(res, "lf.interest_paid"), [0, 10_000, 0], "liquidity interest")
+    assert_cents(col(res, "sub.principal_paid"), [0, 350_000, 1_650_000], "sub principal")
+    assert_cents(col(res, "sub.residual_paid"), [0, 0, 830_000], "sub residual")
+    assert_conserved(res, 1e7)

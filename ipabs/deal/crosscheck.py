@@ -6,7 +6,7 @@ import datetime as dt
 from collections.abc import Iterable
 from typing import Any
 
-from ipabs.deal.schema import MONTHS_PER_PERIOD, Deal, Formula, LiquidityFacility, Schedule, Step
+from ipabs.deal.schema import MONTHS_PER_PERIOD, Deal, Formula, LiquidityFacility, Step
 from ipabs.deal.source import SourceMap
 from ipabs.deal.types import parse_quantity
 from ipabs.deal.validate import suggest
@@ -104,8 +104,6 @@ class _Checker:
             self.quantity((*path, "of"), amount.of)
             if amount.cap is not None and amount.cap < amount.floor:
                 self.add(path, "cap is below floor", "raise the cap or lower the floor")
-        elif isinstance(amount, Schedule):
-            pass
 
     def dates(self) -> None:
         info = self.deal.deal
