@@ -446,8 +446,8 @@ class Tranche(Model):
     coupon: Coupon = Field(0.0, description="Fixed annual coupon, or {index, spread} floating.")
     defer_interest: bool = Field(
         False,
-        description="Unpaid interest may defer without an event of default (it still accrues "
-        "as arrears and is a loss if unpaid at legal final).",
+        description="Unpaid interest may defer: `interest_shortfall` triggers ignore this tranche "
+        "(unpaid interest still carries as arrears and is a loss if unpaid at legal final).",
     )
     expected_maturity: dt.date | None = Field(
         None, description="Date by which the full balance is due (default: legal final)."
@@ -546,7 +546,7 @@ class Trigger(Model):
         "dscr: (collections - senior fees) / debt service of `tranches` < threshold; "
         "reserve_below_target: `account` below its target x threshold (default 1); "
         "overcollateralisation: pool balance / balance of `tranches` < threshold; "
-        "interest_shortfall: interest of `tranches` unpaid on the previous date."
+        "interest_shortfall: interest of `tranches` (those that may not defer) unpaid on the previous date."
     )
     threshold: Rate | list[Rate] = Field(0.0, description="Threshold, or one per period (the last repeats).")
     tranches: list[Name] = Field(default_factory=list, description="Tranches the test uses.")
@@ -581,9 +581,13 @@ class PayPrincipal(Model):
         "available",
         description="available: all cash left; principal_collections: up to this period's "
         "principal collections not yet used; due: up to the principal due (schedule, expected "
-        "maturity, legal final).",
+        "maturity, legal final). At legal final and after a waterfall switch only `due` applies.",
     )
-    down_to: Amount | None = Field(None, description="Only pay the group's balance down to this target.")
+    down_to: Amount | None = Field(
+        None,
+        description="Only pay the group's balance down to this target (not at legal final or "
+        "after a waterfall switch).",
+    )
 
     @field_validator("tranches", mode="before")
     @classmethod

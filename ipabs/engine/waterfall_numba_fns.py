@@ -199,6 +199,7 @@ def run_waterfall(
     sup_period = np.zeros(n_sup)
     lf_outstanding = np.zeros(n_sup)
     lf_int_arrears = np.zeros(n_sup)
+    lf_start = np.zeros(n_sup)  # drawn at the start of the period (interest accrues on it)
     breaches = np.zeros(n_trg, dtype=np.int64)
     active = np.zeros(n_trg, dtype=np.bool_)
     carry = 0.0
@@ -292,6 +293,7 @@ def run_waterfall(
                 senior_fees += fee_due[f]
         for s in range(n_sup):
             sup_period[s] = 0.0
+            lf_start[s] = lf_outstanding[s]
 
         # 3. triggers ------------------------------------------------------------------
         sequential = False
@@ -329,7 +331,12 @@ def run_waterfall(
                 value = pool_start / notes if notes > EPS else np.inf
                 breached = value < thr
             elif kind == TRG_INTEREST_SHORTFALL:
-                value = _group_sum(cd, arrears, cd.trg_group[g])
+                # unpaid interest of the tested tranches whose interest may not defer
+                value = 0.0
+                for j in range(cd.grp_ptr[cd.trg_group[g]], cd.grp_ptr[cd.trg_group[g] + 1]):
+                    k = cd.grp_item[j]
+                    if not cd.tr_defer[k]:
+                        value += arrears[k]
                 breached = value > EPS
             if breached:
                 breaches[g] += 1
@@ -412,12 +419,14 @@ def run_waterfall(
             elif op == OP_PAY_PRINCIPAL:
                 limit = cd.st_c[st]
                 cap = avail
-                if limit == LIMIT_PRINCIPAL_COLLECTIONS:
+                # at legal final and after a switch everything is due: limits and targets lapse
+                ends = last or accelerated
+                if limit == LIMIT_PRINCIPAL_COLLECTIONS and not ends:
                     cap = min(cap, principal_coll)
                 if limit == LIMIT_DUE:
                     cap = min(cap, _group_sum(cd, prin_due, a))
                 group_bal = _group_sum(cd, bal, a)
-                if cd.st_d[st] >= 0:
+                if cd.st_d[st] >= 0 and not ends:
                     target = _amount(cd, cd.st_d[st], t, pool_start, pool_end, bal, int_due_total)
                     cap = min(cap, max(group_bal - target, 0.0))
                 cap = min(cap, group_bal)
@@ -521,7 +530,8 @@ def run_waterfall(
                             out.tranche[t, ci, TR_SUPPORT_RECEIVED] += x
                         paid_total += x
             elif op == OP_REPAY_LIQUIDITY:
-                interest = lf_outstanding[a] * cd.sup_rate[a] * yf + lf_int_arrears[a]
+                # interest runs on what was outstanding since the last date, not on today's draws
+                interest = lf_start[a] * cd.sup_rate[a] * yf + lf_int_arrears[a]
                 xi = min(avail, interest)
                 lf_int_arrears[a] = interest - xi
                 avail -= xi
