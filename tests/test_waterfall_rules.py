@@ -4,7 +4,6 @@ when everything is due."""
 from __future__ import annotations
 
 import pytest
-
 from helpers import assert_cents, assert_conserved, col, run_text
 
 ANNUAL = """
