@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from ipabs.collateral.schedule_numba_fns import AMORTISATION_CODES, CUSTOM
 from ipabs.dates import DAY_COUNTS, MONTHLY_GRID, add_months, to_day
@@ -15,6 +16,11 @@ from ipabs.deal.schema import MONTHS_PER_PERIOD, Deal, FloatingRate, Lease, Loan
 
 RUNNING = 0
 INCOME_SHARE = 1
+
+
+def _objects(column: pd.Series) -> np.ndarray:
+    """A column as a NumPy object array (iterating Arrow-backed strings directly is slow)."""
+    return column.to_numpy(dtype=object)
 
 
 @dataclass
@@ -33,7 +39,7 @@ class Obligors:
         names: list[str] = []
         attrs: dict[str, dict[str, Any]] = {}
 
-        def add(name: str, industry: Any = None, region: Any = None, pd: Any = None) -> None:
+        def add(name: str, industry: Any = None, region: Any = None, prob: Any = None) -> None:
             if name not in attrs:
                 names.append(name)
                 attrs[name] = {"industry": "", "region": "", "pd": np.nan}
@@ -42,8 +48,8 @@ class Obligors:
                 a["industry"] = industry
             if region:
                 a["region"] = region
-            if pd is not None and pd == pd:
-                a["pd"] = float(pd)
+            if prob is not None and prob == prob:
+                a["pd"] = float(prob)
 
         for o in deal.obligors:
             add(o.name, o.industry, o.region, o.pd)
@@ -56,14 +62,16 @@ class Obligors:
             tape = tapes.get(pool.name)
             if tape is not None:
                 f = tape.frame
-                for name in tape.obligor_names():
-                    add(name)
                 first = f.drop_duplicates("obligor")
-                for name, ind, reg, pd in zip(
-                    first["obligor"], first["industry"], first["region"], first["pd"], strict=True
+                for name, ind, reg, prob in zip(
+                    _objects(first["obligor"]),
+                    _objects(first["industry"]),
+                    _objects(first["region"]),
+                    first["pd"].to_numpy(dtype=np.float64, na_value=np.nan),
+                    strict=True,
                 ):
-                    add(name, ind, reg, pd)
-                for g in f["guarantor"].unique():
+                    add(name, ind, reg, prob)
+                for g in pd.unique(_objects(f["guarantor"])):
                     if g:
                         add(g)
         for s in deal.support:
@@ -300,10 +308,10 @@ class _Builder:
         )
         self.tapes.append(
             {
-                "id": [str(x) for x in f["id"]],
+                "id": [str(x) for x in _objects(f["id"])],
                 "kind": ["loan"] * len(f),
                 "pool": np.full(len(f), pool, dtype=np.int64),
-                "obligor": np.array([self.obligors.index[o] for o in f["obligor"]], dtype=np.int64),
+                "obligor": np.array([self.obligors.index[o] for o in _objects(f["obligor"])], dtype=np.int64),
                 "balance": f["balance"].to_numpy(dtype=np.float64),
                 "fixed_rate": f["rate"].to_numpy(dtype=np.float64, na_value=np.nan),
                 "index_id": idx_ids,
@@ -311,11 +319,13 @@ class _Builder:
                 "rate_floor": np.where(np.isnan(floor), -np.inf, floor),
                 "maturity_day": mat_days,
                 "freq_months": np.array(
-                    [MONTHS_PER_PERIOD[x] for x in f["payment_frequency"]], dtype=np.int64
+                    [MONTHS_PER_PERIOD[x] for x in _objects(f["payment_frequency"])], dtype=np.int64
                 ),
-                "amortisation": np.array([AMORTISATION_CODES[x] for x in f["amortisation"]], dtype=np.int64),
+                "amortisation": np.array(
+                    [AMORTISATION_CODES[x] for x in _objects(f["amortisation"])], dtype=np.int64
+                ),
                 "io_months": f["interest_only_months"].to_numpy(dtype=np.int64),
-                "day_count": np.array([DAY_COUNTS[x] for x in f["day_count"]], dtype=np.int64),
+                "day_count": np.array([DAY_COUNTS[x] for x in _objects(f["day_count"])], dtype=np.int64),
                 "balloon": np.zeros(len(f)),
                 "appraised_value": f["appraised_value"].to_numpy(dtype=np.float64, na_value=np.nan),
                 "guarantor": guarantor,
