@@ -117,6 +117,7 @@ class Obligor(Model):
     pd_curve: list[Probability] | None = Field(
         None, description="Cumulative default probability at the end of years 1, 2, ..."
     )
+    grade: str | None = Field(None, description="Credit grade (looked up in `risk.pd_by_grade`).")
 
     @field_validator("pd_curve")
     @classmethod
@@ -171,6 +172,7 @@ class _CreditInputs(Model):
     region: str | None = Field(None, description="Obligor park or region.")
     pd: Probability | None = Field(None, description="Obligor annual PD (Monte Carlo input).")
     pd_curve: list[Probability] | None = Field(None, description="Obligor cumulative PD by year.")
+    grade: str | None = Field(None, description="Obligor credit grade (see `risk.pd_by_grade`).")
 
 
 class Loan(_CreditInputs):
@@ -691,6 +693,7 @@ class Deal(Model):
         default_factory=list, description="Tests that change the waterfall while active."
     )
     clean_up_call: CleanUpCall | None = Field(None, description="Optional clean-up call.")
+    risk: RiskModel | None = Field(None, description="Monte Carlo risk model.")
     waterfalls: dict[Name, list[Step]] = Field(
         description="Named priorities of payments; the first (or `normal`) runs unless a trigger switches."
     )
@@ -704,3 +707,9 @@ class Deal(Model):
             if not steps:
                 raise ValueError(f"waterfall {name!r} has no steps")
         return v
+
+
+# The risk section builds on the models above; import it last and resolve the forward reference.
+from ipabs.deal.risk import RiskModel  # noqa: E402
+
+Deal.model_rebuild()

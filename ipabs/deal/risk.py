@@ -1,0 +1,136 @@
+"""The `risk` section: what the Monte Carlo draws — correlated obligor defaults, IP recoveries,
+prepayments and royalty bases. It may sit in the deal file or in a separate assumptions file
+(``ipabs mc DEAL --risk FILE``) so that one deal can be run under several risk views."""
+
+from __future__ import annotations
+
+import math
+from typing import Literal
+
+from pydantic import Field, model_validator
+
+from ipabs.deal.schema import Model, PrepaymentAssumption
+from ipabs.deal.types import Probability, Share
+
+Unit = Share  # a loading or correlation in [0, 1]
+
+
+class FactorLoadings(Model):
+    """Loadings of every obligor's latent credit variable on the systematic factors.
+
+    ``X = global x Z_g + industry x Z_industry + region x Z_region + sqrt(1 - sum of squares) x e``:
+    one global factor, one factor per industry and one per region (obligors with no industry
+    or region load only on the others). Two obligors of the same industry and region have
+    asset correlation ``global^2 + industry^2 + region^2``.
+    """
+
+    global_: Unit = Field(0.0, alias="global", description="Loading on the global factor.")
+    industry: Unit = Field(0.0, description="Loading on the obligor's industry factor.")
+    region: Unit = Field(0.0, description="Loading on the obligor's region (park) factor.")
+
+    @model_validator(mode="after")
+    def _below_one(self) -> FactorLoadings:
+        total = self.global_**2 + self.industry**2 + self.region**2
+        if total >= 1.0:
+            raise ValueError(
+                f"the squares of the loadings sum to {total:.4f}; they must stay below 1 "
+                "(the rest is the obligor's own risk)"
+            )
+        return self
+
+
+class RecoveryModel(Model):
+    """Recovery on a defaulted loan or lease, paid ``lag_months`` after the default period.
+
+    - ``constant``: ``rate`` x the defaulted balance not covered by a loan guarantee.
+    - ``lognormal`` / ``beta``: ``min(exposure, appraised IP value x V - disposal_cost x
+      appraised value)`` with a random value factor ``V`` of mean ``value_mean`` and dispersion
+      ``value_dispersion`` (lognormal: standard deviation of log V; beta: standard deviation of
+      V), correlated with the global factor through ``systematic_loading`` (wrong-way risk:
+      values fall when defaults rise). Assets without pledged IP recover ``rate`` x exposure.
+    """
+
+    model: Literal["constant", "lognormal", "beta"] = Field("constant", description="Recovery model.")
+    rate: Share = Field(0.0, description="constant: recovered share of the exposure.")
+    value_mean: Share = Field(0.3, description="Mean value factor V applied to appraised IP value.")
+    value_dispersion: float = Field(
+        0.5, ge=0.0, description="lognormal: sd of log V; beta: sd of V (must be < sqrt(m(1-m)))."
+    )
+    systematic_loading: Unit = Field(
+        0.0, description="Correlation of the value factor with the global factor (wrong-way risk)."
+    )
+    disposal_cost: Share = Field(0.0, description="Cost of selling the IP, as a share of appraised value.")
+    lag_months: int = Field(12, ge=0, description="Months from default to recovery.")
+
+    @model_validator(mode="after")
+    def _beta_feasible(self) -> RecoveryModel:
+        if self.model == "beta":
+            m, s = self.value_mean, self.value_dispersion
+            if not 0.0 < m < 1.0:
+                raise ValueError("a beta value factor needs 0 < value_mean < 1")
+            if s <= 0.0 or s * s >= m * (1.0 - m):
+                raise ValueError(
+                    f"a beta value factor with mean {m} needs 0 < value_dispersion < "
+                    f"{math.sqrt(m * (1.0 - m)):.4f}"
+                )
+        return self
+
+
+class RoyaltyRisk(Model):
+    """Risk of royalty and income-share streams.
+
+    The annual base (sales or income) is ``expected base x exp(volatility x W_t -
+    volatility^2 t / 2)`` with a Brownian motion ``W`` whose value at the stream's horizon has
+    correlation ``systematic_loading`` with the global factor, so the mean base equals the
+    deterministic one. A patent is invalidated at a constant yearly hazard; afterwards the
+    stream loses ``invalidation_cut`` of its payments. Royalties stop at patent expiry and when
+    the licensee defaults.
+    """
+
+    volatility: float = Field(0.0, ge=0.0, description="Annual volatility of the log base.")
+    systematic_loading: Unit = Field(0.0, description="Correlation with the global factor.")
+    invalidation_hazard: Probability = Field(0.0, description="Yearly probability of invalidation.")
+    invalidation_cut: Share = Field(1.0, description="Share of payments lost after invalidation.")
+
+
+class RiskModel(Model):
+    """The Monte Carlo risk model.
+
+    Give either ``correlation`` (one global factor: every pair of obligors has this asset
+    correlation) or ``factors``. Obligors need a ``pd`` or ``pd_curve`` (on the obligor or its
+    asset), a ``grade`` listed in ``pd_by_grade``, or the section's ``default_pd``.
+    """
+
+    copula: Literal["gaussian", "student_t"] = Field("gaussian", description="Dependence of defaults.")
+    degrees_of_freedom: float | None = Field(
+        None, gt=2.0, description="student_t: degrees of freedom (more than 2)."
+    )
+    correlation: float | None = Field(
+        None, ge=0.0, lt=1.0, description="One-factor asset correlation, in [0, 1)."
+    )
+    factors: FactorLoadings | None = Field(None, description="Multi-factor loadings.")
+    default_pd: Probability | None = Field(None, description="Annual PD of obligors given none.")
+    pd_by_grade: dict[str, Probability] = Field(
+        default_factory=dict, description="Annual PD per obligor `grade`."
+    )
+    recovery: RecoveryModel = Field(default_factory=RecoveryModel, description="Recoveries.")
+    prepayment: PrepaymentAssumption = Field(
+        default_factory=PrepaymentAssumption, description="Prepayment speed (deterministic)."
+    )
+    royalty: RoyaltyRisk = Field(default_factory=RoyaltyRisk, description="Royalty risk.")
+
+    @model_validator(mode="after")
+    def _consistent(self) -> RiskModel:
+        if self.correlation is not None and self.factors is not None:
+            raise ValueError("give either `correlation` or `factors`, not both")
+        if self.copula == "student_t" and self.degrees_of_freedom is None:
+            raise ValueError("a student_t copula needs `degrees_of_freedom`")
+        if self.copula == "gaussian" and self.degrees_of_freedom is not None:
+            raise ValueError("`degrees_of_freedom` is only used with copula: student_t")
+        return self
+
+    def loadings(self) -> tuple[float, float, float]:
+        """(global, industry, region) loadings implied by ``correlation`` or ``factors``."""
+        if self.factors is not None:
+            return self.factors.global_, self.factors.industry, self.factors.region
+        return math.sqrt(self.correlation or 0.0), 0.0, 0.0

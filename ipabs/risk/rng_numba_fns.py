@@ -1,0 +1,112 @@
+"""Counter-keyed random numbers for kernels: xoshiro256** seeded by SplitMix64 from
+(seed, path, stream).
+
+Path *i* of a run with seed *s* draws only from the generator keyed by (s, i), so its numbers
+do not depend on threads, batch sizes or which worker ran it. No global state: the generator
+state is a 4-element uint64 array owned by the caller.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from ipabs._jit import njit
+
+_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
+_MIX1 = np.uint64(0xBF58476D1CE4E5B9)
+_MIX2 = np.uint64(0x94D049BB133111EB)
+_TWO53 = 1.0 / 9007199254740992.0
+
+
+@njit
+def splitmix64(x: np.uint64) -> tuple[np.uint64, np.uint64]:
+    """One SplitMix64 step: (new state, output)."""
+    x = x + _GOLDEN
+    z = x
+    z = (z ^ (z >> np.uint64(30))) * _MIX1
+    z = (z ^ (z >> np.uint64(27))) * _MIX2
+    return x, z ^ (z >> np.uint64(31))
+
+
+@njit
+def seed_state(state: np.ndarray, seed: int, path: int, stream: int) -> None:
+    """Key ``state`` (uint64[4]) by (seed, path, stream).
+
+    The three integers are mixed through SplitMix64 one after the other, so neighbouring
+    paths get unrelated states.
+    """
+    x = np.uint64(seed & 0xFFFFFFFFFFFFFFFF)
+    x, _ = splitmix64(x)
+    x = x ^ np.uint64(path)
+    x, _ = splitmix64(x)
+    x = x ^ np.uint64(stream)
+    for i in range(4):
+        x, z = splitmix64(x)
+        state[i] = z
+
+
+@njit
+def _rotl(x: np.uint64, k: int) -> np.uint64:
+    return (x << np.uint64(k)) | (x >> np.uint64(64 - k))
+
+
+@njit
+def next_u64(s: np.ndarray) -> np.uint64:
+    """Next 64 random bits of xoshiro256** (Blackman and Vigna)."""
+    result = _rotl(s[1] * np.uint64(5), 7) * np.uint64(9)
+    t = s[1] << np.uint64(17)
+    s[2] ^= s[0]
+    s[3] ^= s[1]
+    s[1] ^= s[2]
+    s[0] ^= s[3]
+    s[2] ^= t
+    s[3] = _rotl(s[3], 45)
+    return result
+
+
+@njit
+def uniform(s: np.ndarray) -> float:
+    """A uniform on (0, 1): 53 random bits, never exactly 0."""
+    return ((next_u64(s) >> np.uint64(11)) + 0.5) * _TWO53
+
+
+@njit
+def normal(s: np.ndarray) -> float:
+    """A standard normal (Box-Muller, one of the pair; simple and stateless)."""
+    u1 = uniform(s)
+    u2 = uniform(s)
+    return math.sqrt(-2.0 * math.log(u1)) * math.cos(2.0 * math.pi * u2)
+
+
+@njit
+def gamma(s: np.ndarray, shape: float) -> float:
+    """A Gamma(shape, 1) variate (Marsaglia and Tsang; boosted for shape < 1)."""
+    if shape < 1.0:
+        return gamma(s, shape + 1.0) * uniform(s) ** (1.0 / shape)
+    d = shape - 1.0 / 3.0
+    c = 1.0 / math.sqrt(9.0 * d)
+    while True:
+        x = normal(s)
+        v = 1.0 + c * x
+        if v <= 0.0:
+            continue
+        v = v * v * v
+        u = uniform(s)
+        if math.log(u) < 0.5 * x * x + d - d * v + d * math.log(v):
+            return d * v
+
+
+@njit
+def chi_square(s: np.ndarray, dof: float) -> float:
+    """A chi-square variate with ``dof`` degrees of freedom."""
+    return 2.0 * gamma(s, 0.5 * dof)
+
+
+@njit
+def beta(s: np.ndarray, a: float, b: float) -> float:
+    """A Beta(a, b) variate."""
+    x = gamma(s, a)
+    y = gamma(s, b)
+    return x / (x + y)
