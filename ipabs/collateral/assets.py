@@ -32,6 +32,8 @@ class Obligors:
     industry: list[str]
     region: list[str]
     pd: np.ndarray  # (O,) annual PD, nan when not given
+    pd_curve: list[list[float] | None]  # cumulative PD at the end of years 1, 2, ...
+    grade: list[str]
 
     @classmethod
     def build(cls, deal: Deal, tapes: dict[str, Any]) -> Obligors:
@@ -39,10 +41,17 @@ class Obligors:
         names: list[str] = []
         attrs: dict[str, dict[str, Any]] = {}
 
-        def add(name: str, industry: Any = None, region: Any = None, prob: Any = None) -> None:
+        def add(
+            name: str,
+            industry: Any = None,
+            region: Any = None,
+            prob: Any = None,
+            curve: Any = None,
+            grade: Any = None,
+        ) -> None:
             if name not in attrs:
                 names.append(name)
-                attrs[name] = {"industry": "", "region": "", "pd": np.nan}
+                attrs[name] = {"industry": "", "region": "", "pd": np.nan, "curve": None, "grade": ""}
             a = attrs[name]
             if industry:
                 a["industry"] = industry
@@ -50,12 +59,16 @@ class Obligors:
                 a["region"] = region
             if prob is not None and prob == prob:
                 a["pd"] = float(prob)
+            if curve:
+                a["curve"] = list(curve)
+            if grade:
+                a["grade"] = grade
 
         for o in deal.obligors:
-            add(o.name, o.industry, o.region, o.pd)
+            add(o.name, o.industry, o.region, o.pd, o.pd_curve, o.grade)
         for pool in deal.pools:
             for asset in (*pool.loans, *pool.leases, *pool.royalties):
-                add(asset.obligor, asset.industry, asset.region, asset.pd)
+                add(asset.obligor, asset.industry, asset.region, asset.pd, asset.pd_curve, asset.grade)
                 g = getattr(asset, "guarantee", None)
                 if g is not None:
                     add(g.guarantor)
@@ -82,6 +95,8 @@ class Obligors:
             [attrs[n]["industry"] for n in names],
             [attrs[n]["region"] for n in names],
             np.array([attrs[n]["pd"] for n in names], dtype=np.float64),
+            [attrs[n]["curve"] for n in names],
+            [attrs[n]["grade"] for n in names],
         )
 
 

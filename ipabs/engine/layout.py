@@ -226,6 +226,14 @@ DEAL_FIELDS = (
 )
 
 
+N_TRANCHE_FIELDS = len(TRANCHE_FIELDS)
+N_FEE_FIELDS = len(FEE_FIELDS)
+N_ACCOUNT_FIELDS = len(ACCOUNT_FIELDS)
+N_SUPPORT_FIELDS = len(SUPPORT_FIELDS)
+N_TRIGGER_FIELDS = len(TRIGGER_FIELDS)
+N_DEAL_FIELDS = len(DEAL_FIELDS)
+
+
 class WaterfallTables(NamedTuple):
     """Per-period tables one waterfall run writes (preallocated by the caller)."""
 
@@ -241,10 +249,10 @@ def allocate_tables(cd: CompiledDeal) -> WaterfallTables:
     """Zeroed output tables for one run of ``cd``."""
     t = cd.n_periods
     return WaterfallTables(
-        np.zeros((t, cd.tr_balance.shape[0], len(TRANCHE_FIELDS))),
-        np.zeros((t, cd.fee_kind.shape[0], len(FEE_FIELDS))),
-        np.zeros((t, cd.acc_kind.shape[0], len(ACCOUNT_FIELDS))),
-        np.zeros((t, cd.sup_kind.shape[0], len(SUPPORT_FIELDS))),
-        np.zeros((t, cd.trg_kind.shape[0], len(TRIGGER_FIELDS))),
-        np.zeros((t, len(DEAL_FIELDS))),
+        np.zeros((t, cd.tr_balance.shape[0], N_TRANCHE_FIELDS)),
+        np.zeros((t, cd.fee_kind.shape[0], N_FEE_FIELDS)),
+        np.zeros((t, cd.acc_kind.shape[0], N_ACCOUNT_FIELDS)),
+        np.zeros((t, cd.sup_kind.shape[0], N_SUPPORT_FIELDS)),
+        np.zeros((t, cd.trg_kind.shape[0], N_TRIGGER_FIELDS)),
+        np.zeros((t, N_DEAL_FIELDS)),
     )

@@ -1,0 +1,292 @@
+"""Compile the risk model into the flat arrays of the Monte Carlo kernel."""
+
+from __future__ import annotations
+
+import math
+from typing import NamedTuple
+
+import numpy as np
+from scipy import stats
+
+from ipabs.collateral.royalty import royalty_grid
+from ipabs.deal.risk import RiskModel
+from ipabs.deal.schema import MONTHS_PER_PERIOD
+from ipabs.engine.compile import CompiledModel
+from ipabs.errors import IpabsError
+from ipabs.risk.deterministic import lag_table, period_months, prepayment_curve
+
+COPULA_GAUSSIAN = 0
+COPULA_STUDENT_T = 1
+
+REC_CONSTANT = 0
+REC_LOGNORMAL = 1
+REC_BETA = 2
+RECOVERY_CODES = {"constant": REC_CONSTANT, "lognormal": REC_LOGNORMAL, "beta": REC_BETA}
+
+BETA_TABLE_SIZE = 4097  # quantile table of the beta value factor, on a uniform grid of (0, 1)
+
+
+class RiskArrays(NamedTuple):
+    """Everything the path kernel draws from. Dimensions: O obligors, G obligor groups,
+    A assets, R royalty streams, P pools, T periods, F factors, S supports, L lags."""
+
+    n_periods: int
+    n_factors: int  # 1 global + industries + regions
+    copula: int
+    dof: float
+    ob_group: np.ndarray  # (O,) group of each obligor (same thresholds and loadings)
+    g_threshold: np.ndarray  # (G, T) latent-variable threshold for default by the end of period t
+    g_factor: np.ndarray  # (G, 3) factor index for global, industry, region (-1: none)
+    g_loading: np.ndarray  # (G, 3)
+    g_idio: np.ndarray  # (G,) sqrt(1 - sum of squared loadings)
+    a_pool: np.ndarray  # (A,)
+    a_obligor: np.ndarray  # (A,)
+    a_interest: np.ndarray  # (A, T) performing flows under the prepayment assumption
+    a_sched_principal: np.ndarray  # (A, T)
+    a_prepayment: np.ndarray  # (A, T)
+    a_balance_start: np.ndarray  # (A, T)
+    a_balance_end: np.ndarray  # (A, T)
+    a_appraisal: np.ndarray  # (A,) nan when no pledged IP
+    a_guarantor: np.ndarray  # (A,) -1 none
+    a_guarantee_share: np.ndarray  # (A,)
+    a_guarantee_lag: np.ndarray  # (A,) lag id
+    rec_lag: int  # lag id of the recovery lag
+    lag_period: np.ndarray  # (L, T)
+    rec_model: int
+    rec_rate: float
+    rec_mu: float  # lognormal: mean of log V
+    rec_sigma: float  # lognormal: sd of log V
+    rec_loading: float
+    rec_cost: float
+    rec_beta_quantile: np.ndarray  # (BETA_TABLE_SIZE,) beta quantiles, or empty
+    base_totals: np.ndarray  # (P, T, N_COLLECTION_COLUMNS) performing asset flows per pool
+    r_pool: np.ndarray  # (R,)
+    r_obligor: np.ndarray  # (R,)
+    r_rate: np.ndarray
+    r_kind: np.ndarray
+    r_tier_ptr: np.ndarray
+    r_tier_above: np.ndarray
+    r_tier_rate: np.ndarray
+    r_minimum: np.ndarray
+    r_cap: np.ndarray
+    r_base: np.ndarray  # (R, T) expected annual base
+    r_year_frac: np.ndarray  # (R, T)
+    r_mid_years: np.ndarray  # (R, T)
+    r_pay_period: np.ndarray  # (R, T)
+    r_volatility: float
+    r_loading: float
+    r_invalidation_rate: float  # per year (continuous hazard)
+    r_invalidation_cut: float
+    support_obligor: np.ndarray  # (S,)
+    times: np.ndarray  # (T,) years from closing to each payment date
+    frequency: int  # payments per year (for yields)
+
+
+def cumulative_pd(annual: float | None, curve: list[float] | None, times: np.ndarray) -> np.ndarray:
+    """Cumulative default probability at each time (years), from an annual PD or a curve of
+    cumulative PDs at year ends (constant hazard within each year; the last year's hazard
+    continues after the curve ends)."""
+    if curve:
+        cum = np.array([0.0, *curve])
+        hazards = -np.log((1.0 - cum[1:]) / (1.0 - cum[:-1]))
+        out = np.empty(len(times))
+        for i, t in enumerate(times):
+            year = min(math.floor(t), len(hazards) - 1)
+            out[i] = 1.0 - (1.0 - cum[year]) * math.exp(-hazards[year] * (t - year))
+        return out
+    p = 0.0 if annual is None else float(annual)
+    return 1.0 - (1.0 - p) ** times
+
+
+def _obligor_pds(model: CompiledModel, risk: RiskModel) -> list[tuple[float | None, list[float] | None]]:
+    ob = model.obligors
+    needs = set(model.assets.obligor.tolist()) | set(model.royalties.obligor.tolist())
+    out: list[tuple[float | None, list[float] | None]] = []
+    missing = []
+    for i, name in enumerate(ob.names):
+        curve = ob.pd_curve[i]
+        annual: float | None = None if math.isnan(ob.pd[i]) else float(ob.pd[i])
+        if curve is None and annual is None:
+            grade = ob.grade[i]
+            if grade and grade in risk.pd_by_grade:
+                annual = risk.pd_by_grade[grade]
+            elif grade and grade not in risk.pd_by_grade and i in needs:
+                raise IpabsError(
+                    f"obligor {name!r} has grade {grade!r}, which risk.pd_by_grade does not list"
+                )
+            elif risk.default_pd is not None:
+                annual = risk.default_pd
+            elif i in needs:
+                missing.append(name)
+        out.append((annual, curve))
+    if missing:
+        shown = ", ".join(missing[:8]) + (f" and {len(missing) - 8} more" if len(missing) > 8 else "")
+        raise IpabsError(
+            f"no default probability for obligor(s) {shown}: give `pd` or `pd_curve` on the obligor "
+            "or its asset, a `grade` listed in risk.pd_by_grade, or risk.default_pd"
+        )
+    return out
+
+
+def _thresholds(cum: np.ndarray, risk: RiskModel) -> np.ndarray:
+    if risk.copula == "student_t":
+        return stats.t.ppf(cum, risk.degrees_of_freedom)
+    return stats.norm.ppf(cum)
+
+
+def performing_flows(model: CompiledModel, smm: np.ndarray) -> tuple[np.ndarray, ...]:
+    """Per-asset flows with prepayments and no defaults: interest, scheduled principal,
+    prepayment, balance at start and end of each period (each (A, T))."""
+    q = np.ones(len(model.assets))
+    start = np.empty_like(model.sched_balance)
+    prev = model.assets.balance.astype(np.float64).copy()
+    interest = np.empty_like(start)
+    principal = np.empty_like(start)
+    prepaid = np.empty_like(start)
+    end = np.empty_like(start)
+    for t in range(model.n_periods):
+        start[:, t] = q * prev
+        interest[:, t] = q * model.sched_interest[:, t]
+        principal[:, t] = q * model.sched_principal[:, t]
+        after = q * model.sched_balance[:, t]
+        prepaid[:, t] = after * smm[:, t]
+        end[:, t] = after - prepaid[:, t]
+        q = q * (1.0 - smm[:, t])
+        prev = model.sched_balance[:, t]
+    return interest, principal, prepaid, start, end
+
+
+def compile_risk(model: CompiledModel, risk: RiskModel | None = None) -> RiskArrays:
+    """Compile the deal's (or the given) risk model for the Monte Carlo kernel.
+
+    Raises
+    ------
+    IpabsError
+        If the deal has no risk model or an obligor has no default probability.
+    """
+    from ipabs.risk.collections_numba_fns import (
+        C_BALANCE_END,
+        C_BALANCE_START,
+        C_INTEREST,
+        C_PREPAYMENT,
+        C_SCHED_PRINCIPAL,
+        N_COLLECTION_COLUMNS,
+    )
+
+    risk = risk if risk is not None else model.spec.risk
+    if risk is None:
+        raise IpabsError(
+            f"{model.deal.source.file}: the deal has no `risk` section; add one or pass a risk file"
+        )
+    grid = model.grid
+    n = model.n_periods
+    times = (grid[1:] - grid[0]) / 365.0
+    ob = model.obligors
+
+    # --- obligor groups: same thresholds, industry and region share one conditional PD
+    industries = sorted({x for x in ob.industry if x})
+    regions = sorted({x for x in ob.region if x})
+    lg, li, lr = risk.loadings()
+    n_factors = 1 + len(industries) + len(regions)
+    pds = _obligor_pds(model, risk)
+    groups: dict[tuple, int] = {}
+    thresholds, factors, loadings = [], [], []
+    ob_group = np.empty(len(ob.names), dtype=np.int64)
+    for i, (annual, curve) in enumerate(pds):
+        ind = 1 + industries.index(ob.industry[i]) if ob.industry[i] and li > 0 else -1
+        reg = 1 + len(industries) + regions.index(ob.region[i]) if ob.region[i] and lr > 0 else -1
+        key = (annual, tuple(curve) if curve else None, ind, reg)
+        if key not in groups:
+            groups[key] = len(groups)
+            thresholds.append(_thresholds(cumulative_pd(annual, curve, times), risk))
+            factors.append((0, ind, reg))
+            loadings.append((lg, li if ind >= 0 else 0.0, lr if reg >= 0 else 0.0))
+        ob_group[i] = groups[key]
+    g_loading = np.array(loadings, dtype=np.float64).reshape(-1, 3)
+    idio = np.sqrt(1.0 - (g_loading**2).sum(axis=1))
+
+    # --- assets under the prepayment assumption
+    months = period_months(grid)
+    smm = np.tile(prepayment_curve(risk.prepayment, months), (len(model.assets), 1))
+    interest, principal, prepaid, start, end = performing_flows(model, smm)
+    totals = np.zeros((len(model.pool_names), n, N_COLLECTION_COLUMNS))
+    for col, arr in (
+        (C_INTEREST, interest),
+        (C_SCHED_PRINCIPAL, principal),
+        (C_PREPAYMENT, prepaid),
+        (C_BALANCE_START, start),
+        (C_BALANCE_END, end),
+    ):
+        np.add.at(totals[:, :, col], model.assets.pool, arr)
+
+    rec = risk.recovery
+    lags = sorted({rec.lag_months, *model.assets.guarantee_lag_months.tolist(), 0})
+    lag_id = {lag: i for i, lag in enumerate(lags)}
+    beta_q = np.zeros(0)
+    mu = sigma = 0.0
+    if rec.model == "lognormal":
+        sigma = rec.value_dispersion
+        mu = math.log(rec.value_mean) - 0.5 * sigma * sigma if rec.value_mean > 0 else -math.inf
+    elif rec.model == "beta":
+        m, s = rec.value_mean, rec.value_dispersion
+        k = m * (1.0 - m) / (s * s) - 1.0
+        u = (np.arange(BETA_TABLE_SIZE) + 0.5) / BETA_TABLE_SIZE
+        beta_q = stats.beta.ppf(u, m * k, (1.0 - m) * k)
+
+    roy = model.royalties
+    rg = royalty_grid(roy, grid, roy.growth)
+    hazard = risk.royalty.invalidation_hazard
+    return RiskArrays(
+        n_periods=n,
+        n_factors=n_factors,
+        copula=COPULA_STUDENT_T if risk.copula == "student_t" else COPULA_GAUSSIAN,
+        dof=float(risk.degrees_of_freedom or 0.0),
+        ob_group=ob_group,
+        g_threshold=np.array(thresholds, dtype=np.float64).reshape(-1, n),
+        g_factor=np.array(factors, dtype=np.int64).reshape(-1, 3),
+        g_loading=g_loading,
+        g_idio=idio,
+        a_pool=model.assets.pool,
+        a_obligor=model.assets.obligor,
+        a_interest=interest,
+        a_sched_principal=principal,
+        a_prepayment=prepaid,
+        a_balance_start=start,
+        a_balance_end=end,
+        a_appraisal=model.assets.appraised_value,
+        a_guarantor=model.assets.guarantor,
+        a_guarantee_share=model.assets.guarantee_share,
+        a_guarantee_lag=np.array(
+            [lag_id[x] for x in model.assets.guarantee_lag_months.tolist()], dtype=np.int64
+        ),
+        rec_lag=lag_id[rec.lag_months],
+        lag_period=lag_table(grid, lags),
+        rec_model=RECOVERY_CODES[rec.model],
+        rec_rate=rec.rate,
+        rec_mu=mu,
+        rec_sigma=sigma,
+        rec_loading=rec.systematic_loading,
+        rec_cost=rec.disposal_cost,
+        rec_beta_quantile=beta_q,
+        base_totals=totals,
+        r_pool=roy.pool,
+        r_obligor=roy.obligor,
+        r_rate=roy.rate,
+        r_kind=roy.kind,
+        r_tier_ptr=roy.tier_ptr,
+        r_tier_above=roy.tier_above,
+        r_tier_rate=roy.tier_rate,
+        r_minimum=roy.minimum,
+        r_cap=roy.cap,
+        r_base=rg.base,
+        r_year_frac=rg.year_frac,
+        r_mid_years=rg.mid_years,
+        r_pay_period=rg.pay_period,
+        r_volatility=risk.royalty.volatility,
+        r_loading=risk.royalty.systematic_loading,
+        r_invalidation_rate=-math.log(1.0 - hazard) if hazard > 0 else 0.0,
+        r_invalidation_cut=risk.royalty.invalidation_cut,
+        support_obligor=model.support_provider,
+        times=times,
+        frequency=12 // MONTHS_PER_PERIOD[model.spec.deal.payment_frequency],
+    )

@@ -1,0 +1,343 @@
+"""Kernels of the Monte Carlo: one path of correlated defaults, recoveries and royalty bases,
+run through the same waterfall as the deterministic case, reduced to per-path outcomes.
+
+Path *i* draws only from the generator keyed by (seed, i), in a fixed order: the systematic
+factors (and the Student-t mixing variable), one uniform per obligor, a normal per defaulted
+asset's recovery, then per royalty stream an invalidation uniform and its Brownian path.
+Memory is O(paths x tranches): each thread reuses one scratch set of per-period tables.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from ipabs._jit import njit
+from ipabs.collateral.royalty import royalty_accrual
+from ipabs.engine.layout import (
+    N_ACCOUNT_FIELDS,
+    N_DEAL_FIELDS,
+    N_FEE_FIELDS,
+    N_SUPPORT_FIELDS,
+    N_TRANCHE_FIELDS,
+    N_TRIGGER_FIELDS,
+    TR_BALANCE_END,
+    TR_INTEREST_ARREARS,
+    TR_INTEREST_PAID,
+    TR_PRINCIPAL_PAID,
+    TR_RESIDUAL_PAID,
+    WaterfallTables,
+)
+from ipabs.engine.metrics_numba_fns import present_value, weighted_average_life, yield_at_price
+from ipabs.engine.waterfall_numba_fns import run_waterfall
+from ipabs.risk.collections_numba_fns import (
+    C_BALANCE_END,
+    C_BALANCE_START,
+    C_DEFAULT,
+    C_GUARANTEE,
+    C_INTEREST,
+    C_LOSS,
+    C_PREPAYMENT,
+    C_RECOVERY,
+    C_ROYALTY,
+    C_SCHED_PRINCIPAL,
+)
+from ipabs.risk.normal_numba_fns import norm_cdf
+from ipabs.risk.rng_numba_fns import chi_square, normal, seed_state, uniform
+
+# per-path tranche outcomes (last axis)
+O_PRINCIPAL_LOSS = 0
+O_INTEREST_SHORTFALL = 1
+O_LOSS = 2
+O_DISCOUNTED_LOSS = 3
+O_PV_RECEIVED = 4
+O_WAL = 5
+O_YIELD = 6
+TRANCHE_OUTCOMES = (
+    "principal_loss",
+    "interest_shortfall",
+    "loss",
+    "discounted_loss",
+    "pv_received",
+    "wal_years",
+    "yield",
+)
+
+# per-path pool outcomes
+P_DEFAULT_RATE = 0  # cumulative defaulted balance / original pool balance
+P_LOSS_RATE = 1  # defaulted balance less recoveries and guarantees / original pool balance
+P_DEFAULTS = 2  # number of obligors that default while they owe an asset or royalty payment
+P_ROYALTY = 3  # royalty and income-share cash collected
+POOL_OUTCOMES = ("default_rate", "loss_rate", "defaults", "royalty_collected")
+
+COPULA_STUDENT_T = 1
+REC_CONSTANT = 0
+REC_LOGNORMAL = 1
+
+
+@njit
+def _conditional_pd(ra, g, t, scale, m):  # type: ignore[no-untyped-def]
+    # P(default by the end of period t | factors): the latent variable m + idio x e, divided by
+    # the Student-t scale, falls below the threshold
+    return norm_cdf((ra.g_threshold[g, t] * scale - m) / ra.g_idio[g])
+
+
+@njit
+def draw_defaults(ra, state, z, g_mean, g_horizon, ob_period):  # type: ignore[no-untyped-def]
+    """Draw the factors and every obligor's default period (T when it survives the horizon)."""
+    n_t = ra.n_periods
+    for k in range(ra.n_factors):
+        z[k] = normal(state)
+    scale = 1.0
+    if ra.copula == COPULA_STUDENT_T:
+        scale = math.sqrt(chi_square(state, ra.dof) / ra.dof)
+    for g in range(ra.g_threshold.shape[0]):
+        m = 0.0
+        for j in range(3):
+            f = ra.g_factor[g, j]
+            if f >= 0:
+                m += ra.g_loading[g, j] * z[f]
+        g_mean[g] = m
+        g_horizon[g] = _conditional_pd(ra, g, n_t - 1, scale, m)
+    for o in range(ra.ob_group.shape[0]):
+        u = uniform(state)
+        g = ra.ob_group[o]
+        if u >= g_horizon[g]:
+            ob_period[o] = n_t
+            continue
+        lo = 0
+        hi = n_t - 1  # first period whose cumulative conditional PD exceeds u
+        while lo < hi:
+            mid = (lo + hi) // 2
+            if u < _conditional_pd(ra, g, mid, scale, g_mean[g]):
+                hi = mid
+            else:
+                lo = mid + 1
+        ob_period[o] = lo
+    return scale
+
+
+@njit
+def _recovery_value(ra, state, z0):  # type: ignore[no-untyped-def]
+    x = ra.rec_loading * z0 + math.sqrt(1.0 - ra.rec_loading * ra.rec_loading) * normal(state)
+    if ra.rec_model == REC_LOGNORMAL:
+        return math.exp(ra.rec_mu + ra.rec_sigma * x)
+    # beta: quantile table on a uniform grid, linearly interpolated
+    q = ra.rec_beta_quantile
+    pos = norm_cdf(x) * q.shape[0] - 0.5
+    if pos <= 0.0:
+        return q[0]
+    i = int(pos)
+    if i >= q.shape[0] - 1:
+        return q[q.shape[0] - 1]
+    w = pos - i
+    return q[i] * (1.0 - w) + q[i + 1] * w
+
+
+@njit
+def path_collections(ra, state, z, ob_period, coll_pool, brownian, ob_hit):  # type: ignore[no-untyped-def]
+    """Asset cash flows of one path per pool, given the default periods. ``ob_hit[o]`` is set to
+    1 when obligor ``o`` defaults while it still owes something."""
+    n_t = ra.n_periods
+    coll_pool[:] = ra.base_totals
+    ob_hit[:] = 0
+    for a in range(ra.a_pool.shape[0]):
+        tau = ob_period[ra.a_obligor[a]]
+        if tau >= n_t:
+            continue
+        exposure_at_default = ra.a_balance_start[a, tau]
+        if exposure_at_default <= 0.0:
+            continue
+        p = ra.a_pool[a]
+        ob_hit[ra.a_obligor[a]] = 1
+        for t in range(tau, n_t):
+            coll_pool[p, t, C_INTEREST] -= ra.a_interest[a, t]
+            coll_pool[p, t, C_SCHED_PRINCIPAL] -= ra.a_sched_principal[a, t]
+            coll_pool[p, t, C_PREPAYMENT] -= ra.a_prepayment[a, t]
+            coll_pool[p, t, C_BALANCE_END] -= ra.a_balance_end[a, t]
+            if t > tau:
+                coll_pool[p, t, C_BALANCE_START] -= ra.a_balance_start[a, t]
+        coll_pool[p, tau, C_DEFAULT] += exposure_at_default
+        covered = 0.0
+        g = ra.a_guarantor[a]
+        if g >= 0 and ra.a_guarantee_share[a] > 0.0:
+            tg = ra.lag_period[ra.a_guarantee_lag[a], tau]
+            if tg >= 0 and tg < ob_period[g]:  # a defaulted guarantor pays nothing more
+                covered = ra.a_guarantee_share[a] * exposure_at_default
+                coll_pool[p, tg, C_GUARANTEE] += covered
+        exposure = exposure_at_default - covered
+        appraisal = ra.a_appraisal[a]
+        if ra.rec_model == REC_CONSTANT or math.isnan(appraisal):
+            rec = ra.rec_rate * exposure
+        else:
+            value = _recovery_value(ra, state, z[0])
+            rec = min(exposure, max(appraisal * (value - ra.rec_cost), 0.0))
+        tr = ra.lag_period[ra.rec_lag, tau]
+        if tr >= 0 and rec > 0.0:
+            coll_pool[p, tr, C_RECOVERY] += rec
+        else:
+            rec = 0.0
+        coll_pool[p, tau, C_LOSS] += exposure - rec
+
+    vol = ra.r_volatility
+    rho = ra.r_loading
+    for r in range(ra.r_pool.shape[0]):
+        tau_l = ob_period[ra.r_obligor[r]]
+        invalid_at = math.inf
+        if ra.r_invalidation_rate > 0.0:
+            invalid_at = -math.log(uniform(state)) / ra.r_invalidation_rate
+        horizon = 0.0
+        for t in range(n_t):
+            if ra.r_year_frac[r, t] > 0.0:
+                horizon = ra.r_mid_years[r, t]
+        # Brownian path at the accrual mid-points: the end value correlates with the global
+        # factor, the points before it follow the Brownian bridge
+        w_end = 0.0
+        if vol > 0.0 and horizon > 0.0:
+            w_end = math.sqrt(horizon) * (rho * z[0] + math.sqrt(1.0 - rho * rho) * normal(state))
+        w_prev = 0.0
+        t_prev = 0.0
+        p = ra.r_pool[r]
+        for t in range(n_t):
+            brownian[t] = 0.0
+            if ra.r_year_frac[r, t] <= 0.0:
+                continue
+            tm = ra.r_mid_years[r, t]
+            factor = 1.0
+            if vol > 0.0 and horizon > 0.0:
+                if tm >= horizon:
+                    w = w_end
+                else:
+                    mean = w_prev + (tm - t_prev) / (horizon - t_prev) * (w_end - w_prev)
+                    var = (tm - t_prev) * (horizon - tm) / (horizon - t_prev)
+                    w = mean + math.sqrt(max(var, 0.0)) * normal(state)
+                brownian[t] = w
+                factor = math.exp(vol * w - 0.5 * vol * vol * tm)
+                w_prev = w
+                t_prev = tm
+            amount = royalty_accrual(
+                r,
+                t,
+                factor,
+                ra.r_base,
+                ra.r_year_frac,
+                ra.r_rate,
+                ra.r_kind,
+                ra.r_tier_ptr,
+                ra.r_tier_above,
+                ra.r_tier_rate,
+                ra.r_minimum,
+                ra.r_cap,
+            )
+            if tm > invalid_at:
+                amount *= 1.0 - ra.r_invalidation_cut
+            tp = ra.r_pay_period[r, t]
+            if tp >= 0 and tp < tau_l:  # the licensee pays only while it has not defaulted
+                coll_pool[p, tp, C_ROYALTY] += amount
+            elif tp >= tau_l:
+                ob_hit[ra.r_obligor[r]] = 1
+
+
+@njit
+def simulate_path(cd, ra, seed, path, scratch, tables):  # type: ignore[no-untyped-def]
+    """Run path ``path`` of seed ``seed`` into ``tables`` and the scratch arrays."""
+    state, z, g_mean, g_horizon, ob_period, coll_pool, coll, support_stop, brownian, _cash, ob_hit = scratch
+    seed_state(state, seed, path, 0)
+    draw_defaults(ra, state, z, g_mean, g_horizon, ob_period)
+    path_collections(ra, state, z, ob_period, coll_pool, brownian, ob_hit)
+    coll[:] = 0.0
+    for p in range(coll_pool.shape[0]):
+        coll += coll_pool[p]
+    for s in range(support_stop.shape[0]):
+        support_stop[s] = ob_period[ra.support_obligor[s]]
+    run_waterfall(cd, coll, support_stop, tables)
+
+
+@njit
+def allocate_scratch(cd, ra):  # type: ignore[no-untyped-def]
+    """Per-thread scratch arrays for :func:`simulate_path`."""
+    n_t = ra.n_periods
+    return (
+        np.empty(4, dtype=np.uint64),
+        np.empty(ra.n_factors),
+        np.empty(ra.g_threshold.shape[0]),
+        np.empty(ra.g_threshold.shape[0]),
+        np.empty(ra.ob_group.shape[0], dtype=np.int64),
+        np.empty(ra.base_totals.shape),
+        np.empty((n_t, ra.base_totals.shape[2])),
+        np.empty(ra.support_obligor.shape[0], dtype=np.int64),
+        np.empty(n_t),
+        np.empty(n_t),
+        np.empty(ra.ob_group.shape[0], dtype=np.int64),
+    )
+
+
+@njit
+def allocate_path_tables(cd):  # type: ignore[no-untyped-def]
+    """Per-thread waterfall tables (the same layout as :func:`allocate_tables`)."""
+    n_t = cd.n_periods
+    return WaterfallTables(
+        np.zeros((n_t, cd.tr_balance.shape[0], N_TRANCHE_FIELDS)),
+        np.zeros((n_t, cd.fee_kind.shape[0], N_FEE_FIELDS)),
+        np.zeros((n_t, cd.acc_kind.shape[0], N_ACCOUNT_FIELDS)),
+        np.zeros((n_t, cd.sup_kind.shape[0], N_SUPPORT_FIELDS)),
+        np.zeros((n_t, cd.trg_kind.shape[0], N_TRIGGER_FIELDS)),
+        np.zeros((n_t, N_DEAL_FIELDS)),
+    )
+
+
+@njit
+def path_outcomes(cd, ra, scratch, tables, tranche_row, pool_row):  # type: ignore[no-untyped-def]
+    """Reduce one path's tables to its outcomes."""
+    ob_hit = scratch[10]
+    coll = scratch[6]
+    cash = scratch[9]
+    n_t = ra.n_periods
+    times = ra.times
+    freq = ra.frequency
+    for k in range(cd.tr_balance.shape[0]):
+        principal_loss = tables.tranche[n_t - 1, k, TR_BALANCE_END]
+        shortfall = tables.tranche[n_t - 1, k, TR_INTEREST_ARREARS]
+        loss = principal_loss + shortfall
+        for t in range(n_t):
+            cash[t] = (
+                tables.tranche[t, k, TR_INTEREST_PAID]
+                + tables.tranche[t, k, TR_PRINCIPAL_PAID]
+                + tables.tranche[t, k, TR_RESIDUAL_PAID]
+            )
+        coupon = cd.tr_rate[k, 0]
+        orig = cd.tr_balance[k]
+        tranche_row[k, O_PRINCIPAL_LOSS] = principal_loss
+        tranche_row[k, O_INTEREST_SHORTFALL] = shortfall
+        tranche_row[k, O_LOSS] = loss
+        tranche_row[k, O_DISCOUNTED_LOSS] = loss * (1.0 + coupon / freq) ** (-freq * times[n_t - 1])
+        tranche_row[k, O_PV_RECEIVED] = present_value(times, cash, coupon, freq)
+        tranche_row[k, O_WAL] = weighted_average_life(times, tables.tranche[:, k, TR_PRINCIPAL_PAID])
+        tranche_row[k, O_YIELD] = yield_at_price(times, cash, orig, freq) if orig > 0.0 else np.nan
+    defaults = 0.0
+    losses = 0.0
+    royalty = 0.0
+    for t in range(n_t):
+        defaults += coll[t, C_DEFAULT]
+        losses += coll[t, C_LOSS]
+        royalty += coll[t, C_ROYALTY]
+    orig_pool = cd.original_pool_balance
+    pool_row[P_DEFAULT_RATE] = defaults / orig_pool if orig_pool > 0.0 else 0.0
+    pool_row[P_LOSS_RATE] = losses / orig_pool if orig_pool > 0.0 else 0.0
+    pool_row[P_DEFAULTS] = ob_hit.sum()
+    pool_row[P_ROYALTY] = royalty
+
+
+@njit(nogil=True)
+def simulate_chunk(cd, ra, seed, first_path, tranche_out, pool_out):  # type: ignore[no-untyped-def]
+    """Paths ``first_path .. first_path + len(pool_out) - 1`` into the given output rows.
+
+    Releases the GIL, so several chunks run at once on Python threads. A path's outcome
+    depends only on (seed, path index), never on how paths are split into chunks.
+    """
+    scratch = allocate_scratch(cd, ra)
+    tables = allocate_path_tables(cd)
+    for i in range(pool_out.shape[0]):
+        simulate_path(cd, ra, seed, first_path + i, scratch, tables)
+        path_outcomes(cd, ra, scratch, tables, tranche_out[i], pool_out[i])

@@ -1,0 +1,314 @@
+"""Monte Carlo of a deal: ``ipabs.simulate(deal, paths=..., seed=...)``."""
+
+from __future__ import annotations
+
+import math
+import os
+import sys
+import time
+from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from itertools import pairwise
+from pathlib import Path
+from typing import Any, TextIO
+
+import numpy as np
+import pandas as pd
+
+from ipabs.api import _model
+from ipabs.deal.load import LoadedDeal
+from ipabs.deal.risk import RiskModel
+from ipabs.engine.compile import CompiledModel
+from ipabs.engine.layout import allocate_tables
+from ipabs.errors import IpabsError
+from ipabs.results import RunResult, build_result
+from ipabs.risk.model import RiskArrays, compile_risk
+from ipabs.risk.montecarlo_numba_fns import (
+    O_LOSS,
+    O_WAL,
+    O_YIELD,
+    P_LOSS_RATE,
+    POOL_OUTCOMES,
+    TRANCHE_OUTCOMES,
+    allocate_scratch,
+    simulate_chunk,
+    simulate_path,
+)
+
+QUANTILES = (0.95, 0.99, 0.999)
+
+
+def _thread_count(n: int | None) -> int:
+    cores = os.cpu_count() or 1
+    if n is None:
+        return cores
+    if not 1 <= n <= 1024:
+        raise IpabsError(f"threads must lie between 1 and 1024, got {n}")
+    return n
+
+
+class _Progress:
+    """A one-line progress bar on a terminal; silent when the stream is not a terminal."""
+
+    def __init__(self, total: int, stream: TextIO | None, enabled: bool | None):
+        self.total = total
+        self.stream = stream if stream is not None else sys.stderr
+        self.enabled = self.stream.isatty() if enabled is None else enabled
+        self.start = time.perf_counter()
+
+    def update(self, done: int) -> None:
+        if not self.enabled:
+            return
+        width = 30
+        filled = int(width * done / self.total)
+        rate = done / max(time.perf_counter() - self.start, 1e-9)
+        self.stream.write(
+            f"\r[{'#' * filled}{'.' * (width - filled)}] {done:,}/{self.total:,} paths ({rate:,.0f}/s)"
+        )
+        self.stream.flush()
+
+    def close(self) -> None:
+        if self.enabled:
+            self.stream.write("\n")
+            self.stream.flush()
+
+
+def _mean_se(x: np.ndarray) -> tuple[float, float]:
+    n = len(x)
+    if n == 0:
+        return math.nan, math.nan
+    mean = float(x.mean())
+    se = float(x.std(ddof=1) / math.sqrt(n)) if n > 1 else math.nan
+    return mean, se
+
+
+@dataclass(frozen=True)
+class SimulationResult:
+    """Outcome of a Monte Carlo run.
+
+    Attributes
+    ----------
+    deal_name : str
+    paths, seed : int
+    tranche_outcomes : ndarray, shape (paths, N, len(TRANCHE_OUTCOMES))
+    pool_outcomes : ndarray, shape (paths, len(POOL_OUTCOMES))
+    tranches : DataFrame
+        Per tranche: expected loss (share of original balance) with its standard error,
+        probability of any loss with its standard error, expected WAL, mean yield.
+    pool : DataFrame
+        One row: expected loss (share of the original pool) with its standard error, loss
+        quantiles, expected default rate and number of defaults.
+    kept : dict
+        Path index -> RunResult (full per-period tables) for the paths asked to keep.
+    """
+
+    deal_name: str
+    tranche_names: list[str]
+    paths: int
+    seed: int
+    tranche_outcomes: np.ndarray
+    pool_outcomes: np.ndarray
+    tranches: pd.DataFrame
+    pool: pd.DataFrame
+    kept: dict[int, RunResult] = field(default_factory=dict)
+    elapsed_seconds: float = 0.0
+
+    def path_frame(self) -> pd.DataFrame:
+        """One row per path: pool outcomes, then ``TRANCHE.OUTCOME`` columns."""
+        cols: dict[str, Any] = {"path": np.arange(self.paths, dtype=np.int64)}
+        for i, name in enumerate(POOL_OUTCOMES):
+            cols[f"pool.{name}"] = self.pool_outcomes[:, i]
+        for k, tranche in enumerate(self.tranche_names):
+            for i, name in enumerate(TRANCHE_OUTCOMES):
+                cols[f"{tranche}.{name}"] = self.tranche_outcomes[:, k, i]
+        return pd.DataFrame(cols)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready dict: ``tranches`` (list of objects with ``name``) and ``pool``."""
+
+        def clean(v: Any) -> Any:
+            if isinstance(v, (float, np.floating)):
+                return None if not math.isfinite(float(v)) else float(v)
+            if isinstance(v, np.integer):
+                return int(v)
+            return v
+
+        tranches = [{"name": n, **{k: clean(v) for k, v in r.items()}} for n, r in self.tranches.iterrows()]
+        pool = {k: clean(v) for k, v in self.pool.iloc[0].items()}
+        return {
+            "deal": self.deal_name,
+            "paths": self.paths,
+            "seed": self.seed,
+            "tranches": tranches,
+            "pool": pool,
+        }
+
+    def write(self, out_dir: str | Path) -> list[Path]:
+        """Write per-path outcomes (``paths.parquet``) and the summaries (CSV) into ``out_dir``;
+        kept paths go to ``path_<i>/``. Files appear whole or not at all."""
+        out = Path(out_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        written = []
+        for name, frame, kind in (
+            ("paths", self.path_frame(), "parquet"),
+            ("tranches", self.tranches.reset_index(), "csv"),
+            ("pool", self.pool, "csv"),
+        ):
+            target = out / f"{name}.{kind}"
+            tmp = out / f".{name}.{kind}.tmp"
+            if kind == "csv":
+                frame.to_csv(tmp, index=False)
+            else:
+                frame.to_parquet(tmp, index=False)
+            tmp.replace(target)
+            written.append(target)
+        for i, result in self.kept.items():
+            written.extend(result.write(out / f"path_{i}"))
+        return written
+
+
+def _summaries(model: CompiledModel, tr: np.ndarray, pool: np.ndarray) -> tuple[pd.DataFrame, pd.DataFrame]:
+    rows = []
+    for k, name in enumerate(model.tranche_names):
+        orig = float(model.cd.tr_balance[k])
+        scale = 1.0 / orig if orig > 0 else math.nan
+        el, el_se = _mean_se(tr[:, k, O_LOSS] * scale)
+        pl, pl_se = _mean_se((tr[:, k, O_LOSS] > 1e-6).astype(np.float64))
+        wal = tr[:, k, O_WAL]
+        wal = wal[~np.isnan(wal)]
+        ew, ew_se = _mean_se(wal)
+        y = tr[:, k, O_YIELD]
+        y = y[~np.isnan(y)]
+        my, my_se = _mean_se(y)
+        rows.append(
+            {
+                "tranche": name,
+                "original_balance": orig,
+                "expected_loss": el,
+                "expected_loss_se": el_se,
+                "probability_of_loss": pl,
+                "probability_of_loss_se": pl_se,
+                "expected_wal_years": ew,
+                "expected_wal_se": ew_se,
+                "mean_yield": my,
+                "mean_yield_se": my_se,
+            }
+        )
+    tranches = pd.DataFrame(rows).set_index("tranche")
+    loss = pool[:, P_LOSS_RATE]
+    el, el_se = _mean_se(loss)
+    row = {"expected_loss": el, "expected_loss_se": el_se}
+    for q in QUANTILES:
+        row[f"loss_q{q * 100:g}"] = float(np.quantile(loss, q)) if len(loss) else math.nan
+    dr, dr_se = _mean_se(pool[:, 0])
+    nd, nd_se = _mean_se(pool[:, 2])
+    row.update(
+        {
+            "expected_default_rate": dr,
+            "expected_default_rate_se": dr_se,
+            "expected_defaults": nd,
+            "expected_defaults_se": nd_se,
+        }
+    )
+    return tranches, pd.DataFrame([row])
+
+
+def run_path(model: CompiledModel, arrays: RiskArrays, seed: int, path: int) -> RunResult:
+    """Full per-period tables of one Monte Carlo path (bit-identical to its part of a run)."""
+    scratch = allocate_scratch(model.cd, arrays)
+    tables = allocate_tables(model.cd)
+    simulate_path(model.cd, arrays, seed, path, scratch, tables)
+    return build_result(model, f"path {path} (seed {seed})", scratch[5].copy(), tables)
+
+
+def simulate(
+    deal: LoadedDeal | CompiledModel | str | Path,
+    paths: int = 10_000,
+    seed: int = 0,
+    *,
+    threads: int | None = None,
+    risk: RiskModel | None = None,
+    keep: Iterable[int] = (),
+    batch_size: int | None = None,
+    progress: bool | None = False,
+    progress_stream: TextIO | None = None,
+) -> SimulationResult:
+    """Monte Carlo of a deal's waterfall under its risk model.
+
+    Parameters
+    ----------
+    deal : LoadedDeal, CompiledModel, str or Path
+    paths : int
+        Number of paths.
+    seed : int
+        Path *i* is a pure function of (seed, i): results do not depend on ``threads`` or
+        ``batch_size``.
+    threads : int, optional
+        Threads to use (default: one per core).
+    risk : RiskModel, optional
+        Replaces the deal's ``risk`` section.
+    keep : iterable of int
+        Path indices whose full per-period tables to keep (``result.kept``).
+    batch_size : int, optional
+        Paths per kernel call (progress is reported between calls).
+    progress : bool or None
+        Show a progress bar (None: only when the stream is a terminal).
+
+    Returns
+    -------
+    SimulationResult
+
+    Examples
+    --------
+    >>> import ipabs
+    >>> result = ipabs.simulate("scenarios/caohejing_ip_pledge.yaml", paths=20_000, seed=1)  # doctest: +SKIP
+    >>> result.tranches[["expected_loss", "expected_loss_se", "probability_of_loss"]]  # doctest: +SKIP
+    """
+    if paths < 1:
+        raise IpabsError(f"paths must be at least 1, got {paths}")
+    if not 0 <= seed < 2**63:
+        raise IpabsError(f"seed must lie in [0, 2^63), got {seed}")
+    model = _model(deal)
+    arrays = compile_risk(model, risk)
+    keep = sorted(set(int(i) for i in keep))
+    bad = [i for i in keep if not 0 <= i < paths]
+    if bad:
+        raise IpabsError(f"paths to keep must lie in [0, {paths}), got {bad}")
+    n_tr = len(model.tranche_names)
+    tr = np.empty((paths, n_tr, len(TRANCHE_OUTCOMES)))
+    pool = np.empty((paths, len(POOL_OUTCOMES)))
+    start = time.perf_counter()
+    n_threads = _thread_count(threads)
+    size = batch_size or max(10_000, math.ceil(paths / 20))
+    bar = _Progress(paths, progress_stream, progress)
+
+    def chunk(lo: int, hi: int) -> None:
+        simulate_chunk(model.cd, arrays, seed, lo, tr[lo:hi], pool[lo:hi])
+
+    with ThreadPoolExecutor(max_workers=n_threads) as executor:
+        done = 0
+        while done < paths:
+            n = min(size, paths - done)
+            bounds = np.linspace(done, done + n, min(n, n_threads) + 1).astype(np.int64)
+            futures = [executor.submit(chunk, int(a), int(b)) for a, b in pairwise(bounds) if b > a]
+            for f in futures:
+                f.result()
+            done += n
+            bar.update(done)
+    bar.close()
+    elapsed = time.perf_counter() - start
+    tranches, pool_summary = _summaries(model, tr, pool)
+    kept = {i: run_path(model, arrays, seed, i) for i in keep}
+    return SimulationResult(
+        deal_name=model.spec.deal.name,
+        tranche_names=list(model.tranche_names),
+        paths=paths,
+        seed=seed,
+        tranche_outcomes=tr,
+        pool_outcomes=pool,
+        tranches=tranches,
+        pool=pool_summary,
+        kept=kept,
+        elapsed_seconds=elapsed,
+    )
