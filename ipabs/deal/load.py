@@ -8,10 +8,18 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from ipabs.deal.base import Model
+from ipabs.deal.risk import RiskModel
 from ipabs.deal.schema import Deal
 from ipabs.deal.source import SourceMap, parse_yaml, read_yaml
 from ipabs.deal.validate import translate
 from ipabs.errors import DealError, Issue
+
+
+class _RiskFile(Model):
+    """A risk assumptions file."""
+
+    risk: RiskModel
 
 
 @dataclass(frozen=True)
@@ -107,3 +115,37 @@ def parse_deal(text: str, file: str = "<string>", base_dir: str | Path | None = 
     data, smap = parse_yaml(text, file)
     path = Path(base_dir) / file if base_dir is not None else None
     return _build(data, smap, path)
+
+
+def load_risk(path: str | Path) -> Any:
+    """Read a risk assumptions file: a YAML mapping with one key, ``risk``, laid out as the
+    deal's ``risk`` section. Used to run one deal under several risk views.
+
+    Returns
+    -------
+    RiskModel
+
+    Raises
+    ------
+    DealError
+        With located problems, as for a deal file.
+    """
+    data, smap = read_yaml(path)
+    if not isinstance(data, dict) or set(data) != {"risk"}:
+        raise DealError(
+            [
+                Issue(
+                    smap.file,
+                    1,
+                    1,
+                    "",
+                    "a risk file is a mapping with one key, `risk`",
+                    "write `risk:` and indent the risk model under it",
+                )
+            ]
+        )
+
+    try:
+        return _RiskFile.model_validate(data).risk
+    except ValidationError as exc:
+        raise DealError(translate(exc, data, smap, _RiskFile)) from None

@@ -9,7 +9,8 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from ipabs.deal.schema import Model, PrepaymentAssumption
+from ipabs.deal.assumptions import PrepaymentAssumption
+from ipabs.deal.base import Model
 from ipabs.deal.types import Probability, Share
 
 Unit = Share  # a loading or correlation in [0, 1]
