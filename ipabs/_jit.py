@@ -1,18 +1,61 @@
 """One place that decides how kernels are compiled.
 
-Kernels are compiled with numba (``cache=True`` so a warm run does not recompile). With the
-environment variable ``NUMBA_DISABLE_JIT=1`` numba returns the plain Python functions: the
-pure-Python twin that the tests compare against the compiled kernels.
+Kernels are compiled with numba and cached on disk (``cache=True``), so a warm run does not
+recompile. numba invalidates a cached function only when its own file changes, not when a
+kernel it calls changes; so the cache lives in a folder keyed by a hash of all of ipabs's
+source, and any change to any kernel starts a fresh cache. The folder is
+``$IPABS_CACHE_DIR`` or ``~/.cache/ipabs``.
+
+With the environment variable ``NUMBA_DISABLE_JIT=1`` numba returns the plain Python functions:
+the pure-Python twin that the tests compare against the compiled kernels.
 """
 
 from __future__ import annotations
 
+import hashlib
+import os
+import tempfile
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, TypeVar
 
 import numba
 
 F = TypeVar("F", bound=Callable[..., Any])
+
+_PACKAGE = Path(__file__).resolve().parent
+
+
+def source_hash() -> str:
+    """Hash of every Python file of the package (names and contents)."""
+    h = hashlib.sha256()
+    for path in sorted(_PACKAGE.rglob("*.py")):
+        h.update(str(path.relative_to(_PACKAGE)).encode())
+        h.update(path.read_bytes())
+    return h.hexdigest()[:16]
+
+
+def _cache_dir() -> str:
+    root = os.environ.get("IPABS_CACHE_DIR") or os.path.join(Path.home(), ".cache", "ipabs")
+    target = os.path.join(root, f"numba-{numba.__version__}-{source_hash()}")
+    try:
+        os.makedirs(target, exist_ok=True)
+        probe = os.path.join(target, ".write-test")
+        with open(probe, "w") as f:
+            f.write("ok")
+        os.remove(probe)
+    except OSError:  # read-only home: fall back to a per-user temporary folder
+        target = os.path.join(
+            tempfile.gettempdir(),
+            f"ipabs-{os.getuid() if hasattr(os, 'getuid') else 0}",
+            f"numba-{numba.__version__}-{source_hash()}",
+        )
+        os.makedirs(target, exist_ok=True)
+    return target
+
+
+if not os.environ.get("NUMBA_CACHE_DIR"):
+    numba.config.CACHE_DIR = _cache_dir()
 
 
 def njit(func: F | None = None, **options: Any) -> Any:

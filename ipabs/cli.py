@@ -121,10 +121,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.scenario is not None and args.scenario not in deal.spec.scenarios:
         known = ", ".join(deal.spec.scenarios)
         raise IpabsError(f"{args.deal}: no scenario {args.scenario!r}; known scenarios: {known}")
-    if args.out is not None:
-        out = Path(args.out)
-        if out.exists() and not out.is_dir():
-            raise IpabsError(f"--out {args.out}: exists and is not a directory; give a directory")
+    _check_out(args.out)
     result = run(deal, scenario=args.scenario)
     if args.out is not None:
         try:
@@ -138,6 +135,106 @@ def cmd_run(args: argparse.Namespace) -> int:
         if args.out is not None:
             print(f"\nwrote {len(written)} files to {args.out}")
     return EXIT_OK
+
+
+def _mc_text(result: Any) -> str:
+    s = result.tranches
+    rows = []
+    for name, r in s.iterrows():
+        rows.append(
+            [
+                str(name),
+                _fmt_money(r["original_balance"]),
+                f"{100 * r['expected_loss']:.4f}% ± {100 * r['expected_loss_se']:.4f}%",
+                f"{100 * r['probability_of_loss']:.3f}% ± {100 * r['probability_of_loss_se']:.3f}%",
+                "n/a"
+                if r["expected_wal_years"] != r["expected_wal_years"]
+                else f"{r['expected_wal_years']:.3f}",
+                _fmt_pct(r["mean_yield"]),
+            ]
+        )
+    head = (
+        f"{result.deal_name} | Monte Carlo: {result.paths:,} paths, seed {result.seed}, "
+        f"{result.elapsed_seconds:.2f} s\n\n"
+    )
+    text = head + _table(
+        ["tranche", "balance", "expected loss ± se", "P(loss) ± se", "E[WAL] (y)", "mean yield"], rows
+    )
+    p = result.pool.iloc[0]
+    text += (
+        f"\n\npool: expected loss {100 * p['expected_loss']:.4f}% ± {100 * p['expected_loss_se']:.4f}% "
+        f"of the original balance; loss quantiles 95% {100 * p['loss_q95']:.3f}%, "
+        f"99% {100 * p['loss_q99']:.3f}%, 99.9% {100 * p['loss_q99.9']:.3f}%; "
+        f"expected defaults {p['expected_defaults']:.3f}"
+    )
+    return text
+
+
+def _path_list(text: str) -> list[int]:
+    try:
+        return [int(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: give path numbers separated by commas, e.g. 0,17"
+        ) from None
+
+
+def cmd_mc(args: argparse.Namespace) -> int:
+    """Run the Monte Carlo and print (or write) per-tranche and pool risk."""
+    from ipabs.deal.load import load_deal, load_risk
+    from ipabs.simulate import simulate
+
+    deal = load_deal(args.deal)
+    risk = load_risk(args.risk) if args.risk else None
+    _check_out(args.out)
+    result = simulate(
+        deal,
+        paths=args.paths,
+        seed=args.seed,
+        threads=args.threads,
+        risk=risk,
+        keep=args.keep,
+        progress=None if not args.json else False,
+    )
+    if args.out is not None:
+        try:
+            written = result.write(args.out)
+        except OSError as exc:
+            raise IpabsError(f"--out {args.out}: cannot write ({exc.strerror or exc})") from None
+    if args.json:
+        print(json.dumps(result.to_dict(), indent=2, ensure_ascii=False))
+    else:
+        print(_mc_text(result))
+        if args.out is not None:
+            print(f"\nwrote {len(written)} files to {args.out}")
+    return EXIT_OK
+
+
+def _check_out(out_dir: str | None) -> None:
+    if out_dir is not None:
+        out = Path(out_dir)
+        if out.exists() and not out.is_dir():
+            raise IpabsError(f"--out {out_dir}: exists and is not a directory; give a directory")
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} must be at least 1")
+    return value
+
+
+def _seed(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if not 0 <= value < 2**63:
+        raise argparse.ArgumentTypeError(f"{value} must lie in [0, 2^63)")
+    return value
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -158,6 +255,17 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--out", metavar="DIR", help="write per-period tables as CSV and Parquet into DIR")
     r.add_argument("--json", action="store_true", help="print one JSON document instead of text")
     r.set_defaults(func=cmd_run)
+
+    m = sub.add_parser("mc", help="Monte Carlo: tranche expected loss, loss probability, WAL, yield")
+    m.add_argument("deal", metavar="DEAL.yaml", help="deal YAML file with a `risk` section")
+    m.add_argument("--paths", type=_positive, default=10_000, help="number of paths (default 10,000)")
+    m.add_argument("--seed", type=_seed, default=0, help="random seed (default 0)")
+    m.add_argument("--threads", type=_positive, help="threads (default: one per core)")
+    m.add_argument("--risk", metavar="FILE", help="risk assumptions file replacing the deal's `risk`")
+    m.add_argument("--keep", type=_path_list, default=[], metavar="I,J", help="paths whose tables to keep")
+    m.add_argument("--out", metavar="DIR", help="write per-path outcomes (Parquet) and summaries into DIR")
+    m.add_argument("--json", action="store_true", help="print one JSON document instead of text")
+    m.set_defaults(func=cmd_mc)
     return p
 
 
@@ -177,6 +285,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # output piped into `head` and the like: stop quietly
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_OK
     except Exception as exc:  # a bug in ipabs, not a user mistake
         if os.environ.get("IPABS_DEBUG"):
             raise

@@ -34,14 +34,15 @@ def splitmix64(x: np.uint64) -> tuple[np.uint64, np.uint64]:
 def seed_state(state: np.ndarray, seed: int, path: int, stream: int) -> None:
     """Key ``state`` (uint64[4]) by (seed, path, stream).
 
-    The three integers are mixed through SplitMix64 one after the other, so neighbouring
-    paths get unrelated states.
+    Each integer is folded into a SplitMix64 hash of the previous ones, so neighbouring seeds
+    and paths get unrelated states; the state is then filled from SplitMix64 as its authors
+    recommend.
     """
-    x = np.uint64(seed & 0xFFFFFFFFFFFFFFFF)
-    x, _ = splitmix64(x)
-    x = x ^ np.uint64(path)
-    x, _ = splitmix64(x)
-    x = x ^ np.uint64(stream)
+    # Hash, not just step: keys must differ in all bits, or seed s and s' would merely
+    # permute each other's paths (same summary statistics).
+    _, x = splitmix64(np.uint64(seed & 0xFFFFFFFFFFFFFFFF))
+    _, x = splitmix64(x ^ np.uint64(path))
+    _, x = splitmix64(x ^ np.uint64(stream))
     for i in range(4):
         x, z = splitmix64(x)
         state[i] = z
