@@ -2,8 +2,8 @@
 
 Kernels are compiled with numba and cached on disk (``cache=True``), so a warm run does not
 recompile. numba invalidates a cached function only when its own file changes, not when a
-kernel it calls changes; so the cache lives in a folder keyed by a hash of all of ipabs's
-source, and any change to any kernel starts a fresh cache. The folder is
+kernel it calls changes; so the cache lives in a folder keyed by a hash of the kernel sources,
+and any change to any kernel starts a fresh cache. The folder is
 ``$IPABS_CACHE_DIR`` or ``~/.cache/ipabs``.
 
 With the environment variable ``NUMBA_DISABLE_JIT=1`` numba returns the plain Python functions:
@@ -27,11 +27,14 @@ _PACKAGE = Path(__file__).resolve().parent
 
 
 def source_hash() -> str:
-    """Hash of every Python file of the package (names and contents)."""
+    """Hash of the package's kernel sources: every file that compiles a kernel or defines a
+    type a kernel receives (names and contents)."""
     h = hashlib.sha256()
     for path in sorted(_PACKAGE.rglob("*.py")):
-        h.update(str(path.relative_to(_PACKAGE)).encode())
-        h.update(path.read_bytes())
+        text = path.read_bytes()
+        if b"njit" in text or b"NamedTuple" in text:
+            h.update(str(path.relative_to(_PACKAGE)).encode())
+            h.update(text)
     return h.hexdigest()[:16]
 
 
