@@ -6,7 +6,7 @@ import math
 from typing import NamedTuple
 
 import numpy as np
-from scipy import stats
+from scipy import special
 
 from ipabs.collateral.royalty import royalty_grid
 from ipabs.deal.risk import RiskModel
@@ -130,8 +130,11 @@ def _obligor_pds(model: CompiledModel, risk: RiskModel) -> list[tuple[float | No
 
 def _thresholds(cum: np.ndarray, risk: RiskModel) -> np.ndarray:
     if risk.copula == "student_t":
-        return stats.t.ppf(cum, risk.degrees_of_freedom)
-    return stats.norm.ppf(cum)
+        out = special.stdtrit(risk.degrees_of_freedom, cum)
+    else:
+        out = special.ndtri(cum)
+    # a zero PD never defaults, whatever the library returns at 0 (stdtrit gives +inf there)
+    return np.where(cum <= 0.0, -np.inf, out)
 
 
 def performing_flows(model: CompiledModel, smm: np.ndarray) -> tuple[np.ndarray, ...]:
@@ -231,7 +234,7 @@ def compile_risk(model: CompiledModel, risk: RiskModel | None = None) -> RiskArr
         m, s = rec.value_mean, rec.value_dispersion
         k = m * (1.0 - m) / (s * s) - 1.0
         u = (np.arange(BETA_TABLE_SIZE) + 0.5) / BETA_TABLE_SIZE
-        beta_q = stats.beta.ppf(u, m * k, (1.0 - m) * k)
+        beta_q = special.betaincinv(m * k, (1.0 - m) * k, u)
 
     roy = model.royalties
     rg = royalty_grid(roy, grid, roy.growth)
