@@ -52,3 +52,69 @@ def test_python_twin_matches_compiled(path: Path, tmp_path: Path) -> None:
 
 def test_scenarios_are_shipped() -> None:
     assert len(SCENARIOS) >= 5, "the project ships at least five scenario deals"
+
+
+MC_TWIN_SCRIPT = """
+import sys, warnings, numpy as np, numba
+assert numba.config.DISABLE_JIT
+# xoshiro256** and SplitMix64 rely on 64-bit wrap-around; NumPy's scalar arithmetic wraps too
+# but warns about it, which is the intended behaviour here
+warnings.filterwarnings("ignore", message="overflow encountered in scalar", category=RuntimeWarning)
+from ipabs.simulate import simulate
+r = simulate(sys.argv[1], paths=int(sys.argv[3]), seed=11)
+np.savez(sys.argv[2], tranche=r.tranche_outcomes, pool=r.pool_outcomes)
+"""
+
+MC_DEAL = """
+deal: {name: twin, closing_date: 2025-01-15, first_payment_date: 2025-04-15,
+       payment_frequency: quarterly, legal_final_date: 2027-01-15}
+obligors: [{name: Group, pd: 0.02, region: park}]
+pools:
+  - name: p
+    loans:
+      - {obligor: A, balance: 6m, rate: 6%, term_months: 12, pd: 0.2, industry: bio, region: park,
+         pledged_ip: {appraised_value: 20m}, guarantee: {guarantor: Group, share: 0.5}}
+      - {obligor: B, balance: 4m, rate: 6.5%, term_months: 12, amortisation: annuity, pd: 0.3,
+         industry: ai, region: park}
+      - {obligor: C, balance: 5m, rate: 6.5%, term_months: 18, pd: 0.25, industry: ai, region: park,
+         pledged_ip: {appraised_value: 10m}}
+    royalties:
+      - {obligor: D, kind: running, rate: 5%, sales: {initial: 10m, growth: 3%}, minimum: 100000,
+         pd: 0.1, valuation: 1m}
+tranches:
+  - {name: senior, balance: 12m, coupon: 3.5%}
+  - {name: sub, balance: 3m}
+accounts: [{name: reserve, initial: 200000, target: 200000}]
+support: [{name: dpu, kind: deficiency_payment, provider: Group, cap_total: 2m}]
+risk:
+  copula: student_t
+  degrees_of_freedom: 6
+  factors: {global: 0.4, industry: 0.3, region: 0.2}
+  recovery: {model: beta, value_mean: 0.3, value_dispersion: 0.2, systematic_loading: 0.4, lag_months: 6}
+  royalty: {volatility: 0.3, systematic_loading: 0.4, invalidation_hazard: 0.1, invalidation_cut: 0.5}
+waterfalls:
+  normal:
+    - pay_interest: senior
+    - draw: {from: reserve, covers: senior.interest}
+    - draw: {from: dpu, covers: [senior.interest, senior.principal]}
+    - pay_principal: senior
+    - pay_residual: sub
+"""
+
+
+@pytest.mark.slow
+def test_monte_carlo_python_twin_matches_compiled(tmp_path: Path) -> None:
+    from ipabs.simulate import simulate
+
+    deal = tmp_path / "twin.yaml"
+    deal.write_text(MC_DEAL, encoding="utf-8")
+    target = tmp_path / "twin.npz"
+    env = {**os.environ, "NUMBA_DISABLE_JIT": "1"}
+    subprocess.run(
+        [sys.executable, "-c", MC_TWIN_SCRIPT, str(deal), str(target), "60"], check=True, env=env, cwd=ROOT
+    )
+    twin = np.load(target)
+    compiled = simulate(deal, paths=60, seed=11)
+    assert compiled.pool_outcomes[:, 2].sum() > 0, "the twin check needs paths with defaults"
+    np.testing.assert_allclose(compiled.tranche_outcomes, twin["tranche"], rtol=1e-12, atol=1e-7)
+    np.testing.assert_allclose(compiled.pool_outcomes, twin["pool"], rtol=1e-12, atol=1e-9)

@@ -102,7 +102,8 @@ from ipabs.risk.collections_numba_fns import (
     C_SCHED_PRINCIPAL,
 )
 
-EPS = 1e-9  # amounts below this are treated as zero (a thousandth of a cent is noise)
+EPS = 1e-6  # money below a millionth of a unit is rounding dust: never paid, never a shortfall
+RATIO_TOL = 1e-12  # tolerance of ratio tests
 
 
 @njit
@@ -325,7 +326,7 @@ def run_waterfall(
                 k = cd.trg_account[g]
                 target = _account_target(cd, k, t, False, False, pool_start, pool_end, bal, int_due_total)
                 value = acc_bal[k] / target if target > EPS else np.inf
-                breached = value < (thr if thr > 0.0 else 1.0) - EPS
+                breached = value < (thr if thr > 0.0 else 1.0) - RATIO_TOL
             elif kind == TRG_OVERCOLLATERALISATION:
                 notes = _group_sum(cd, bal, cd.trg_group[g])
                 value = pool_start / notes if notes > EPS else np.inf
@@ -397,7 +398,7 @@ def run_waterfall(
             if op == OP_PAY_FEE:
                 total = _group_sum(cd, fee_due, a)
                 pay = min(avail, total)
-                if pay > 0.0:
+                if pay > EPS:
                     for j in range(cd.grp_ptr[a], cd.grp_ptr[a + 1]):
                         f = cd.grp_item[j]
                         x = fee_due[f] * pay / total
@@ -408,7 +409,7 @@ def run_waterfall(
             elif op == OP_PAY_INTEREST:
                 total = _group_sum(cd, int_due, a)
                 pay = min(avail, total)
-                if pay > 0.0:
+                if pay > EPS:
                     for j in range(cd.grp_ptr[a], cd.grp_ptr[a + 1]):
                         k = cd.grp_item[j]
                         x = int_due[k] * pay / total
@@ -462,7 +463,7 @@ def run_waterfall(
                     cd, a, t, last, accelerated, pool_start, pool_end, bal, int_due_total
                 )
                 x = min(avail, max(target - acc_bal[a], 0.0))
-                if x > 0.0:
+                if x > EPS:
                     acc_bal[a] += x
                     avail -= x
                     out.account[t, a, ACC_DEPOSIT] += x
@@ -470,7 +471,7 @@ def run_waterfall(
             elif op == OP_TRAP_CASH:
                 # nothing is kept back once the deal ends or accelerates
                 x = 0.0 if (last or accelerated) else trap_share * avail
-                if x > 0.0:
+                if x > EPS:
                     acc_bal[a] += x
                     avail -= x
                     out.account[t, a, ACC_DEPOSIT] += x
@@ -542,7 +543,7 @@ def run_waterfall(
                 out.support[t, a, SUP_REPAID] += xp
                 paid_total += xi + xp
             elif op == OP_PAY_RESIDUAL:
-                if avail > 0.0:
+                if avail > EPS:
                     x = min(avail, bal[a])
                     bal[a] -= x
                     prin_due[a] = max(prin_due[a] - x, 0.0)
