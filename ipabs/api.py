@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -10,9 +11,11 @@ from ipabs.deal.load import LoadedDeal, load_deal
 from ipabs.engine.compile import CompiledModel, compile_deal
 from ipabs.engine.layout import allocate_tables
 from ipabs.engine.waterfall_numba_fns import run_waterfall
-from ipabs.results import RunResult, build_result
 from ipabs.risk.collections_numba_fns import N_COLLECTION_COLUMNS, deterministic_collections
 from ipabs.risk.scenario import DriverInputs, scenario_inputs
+
+if TYPE_CHECKING:
+    from ipabs.results import RunResult
 
 
 def _model(deal: LoadedDeal | CompiledModel | str | Path) -> CompiledModel:
@@ -82,6 +85,8 @@ def run(deal: LoadedDeal | CompiledModel | str | Path, scenario: str | None = No
     >>> result = ipabs.run(deal, scenario="base")  # doctest: +SKIP
     >>> result.summary[["wal_years", "yield", "loss"]]  # doctest: +SKIP
     """
+    from ipabs.results import build_result  # pandas: loaded when results are built
+
     model = _model(deal)
     name = scenario if scenario is not None else next(iter(model.spec.scenarios))
     inputs = scenario_inputs(model, name)

@@ -138,12 +138,11 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def _mc_text(result: Any) -> str:
-    s = result.tranches
     rows = []
-    for name, r in s.iterrows():
+    for r in result.tranche_summary:
         rows.append(
             [
-                str(name),
+                str(r["tranche"]),
                 _fmt_money(r["original_balance"]),
                 f"{100 * r['expected_loss']:.4f}% ± {100 * r['expected_loss_se']:.4f}%",
                 f"{100 * r['probability_of_loss']:.3f}% ± {100 * r['probability_of_loss_se']:.3f}%",
@@ -160,7 +159,7 @@ def _mc_text(result: Any) -> str:
     text = head + _table(
         ["tranche", "balance", "expected loss ± se", "P(loss) ± se", "E[WAL] (y)", "mean yield"], rows
     )
-    p = result.pool.iloc[0]
+    p = result.pool_summary
     text += (
         f"\n\npool: expected loss {100 * p['expected_loss']:.4f}% ± {100 * p['expected_loss_se']:.4f}% "
         f"of the original balance; loss quantiles 95% {100 * p['loss_q95']:.3f}%, "

@@ -9,12 +9,12 @@ import time
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from functools import cached_property
 from itertools import pairwise
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 import numpy as np
-import pandas as pd
 
 from ipabs.api import _model
 from ipabs.deal.load import LoadedDeal
@@ -22,7 +22,6 @@ from ipabs.deal.risk import RiskModel
 from ipabs.engine.compile import CompiledModel
 from ipabs.engine.layout import allocate_tables
 from ipabs.errors import IpabsError
-from ipabs.results import RunResult, build_result
 from ipabs.risk.model import RiskArrays, compile_risk
 from ipabs.risk.montecarlo_numba_fns import (
     O_LOSS,
@@ -35,6 +34,11 @@ from ipabs.risk.montecarlo_numba_fns import (
     simulate_chunk,
     simulate_path,
 )
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from ipabs.results import RunResult
 
 QUANTILES = (0.95, 0.99, 0.999)
 
@@ -93,12 +97,13 @@ class SimulationResult:
     paths, seed : int
     tranche_outcomes : ndarray, shape (paths, N, len(TRANCHE_OUTCOMES))
     pool_outcomes : ndarray, shape (paths, len(POOL_OUTCOMES))
-    tranches : DataFrame
+    tranche_summary : list of dict
         Per tranche: expected loss (share of original balance) with its standard error,
-        probability of any loss with its standard error, expected WAL, mean yield.
-    pool : DataFrame
-        One row: expected loss (share of the original pool) with its standard error, loss
-        quantiles, expected default rate and number of defaults.
+        probability of any loss with its standard error, expected WAL, mean yield (the rows
+        of :attr:`tranches`).
+    pool_summary : dict
+        Expected loss (share of the original pool) with its standard error, loss quantiles,
+        expected default rate and number of defaults (the row of :attr:`pool`).
     kept : dict
         Path index -> RunResult (full per-period tables) for the paths asked to keep.
     """
@@ -109,13 +114,29 @@ class SimulationResult:
     seed: int
     tranche_outcomes: np.ndarray
     pool_outcomes: np.ndarray
-    tranches: pd.DataFrame
-    pool: pd.DataFrame
+    tranche_summary: list[dict[str, Any]]
+    pool_summary: dict[str, Any]
     kept: dict[int, RunResult] = field(default_factory=dict)
     elapsed_seconds: float = 0.0
 
+    @cached_property
+    def tranches(self) -> pd.DataFrame:
+        """Per-tranche summary, one row per tranche (index ``tranche``)."""
+        import pandas as pd
+
+        return pd.DataFrame(self.tranche_summary).set_index("tranche")
+
+    @cached_property
+    def pool(self) -> pd.DataFrame:
+        """Pool summary, one row."""
+        import pandas as pd
+
+        return pd.DataFrame([self.pool_summary])
+
     def path_frame(self) -> pd.DataFrame:
         """One row per path: pool outcomes, then ``TRANCHE.OUTCOME`` columns."""
+        import pandas as pd
+
         cols: dict[str, Any] = {"path": np.arange(self.paths, dtype=np.int64)}
         for i, name in enumerate(POOL_OUTCOMES):
             cols[f"pool.{name}"] = self.pool_outcomes[:, i]
@@ -134,8 +155,11 @@ class SimulationResult:
                 return int(v)
             return v
 
-        tranches = [{"name": n, **{k: clean(v) for k, v in r.items()}} for n, r in self.tranches.iterrows()]
-        pool = {k: clean(v) for k, v in self.pool.iloc[0].items()}
+        tranches = [
+            {"name": r["tranche"], **{k: clean(v) for k, v in r.items() if k != "tranche"}}
+            for r in self.tranche_summary
+        ]
+        pool = {k: clean(v) for k, v in self.pool_summary.items()}
         return {
             "deal": self.deal_name,
             "paths": self.paths,
@@ -168,7 +192,9 @@ class SimulationResult:
         return written
 
 
-def _summaries(model: CompiledModel, tr: np.ndarray, pool: np.ndarray) -> tuple[pd.DataFrame, pd.DataFrame]:
+def _summaries(
+    model: CompiledModel, tr: np.ndarray, pool: np.ndarray
+) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     rows = []
     for k, name in enumerate(model.tranche_names):
         orig = float(model.cd.tr_balance[k])
@@ -195,7 +221,6 @@ def _summaries(model: CompiledModel, tr: np.ndarray, pool: np.ndarray) -> tuple[
                 "mean_yield_se": my_se,
             }
         )
-    tranches = pd.DataFrame(rows).set_index("tranche")
     loss = pool[:, P_LOSS_RATE]
     el, el_se = _mean_se(loss)
     row = {"expected_loss": el, "expected_loss_se": el_se}
@@ -211,11 +236,13 @@ def _summaries(model: CompiledModel, tr: np.ndarray, pool: np.ndarray) -> tuple[
             "expected_defaults_se": nd_se,
         }
     )
-    return tranches, pd.DataFrame([row])
+    return rows, row
 
 
 def run_path(model: CompiledModel, arrays: RiskArrays, seed: int, path: int) -> RunResult:
     """Full per-period tables of one Monte Carlo path (bit-identical to its part of a run)."""
+    from ipabs.results import build_result
+
     scratch = allocate_scratch(model.cd, arrays)
     tables = allocate_tables(model.cd)
     simulate_path(model.cd, arrays, seed, path, scratch, tables)
@@ -298,7 +325,7 @@ def simulate(
             bar.update(done)
     bar.close()
     elapsed = time.perf_counter() - start
-    tranches, pool_summary = _summaries(model, tr, pool)
+    tranche_summary, pool_summary = _summaries(model, tr, pool)
     kept = {i: run_path(model, arrays, seed, i) for i in keep}
     return SimulationResult(
         deal_name=model.spec.deal.name,
@@ -307,8 +334,8 @@ def simulate(
         seed=seed,
         tranche_outcomes=tr,
         pool_outcomes=pool,
-        tranches=tranches,
-        pool=pool_summary,
+        tranche_summary=tranche_summary,
+        pool_summary=pool_summary,
         kept=kept,
         elapsed_seconds=elapsed,
     )

@@ -8,7 +8,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-import pandas as pd
 
 from ipabs.collateral.schedule_numba_fns import AMORTISATION_CODES, CUSTOM
 from ipabs.dates import DAY_COUNTS, MONTHLY_GRID, add_months, to_day
@@ -18,7 +17,7 @@ RUNNING = 0
 INCOME_SHARE = 1
 
 
-def _objects(column: pd.Series) -> np.ndarray:
+def _objects(column: Any) -> np.ndarray:
     """A column as a NumPy object array (iterating Arrow-backed strings directly is slow)."""
     return column.to_numpy(dtype=object)
 
@@ -84,7 +83,7 @@ class Obligors:
                     strict=True,
                 ):
                     add(name, ind, reg, prob)
-                for g in pd.unique(_objects(f["guarantor"])):
+                for g in dict.fromkeys(_objects(f["guarantor"])):
                     if g:
                         add(g)
         for s in deal.support:

@@ -68,11 +68,14 @@ def _build(data: Any, smap: SourceMap, path: Path | None) -> LoadedDeal:
     except ValidationError as exc:
         raise DealError(translate(exc, data, smap, Deal)) from None
 
-    from ipabs.collateral.tape import read_tapes
     from ipabs.deal.crosscheck import cross_check
 
     base = path.parent if path is not None else Path.cwd()
-    tapes = read_tapes(spec, smap, base)
+    tapes: dict[str, Any] = {}
+    if any(pool.tape is not None for pool in spec.pools):
+        from ipabs.collateral.tape import read_tapes  # pandas and pyarrow: only when needed
+
+        tapes = read_tapes(spec, smap, base)
     issues = cross_check(spec, smap, tapes)
     if issues:
         raise DealError(issues)

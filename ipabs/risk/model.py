@@ -6,7 +6,6 @@ import math
 from typing import NamedTuple
 
 import numpy as np
-from scipy import special
 
 from ipabs.collateral.royalty import royalty_grid
 from ipabs.deal.risk import RiskModel
@@ -14,6 +13,7 @@ from ipabs.deal.schema import MONTHS_PER_PERIOD
 from ipabs.engine.compile import CompiledModel
 from ipabs.errors import IpabsError
 from ipabs.risk.deterministic import lag_table, period_months, prepayment_curve
+from ipabs.risk.normal_numba_fns import norm_ppf_array
 
 COPULA_GAUSSIAN = 0
 COPULA_STUDENT_T = 1
@@ -130,9 +130,11 @@ def _obligor_pds(model: CompiledModel, risk: RiskModel) -> list[tuple[float | No
 
 def _thresholds(cum: np.ndarray, risk: RiskModel) -> np.ndarray:
     if risk.copula == "student_t":
+        from scipy import special  # imported here: a Gaussian run need not pay for scipy
+
         out = special.stdtrit(risk.degrees_of_freedom, cum)
     else:
-        out = special.ndtri(cum)
+        out = norm_ppf_array(np.ascontiguousarray(cum, dtype=np.float64))
     # a zero PD never defaults, whatever the library returns at 0 (stdtrit gives +inf there)
     return np.where(cum <= 0.0, -np.inf, out)
 
@@ -234,6 +236,8 @@ def compile_risk(model: CompiledModel, risk: RiskModel | None = None) -> RiskArr
         m, s = rec.value_mean, rec.value_dispersion
         k = m * (1.0 - m) / (s * s) - 1.0
         u = (np.arange(BETA_TABLE_SIZE) + 0.5) / BETA_TABLE_SIZE
+        from scipy import special
+
         beta_q = special.betaincinv(m * k, (1.0 - m) * k, u)
 
     roy = model.royalties

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
+
 from ipabs._jit import njit
 
 _SQRT1_2 = 1.0 / math.sqrt(2.0)
@@ -74,3 +76,14 @@ def norm_ppf(p: float) -> float:
     e = norm_cdf(x) - p
     u = e * math.sqrt(2.0 * math.pi) * math.exp(0.5 * x * x)
     return x - u / (1.0 + 0.5 * x * u)
+
+
+@njit
+def norm_ppf_array(p: np.ndarray) -> np.ndarray:
+    """:func:`norm_ppf` of every element."""
+    out = np.empty(p.shape)
+    flat_p = p.ravel()
+    flat_out = out.ravel()
+    for i in range(flat_p.shape[0]):
+        flat_out[i] = norm_ppf(flat_p[i])
+    return out
