@@ -35,13 +35,14 @@ def present_value(times: np.ndarray, cash: np.ndarray, rate: float, frequency: i
 
 
 @njit
-def yield_at_price(times: np.ndarray, cash: np.ndarray, price: float, frequency: int) -> float:
-    """Annual yield (compounded ``frequency`` times a year) at which ``cash`` is worth ``price``.
+def yield_at_price(times: np.ndarray, cash: np.ndarray, price: float) -> float:
+    """Annual effective yield at which ``cash`` (received ``times`` years from closing) is
+    worth ``price``: the ``y`` with ``sum(cash_t / (1 + y)^t) = price``.
 
-    Returns -1.0 (a total loss) when no cash is received, nan when ``price`` is not positive.
-    With ``u = log(1 + y/f)`` the price error ``sum(c_t exp(-f t u)) - price`` is convex and
-    decreasing in ``u`` (cash flows are non-negative), so Newton's method started left of the
-    root climbs to it monotonically: a few exponentials per cash flow, fast enough per path.
+    Returns -1.0 (a total loss, also the limit as cash vanishes) when no cash is received and
+    nan when ``price`` is not positive. With ``u = log(1 + y)`` the price error
+    ``sum(c_t exp(-t u)) - price`` is convex and decreasing in ``u`` (cash flows are
+    non-negative), so Newton's method started left of the root climbs to it monotonically.
     """
     if price <= 0.0:
         return np.nan
@@ -50,10 +51,9 @@ def yield_at_price(times: np.ndarray, cash: np.ndarray, price: float, frequency:
         total += cash[t]
     if total <= 0.0:
         return -1.0
-    f = float(frequency)
     u = -1.0
-    for _ in range(60):  # step left until the price error is positive
-        if _price_error(times, cash, price, f, u) > 0.0:
+    for _ in range(200):  # step left until the price error is positive
+        if _price_error(times, cash, price, u) > 0.0:
             break
         u -= 1.0
     for _ in range(100):
@@ -61,10 +61,9 @@ def yield_at_price(times: np.ndarray, cash: np.ndarray, price: float, frequency:
         slope = 0.0
         for t in range(cash.shape[0]):
             if cash[t] != 0.0:
-                x = f * times[t]
-                v = cash[t] * np.exp(-x * u)
+                v = cash[t] * np.exp(-times[t] * u)
                 err += v
-                slope -= x * v
+                slope -= times[t] * v
         err -= price
         if slope >= 0.0:
             break
@@ -72,13 +71,13 @@ def yield_at_price(times: np.ndarray, cash: np.ndarray, price: float, frequency:
         u -= step
         if abs(step) < 1e-14 * max(1.0, abs(u)):
             break
-    return f * (np.exp(u) - 1.0)
+    return np.expm1(u)
 
 
 @njit
-def _price_error(times: np.ndarray, cash: np.ndarray, price: float, f: float, u: float) -> float:
+def _price_error(times: np.ndarray, cash: np.ndarray, price: float, u: float) -> float:
     pv = 0.0
     for t in range(cash.shape[0]):
         if cash[t] != 0.0:
-            pv += cash[t] * np.exp(-f * times[t] * u)
+            pv += cash[t] * np.exp(-times[t] * u)
     return pv - price

@@ -314,7 +314,7 @@ def path_outcomes(cd, ra, scratch, tables, tranche_row, pool_row):  # type: igno
         tranche_row[k, O_DISCOUNTED_LOSS] = loss * (1.0 + coupon / freq) ** (-freq * times[n_t - 1])
         tranche_row[k, O_PV_RECEIVED] = present_value(times, cash, coupon, freq)
         tranche_row[k, O_WAL] = weighted_average_life(times, tables.tranche[:, k, TR_PRINCIPAL_PAID])
-        tranche_row[k, O_YIELD] = yield_at_price(times, cash, orig, freq) if orig > 0.0 else np.nan
+        tranche_row[k, O_YIELD] = yield_at_price(times, cash, orig) if orig > 0.0 else np.nan
     defaults = 0.0
     losses = 0.0
     royalty = 0.0
