@@ -296,6 +296,8 @@ def simulate(
         raise IpabsError(f"paths must be at least 1, got {paths}")
     if not 0 <= seed < 2**63:
         raise IpabsError(f"seed must lie in [0, 2^63), got {seed}")
+    if batch_size is not None and batch_size < 1:
+        raise IpabsError(f"batch_size must be at least 1, got {batch_size}")
     model = _model(deal)
     arrays = compile_risk(model, risk)
     keep = sorted(set(int(i) for i in keep))

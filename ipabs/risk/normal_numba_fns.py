@@ -45,21 +45,31 @@ def norm_cdf(x: float) -> float:
 
 @njit
 def norm_ppf(p: float) -> float:
-    """Inverse of Phi: Acklam's approximation refined by one Halley step (about 1e-15 relative).
+    """Inverse of Phi: Acklam's approximation refined by one Halley step (about 1e-15 relative;
+    about 1e-9 for subnormal ``p`` below 2.2e-308, where the refinement cannot be evaluated).
 
-    Returns -inf for p <= 0 and +inf for p >= 1.
+    Returns -inf for p <= 0 and +inf for p >= 1. The upper half uses the symmetry
+    ``ppf(p) = -ppf(1 - p)``, where ``1 - p`` is exact, so the tail keeps full precision.
     """
     if p <= 0.0:
         return -math.inf
     if p >= 1.0:
         return math.inf
+    if p > 0.5:
+        return -_lower_ppf(1.0 - p)
+    return _lower_ppf(p)
+
+
+@njit
+def _lower_ppf(p: float) -> float:
+    # 0 < p <= 0.5
     a, b, c, d = _A, _B, _C, _D
     if p < 0.02425:
         q = math.sqrt(-2.0 * math.log(p))
         x = (((((c[0] * q + c[1]) * q + c[2]) * q + c[3]) * q + c[4]) * q + c[5]) / (
             (((d[0] * q + d[1]) * q + d[2]) * q + d[3]) * q + 1.0
         )
-    elif p <= 1.0 - 0.02425:
+    else:
         q = p - 0.5
         r = q * q
         x = (
@@ -67,14 +77,11 @@ def norm_ppf(p: float) -> float:
             * q
             / (((((b[0] * r + b[1]) * r + b[2]) * r + b[3]) * r + b[4]) * r + 1.0)
         )
-    else:
-        q = math.sqrt(-2.0 * math.log(1.0 - p))
-        x = -(((((c[0] * q + c[1]) * q + c[2]) * q + c[3]) * q + c[4]) * q + c[5]) / (
-            (((d[0] * q + d[1]) * q + d[2]) * q + d[3]) * q + 1.0
-        )
-    # Halley refinement
+    # Halley refinement; skipped where the density underflows (subnormal p)
     e = norm_cdf(x) - p
     u = e * math.sqrt(2.0 * math.pi) * math.exp(0.5 * x * x)
+    if not math.isfinite(u):
+        return x
     return x - u / (1.0 + 0.5 * x * u)
 
 
