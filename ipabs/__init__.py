@@ -3,6 +3,7 @@
 >>> import ipabs
 >>> deal = ipabs.load_deal("scenarios/caohejing_ip_pledge.yaml")  # doctest: +SKIP
 >>> ipabs.run(deal).summary  # doctest: +SKIP
+>>> ipabs.simulate(deal, paths=100_000, seed=1).tranches  # doctest: +SKIP
 """
 
 from __future__ import annotations
@@ -15,7 +16,14 @@ from ipabs.errors import DealError, IpabsError
 __version__ = "0.1.0"
 
 # The engine pulls in numba; load it on first use so `ipabs validate` stays quick.
-_LAZY = {"run": "ipabs.api", "compile_deal": "ipabs.engine.compile", "RunResult": "ipabs.results"}
+_LAZY = {
+    "run": "ipabs.api",
+    "compile_deal": "ipabs.engine.compile",
+    "RunResult": "ipabs.results",
+    "simulate": "ipabs.montecarlo",
+    "SimulationResult": "ipabs.montecarlo",
+    "load_risk": "ipabs.deal.load",
+}
 
 
 def __getattr__(name: str) -> Any:
@@ -31,9 +39,12 @@ __all__ = [
     "IpabsError",
     "LoadedDeal",
     "RunResult",
+    "SimulationResult",
     "__version__",
     "compile_deal",
     "load_deal",
+    "load_risk",
     "parse_deal",
     "run",
+    "simulate",
 ]

@@ -181,7 +181,7 @@ def _path_list(text: str) -> list[int]:
 def cmd_mc(args: argparse.Namespace) -> int:
     """Run the Monte Carlo and print (or write) per-tranche and pool risk."""
     from ipabs.deal.load import load_deal, load_risk
-    from ipabs.simulate import simulate
+    from ipabs.montecarlo import simulate
 
     deal = load_deal(args.deal)
     risk = load_risk(args.risk) if args.risk else None

@@ -34,6 +34,7 @@ from ipabs.deal.risk import RiskModel
 from ipabs.engine.compile import CompiledModel
 from ipabs.engine.metrics_numba_fns import present_value
 from ipabs.errors import DealError, IpabsError
+from ipabs.montecarlo import SimulationResult, simulate
 from ipabs.risk.model import compile_risk
 from ipabs.risk.montecarlo_numba_fns import (
     O_DISCOUNTED_LOSS,
@@ -52,7 +53,6 @@ from ipabs.risk.montecarlo_numba_fns import (
     draw_defaults,
 )
 from ipabs.risk.rng_numba_fns import seed_state
-from ipabs.simulate import SimulationResult, simulate
 
 K_SE = 4.0  # tolerance in standard errors
 UNIT = 1000.0  # bit-mask deals: obligor i owes UNIT x 2^i

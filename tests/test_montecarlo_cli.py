@@ -12,8 +12,8 @@ import pytest
 
 from ipabs.cli import main
 from ipabs.deal.load import load_risk
+from ipabs.montecarlo import simulate
 from ipabs.risk.montecarlo_numba_fns import POOL_OUTCOMES, TRANCHE_OUTCOMES
-from ipabs.simulate import simulate
 
 LOANS = "\n".join(
     f"      - {{obligor: Firm{i}, balance: 1m, rate: 5%, term_months: 12, payment_frequency: quarterly, "

@@ -11,8 +11,8 @@ import pytest
 
 from ipabs.deal.load import LoadedDeal, load_deal
 from ipabs.deal.risk import RiskModel
+from ipabs.montecarlo import SimulationResult, simulate
 from ipabs.risk.montecarlo_numba_fns import POOL_OUTCOMES, TRANCHE_OUTCOMES
-from ipabs.simulate import SimulationResult, simulate
 
 ROOT = Path(__file__).resolve().parents[1]
 SCENARIOS = sorted((ROOT / "scenarios").glob("*.yaml"))

@@ -60,7 +60,7 @@ assert numba.config.DISABLE_JIT
 # xoshiro256** and SplitMix64 rely on 64-bit wrap-around; NumPy's scalar arithmetic wraps too
 # but warns about it, which is the intended behaviour here
 warnings.filterwarnings("ignore", message="overflow encountered in scalar", category=RuntimeWarning)
-from ipabs.simulate import simulate
+from ipabs.montecarlo import simulate
 r = simulate(sys.argv[1], paths=int(sys.argv[3]), seed=11)
 np.savez(sys.argv[2], tranche=r.tranche_outcomes, pool=r.pool_outcomes)
 """
@@ -104,7 +104,7 @@ waterfalls:
 
 @pytest.mark.slow
 def test_monte_carlo_python_twin_matches_compiled(tmp_path: Path) -> None:
-    from ipabs.simulate import simulate
+    from ipabs.montecarlo import simulate
 
     deal = tmp_path / "twin.yaml"
     deal.write_text(MC_DEAL, encoding="utf-8")
