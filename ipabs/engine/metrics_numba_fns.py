@@ -35,14 +35,15 @@ def present_value(times: np.ndarray, cash: np.ndarray, rate: float, frequency: i
 
 
 @njit
-def yield_at_price(times: np.ndarray, cash: np.ndarray, price: float) -> float:
+def yield_at_price(times: np.ndarray, cash: np.ndarray, price: float, guess: float = 0.0) -> float:
     """Annual effective yield at which ``cash`` (received ``times`` years from closing) is
     worth ``price``: the ``y`` with ``sum(cash_t / (1 + y)^t) = price``.
 
     Returns -1.0 (a total loss, also the limit as cash vanishes) when no cash is received and
     nan when ``price`` is not positive. With ``u = log(1 + y)`` the price error
     ``sum(c_t exp(-t u)) - price`` is convex and decreasing in ``u`` (cash flows are
-    non-negative), so Newton's method started left of the root climbs to it monotonically.
+    non-negative), so Newton's method started left of the root climbs to it monotonically;
+    ``guess`` (e.g. the coupon) only sets where the search starts, not the answer.
     """
     if price <= 0.0:
         return np.nan
@@ -51,7 +52,16 @@ def yield_at_price(times: np.ndarray, cash: np.ndarray, price: float) -> float:
         total += cash[t]
     if total <= 0.0:
         return -1.0
-    u = -1.0
+    # From a start right of the root one Newton step lands left of it (convexity); from the
+    # left the iterates climb monotonically. A good guess (the coupon) needs two or three.
+    u = np.log1p(guess) if guess > -1.0 else 0.0
+    err = _price_error(times, cash, price, u)
+    if not err > 0.0:
+        slope = 0.0
+        for t in range(cash.shape[0]):
+            slope -= times[t] * cash[t] * np.exp(-times[t] * u)
+        if slope < 0.0:
+            u -= err / slope
     for _ in range(200):  # step left until the price error is positive
         if _price_error(times, cash, price, u) > 0.0:
             break

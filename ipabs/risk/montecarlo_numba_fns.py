@@ -43,7 +43,7 @@ from ipabs.risk.collections_numba_fns import (
     C_ROYALTY,
     C_SCHED_PRINCIPAL,
 )
-from ipabs.risk.normal_numba_fns import norm_cdf
+from ipabs.risk.normal_numba_fns import norm_cdf, norm_ppf_fast
 from ipabs.risk.rng_numba_fns import chi_square, normal, seed_state, uniform
 
 # per-path tranche outcomes (last axis)
@@ -106,11 +106,15 @@ def draw_defaults(ra, state, z, g_mean, g_horizon, ob_period):  # type: ignore[n
         if u >= g_horizon[g]:
             ob_period[o] = n_t
             continue
+        # a defaulter: back to the latent variable, then find the first period whose threshold
+        # it is below (thresholds rise with the cumulative PD) by bisection, with no further
+        # special functions
+        y = norm_ppf_fast(u) * ra.g_idio[g] + g_mean[g]
         lo = 0
-        hi = n_t - 1  # first period whose cumulative conditional PD exceeds u
+        hi = n_t - 1
         while lo < hi:
             mid = (lo + hi) // 2
-            if u < _conditional_pd(ra, g, mid, scale, g_mean[g]):
+            if y < ra.g_threshold[g, mid] * scale:
                 hi = mid
             else:
                 lo = mid + 1
@@ -314,7 +318,7 @@ def path_outcomes(cd, ra, scratch, tables, tranche_row, pool_row):  # type: igno
         tranche_row[k, O_DISCOUNTED_LOSS] = loss * (1.0 + coupon / freq) ** (-freq * times[n_t - 1])
         tranche_row[k, O_PV_RECEIVED] = present_value(times, cash, coupon, freq)
         tranche_row[k, O_WAL] = weighted_average_life(times, tables.tranche[:, k, TR_PRINCIPAL_PAID])
-        tranche_row[k, O_YIELD] = yield_at_price(times, cash, orig) if orig > 0.0 else np.nan
+        tranche_row[k, O_YIELD] = yield_at_price(times, cash, orig, coupon) if orig > 0.0 else np.nan
     defaults = 0.0
     losses = 0.0
     royalty = 0.0
