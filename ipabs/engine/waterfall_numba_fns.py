@@ -102,58 +102,130 @@ from ipabs.risk.collections_numba_fns import (
     C_SCHED_PRINCIPAL,
 )
 
+# The helpers below take the whole compiled deal; they are inlined so that calling them does
+# not pay numba's reference counting on each of its arrays (which dominated a path's cost).
 EPS = 1e-6  # money below a millionth of a unit is rounding dust: never paid, never a shortfall
 RATIO_TOL = 1e-12  # tolerance of ratio tests
 
 
-@njit
-def _group_sum(cd, values, g):  # type: ignore[no-untyped-def]
+@njit(inline="always")
+def _group_sum(grp_ptr, grp_item, values, g):  # type: ignore[no-untyped-def]
     s = 0.0
-    for j in range(cd.grp_ptr[g], cd.grp_ptr[g + 1]):
-        s += values[cd.grp_item[j]]
+    for j in range(grp_ptr[g], grp_ptr[g + 1]):
+        s += values[grp_item[j]]
     return s
 
 
-@njit
-def _quantity(cd, code, g, pool_start, pool_end, bal, int_due_total):  # type: ignore[no-untyped-def]
+@njit(inline="always")
+def _quantity(grp_ptr, grp_item, tr_balance, orig_pool, code, g, pool_start, pool_end, bal, int_due_total):  # type: ignore[no-untyped-def]
     if code == Q_POOL_BALANCE:
         return pool_end
     if code == Q_POOL_BALANCE_START:
         return pool_start
     if code == Q_ORIGINAL_POOL_BALANCE:
-        return cd.original_pool_balance
+        return orig_pool
     if code == Q_NOTES_BALANCE:
         return bal.sum()
     if code == Q_BALANCE:
-        return _group_sum(cd, bal, g)
+        return _group_sum(grp_ptr, grp_item, bal, g)
     if code == Q_ORIGINAL_BALANCE:
-        return _group_sum(cd, cd.tr_balance, g)
+        return _group_sum(grp_ptr, grp_item, tr_balance, g)
     if code == Q_INTEREST_DUE:
-        return _group_sum(cd, int_due_total, g)
+        return _group_sum(grp_ptr, grp_item, int_due_total, g)
     return 0.0
 
 
-@njit
-def _amount(cd, m, t, pool_start, pool_end, bal, int_due_total):  # type: ignore[no-untyped-def]
-    kind = cd.amt_kind[m]
+@njit(inline="always")
+def _amount(
+    amt_kind,
+    amt_value,
+    amt_quantity,
+    amt_group,
+    amt_floor,
+    amt_cap,
+    amt_share,
+    grp_ptr,
+    grp_item,
+    tr_balance,
+    orig_pool,
+    m,
+    t,
+    pool_start,
+    pool_end,
+    bal,
+    int_due_total,
+):  # type: ignore[no-untyped-def]
+    kind = amt_kind[m]
     if kind == AMT_FIXED or kind == AMT_SCHEDULE:
-        return cd.amt_value[m, t]
-    q = _quantity(cd, cd.amt_quantity[m], cd.amt_group[m], pool_start, pool_end, bal, int_due_total)
-    return max(cd.amt_floor[m], min(cd.amt_cap[m], cd.amt_share[m] * q))
+        return amt_value[m, t]
+    q = _quantity(
+        grp_ptr,
+        grp_item,
+        tr_balance,
+        orig_pool,
+        amt_quantity[m],
+        amt_group[m],
+        pool_start,
+        pool_end,
+        bal,
+        int_due_total,
+    )
+    return max(amt_floor[m], min(amt_cap[m], amt_share[m] * q))
 
 
-@njit
-def _account_target(cd, k, t, last, accelerated, pool_start, pool_end, bal, int_due_total):  # type: ignore[no-untyped-def]
-    if cd.acc_kind[k] == ACC_TRAP or last or accelerated or bal.sum() <= EPS:
+@njit(inline="always")
+def _account_target(
+    acc_kind,
+    acc_target,
+    acc_floor,
+    amt_kind,
+    amt_value,
+    amt_quantity,
+    amt_group,
+    amt_floor,
+    amt_cap,
+    amt_share,
+    grp_ptr,
+    grp_item,
+    tr_balance,
+    orig_pool,
+    k,
+    t,
+    last,
+    accelerated,
+    pool_start,
+    pool_end,
+    bal,
+    int_due_total,
+):  # type: ignore[no-untyped-def]
+    if acc_kind[k] == ACC_TRAP or last or accelerated or bal.sum() <= EPS:
         return 0.0
-    target = _amount(cd, cd.acc_target[k], t, pool_start, pool_end, bal, int_due_total)
-    return max(target, cd.acc_floor[k])
+    target = _amount(
+        amt_kind,
+        amt_value,
+        amt_quantity,
+        amt_group,
+        amt_floor,
+        amt_cap,
+        amt_share,
+        grp_ptr,
+        grp_item,
+        tr_balance,
+        orig_pool,
+        acc_target[k],
+        t,
+        pool_start,
+        pool_end,
+        bal,
+        int_due_total,
+    )
+    return max(target, acc_floor[k])
 
 
-@njit
-def _claim_due(cd, c, fee_due, int_due, prin_due, bal):  # type: ignore[no-untyped-def]
-    ci = cd.claim_index[c]
-    kind = cd.claim_kind[c]
+@njit(inline="always")
+def _claim_due(claim_index, claim_kind, c, fee_due, int_due, prin_due, bal):  # type: ignore[no-untyped-def]
+    ci = claim_index[c]
+    kind = claim_kind[c]
     if kind == CLAIM_FEE:
         return fee_due[ci]
     if kind == CLAIM_INTEREST:
@@ -181,21 +253,80 @@ def run_waterfall(
     out : WaterfallTables
         Preallocated tables; every cell is overwritten.
     """
-    n_t = cd.n_periods
-    n_tr = cd.tr_balance.shape[0]
-    n_fee = cd.fee_kind.shape[0]
-    n_acc = cd.acc_kind.shape[0]
-    n_sup = cd.sup_kind.shape[0]
-    n_trg = cd.trg_kind.shape[0]
+    # bind every array once: each access through a tuple would pay reference counting
+    cd_acc_initial = cd.acc_initial
+    cd_acc_target = cd.acc_target
+    cd_acc_floor = cd.acc_floor
+    cd_amt_kind = cd.amt_kind
+    cd_amt_value = cd.amt_value
+    cd_amt_quantity = cd.amt_quantity
+    cd_amt_group = cd.amt_group
+    cd_amt_floor = cd.amt_floor
+    cd_amt_cap = cd.amt_cap
+    cd_amt_share = cd.amt_share
+    cd_acc_kind = cd.acc_kind
+    cd_acc_release = cd.acc_release
+    cd_call_price = cd.call_price
+    cd_call_threshold = cd.call_threshold
+    cd_claim_index = cd.claim_index
+    cd_claim_kind = cd.claim_kind
+    cd_fee_amount = cd.fee_amount
+    cd_fee_base = cd.fee_base
+    cd_fee_base_group = cd.fee_base_group
+    cd_fee_kind = cd.fee_kind
+    cd_fee_senior = cd.fee_senior
+    cd_grp_item = cd.grp_item
+    cd_grp_ptr = cd.grp_ptr
+    cd_n_periods = cd.n_periods
+    cd_normal_waterfall = cd.normal_waterfall
+    cd_original_pool_balance = cd.original_pool_balance
+    cd_st_a = cd.st_a
+    cd_st_b = cd.st_b
+    cd_st_c = cd.st_c
+    cd_st_d = cd.st_d
+    cd_st_op = cd.st_op
+    cd_sup_cap_period = cd.sup_cap_period
+    cd_sup_cap_total = cd.sup_cap_total
+    cd_sup_kind = cd.sup_kind
+    cd_sup_rate = cd.sup_rate
+    cd_tr_balance = cd.tr_balance
+    cd_tr_defer = cd.tr_defer
+    cd_tr_due_period = cd.tr_due_period
+    cd_tr_rate = cd.tr_rate
+    cd_tr_schedule = cd.tr_schedule
+    cd_trg_account = cd.trg_account
+    cd_trg_consecutive = cd.trg_consecutive
+    cd_trg_curable = cd.trg_curable
+    cd_trg_group = cd.trg_group
+    cd_trg_kind = cd.trg_kind
+    cd_trg_sequential = cd.trg_sequential
+    cd_trg_threshold = cd.trg_threshold
+    cd_trg_trap = cd.trg_trap
+    cd_trg_waterfall = cd.trg_waterfall
+    cd_wf_ptr = cd.wf_ptr
+    cd_year_frac = cd.year_frac
+    out_account = out.account
+    out_deal = out.deal
+    out_fee = out.fee
+    out_support = out.support
+    out_tranche = out.tranche
+    out_trigger = out.trigger
 
-    bal = cd.tr_balance.copy()
+    n_t = cd_n_periods
+    n_tr = cd_tr_balance.shape[0]
+    n_fee = cd_fee_kind.shape[0]
+    n_acc = cd_acc_kind.shape[0]
+    n_sup = cd_sup_kind.shape[0]
+    n_trg = cd_trg_kind.shape[0]
+
+    bal = cd_tr_balance.copy()
     arrears = np.zeros(n_tr)
     int_due = np.zeros(n_tr)  # remaining this period
     int_due_total = np.zeros(n_tr)
     prin_due = np.zeros(n_tr)  # remaining this period
     fee_due = np.zeros(n_fee)
     fee_arrears = np.zeros(n_fee)
-    acc_bal = cd.acc_initial.copy()
+    acc_bal = cd_acc_initial.copy()
     sup_total = np.zeros(n_sup)
     sup_period = np.zeros(n_sup)
     lf_outstanding = np.zeros(n_sup)
@@ -207,17 +338,17 @@ def run_waterfall(
     cum_default = 0.0
     called = False
 
-    out.tranche[:] = 0.0
-    out.fee[:] = 0.0
-    out.account[:] = 0.0
-    out.support[:] = 0.0
-    out.trigger[:] = 0.0
-    out.deal[:] = 0.0
+    out_tranche[:] = 0.0
+    out_fee[:] = 0.0
+    out_account[:] = 0.0
+    out_support[:] = 0.0
+    out_trigger[:] = 0.0
+    out_deal[:] = 0.0
 
     for t in range(n_t):
         last = t == n_t - 1
-        yf = cd.year_frac[t]
-        row = out.deal[t]
+        yf = cd_year_frac[t]
+        row = out_deal[t]
 
         # 1. collections ---------------------------------------------------------------
         if called:
@@ -246,12 +377,12 @@ def run_waterfall(
         call_proceeds = 0.0
         if (
             not called
-            and cd.call_threshold >= 0.0
+            and cd_call_threshold >= 0.0
             and pool_end > EPS
-            and pool_end <= cd.call_threshold * cd.original_pool_balance
+            and pool_end <= cd_call_threshold * cd_original_pool_balance
             and bal.sum() > EPS
         ):
-            call_proceeds = cd.call_price * pool_end
+            call_proceeds = cd_call_price * pool_end
             principal_coll += call_proceeds
             pool_end = 0.0
             called = True
@@ -271,26 +402,35 @@ def run_waterfall(
         outstanding = bal.sum() + arrears.sum()
         alive = outstanding > EPS or asset_cash > EPS
         for k in range(n_tr):
-            out.tranche[t, k, TR_BALANCE_START] = bal[k]
-            int_due_total[k] = bal[k] * cd.tr_rate[k, t] * yf + arrears[k]
+            out_tranche[t, k, TR_BALANCE_START] = bal[k]
+            int_due_total[k] = bal[k] * cd_tr_rate[k, t] * yf + arrears[k]
             int_due[k] = int_due_total[k]
-            out.tranche[t, k, TR_INTEREST_DUE] = int_due_total[k]
+            out_tranche[t, k, TR_INTEREST_DUE] = int_due_total[k]
         senior_fees = 0.0
         for f in range(n_fee):
             due = 0.0
             if alive:
-                if cd.fee_kind[f] == FEE_ANNUAL:
-                    due = cd.fee_amount[f] * yf
-                elif cd.fee_kind[f] == FEE_PERIOD:
-                    due = cd.fee_amount[f]
+                if cd_fee_kind[f] == FEE_ANNUAL:
+                    due = cd_fee_amount[f] * yf
+                elif cd_fee_kind[f] == FEE_PERIOD:
+                    due = cd_fee_amount[f]
                 else:
                     base = _quantity(
-                        cd, cd.fee_base[f], cd.fee_base_group[f], pool_start, pool_end, bal, int_due_total
+                        cd_grp_ptr,
+                        cd_grp_item,
+                        cd_tr_balance,
+                        cd_original_pool_balance,
+                        cd_fee_base[f],
+                        cd_fee_base_group[f],
+                        pool_start,
+                        pool_end,
+                        bal,
+                        int_due_total,
                     )
-                    due = cd.fee_amount[f] * base * yf
+                    due = cd_fee_amount[f] * base * yf
             fee_due[f] = due + fee_arrears[f]
-            out.fee[t, f, FEE_DUE] = fee_due[f]
-            if cd.fee_senior[f]:
+            out_fee[t, f, FEE_DUE] = fee_due[f]
+            if cd_fee_senior[f]:
                 senior_fees += fee_due[f]
         for s in range(n_sup):
             sup_period[s] = 0.0
@@ -299,160 +439,226 @@ def run_waterfall(
         # 3. triggers ------------------------------------------------------------------
         sequential = False
         trap_share = 0.0
-        wf = cd.normal_waterfall
+        wf = cd_normal_waterfall
         for g in range(n_trg):
-            kind = cd.trg_kind[g]
-            thr = cd.trg_threshold[g, t]
+            kind = cd_trg_kind[g]
+            thr = cd_trg_threshold[g, t]
             value = 0.0
             breached = False
             if kind == TRG_CUMULATIVE_DEFAULT:
-                value = cum_default / cd.original_pool_balance if cd.original_pool_balance > 0 else 0.0
+                value = cum_default / cd_original_pool_balance if cd_original_pool_balance > 0 else 0.0
                 breached = value > thr
             elif kind == TRG_DSCR:
                 service = 0.0
-                for j in range(cd.grp_ptr[cd.trg_group[g]], cd.grp_ptr[cd.trg_group[g] + 1]):
-                    k = cd.grp_item[j]
+                for j in range(cd_grp_ptr[cd_trg_group[g]], cd_grp_ptr[cd_trg_group[g] + 1]):
+                    k = cd_grp_item[j]
                     service += int_due_total[k]
-                    if t >= cd.tr_due_period[k] or last:
+                    if t >= cd_tr_due_period[k] or last:
                         service += bal[k]
-                    elif cd.tr_schedule[k, t] < bal[k]:
-                        service += bal[k] - cd.tr_schedule[k, t]
+                    elif cd_tr_schedule[k, t] < bal[k]:
+                        service += bal[k] - cd_tr_schedule[k, t]
                 if service > EPS:
                     value = (asset_cash - senior_fees) / service
                     breached = value < thr
                 else:
                     value = np.inf
             elif kind == TRG_RESERVE_BELOW_TARGET:
-                k = cd.trg_account[g]
-                target = _account_target(cd, k, t, False, False, pool_start, pool_end, bal, int_due_total)
+                k = cd_trg_account[g]
+                target = _account_target(
+                    cd_acc_kind,
+                    cd_acc_target,
+                    cd_acc_floor,
+                    cd_amt_kind,
+                    cd_amt_value,
+                    cd_amt_quantity,
+                    cd_amt_group,
+                    cd_amt_floor,
+                    cd_amt_cap,
+                    cd_amt_share,
+                    cd_grp_ptr,
+                    cd_grp_item,
+                    cd_tr_balance,
+                    cd_original_pool_balance,
+                    k,
+                    t,
+                    False,
+                    False,
+                    pool_start,
+                    pool_end,
+                    bal,
+                    int_due_total,
+                )
                 value = acc_bal[k] / target if target > EPS else np.inf
                 breached = value < (thr if thr > 0.0 else 1.0) - RATIO_TOL
             elif kind == TRG_OVERCOLLATERALISATION:
-                notes = _group_sum(cd, bal, cd.trg_group[g])
+                notes = _group_sum(cd_grp_ptr, cd_grp_item, bal, cd_trg_group[g])
                 value = pool_start / notes if notes > EPS else np.inf
                 breached = value < thr
             elif kind == TRG_INTEREST_SHORTFALL:
                 # unpaid interest of the tested tranches whose interest may not defer
                 value = 0.0
-                for j in range(cd.grp_ptr[cd.trg_group[g]], cd.grp_ptr[cd.trg_group[g] + 1]):
-                    k = cd.grp_item[j]
-                    if not cd.tr_defer[k]:
+                for j in range(cd_grp_ptr[cd_trg_group[g]], cd_grp_ptr[cd_trg_group[g] + 1]):
+                    k = cd_grp_item[j]
+                    if not cd_tr_defer[k]:
                         value += arrears[k]
                 breached = value > EPS
             if breached:
                 breaches[g] += 1
             else:
                 breaches[g] = 0
-            if breaches[g] >= cd.trg_consecutive[g]:
+            if breaches[g] >= cd_trg_consecutive[g]:
                 active[g] = True
-            elif cd.trg_curable[g] and not breached:
+            elif cd_trg_curable[g] and not breached:
                 active[g] = False
-            out.trigger[t, g, TRG_VALUE] = value
-            out.trigger[t, g, TRG_BREACHED] = 1.0 if breached else 0.0
-            out.trigger[t, g, TRG_ACTIVE] = 1.0 if active[g] else 0.0
+            out_trigger[t, g, TRG_VALUE] = value
+            out_trigger[t, g, TRG_BREACHED] = 1.0 if breached else 0.0
+            out_trigger[t, g, TRG_ACTIVE] = 1.0 if active[g] else 0.0
             if active[g]:
-                if cd.trg_sequential[g]:
+                if cd_trg_sequential[g]:
                     sequential = True
-                trap_share = max(trap_share, cd.trg_trap[g])
-                if cd.trg_waterfall[g] >= 0 and (wf == cd.normal_waterfall or cd.trg_waterfall[g] > wf):
-                    wf = cd.trg_waterfall[g]
-        accelerated = wf != cd.normal_waterfall
+                trap_share = max(trap_share, cd_trg_trap[g])
+                if cd_trg_waterfall[g] >= 0 and (wf == cd_normal_waterfall or cd_trg_waterfall[g] > wf):
+                    wf = cd_trg_waterfall[g]
+        accelerated = wf != cd_normal_waterfall
         row[D_WATERFALL] = wf
         row[D_SEQUENTIAL] = 1.0 if sequential else 0.0
         row[D_TRAP_SHARE] = trap_share
 
         for k in range(n_tr):
-            if accelerated or last or t >= cd.tr_due_period[k]:
+            if accelerated or last or t >= cd_tr_due_period[k]:
                 prin_due[k] = bal[k]
-            elif cd.tr_schedule[k, t] < bal[k]:
-                prin_due[k] = bal[k] - cd.tr_schedule[k, t]
+            elif cd_tr_schedule[k, t] < bal[k]:
+                prin_due[k] = bal[k] - cd_tr_schedule[k, t]
             else:
                 prin_due[k] = 0.0
-            out.tranche[t, k, TR_PRINCIPAL_DUE] = prin_due[k]
+            out_tranche[t, k, TR_PRINCIPAL_DUE] = prin_due[k]
 
         # 4. account releases ----------------------------------------------------------
         for k in range(n_acc):
-            out.account[t, k, ACC_START] = acc_bal[k]
+            out_account[t, k, ACC_START] = acc_bal[k]
             release = 0.0
-            if cd.acc_kind[k] == ACC_TRAP:
+            if cd_acc_kind[k] == ACC_TRAP:
                 if trap_share <= 0.0 or accelerated or last:
                     release = acc_bal[k]
             else:
                 target = _account_target(
-                    cd, k, t, last, accelerated, pool_start, pool_end, bal, int_due_total
+                    cd_acc_kind,
+                    cd_acc_target,
+                    cd_acc_floor,
+                    cd_amt_kind,
+                    cd_amt_value,
+                    cd_amt_quantity,
+                    cd_amt_group,
+                    cd_amt_floor,
+                    cd_amt_cap,
+                    cd_amt_share,
+                    cd_grp_ptr,
+                    cd_grp_item,
+                    cd_tr_balance,
+                    cd_original_pool_balance,
+                    k,
+                    t,
+                    last,
+                    accelerated,
+                    pool_start,
+                    pool_end,
+                    bal,
+                    int_due_total,
                 )
                 if last or accelerated or bal.sum() <= EPS:
                     release = acc_bal[k]
-                elif cd.acc_release[k] and acc_bal[k] > target:
+                elif cd_acc_release[k] and acc_bal[k] > target:
                     release = acc_bal[k] - target
             if release > 0.0:
                 acc_bal[k] -= release
                 avail += release
-                out.account[t, k, ACC_WITHDRAWAL] += release
+                out_account[t, k, ACC_WITHDRAWAL] += release
                 withdraw_total += release
 
         # 5. steps ---------------------------------------------------------------------
-        for st in range(cd.wf_ptr[wf], cd.wf_ptr[wf + 1]):
-            op = cd.st_op[st]
-            a = cd.st_a[st]
+        for st in range(cd_wf_ptr[wf], cd_wf_ptr[wf + 1]):
+            op = cd_st_op[st]
+            a = cd_st_a[st]
             if op == OP_PAY_FEE:
-                total = _group_sum(cd, fee_due, a)
+                total = _group_sum(cd_grp_ptr, cd_grp_item, fee_due, a)
                 pay = min(avail, total)
                 if pay > EPS:
-                    for j in range(cd.grp_ptr[a], cd.grp_ptr[a + 1]):
-                        f = cd.grp_item[j]
+                    for j in range(cd_grp_ptr[a], cd_grp_ptr[a + 1]):
+                        f = cd_grp_item[j]
                         x = fee_due[f] * pay / total
                         fee_due[f] -= x
-                        out.fee[t, f, FEE_PAID] += x
+                        out_fee[t, f, FEE_PAID] += x
                     avail -= pay
                     paid_total += pay
             elif op == OP_PAY_INTEREST:
-                total = _group_sum(cd, int_due, a)
+                total = _group_sum(cd_grp_ptr, cd_grp_item, int_due, a)
                 pay = min(avail, total)
                 if pay > EPS:
-                    for j in range(cd.grp_ptr[a], cd.grp_ptr[a + 1]):
-                        k = cd.grp_item[j]
+                    for j in range(cd_grp_ptr[a], cd_grp_ptr[a + 1]):
+                        k = cd_grp_item[j]
                         x = int_due[k] * pay / total
                         int_due[k] -= x
-                        out.tranche[t, k, TR_INTEREST_PAID] += x
+                        out_tranche[t, k, TR_INTEREST_PAID] += x
                     avail -= pay
                     paid_total += pay
             elif op == OP_PAY_PRINCIPAL:
-                limit = cd.st_c[st]
+                limit = cd_st_c[st]
                 cap = avail
                 # at legal final and after a switch everything is due: limits and targets lapse
                 ends = last or accelerated
                 if limit == LIMIT_PRINCIPAL_COLLECTIONS and not ends:
                     cap = min(cap, principal_coll)
                 if limit == LIMIT_DUE:
-                    cap = min(cap, _group_sum(cd, prin_due, a))
-                group_bal = _group_sum(cd, bal, a)
-                if cd.st_d[st] >= 0 and not ends:
-                    target = _amount(cd, cd.st_d[st], t, pool_start, pool_end, bal, int_due_total)
+                    cap = min(cap, _group_sum(cd_grp_ptr, cd_grp_item, prin_due, a))
+                group_bal = _group_sum(cd_grp_ptr, cd_grp_item, bal, a)
+                if cd_st_d[st] >= 0 and not ends:
+                    target = _amount(
+                        cd_amt_kind,
+                        cd_amt_value,
+                        cd_amt_quantity,
+                        cd_amt_group,
+                        cd_amt_floor,
+                        cd_amt_cap,
+                        cd_amt_share,
+                        cd_grp_ptr,
+                        cd_grp_item,
+                        cd_tr_balance,
+                        cd_original_pool_balance,
+                        cd_st_d[st],
+                        t,
+                        pool_start,
+                        pool_end,
+                        bal,
+                        int_due_total,
+                    )
                     cap = min(cap, max(group_bal - target, 0.0))
                 cap = min(cap, group_bal)
                 if cap > EPS:
-                    pro_rata = cd.st_b[st] == 1 and not sequential
+                    pro_rata = cd_st_b[st] == 1 and not sequential
                     paid = 0.0
                     if pro_rata:
-                        basis = _group_sum(cd, prin_due, a) if limit == LIMIT_DUE else group_bal
-                        for j in range(cd.grp_ptr[a], cd.grp_ptr[a + 1]):
-                            k = cd.grp_item[j]
+                        basis = (
+                            _group_sum(cd_grp_ptr, cd_grp_item, prin_due, a)
+                            if limit == LIMIT_DUE
+                            else group_bal
+                        )
+                        for j in range(cd_grp_ptr[a], cd_grp_ptr[a + 1]):
+                            k = cd_grp_item[j]
                             w = prin_due[k] if limit == LIMIT_DUE else bal[k]
                             x = min(cap * w / basis, bal[k]) if basis > 0.0 else 0.0
                             bal[k] -= x
                             prin_due[k] = max(prin_due[k] - x, 0.0)
-                            out.tranche[t, k, TR_PRINCIPAL_PAID] += x
+                            out_tranche[t, k, TR_PRINCIPAL_PAID] += x
                             paid += x
                     else:
                         left = cap
-                        for j in range(cd.grp_ptr[a], cd.grp_ptr[a + 1]):
-                            k = cd.grp_item[j]
+                        for j in range(cd_grp_ptr[a], cd_grp_ptr[a + 1]):
+                            k = cd_grp_item[j]
                             room = prin_due[k] if limit == LIMIT_DUE else bal[k]
                             x = min(left, room)
                             bal[k] -= x
                             prin_due[k] = max(prin_due[k] - x, 0.0)
-                            out.tranche[t, k, TR_PRINCIPAL_PAID] += x
+                            out_tranche[t, k, TR_PRINCIPAL_PAID] += x
                             left -= x
                             paid += x
                     avail -= paid
@@ -460,13 +666,34 @@ def run_waterfall(
                     paid_total += paid
             elif op == OP_FUND_ACCOUNT:
                 target = _account_target(
-                    cd, a, t, last, accelerated, pool_start, pool_end, bal, int_due_total
+                    cd_acc_kind,
+                    cd_acc_target,
+                    cd_acc_floor,
+                    cd_amt_kind,
+                    cd_amt_value,
+                    cd_amt_quantity,
+                    cd_amt_group,
+                    cd_amt_floor,
+                    cd_amt_cap,
+                    cd_amt_share,
+                    cd_grp_ptr,
+                    cd_grp_item,
+                    cd_tr_balance,
+                    cd_original_pool_balance,
+                    a,
+                    t,
+                    last,
+                    accelerated,
+                    pool_start,
+                    pool_end,
+                    bal,
+                    int_due_total,
                 )
                 x = min(avail, max(target - acc_bal[a], 0.0))
                 if x > EPS:
                     acc_bal[a] += x
                     avail -= x
-                    out.account[t, a, ACC_DEPOSIT] += x
+                    out_account[t, a, ACC_DEPOSIT] += x
                     deposit_total += x
             elif op == OP_TRAP_CASH:
                 # nothing is kept back once the deal ends or accelerates
@@ -474,81 +701,86 @@ def run_waterfall(
                 if x > EPS:
                     acc_bal[a] += x
                     avail -= x
-                    out.account[t, a, ACC_DEPOSIT] += x
+                    out_account[t, a, ACC_DEPOSIT] += x
                     deposit_total += x
             elif op == OP_DRAW:
                 # Draw only the deficit the cash in hand cannot meet, and pay it straight to
                 # the covered claims in order: placed after the payments it backs up, this is
                 # the unpaid part; placed before them, the later steps pay the rest from cash.
-                src = cd.st_b[st]
-                grp = cd.st_c[st]
+                src = cd_st_b[st]
+                grp = cd_st_c[st]
                 need_total = 0.0
-                for j in range(cd.grp_ptr[grp], cd.grp_ptr[grp + 1]):
-                    need_total += _claim_due(cd, cd.grp_item[j], fee_due, int_due, prin_due, bal)
+                for j in range(cd_grp_ptr[grp], cd_grp_ptr[grp + 1]):
+                    need_total += _claim_due(
+                        cd_claim_index, cd_claim_kind, cd_grp_item[j], fee_due, int_due, prin_due, bal
+                    )
                 if a == 0:  # an account
                     room = acc_bal[src]
                 elif t >= support_stop[src]:  # the provider has defaulted
                     room = 0.0
-                elif cd.sup_kind[src] == SUP_DEFICIENCY:
+                elif cd_sup_kind[src] == SUP_DEFICIENCY:
                     room = min(
-                        cd.sup_cap_period[src] - sup_period[src], cd.sup_cap_total[src] - sup_total[src]
+                        cd_sup_cap_period[src] - sup_period[src], cd_sup_cap_total[src] - sup_total[src]
                     )
                 else:
-                    room = cd.sup_cap_total[src] - lf_outstanding[src]
+                    room = cd_sup_cap_total[src] - lf_outstanding[src]
                 x_total = min(max(need_total - avail, 0.0), max(room, 0.0))
                 if x_total > EPS:
                     if a == 0:
                         acc_bal[src] -= x_total
-                        out.account[t, src, ACC_WITHDRAWAL] += x_total
+                        out_account[t, src, ACC_WITHDRAWAL] += x_total
                         withdraw_total += x_total
                     else:
                         sup_period[src] += x_total
                         sup_total[src] += x_total
-                        if cd.sup_kind[src] != SUP_DEFICIENCY:
+                        if cd_sup_kind[src] != SUP_DEFICIENCY:
                             lf_outstanding[src] += x_total
-                        out.support[t, src, SUP_DRAW] += x_total
+                        out_support[t, src, SUP_DRAW] += x_total
                         draws_total += x_total
                     left = x_total
-                    for j in range(cd.grp_ptr[grp], cd.grp_ptr[grp + 1]):
-                        c = cd.grp_item[j]
-                        ci = cd.claim_index[c]
-                        x = min(left, _claim_due(cd, c, fee_due, int_due, prin_due, bal))
+                    for j in range(cd_grp_ptr[grp], cd_grp_ptr[grp + 1]):
+                        c = cd_grp_item[j]
+                        ci = cd_claim_index[c]
+                        x = min(
+                            left,
+                            _claim_due(cd_claim_index, cd_claim_kind, c, fee_due, int_due, prin_due, bal),
+                        )
                         if x <= 0.0:
                             continue
                         left -= x
-                        ck = cd.claim_kind[c]
+                        ck = cd_claim_kind[c]
                         if ck == CLAIM_FEE:
                             fee_due[ci] -= x
-                            out.fee[t, ci, FEE_PAID] += x
+                            out_fee[t, ci, FEE_PAID] += x
                         elif ck == CLAIM_INTEREST:
                             int_due[ci] -= x
-                            out.tranche[t, ci, TR_INTEREST_PAID] += x
-                            out.tranche[t, ci, TR_SUPPORT_RECEIVED] += x
+                            out_tranche[t, ci, TR_INTEREST_PAID] += x
+                            out_tranche[t, ci, TR_SUPPORT_RECEIVED] += x
                         else:
                             bal[ci] -= x
                             prin_due[ci] = max(prin_due[ci] - x, 0.0)
-                            out.tranche[t, ci, TR_PRINCIPAL_PAID] += x
-                            out.tranche[t, ci, TR_SUPPORT_RECEIVED] += x
+                            out_tranche[t, ci, TR_PRINCIPAL_PAID] += x
+                            out_tranche[t, ci, TR_SUPPORT_RECEIVED] += x
                         paid_total += x
             elif op == OP_REPAY_LIQUIDITY:
                 # interest runs on what was outstanding since the last date, not on today's draws
-                interest = lf_start[a] * cd.sup_rate[a] * yf + lf_int_arrears[a]
+                interest = lf_start[a] * cd_sup_rate[a] * yf + lf_int_arrears[a]
                 xi = min(avail, interest)
                 lf_int_arrears[a] = interest - xi
                 avail -= xi
                 xp = min(avail, lf_outstanding[a])
                 lf_outstanding[a] -= xp
                 avail -= xp
-                out.support[t, a, SUP_INTEREST_PAID] += xi
-                out.support[t, a, SUP_REPAID] += xp
+                out_support[t, a, SUP_INTEREST_PAID] += xi
+                out_support[t, a, SUP_REPAID] += xp
                 paid_total += xi + xp
             elif op == OP_PAY_RESIDUAL:
                 if avail > EPS:
                     x = min(avail, bal[a])
                     bal[a] -= x
                     prin_due[a] = max(prin_due[a] - x, 0.0)
-                    out.tranche[t, a, TR_PRINCIPAL_PAID] += x
-                    out.tranche[t, a, TR_RESIDUAL_PAID] += avail - x
+                    out_tranche[t, a, TR_PRINCIPAL_PAID] += x
+                    out_tranche[t, a, TR_RESIDUAL_PAID] += avail - x
                     paid_total += avail
                     avail = 0.0
 
@@ -557,19 +789,40 @@ def run_waterfall(
             arrears[k] = int_due[k] if int_due[k] > EPS else 0.0
             if bal[k] < EPS:
                 bal[k] = 0.0
-            out.tranche[t, k, TR_BALANCE_END] = bal[k]
-            out.tranche[t, k, TR_INTEREST_ARREARS] = arrears[k]
+            out_tranche[t, k, TR_BALANCE_END] = bal[k]
+            out_tranche[t, k, TR_INTEREST_ARREARS] = arrears[k]
         for f in range(n_fee):
             fee_arrears[f] = fee_due[f] if fee_due[f] > EPS else 0.0
-            out.fee[t, f, FEE_ARREARS] = fee_arrears[f]
+            out_fee[t, f, FEE_ARREARS] = fee_arrears[f]
         for k in range(n_acc):
-            out.account[t, k, ACC_END] = acc_bal[k]
-            out.account[t, k, ACC_TARGET] = _account_target(
-                cd, k, t, last, accelerated, pool_start, pool_end, bal, int_due_total
+            out_account[t, k, ACC_END] = acc_bal[k]
+            out_account[t, k, ACC_TARGET] = _account_target(
+                cd_acc_kind,
+                cd_acc_target,
+                cd_acc_floor,
+                cd_amt_kind,
+                cd_amt_value,
+                cd_amt_quantity,
+                cd_amt_group,
+                cd_amt_floor,
+                cd_amt_cap,
+                cd_amt_share,
+                cd_grp_ptr,
+                cd_grp_item,
+                cd_tr_balance,
+                cd_original_pool_balance,
+                k,
+                t,
+                last,
+                accelerated,
+                pool_start,
+                pool_end,
+                bal,
+                int_due_total,
             )
         for s in range(n_sup):
-            out.support[t, s, SUP_OUTSTANDING] = lf_outstanding[s]
-            out.support[t, s, SUP_CUMULATIVE_DRAW] = sup_total[s]
+            out_support[t, s, SUP_OUTSTANDING] = lf_outstanding[s]
+            out_support[t, s, SUP_CUMULATIVE_DRAW] = sup_total[s]
         carry = avail
         row[D_SUPPORT_DRAWS] = draws_total
         row[D_ACCOUNT_WITHDRAWALS] = withdraw_total
