@@ -123,18 +123,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         raise IpabsError(f"{args.deal}: no scenario {args.scenario!r}; known scenarios: {known}")
     _check_out(args.out)
     result = run(deal, scenario=args.scenario)
-    if args.out is not None:
-        try:
-            written = result.write(args.out)
-        except OSError as exc:
-            raise IpabsError(f"--out {args.out}: cannot write ({exc.strerror or exc})") from None
-    if args.json:
-        print(json.dumps(result.to_dict(), indent=2, ensure_ascii=False))
-    else:
-        print(_summary_text(result))
-        if args.out is not None:
-            print(f"\nwrote {len(written)} files to {args.out}")
-    return EXIT_OK
+    return _emit(args, result, _summary_text)
 
 
 def _mc_text(result: Any) -> str:
@@ -195,6 +184,12 @@ def cmd_mc(args: argparse.Namespace) -> int:
         keep=args.keep,
         progress=None if not args.json else False,
     )
+    return _emit(args, result, _mc_text)
+
+
+def _emit(args: argparse.Namespace, result: Any, text: Any) -> int:
+    """Write the files asked for, then print JSON or the text summary."""
+    written = []
     if args.out is not None:
         try:
             written = result.write(args.out)
@@ -203,7 +198,7 @@ def cmd_mc(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(result.to_dict(), indent=2, ensure_ascii=False))
     else:
-        print(_mc_text(result))
+        print(text(result))
         if args.out is not None:
             print(f"\nwrote {len(written)} files to {args.out}")
     return EXIT_OK

@@ -22,6 +22,7 @@ from ipabs.deal.risk import RiskModel
 from ipabs.engine.compile import CompiledModel
 from ipabs.engine.layout import allocate_tables
 from ipabs.errors import IpabsError
+from ipabs.io import json_value, write_frame
 from ipabs.risk.model import RiskArrays, compile_risk
 from ipabs.risk.montecarlo_numba_fns import (
     O_LOSS,
@@ -148,18 +149,11 @@ class SimulationResult:
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict: ``tranches`` (list of objects with ``name``) and ``pool``."""
 
-        def clean(v: Any) -> Any:
-            if isinstance(v, (float, np.floating)):
-                return None if not math.isfinite(float(v)) else float(v)
-            if isinstance(v, np.integer):
-                return int(v)
-            return v
-
         tranches = [
-            {"name": r["tranche"], **{k: clean(v) for k, v in r.items() if k != "tranche"}}
+            {"name": r["tranche"], **{k: json_value(v) for k, v in r.items() if k != "tranche"}}
             for r in self.tranche_summary
         ]
-        pool = {k: clean(v) for k, v in self.pool_summary.items()}
+        pool = {k: json_value(v) for k, v in self.pool_summary.items()}
         return {
             "deal": self.deal_name,
             "paths": self.paths,
@@ -179,14 +173,7 @@ class SimulationResult:
             ("tranches", self.tranches.reset_index(), "csv"),
             ("pool", self.pool, "csv"),
         ):
-            target = out / f"{name}.{kind}"
-            tmp = out / f".{name}.{kind}.tmp"
-            if kind == "csv":
-                frame.to_csv(tmp, index=False)
-            else:
-                frame.to_parquet(tmp, index=False)
-            tmp.replace(target)
-            written.append(target)
+            written.append(write_frame(frame, out / f"{name}.{kind}"))
         for i, result in self.kept.items():
             written.extend(result.write(out / f"path_{i}"))
         return written

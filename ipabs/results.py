@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
-import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -14,6 +12,7 @@ import pandas as pd
 from ipabs.engine import layout as L
 from ipabs.engine.compile import CompiledModel
 from ipabs.engine.metrics_numba_fns import present_value, weighted_average_life, yield_at_price
+from ipabs.io import json_value, write_frame
 from ipabs.risk.collections_numba_fns import C_GUARANTEE, C_RECOVERY, COLLECTION_COLUMNS
 
 FREQUENCY = {"monthly": 12, "quarterly": 4, "semi-annual": 2, "annual": 1}
@@ -75,21 +74,11 @@ class RunResult:
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict: deal, scenario, ``tranches`` (list of objects) and ``triggers``."""
 
-        def clean(v: Any) -> Any:
-            if isinstance(v, (float, np.floating)):
-                return None if not math.isfinite(float(v)) else float(v)
-            if isinstance(v, (np.integer,)):
-                return int(v)
-            if isinstance(v, (dt.date, pd.Timestamp)):
-                return v.isoformat()[:10]
-            if v is pd.NaT:
-                return None
-            return v
-
         tranches = [
-            {"name": name, **{k: clean(v) for k, v in row.items()}} for name, row in self.summary.iterrows()
+            {"name": name, **{k: json_value(v) for k, v in row.items()}}
+            for name, row in self.summary.iterrows()
         ]
-        triggers = [{k: clean(v) for k, v in row.items()} for _, row in self.triggers.iterrows()]
+        triggers = [{k: json_value(v) for k, v in row.items()} for _, row in self.triggers.iterrows()]
         return {"deal": self.deal_name, "scenario": self.scenario, "tranches": tranches, "triggers": triggers}
 
     def write(self, out_dir: str | Path) -> list[Path]:
@@ -110,14 +99,7 @@ class RunResult:
         }
         for name, frame in frames.items():
             for ext in ("csv", "parquet"):
-                target = out / f"{name}.{ext}"
-                tmp = out / f".{name}.{ext}.tmp"
-                if ext == "csv":
-                    frame.to_csv(tmp, index=False)
-                else:
-                    frame.to_parquet(tmp, index=False)
-                tmp.replace(target)
-                written.append(target)
+                written.append(write_frame(frame, out / f"{name}.{ext}"))
         return written
 
 
