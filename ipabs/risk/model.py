@@ -46,6 +46,7 @@ class RiskArrays(NamedTuple):
     a_prepayment: np.ndarray  # (A, T)
     a_balance_start: np.ndarray  # (A, T)
     a_balance_end: np.ndarray  # (A, T)
+    a_end: np.ndarray  # (A,) one past the last period in which the asset has any flow
     a_appraisal: np.ndarray  # (A,) nan when no pledged IP
     a_guarantor: np.ndarray  # (A,) -1 none
     a_guarantee_share: np.ndarray  # (A,)
@@ -78,8 +79,8 @@ class RiskArrays(NamedTuple):
     r_invalidation_rate: float  # per year (continuous hazard)
     r_invalidation_cut: float
     support_obligor: np.ndarray  # (S,)
+    tr_discount: np.ndarray  # (N, T) discount factor of each payment date at each coupon
     times: np.ndarray  # (T,) years from closing to each payment date
-    frequency: int  # payments per year (for yields)
 
 
 def cumulative_pd(annual: float | None, curve: list[float] | None, times: np.ndarray) -> np.ndarray:
@@ -159,6 +160,15 @@ def performing_flows(model: CompiledModel, smm: np.ndarray) -> tuple[np.ndarray,
         q = q * (1.0 - smm[:, t])
         prev = model.sched_balance[:, t]
     return interest, principal, prepaid, start, end
+
+
+def _active_end(*flows: np.ndarray) -> np.ndarray:
+    """Per asset, one past the last period with any nonzero flow (0 when none)."""
+    active = np.zeros(flows[0].shape, dtype=bool)
+    for f in flows:
+        active |= f != 0.0
+    last = active.shape[1] - np.argmax(active[:, ::-1], axis=1)
+    return np.where(active.any(axis=1), last, 0).astype(np.int64)
 
 
 def compile_risk(model: CompiledModel, risk: RiskModel | None = None) -> RiskArrays:
@@ -242,6 +252,7 @@ def compile_risk(model: CompiledModel, risk: RiskModel | None = None) -> RiskArr
 
     roy = model.royalties
     rg = royalty_grid(roy, grid, roy.growth)
+    frequency = 12 // MONTHS_PER_PERIOD[model.spec.deal.payment_frequency]
     hazard = risk.royalty.invalidation_hazard
     return RiskArrays(
         n_periods=n,
@@ -260,6 +271,7 @@ def compile_risk(model: CompiledModel, risk: RiskModel | None = None) -> RiskArr
         a_prepayment=prepaid,
         a_balance_start=start,
         a_balance_end=end,
+        a_end=_active_end(interest, principal, prepaid, start, end),
         a_appraisal=model.assets.appraised_value,
         a_guarantor=model.assets.guarantor,
         a_guarantee_share=model.assets.guarantee_share,
@@ -294,6 +306,6 @@ def compile_risk(model: CompiledModel, risk: RiskModel | None = None) -> RiskArr
         r_invalidation_rate=-math.log(1.0 - hazard) if hazard > 0 else 0.0,
         r_invalidation_cut=risk.royalty.invalidation_cut,
         support_obligor=model.support_provider,
+        tr_discount=(1.0 + model.cd.tr_rate[:, :1] / frequency) ** (-frequency * times[None, :]),
         times=times,
-        frequency=12 // MONTHS_PER_PERIOD[model.spec.deal.payment_frequency],
     )

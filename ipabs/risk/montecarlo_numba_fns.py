@@ -29,7 +29,7 @@ from ipabs.engine.layout import (
     TR_RESIDUAL_PAID,
     WaterfallTables,
 )
-from ipabs.engine.metrics_numba_fns import present_value, weighted_average_life, yield_at_price
+from ipabs.engine.metrics_numba_fns import weighted_average_life, yield_at_price
 from ipabs.engine.waterfall_numba_fns import run_waterfall
 from ipabs.risk.collections_numba_fns import (
     C_BALANCE_END,
@@ -155,7 +155,7 @@ def path_collections(ra, state, z, ob_period, coll_pool, brownian, ob_hit):  # t
             continue
         p = ra.a_pool[a]
         ob_hit[ra.a_obligor[a]] = 1
-        for t in range(tau, n_t):
+        for t in range(tau, ra.a_end[a]):  # nothing to take out after the asset's last flow
             coll_pool[p, t, C_INTEREST] -= ra.a_interest[a, t]
             coll_pool[p, t, C_SCHED_PRINCIPAL] -= ra.a_sched_principal[a, t]
             coll_pool[p, t, C_PREPAYMENT] -= ra.a_prepayment[a, t]
@@ -299,7 +299,6 @@ def path_outcomes(cd, ra, scratch, tables, tranche_row, pool_row):  # type: igno
     cash = scratch[9]
     n_t = ra.n_periods
     times = ra.times
-    freq = ra.frequency
     for k in range(cd.tr_balance.shape[0]):
         principal_loss = tables.tranche[n_t - 1, k, TR_BALANCE_END]
         shortfall = tables.tranche[n_t - 1, k, TR_INTEREST_ARREARS]
@@ -315,8 +314,12 @@ def path_outcomes(cd, ra, scratch, tables, tranche_row, pool_row):  # type: igno
         tranche_row[k, O_PRINCIPAL_LOSS] = principal_loss
         tranche_row[k, O_INTEREST_SHORTFALL] = shortfall
         tranche_row[k, O_LOSS] = loss
-        tranche_row[k, O_DISCOUNTED_LOSS] = loss * (1.0 + coupon / freq) ** (-freq * times[n_t - 1])
-        tranche_row[k, O_PV_RECEIVED] = present_value(times, cash, coupon, freq)
+        discount = ra.tr_discount[k]
+        pv = 0.0
+        for t in range(n_t):
+            pv += cash[t] * discount[t]
+        tranche_row[k, O_DISCOUNTED_LOSS] = loss * discount[n_t - 1]
+        tranche_row[k, O_PV_RECEIVED] = pv
         tranche_row[k, O_WAL] = weighted_average_life(times, tables.tranche[:, k, TR_PRINCIPAL_PAID])
         tranche_row[k, O_YIELD] = yield_at_price(times, cash, orig, coupon) if orig > 0.0 else np.nan
     defaults = 0.0
