@@ -67,8 +67,3 @@ def njit(func: F | None = None, **options: Any) -> Any:
     if func is None:
         return lambda f: numba.njit(**options)(f)
     return numba.njit(**options)(func)
-
-
-def jit_enabled() -> bool:
-    """Whether kernels are compiled (False when running the pure-Python twin)."""
-    return not numba.config.DISABLE_JIT

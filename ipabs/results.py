@@ -9,13 +9,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ipabs.deal.schema import MONTHS_PER_PERIOD
 from ipabs.engine import layout as L
 from ipabs.engine.compile import CompiledModel
 from ipabs.engine.metrics_numba_fns import present_value, weighted_average_life, yield_at_price
 from ipabs.io import json_value, write_frame
 from ipabs.risk.collections_numba_fns import C_GUARANTEE, C_RECOVERY, COLLECTION_COLUMNS
-
-FREQUENCY = {"monthly": 12, "quarterly": 4, "semi-annual": 2, "annual": 1}
 
 
 def conservation_residual(tables: L.WaterfallTables) -> np.ndarray:
@@ -110,7 +109,7 @@ def _times(model: CompiledModel) -> np.ndarray:
 def tranche_summary(model: CompiledModel, tables: L.WaterfallTables) -> pd.DataFrame:
     """Per-tranche metrics of one run."""
     spec = model.spec
-    freq = FREQUENCY[spec.deal.payment_frequency]
+    freq = 12 // MONTHS_PER_PERIOD[spec.deal.payment_frequency]
     times = _times(model)
     dates = model.payment_dates
     rows = []

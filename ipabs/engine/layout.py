@@ -7,6 +7,8 @@ from typing import NamedTuple
 
 import numpy as np
 
+from ipabs._jit import njit
+
 # ---- quantity codes (amount formulas, fee bases)
 Q_POOL_BALANCE = 0
 Q_POOL_BALANCE_START = 1
@@ -245,8 +247,10 @@ class WaterfallTables(NamedTuple):
     deal: np.ndarray  # (T, len(DEAL_FIELDS))
 
 
+@njit
 def allocate_tables(cd: CompiledDeal) -> WaterfallTables:
-    """Zeroed output tables for one run of ``cd``."""
+    """Zeroed output tables for one run of ``cd`` (compiled, so Monte Carlo chunks allocate
+    their scratch tables with it too)."""
     t = cd.n_periods
     return WaterfallTables(
         np.zeros((t, cd.tr_balance.shape[0], N_TRANCHE_FIELDS)),

@@ -16,18 +16,12 @@ import numpy as np
 from ipabs._jit import njit
 from ipabs.collateral.royalty import royalty_accrual
 from ipabs.engine.layout import (
-    N_ACCOUNT_FIELDS,
-    N_DEAL_FIELDS,
-    N_FEE_FIELDS,
-    N_SUPPORT_FIELDS,
-    N_TRANCHE_FIELDS,
-    N_TRIGGER_FIELDS,
     TR_BALANCE_END,
     TR_INTEREST_ARREARS,
     TR_INTEREST_PAID,
     TR_PRINCIPAL_PAID,
     TR_RESIDUAL_PAID,
-    WaterfallTables,
+    allocate_tables,
 )
 from ipabs.engine.metrics_numba_fns import weighted_average_life, yield_at_price
 from ipabs.engine.waterfall_numba_fns import run_waterfall
@@ -43,6 +37,7 @@ from ipabs.risk.collections_numba_fns import (
     C_ROYALTY,
     C_SCHED_PRINCIPAL,
 )
+from ipabs.risk.model import COPULA_STUDENT_T, REC_CONSTANT, REC_LOGNORMAL
 from ipabs.risk.normal_numba_fns import norm_cdf, norm_ppf_fast
 from ipabs.risk.rng_numba_fns import chi_square, normal, seed_state, uniform
 
@@ -70,10 +65,6 @@ P_LOSS_RATE = 1  # defaulted balance less recoveries and guarantees / original p
 P_DEFAULTS = 2  # number of obligors that default while they owe an asset or royalty payment
 P_ROYALTY = 3  # royalty and income-share cash collected
 POOL_OUTCOMES = ("default_rate", "loss_rate", "defaults", "royalty_collected")
-
-COPULA_STUDENT_T = 1
-REC_CONSTANT = 0
-REC_LOGNORMAL = 1
 
 
 @njit
@@ -278,20 +269,6 @@ def allocate_scratch(cd, ra):  # type: ignore[no-untyped-def]
 
 
 @njit
-def allocate_path_tables(cd):  # type: ignore[no-untyped-def]
-    """Per-thread waterfall tables (the same layout as :func:`allocate_tables`)."""
-    n_t = cd.n_periods
-    return WaterfallTables(
-        np.zeros((n_t, cd.tr_balance.shape[0], N_TRANCHE_FIELDS)),
-        np.zeros((n_t, cd.fee_kind.shape[0], N_FEE_FIELDS)),
-        np.zeros((n_t, cd.acc_kind.shape[0], N_ACCOUNT_FIELDS)),
-        np.zeros((n_t, cd.sup_kind.shape[0], N_SUPPORT_FIELDS)),
-        np.zeros((n_t, cd.trg_kind.shape[0], N_TRIGGER_FIELDS)),
-        np.zeros((n_t, N_DEAL_FIELDS)),
-    )
-
-
-@njit
 def path_outcomes(cd, ra, scratch, tables, tranche_row, pool_row):  # type: ignore[no-untyped-def]
     """Reduce one path's tables to its outcomes."""
     ob_hit = scratch[10]
@@ -344,7 +321,7 @@ def simulate_chunk(cd, ra, seed, first_path, tranche_out, pool_out):  # type: ig
     depends only on (seed, path index), never on how paths are split into chunks.
     """
     scratch = allocate_scratch(cd, ra)
-    tables = allocate_path_tables(cd)
+    tables = allocate_tables(cd)
     for i in range(pool_out.shape[0]):
         simulate_path(cd, ra, seed, first_path + i, scratch, tables)
         path_outcomes(cd, ra, scratch, tables, tranche_out[i], pool_out[i])

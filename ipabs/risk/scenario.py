@@ -38,11 +38,6 @@ class DriverInputs:
     support_stop: np.ndarray
 
 
-def scenario_names(model: CompiledModel) -> list[str]:
-    """Names of the deal's scenarios, the default first."""
-    return list(model.spec.scenarios)
-
-
 def scenario_inputs(model: CompiledModel, name: str | None = None) -> DriverInputs:
     """Resolve scenario ``name`` (default: the first) for every asset.
 
