@@ -44,7 +44,7 @@ from ipabs._jit import njit
 from ipabs.engine.compile import compile_deal
 from ipabs.montecarlo import simulate
 from ipabs.risk.model import compile_risk
-from ipabs.risk.montecarlo_numba_fns import O_LOSS, draw_defaults
+from ipabs.risk.montecarlo_numba_fns import O_LOSS, allocate_scratch, draw_defaults
 from ipabs.risk.rng_numba_fns import seed_state, uniform
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -182,35 +182,27 @@ def _best(fn: Callable[[], Any], repeat: int) -> tuple[float, Any]:
 
 
 @njit
-def _draw_loop(ra, seed, paths):  # type: ignore[no-untyped-def]
+def _draw_loop(cd, ra, seed, paths):  # type: ignore[no-untyped-def]
     """``draw_defaults`` for ``paths`` paths; returns the sum of the default periods."""
-    n_groups = ra.g_threshold.shape[0]
-    state = np.empty(4, dtype=np.uint64)
-    z = np.empty(ra.n_factors)
-    g_mean = np.empty(n_groups)
-    g_horizon = np.empty(n_groups)
-    ob_period = np.empty(ra.ob_group.shape[0], dtype=np.int64)
+    sc = allocate_scratch(cd, ra)
     total = 0
     for p in range(paths):
-        seed_state(state, seed, p, 0)
-        draw_defaults(ra, state, z, g_mean, g_horizon, ob_period)
-        for o in range(ob_period.shape[0]):
-            total += ob_period[o]
+        seed_state(sc.state, seed, p, 0)
+        draw_defaults(ra, sc)
+        for o in range(sc.ob_period.shape[0]):
+            total += sc.ob_period[o]
     return total
 
 
 @njit
-def _default_periods(ra, seed, paths):  # type: ignore[no-untyped-def]
+def _default_periods(cd, ra, seed, paths):  # type: ignore[no-untyped-def]
     """(paths, obligors) default periods of paths 0 .. paths - 1, as the simulation draws them."""
-    n_groups = ra.g_threshold.shape[0]
-    state = np.empty(4, dtype=np.uint64)
-    z = np.empty(ra.n_factors)
-    g_mean = np.empty(n_groups)
-    g_horizon = np.empty(n_groups)
+    sc = allocate_scratch(cd, ra)
     out = np.empty((paths, ra.ob_group.shape[0]), dtype=np.int64)
     for p in range(paths):
-        seed_state(state, seed, p, 0)
-        draw_defaults(ra, state, z, g_mean, g_horizon, out[p])
+        seed_state(sc.state, seed, p, 0)
+        draw_defaults(ra, sc)
+        out[p] = sc.ob_period
     return out
 
 
@@ -232,13 +224,14 @@ def _uniform_loop(seed, paths, n):  # type: ignore[no-untyped-def]
 def default_sampling(deal_path: Path, paths: int, repeat: int) -> dict[str, Any]:
     """Figure 1: obligor-paths per second of ``draw_defaults`` against plain uniforms (best of
     ``repeat`` each)."""
-    ra = compile_risk(compile_deal(ipabs.load_deal(deal_path)))
+    model = compile_deal(ipabs.load_deal(deal_path))
+    ra = compile_risk(model)
     n = int(ra.ob_group.shape[0])
-    _draw_loop(ra, 1, 2)
+    _draw_loop(model.cd, ra, 1, 2)
     _uniform_loop(1, 2, n)
     t_draw = t_unif = math.inf
     for _ in range(repeat):  # interleaved, so that both see the same machine
-        t_draw = min(t_draw, _best(lambda: _draw_loop(ra, 1, paths), 1)[0])
+        t_draw = min(t_draw, _best(lambda: _draw_loop(model.cd, ra, 1, paths), 1)[0])
         t_unif = min(t_unif, _best(lambda: _uniform_loop(1, paths, n), 1)[0])
     draws, unifs = paths * n / t_draw, paths * n / t_unif
     return {
@@ -283,7 +276,7 @@ def same_draws(pool: ref.PoolDeal, model: Any, ipabs_result: Any, paths: int) ->
     NumPy collections and waterfall fed with ipabs's own default periods, over the first
     ``paths`` paths of seed 1: the two models are the same up to rounding."""
     ra = compile_risk(model)
-    tau = _default_periods(ra, 1, paths)[:, ra.a_obligor]  # per loan, in tape order
+    tau = _default_periods(model.cd, ra, 1, paths)[:, ra.a_obligor]  # per loan, in tape order
     loss = ref.waterfall(pool, ref.collections(pool, tau, ref.loan_flows(pool)))
     return float(np.abs(loss - ipabs_result.tranche_outcomes[:paths, :, O_LOSS]).max())
 

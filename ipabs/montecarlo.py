@@ -233,7 +233,7 @@ def run_path(model: CompiledModel, arrays: RiskArrays, seed: int, path: int) -> 
     scratch = allocate_scratch(model.cd, arrays)
     tables = allocate_tables(model.cd)
     simulate_path(model.cd, arrays, seed, path, scratch, tables)
-    return build_result(model, f"path {path} (seed {seed})", scratch[5].copy(), tables)
+    return build_result(model, f"path {path} (seed {seed})", scratch.coll_pool.copy(), tables)
 
 
 def simulate(

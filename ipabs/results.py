@@ -141,7 +141,9 @@ def tranche_summary(model: CompiledModel, tables: L.WaterfallTables) -> pd.DataF
                 "loss_pct": loss / orig if orig > 0 else 0.0,
                 "discounted_loss": float(disc),
                 "wal_years": float(weighted_average_life(times, principal)),
-                "yield": float(yield_at_price(times, cash, orig, coupon)) if orig > 0 else np.nan,
+                "yield": float(yield_at_price(times, cash, orig, (1.0 + coupon / freq) ** freq - 1.0))
+                if orig > 0
+                else np.nan,
                 "final_payment_date": dates[paid_idx[-1]] if len(paid_idx) else None,
             }
         )

@@ -50,6 +50,7 @@ from ipabs.risk.montecarlo_numba_fns import (
     P_ROYALTY,
     POOL_OUTCOMES,
     TRANCHE_OUTCOMES,
+    allocate_scratch,
     draw_defaults,
 )
 from ipabs.risk.rng_numba_fns import seed_state
@@ -344,11 +345,10 @@ def default_periods(model: CompiledModel, seed: int, path: int) -> dict[str, int
     """Obligor -> 0-based default period on a path, from the kernel's documented first draws
     (factors, then one uniform per obligor)."""
     ra = compile_risk(model)
-    state = np.empty(4, dtype=np.uint64)
-    seed_state(state, seed, path, 0)
-    n_groups = ra.g_threshold.shape[0]
-    period = np.empty(len(model.obligors.names), dtype=np.int64)
-    draw_defaults(ra, state, np.empty(ra.n_factors), np.empty(n_groups), np.empty(n_groups), period)
+    sc = allocate_scratch(model.cd, ra)
+    seed_state(sc.state, seed, path, 0)
+    draw_defaults(ra, sc)
+    period = sc.ob_period
     return {
         name: int(period[o]) for o, name in enumerate(model.obligors.names) if period[o] < model.n_periods
     }

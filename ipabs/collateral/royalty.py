@@ -67,7 +67,7 @@ def royalty_grid(roy: RoyaltyArrays, grid: np.ndarray, growth: np.ndarray) -> Ro
     return RoyaltyGrid(base, yf, mid, pay)
 
 
-@njit
+@njit(leaf=True)
 def royalty_accrual(
     r: int,
     t: int,

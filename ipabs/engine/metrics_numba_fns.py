@@ -7,7 +7,7 @@ import numpy as np
 from ipabs._jit import njit
 
 
-@njit
+@njit(leaf=True)
 def weighted_average_life(times: np.ndarray, principal: np.ndarray) -> float:
     """WAL in years: principal-weighted mean payment time (nan when no principal was paid).
 
@@ -18,13 +18,17 @@ def weighted_average_life(times: np.ndarray, principal: np.ndarray) -> float:
     principal : ndarray, shape (T,)
         Principal paid on each date.
     """
-    total = principal.sum()
+    total = 0.0
+    weighted = 0.0
+    for t in range(principal.shape[0]):
+        total += principal[t]
+        weighted += times[t] * principal[t]
     if total <= 0.0:
         return np.nan
-    return (times * principal).sum() / total
+    return weighted / total
 
 
-@njit
+@njit(leaf=True)
 def present_value(times: np.ndarray, cash: np.ndarray, rate: float, frequency: int) -> float:
     """PV of ``cash`` at an annual ``rate`` compounded ``frequency`` times a year."""
     pv = 0.0
@@ -34,7 +38,7 @@ def present_value(times: np.ndarray, cash: np.ndarray, rate: float, frequency: i
     return pv
 
 
-@njit
+@njit(leaf=True)
 def yield_at_price(times: np.ndarray, cash: np.ndarray, price: float, guess: float = 0.0) -> float:
     """Annual effective yield at which ``cash`` (received ``times`` years from closing) is
     worth ``price``: the ``y`` with ``sum(cash_t / (1 + y)^t) = price``.
@@ -52,17 +56,32 @@ def yield_at_price(times: np.ndarray, cash: np.ndarray, price: float, guess: flo
         total += cash[t]
     if total <= 0.0:
         return -1.0
-    # From a start right of the root one Newton step lands left of it (convexity); from the
-    # left the iterates climb monotonically. A good guess (the coupon) needs two or three.
+    # Newton's method on u, each step pricing and differentiating in one pass. From the left
+    # of the root the iterates climb monotonically; from the right, one step lands left of it
+    # (convexity). A good guess (the coupon as an annual effective rate) needs one or two.
     u = np.log1p(guess) if guess > -1.0 else 0.0
-    err = _price_error(times, cash, price, u)
-    if not err > 0.0:
+    for _ in range(100):
+        err = -price
         slope = 0.0
         for t in range(cash.shape[0]):
-            slope -= times[t] * cash[t] * np.exp(-times[t] * u)
-        if slope < 0.0:
-            u -= err / slope
-    for _ in range(200):  # step left until the price error is positive
+            if cash[t] != 0.0:
+                v = cash[t] * np.exp(-times[t] * u)
+                err += v
+                slope -= times[t] * v
+        if not (slope < 0.0 and np.isfinite(err)):
+            break  # far out (overflow or no slope): the bracketing search below
+        step = err / slope
+        u -= step
+        if abs(step) < 1e-14 * max(1.0, abs(u)):
+            return np.expm1(u)
+    return _bracketed_yield(times, cash, price)
+
+
+@njit(leaf=True)
+def _bracketed_yield(times: np.ndarray, cash: np.ndarray, price: float) -> float:
+    # start where the price error is positive (left of the root), then Newton climbs to it
+    u = 0.0
+    for _ in range(200):
         if _price_error(times, cash, price, u) > 0.0:
             break
         u -= 1.0
@@ -84,7 +103,7 @@ def yield_at_price(times: np.ndarray, cash: np.ndarray, price: float, guess: flo
     return np.expm1(u)
 
 
-@njit
+@njit(leaf=True)
 def _price_error(times: np.ndarray, cash: np.ndarray, price: float, u: float) -> float:
     pv = 0.0
     for t in range(cash.shape[0]):

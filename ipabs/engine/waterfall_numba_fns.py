@@ -102,13 +102,13 @@ from ipabs.risk.collections_numba_fns import (
     C_SCHED_PRINCIPAL,
 )
 
-# The helpers below take the whole compiled deal; they are inlined so that calling them does
-# not pay numba's reference counting on each of its arrays (which dominated a path's cost).
+# Everything here is a leaf kernel (no allocation, no reference counting): a period's many
+# array accesses and helper calls then cost plain loads, stores and calls.
 EPS = 1e-6  # money below a millionth of a unit is rounding dust: never paid, never a shortfall
 RATIO_TOL = 1e-12  # tolerance of ratio tests
 
 
-@njit(inline="always")
+@njit(leaf=True)
 def _group_sum(grp_ptr, grp_item, values, g):  # type: ignore[no-untyped-def]
     s = 0.0
     for j in range(grp_ptr[g], grp_ptr[g + 1]):
@@ -116,7 +116,7 @@ def _group_sum(grp_ptr, grp_item, values, g):  # type: ignore[no-untyped-def]
     return s
 
 
-@njit(inline="always")
+@njit(leaf=True)
 def _quantity(grp_ptr, grp_item, tr_balance, orig_pool, code, g, pool_start, pool_end, bal, int_due_total):  # type: ignore[no-untyped-def]
     if code == Q_POOL_BALANCE:
         return pool_end
@@ -135,7 +135,7 @@ def _quantity(grp_ptr, grp_item, tr_balance, orig_pool, code, g, pool_start, poo
     return 0.0
 
 
-@njit(inline="always")
+@njit(leaf=True)
 def _amount(
     amt_kind,
     amt_value,
@@ -173,7 +173,7 @@ def _amount(
     return max(amt_floor[m], min(amt_cap[m], amt_share[m] * q))
 
 
-@njit(inline="always")
+@njit(leaf=True)
 def _account_target(
     acc_kind,
     acc_target,
@@ -222,7 +222,7 @@ def _account_target(
     return max(target, acc_floor[k])
 
 
-@njit(inline="always")
+@njit(leaf=True)
 def _claim_due(claim_index, claim_kind, c, fee_due, int_due, prin_due, bal):  # type: ignore[no-untyped-def]
     ci = claim_index[c]
     kind = claim_kind[c]
@@ -253,6 +253,25 @@ def run_waterfall(
     out : WaterfallTables
         Preallocated tables; every cell is overwritten.
     """
+    work, flags = allocate_work(cd)
+    waterfall_path(cd, coll, support_stop, out, work, flags)
+
+
+@njit
+def allocate_work(cd):  # type: ignore[no-untyped-def]
+    """Scratch state of :func:`waterfall_path` (reused across the paths of a chunk)."""
+    n_tr = cd.tr_balance.shape[0]
+    n_fee = cd.fee_kind.shape[0]
+    n_acc = cd.acc_kind.shape[0]
+    n_sup = cd.sup_kind.shape[0]
+    n_trg = cd.trg_kind.shape[0]
+    return np.empty(5 * n_tr + 2 * n_fee + n_acc + 5 * n_sup), np.empty(2 * n_trg, dtype=np.int64)
+
+
+@njit(leaf=True)
+def waterfall_path(cd, coll, support_stop, out, work, flags):  # type: ignore[no-untyped-def]
+    """:func:`run_waterfall` on caller-owned scratch (``work``, ``flags`` from
+    :func:`allocate_work`): allocates nothing, so a Monte Carlo chunk calls it once per path."""
     # bind every array once: each access through a tuple would pay reference counting
     cd_acc_initial = cd.acc_initial
     cd_acc_target = cd.acc_target
@@ -319,21 +338,31 @@ def run_waterfall(
     n_sup = cd_sup_kind.shape[0]
     n_trg = cd_trg_kind.shape[0]
 
-    bal = cd_tr_balance.copy()
-    arrears = np.zeros(n_tr)
-    int_due = np.zeros(n_tr)  # remaining this period
-    int_due_total = np.zeros(n_tr)
-    prin_due = np.zeros(n_tr)  # remaining this period
-    fee_due = np.zeros(n_fee)
-    fee_arrears = np.zeros(n_fee)
-    acc_bal = cd_acc_initial.copy()
-    sup_total = np.zeros(n_sup)
-    sup_period = np.zeros(n_sup)
-    lf_outstanding = np.zeros(n_sup)
-    lf_int_arrears = np.zeros(n_sup)
-    lf_start = np.zeros(n_sup)  # drawn at the start of the period (interest accrues on it)
-    breaches = np.zeros(n_trg, dtype=np.int64)
-    active = np.zeros(n_trg, dtype=np.bool_)
+    # state carried from period to period, as views of the scratch arrays
+    bal = work[0:n_tr]
+    arrears = work[n_tr : 2 * n_tr]
+    int_due = work[2 * n_tr : 3 * n_tr]  # remaining this period
+    int_due_total = work[3 * n_tr : 4 * n_tr]
+    prin_due = work[4 * n_tr : 5 * n_tr]  # remaining this period
+    o = 5 * n_tr
+    fee_due = work[o : o + n_fee]
+    fee_arrears = work[o + n_fee : o + 2 * n_fee]
+    o += 2 * n_fee
+    acc_bal = work[o : o + n_acc]
+    o += n_acc
+    sup_total = work[o : o + n_sup]
+    sup_period = work[o + n_sup : o + 2 * n_sup]
+    lf_outstanding = work[o + 2 * n_sup : o + 3 * n_sup]
+    lf_int_arrears = work[o + 3 * n_sup : o + 4 * n_sup]
+    lf_start = work[o + 4 * n_sup : o + 5 * n_sup]  # drawn at the start of the period
+    breaches = flags[0:n_trg]
+    active = flags[n_trg : 2 * n_trg]  # 1 while the trigger is in effect
+    work[:] = 0.0
+    flags[:] = 0
+    for k in range(n_tr):
+        bal[k] = cd_tr_balance[k]
+    for k in range(n_acc):
+        acc_bal[k] = cd_acc_initial[k]
     carry = 0.0
     cum_default = 0.0
     called = False
@@ -507,13 +536,13 @@ def run_waterfall(
             else:
                 breaches[g] = 0
             if breaches[g] >= cd_trg_consecutive[g]:
-                active[g] = True
+                active[g] = 1
             elif cd_trg_curable[g] and not breached:
-                active[g] = False
+                active[g] = 0
             out_trigger[t, g, TRG_VALUE] = value
             out_trigger[t, g, TRG_BREACHED] = 1.0 if breached else 0.0
-            out_trigger[t, g, TRG_ACTIVE] = 1.0 if active[g] else 0.0
-            if active[g]:
+            out_trigger[t, g, TRG_ACTIVE] = 1.0 if active[g] == 1 else 0.0
+            if active[g] == 1:
                 if cd_trg_sequential[g]:
                     sequential = True
                 trap_share = max(trap_share, cd_trg_trap[g])

@@ -36,7 +36,7 @@ COLLECTION_COLUMNS = (
 )
 
 
-@njit
+@njit(leaf=True)
 def royalty_amount(
     annual_base: float,
     rate: float,

@@ -80,6 +80,7 @@ class RiskArrays(NamedTuple):
     r_invalidation_cut: float
     support_obligor: np.ndarray  # (S,)
     tr_discount: np.ndarray  # (N, T) discount factor of each payment date at each coupon
+    tr_yield_guess: np.ndarray  # (N,) each coupon as an annual effective rate: where yield searches start
     times: np.ndarray  # (T,) years from closing to each payment date
 
 
@@ -307,5 +308,6 @@ def compile_risk(model: CompiledModel, risk: RiskModel | None = None) -> RiskArr
         r_invalidation_cut=risk.royalty.invalidation_cut,
         support_obligor=model.support_provider,
         tr_discount=(1.0 + model.cd.tr_rate[:, :1] / frequency) ** (-frequency * times[None, :]),
+        tr_yield_guess=(1.0 + model.cd.tr_rate[:, 0] / frequency) ** frequency - 1.0,
         times=times,
     )

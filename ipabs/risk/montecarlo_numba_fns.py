@@ -5,11 +5,14 @@ Path *i* draws only from the generator keyed by (seed, i), in a fixed order: the
 factors (and the Student-t mixing variable), one uniform per obligor, a normal per defaulted
 asset's recovery, then per royalty stream an invalidation uniform and its Brownian path.
 Memory is O(paths x tranches): each thread reuses one scratch set of per-period tables.
+Every per-path kernel is a leaf (see :func:`ipabs._jit.njit`): no allocation, no reference
+counting.
 """
 
 from __future__ import annotations
 
 import math
+from typing import NamedTuple
 
 import numpy as np
 
@@ -24,7 +27,7 @@ from ipabs.engine.layout import (
     allocate_tables,
 )
 from ipabs.engine.metrics_numba_fns import weighted_average_life, yield_at_price
-from ipabs.engine.waterfall_numba_fns import run_waterfall
+from ipabs.engine.waterfall_numba_fns import allocate_work, waterfall_path
 from ipabs.risk.collections_numba_fns import (
     C_BALANCE_END,
     C_BALANCE_START,
@@ -39,7 +42,7 @@ from ipabs.risk.collections_numba_fns import (
 )
 from ipabs.risk.model import COPULA_STUDENT_T, REC_CONSTANT, REC_LOGNORMAL
 from ipabs.risk.normal_numba_fns import norm_cdf, norm_ppf_fast
-from ipabs.risk.rng_numba_fns import chi_square, normal, seed_state, uniform
+from ipabs.risk.rng_numba_fns import bits_to_uniform, chi_square, normal, seed_state, uniform, xoshiro_step
 
 # per-path tranche outcomes (last axis)
 O_PRINCIPAL_LOSS = 0
@@ -67,17 +70,23 @@ P_ROYALTY = 3  # royalty and income-share cash collected
 POOL_OUTCOMES = ("default_rate", "loss_rate", "defaults", "royalty_collected")
 
 
-@njit
+@njit(leaf=True)
 def _conditional_pd(ra, g, t, scale, m):  # type: ignore[no-untyped-def]
     # P(default by the end of period t | factors): the latent variable m + idio x e, divided by
     # the Student-t scale, falls below the threshold
     return norm_cdf((ra.g_threshold[g, t] * scale - m) / ra.g_idio[g])
 
 
-@njit
-def draw_defaults(ra, state, z, g_mean, g_horizon, ob_period):  # type: ignore[no-untyped-def]
-    """Draw the factors and every obligor's default period (T when it survives the horizon)."""
+@njit(leaf=True)
+def draw_defaults(ra, sc):  # type: ignore[no-untyped-def]
+    """Draw the factors and every obligor's default period into ``sc.ob_period`` (T when it
+    survives the horizon); returns the Student-t scale (1 under the Gaussian copula)."""
     n_t = ra.n_periods
+    state = sc.state
+    z = sc.z
+    g_mean = sc.g_mean
+    g_horizon = sc.g_horizon
+    ob_period = sc.ob_period
     for k in range(ra.n_factors):
         z[k] = normal(state)
     scale = 1.0
@@ -91,29 +100,46 @@ def draw_defaults(ra, state, z, g_mean, g_horizon, ob_period):  # type: ignore[n
                 m += ra.g_loading[g, j] * z[f]
         g_mean[g] = m
         g_horizon[g] = _conditional_pd(ra, g, n_t - 1, scale, m)
-    for o in range(ra.ob_group.shape[0]):
-        u = uniform(state)
-        g = ra.ob_group[o]
-        if u >= g_horizon[g]:
-            ob_period[o] = n_t
-            continue
-        # a defaulter: back to the latent variable, then find the first period whose threshold
-        # it is below (thresholds rise with the cumulative PD) by bisection, with no further
-        # special functions
-        y = norm_ppf_fast(u) * ra.g_idio[g] + g_mean[g]
-        lo = 0
-        hi = n_t - 1
-        while lo < hi:
-            mid = (lo + hi) // 2
-            if y < ra.g_threshold[g, mid] * scale:
-                hi = mid
-            else:
-                lo = mid + 1
-        ob_period[o] = lo
+    # Two passes. The first draws every obligor's uniform with the generator state held in
+    # registers (the same sequence as uniform()) and lists the defaulters without a branch;
+    # the second places each defaulter's default period. Mixing the two in one loop paid a
+    # mispredicted branch per defaulter and kept the work of one defaulter from overlapping
+    # the next.
+    ob_group = ra.ob_group
+    d_obligor = sc.d_obligor
+    d_uniform = sc.d_uniform
+    s0, s1, s2, s3 = state[0], state[1], state[2], state[3]
+    n_d = 0
+    for o in range(ob_group.shape[0]):
+        bits, s0, s1, s2, s3 = xoshiro_step(s0, s1, s2, s3)
+        u = bits_to_uniform(bits)
+        ob_period[o] = n_t
+        d_obligor[n_d] = o
+        d_uniform[n_d] = u
+        n_d += 1 if u < g_horizon[ob_group[o]] else 0
+    state[0] = s0
+    state[1] = s1
+    state[2] = s2
+    state[3] = s3
+    # A defaulter: back to the latent variable, then the first period whose threshold it is
+    # below. Thresholds rise with the cumulative PD and the last one is above it, so that
+    # period is the number of earlier thresholds at or below it: a count without branches,
+    # which beat a bisection whose unpredictable comparisons stalled the pipeline.
+    g_idio = ra.g_idio
+    thresholds = ra.g_threshold
+    for i in range(n_d):
+        o = d_obligor[i]
+        g = ob_group[o]
+        y = (norm_ppf_fast(d_uniform[i]) * g_idio[g] + g_mean[g]) / scale
+        row = thresholds[g]
+        period = 0
+        for t in range(n_t - 1):
+            period += 1 if row[t] <= y else 0
+        ob_period[o] = period
     return scale
 
 
-@njit
+@njit(leaf=True)
 def _recovery_value(ra, state, z0):  # type: ignore[no-untyped-def]
     x = ra.rec_loading * z0 + math.sqrt(1.0 - ra.rec_loading * ra.rec_loading) * normal(state)
     if ra.rec_model == REC_LOGNORMAL:
@@ -130,12 +156,16 @@ def _recovery_value(ra, state, z0):  # type: ignore[no-untyped-def]
     return q[i] * (1.0 - w) + q[i + 1] * w
 
 
-@njit
+@njit(leaf=True)
 def path_collections(ra, state, z, ob_period, coll_pool, brownian, ob_hit):  # type: ignore[no-untyped-def]
     """Asset cash flows of one path per pool, given the default periods. ``ob_hit[o]`` is set to
     1 when obligor ``o`` defaults while it still owes something."""
     n_t = ra.n_periods
-    coll_pool[:] = ra.base_totals
+    base = ra.base_totals
+    for p in range(base.shape[0]):
+        for t in range(base.shape[1]):
+            for c in range(base.shape[2]):
+                coll_pool[p, t, c] = base[p, t, c]
     ob_hit[:] = 0
     for a in range(ra.a_pool.shape[0]):
         tau = ob_period[ra.a_obligor[a]]
@@ -234,46 +264,77 @@ def path_collections(ra, state, z, ob_period, coll_pool, brownian, ob_hit):  # t
                 ob_hit[ra.r_obligor[r]] = 1
 
 
-@njit
-def simulate_path(cd, ra, seed, path, scratch, tables):  # type: ignore[no-untyped-def]
-    """Run path ``path`` of seed ``seed`` into ``tables`` and the scratch arrays."""
-    state, z, g_mean, g_horizon, ob_period, coll_pool, coll, support_stop, brownian, _cash, ob_hit = scratch
-    seed_state(state, seed, path, 0)
-    draw_defaults(ra, state, z, g_mean, g_horizon, ob_period)
-    path_collections(ra, state, z, ob_period, coll_pool, brownian, ob_hit)
-    coll[:] = 0.0
-    for p in range(coll_pool.shape[0]):
-        coll += coll_pool[p]
-    for s in range(support_stop.shape[0]):
-        support_stop[s] = ob_period[ra.support_obligor[s]]
-    run_waterfall(cd, coll, support_stop, tables)
+@njit(leaf=True)
+def simulate_path(cd, ra, seed, path, sc, tables):  # type: ignore[no-untyped-def]
+    """Run path ``path`` of seed ``seed`` into ``tables`` and the scratch ``sc``."""
+    seed_state(sc.state, seed, path, 0)
+    draw_defaults(ra, sc)
+    path_collections(ra, sc.state, sc.z, sc.ob_period, sc.coll_pool, sc.brownian, sc.ob_hit)
+    coll = sc.coll
+    coll_pool = sc.coll_pool
+    for t in range(coll.shape[0]):
+        for c in range(coll.shape[1]):
+            x = 0.0
+            for p in range(coll_pool.shape[0]):
+                x += coll_pool[p, t, c]
+            coll[t, c] = x
+    for s in range(sc.support_stop.shape[0]):
+        sc.support_stop[s] = sc.ob_period[ra.support_obligor[s]]
+    waterfall_path(cd, coll, sc.support_stop, tables, sc.work, sc.flags)
+
+
+class PathScratch(NamedTuple):
+    """Arrays one thread reuses from path to path (see :func:`allocate_scratch`)."""
+
+    state: np.ndarray  # uint64[4] generator state
+    z: np.ndarray  # systematic factors
+    g_mean: np.ndarray  # per group: systematic part of the latent variable
+    g_horizon: np.ndarray  # per group: conditional probability of default by the horizon
+    ob_period: np.ndarray  # per obligor: default period (T when none)
+    d_obligor: np.ndarray  # the defaulters of the path...
+    d_uniform: np.ndarray  # ...and their uniforms
+    coll_pool: np.ndarray  # (P, T, C) collections per pool
+    coll: np.ndarray  # (T, C) collections of the deal
+    support_stop: np.ndarray  # per support provider: period it defaults
+    brownian: np.ndarray  # (T,) royalty Brownian path
+    cash: np.ndarray  # (T,) a tranche's cash received
+    ob_hit: np.ndarray  # per obligor: 1 when it defaults owing something
+    work: np.ndarray  # waterfall state
+    flags: np.ndarray  # waterfall trigger state
 
 
 @njit
 def allocate_scratch(cd, ra):  # type: ignore[no-untyped-def]
     """Per-thread scratch arrays for :func:`simulate_path`."""
     n_t = ra.n_periods
-    return (
-        np.empty(4, dtype=np.uint64),
-        np.empty(ra.n_factors),
-        np.empty(ra.g_threshold.shape[0]),
-        np.empty(ra.g_threshold.shape[0]),
-        np.empty(ra.ob_group.shape[0], dtype=np.int64),
-        np.empty(ra.base_totals.shape),
-        np.empty((n_t, ra.base_totals.shape[2])),
-        np.empty(ra.support_obligor.shape[0], dtype=np.int64),
-        np.empty(n_t),
-        np.empty(n_t),
-        np.empty(ra.ob_group.shape[0], dtype=np.int64),
+    n_ob = ra.ob_group.shape[0]
+    n_groups = ra.g_threshold.shape[0]
+    work, flags = allocate_work(cd)
+    return PathScratch(
+        np.zeros(4, dtype=np.uint64),
+        np.zeros(ra.n_factors),
+        np.zeros(n_groups),
+        np.zeros(n_groups),
+        np.zeros(n_ob, dtype=np.int64),
+        np.zeros(n_ob, dtype=np.int64),
+        np.zeros(n_ob),
+        np.zeros(ra.base_totals.shape),
+        np.zeros((n_t, ra.base_totals.shape[2])),
+        np.zeros(ra.support_obligor.shape[0], dtype=np.int64),
+        np.zeros(n_t),
+        np.zeros(n_t),
+        np.zeros(n_ob, dtype=np.int64),
+        work,
+        flags,
     )
 
 
-@njit
+@njit(leaf=True)
 def path_outcomes(cd, ra, scratch, tables, tranche_row, pool_row):  # type: ignore[no-untyped-def]
     """Reduce one path's tables to its outcomes."""
-    ob_hit = scratch[10]
-    coll = scratch[6]
-    cash = scratch[9]
+    ob_hit = scratch.ob_hit
+    coll = scratch.coll
+    cash = scratch.cash
     n_t = ra.n_periods
     times = ra.times
     for k in range(cd.tr_balance.shape[0]):
@@ -286,7 +347,6 @@ def path_outcomes(cd, ra, scratch, tables, tranche_row, pool_row):  # type: igno
                 + tables.tranche[t, k, TR_PRINCIPAL_PAID]
                 + tables.tranche[t, k, TR_RESIDUAL_PAID]
             )
-        coupon = cd.tr_rate[k, 0]
         orig = cd.tr_balance[k]
         tranche_row[k, O_PRINCIPAL_LOSS] = principal_loss
         tranche_row[k, O_INTEREST_SHORTFALL] = shortfall
@@ -298,7 +358,9 @@ def path_outcomes(cd, ra, scratch, tables, tranche_row, pool_row):  # type: igno
         tranche_row[k, O_DISCOUNTED_LOSS] = loss * discount[n_t - 1]
         tranche_row[k, O_PV_RECEIVED] = pv
         tranche_row[k, O_WAL] = weighted_average_life(times, tables.tranche[:, k, TR_PRINCIPAL_PAID])
-        tranche_row[k, O_YIELD] = yield_at_price(times, cash, orig, coupon) if orig > 0.0 else np.nan
+        tranche_row[k, O_YIELD] = (
+            yield_at_price(times, cash, orig, ra.tr_yield_guess[k]) if orig > 0.0 else np.nan
+        )
     defaults = 0.0
     losses = 0.0
     royalty = 0.0

@@ -37,13 +37,13 @@ _C = (
 _D = (7.784695709041462e-03, 3.224671290700398e-01, 2.445134137142996e00, 3.754408661907416e00)
 
 
-@njit
+@njit(leaf=True)
 def norm_cdf(x: float) -> float:
     """Standard normal distribution function Phi(x)."""
     return 0.5 * math.erfc(-x * _SQRT1_2)
 
 
-@njit
+@njit(leaf=True)
 def norm_ppf(p: float) -> float:
     """Inverse of Phi: Acklam's approximation refined by one Halley step (about 1e-15 relative;
     about 1e-9 for subnormal ``p`` below 2.2e-308, where the refinement cannot be evaluated).
@@ -60,7 +60,7 @@ def norm_ppf(p: float) -> float:
     return _lower_ppf(p)
 
 
-@njit
+@njit(leaf=True)
 def norm_ppf_fast(p: float) -> float:
     """Acklam's approximation to the inverse of Phi without refinement (1.2e-9 relative):
     for placing a sampled latent variable, where that error is far below sampling noise."""
@@ -73,7 +73,7 @@ def norm_ppf_fast(p: float) -> float:
     return _acklam(p)
 
 
-@njit
+@njit(leaf=True)
 def _lower_ppf(p: float) -> float:
     # 0 < p <= 0.5
     x = _acklam(p)
@@ -85,7 +85,7 @@ def _lower_ppf(p: float) -> float:
     return x - u / (1.0 + 0.5 * x * u)
 
 
-@njit
+@njit(leaf=True)
 def _acklam(p: float) -> float:
     # 0 < p <= 0.5
     a, b, c, d = _A, _B, _C, _D

@@ -20,7 +20,7 @@ _MIX2 = np.uint64(0x94D049BB133111EB)
 _TWO52 = 1.0 / 4503599627370496.0
 
 
-@njit
+@njit(leaf=True)
 def splitmix64(x: np.uint64) -> tuple[np.uint64, np.uint64]:
     """One SplitMix64 step: (new state, output)."""
     x = x + _GOLDEN
@@ -30,7 +30,7 @@ def splitmix64(x: np.uint64) -> tuple[np.uint64, np.uint64]:
     return x, z ^ (z >> np.uint64(31))
 
 
-@njit
+@njit(leaf=True)
 def seed_state(state: np.ndarray, seed: int, path: int, stream: int) -> None:
     """Key ``state`` (uint64[4]) by (seed, path, stream).
 
@@ -48,32 +48,49 @@ def seed_state(state: np.ndarray, seed: int, path: int, stream: int) -> None:
         state[i] = z
 
 
-@njit
+@njit(leaf=True)
 def _rotl(x: np.uint64, k: int) -> np.uint64:
     return (x << np.uint64(k)) | (x >> np.uint64(64 - k))
 
 
-@njit
+@njit(leaf=True)
+def xoshiro_step(
+    s0: np.uint64, s1: np.uint64, s2: np.uint64, s3: np.uint64
+) -> tuple[np.uint64, np.uint64, np.uint64, np.uint64, np.uint64]:
+    """One xoshiro256** step (Blackman and Vigna) on a state held in four scalars:
+    (64 random bits, new state). Hot loops keep the state in registers this way."""
+    result = _rotl(s1 * np.uint64(5), 7) * np.uint64(9)
+    t = s1 << np.uint64(17)
+    s2 ^= s0
+    s3 ^= s1
+    s1 ^= s2
+    s0 ^= s3
+    s2 ^= t
+    s3 = _rotl(s3, 45)
+    return result, s0, s1, s2, s3
+
+
+@njit(leaf=True)
+def bits_to_uniform(bits: np.uint64) -> float:
+    """A uniform strictly inside (0, 1) from 64 random bits: the top 52 plus a half, all
+    exact in a double."""
+    return ((bits >> np.uint64(12)) + 0.5) * _TWO52
+
+
+@njit(leaf=True)
 def next_u64(s: np.ndarray) -> np.uint64:
-    """Next 64 random bits of xoshiro256** (Blackman and Vigna)."""
-    result = _rotl(s[1] * np.uint64(5), 7) * np.uint64(9)
-    t = s[1] << np.uint64(17)
-    s[2] ^= s[0]
-    s[3] ^= s[1]
-    s[1] ^= s[2]
-    s[0] ^= s[3]
-    s[2] ^= t
-    s[3] = _rotl(s[3], 45)
+    """Next 64 random bits of xoshiro256** from the state array ``s`` (uint64[4])."""
+    result, s[0], s[1], s[2], s[3] = xoshiro_step(s[0], s[1], s[2], s[3])
     return result
 
 
-@njit
+@njit(leaf=True)
 def uniform(s: np.ndarray) -> float:
     """A uniform strictly inside (0, 1): 52 random bits plus a half, all exact in a double."""
-    return ((next_u64(s) >> np.uint64(12)) + 0.5) * _TWO52
+    return bits_to_uniform(next_u64(s))
 
 
-@njit
+@njit(leaf=True)
 def normal(s: np.ndarray) -> float:
     """A standard normal (Box-Muller, one of the pair; simple and stateless)."""
     u1 = uniform(s)
@@ -81,7 +98,7 @@ def normal(s: np.ndarray) -> float:
     return math.sqrt(-2.0 * math.log(u1)) * math.cos(2.0 * math.pi * u2)
 
 
-@njit
+@njit(leaf=True)
 def gamma(s: np.ndarray, shape: float) -> float:
     """A Gamma(shape, 1) variate (Marsaglia and Tsang; boosted for shape < 1)."""
     if shape < 1.0:
@@ -99,13 +116,13 @@ def gamma(s: np.ndarray, shape: float) -> float:
             return d * v
 
 
-@njit
+@njit(leaf=True)
 def chi_square(s: np.ndarray, dof: float) -> float:
     """A chi-square variate with ``dof`` degrees of freedom."""
     return 2.0 * gamma(s, 0.5 * dof)
 
 
-@njit
+@njit(leaf=True)
 def beta(s: np.ndarray, a: float, b: float) -> float:
     """A Beta(a, b) variate."""
     x = gamma(s, a)
