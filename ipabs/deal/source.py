@@ -177,10 +177,23 @@ def parse_yaml(text: str, file: str = "<string>") -> tuple[Any, SourceMap]:
         On a YAML syntax error, a duplicate key or a value YAML cannot build (an impossible
         date), each located in the file.
     """
+    fast = getattr(yaml, "CSafeLoader", None)
+    if fast is not None:
+        # libyaml's parser, where PyYAML has it, is several times faster; a file with a
+        # mistake is parsed again by the pure-Python parser, so that messages do not depend
+        # on how PyYAML was built
+        try:
+            return _parse(text, file, fast)
+        except DealError:
+            pass
+    return _parse(text, file, yaml.SafeLoader)
+
+
+def _parse(text: str, file: str, loader_class: type) -> tuple[Any, SourceMap]:
     smap = SourceMap(file)
     loader = None
     try:
-        loader = yaml.SafeLoader(text)
+        loader = loader_class(text)
         walker = _Walker(loader, smap)
         node = loader.get_single_node()
         data = {} if node is None else walker.walk(node, ())

@@ -26,6 +26,14 @@ RECOVERY_CODES = {"constant": REC_CONSTANT, "lognormal": REC_LOGNORMAL, "beta": 
 BETA_TABLE_SIZE = 4097  # quantile table of the beta value factor, on a uniform grid of (0, 1)
 
 
+# columns of RiskArrays.a_flows
+A_INTEREST = 0
+A_SCHED_PRINCIPAL = 1
+A_PREPAYMENT = 2
+A_BALANCE_START = 3
+A_BALANCE_END = 4
+
+
 class RiskArrays(NamedTuple):
     """Everything the path kernel draws from. Dimensions: O obligors, G obligor groups,
     A assets, R royalty streams, P pools, T periods, F factors, S supports, L lags."""
@@ -41,11 +49,9 @@ class RiskArrays(NamedTuple):
     g_idio: np.ndarray  # (G,) sqrt(1 - sum of squared loadings)
     a_pool: np.ndarray  # (A,)
     a_obligor: np.ndarray  # (A,)
-    a_interest: np.ndarray  # (A, T) performing flows under the prepayment assumption
-    a_sched_principal: np.ndarray  # (A, T)
-    a_prepayment: np.ndarray  # (A, T)
-    a_balance_start: np.ndarray  # (A, T)
-    a_balance_end: np.ndarray  # (A, T)
+    a_flows: np.ndarray  # (A, T, 5) performing flows under the prepayment assumption (A_*)
+    ob_asset_ptr: np.ndarray  # (O+1,) assets of obligor o: ob_asset[ob_asset_ptr[o]:ob_asset_ptr[o+1]]
+    ob_asset: np.ndarray  # (A,) asset indices grouped by obligor, in asset order within each
     a_end: np.ndarray  # (A,) one past the last period in which the asset has any flow
     a_appraisal: np.ndarray  # (A,) nan when no pledged IP
     a_guarantor: np.ndarray  # (A,) -1 none
@@ -267,11 +273,13 @@ def compile_risk(model: CompiledModel, risk: RiskModel | None = None) -> RiskArr
         g_idio=idio,
         a_pool=model.assets.pool,
         a_obligor=model.assets.obligor,
-        a_interest=interest,
-        a_sched_principal=principal,
-        a_prepayment=prepaid,
-        a_balance_start=start,
-        a_balance_end=end,
+        # one record per asset and period, so that taking a defaulted asset out reads one
+        # contiguous block
+        a_flows=np.ascontiguousarray(np.stack([interest, principal, prepaid, start, end], axis=-1)),
+        ob_asset_ptr=np.concatenate(
+            [[0], np.cumsum(np.bincount(model.assets.obligor, minlength=len(ob_group)))]
+        ).astype(np.int64),
+        ob_asset=np.argsort(model.assets.obligor, kind="stable").astype(np.int64),
         a_end=_active_end(interest, principal, prepaid, start, end),
         a_appraisal=model.assets.appraised_value,
         a_guarantor=model.assets.guarantor,

@@ -3,7 +3,9 @@ run through the same waterfall as the deterministic case, reduced to per-path ou
 
 Path *i* draws only from the generator keyed by (seed, i), in a fixed order: the systematic
 factors (and the Student-t mixing variable), one uniform per obligor, a normal per defaulted
-asset's recovery, then per royalty stream an invalidation uniform and its Brownian path.
+asset's recovery (defaulters in obligor order, each one's assets in asset order), then per
+royalty stream an invalidation uniform and its Brownian path.
+
 Memory is O(paths x tranches): each thread reuses one scratch set of per-period tables.
 Every per-path kernel is a leaf (see :func:`ipabs._jit.njit`): no allocation, no reference
 counting.
@@ -40,7 +42,16 @@ from ipabs.risk.collections_numba_fns import (
     C_ROYALTY,
     C_SCHED_PRINCIPAL,
 )
-from ipabs.risk.model import COPULA_STUDENT_T, REC_CONSTANT, REC_LOGNORMAL
+from ipabs.risk.model import (
+    A_BALANCE_END,
+    A_BALANCE_START,
+    A_INTEREST,
+    A_PREPAYMENT,
+    A_SCHED_PRINCIPAL,
+    COPULA_STUDENT_T,
+    REC_CONSTANT,
+    REC_LOGNORMAL,
+)
 from ipabs.risk.normal_numba_fns import norm_cdf, norm_ppf_fast
 from ipabs.risk.rng_numba_fns import bits_to_uniform, chi_square, normal, seed_state, uniform, xoshiro_step
 
@@ -80,7 +91,8 @@ def _conditional_pd(ra, g, t, scale, m):  # type: ignore[no-untyped-def]
 @njit(leaf=True)
 def draw_defaults(ra, sc):  # type: ignore[no-untyped-def]
     """Draw the factors and every obligor's default period into ``sc.ob_period`` (T when it
-    survives the horizon); returns the Student-t scale (1 under the Gaussian copula)."""
+    survives the horizon). The defaulters are listed, in obligor order, in the first entries of
+    ``sc.d_obligor``; returns their number."""
     n_t = ra.n_periods
     state = sc.state
     z = sc.z
@@ -136,7 +148,7 @@ def draw_defaults(ra, sc):  # type: ignore[no-untyped-def]
         for t in range(n_t - 1):
             period += 1 if row[t] <= y else 0
         ob_period[o] = period
-    return scale
+    return n_d
 
 
 @njit(leaf=True)
@@ -157,53 +169,66 @@ def _recovery_value(ra, state, z0):  # type: ignore[no-untyped-def]
 
 
 @njit(leaf=True)
-def path_collections(ra, state, z, ob_period, coll_pool, brownian, ob_hit):  # type: ignore[no-untyped-def]
-    """Asset cash flows of one path per pool, given the default periods. ``ob_hit[o]`` is set to
-    1 when obligor ``o`` defaults while it still owes something."""
+def path_collections(ra, sc, n_defaulters):  # type: ignore[no-untyped-def]
+    """Asset cash flows of one path per pool (``sc.coll_pool``), given the default periods and
+    the list of defaulters from :func:`draw_defaults`. ``sc.ob_hit[o]`` is set to 1 when
+    obligor ``o`` defaults while it still owes something."""
     n_t = ra.n_periods
+    state = sc.state
+    z = sc.z
+    ob_period = sc.ob_period
+    coll_pool = sc.coll_pool
+    brownian = sc.brownian
+    ob_hit = sc.ob_hit
     base = ra.base_totals
     for p in range(base.shape[0]):
         for t in range(base.shape[1]):
             for c in range(base.shape[2]):
                 coll_pool[p, t, c] = base[p, t, c]
     ob_hit[:] = 0
-    for a in range(ra.a_pool.shape[0]):
-        tau = ob_period[ra.a_obligor[a]]
-        if tau >= n_t:
-            continue
-        exposure_at_default = ra.a_balance_start[a, tau]
-        if exposure_at_default <= 0.0:
-            continue
-        p = ra.a_pool[a]
-        ob_hit[ra.a_obligor[a]] = 1
-        for t in range(tau, ra.a_end[a]):  # nothing to take out after the asset's last flow
-            coll_pool[p, t, C_INTEREST] -= ra.a_interest[a, t]
-            coll_pool[p, t, C_SCHED_PRINCIPAL] -= ra.a_sched_principal[a, t]
-            coll_pool[p, t, C_PREPAYMENT] -= ra.a_prepayment[a, t]
-            coll_pool[p, t, C_BALANCE_END] -= ra.a_balance_end[a, t]
-            if t > tau:
-                coll_pool[p, t, C_BALANCE_START] -= ra.a_balance_start[a, t]
-        coll_pool[p, tau, C_DEFAULT] += exposure_at_default
-        covered = 0.0
-        g = ra.a_guarantor[a]
-        if g >= 0 and ra.a_guarantee_share[a] > 0.0:
-            tg = ra.lag_period[ra.a_guarantee_lag[a], tau]
-            if tg >= 0 and tg < ob_period[g]:  # a defaulted guarantor pays nothing more
-                covered = ra.a_guarantee_share[a] * exposure_at_default
-                coll_pool[p, tg, C_GUARANTEE] += covered
-        exposure = exposure_at_default - covered
-        appraisal = ra.a_appraisal[a]
-        if ra.rec_model == REC_CONSTANT or math.isnan(appraisal):
-            rec = ra.rec_rate * exposure
-        else:
-            value = _recovery_value(ra, state, z[0])
-            rec = min(exposure, max(appraisal * (value - ra.rec_cost), 0.0))
-        tr = ra.lag_period[ra.rec_lag, tau]
-        if tr >= 0 and rec > 0.0:
-            coll_pool[p, tr, C_RECOVERY] += rec
-        else:
-            rec = 0.0
-        coll_pool[p, tau, C_LOSS] += exposure - rec
+    flows = ra.a_flows
+    # only the defaulters' assets change: take each out from its default period on
+    for i in range(n_defaulters):
+        o = sc.d_obligor[i]
+        tau = ob_period[o]
+        for j in range(ra.ob_asset_ptr[o], ra.ob_asset_ptr[o + 1]):
+            a = ra.ob_asset[j]
+            exposure_at_default = flows[a, tau, A_BALANCE_START]
+            if exposure_at_default <= 0.0:
+                continue
+            p = ra.a_pool[a]
+            ob_hit[o] = 1
+            coll_pool[p, tau, C_INTEREST] -= flows[a, tau, A_INTEREST]
+            coll_pool[p, tau, C_SCHED_PRINCIPAL] -= flows[a, tau, A_SCHED_PRINCIPAL]
+            coll_pool[p, tau, C_PREPAYMENT] -= flows[a, tau, A_PREPAYMENT]
+            coll_pool[p, tau, C_BALANCE_END] -= flows[a, tau, A_BALANCE_END]
+            for t in range(tau + 1, ra.a_end[a]):  # nothing to take out after the last flow
+                coll_pool[p, t, C_INTEREST] -= flows[a, t, A_INTEREST]
+                coll_pool[p, t, C_SCHED_PRINCIPAL] -= flows[a, t, A_SCHED_PRINCIPAL]
+                coll_pool[p, t, C_PREPAYMENT] -= flows[a, t, A_PREPAYMENT]
+                coll_pool[p, t, C_BALANCE_START] -= flows[a, t, A_BALANCE_START]
+                coll_pool[p, t, C_BALANCE_END] -= flows[a, t, A_BALANCE_END]
+            coll_pool[p, tau, C_DEFAULT] += exposure_at_default
+            covered = 0.0
+            g = ra.a_guarantor[a]
+            if g >= 0 and ra.a_guarantee_share[a] > 0.0:
+                tg = ra.lag_period[ra.a_guarantee_lag[a], tau]
+                if tg >= 0 and tg < ob_period[g]:  # a defaulted guarantor pays nothing more
+                    covered = ra.a_guarantee_share[a] * exposure_at_default
+                    coll_pool[p, tg, C_GUARANTEE] += covered
+            exposure = exposure_at_default - covered
+            appraisal = ra.a_appraisal[a]
+            if ra.rec_model == REC_CONSTANT or math.isnan(appraisal):
+                rec = ra.rec_rate * exposure
+            else:
+                value = _recovery_value(ra, state, z[0])
+                rec = min(exposure, max(appraisal * (value - ra.rec_cost), 0.0))
+            tr = ra.lag_period[ra.rec_lag, tau]
+            if tr >= 0 and rec > 0.0:
+                coll_pool[p, tr, C_RECOVERY] += rec
+            else:
+                rec = 0.0
+            coll_pool[p, tau, C_LOSS] += exposure - rec
 
     vol = ra.r_volatility
     rho = ra.r_loading
@@ -268,8 +293,8 @@ def path_collections(ra, state, z, ob_period, coll_pool, brownian, ob_hit):  # t
 def simulate_path(cd, ra, seed, path, sc, tables):  # type: ignore[no-untyped-def]
     """Run path ``path`` of seed ``seed`` into ``tables`` and the scratch ``sc``."""
     seed_state(sc.state, seed, path, 0)
-    draw_defaults(ra, sc)
-    path_collections(ra, sc.state, sc.z, sc.ob_period, sc.coll_pool, sc.brownian, sc.ob_hit)
+    n_defaulters = draw_defaults(ra, sc)
+    path_collections(ra, sc, n_defaulters)
     coll = sc.coll
     coll_pool = sc.coll_pool
     for t in range(coll.shape[0]):
