@@ -1,4 +1,5 @@
-"""Command line: ``ipabs validate``, ``ipabs run``.
+"""Command line: ``ipabs validate``, ``ipabs run``, ``ipabs mc``; the analysis commands live in
+:mod:`ipabs.commands`.
 
 Exit codes: 0 success, 2 invalid input (deal file, scenario name, output path), 1 internal error.
 A user mistake never ends in a traceback.
@@ -260,6 +261,10 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--out", metavar="DIR", help="write per-path outcomes (Parquet) and summaries into DIR")
     m.add_argument("--json", action="store_true", help="print one JSON document instead of text")
     m.set_defaults(func=cmd_mc)
+
+    from ipabs.commands import register_all
+
+    register_all(sub)
     return p
 
 
