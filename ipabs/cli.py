@@ -144,8 +144,17 @@ def _mc_text(result: Any) -> str:
         )
     head = (
         f"{result.deal_name} | Monte Carlo: {result.paths:,} paths, seed {result.seed}, "
-        f"{result.elapsed_seconds:.2f} s\n\n"
+        f"{result.elapsed_seconds:.2f} s\n"
     )
+    sampling = result.sampling
+    if sampling is not None and sampling.method == "importance":
+        vrf = {r["tranche"]: r["expected_loss_vrf"] for r in result.tranche_summary}
+        shift = ", ".join(f"{x:.3f}" for x in sampling.shift)
+        head += (
+            f"importance sampling: {sampling.reason}; factor shift [{shift}]; variance reduction "
+            f"of {sampling.tranche}'s expected loss {vrf[sampling.tranche]:.1f}x\n"
+        )
+    head += "\n"
     text = head + _table(
         ["tranche", "balance", "expected loss ± se", "P(loss) ± se", "E[WAL] (y)", "mean yield"], rows
     )
@@ -153,7 +162,9 @@ def _mc_text(result: Any) -> str:
     text += (
         f"\n\npool: expected loss {100 * p['expected_loss']:.4f}% ± {100 * p['expected_loss_se']:.4f}% "
         f"of the original balance; loss quantiles 95% {100 * p['loss_q95']:.3f}%, "
-        f"99% {100 * p['loss_q99']:.3f}%, 99.9% {100 * p['loss_q99.9']:.3f}%; "
+        f"99% {100 * p['loss_q99']:.3f}%, 99.9% {100 * p['loss_q99.9']:.3f}%; expected shortfall "
+        f"95% {100 * p['expected_shortfall_95']:.3f}%, 99% {100 * p['expected_shortfall_99']:.3f}%, "
+        f"99.9% {100 * p['expected_shortfall_99.9']:.3f}%; "
         f"expected defaults {p['expected_defaults']:.3f}"
     )
     return text
@@ -184,6 +195,8 @@ def cmd_mc(args: argparse.Namespace) -> int:
         risk=risk,
         keep=args.keep,
         progress=None if not args.json else False,
+        importance_sampling={"auto": "auto", "on": True, "off": False}[args.importance_sampling],
+        importance_tranche=args.is_tranche,
     )
     return _emit(args, result, _mc_text)
 
@@ -260,6 +273,18 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--keep", type=_path_list, default=[], metavar="I,J", help="paths whose tables to keep")
     m.add_argument("--out", metavar="DIR", help="write per-path outcomes (Parquet) and summaries into DIR")
     m.add_argument("--json", action="store_true", help="print one JSON document instead of text")
+    m.add_argument(
+        "--importance-sampling",
+        nargs="?",
+        const="on",
+        default="auto",
+        choices=("auto", "on", "off"),
+        help="shift the systematic factors towards a senior tranche's losses and weight the paths "
+        "(default auto: only when a plain pilot run sees too few of its losses)",
+    )
+    m.add_argument(
+        "--is-tranche", metavar="NAME", help="tranche importance sampling aims at (default: most senior)"
+    )
     m.set_defaults(func=cmd_mc)
 
     from ipabs.commands import register_all

@@ -6,7 +6,7 @@ import math
 import os
 import sys
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -16,6 +16,8 @@ from typing import TYPE_CHECKING, Any, TextIO
 
 import numpy as np
 
+from ipabs.analytics import metrics
+from ipabs.analytics.importance import LOSS_EPS, Sampling, choose_sampling, variance_reduction
 from ipabs.api import _model
 from ipabs.deal.load import LoadedDeal
 from ipabs.deal.risk import RiskModel
@@ -28,7 +30,10 @@ from ipabs.risk.montecarlo_numba_fns import (
     O_LOSS,
     O_WAL,
     O_YIELD,
+    P_DEFAULT_RATE,
+    P_DEFAULTS,
     P_LOSS_RATE,
+    P_WEIGHT,
     POOL_OUTCOMES,
     TRANCHE_OUTCOMES,
     allocate_scratch,
@@ -79,15 +84,6 @@ class _Progress:
             self.stream.flush()
 
 
-def _mean_se(x: np.ndarray) -> tuple[float, float]:
-    n = len(x)
-    if n == 0:
-        return math.nan, math.nan
-    mean = float(x.mean())
-    se = float(x.std(ddof=1) / math.sqrt(n)) if n > 1 else math.nan
-    return mean, se
-
-
 @dataclass(frozen=True)
 class SimulationResult:
     """Outcome of a Monte Carlo run.
@@ -107,6 +103,12 @@ class SimulationResult:
         expected default rate and number of defaults (the row of :attr:`pool`).
     kept : dict
         Path index -> RunResult (full per-period tables) for the paths asked to keep.
+    sampling : Sampling
+        Plain or importance sampling, and the factor shift (see
+        :mod:`ipabs.analytics.importance`); the likelihood-ratio weight of each path is
+        :attr:`weights`, and every summary and metric uses it.
+    original_balances : ndarray
+        Each tranche's original balance.
     """
 
     deal_name: str
@@ -119,6 +121,27 @@ class SimulationResult:
     pool_summary: dict[str, Any]
     kept: dict[int, RunResult] = field(default_factory=dict)
     elapsed_seconds: float = 0.0
+    sampling: Sampling | None = None
+    original_balances: np.ndarray | None = None
+
+    @property
+    def weights(self) -> np.ndarray:
+        """Likelihood-ratio weight of each path (all ones under plain sampling)."""
+        return self.pool_outcomes[:, P_WEIGHT]
+
+    def metrics(self) -> pd.DataFrame:
+        """Every tranche and pool metric with its standard error and 95% interval; see
+        :func:`ipabs.analytics.tables.risk_metrics`."""
+        from ipabs.analytics.tables import risk_metrics
+
+        return risk_metrics(self)
+
+    def default_count_distribution(self) -> pd.DataFrame:
+        """``P(N = k)`` for each number of defaults; see
+        :func:`ipabs.analytics.tables.default_count_distribution`."""
+        from ipabs.analytics.tables import default_count_distribution
+
+        return default_count_distribution(self)
 
     @cached_property
     def tranches(self) -> pd.DataFrame:
@@ -154,12 +177,15 @@ class SimulationResult:
             for r in self.tranche_summary
         ]
         pool = {k: json_value(v) for k, v in self.pool_summary.items()}
+        metrics_rows = [{k: json_value(v) for k, v in r.items()} for r in self.metrics().to_dict("records")]
         return {
             "deal": self.deal_name,
             "paths": self.paths,
             "seed": self.seed,
+            "sampling": self.sampling.to_dict() if self.sampling is not None else None,
             "tranches": tranches,
             "pool": pool,
+            "metrics": metrics_rows,
         }
 
     def write(self, out_dir: str | Path) -> list[Path]:
@@ -172,6 +198,7 @@ class SimulationResult:
             ("paths", self.path_frame(), "parquet"),
             ("tranches", self.tranches.reset_index(), "csv"),
             ("pool", self.pool, "csv"),
+            ("metrics", self.metrics(), "csv"),
         ):
             written.append(write_frame(frame, out / f"{name}.{kind}"))
         for i, result in self.kept.items():
@@ -182,57 +209,73 @@ class SimulationResult:
 def _summaries(
     model: CompiledModel, tr: np.ndarray, pool: np.ndarray
 ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    w = pool[:, P_WEIGHT]
     rows = []
     for k, name in enumerate(model.tranche_names):
         orig = float(model.cd.tr_balance[k])
         scale = 1.0 / orig if orig > 0 else math.nan
-        el, el_se = _mean_se(tr[:, k, O_LOSS] * scale)
-        pl, pl_se = _mean_se((tr[:, k, O_LOSS] > 1e-6).astype(np.float64))
-        wal = tr[:, k, O_WAL]
-        wal = wal[~np.isnan(wal)]
-        ew, ew_se = _mean_se(wal)
-        y = tr[:, k, O_YIELD]
-        y = y[~np.isnan(y)]
-        my, my_se = _mean_se(y)
+        loss = tr[:, k, O_LOSS] * scale
+        hit = (tr[:, k, O_LOSS] > LOSS_EPS).astype(np.float64)
+        el = metrics.mean(loss, w)
+        pl = metrics.mean(hit, w)
+        ew = metrics.conditional_mean(tr[:, k, O_WAL], w)
+        my = metrics.conditional_mean(tr[:, k, O_YIELD], w)
         rows.append(
             {
                 "tranche": name,
                 "original_balance": orig,
-                "expected_loss": el,
-                "expected_loss_se": el_se,
-                "probability_of_loss": pl,
-                "probability_of_loss_se": pl_se,
-                "expected_wal_years": ew,
-                "expected_wal_se": ew_se,
-                "mean_yield": my,
-                "mean_yield_se": my_se,
+                "expected_loss": el.value,
+                "expected_loss_se": el.se,
+                "probability_of_loss": pl.value,
+                "probability_of_loss_se": pl.se,
+                "expected_wal_years": ew.value,
+                "expected_wal_se": ew.se,
+                "mean_yield": my.value,
+                "mean_yield_se": my.se,
+                "expected_loss_vrf": variance_reduction(loss, w),
             }
         )
     loss = pool[:, P_LOSS_RATE]
-    el, el_se = _mean_se(loss)
-    row = {"expected_loss": el, "expected_loss_se": el_se}
+    el = metrics.mean(loss, w)
+    row = {"expected_loss": el.value, "expected_loss_se": el.se}
     for q in QUANTILES:
-        row[f"loss_q{q * 100:g}"] = float(np.quantile(loss, q)) if len(loss) else math.nan
-    dr, dr_se = _mean_se(pool[:, 0])
-    nd, nd_se = _mean_se(pool[:, 2])
+        row[f"loss_q{q * 100:g}"] = metrics.quantile(loss, q, w).value
+    for q in QUANTILES:
+        row[f"expected_shortfall_{q * 100:g}"] = metrics.expected_shortfall(loss, q, w).value
+    dr = metrics.mean(pool[:, P_DEFAULT_RATE], w)
+    nd = metrics.mean(pool[:, P_DEFAULTS], w)
     row.update(
         {
-            "expected_default_rate": dr,
-            "expected_default_rate_se": dr_se,
-            "expected_defaults": nd,
-            "expected_defaults_se": nd_se,
+            "expected_default_rate": dr.value,
+            "expected_default_rate_se": dr.se,
+            "expected_defaults": nd.value,
+            "expected_defaults_se": nd.se,
         }
     )
     return rows, row
 
 
-def run_path(model: CompiledModel, arrays: RiskArrays, seed: int, path: int) -> RunResult:
-    """Full per-period tables of one Monte Carlo path (bit-identical to its part of a run)."""
+def run_path(
+    model: CompiledModel,
+    arrays: RiskArrays,
+    seed: int,
+    path: int,
+    shift: np.ndarray | None = None,
+    twist: float = 0.0,
+    alpha: float = 0.0,
+) -> RunResult:
+    """Full per-period tables of one Monte Carlo path (bit-identical to its part of a run;
+    ``shift``, ``twist`` and ``alpha``: the run's importance sampling, if any)."""
+    if shift is None:
+        shift = np.zeros(arrays.n_factors)
     from ipabs.results import build_result
 
     scratch = allocate_scratch(model.cd, arrays)
+    scratch.shift[:] = shift
+    scratch.sampling[0] = twist
+    scratch.sampling[1] = alpha
     tables = allocate_tables(model.cd)
-    simulate_path(model.cd, arrays, seed, path, scratch, tables)
+    simulate_path(model.cd, arrays, seed, 0, path, scratch, tables)
     return build_result(model, f"path {path} (seed {seed})", scratch.coll_pool.copy(), tables)
 
 
@@ -247,6 +290,8 @@ def simulate(
     batch_size: int | None = None,
     progress: bool | None = False,
     progress_stream: TextIO | None = None,
+    importance_sampling: bool | str = False,
+    importance_tranche: str | None = None,
 ) -> SimulationResult:
     """Monte Carlo of a deal's waterfall under its risk model.
 
@@ -268,6 +313,12 @@ def simulate(
         Paths per kernel call (progress is reported between calls).
     progress : bool or None
         Show a progress bar (None: only when the stream is a terminal).
+    importance_sampling : bool or "auto"
+        Shift the systematic factors' mean towards the losses of ``importance_tranche`` and
+        weight each path by its likelihood ratio (see :mod:`ipabs.analytics.importance`).
+        ``"auto"``: only when a pilot run of plain sampling sees too few of its losses.
+    importance_tranche : str, optional
+        The tranche whose losses importance sampling aims at (default: the most senior).
 
     Returns
     -------
@@ -291,31 +342,29 @@ def simulate(
     bad = [i for i in keep if not 0 <= i < paths]
     if bad:
         raise IpabsError(f"paths to keep must lie in [0, {paths}), got {bad}")
-    n_tr = len(model.tranche_names)
-    tr = np.empty((paths, n_tr, len(TRANCHE_OUTCOMES)))
-    pool = np.empty((paths, len(POOL_OUTCOMES)))
-    start = time.perf_counter()
     n_threads = _thread_count(threads)
-    size = batch_size or max(10_000, math.ceil(paths / 20))
+    start = time.perf_counter()
+    sampling = choose_sampling(
+        model, arrays, seed, importance_sampling, importance_tranche, n_threads, _run_paths
+    )
     bar = _Progress(paths, progress_stream, progress)
-
-    def chunk(lo: int, hi: int) -> None:
-        simulate_chunk(model.cd, arrays, seed, lo, tr[lo:hi], pool[lo:hi])
-
-    with ThreadPoolExecutor(max_workers=n_threads) as executor:
-        done = 0
-        while done < paths:
-            n = min(size, paths - done)
-            bounds = np.linspace(done, done + n, min(n, n_threads) + 1).astype(np.int64)
-            futures = [executor.submit(chunk, int(a), int(b)) for a, b in pairwise(bounds) if b > a]
-            for f in futures:
-                f.result()
-            done += n
-            bar.update(done)
+    tr, pool, _ = _run_paths(
+        model,
+        arrays,
+        seed,
+        0,
+        paths,
+        sampling.shift,
+        sampling.twist,
+        sampling.alpha,
+        n_threads,
+        batch_size,
+        bar.update,
+    )
     bar.close()
     elapsed = time.perf_counter() - start
     tranche_summary, pool_summary = _summaries(model, tr, pool)
-    kept = {i: run_path(model, arrays, seed, i) for i in keep}
+    kept = {i: run_path(model, arrays, seed, i, sampling.shift, sampling.twist, sampling.alpha) for i in keep}
     return SimulationResult(
         deal_name=model.spec.deal.name,
         tranche_names=list(model.tranche_names),
@@ -327,4 +376,49 @@ def simulate(
         pool_summary=pool_summary,
         kept=kept,
         elapsed_seconds=elapsed,
+        sampling=sampling,
+        original_balances=model.cd.tr_balance.copy(),
     )
+
+
+def _run_paths(
+    model: CompiledModel,
+    arrays: RiskArrays,
+    seed: int,
+    stream: int,
+    paths: int,
+    shift: np.ndarray,
+    twist: float,
+    alpha: float,
+    n_threads: int,
+    batch_size: int | None = None,
+    on_progress: Callable[[int], None] | None = None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Paths 0 .. paths - 1 of (seed, stream): tranche outcomes, pool outcomes and each path's
+    systematic factors. ``alpha`` > 0: importance sampling from the mixture of the model
+    (share ``alpha``) and the model with the factors' mean at ``shift`` and default
+    probabilities twisted towards ``twist`` defaulters (0: no twist)."""
+    n_tr = len(model.tranche_names)
+    tr = np.empty((paths, n_tr, len(TRANCHE_OUTCOMES)))
+    pool = np.empty((paths, len(POOL_OUTCOMES)))
+    factors = np.empty((paths, arrays.n_factors))
+    shift = np.ascontiguousarray(shift, dtype=np.float64)
+    size = batch_size or max(10_000, math.ceil(paths / 20))
+
+    def chunk(lo: int, hi: int) -> None:
+        simulate_chunk(
+            model.cd, arrays, seed, stream, lo, shift, twist, alpha, tr[lo:hi], pool[lo:hi], factors[lo:hi]
+        )
+
+    with ThreadPoolExecutor(max_workers=n_threads) as executor:
+        done = 0
+        while done < paths:
+            n = min(size, paths - done)
+            bounds = np.linspace(done, done + n, min(n, n_threads) + 1).astype(np.int64)
+            futures = [executor.submit(chunk, int(a), int(b)) for a, b in pairwise(bounds) if b > a]
+            for f in futures:
+                f.result()
+            done += n
+            if on_progress is not None:
+                on_progress(done)
+    return tr, pool, factors

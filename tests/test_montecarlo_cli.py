@@ -126,8 +126,9 @@ def test_out_writes_one_row_per_path(
     deal_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     out_dir = tmp_path / "mc"
-    assert main(["mc", str(deal_file), "--paths", "300", "--seed", "4", "--out", str(out_dir)]) == 0
-    assert "wrote 3 files to" in capsys.readouterr().out
+    args = ["mc", str(deal_file), "--paths", "300", "--seed", "4", "--importance-sampling", "off"]
+    assert main([*args, "--out", str(out_dir)]) == 0
+    assert "wrote 4 files to" in capsys.readouterr().out
     frame = pd.read_parquet(out_dir / "paths.parquet")
     assert len(frame) == 300
     assert frame["path"].tolist() == list(range(300))
@@ -140,6 +141,10 @@ def test_out_writes_one_row_per_path(
     tranches = pd.read_csv(out_dir / "tranches.csv")
     assert tranches["tranche"].tolist() == ["senior", "junior"]
     assert len(pd.read_csv(out_dir / "pool.csv")) == 1
+    metrics = pd.read_csv(out_dir / "metrics.csv").set_index(["subject", "metric"])
+    assert metrics.loc[("senior", "expected_loss"), "estimate"] == pytest.approx(
+        result.tranches.loc["senior", "expected_loss"], rel=1e-12
+    )
     assert not list(out_dir.glob(".*.tmp"))
 
 

@@ -90,10 +90,12 @@ class RiskArrays(NamedTuple):
     times: np.ndarray  # (T,) years from closing to each payment date
 
 
-def cumulative_pd(annual: float | None, curve: list[float] | None, times: np.ndarray) -> np.ndarray:
+def cumulative_pd(
+    annual: float | None, curve: list[float] | None, times: np.ndarray, multiplier: float = 1.0
+) -> np.ndarray:
     """Cumulative default probability at each time (years), from an annual PD or a curve of
     cumulative PDs at year ends (constant hazard within each year; the last year's hazard
-    continues after the curve ends)."""
+    continues after the curve ends), times ``multiplier`` (``risk.pd_multiplier``)."""
     if curve:
         cum = np.array([0.0, *curve])
         hazards = -np.log((1.0 - cum[1:]) / (1.0 - cum[:-1]))
@@ -101,9 +103,45 @@ def cumulative_pd(annual: float | None, curve: list[float] | None, times: np.nda
         for i, t in enumerate(times):
             year = min(math.floor(t), len(hazards) - 1)
             out[i] = 1.0 - (1.0 - cum[year]) * math.exp(-hazards[year] * (t - year))
-        return out
+        return out * multiplier
     p = 0.0 if annual is None else float(annual)
-    return 1.0 - (1.0 - p) ** times
+    return (1.0 - (1.0 - p) ** times) * multiplier
+
+
+def _check_multiplied(
+    model: CompiledModel,
+    risk: RiskModel,
+    pds: list[tuple[float | None, list[float] | None]],
+    times: np.ndarray,
+) -> None:
+    """Every multiplied PD input, and every multiplied cumulative PD up to the last payment
+    date, stays below 1 (a probability of 1 or more has no threshold)."""
+    m = risk.pd_multiplier
+    if m <= 1.0:  # the inputs are below 1 already
+        return
+    ob = model.obligors
+    bad = []
+    for i, (annual, curve) in enumerate(pds):
+        if annual is None and not curve:
+            continue
+        given = max(curve) if curve else float(annual or 0.0)
+        worst = max(float(cumulative_pd(annual, curve, times, m).max(initial=0.0)), m * given)
+        if worst >= 1.0:
+            if curve:
+                source = "pd_curve"
+            elif not math.isnan(ob.pd[i]):
+                source = "pd"
+            elif ob.grade[i] and ob.grade[i] in risk.pd_by_grade:
+                source = f"grade {ob.grade[i]!r} (risk.pd_by_grade)"
+            else:
+                source = "risk.default_pd"
+            bad.append(f"{ob.names[i]!r} ({source}: {m:g} x PD reaches {worst:.4g})")
+    if bad:
+        shown = "; ".join(bad[:8]) + (f"; and {len(bad) - 8} more" if len(bad) > 8 else "")
+        raise IpabsError(
+            f"risk.pd_multiplier {m:g} lifts a default probability to 1 or more for obligor(s) {shown}: "
+            "lower the multiplier or those PDs"
+        )
 
 
 def _obligor_pds(model: CompiledModel, risk: RiskModel) -> list[tuple[float | None, list[float] | None]]:
@@ -211,6 +249,7 @@ def compile_risk(model: CompiledModel, risk: RiskModel | None = None) -> RiskArr
     lg, li, lr = risk.loadings()
     n_factors = 1 + len(industries) + len(regions)
     pds = _obligor_pds(model, risk)
+    _check_multiplied(model, risk, pds, times)
     groups: dict[tuple, int] = {}
     thresholds, factors, loadings = [], [], []
     ob_group = np.empty(len(ob.names), dtype=np.int64)
@@ -220,7 +259,7 @@ def compile_risk(model: CompiledModel, risk: RiskModel | None = None) -> RiskArr
         key = (annual, tuple(curve) if curve else None, ind, reg)
         if key not in groups:
             groups[key] = len(groups)
-            thresholds.append(_thresholds(cumulative_pd(annual, curve, times), risk))
+            thresholds.append(_thresholds(cumulative_pd(annual, curve, times, risk.pd_multiplier), risk))
             factors.append((0, ind, reg))
             loadings.append((lg, li if ind >= 0 else 0.0, lr if reg >= 0 else 0.0))
         ob_group[i] = groups[key]

@@ -63,6 +63,7 @@ O_DISCOUNTED_LOSS = 3
 O_PV_RECEIVED = 4
 O_WAL = 5
 O_YIELD = 6
+O_DURATION = 7  # Macaulay duration (years) of the cash received, discounted at the coupon
 TRANCHE_OUTCOMES = (
     "principal_loss",
     "interest_shortfall",
@@ -71,6 +72,7 @@ TRANCHE_OUTCOMES = (
     "pv_received",
     "wal_years",
     "yield",
+    "duration_years",
 )
 
 # per-path pool outcomes
@@ -78,7 +80,8 @@ P_DEFAULT_RATE = 0  # cumulative defaulted balance / original pool balance
 P_LOSS_RATE = 1  # defaulted balance less recoveries and guarantees / original pool balance
 P_DEFAULTS = 2  # number of obligors that default while they owe an asset or royalty payment
 P_ROYALTY = 3  # royalty and income-share cash collected
-POOL_OUTCOMES = ("default_rate", "loss_rate", "defaults", "royalty_collected")
+P_WEIGHT = 4  # likelihood ratio of the path (1 without importance sampling)
+POOL_OUTCOMES = ("default_rate", "loss_rate", "defaults", "royalty_collected", "weight")
 
 
 @njit(leaf=True)
@@ -99,8 +102,16 @@ def draw_defaults(ra, sc):  # type: ignore[no-untyped-def]
     g_mean = sc.g_mean
     g_horizon = sc.g_horizon
     ob_period = sc.ob_period
+    shift = sc.shift
+    # Importance sampling draws from the defensive mixture "nominal model with probability
+    # alpha, shifted and twisted model otherwise" (Hesterberg), which bounds every weight by
+    # 1 / alpha: estimates away from the target's tail stay sound.
+    alpha = sc.sampling[1]
+    nominal = False
+    if alpha > 0.0:
+        nominal = uniform(state) < alpha
     for k in range(ra.n_factors):
-        z[k] = normal(state)
+        z[k] = normal(state) if nominal else normal(state) + shift[k]
     scale = 1.0
     if ra.copula == COPULA_STUDENT_T:
         scale = math.sqrt(chi_square(state, ra.dof) / ra.dof)
@@ -112,6 +123,26 @@ def draw_defaults(ra, sc):  # type: ignore[no-untyped-def]
                 m += ra.g_loading[g, j] * z[f]
         g_mean[g] = m
         g_horizon[g] = _conditional_pd(ra, g, n_t - 1, scale, m)
+    # The importance density: the factor shift, and optionally a twist of every conditional
+    # default probability's odds by exp(theta), theta set so that the expected number of
+    # defaulters given the factors reaches the target (Glasserman and Li); log_q is the log
+    # of its density relative to the model's at the path drawn.
+    log_q = 0.0
+    for k in range(shift.shape[0]):
+        log_q += shift[k] * (z[k] - 0.5 * shift[k])
+    theta_q = _twist_theta(g_horizon, sc.g_count, sc.sampling[0])
+    theta = theta_q
+    growth = math.expm1(theta)
+    for g in range(g_horizon.shape[0]):
+        if theta > 0.0:
+            log_q -= sc.g_count[g] * math.log1p(g_horizon[g] * growth)
+    if nominal:
+        theta = 0.0  # this path is drawn from the model itself
+        growth = 0.0
+    g_twisted = sc.g_twisted
+    for g in range(g_horizon.shape[0]):
+        p = g_horizon[g]
+        g_twisted[g] = p * (1.0 + growth) / (1.0 + p * growth) if theta > 0.0 else p
     # Two passes. The first draws every obligor's uniform with the generator state held in
     # registers (the same sequence as uniform()) and lists the defaulters without a branch;
     # the second places each defaulter's default period. Mixing the two in one loop paid a
@@ -128,7 +159,7 @@ def draw_defaults(ra, sc):  # type: ignore[no-untyped-def]
         ob_period[o] = n_t
         d_obligor[n_d] = o
         d_uniform[n_d] = u
-        n_d += 1 if u < g_horizon[ob_group[o]] else 0
+        n_d += 1 if u < g_twisted[ob_group[o]] else 0
     state[0] = s0
     state[1] = s1
     state[2] = s2
@@ -142,13 +173,58 @@ def draw_defaults(ra, sc):  # type: ignore[no-untyped-def]
     for i in range(n_d):
         o = d_obligor[i]
         g = ob_group[o]
-        y = (norm_ppf_fast(d_uniform[i]) * g_idio[g] + g_mean[g]) / scale
+        u = d_uniform[i]
+        if theta > 0.0:  # uniform below the twisted probability -> below the model's
+            u *= g_horizon[g] / g_twisted[g]
+        y = (norm_ppf_fast(u) * g_idio[g] + g_mean[g]) / scale
         row = thresholds[g]
         period = 0
         for t in range(n_t - 1):
             period += 1 if row[t] <= y else 0
         ob_period[o] = period
+    if alpha > 0.0:
+        log_q += theta_q * n_d
+        sc.weight[0] = 1.0 / (alpha + (1.0 - alpha) * math.exp(log_q))
+    else:
+        sc.weight[0] = 1.0
     return n_d
+
+
+@njit(leaf=True)
+def _twist_excess(p, count, target, theta):  # type: ignore[no-untyped-def]
+    e = math.expm1(theta)
+    x = -target
+    for g in range(p.shape[0]):
+        x += count[g] * p[g] * (1.0 + e) / (1.0 + p[g] * e)
+    return x
+
+
+@njit(leaf=True)
+def _twist_theta(p, count, target):  # type: ignore[no-untyped-def]
+    """The theta >= 0 with sum_g count_g p_theta,g = target, where p_theta has the odds of p
+    times exp(theta); 0 when the expected number already reaches the target (or no target)."""
+    if not target > 0.0:
+        return 0.0
+    total = 0.0
+    for g in range(p.shape[0]):
+        total += count[g]
+    target = min(target, 0.999 * total)
+    if _twist_excess(p, count, target, 0.0) >= 0.0:
+        return 0.0
+    lo = 0.0
+    hi = 1.0
+    while _twist_excess(p, count, target, hi) < 0.0 and hi < 64.0:  # odds x 6e27 at most
+        lo = hi
+        hi *= 2.0
+    for _ in range(200):  # bisection: plain and sure, on a handful of groups
+        mid = 0.5 * (lo + hi)
+        if _twist_excess(p, count, target, mid) < 0.0:
+            lo = mid
+        else:
+            hi = mid
+        if hi - lo < 1e-12 * max(1.0, hi):
+            break
+    return hi
 
 
 @njit(leaf=True)
@@ -290,9 +366,10 @@ def path_collections(ra, sc, n_defaulters):  # type: ignore[no-untyped-def]
 
 
 @njit(leaf=True)
-def simulate_path(cd, ra, seed, path, sc, tables):  # type: ignore[no-untyped-def]
-    """Run path ``path`` of seed ``seed`` into ``tables`` and the scratch ``sc``."""
-    seed_state(sc.state, seed, path, 0)
+def simulate_path(cd, ra, seed, stream, path, sc, tables):  # type: ignore[no-untyped-def]
+    """Run path ``path`` of (``seed``, ``stream``) into ``tables`` and the scratch ``sc``,
+    with the systematic factors' mean at ``sc.shift``."""
+    seed_state(sc.state, seed, path, stream)
     n_defaulters = draw_defaults(ra, sc)
     path_collections(ra, sc, n_defaulters)
     coll = sc.coll
@@ -313,8 +390,13 @@ class PathScratch(NamedTuple):
 
     state: np.ndarray  # uint64[4] generator state
     z: np.ndarray  # systematic factors
+    shift: np.ndarray  # mean of the systematic factors (importance sampling; zeros otherwise)
     g_mean: np.ndarray  # per group: systematic part of the latent variable
     g_horizon: np.ndarray  # per group: conditional probability of default by the horizon
+    g_twisted: np.ndarray  # per group: the probability sampled (twisted by importance sampling)
+    g_count: np.ndarray  # per group: number of obligors
+    sampling: np.ndarray  # [twist target (expected defaulters; 0: none), defensive share alpha (0: plain)]
+    weight: np.ndarray  # [likelihood ratio of the path]
     ob_period: np.ndarray  # per obligor: default period (T when none)
     d_obligor: np.ndarray  # the defaulters of the path...
     d_uniform: np.ndarray  # ...and their uniforms
@@ -335,11 +417,19 @@ def allocate_scratch(cd, ra):  # type: ignore[no-untyped-def]
     n_ob = ra.ob_group.shape[0]
     n_groups = ra.g_threshold.shape[0]
     work, flags = allocate_work(cd)
+    g_count = np.zeros(n_groups)
+    for o in range(n_ob):
+        g_count[ra.ob_group[o]] += 1.0
     return PathScratch(
         np.zeros(4, dtype=np.uint64),
         np.zeros(ra.n_factors),
+        np.zeros(ra.n_factors),
         np.zeros(n_groups),
         np.zeros(n_groups),
+        np.zeros(n_groups),
+        g_count,
+        np.zeros(2),
+        np.ones(1),
         np.zeros(n_ob, dtype=np.int64),
         np.zeros(n_ob, dtype=np.int64),
         np.zeros(n_ob),
@@ -386,6 +476,10 @@ def path_outcomes(cd, ra, scratch, tables, tranche_row, pool_row):  # type: igno
         tranche_row[k, O_YIELD] = (
             yield_at_price(times, cash, orig, ra.tr_yield_guess[k]) if orig > 0.0 else np.nan
         )
+        timed = 0.0
+        for t in range(n_t):
+            timed += times[t] * cash[t] * discount[t]
+        tranche_row[k, O_DURATION] = timed / pv if pv > 0.0 else np.nan
     defaults = 0.0
     losses = 0.0
     royalty = 0.0
@@ -398,17 +492,29 @@ def path_outcomes(cd, ra, scratch, tables, tranche_row, pool_row):  # type: igno
     pool_row[P_LOSS_RATE] = losses / orig_pool if orig_pool > 0.0 else 0.0
     pool_row[P_DEFAULTS] = ob_hit.sum()
     pool_row[P_ROYALTY] = royalty
+    pool_row[P_WEIGHT] = scratch.weight[0]
 
 
 @njit(nogil=True)
-def simulate_chunk(cd, ra, seed, first_path, tranche_out, pool_out):  # type: ignore[no-untyped-def]
-    """Paths ``first_path .. first_path + len(pool_out) - 1`` into the given output rows.
+def simulate_chunk(cd, ra, seed, stream, first_path, shift, twist, alpha, tranche_out, pool_out, factor_out):  # type: ignore[no-untyped-def]
+    """Paths ``first_path .. first_path + len(pool_out) - 1`` into the given output rows
+    (``factor_out``: each path's systematic factors). Importance sampling (``alpha`` > 0): a
+    share ``alpha`` of the paths from the model, the others with the factors' mean at ``shift``
+    and the conditional default probabilities twisted towards ``twist`` expected defaulters
+    (0: no twist); ``alpha`` = 0: plain sampling.
 
     Releases the GIL, so several chunks run at once on Python threads. A path's outcome
-    depends only on (seed, path index), never on how paths are split into chunks.
+    depends only on (seed, stream, path index, shift, twist, alpha), never on how paths are split into
+    chunks.
     """
     scratch = allocate_scratch(cd, ra)
     tables = allocate_tables(cd)
+    for k in range(shift.shape[0]):
+        scratch.shift[k] = shift[k]
+    scratch.sampling[0] = twist
+    scratch.sampling[1] = alpha
     for i in range(pool_out.shape[0]):
-        simulate_path(cd, ra, seed, first_path + i, scratch, tables)
+        simulate_path(cd, ra, seed, stream, first_path + i, scratch, tables)
         path_outcomes(cd, ra, scratch, tables, tranche_out[i], pool_out[i])
+        for k in range(factor_out.shape[1]):
+            factor_out[i, k] = scratch.z[k]
