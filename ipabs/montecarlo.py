@@ -256,24 +256,19 @@ def _summaries(
 
 
 def run_path(
-    model: CompiledModel,
-    arrays: RiskArrays,
-    seed: int,
-    path: int,
-    shift: np.ndarray | None = None,
-    twist: float = 0.0,
-    alpha: float = 0.0,
+    model: CompiledModel, arrays: RiskArrays, seed: int, path: int, sampling: Sampling | None = None
 ) -> RunResult:
-    """Full per-period tables of one Monte Carlo path (bit-identical to its part of a run;
-    ``shift``, ``twist`` and ``alpha``: the run's importance sampling, if any)."""
-    if shift is None:
-        shift = np.zeros(arrays.n_factors)
+    """Full per-period tables of one Monte Carlo path (bit-identical to its part of a run made
+    with ``sampling``, default plain)."""
     from ipabs.results import build_result
 
+    if sampling is None:
+        sampling = Sampling("plain", np.zeros(arrays.n_factors))
     scratch = allocate_scratch(model.cd, arrays)
-    scratch.shift[:] = shift
-    scratch.sampling[0] = twist
-    scratch.sampling[1] = alpha
+    scratch.shift[:] = sampling.shift
+    scratch.g_tilt[:] = sampling.group_tilt(arrays.g_threshold.shape[0])
+    scratch.sampling[0] = sampling.twist
+    scratch.sampling[1] = sampling.alpha
     tables = allocate_tables(model.cd)
     simulate_path(model.cd, arrays, seed, 0, path, scratch, tables)
     return build_result(model, f"path {path} (seed {seed})", scratch.coll_pool.copy(), tables)
@@ -292,6 +287,7 @@ def simulate(
     progress_stream: TextIO | None = None,
     importance_sampling: bool | str = False,
     importance_tranche: str | None = None,
+    sampling: Sampling | None = None,
 ) -> SimulationResult:
     """Monte Carlo of a deal's waterfall under its risk model.
 
@@ -319,6 +315,9 @@ def simulate(
         ``"auto"``: only when a pilot run of plain sampling sees too few of its losses.
     importance_tranche : str, optional
         The tranche whose losses importance sampling aims at (default: the most senior).
+    sampling : Sampling, optional
+        Reuse the sampling of an earlier run (``result.sampling``) instead of choosing one:
+        runs of changed structures then share their random numbers path by path.
 
     Returns
     -------
@@ -344,27 +343,20 @@ def simulate(
         raise IpabsError(f"paths to keep must lie in [0, {paths}), got {bad}")
     n_threads = _thread_count(threads)
     start = time.perf_counter()
-    sampling = choose_sampling(
-        model, arrays, seed, importance_sampling, importance_tranche, n_threads, _run_paths
-    )
+    if sampling is None:
+        sampling = choose_sampling(
+            model, arrays, seed, importance_sampling, importance_tranche, n_threads, _run_paths
+        )
+    elif len(sampling.shift) != arrays.n_factors:
+        raise IpabsError(
+            f"the sampling given has {len(sampling.shift)} factors; this risk model has {arrays.n_factors}"
+        )
     bar = _Progress(paths, progress_stream, progress)
-    tr, pool, _ = _run_paths(
-        model,
-        arrays,
-        seed,
-        0,
-        paths,
-        sampling.shift,
-        sampling.twist,
-        sampling.alpha,
-        n_threads,
-        batch_size,
-        bar.update,
-    )
+    tr, pool, _, _ = _run_paths(model, arrays, seed, 0, paths, sampling, n_threads, batch_size, bar.update)
     bar.close()
     elapsed = time.perf_counter() - start
     tranche_summary, pool_summary = _summaries(model, tr, pool)
-    kept = {i: run_path(model, arrays, seed, i, sampling.shift, sampling.twist, sampling.alpha) for i in keep}
+    kept = {i: run_path(model, arrays, seed, i, sampling) for i in keep}
     return SimulationResult(
         deal_name=model.spec.deal.name,
         tranche_names=list(model.tranche_names),
@@ -387,27 +379,39 @@ def _run_paths(
     seed: int,
     stream: int,
     paths: int,
-    shift: np.ndarray,
-    twist: float,
-    alpha: float,
+    sampling: Sampling,
     n_threads: int,
     batch_size: int | None = None,
     on_progress: Callable[[int], None] | None = None,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Paths 0 .. paths - 1 of (seed, stream): tranche outcomes, pool outcomes and each path's
-    systematic factors. ``alpha`` > 0: importance sampling from the mixture of the model
-    (share ``alpha``) and the model with the factors' mean at ``shift`` and default
-    probabilities twisted towards ``twist`` defaulters (0: no twist)."""
+    group_defaults: bool = False,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Paths 0 .. paths - 1 of (seed, stream) under ``sampling``: tranche outcomes, pool
+    outcomes, each path's systematic factors and (with ``group_defaults``) each obligor
+    group's number of defaulters by the horizon and conditional default probability."""
     n_tr = len(model.tranche_names)
     tr = np.empty((paths, n_tr, len(TRANCHE_OUTCOMES)))
     pool = np.empty((paths, len(POOL_OUTCOMES)))
     factors = np.empty((paths, arrays.n_factors))
-    shift = np.ascontiguousarray(shift, dtype=np.float64)
+    groups = np.empty((paths, 2 * arrays.g_threshold.shape[0] if group_defaults else 0))
+    shift = np.ascontiguousarray(sampling.shift, dtype=np.float64)
+    tilt = np.ascontiguousarray(sampling.group_tilt(arrays.g_threshold.shape[0]), dtype=np.float64)
     size = batch_size or max(10_000, math.ceil(paths / 20))
 
     def chunk(lo: int, hi: int) -> None:
         simulate_chunk(
-            model.cd, arrays, seed, stream, lo, shift, twist, alpha, tr[lo:hi], pool[lo:hi], factors[lo:hi]
+            model.cd,
+            arrays,
+            seed,
+            stream,
+            lo,
+            shift,
+            tilt,
+            sampling.twist,
+            sampling.alpha,
+            tr[lo:hi],
+            pool[lo:hi],
+            factors[lo:hi],
+            groups[lo:hi],
         )
 
     with ThreadPoolExecutor(max_workers=n_threads) as executor:
@@ -421,4 +425,4 @@ def _run_paths(
             done += n
             if on_progress is not None:
                 on_progress(done)
-    return tr, pool, factors
+    return tr, pool, factors, groups

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from test_montecarlo import LOAN, assert_within, compile_text, homogeneous_deal
 
-from ipabs.analytics.importance import variance_reduction
+from ipabs.analytics.importance import Sampling, variance_reduction
 from ipabs.engine.compile import CompiledModel
 from ipabs.montecarlo import SimulationResult, _run_paths, simulate
 from ipabs.risk.model import compile_risk
@@ -75,7 +75,8 @@ def test_any_shift_and_twist_is_unbiased(
     """The likelihood ratio is right for the shift alone, the twist alone and both, and the
     defensive mixture bounds every weight by 1 / alpha."""
     arrays = compile_risk(rare)
-    _tr, pool, z = _run_paths(rare, arrays, 5, 0, 20_000, np.array([shift]), twist, alpha, 2)
+    sampling = Sampling("importance", np.array([shift]), twist=twist, alpha=alpha)
+    _tr, pool, z, _ = _run_paths(rare, arrays, 5, 0, 20_000, sampling, 2)
     w = pool[:, P_WEIGHT]
     assert w.max() <= 1.0 / alpha + 1e-12
     exact = ref.finite_pool_distribution(N, P, RHO)

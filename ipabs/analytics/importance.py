@@ -69,6 +69,8 @@ class Sampling:
     alpha : float
         Share of paths drawn from the model itself (the defensive mixture; 0 for plain
         sampling).
+    tilt : ndarray or None
+        Per obligor group, a fixed change of the log-odds of default (None: none).
     pilot_paths : int
         Paths spent on pilot runs (not part of the estimates).
     reason : str
@@ -83,6 +85,11 @@ class Sampling:
     pilot_hits: list[int] = field(default_factory=list)
     twist: float = 0.0
     alpha: float = 0.0
+    tilt: np.ndarray | None = None
+
+    def group_tilt(self, n_groups: int) -> np.ndarray:
+        """The per-group log-odds tilt (zeros when none)."""
+        return np.zeros(n_groups) if self.tilt is None else np.asarray(self.tilt, dtype=np.float64)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready description."""
@@ -91,6 +98,7 @@ class Sampling:
             "shift": [float(x) for x in self.shift],
             "twist_defaulters": self.twist,
             "defensive_share": self.alpha,
+            "group_tilt": None if self.tilt is None else [float(x) for x in self.tilt],
             "tranche": self.tranche,
             "pilot_paths": self.pilot_paths,
             "reason": self.reason,
@@ -138,8 +146,8 @@ def choose_sampling(
         Target tranche (default: the most senior with a balance).
     n_threads : int
     run_paths : callable
-        ``run_paths(model, arrays, seed, stream, paths, shift, twist, alpha, n_threads)`` returning tranche
-        outcomes, pool outcomes and factors.
+        ``run_paths(model, arrays, seed, stream, paths, sampling, n_threads, group_defaults=...)``
+        returning tranche outcomes, pool outcomes, factors and defaulters per group.
 
     Returns
     -------
@@ -154,23 +162,20 @@ def choose_sampling(
         return Sampling("plain", zero)
     k = target_tranche(model, tranche)
     name = model.tranche_names[k]
+    n_groups = arrays.g_threshold.shape[0]
+    group_size = np.bincount(arrays.ob_group, minlength=n_groups).astype(np.float64)
     shift = zero.copy()
     hits_seen: list[int] = []
-    hit_z: list[np.ndarray] = []  # factors and weights of every pilot path where the target lost
+    # every pilot path where the target lost: factors, weight, defaulters, defaulters per group
+    hit_z: list[np.ndarray] = []
     hit_w: list[np.ndarray] = []
     hit_d: list[np.ndarray] = []
+    hit_g: list[np.ndarray] = []
     stream = 1
     for iteration in range(MAX_ITERATIONS):
-        tr, pool, z = run_paths(
-            model,
-            arrays,
-            seed,
-            stream,
-            PILOT_PATHS,
-            shift,
-            0.0,
-            DEFENSIVE_SHARE if iteration else 0.0,
-            n_threads,
+        pilot = Sampling("importance", shift, alpha=DEFENSIVE_SHARE if iteration else 0.0)
+        tr, pool, z, groups = run_paths(
+            model, arrays, seed, stream, PILOT_PATHS, pilot, n_threads, group_defaults=True
         )
         stream += 1
         loss = tr[:, k, O_LOSS]
@@ -190,6 +195,7 @@ def choose_sampling(
         hit_z.append(z[hit])
         hit_w.append(w[hit])
         hit_d.append(pool[hit, P_DEFAULTS])
+        hit_g.append(groups[hit])
         if hits >= ELITE_SHARE * PILOT_PATHS:
             break
         # not enough losses yet: move to the elite of this pilot, ordered by the target's loss,
@@ -213,20 +219,36 @@ def choose_sampling(
             f"pilot runs found too few losses of {name} to aim at; plain sampling",
             hits_seen,
         )
-    # every pilot estimates E[Z | loss] under the nominal model once weighted: pool them
-    candidate = _weighted_mean(np.concatenate(hit_z), np.concatenate(hit_w))
-    # the twist aims at the typical number of defaulters on the paths where the target lost
-    twist = _weighted_median(np.concatenate(hit_d), np.concatenate(hit_w))
-    best = (1.0, zero, 0.0)
-    for sh, tw in ((candidate, 0.0), (candidate, twist)):
-        tr, pool, _ = run_paths(model, arrays, seed, stream, PILOT_PATHS, sh, tw, DEFENSIVE_SHARE, n_threads)
+    hw = np.concatenate(hit_w)
+    # every pilot estimates E[Z | loss] under the model once weighted: pool them
+    candidate = _weighted_mean(np.concatenate(hit_z), hw)
+    # the count twist aims at the typical number of defaulters on the paths where the target
+    # lost; the group tilt moves each group's default odds from its conditional probability
+    # given the factors to its frequency on those paths: defaults the factors explain get
+    # no tilt, an idiosyncratic one that matters (a guarantor's, say) gets a large one
+    twist = _weighted_median(np.concatenate(hit_d), hw)
+    tilt = _group_tilt(np.concatenate(hit_g), hw, group_size)
+    options = [
+        ("a factor shift", Sampling("importance", candidate, alpha=DEFENSIVE_SHARE)),
+        (
+            f"a factor shift and default odds twisted towards {twist:.1f} defaulters",
+            Sampling("importance", candidate, twist=twist, alpha=DEFENSIVE_SHARE),
+        ),
+        (
+            "a factor shift and per-group default odds",
+            Sampling("importance", candidate, alpha=DEFENSIVE_SHARE, tilt=tilt),
+        ),
+    ]
+    best: tuple[float, str, Sampling | None] = (1.0, "", None)
+    for how, option in options:
+        tr, pool, _, _ = run_paths(model, arrays, seed, stream, PILOT_PATHS, option, n_threads)
         stream += 1
         spent += PILOT_PATHS
         gain = variance_reduction(tr[:, k, O_LOSS], pool[:, P_WEIGHT])
         if gain > best[0]:
-            best = (gain, sh, tw)
-    gain, shift, twist = best
-    if not gain >= MIN_GAIN:
+            best = (gain, how, option)
+    gain, how, chosen = best
+    if chosen is None or not gain >= MIN_GAIN:
         return Sampling(
             "plain",
             zero,
@@ -236,18 +258,33 @@ def choose_sampling(
             f"(pilot estimate {gain:.2f}x); plain sampling",
             hits_seen,
         )
-    how = "a factor shift" + (f" and default odds twisted towards {twist:.1f} defaulters" if twist else "")
     return Sampling(
         "importance",
-        shift,
+        chosen.shift,
         name,
         spent,
         f"{how} aimed at losses of {name} (cross-entropy over {len(hits_seen)} pilot runs; "
         f"pilot variance reduction {gain:.1f}x)",
         hits_seen,
-        twist,
-        DEFENSIVE_SHARE,
+        chosen.twist,
+        chosen.alpha,
+        chosen.tilt,
     )
+
+
+def _group_tilt(hit_groups: np.ndarray, hit_w: np.ndarray, size: np.ndarray) -> np.ndarray:
+    """Per group, the log-odds change from its mean conditional default probability to its
+    default frequency on the pilot paths where the target lost (both weighted back to the
+    model), bounded to [0, 6]."""
+    n = len(size)
+    total = hit_w.sum()
+    if not total > 0:
+        return np.zeros(n)
+    freq = (hit_w[:, None] * hit_groups[:, :n]).sum(axis=0) / (total * np.maximum(size, 1.0))
+    cond = (hit_w[:, None] * hit_groups[:, n:]).sum(axis=0) / total
+    freq = np.clip(freq, 1e-9, 1.0 - 1e-9)
+    cond = np.clip(cond, 1e-9, 1.0 - 1e-9)
+    return np.clip(np.log(freq / (1.0 - freq)) - np.log(cond / (1.0 - cond)), 0.0, 6.0)
 
 
 def _weighted_median(x: np.ndarray, w: np.ndarray) -> float:

@@ -11,7 +11,7 @@ from pydantic import Field, model_validator
 
 from ipabs.deal.assumptions import PrepaymentAssumption
 from ipabs.deal.base import Model
-from ipabs.deal.types import Probability, Share
+from ipabs.deal.types import NonNegative, Probability, Share
 
 Unit = Share  # a loading or correlation in [0, 1]
 
@@ -100,6 +100,7 @@ class RiskModel(Model):
     Give either ``correlation`` (one global factor: every pair of obligors has this asset
     correlation) or ``factors``. Obligors need a ``pd`` or ``pd_curve`` (on the obligor or its
     asset), a ``grade`` listed in ``pd_by_grade``, or the section's ``default_pd``.
+    ``pd_multiplier`` stresses every obligor's default probability at once.
     """
 
     copula: Literal["gaussian", "student_t"] = Field("gaussian", description="Dependence of defaults.")
@@ -113,6 +114,13 @@ class RiskModel(Model):
     default_pd: Probability | None = Field(None, description="Annual PD of obligors given none.")
     pd_by_grade: dict[str, Probability] = Field(
         default_factory=dict, description="Annual PD per obligor `grade`."
+    )
+    pd_multiplier: NonNegative = Field(
+        1.0,
+        description="Stress factor on default probabilities: every obligor's cumulative PD by each "
+        "date (from its `pd`, `pd_curve`, grade or `default_pd`) is multiplied by it; 2 doubles "
+        "every PD, 0 switches defaults off. The multiplied annual PDs, `pd_curve` points and "
+        "cumulative PDs up to the legal final date must stay below 1.",
     )
     recovery: RecoveryModel = Field(default_factory=RecoveryModel, description="Recoveries.")
     prepayment: PrepaymentAssumption = Field(
@@ -128,6 +136,15 @@ class RiskModel(Model):
             raise ValueError("a student_t copula needs `degrees_of_freedom`")
         if self.copula == "gaussian" and self.degrees_of_freedom is not None:
             raise ValueError("`degrees_of_freedom` is only used with copula: student_t")
+        m = self.pd_multiplier
+        named = [("default_pd", self.default_pd)] if self.default_pd is not None else []
+        named += [(f"pd_by_grade {grade!r}", pd) for grade, pd in self.pd_by_grade.items()]
+        for what, pd in named:
+            if m * pd >= 1.0:
+                # starts with the field name: the error is located at `pd_multiplier`
+                raise ValueError(
+                    f"pd_multiplier {m:g} x {what} {pd:g} = {m * pd:g}; a multiplied PD must stay below 1"
+                )
         return self
 
     def loadings(self) -> tuple[float, float, float]:

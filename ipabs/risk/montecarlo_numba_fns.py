@@ -123,26 +123,32 @@ def draw_defaults(ra, sc):  # type: ignore[no-untyped-def]
                 m += ra.g_loading[g, j] * z[f]
         g_mean[g] = m
         g_horizon[g] = _conditional_pd(ra, g, n_t - 1, scale, m)
-    # The importance density: the factor shift, and optionally a twist of every conditional
-    # default probability's odds by exp(theta), theta set so that the expected number of
-    # defaulters given the factors reaches the target (Glasserman and Li); log_q is the log
-    # of its density relative to the model's at the path drawn.
+    # The importance density: the factor shift, and a twist of each group's conditional
+    # default probability's odds by exp(theta + tilt_g): tilt_g is fixed per group (learnt
+    # from pilot runs), theta >= 0 is set so that the expected number of defaulters given the
+    # factors reaches the target (Glasserman and Li; 0 without a target). log_q is the log of
+    # the importance density relative to the model's at the path drawn.
     log_q = 0.0
     for k in range(shift.shape[0]):
         log_q += shift[k] * (z[k] - 0.5 * shift[k])
-    theta_q = _twist_theta(g_horizon, sc.g_count, sc.sampling[0])
-    theta = theta_q
-    growth = math.expm1(theta)
+    tilt = sc.g_tilt
+    g_theta = sc.g_theta
+    theta = _twist_theta(g_horizon, sc.g_count, sc.sampling[0], tilt)
+    twisted = False
     for g in range(g_horizon.shape[0]):
-        if theta > 0.0:
-            log_q -= sc.g_count[g] * math.log1p(g_horizon[g] * growth)
-    if nominal:
-        theta = 0.0  # this path is drawn from the model itself
-        growth = 0.0
+        g_theta[g] = theta + tilt[g]
+        if g_theta[g] != 0.0:
+            twisted = True
+            log_q -= sc.g_count[g] * math.log1p(g_horizon[g] * math.expm1(g_theta[g]))
     g_twisted = sc.g_twisted
+    sample_twisted = twisted and not nominal  # a nominal path is drawn from the model itself
     for g in range(g_horizon.shape[0]):
         p = g_horizon[g]
-        g_twisted[g] = p * (1.0 + growth) / (1.0 + p * growth) if theta > 0.0 else p
+        if sample_twisted:
+            e = math.expm1(g_theta[g])
+            g_twisted[g] = p * (1.0 + e) / (1.0 + p * e)
+        else:
+            g_twisted[g] = p
     # Two passes. The first draws every obligor's uniform with the generator state held in
     # registers (the same sequence as uniform()) and lists the defaulters without a branch;
     # the second places each defaulter's default period. Mixing the two in one loop paid a
@@ -174,8 +180,9 @@ def draw_defaults(ra, sc):  # type: ignore[no-untyped-def]
         o = d_obligor[i]
         g = ob_group[o]
         u = d_uniform[i]
-        if theta > 0.0:  # uniform below the twisted probability -> below the model's
+        if sample_twisted:  # uniform below the twisted probability -> below the model's
             u *= g_horizon[g] / g_twisted[g]
+            log_q += g_theta[g]
         y = (norm_ppf_fast(u) * g_idio[g] + g_mean[g]) / scale
         row = thresholds[g]
         period = 0
@@ -183,7 +190,9 @@ def draw_defaults(ra, sc):  # type: ignore[no-untyped-def]
             period += 1 if row[t] <= y else 0
         ob_period[o] = period
     if alpha > 0.0:
-        log_q += theta_q * n_d
+        if twisted and not sample_twisted:
+            for i in range(n_d):
+                log_q += g_theta[ob_group[d_obligor[i]]]
         sc.weight[0] = 1.0 / (alpha + (1.0 - alpha) * math.exp(log_q))
     else:
         sc.weight[0] = 1.0
@@ -191,34 +200,35 @@ def draw_defaults(ra, sc):  # type: ignore[no-untyped-def]
 
 
 @njit(leaf=True)
-def _twist_excess(p, count, target, theta):  # type: ignore[no-untyped-def]
-    e = math.expm1(theta)
+def _twist_excess(p, count, target, theta, tilt):  # type: ignore[no-untyped-def]
     x = -target
     for g in range(p.shape[0]):
+        e = math.expm1(theta + tilt[g])
         x += count[g] * p[g] * (1.0 + e) / (1.0 + p[g] * e)
     return x
 
 
 @njit(leaf=True)
-def _twist_theta(p, count, target):  # type: ignore[no-untyped-def]
-    """The theta >= 0 with sum_g count_g p_theta,g = target, where p_theta has the odds of p
-    times exp(theta); 0 when the expected number already reaches the target (or no target)."""
+def _twist_theta(p, count, target, tilt):  # type: ignore[no-untyped-def]
+    """The theta >= 0 with sum_g count_g p_g(theta) = target, where p_g(theta) has the odds of
+    p_g times exp(theta + tilt_g); 0 when the expected number already reaches the target (or
+    there is no target)."""
     if not target > 0.0:
         return 0.0
     total = 0.0
     for g in range(p.shape[0]):
         total += count[g]
     target = min(target, 0.999 * total)
-    if _twist_excess(p, count, target, 0.0) >= 0.0:
+    if _twist_excess(p, count, target, 0.0, tilt) >= 0.0:
         return 0.0
     lo = 0.0
     hi = 1.0
-    while _twist_excess(p, count, target, hi) < 0.0 and hi < 64.0:  # odds x 6e27 at most
+    while _twist_excess(p, count, target, hi, tilt) < 0.0 and hi < 64.0:  # odds x 6e27 at most
         lo = hi
         hi *= 2.0
     for _ in range(200):  # bisection: plain and sure, on a handful of groups
         mid = 0.5 * (lo + hi)
-        if _twist_excess(p, count, target, mid) < 0.0:
+        if _twist_excess(p, count, target, mid, tilt) < 0.0:
             lo = mid
         else:
             hi = mid
@@ -395,6 +405,8 @@ class PathScratch(NamedTuple):
     g_horizon: np.ndarray  # per group: conditional probability of default by the horizon
     g_twisted: np.ndarray  # per group: the probability sampled (twisted by importance sampling)
     g_count: np.ndarray  # per group: number of obligors
+    g_tilt: np.ndarray  # per group: fixed log-odds twist of importance sampling (zeros: none)
+    g_theta: np.ndarray  # per group: the path's log-odds twist
     sampling: np.ndarray  # [twist target (expected defaulters; 0: none), defensive share alpha (0: plain)]
     weight: np.ndarray  # [likelihood ratio of the path]
     ob_period: np.ndarray  # per obligor: default period (T when none)
@@ -428,6 +440,8 @@ def allocate_scratch(cd, ra):  # type: ignore[no-untyped-def]
         np.zeros(n_groups),
         np.zeros(n_groups),
         g_count,
+        np.zeros(n_groups),
+        np.zeros(n_groups),
         np.zeros(2),
         np.ones(1),
         np.zeros(n_ob, dtype=np.int64),
@@ -496,21 +510,27 @@ def path_outcomes(cd, ra, scratch, tables, tranche_row, pool_row):  # type: igno
 
 
 @njit(nogil=True)
-def simulate_chunk(cd, ra, seed, stream, first_path, shift, twist, alpha, tranche_out, pool_out, factor_out):  # type: ignore[no-untyped-def]
+def simulate_chunk(
+    cd, ra, seed, stream, first_path, shift, tilt, twist, alpha, tranche_out, pool_out, factor_out, group_out
+):  # type: ignore[no-untyped-def]
     """Paths ``first_path .. first_path + len(pool_out) - 1`` into the given output rows
-    (``factor_out``: each path's systematic factors). Importance sampling (``alpha`` > 0): a
+    (``factor_out``: each path's systematic factors; ``group_out``, unless it has no columns:
+    each group's number of defaulters by the horizon, then its conditional probability of
+    default by the horizon given the path's factors). Importance sampling (``alpha`` > 0): a
     share ``alpha`` of the paths from the model, the others with the factors' mean at ``shift``
-    and the conditional default probabilities twisted towards ``twist`` expected defaulters
-    (0: no twist); ``alpha`` = 0: plain sampling.
+    and each group's conditional default odds times ``exp(theta + tilt_g)``, theta set so that
+    ``twist`` defaulters are expected (0: theta = 0); ``alpha`` = 0: plain sampling.
 
     Releases the GIL, so several chunks run at once on Python threads. A path's outcome
-    depends only on (seed, stream, path index, shift, twist, alpha), never on how paths are split into
+    depends only on (seed, stream, path index and the sampling), never on how paths are split into
     chunks.
     """
     scratch = allocate_scratch(cd, ra)
     tables = allocate_tables(cd)
     for k in range(shift.shape[0]):
         scratch.shift[k] = shift[k]
+    for g in range(tilt.shape[0]):
+        scratch.g_tilt[g] = tilt[g]
     scratch.sampling[0] = twist
     scratch.sampling[1] = alpha
     for i in range(pool_out.shape[0]):
@@ -518,3 +538,11 @@ def simulate_chunk(cd, ra, seed, stream, first_path, shift, twist, alpha, tranch
         path_outcomes(cd, ra, scratch, tables, tranche_out[i], pool_out[i])
         for k in range(factor_out.shape[1]):
             factor_out[i, k] = scratch.z[k]
+        if group_out.shape[1] > 0:  # per group: defaulters by the horizon, conditional PD
+            n_groups = scratch.g_horizon.shape[0]
+            for g in range(n_groups):
+                group_out[i, g] = 0.0
+                group_out[i, n_groups + g] = scratch.g_horizon[g]
+            for o in range(ra.ob_group.shape[0]):
+                if scratch.ob_period[o] < ra.n_periods:
+                    group_out[i, ra.ob_group[o]] += 1.0
