@@ -1,0 +1,150 @@
+"""``ipabs rate``: implied ratings of every tranche, by expected loss, by default probability
+and by breakeven against target default rates, with the tables used."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+from typing import Any
+
+
+def register(subparsers: Any) -> None:
+    """Add the ``rate`` command."""
+    from ipabs.cli import _positive, _seed
+
+    p = subparsers.add_parser(
+        "rate",
+        help="implied ratings two ways: expected loss / default probability, and BDR against TDR",
+        description="Rate every tranche by its Monte Carlo expected loss and default probability "
+        "against a rating table, and by its breakeven default rate against target default rates.",
+    )
+    p.add_argument("deal", metavar="DEAL.yaml", help="deal YAML file with a `risk` section")
+    p.add_argument("--paths", type=_positive, default=100_000, help="Monte Carlo paths (default 100,000)")
+    p.add_argument("--seed", type=_seed, default=0, help="random seed (default 0)")
+    p.add_argument("--threads", type=_positive, help="threads (default: one per core)")
+    p.add_argument("--table", metavar="FILE", help="rating table (YAML or CSV; default: the shipped one)")
+    p.add_argument(
+        "--stresses", metavar="FILE", help="stress scenarios for the BDR (default: the shipped set)"
+    )
+    p.add_argument(
+        "--multiples",
+        metavar="FILE",
+        help="YAML mapping of rating to stress multiple for the multiple-based TDR",
+    )
+    p.add_argument("--json", action="store_true", help="print one JSON document instead of text")
+    p.set_defaults(func=run)
+
+
+def _multiples(path: str | None) -> dict[str, float] | None:
+    if path is None:
+        return None
+    from ipabs.deal.source import read_yaml
+    from ipabs.errors import IpabsError
+
+    data, _ = read_yaml(path)
+    if not isinstance(data, dict) or not all(
+        isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0 for v in data.values()
+    ):
+        raise IpabsError(f"{path}: give a mapping of rating to a positive stress multiple, e.g. `AAA: 5`")
+    return {str(k): float(v) for k, v in data.items()}
+
+
+def _pct(x: float, digits: int = 4) -> str:
+    return "n/a" if x != x else f"{100 * x:.{digits}f}%"
+
+
+def _text(r: Any) -> str:
+    from ipabs.cli import _table
+
+    lines = [
+        f"{r.deal_name} | implied ratings | rating table {r.table_name!r}; {r.paths:,} paths, seed {r.seed} "
+        f"({r.sampling} sampling)",
+        "",
+        "1. expected loss and default probability against the rating table (at each tranche's "
+        "expected WAL; the range covers the estimate's 95% interval):",
+    ]
+    rows = []
+    for t in r.tranches:
+        rows.append(
+            [
+                t.tranche,
+                f"{_pct(t.expected_loss)} ± {_pct(t.expected_loss_se)}",
+                str(t.el_rating or "below table"),
+                " .. ".join(str(x or "below") for x in t.el_rating_range),
+                f"{_pct(t.probability_of_loss, 3)} ± {_pct(t.probability_of_loss_se, 3)}",
+                str(t.pd_rating or "below table"),
+                f"{t.horizon_years:.2f}",
+            ]
+        )
+    lines.append(
+        _table(["tranche", "expected loss", "EL rating", "range", "P(loss)", "PD rating", "WAL (y)"], rows)
+    )
+    lines += [
+        "",
+        "2. breakeven default rate (lowest over the stress scenarios) against target default rates "
+        f"(base case {_pct(r.base_rate, 3)}: {r.base_basis}):",
+    ]
+    rows = []
+    for t in r.tranches:
+        rows.append(
+            [
+                t.tranche,
+                _pct(t.bdr, 3),
+                t.bdr_stress or "-",
+                "n/a" if math.isnan(t.bdr_multiple) else f"{t.bdr_multiple:.2f}x",
+                str(t.bdr_rating_quantile or ("n/a" if math.isnan(t.bdr) else "below table")),
+                str(t.bdr_rating_multiple or ("n/a" if math.isnan(t.bdr) else "below table")),
+            ]
+        )
+    lines.append(
+        _table(
+            ["tranche", "BDR", "stress", "multiple", "rating (TDR quantile)", "rating (TDR multiple)"], rows
+        )
+    )
+    lines += ["", "target default rates used (TDR quantile: pool default rate at 1 - the rating's PD):"]
+    for t in r.tranches:
+        sub = r.tdr[r.tdr["tranche"] == t.tranche]
+        lines.append(f"  {t.tranche} (horizon {t.horizon_years:.2f} years):")
+        body = _table(
+            ["rating", "PD", "TDR quantile", "95% interval", "multiple", "TDR multiple"],
+            [
+                [
+                    row.rating,
+                    _pct(row.default_probability, 4),
+                    _pct(row.tdr_quantile, 3),
+                    f"{_pct(row.tdr_quantile_ci_low, 3)} .. {_pct(row.tdr_quantile_ci_high, 3)}",
+                    "n/a" if math.isnan(row.multiple) else f"{row.multiple:g}x",
+                    _pct(row.tdr_multiple, 3),
+                ]
+                for row in sub.itertuples()
+            ],
+        )
+        lines += ["    " + line for line in body.splitlines()]
+    for t in r.tranches:
+        if t.note:
+            lines.append(f"\nnote ({t.tranche}): {t.note}")
+    for note in r.notes:
+        lines.append(f"note: {note}")
+    return "\n".join(lines)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run ``ipabs rate``."""
+    from ipabs.analytics.implied import implied_ratings
+    from ipabs.cli import EXIT_OK
+
+    report = implied_ratings(
+        args.deal,
+        paths=args.paths,
+        seed=args.seed,
+        threads=args.threads,
+        table=args.table,
+        stresses=args.stresses,
+        multiples=_multiples(args.multiples),
+    )
+    if args.json:
+        print(json.dumps(report.to_dict(), indent=2, ensure_ascii=False))
+    else:
+        print(_text(report))
+    return EXIT_OK

@@ -1,0 +1,119 @@
+"""Implied ratings two ways: expected loss / default probability against the rating table, and
+breakeven default rates against target default rates."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+from test_montecarlo import LOAN, homogeneous_deal
+
+from ipabs.analytics import metrics
+from ipabs.analytics.breakeven import breakeven
+from ipabs.analytics.implied import _best_rating, default_multiples, implied_ratings
+from ipabs.analytics.ratings import load_rating_table
+from ipabs.cli import main
+from ipabs.risk.montecarlo_numba_fns import P_DEFAULT_RATE
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def pool_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("implied") / "pool.yaml"
+    path.write_text(homogeneous_deal(20, LOAN, 3 * LOAN, 0.02, 0.2, 0.4))
+    return path
+
+
+def test_default_multiples_follow_the_broad_grades() -> None:
+    m = default_multiples(load_rating_table())
+    assert m["Aaa"] == 5.0 and m["Aa2"] == 4.0 and m["A3"] == 3.0 and m["Baa1"] == 2.0
+    assert m["Ba3"] == 1.5 and m["B2"] == 1.25 and m["Caa1"] == 1.0 and m["Ca"] == 1.0
+    assert len(m) == len(load_rating_table().ratings)
+
+
+def test_best_rating_is_the_best_whose_tdr_is_covered() -> None:
+    table = load_rating_table()
+    tdr = {r: 0.5 - 0.02 * i for i, r in enumerate(table.ratings)}
+    assert _best_rating(table, tdr, 0.5) == "Aaa"
+    assert _best_rating(table, tdr, 0.45) == "Aa3"  # 0.44 <= 0.45 < 0.46
+    assert _best_rating(table, tdr, 0.0) is None
+    assert _best_rating(table, tdr, math.nan) is None
+
+
+def test_both_ways_agree_with_their_inputs(pool_file: Path) -> None:
+    table = load_rating_table()
+    report = implied_ratings(pool_file, paths=20_000, seed=7)
+    frame = report.to_frame()
+    assert list(frame.index) == ["senior", "junior"]
+    for t in report.tranches:
+        # way 1: the table's lookups at the tranche's WAL (one-year bullets: WAL 1)
+        assert t.horizon_years == pytest.approx(1.0)
+        assert t.el_rating == table.rating_for_expected_loss(t.expected_loss, 1.0)
+        assert t.pd_rating == table.rating_for_default_probability(t.probability_of_loss, 1.0)
+        best, worst = t.el_rating_range
+        assert table.ratings.index(best) <= table.ratings.index(t.el_rating) <= table.ratings.index(worst)
+        # way 2: the BDR is the breakeven minimum; the rating's TDR is covered, the next one's not
+        be = breakeven(pool_file, t.tranche).minimum
+        assert t.bdr == pytest.approx(be["bdr"]) and t.bdr_stress == be["stress"]
+        tdr = report.tdr[report.tdr["tranche"] == t.tranche].set_index("rating")
+        q = tdr["tdr_quantile"]
+        assert np.all(np.diff(q.to_numpy()) <= 1e-15), "a better rating must survive more defaults"
+        if t.bdr_rating_quantile is not None:
+            i = table.ratings.index(t.bdr_rating_quantile)
+            assert q.iloc[i] <= t.bdr
+            assert i == 0 or q.iloc[i - 1] > t.bdr
+    # the TDR quantile is the pool default distribution's quantile at 1 - PD(rating)
+    result_rate = report.tdr.set_index(["tranche", "rating"]).loc[("senior", "Baa2")]
+    assert result_rate["default_probability"] == pytest.approx(table.default_probability("Baa2", 1.0))
+    assert result_rate["tdr_multiple"] == pytest.approx(report.base_rate * 2.0)
+    # the senior is at least as well rated as the junior, both ways
+    s, j = report.tranches
+    assert table.ratings.index(s.el_rating) <= table.ratings.index(j.el_rating)
+    assert s.bdr >= j.bdr
+
+
+def test_tdr_quantile_matches_the_simulated_distribution(pool_file: Path) -> None:
+    import ipabs
+
+    result = ipabs.simulate(pool_file, paths=5_000, seed=3)
+    report = implied_ratings(pool_file, result=result)
+    assert report.paths == 5_000
+    table = load_rating_table()
+    h = report.tranches[0].horizon_years
+    level = 1.0 - table.default_probability("Ba1", h)
+    expected = metrics.quantile(result.pool_outcomes[:, P_DEFAULT_RATE], level).value
+    got = report.tdr.set_index(["tranche", "rating"]).loc[("senior", "Ba1"), "tdr_quantile"]
+    assert got == expected
+
+
+def test_royalty_only_deal_has_no_bdr() -> None:
+    report = implied_ratings(ROOT / "scenarios" / "royalty_dscr.yaml", paths=2_000, seed=1)
+    assert all(math.isnan(t.bdr) and t.note for t in report.tranches)
+    assert all(t.el_rating is not None or t.expected_loss > 0.5 for t in report.tranches)
+    assert any("royalty streams only" in n for n in report.notes)
+
+
+def test_rate_command(pool_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    args = ["rate", str(pool_file), "--paths", "3000", "--seed", "2"]
+    assert main([*args, "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert [t["name"] for t in doc["tranches"]] == ["senior", "junior"]
+    assert {"el_rating", "pd_rating", "bdr", "bdr_rating_quantile", "bdr_rating_multiple"} <= set(
+        doc["tranches"][0]
+    )
+    assert len(doc["tdr"]) == 2 * 20
+    assert main(args) == 0
+    text = capsys.readouterr().out
+    assert "1. expected loss and default probability" in text and "2. breakeven default rate" in text
+    multiples = tmp_path / "multiples.yaml"
+    multiples.write_text("AAA: 6\nBBB: 2.5\n")
+    assert main([*args, "--multiples", str(multiples), "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["multiples"] == {"Aaa": 6.0, "Baa2": 2.5}
+    multiples.write_text("AAA: -1\n")
+    assert main([*args, "--multiples", str(multiples)]) == 2
+    assert "positive stress multiple" in capsys.readouterr().err
