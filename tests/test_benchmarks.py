@@ -51,3 +51,33 @@ def test_montecarlo_benchmark_short_json() -> None:
     for row in agreement.values():
         assert all(math.isfinite(row[k]) for k in ("ipabs", "ipabs_se", "numpy", "numpy_se", "z"))
         assert row["ipabs_se"] >= 0 and row["numpy_se"] >= 0
+
+
+@pytest.mark.slow
+def test_importance_benchmark_short_json() -> None:
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "importance.py"), "--short", "--json"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=1800,
+    )
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    doc = json.loads(proc.stdout)
+    assert doc["mode"] == "short"
+    figures = doc["figures"]
+    for name, keys in {
+        "importance_sampling": (
+            "paths",
+            "seconds",
+            "expected_loss",
+            "expected_loss_se",
+            "variance_reduction",
+        ),
+        "plain_paths_ratio": ("paths", "seconds", "paths_needed", "ratio"),
+    }.items():
+        for key in keys:
+            value = figures[name][key]
+            assert isinstance(value, (int, float)) and math.isfinite(value) and value > 0, (name, key, value)
+    # both estimate the same expected loss (importance sampling is unbiased)
+    assert abs(figures["plain_paths_ratio"]["z"]) < 5
