@@ -61,9 +61,32 @@ assert numba.config.DISABLE_JIT
 # but warns about it, which is the intended behaviour here
 warnings.filterwarnings("ignore", message="overflow encountered in scalar", category=RuntimeWarning)
 from ipabs.montecarlo import simulate
-r = simulate(sys.argv[1], paths=int(sys.argv[3]), seed=11)
+sys.path.insert(0, "tests")
+from test_twin import twin_sampling
+r = simulate(sys.argv[1], paths=int(sys.argv[3]), seed=11, sampling=twin_sampling(sys.argv[1], sys.argv[4]))
 np.savez(sys.argv[2], tranche=r.tranche_outcomes, pool=r.pool_outcomes)
 """
+
+
+def twin_sampling(deal: str, kind: str) -> object:
+    """Plain sampling, or importance sampling with every device on: a factor shift, a count
+    twist, per-group tilts and the defensive mixture."""
+    from ipabs.analytics.importance import Sampling
+    from ipabs.api import _model
+    from ipabs.risk.model import compile_risk
+
+    arrays = compile_risk(_model(deal))
+    if kind == "plain":
+        return Sampling("plain", np.zeros(arrays.n_factors))
+    n_groups = arrays.g_threshold.shape[0]
+    return Sampling(
+        "importance",
+        np.full(arrays.n_factors, -0.7),
+        twist=2.0,
+        alpha=0.2,
+        tilt=np.linspace(0.0, 1.5, n_groups),
+    )
+
 
 MC_DEAL = """
 deal: {name: twin, closing_date: 2025-01-15, first_payment_date: 2025-04-15,
@@ -103,7 +126,8 @@ waterfalls:
 
 
 @pytest.mark.slow
-def test_monte_carlo_python_twin_matches_compiled(tmp_path: Path) -> None:
+@pytest.mark.parametrize("kind", ["plain", "importance"])
+def test_monte_carlo_python_twin_matches_compiled(tmp_path: Path, kind: str) -> None:
     from ipabs.montecarlo import simulate
 
     deal = tmp_path / "twin.yaml"
@@ -111,10 +135,15 @@ def test_monte_carlo_python_twin_matches_compiled(tmp_path: Path) -> None:
     target = tmp_path / "twin.npz"
     env = {**os.environ, "NUMBA_DISABLE_JIT": "1"}
     subprocess.run(
-        [sys.executable, "-c", MC_TWIN_SCRIPT, str(deal), str(target), "60"], check=True, env=env, cwd=ROOT
+        [sys.executable, "-c", MC_TWIN_SCRIPT, str(deal), str(target), "60", kind],
+        check=True,
+        env=env,
+        cwd=ROOT,
     )
     twin = np.load(target)
-    compiled = simulate(deal, paths=60, seed=11)
+    compiled = simulate(deal, paths=60, seed=11, sampling=twin_sampling(str(deal), kind))
+    if kind == "importance":
+        assert len(set(compiled.weights.round(12))) > 10, "the twin check needs weighted paths"
     assert compiled.pool_outcomes[:, 2].sum() > 0, "the twin check needs paths with defaults"
     np.testing.assert_allclose(compiled.tranche_outcomes, twin["tranche"], rtol=1e-12, atol=1e-7)
     np.testing.assert_allclose(compiled.pool_outcomes, twin["pool"], rtol=1e-12, atol=1e-9)
