@@ -716,6 +716,7 @@ def test_documented_tables_load_and_the_python_examples_run(
     for name, body in files:
         write(tmp_path, name, f"# {name}\n{body}")
         assert load_rating_table(tmp_path / name).ratings
+    (tmp_path / "scenarios").symlink_to(DOC.parents[1] / "scenarios")  # examples use shipped deals
     monkeypatch.chdir(tmp_path)
     for block in re.findall(r"```python\n(.*?)```", text, re.S):
         exec(compile(block, str(DOC), "exec"), {})

@@ -264,7 +264,9 @@ def size_structure(
         raise IpabsError(f"tolerance must be positive, got {tolerance}")
     sampling = None
     if importance_sampling:
-        sampling = simulate(deal, paths=1, seed=seed, threads=threads, importance_sampling=True).sampling
+        sampling = simulate(
+            deal, paths=1, seed=seed, threads=threads, importance_sampling=True, importance_tranche=tranche
+        ).sampling
 
     trials: list[Trial] = []
     cache: dict[float, tuple[Trial, SimulationResult, LoadedDeal]] = {}

@@ -45,10 +45,19 @@ def register(subparsers: Any) -> None:
     p.add_argument(
         "--importance-sampling",
         action="store_true",
-        help="aim importance sampling at the tranche's losses (one shift for every structure)",
+        help="aim importance sampling at the tranche's losses (chosen once, on the deal as given, "
+        "and used for every structure)",
     )
     p.add_argument("--json", action="store_true", help="print one JSON document instead of text")
     p.set_defaults(func=run)
+
+
+def _pct(x: float) -> str:
+    """A share as a percentage: four decimals, or four significant digits when smaller."""
+    if x != x:
+        return "n/a"
+    v = 100 * x
+    return f"{v:.4f}%" if v == 0 or abs(v) >= 0.01 else f"{v:.4g}%"
 
 
 def _text(r: Any) -> str:
@@ -70,8 +79,8 @@ def _text(r: Any) -> str:
     else:
         lines.append(f"size found: {_fmt_money(r.size)}")
     lines.append(
-        f"{r.tranche}: {metric} {100 * r.metric:.4f}% ± {100 * r.metric_se:.4f}% against the "
-        f"{r.rating} limit {100 * r.limit:.4f}% at {r.horizon_years:.2f} years (its expected WAL); "
+        f"{r.tranche}: {metric} {_pct(r.metric)} ± {_pct(r.metric_se)} against the "
+        f"{r.rating} limit {_pct(r.limit)} at {r.horizon_years:.2f} years (its expected WAL); "
         f"subordination {100 * r.subordination:.2f}%"
     )
     lines.append("")
@@ -84,9 +93,9 @@ def _text(r: Any) -> str:
             [
                 [
                     _fmt_money(t.size),
-                    f"{100 * t.metric:.4f}%",
-                    f"{100 * t.metric_se:.4f}%",
-                    f"{100 * t.limit:.4f}%",
+                    _pct(t.metric),
+                    _pct(t.metric_se),
+                    _pct(t.limit),
                     f"{t.horizon_years:.2f}",
                     "yes" if t.meets else "no",
                 ]
