@@ -67,7 +67,7 @@ def royalty_grid(roy: RoyaltyArrays, grid: np.ndarray, growth: np.ndarray) -> Ro
     return RoyaltyGrid(base, yf, mid, pay)
 
 
-@njit(leaf=True)
+@njit(leaf=True, inline="always")
 def royalty_accrual(
     r: int,
     t: int,

@@ -36,7 +36,7 @@ COLLECTION_COLUMNS = (
 )
 
 
-@njit(leaf=True)
+@njit(leaf=True, inline="always")
 def royalty_amount(
     annual_base: float,
     rate: float,

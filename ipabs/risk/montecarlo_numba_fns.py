@@ -84,7 +84,7 @@ P_WEIGHT = 4  # likelihood ratio of the path (1 without importance sampling)
 POOL_OUTCOMES = ("default_rate", "loss_rate", "defaults", "royalty_collected", "weight")
 
 
-@njit(leaf=True)
+@njit(leaf=True, inline="always")
 def _conditional_pd(ra, g, t, scale, m):  # type: ignore[no-untyped-def]
     # P(default by the end of period t | factors): the latent variable m + idio x e, divided by
     # the Student-t scale, falls below the threshold
@@ -199,7 +199,7 @@ def draw_defaults(ra, sc):  # type: ignore[no-untyped-def]
     return n_d
 
 
-@njit(leaf=True)
+@njit(leaf=True, inline="always")
 def _twist_excess(p, count, target, theta, tilt):  # type: ignore[no-untyped-def]
     x = -target
     for g in range(p.shape[0]):
@@ -237,7 +237,7 @@ def _twist_theta(p, count, target, tilt):  # type: ignore[no-untyped-def]
     return hi
 
 
-@njit(leaf=True)
+@njit(leaf=True, inline="always")
 def _recovery_value(ra, state, z0):  # type: ignore[no-untyped-def]
     x = ra.rec_loading * z0 + math.sqrt(1.0 - ra.rec_loading * ra.rec_loading) * normal(state)
     if ra.rec_model == REC_LOGNORMAL:
