@@ -270,7 +270,7 @@ def run_path(
     scratch.sampling[0] = sampling.twist
     scratch.sampling[1] = sampling.alpha
     tables = allocate_tables(model.cd)
-    simulate_path(model.cd, arrays, seed, 0, path, scratch, tables)
+    simulate_path(model.cd, arrays, seed, 0, path, scratch, tables, True)
     return build_result(model, f"path {path} (seed {seed})", scratch.coll_pool.copy(), tables)
 
 

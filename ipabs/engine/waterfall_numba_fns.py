@@ -254,7 +254,7 @@ def run_waterfall(
         Preallocated tables; every cell is overwritten.
     """
     work, flags = allocate_work(cd)
-    waterfall_path(cd, coll, support_stop, out, work, flags)
+    waterfall_path(cd, coll, support_stop, out, work, flags, True)
 
 
 @njit
@@ -269,9 +269,14 @@ def allocate_work(cd):  # type: ignore[no-untyped-def]
 
 
 @njit(leaf=True)
-def waterfall_path(cd, coll, support_stop, out, work, flags):  # type: ignore[no-untyped-def]
+def waterfall_path(cd, coll, support_stop, out, work, flags, full):  # type: ignore[no-untyped-def]
     """:func:`run_waterfall` on caller-owned scratch (``work``, ``flags`` from
-    :func:`allocate_work`): allocates nothing, so a Monte Carlo chunk calls it once per path."""
+    :func:`allocate_work`): allocates nothing, so a Monte Carlo chunk calls it once per path.
+
+    With ``full`` False only the tranche table is valid afterwards (a Monte Carlo path's
+    outcomes need nothing else): the other tables are not cleared and the accounts' targets
+    are not recorded.
+    """
     # bind every array once: each access through a tuple would pay reference counting
     cd_acc_initial = cd.acc_initial
     cd_acc_target = cd.acc_target
@@ -368,11 +373,12 @@ def waterfall_path(cd, coll, support_stop, out, work, flags):  # type: ignore[no
     called = False
 
     out_tranche[:] = 0.0
-    out_fee[:] = 0.0
-    out_account[:] = 0.0
-    out_support[:] = 0.0
-    out_trigger[:] = 0.0
-    out_deal[:] = 0.0
+    if full:
+        out_fee[:] = 0.0
+        out_account[:] = 0.0
+        out_support[:] = 0.0
+        out_trigger[:] = 0.0
+        out_deal[:] = 0.0
 
     for t in range(n_t):
         last = t == n_t - 1
@@ -825,30 +831,31 @@ def waterfall_path(cd, coll, support_stop, out, work, flags):  # type: ignore[no
             out_fee[t, f, FEE_ARREARS] = fee_arrears[f]
         for k in range(n_acc):
             out_account[t, k, ACC_END] = acc_bal[k]
-            out_account[t, k, ACC_TARGET] = _account_target(
-                cd_acc_kind,
-                cd_acc_target,
-                cd_acc_floor,
-                cd_amt_kind,
-                cd_amt_value,
-                cd_amt_quantity,
-                cd_amt_group,
-                cd_amt_floor,
-                cd_amt_cap,
-                cd_amt_share,
-                cd_grp_ptr,
-                cd_grp_item,
-                cd_tr_balance,
-                cd_original_pool_balance,
-                k,
-                t,
-                last,
-                accelerated,
-                pool_start,
-                pool_end,
-                bal,
-                int_due_total,
-            )
+            if full:
+                out_account[t, k, ACC_TARGET] = _account_target(
+                    cd_acc_kind,
+                    cd_acc_target,
+                    cd_acc_floor,
+                    cd_amt_kind,
+                    cd_amt_value,
+                    cd_amt_quantity,
+                    cd_amt_group,
+                    cd_amt_floor,
+                    cd_amt_cap,
+                    cd_amt_share,
+                    cd_grp_ptr,
+                    cd_grp_item,
+                    cd_tr_balance,
+                    cd_original_pool_balance,
+                    k,
+                    t,
+                    last,
+                    accelerated,
+                    pool_start,
+                    pool_end,
+                    bal,
+                    int_due_total,
+                )
         for s in range(n_sup):
             out_support[t, s, SUP_OUTSTANDING] = lf_outstanding[s]
             out_support[t, s, SUP_CUMULATIVE_DRAW] = sup_total[s]

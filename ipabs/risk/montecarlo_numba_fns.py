@@ -376,9 +376,10 @@ def path_collections(ra, sc, n_defaulters):  # type: ignore[no-untyped-def]
 
 
 @njit(leaf=True)
-def simulate_path(cd, ra, seed, stream, path, sc, tables):  # type: ignore[no-untyped-def]
+def simulate_path(cd, ra, seed, stream, path, sc, tables, full):  # type: ignore[no-untyped-def]
     """Run path ``path`` of (``seed``, ``stream``) into ``tables`` and the scratch ``sc``,
-    with the systematic factors' mean at ``sc.shift``."""
+    with the systematic factors' mean at ``sc.shift``; ``full`` False fills only the tranche
+    table (see :func:`ipabs.engine.waterfall_numba_fns.waterfall_path`)."""
     seed_state(sc.state, seed, path, stream)
     n_defaulters = draw_defaults(ra, sc)
     path_collections(ra, sc, n_defaulters)
@@ -392,7 +393,7 @@ def simulate_path(cd, ra, seed, stream, path, sc, tables):  # type: ignore[no-un
             coll[t, c] = x
     for s in range(sc.support_stop.shape[0]):
         sc.support_stop[s] = sc.ob_period[ra.support_obligor[s]]
-    waterfall_path(cd, coll, sc.support_stop, tables, sc.work, sc.flags)
+    waterfall_path(cd, coll, sc.support_stop, tables, sc.work, sc.flags, full)
 
 
 class PathScratch(NamedTuple):
@@ -534,7 +535,7 @@ def simulate_chunk(
     scratch.sampling[0] = twist
     scratch.sampling[1] = alpha
     for i in range(pool_out.shape[0]):
-        simulate_path(cd, ra, seed, stream, first_path + i, scratch, tables)
+        simulate_path(cd, ra, seed, stream, first_path + i, scratch, tables, False)
         path_outcomes(cd, ra, scratch, tables, tranche_out[i], pool_out[i])
         for k in range(factor_out.shape[1]):
             factor_out[i, k] = scratch.z[k]
