@@ -149,23 +149,30 @@ def draw_defaults(ra, sc):  # type: ignore[no-untyped-def]
             g_twisted[g] = p * (1.0 + e) / (1.0 + p * e)
         else:
             g_twisted[g] = p
-    # Two passes. The first draws every obligor's uniform with the generator state held in
+    # Two passes. The first draws every obligor's random bits with the generator state held in
     # registers (the same sequence as uniform()) and lists the defaulters without a branch;
     # the second places each defaulter's default period. Mixing the two in one loop paid a
     # mispredicted branch per defaulter and kept the work of one defaulter from overlapping
     # the next.
     ob_group = ra.ob_group
     d_obligor = sc.d_obligor
-    d_uniform = sc.d_uniform
+    d_bits = sc.d_bits
+    # u = ((bits >> 12) + 0.5) 2^-52 < p exactly when (bits >> 12) < ceil(p 2^52 - 0.5): the
+    # first pass compares integers and converts only the defaulters' bits to uniforms
+    g_below = sc.g_below
+    for g in range(g_twisted.shape[0]):
+        scaled = g_twisted[g] * 4503599627370496.0  # 2^52, exact
+        g_below[g] = np.int64(math.ceil(scaled - 0.5)) if scaled < 4503599627370496.0 else np.int64(1) << 52
+    for o in range(ob_period.shape[0]):
+        ob_period[o] = n_t
     s0, s1, s2, s3 = state[0], state[1], state[2], state[3]
     n_d = 0
     for o in range(ob_group.shape[0]):
         bits, s0, s1, s2, s3 = xoshiro_step(s0, s1, s2, s3)
-        u = bits_to_uniform(bits)
-        ob_period[o] = n_t
+        k = np.int64(bits >> np.uint64(12))
         d_obligor[n_d] = o
-        d_uniform[n_d] = u
-        n_d += 1 if u < g_twisted[ob_group[o]] else 0
+        d_bits[n_d] = bits
+        n_d += 1 if k < g_below[ob_group[o]] else 0
     state[0] = s0
     state[1] = s1
     state[2] = s2
@@ -179,7 +186,7 @@ def draw_defaults(ra, sc):  # type: ignore[no-untyped-def]
     for i in range(n_d):
         o = d_obligor[i]
         g = ob_group[o]
-        u = d_uniform[i]
+        u = bits_to_uniform(d_bits[i])
         if sample_twisted:  # uniform below the twisted probability -> below the model's
             u *= g_horizon[g] / g_twisted[g]
             log_q += g_theta[g]
@@ -412,7 +419,8 @@ class PathScratch(NamedTuple):
     weight: np.ndarray  # [likelihood ratio of the path]
     ob_period: np.ndarray  # per obligor: default period (T when none)
     d_obligor: np.ndarray  # the defaulters of the path...
-    d_uniform: np.ndarray  # ...and their uniforms
+    d_bits: np.ndarray  # ...and their random bits (uint64)
+    g_below: np.ndarray  # per group: (bits >> 12) below this is a default (int64)
     coll_pool: np.ndarray  # (P, T, C) collections per pool
     coll: np.ndarray  # (T, C) collections of the deal
     support_stop: np.ndarray  # per support provider: period it defaults
@@ -447,7 +455,8 @@ def allocate_scratch(cd, ra):  # type: ignore[no-untyped-def]
         np.ones(1),
         np.zeros(n_ob, dtype=np.int64),
         np.zeros(n_ob, dtype=np.int64),
-        np.zeros(n_ob),
+        np.zeros(n_ob, dtype=np.uint64),
+        np.zeros(n_groups, dtype=np.int64),
         np.zeros(ra.base_totals.shape),
         np.zeros((n_t, ra.base_totals.shape[2])),
         np.zeros(ra.support_obligor.shape[0], dtype=np.int64),
