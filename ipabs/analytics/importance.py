@@ -1,31 +1,37 @@
-"""Importance sampling for rare tranche losses: a shift of the systematic factors and a twist
-of the conditional default probabilities.
+"""Importance sampling for rare tranche losses: a shift of the systematic factors, a twist of
+the conditional default probabilities and per-group tilts of the default odds.
 
 Under the risk model the systematic factors ``Z`` are independent standard normals. Drawing
 them from ``N(mu, I)`` instead and weighting each path by the likelihood ratio
 ``exp(-mu.Z + mu.mu / 2)`` leaves every expectation unchanged (Glasserman and Li, 2005) while
 sending many more paths into the bad states where a senior tranche loses.
 
-The shift is chosen by the cross-entropy method on small pilot runs: starting from ``mu = 0``,
+In a small pool the factors alone leave much of the variance: which obligors default is
+idiosyncratic. Given its factors, each path's conditional default probability ``p_g`` of
+obligor group ``g`` can be twisted to odds ``p_g / (1 - p_g)`` times ``exp(t + tilt_g)``: ``t >= 0``
+set per path so that the expected number of defaulters reaches a target (the count twist), and
+``tilt_g`` fixed per group (singling out, say, a guarantee company whose own default is what
+the senior fears). The path's weight gains the factor
+``prod_g exp(-theta_g d_g) (1 + p_g (e^theta_g - 1))^n_g`` for ``d_g`` defaulters among ``n_g``
+obligors, ``theta_g = t + tilt_g``. A defaulter's period is drawn from the model's distribution
+given default, so timing is not distorted.
+
+Every importance-sampled run is a defensive mixture (Hesterberg, 1995): a share ``alpha`` of
+the paths comes from the model itself, which bounds every weight by ``1 / alpha``.
+
+The settings are chosen by the cross-entropy method on small pilot runs: starting from ``mu = 0``,
 each pilot keeps its worst paths (those where the target tranche loses, else those with the
 largest note losses, else the largest pool losses) and moves ``mu`` to their likelihood-weighted
 mean factor, until enough pilot paths make the target tranche lose. The shift used is the
-likelihood-weighted mean factor over every pilot path where the target lost: an estimate of
-``E[Z | tranche loss]``, the cross-entropy optimal mean. A last pilot at that shift estimates
-the variance reduction; below :data:`MIN_GAIN` the run falls back to plain sampling (the
-factors then do not drive the tranche's losses: idiosyncratic royalty or patent risk, say).
-In a small pool the factors alone leave much of the variance: which obligors default is
-idiosyncratic. Optionally each path's conditional default probabilities ``p`` (given its
-factors) are twisted to ``p e^t / (1 + p (e^t - 1))``, their odds times ``e^t``, with ``t >= 0``
-set so that the expected number of defaulters reaches a target (the typical number on the
-pilot paths where the target tranche lost); the path's weight gains the factor
-``exp(-t N + sum_k log(1 + p_k (e^t - 1)))`` for its ``N`` defaulters. A defaulter's period
-is drawn from the model's distribution given default, so timing is not distorted. Shift alone
-and shift with twist are both tried on a pilot and the one with the larger variance reduction
-is used.
+likelihood-weighted mean factor over every pilot path where the target lost (an estimate of
+``E[Z | tranche loss]``, the cross-entropy optimal mean); the count target is their weighted
+median number of defaulters; each group's tilt is the log-odds change from its mean
+conditional default probability to its default frequency on those paths. A last pilot per
+option (shift; shift and count twist; shift and tilts) estimates the variance reduction and the
+best is used; below :data:`MIN_GAIN` the run falls back to plain sampling.
 
 Pilot paths come from their own random streams, so the main run's path *i* is still a pure
-function of (seed, i, shift).
+function of (seed, i, sampling).
 """
 
 from __future__ import annotations
