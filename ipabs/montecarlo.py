@@ -7,10 +7,9 @@ import os
 import sys
 import time
 from collections.abc import Callable, Iterable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from functools import cached_property
-from itertools import pairwise
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
@@ -395,7 +394,9 @@ def _run_paths(
     groups = np.empty((paths, 2 * arrays.g_threshold.shape[0] if group_defaults else 0))
     shift = np.ascontiguousarray(sampling.shift, dtype=np.float64)
     tilt = np.ascontiguousarray(sampling.group_tilt(arrays.g_threshold.shape[0]), dtype=np.float64)
-    size = batch_size or max(10_000, math.ceil(paths / 20))
+    # at least twenty chunks (four per thread on larger machines) for progress and balance,
+    # none under a thousand paths
+    size = batch_size or max(1_000, math.ceil(paths / max(20, 4 * n_threads)))
 
     def chunk(lo: int, hi: int) -> None:
         simulate_chunk(
@@ -414,15 +415,20 @@ def _run_paths(
             groups[lo:hi],
         )
 
+    # every chunk is queued at once, so no thread waits for another between batches; each
+    # writes its own rows, so the order in which they finish does not matter
+    bounds = [(lo, min(lo + size, paths)) for lo in range(0, paths, size)]
     with ThreadPoolExecutor(max_workers=n_threads) as executor:
+        futures = {executor.submit(chunk, lo, hi): hi - lo for lo, hi in bounds}
         done = 0
-        while done < paths:
-            n = min(size, paths - done)
-            bounds = np.linspace(done, done + n, min(n, n_threads) + 1).astype(np.int64)
-            futures = [executor.submit(chunk, int(a), int(b)) for a, b in pairwise(bounds) if b > a]
-            for f in futures:
-                f.result()
-            done += n
-            if on_progress is not None:
-                on_progress(done)
+        try:
+            for future in as_completed(futures):
+                future.result()
+                done += futures[future]
+                if on_progress is not None:
+                    on_progress(done)
+        except BaseException:
+            for future in futures:
+                future.cancel()
+            raise
     return tr, pool, factors, groups
