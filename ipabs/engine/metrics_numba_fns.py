@@ -60,6 +60,10 @@ def yield_at_price(times: np.ndarray, cash: np.ndarray, price: float, guess: flo
     # of the root the iterates climb monotonically; from the right, one step lands left of it
     # (convexity). A good guess (the coupon as an annual effective rate) needs one or two.
     u = np.log1p(guess) if guess > -1.0 else 0.0
+    t_max = 0.0
+    for t in range(cash.shape[0]):
+        if cash[t] != 0.0:
+            t_max = max(t_max, times[t])
     for _ in range(100):
         err = -price
         slope = 0.0
@@ -72,7 +76,9 @@ def yield_at_price(times: np.ndarray, cash: np.ndarray, price: float, guess: flo
             break  # far out (overflow or no slope): the bracketing search below
         step = err / slope
         u -= step
-        if abs(step) < 1e-14 * max(1.0, abs(u)):
+        # Newton's next step would be at most (t_max / 2) step^2 (the price error's curvature
+        # is at most t_max times its slope): stop when that is below the tolerance
+        if abs(step) < 1e-14 * max(1.0, abs(u)) or 0.5 * t_max * step * step < 1e-15 * max(1.0, abs(u)):
             return np.expm1(u)
     return _bracketed_yield(times, cash, price)
 
