@@ -20,7 +20,7 @@ from ipabs.deal import schema as S
 from ipabs.deal import types as T
 
 _VALIDATOR_NAMES = {
-    T._percent: "rate",
+    T.parse_percent: "rate",
     T._money: "amount",
     T._name: "name",
 }

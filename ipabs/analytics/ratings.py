@@ -14,6 +14,7 @@ Expected loss is an explicit grid interpolated the same way, or default probabil
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import dataclasses
 import difflib
@@ -376,14 +377,13 @@ class _Problems:
     def number(self, value: Any, at: _At, what: str) -> float:
         """A finite number, written ``0.02`` or ``"2%"``; nan after an issue otherwise."""
         out = math.nan
-        if isinstance(value, Real) and not isinstance(value, bool):
-            out = float(value)
-        elif isinstance(value, str) and value.strip():
-            text = value.strip()
-            try:
-                out = float(text[:-1]) / 100.0 if text.endswith("%") else float(text)
-            except ValueError:
-                pass
+        if (isinstance(value, Real) and not isinstance(value, bool)) or (
+            isinstance(value, str) and value.strip()
+        ):
+            from ipabs.deal.types import parse_percent  # pydantic: not at import time
+
+            with contextlib.suppress(ValueError):
+                out = float(parse_percent(value))  # the deal language's "2%" rule
         if not math.isfinite(out):
             self.add(at, f"{what} must be a finite number, got {_show(value)}", "write e.g. 0.02 or '2%'")
         return out

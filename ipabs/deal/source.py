@@ -7,6 +7,7 @@ path (a tuple of keys and list indices) to its position.
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -182,10 +183,8 @@ def parse_yaml(text: str, file: str = "<string>") -> tuple[Any, SourceMap]:
         # libyaml's parser, where PyYAML has it, is several times faster; a file with a
         # mistake is parsed again by the pure-Python parser, so that messages do not depend
         # on how PyYAML was built
-        try:
+        with contextlib.suppress(DealError):
             return _parse(text, file, fast)
-        except DealError:
-            pass
     return _parse(text, file, yaml.SafeLoader)
 
 

@@ -8,8 +8,14 @@ from typing import Annotated, Any
 from pydantic import AfterValidator, BeforeValidator
 
 
-def _percent(value: Any) -> Any:
-    """Accept ``"3.5%"`` as 0.035; leave everything else to pydantic."""
+def parse_percent(value: Any) -> Any:
+    """Accept ``"3.5%"`` (or ``"0.035"``) as 0.035; leave everything else to pydantic.
+
+    Raises
+    ------
+    ValueError
+        For text that is neither a number nor a percentage, and for true/false.
+    """
     if isinstance(value, str):
         text = value.strip().replace("_", "")
         if text.endswith("%"):
@@ -70,14 +76,14 @@ def _probability(value: float) -> float:
     return value
 
 
-Rate = Annotated[float, BeforeValidator(_percent), AfterValidator(_finite)]
+Rate = Annotated[float, BeforeValidator(parse_percent), AfterValidator(_finite)]
 """An annual rate as a decimal (``0.035``) or a percentage string (``"3.5%"``); may be negative."""
 
-Share = Annotated[float, BeforeValidator(_percent), AfterValidator(_finite), AfterValidator(_unit)]
+Share = Annotated[float, BeforeValidator(parse_percent), AfterValidator(_finite), AfterValidator(_unit)]
 """A fraction in [0, 1], written ``0.7`` or ``"70%"``."""
 
 Probability = Annotated[
-    float, BeforeValidator(_percent), AfterValidator(_finite), AfterValidator(_probability)
+    float, BeforeValidator(parse_percent), AfterValidator(_finite), AfterValidator(_probability)
 ]
 """An annual probability in [0, 1)."""
 
