@@ -17,6 +17,7 @@ import numpy as np
 
 from ipabs.analytics import metrics
 from ipabs.analytics.importance import LOSS_EPS, Sampling, choose_sampling, variance_reduction
+from ipabs.analytics.tables import LEVELS as QUANTILES
 from ipabs.api import _model
 from ipabs.deal.load import LoadedDeal
 from ipabs.deal.risk import RiskModel
@@ -44,8 +45,6 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from ipabs.results import RunResult
-
-QUANTILES = (0.95, 0.99, 0.999)
 
 
 def _thread_count(n: int | None) -> int:

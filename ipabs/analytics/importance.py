@@ -43,6 +43,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from ipabs.engine.waterfall_numba_fns import EPS as LOSS_EPS  # rounding dust, not a loss
 from ipabs.errors import IpabsError
 
 if TYPE_CHECKING:
@@ -55,7 +56,6 @@ ELITE_SHARE = 0.1  # share of a pilot's paths kept as the elite of a cross-entro
 MAX_ITERATIONS = 8
 DEFENSIVE_SHARE = 0.1  # share of paths drawn from the model itself: weights stay below 10
 MIN_GAIN = 1.5  # use the shift only if a pilot shows at least this variance reduction
-LOSS_EPS = 1e-6  # money below this is rounding dust, not a loss (as in the waterfall)
 
 
 @dataclass(frozen=True)

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ipabs.analytics import metrics as m
+from ipabs.analytics.importance import LOSS_EPS
 from ipabs.risk.montecarlo_numba_fns import (
     O_DISCOUNTED_LOSS,
     O_DURATION,
@@ -41,7 +42,6 @@ if TYPE_CHECKING:
 
 LEVELS = (0.95, 0.99, 0.999)
 DISTRIBUTION_QUANTILES = (0.05, 0.5, 0.95)
-LOSS_EPS = 1e-6  # money below this is rounding dust (as in the waterfall)
 
 
 def _row(subject: str, metric: str, e: m.Estimate) -> dict[str, Any]:
