@@ -236,10 +236,13 @@ def _summaries(
     loss = pool[:, P_LOSS_RATE]
     el = metrics.mean(loss, w)
     row = {"expected_loss": el.value, "expected_loss_se": el.se}
+    if np.all(w == 1.0):  # order does not matter to plain estimates: sort once, not six times
+        loss, w = np.sort(loss), None
     for q in QUANTILES:
         row[f"loss_q{q * 100:g}"] = metrics.quantile(loss, q, w).value
     for q in QUANTILES:
         row[f"expected_shortfall_{q * 100:g}"] = metrics.expected_shortfall(loss, q, w).value
+    w = pool[:, P_WEIGHT]
     dr = metrics.mean(pool[:, P_DEFAULT_RATE], w)
     nd = metrics.mean(pool[:, P_DEFAULTS], w)
     row.update(
