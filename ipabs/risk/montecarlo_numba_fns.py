@@ -163,8 +163,10 @@ def draw_defaults(ra, sc):  # type: ignore[no-untyped-def]
     for g in range(g_twisted.shape[0]):
         scaled = g_twisted[g] * 4503599627370496.0  # 2^52, exact
         g_below[g] = np.int64(math.ceil(scaled - 0.5)) if scaled < 4503599627370496.0 else np.int64(1) << 52
-    for o in range(ob_period.shape[0]):
-        ob_period[o] = n_t
+    # only the previous path's defaulters differ from "no default": reset those, not everyone
+    for i in range(sc.n_defaulters[0]):
+        ob_period[d_obligor[i]] = n_t
+        sc.ob_hit[d_obligor[i]] = 0
     s0, s1, s2, s3 = state[0], state[1], state[2], state[3]
     n_d = 0
     for o in range(ob_group.shape[0]):
@@ -203,6 +205,7 @@ def draw_defaults(ra, sc):  # type: ignore[no-untyped-def]
         sc.weight[0] = 1.0 / (alpha + (1.0 - alpha) * math.exp(log_q))
     else:
         sc.weight[0] = 1.0
+    sc.n_defaulters[0] = n_d
     return n_d
 
 
@@ -278,7 +281,6 @@ def path_collections(ra, sc, n_defaulters):  # type: ignore[no-untyped-def]
         for t in range(base.shape[1]):
             for c in range(base.shape[2]):
                 coll_pool[p, t, c] = base[p, t, c]
-    ob_hit[:] = 0
     flows = ra.a_flows
     # only the defaulters' assets change: take each out from its default period on
     for i in range(n_defaulters):
@@ -427,6 +429,7 @@ class PathScratch(NamedTuple):
     brownian: np.ndarray  # (T,) royalty Brownian path
     cash: np.ndarray  # (T,) a tranche's cash received
     ob_hit: np.ndarray  # per obligor: 1 when it defaults owing something
+    n_defaulters: np.ndarray  # [number of defaulters of the last path drawn]
     work: np.ndarray  # waterfall state
     flags: np.ndarray  # waterfall trigger state
 
@@ -453,7 +456,7 @@ def allocate_scratch(cd, ra):  # type: ignore[no-untyped-def]
         np.zeros(n_groups),
         np.zeros(2),
         np.ones(1),
-        np.zeros(n_ob, dtype=np.int64),
+        np.full(n_ob, n_t, dtype=np.int64),  # no defaults yet: draw_defaults resets only defaulters
         np.zeros(n_ob, dtype=np.int64),
         np.zeros(n_ob, dtype=np.uint64),
         np.zeros(n_groups, dtype=np.int64),
@@ -463,6 +466,7 @@ def allocate_scratch(cd, ra):  # type: ignore[no-untyped-def]
         np.zeros(n_t),
         np.zeros(n_t),
         np.zeros(n_ob, dtype=np.int64),
+        np.zeros(1, dtype=np.int64),
         work,
         flags,
     )
@@ -514,7 +518,10 @@ def path_outcomes(cd, ra, scratch, tables, tranche_row, pool_row):  # type: igno
     orig_pool = cd.original_pool_balance
     pool_row[P_DEFAULT_RATE] = defaults / orig_pool if orig_pool > 0.0 else 0.0
     pool_row[P_LOSS_RATE] = losses / orig_pool if orig_pool > 0.0 else 0.0
-    pool_row[P_DEFAULTS] = ob_hit.sum()
+    hits = 0
+    for i in range(scratch.n_defaulters[0]):  # only defaulters can have hit
+        hits += ob_hit[scratch.d_obligor[i]]
+    pool_row[P_DEFAULTS] = hits
     pool_row[P_ROYALTY] = royalty
     pool_row[P_WEIGHT] = scratch.weight[0]
 
