@@ -103,7 +103,8 @@ from ipabs.risk.collections_numba_fns import (
 )
 
 # Everything here is a leaf kernel (no allocation, no reference counting), and the helpers are
-# inlined: a call passing twenty arrays by value cost more than the helper's own work.
+# inlined: handing them the whole compiled deal costs nothing, where a real call passing its
+# arrays by value cost more than the helper's own work.
 EPS = 1e-6  # money below a millionth of a unit is rounding dust: never paid, never a shortfall
 RATIO_TOL = 1e-12  # tolerance of ratio tests
 
@@ -117,109 +118,39 @@ def _group_sum(grp_ptr, grp_item, values, g):  # type: ignore[no-untyped-def]
 
 
 @njit(leaf=True, inline="always")
-def _quantity(grp_ptr, grp_item, tr_balance, orig_pool, code, g, pool_start, pool_end, bal, int_due_total):  # type: ignore[no-untyped-def]
+def _quantity(cd, code, g, pool_start, pool_end, bal, int_due_total):  # type: ignore[no-untyped-def]
     if code == Q_POOL_BALANCE:
         return pool_end
     if code == Q_POOL_BALANCE_START:
         return pool_start
     if code == Q_ORIGINAL_POOL_BALANCE:
-        return orig_pool
+        return cd.original_pool_balance
     if code == Q_NOTES_BALANCE:
         return bal.sum()
     if code == Q_BALANCE:
-        return _group_sum(grp_ptr, grp_item, bal, g)
+        return _group_sum(cd.grp_ptr, cd.grp_item, bal, g)
     if code == Q_ORIGINAL_BALANCE:
-        return _group_sum(grp_ptr, grp_item, tr_balance, g)
+        return _group_sum(cd.grp_ptr, cd.grp_item, cd.tr_balance, g)
     if code == Q_INTEREST_DUE:
-        return _group_sum(grp_ptr, grp_item, int_due_total, g)
+        return _group_sum(cd.grp_ptr, cd.grp_item, int_due_total, g)
     return 0.0
 
 
 @njit(leaf=True, inline="always")
-def _amount(
-    amt_kind,
-    amt_value,
-    amt_quantity,
-    amt_group,
-    amt_floor,
-    amt_cap,
-    amt_share,
-    grp_ptr,
-    grp_item,
-    tr_balance,
-    orig_pool,
-    m,
-    t,
-    pool_start,
-    pool_end,
-    bal,
-    int_due_total,
-):  # type: ignore[no-untyped-def]
-    kind = amt_kind[m]
+def _amount(cd, m, t, pool_start, pool_end, bal, int_due_total):  # type: ignore[no-untyped-def]
+    kind = cd.amt_kind[m]
     if kind == AMT_FIXED or kind == AMT_SCHEDULE:
-        return amt_value[m, t]
-    q = _quantity(
-        grp_ptr,
-        grp_item,
-        tr_balance,
-        orig_pool,
-        amt_quantity[m],
-        amt_group[m],
-        pool_start,
-        pool_end,
-        bal,
-        int_due_total,
-    )
-    return max(amt_floor[m], min(amt_cap[m], amt_share[m] * q))
+        return cd.amt_value[m, t]
+    q = _quantity(cd, cd.amt_quantity[m], cd.amt_group[m], pool_start, pool_end, bal, int_due_total)
+    return max(cd.amt_floor[m], min(cd.amt_cap[m], cd.amt_share[m] * q))
 
 
 @njit(leaf=True, inline="always")
-def _account_target(
-    acc_kind,
-    acc_target,
-    acc_floor,
-    amt_kind,
-    amt_value,
-    amt_quantity,
-    amt_group,
-    amt_floor,
-    amt_cap,
-    amt_share,
-    grp_ptr,
-    grp_item,
-    tr_balance,
-    orig_pool,
-    k,
-    t,
-    last,
-    accelerated,
-    pool_start,
-    pool_end,
-    bal,
-    int_due_total,
-):  # type: ignore[no-untyped-def]
-    if acc_kind[k] == ACC_TRAP or last or accelerated or bal.sum() <= EPS:
+def _account_target(cd, k, t, last, accelerated, pool_start, pool_end, bal, int_due_total):  # type: ignore[no-untyped-def]
+    if cd.acc_kind[k] == ACC_TRAP or last or accelerated or bal.sum() <= EPS:
         return 0.0
-    target = _amount(
-        amt_kind,
-        amt_value,
-        amt_quantity,
-        amt_group,
-        amt_floor,
-        amt_cap,
-        amt_share,
-        grp_ptr,
-        grp_item,
-        tr_balance,
-        orig_pool,
-        acc_target[k],
-        t,
-        pool_start,
-        pool_end,
-        bal,
-        int_due_total,
-    )
-    return max(target, acc_floor[k])
+    target = _amount(cd, cd.acc_target[k], t, pool_start, pool_end, bal, int_due_total)
+    return max(target, cd.acc_floor[k])
 
 
 @njit(leaf=True, inline="always")
@@ -277,17 +208,8 @@ def waterfall_path(cd, coll, support_stop, out, work, flags, full):  # type: ign
     outcomes need nothing else): the other tables are not cleared and the accounts' targets
     are not recorded.
     """
-    # bind every array once: each access through a tuple would pay reference counting
+    # short local names for the arrays the periods use
     cd_acc_initial = cd.acc_initial
-    cd_acc_target = cd.acc_target
-    cd_acc_floor = cd.acc_floor
-    cd_amt_kind = cd.amt_kind
-    cd_amt_value = cd.amt_value
-    cd_amt_quantity = cd.amt_quantity
-    cd_amt_group = cd.amt_group
-    cd_amt_floor = cd.amt_floor
-    cd_amt_cap = cd.amt_cap
-    cd_amt_share = cd.amt_share
     cd_acc_kind = cd.acc_kind
     cd_acc_release = cd.acc_release
     cd_call_price = cd.call_price
@@ -451,16 +373,7 @@ def waterfall_path(cd, coll, support_stop, out, work, flags, full):  # type: ign
                     due = cd_fee_amount[f]
                 else:
                     base = _quantity(
-                        cd_grp_ptr,
-                        cd_grp_item,
-                        cd_tr_balance,
-                        cd_original_pool_balance,
-                        cd_fee_base[f],
-                        cd_fee_base_group[f],
-                        pool_start,
-                        pool_end,
-                        bal,
-                        int_due_total,
+                        cd, cd_fee_base[f], cd_fee_base_group[f], pool_start, pool_end, bal, int_due_total
                     )
                     due = cd_fee_amount[f] * base * yf
             fee_due[f] = due + fee_arrears[f]
@@ -499,30 +412,7 @@ def waterfall_path(cd, coll, support_stop, out, work, flags, full):  # type: ign
                     value = np.inf
             elif kind == TRG_RESERVE_BELOW_TARGET:
                 k = cd_trg_account[g]
-                target = _account_target(
-                    cd_acc_kind,
-                    cd_acc_target,
-                    cd_acc_floor,
-                    cd_amt_kind,
-                    cd_amt_value,
-                    cd_amt_quantity,
-                    cd_amt_group,
-                    cd_amt_floor,
-                    cd_amt_cap,
-                    cd_amt_share,
-                    cd_grp_ptr,
-                    cd_grp_item,
-                    cd_tr_balance,
-                    cd_original_pool_balance,
-                    k,
-                    t,
-                    False,
-                    False,
-                    pool_start,
-                    pool_end,
-                    bal,
-                    int_due_total,
-                )
+                target = _account_target(cd, k, t, False, False, pool_start, pool_end, bal, int_due_total)
                 value = acc_bal[k] / target if target > EPS else np.inf
                 breached = value < (thr if thr > 0.0 else 1.0) - RATIO_TOL
             elif kind == TRG_OVERCOLLATERALISATION:
@@ -577,28 +467,7 @@ def waterfall_path(cd, coll, support_stop, out, work, flags, full):  # type: ign
                     release = acc_bal[k]
             else:
                 target = _account_target(
-                    cd_acc_kind,
-                    cd_acc_target,
-                    cd_acc_floor,
-                    cd_amt_kind,
-                    cd_amt_value,
-                    cd_amt_quantity,
-                    cd_amt_group,
-                    cd_amt_floor,
-                    cd_amt_cap,
-                    cd_amt_share,
-                    cd_grp_ptr,
-                    cd_grp_item,
-                    cd_tr_balance,
-                    cd_original_pool_balance,
-                    k,
-                    t,
-                    last,
-                    accelerated,
-                    pool_start,
-                    pool_end,
-                    bal,
-                    int_due_total,
+                    cd, k, t, last, accelerated, pool_start, pool_end, bal, int_due_total
                 )
                 if last or accelerated or bal.sum() <= EPS:
                     release = acc_bal[k]
@@ -647,25 +516,7 @@ def waterfall_path(cd, coll, support_stop, out, work, flags, full):  # type: ign
                     cap = min(cap, _group_sum(cd_grp_ptr, cd_grp_item, prin_due, a))
                 group_bal = _group_sum(cd_grp_ptr, cd_grp_item, bal, a)
                 if cd_st_d[st] >= 0 and not ends:
-                    target = _amount(
-                        cd_amt_kind,
-                        cd_amt_value,
-                        cd_amt_quantity,
-                        cd_amt_group,
-                        cd_amt_floor,
-                        cd_amt_cap,
-                        cd_amt_share,
-                        cd_grp_ptr,
-                        cd_grp_item,
-                        cd_tr_balance,
-                        cd_original_pool_balance,
-                        cd_st_d[st],
-                        t,
-                        pool_start,
-                        pool_end,
-                        bal,
-                        int_due_total,
-                    )
+                    target = _amount(cd, cd_st_d[st], t, pool_start, pool_end, bal, int_due_total)
                     cap = min(cap, max(group_bal - target, 0.0))
                 cap = min(cap, group_bal)
                 if cap > EPS:
@@ -701,28 +552,7 @@ def waterfall_path(cd, coll, support_stop, out, work, flags, full):  # type: ign
                     paid_total += paid
             elif op == OP_FUND_ACCOUNT:
                 target = _account_target(
-                    cd_acc_kind,
-                    cd_acc_target,
-                    cd_acc_floor,
-                    cd_amt_kind,
-                    cd_amt_value,
-                    cd_amt_quantity,
-                    cd_amt_group,
-                    cd_amt_floor,
-                    cd_amt_cap,
-                    cd_amt_share,
-                    cd_grp_ptr,
-                    cd_grp_item,
-                    cd_tr_balance,
-                    cd_original_pool_balance,
-                    a,
-                    t,
-                    last,
-                    accelerated,
-                    pool_start,
-                    pool_end,
-                    bal,
-                    int_due_total,
+                    cd, a, t, last, accelerated, pool_start, pool_end, bal, int_due_total
                 )
                 x = min(avail, max(target - acc_bal[a], 0.0))
                 if x > EPS:
@@ -833,28 +663,7 @@ def waterfall_path(cd, coll, support_stop, out, work, flags, full):  # type: ign
             out_account[t, k, ACC_END] = acc_bal[k]
             if full:
                 out_account[t, k, ACC_TARGET] = _account_target(
-                    cd_acc_kind,
-                    cd_acc_target,
-                    cd_acc_floor,
-                    cd_amt_kind,
-                    cd_amt_value,
-                    cd_amt_quantity,
-                    cd_amt_group,
-                    cd_amt_floor,
-                    cd_amt_cap,
-                    cd_amt_share,
-                    cd_grp_ptr,
-                    cd_grp_item,
-                    cd_tr_balance,
-                    cd_original_pool_balance,
-                    k,
-                    t,
-                    last,
-                    accelerated,
-                    pool_start,
-                    pool_end,
-                    bal,
-                    int_due_total,
+                    cd, k, t, last, accelerated, pool_start, pool_end, bal, int_due_total
                 )
         for s in range(n_sup):
             out_support[t, s, SUP_OUTSTANDING] = lf_outstanding[s]
