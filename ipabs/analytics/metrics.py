@@ -43,6 +43,9 @@ class Estimate:
         return cls(value, se, value - Z95 * se, value + Z95 * se)
 
 
+_UNKNOWN = Estimate(math.nan, math.nan, math.nan, math.nan)  # nothing to estimate from
+
+
 def _weights(x: np.ndarray, w: np.ndarray | None) -> np.ndarray | None:
     if w is None:
         return None
@@ -65,7 +68,7 @@ def mean(x: np.ndarray, w: np.ndarray | None = None) -> Estimate:
     x = np.asarray(x, dtype=np.float64)
     n = len(x)
     if n == 0:
-        return Estimate(math.nan, math.nan, math.nan, math.nan)
+        return _UNKNOWN
     w = _weights(x, w)
     y = x if w is None else w * x
     value = float(y.mean())
@@ -85,7 +88,7 @@ def conditional_mean(x: np.ndarray, w: np.ndarray | None = None) -> Estimate:
     x, w = x[ok], w[ok]
     total = w.sum()
     if len(x) == 0 or not total > 0.0:
-        return Estimate(math.nan, math.nan, math.nan, math.nan)
+        return _UNKNOWN
     value = float((w * x).sum() / total)
     se = float(math.sqrt(((w * (x - value)) ** 2).sum()) / total)
     return Estimate.normal(value, se)
@@ -102,7 +105,7 @@ def ratio(num: np.ndarray, den: np.ndarray, w: np.ndarray | None = None) -> Esti
         num, den = w * num, w * den
     d = den.mean() if n else 0.0
     if not d > 0.0:
-        return Estimate(math.nan, math.nan, math.nan, math.nan)
+        return _UNKNOWN
     value = float(num.mean() / d)
     resid = num - value * den
     se = float(resid.std(ddof=1) / (math.sqrt(n) * d)) if n > 1 else math.nan
@@ -122,7 +125,7 @@ def quantile(x: np.ndarray, q: float, w: np.ndarray | None = None) -> Estimate:
     x = np.asarray(x, dtype=np.float64)
     n = len(x)
     if n == 0:
-        return Estimate(math.nan, math.nan, math.nan, math.nan)
+        return _UNKNOWN
     w = _weights(x, w)
     if w is None:
         value = float(np.quantile(x, q))
@@ -141,7 +144,7 @@ def expected_shortfall(x: np.ndarray, level: float, w: np.ndarray | None = None)
     x = np.asarray(x, dtype=np.float64)
     n = len(x)
     if n == 0:
-        return Estimate(math.nan, math.nan, math.nan, math.nan)
+        return _UNKNOWN
     w = _weights(x, w)
     if w is None:
         s = np.sort(x)[::-1]

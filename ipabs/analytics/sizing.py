@@ -150,19 +150,16 @@ def _check(deal: LoadedDeal, tranche: str, by: str, target_name: str | None) -> 
         return tranche, 0.0, spec.tranches[k].balance + spec.tranches[k + 1].balance
     pool_total = sum(t.balance for t in spec.tranches)
     if by == "reserve":
-        accounts = [a.name for a in spec.accounts if a.kind == "reserve"]
-        if not accounts:
-            raise IpabsError("the deal has no reserve account to size")
-        name = target_name or accounts[0]
-        if name not in accounts:
-            raise IpabsError(f"no reserve account {name!r}; reserve accounts: {', '.join(accounts)}")
-        return name, 0.0, pool_total
-    supports = [s.name for s in spec.support if s.kind == "deficiency_payment"]
-    if not supports:
-        raise IpabsError("the deal has no deficiency payment undertaking to size")
-    name = target_name or supports[0]
-    if name not in supports:
-        raise IpabsError(f"no deficiency payment {name!r}; deficiency payments: {', '.join(supports)}")
+        kinds = [a.name for a in spec.accounts if a.kind == "reserve"]
+        what = "reserve account"
+    else:
+        kinds = [x.name for x in spec.support if x.kind == "deficiency_payment"]
+        what = "deficiency payment"
+    if not kinds:
+        raise IpabsError(f"the deal has no {what} to size")
+    name = target_name or kinds[0]
+    if name not in kinds:
+        raise IpabsError(f"no {what} {name!r}; {what}s: {', '.join(kinds)}")
     return name, 0.0, pool_total
 
 
