@@ -1,7 +1,5 @@
 """``python -m ipabs`` runs the command line."""
 
-import sys
+from ipabs.cli import run
 
-from ipabs.cli import main
-
-sys.exit(main())
+run()

@@ -323,5 +323,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_INTERNAL
 
 
+def run() -> None:
+    """Console entry point: :func:`main` with the command's fast start-up and exit (see
+    :mod:`ipabs._entry`)."""
+    from ipabs._entry import run_and_exit
+
+    run_and_exit(main)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    run()
