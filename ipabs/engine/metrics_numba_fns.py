@@ -116,3 +116,60 @@ def _price_error(times: np.ndarray, cash: np.ndarray, price: float, u: float) ->
         if cash[t] != 0.0:
             pv += cash[t] * np.exp(-times[t] * u)
     return pv - price
+
+
+@njit(leaf=True)
+def yield_on_grid(
+    gap_id: np.ndarray,
+    gap_years: np.ndarray,
+    factor: np.ndarray,
+    times: np.ndarray,
+    cash: np.ndarray,
+    price: float,
+    guess: float = 0.0,
+) -> float:
+    """:func:`yield_at_price` on a payment grid made of a few distinct gaps: the same Newton
+    search, with each discount factor ``exp(-u t)`` built as the previous date's times
+    ``exp(-u gap)``, so a step costs one exponential per distinct gap instead of one per date.
+
+    Parameters
+    ----------
+    gap_id : ndarray of int, shape (T,)
+        Index into ``gap_years`` of the gap before each date (the first: from closing).
+    gap_years : ndarray, shape (G,)
+        The distinct gaps in years; ``times[t] = times[t - 1] + gap_years[gap_id[t]]``.
+    factor : ndarray, shape (G,)
+        Scratch for the gaps' discount factors (overwritten).
+    times, cash, price, guess
+        As in :func:`yield_at_price`.
+    """
+    if price <= 0.0:
+        return np.nan
+    total = 0.0
+    last = -1  # last date with cash: the discount recurrence stops there
+    for t in range(cash.shape[0]):
+        total += cash[t]
+        if cash[t] != 0.0:
+            last = t
+    if total <= 0.0:
+        return -1.0
+    u = np.log1p(guess) if guess > -1.0 else 0.0
+    t_max = times[last]
+    for _ in range(100):
+        for g in range(gap_years.shape[0]):
+            factor[g] = np.exp(-gap_years[g] * u)
+        err = -price
+        slope = 0.0
+        d = 1.0
+        for t in range(last + 1):
+            d *= factor[gap_id[t]]
+            v = cash[t] * d
+            err += v
+            slope -= times[t] * v
+        if not (slope < 0.0 and np.isfinite(err)):
+            break  # far out (overflow or no slope): the bracketing search
+        step = err / slope
+        u -= step
+        if abs(step) < 1e-14 * max(1.0, abs(u)) or 0.5 * t_max * step * step < 1e-15 * max(1.0, abs(u)):
+            return np.expm1(u)
+    return _bracketed_yield(times, cash, price)

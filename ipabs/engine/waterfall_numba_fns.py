@@ -205,8 +205,9 @@ def waterfall_path(cd, coll, support_stop, out, work, flags, full):  # type: ign
     :func:`allocate_work`): allocates nothing, so a Monte Carlo chunk calls it once per path.
 
     With ``full`` False only the tranche table is valid afterwards (a Monte Carlo path's
-    outcomes need nothing else): the other tables are not cleared and the accounts' targets
-    are not recorded.
+    outcomes need nothing else): the other tables are not cleared, the accounts' targets are
+    not recorded, and the periods after the last asset cash are skipped once nothing is owed
+    or held.
     """
     # short local names for the arrays the periods use
     cd_acc_initial = cd.acc_initial
@@ -302,7 +303,25 @@ def waterfall_path(cd, coll, support_stop, out, work, flags, full):  # type: ign
         out_trigger[:] = 0.0
         out_deal[:] = 0.0
 
+    # After the last period with any asset cash, a period in which nothing is owed or held
+    # changes nothing: a Monte Carlo path stops there (its tranche rows stay zero).
+    t_end = n_t
+    if not full:
+        t_end = 0
+        for t in range(n_t - 1, -1, -1):
+            for c in range(coll.shape[1]):
+                if coll[t, c] != 0.0:
+                    t_end = t + 1
+                    break
+            if t_end > 0:
+                break
+
     for t in range(n_t):
+        if t >= t_end and carry <= 0.0:
+            held = bal.sum() + arrears.sum() + fee_arrears.sum() + acc_bal.sum()
+            held += lf_outstanding.sum() + lf_int_arrears.sum()
+            if held <= 0.0:
+                break
         last = t == n_t - 1
         yf = cd_year_frac[t]
         row = out_deal[t]
@@ -487,9 +506,10 @@ def waterfall_path(cd, coll, support_stop, out, work, flags, full):  # type: ign
                 total = _group_sum(cd_grp_ptr, cd_grp_item, fee_due, a)
                 pay = min(avail, total)
                 if pay > EPS:
+                    share = 1.0 if pay >= total else pay / total  # paid in full: no division
                     for j in range(cd_grp_ptr[a], cd_grp_ptr[a + 1]):
                         f = cd_grp_item[j]
-                        x = fee_due[f] * pay / total
+                        x = fee_due[f] * share
                         fee_due[f] -= x
                         out_fee[t, f, FEE_PAID] += x
                     avail -= pay
@@ -498,9 +518,10 @@ def waterfall_path(cd, coll, support_stop, out, work, flags, full):  # type: ign
                 total = _group_sum(cd_grp_ptr, cd_grp_item, int_due, a)
                 pay = min(avail, total)
                 if pay > EPS:
+                    share = 1.0 if pay >= total else pay / total
                     for j in range(cd_grp_ptr[a], cd_grp_ptr[a + 1]):
                         k = cd_grp_item[j]
-                        x = int_due[k] * pay / total
+                        x = int_due[k] * share
                         int_due[k] -= x
                         out_tranche[t, k, TR_INTEREST_PAID] += x
                     avail -= pay
@@ -528,10 +549,11 @@ def waterfall_path(cd, coll, support_stop, out, work, flags, full):  # type: ign
                             if limit == LIMIT_DUE
                             else group_bal
                         )
+                        share = cap / basis if basis > 0.0 else 0.0
                         for j in range(cd_grp_ptr[a], cd_grp_ptr[a + 1]):
                             k = cd_grp_item[j]
                             w = prin_due[k] if limit == LIMIT_DUE else bal[k]
-                            x = min(cap * w / basis, bal[k]) if basis > 0.0 else 0.0
+                            x = min(w * share, bal[k])
                             bal[k] -= x
                             prin_due[k] = max(prin_due[k] - x, 0.0)
                             out_tranche[t, k, TR_PRINCIPAL_PAID] += x

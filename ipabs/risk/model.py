@@ -88,6 +88,8 @@ class RiskArrays(NamedTuple):
     tr_discount: np.ndarray  # (N, T) discount factor of each payment date at each coupon
     tr_yield_guess: np.ndarray  # (N,) each coupon as an annual effective rate: where yield searches start
     times: np.ndarray  # (T,) years from closing to each payment date
+    gap_id: np.ndarray  # (T,) which of gap_years precedes each date (the first: from closing)
+    gap_years: np.ndarray  # (G,) the distinct gaps between dates, in years
 
 
 def cumulative_pd(
@@ -241,6 +243,10 @@ def compile_risk(model: CompiledModel, risk: RiskModel | None = None) -> RiskArr
     grid = model.grid
     n = model.n_periods
     times = (grid[1:] - grid[0]) / 365.0
+    # a payment grid has few distinct gaps (28-31 days monthly): yields price with one
+    # exponential per gap instead of one per date
+    gap_days, gap_id = np.unique(np.diff(grid), return_inverse=True)
+    gap_id = gap_id.astype(np.int64)
     ob = model.obligors
 
     # --- obligor groups: same thresholds, industry and region share one conditional PD
@@ -357,4 +363,6 @@ def compile_risk(model: CompiledModel, risk: RiskModel | None = None) -> RiskArr
         tr_discount=(1.0 + model.cd.tr_rate[:, :1] / frequency) ** (-frequency * times[None, :]),
         tr_yield_guess=(1.0 + model.cd.tr_rate[:, 0] / frequency) ** frequency - 1.0,
         times=times,
+        gap_id=gap_id,
+        gap_years=gap_days / 365.0,
     )

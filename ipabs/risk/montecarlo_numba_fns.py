@@ -28,7 +28,7 @@ from ipabs.engine.layout import (
     TR_RESIDUAL_PAID,
     allocate_tables,
 )
-from ipabs.engine.metrics_numba_fns import weighted_average_life, yield_at_price
+from ipabs.engine.metrics_numba_fns import weighted_average_life, yield_on_grid
 from ipabs.engine.waterfall_numba_fns import allocate_work, waterfall_path
 from ipabs.risk.collections_numba_fns import (
     C_BALANCE_END,
@@ -428,6 +428,7 @@ class PathScratch(NamedTuple):
     support_stop: np.ndarray  # per support provider: period it defaults
     brownian: np.ndarray  # (T,) royalty Brownian path
     cash: np.ndarray  # (T,) a tranche's cash received
+    gap_factor: np.ndarray  # (G,) discount factor of each distinct gap between dates (yields)
     ob_hit: np.ndarray  # per obligor: 1 when it defaults owing something
     n_defaulters: np.ndarray  # [number of defaulters of the last path drawn]
     work: np.ndarray  # waterfall state
@@ -465,6 +466,7 @@ def allocate_scratch(cd, ra):  # type: ignore[no-untyped-def]
         np.zeros(ra.support_obligor.shape[0], dtype=np.int64),
         np.zeros(n_t),
         np.zeros(n_t),
+        np.zeros(ra.gap_years.shape[0]),
         np.zeros(n_ob, dtype=np.int64),
         np.zeros(1, dtype=np.int64),
         work,
@@ -501,8 +503,11 @@ def path_outcomes(cd, ra, scratch, tables, tranche_row, pool_row):  # type: igno
         tranche_row[k, O_DISCOUNTED_LOSS] = loss * discount[n_t - 1]
         tranche_row[k, O_PV_RECEIVED] = pv
         tranche_row[k, O_WAL] = weighted_average_life(times, tables.tranche[:, k, TR_PRINCIPAL_PAID])
+        guess = ra.tr_yield_guess[k]
         tranche_row[k, O_YIELD] = (
-            yield_at_price(times, cash, orig, ra.tr_yield_guess[k]) if orig > 0.0 else np.nan
+            yield_on_grid(ra.gap_id, ra.gap_years, scratch.gap_factor, times, cash, orig, guess)
+            if orig > 0.0
+            else np.nan
         )
         timed = 0.0
         for t in range(n_t):
