@@ -506,24 +506,36 @@ def waterfall_path(cd, coll, support_stop, out, work, flags, full):  # type: ign
                 total = _group_sum(cd_grp_ptr, cd_grp_item, fee_due, a)
                 pay = min(avail, total)
                 if pay > EPS:
-                    share = 1.0 if pay >= total else pay / total  # paid in full: no division
-                    for j in range(cd_grp_ptr[a], cd_grp_ptr[a + 1]):
-                        f = cd_grp_item[j]
-                        x = fee_due[f] * share
-                        fee_due[f] -= x
-                        out_fee[t, f, FEE_PAID] += x
+                    if pay >= total:  # in full: no division (the usual case)
+                        for j in range(cd_grp_ptr[a], cd_grp_ptr[a + 1]):
+                            f = cd_grp_item[j]
+                            out_fee[t, f, FEE_PAID] += fee_due[f]
+                            fee_due[f] = 0.0
+                    else:
+                        share = pay / total
+                        for j in range(cd_grp_ptr[a], cd_grp_ptr[a + 1]):
+                            f = cd_grp_item[j]
+                            x = fee_due[f] * share
+                            fee_due[f] -= x
+                            out_fee[t, f, FEE_PAID] += x
                     avail -= pay
                     paid_total += pay
             elif op == OP_PAY_INTEREST:
                 total = _group_sum(cd_grp_ptr, cd_grp_item, int_due, a)
                 pay = min(avail, total)
                 if pay > EPS:
-                    share = 1.0 if pay >= total else pay / total
-                    for j in range(cd_grp_ptr[a], cd_grp_ptr[a + 1]):
-                        k = cd_grp_item[j]
-                        x = int_due[k] * share
-                        int_due[k] -= x
-                        out_tranche[t, k, TR_INTEREST_PAID] += x
+                    if pay >= total:
+                        for j in range(cd_grp_ptr[a], cd_grp_ptr[a + 1]):
+                            k = cd_grp_item[j]
+                            out_tranche[t, k, TR_INTEREST_PAID] += int_due[k]
+                            int_due[k] = 0.0
+                    else:
+                        share = pay / total
+                        for j in range(cd_grp_ptr[a], cd_grp_ptr[a + 1]):
+                            k = cd_grp_item[j]
+                            x = int_due[k] * share
+                            int_due[k] -= x
+                            out_tranche[t, k, TR_INTEREST_PAID] += x
                     avail -= pay
                     paid_total += pay
             elif op == OP_PAY_PRINCIPAL:
