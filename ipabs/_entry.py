@@ -13,6 +13,7 @@ Two costs of a short command that buy nothing:
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 from collections.abc import Callable, Sequence
@@ -65,8 +66,6 @@ def run_and_exit(main: Callable[[], int]) -> NoReturn:
     except SystemExit as exc:  # argparse: --help, --version, usage errors
         code = exit_code(exc)
     for stream in (sys.stdout, sys.stderr):
-        try:
+        with contextlib.suppress(OSError, ValueError):  # a closed pipe: nothing left to deliver
             stream.flush()
-        except (OSError, ValueError):  # a closed pipe or stream: nothing left to deliver
-            pass
     os._exit(code)
