@@ -118,6 +118,24 @@ def _group_sum(grp_ptr, grp_item, values, g):  # type: ignore[no-untyped-def]
 
 
 @njit(leaf=True, inline="always")
+def _pay_group(grp_ptr, grp_item, g, due, paid, pay, total):  # type: ignore[no-untyped-def]
+    """Pay ``pay`` of the ``total`` due by the members of group ``g`` pro rata to ``due``,
+    adding each payment to ``paid`` (a column view of an output table)."""
+    if pay >= total:  # in full: no division (the usual case)
+        for j in range(grp_ptr[g], grp_ptr[g + 1]):
+            m = grp_item[j]
+            paid[m] += due[m]
+            due[m] = 0.0
+    else:
+        share = pay / total
+        for j in range(grp_ptr[g], grp_ptr[g + 1]):
+            m = grp_item[j]
+            x = due[m] * share
+            due[m] -= x
+            paid[m] += x
+
+
+@njit(leaf=True, inline="always")
 def _quantity(cd, code, g, pool_start, pool_end, bal, int_due_total):  # type: ignore[no-untyped-def]
     if code == Q_POOL_BALANCE:
         return pool_end
@@ -506,36 +524,15 @@ def waterfall_path(cd, coll, support_stop, out, work, flags, full):  # type: ign
                 total = _group_sum(cd_grp_ptr, cd_grp_item, fee_due, a)
                 pay = min(avail, total)
                 if pay > EPS:
-                    if pay >= total:  # in full: no division (the usual case)
-                        for j in range(cd_grp_ptr[a], cd_grp_ptr[a + 1]):
-                            f = cd_grp_item[j]
-                            out_fee[t, f, FEE_PAID] += fee_due[f]
-                            fee_due[f] = 0.0
-                    else:
-                        share = pay / total
-                        for j in range(cd_grp_ptr[a], cd_grp_ptr[a + 1]):
-                            f = cd_grp_item[j]
-                            x = fee_due[f] * share
-                            fee_due[f] -= x
-                            out_fee[t, f, FEE_PAID] += x
+                    _pay_group(cd_grp_ptr, cd_grp_item, a, fee_due, out_fee[t, :, FEE_PAID], pay, total)
                     avail -= pay
                     paid_total += pay
             elif op == OP_PAY_INTEREST:
                 total = _group_sum(cd_grp_ptr, cd_grp_item, int_due, a)
                 pay = min(avail, total)
                 if pay > EPS:
-                    if pay >= total:
-                        for j in range(cd_grp_ptr[a], cd_grp_ptr[a + 1]):
-                            k = cd_grp_item[j]
-                            out_tranche[t, k, TR_INTEREST_PAID] += int_due[k]
-                            int_due[k] = 0.0
-                    else:
-                        share = pay / total
-                        for j in range(cd_grp_ptr[a], cd_grp_ptr[a + 1]):
-                            k = cd_grp_item[j]
-                            x = int_due[k] * share
-                            int_due[k] -= x
-                            out_tranche[t, k, TR_INTEREST_PAID] += x
+                    paid_to = out_tranche[t, :, TR_INTEREST_PAID]
+                    _pay_group(cd_grp_ptr, cd_grp_item, a, int_due, paid_to, pay, total)
                     avail -= pay
                     paid_total += pay
             elif op == OP_PAY_PRINCIPAL:
