@@ -223,9 +223,8 @@ def waterfall_path(cd, coll, support_stop, out, work, flags, full):  # type: ign
     :func:`allocate_work`): allocates nothing, so a Monte Carlo chunk calls it once per path.
 
     With ``full`` False only the tranche table is valid afterwards (a Monte Carlo path's
-    outcomes need nothing else): the other tables are not cleared, the accounts' targets are
-    not recorded, and the periods after the last asset cash are skipped once nothing is owed
-    or held.
+    outcomes need nothing else): the other tables are neither cleared nor filled in, and the
+    periods after the last asset cash are skipped once nothing is owed or held.
     """
     # short local names for the arrays the periods use
     cd_acc_initial = cd.acc_initial
@@ -381,12 +380,13 @@ def waterfall_path(cd, coll, support_stop, out, work, flags, full):  # type: ign
             pool_end = 0.0
             called = True
         avail = carry + asset_cash + call_proceeds
-        row[D_CARRY_IN] = carry
-        row[D_COLLECTIONS] = asset_cash
-        row[D_CALL_PROCEEDS] = call_proceeds
-        row[D_CUMULATIVE_DEFAULTS] = cum_default
-        row[D_POOL_BALANCE] = pool_end
-        row[D_CALLED] = 1.0 if called else 0.0
+        if full:  # a Monte Carlo path keeps only the tranche table: skip the others' rows
+            row[D_CARRY_IN] = carry
+            row[D_COLLECTIONS] = asset_cash
+            row[D_CALL_PROCEEDS] = call_proceeds
+            row[D_CUMULATIVE_DEFAULTS] = cum_default
+            row[D_POOL_BALANCE] = pool_end
+            row[D_CALLED] = 1.0 if called else 0.0
         paid_total = 0.0
         draws_total = 0.0
         withdraw_total = 0.0
@@ -414,7 +414,8 @@ def waterfall_path(cd, coll, support_stop, out, work, flags, full):  # type: ign
                     )
                     due = cd_fee_amount[f] * base * yf
             fee_due[f] = due + fee_arrears[f]
-            out_fee[t, f, FEE_DUE] = fee_due[f]
+            if full:
+                out_fee[t, f, FEE_DUE] = fee_due[f]
             if cd_fee_senior[f]:
                 senior_fees += fee_due[f]
         for s in range(n_sup):
@@ -472,9 +473,10 @@ def waterfall_path(cd, coll, support_stop, out, work, flags, full):  # type: ign
                 active[g] = 1
             elif cd_trg_curable[g] and not breached:
                 active[g] = 0
-            out_trigger[t, g, TRG_VALUE] = value
-            out_trigger[t, g, TRG_BREACHED] = 1.0 if breached else 0.0
-            out_trigger[t, g, TRG_ACTIVE] = 1.0 if active[g] == 1 else 0.0
+            if full:
+                out_trigger[t, g, TRG_VALUE] = value
+                out_trigger[t, g, TRG_BREACHED] = 1.0 if breached else 0.0
+                out_trigger[t, g, TRG_ACTIVE] = 1.0 if active[g] == 1 else 0.0
             if active[g] == 1:
                 if cd_trg_sequential[g]:
                     sequential = True
@@ -482,9 +484,10 @@ def waterfall_path(cd, coll, support_stop, out, work, flags, full):  # type: ign
                 if cd_trg_waterfall[g] >= 0 and (wf == cd_normal_waterfall or cd_trg_waterfall[g] > wf):
                     wf = cd_trg_waterfall[g]
         accelerated = wf != cd_normal_waterfall
-        row[D_WATERFALL] = wf
-        row[D_SEQUENTIAL] = 1.0 if sequential else 0.0
-        row[D_TRAP_SHARE] = trap_share
+        if full:
+            row[D_WATERFALL] = wf
+            row[D_SEQUENTIAL] = 1.0 if sequential else 0.0
+            row[D_TRAP_SHARE] = trap_share
 
         for k in range(n_tr):
             if accelerated or last or t >= cd_tr_due_period[k]:
@@ -497,7 +500,8 @@ def waterfall_path(cd, coll, support_stop, out, work, flags, full):  # type: ign
 
         # 4. account releases ----------------------------------------------------------
         for k in range(n_acc):
-            out_account[t, k, ACC_START] = acc_bal[k]
+            if full:
+                out_account[t, k, ACC_START] = acc_bal[k]
             release = 0.0
             if cd_acc_kind[k] == ACC_TRAP:
                 if trap_share <= 0.0 or accelerated or last:
@@ -689,19 +693,20 @@ def waterfall_path(cd, coll, support_stop, out, work, flags, full):  # type: ign
             out_tranche[t, k, TR_INTEREST_ARREARS] = arrears[k]
         for f in range(n_fee):
             fee_arrears[f] = fee_due[f] if fee_due[f] > EPS else 0.0
-            out_fee[t, f, FEE_ARREARS] = fee_arrears[f]
-        for k in range(n_acc):
-            out_account[t, k, ACC_END] = acc_bal[k]
-            if full:
+        carry = avail
+        if full:
+            for f in range(n_fee):
+                out_fee[t, f, FEE_ARREARS] = fee_arrears[f]
+            for k in range(n_acc):
+                out_account[t, k, ACC_END] = acc_bal[k]
                 out_account[t, k, ACC_TARGET] = _account_target(
                     cd, k, t, last, accelerated, pool_start, pool_end, bal, int_due_total
                 )
-        for s in range(n_sup):
-            out_support[t, s, SUP_OUTSTANDING] = lf_outstanding[s]
-            out_support[t, s, SUP_CUMULATIVE_DRAW] = sup_total[s]
-        carry = avail
-        row[D_SUPPORT_DRAWS] = draws_total
-        row[D_ACCOUNT_WITHDRAWALS] = withdraw_total
-        row[D_PAYMENTS] = paid_total
-        row[D_ACCOUNT_DEPOSITS] = deposit_total
-        row[D_CARRY_OUT] = carry
+            for s in range(n_sup):
+                out_support[t, s, SUP_OUTSTANDING] = lf_outstanding[s]
+                out_support[t, s, SUP_CUMULATIVE_DRAW] = sup_total[s]
+            row[D_SUPPORT_DRAWS] = draws_total
+            row[D_ACCOUNT_WITHDRAWALS] = withdraw_total
+            row[D_PAYMENTS] = paid_total
+            row[D_ACCOUNT_DEPOSITS] = deposit_total
+            row[D_CARRY_OUT] = carry
