@@ -185,6 +185,7 @@ def draw_defaults(ra, sc):  # type: ignore[no-untyped-def]
     # which beat a bisection whose unpredictable comparisons stalled the pipeline.
     g_idio = ra.g_idio
     thresholds = ra.g_threshold
+    student_t = ra.copula == COPULA_STUDENT_T
     for i in range(n_d):
         o = d_obligor[i]
         g = ob_group[o]
@@ -192,7 +193,9 @@ def draw_defaults(ra, sc):  # type: ignore[no-untyped-def]
         if sample_twisted:  # uniform below the twisted probability -> below the model's
             u *= g_horizon[g] / g_twisted[g]
             log_q += g_theta[g]
-        y = (norm_ppf_fast(u) * g_idio[g] + g_mean[g]) / scale
+        y = norm_ppf_fast(u) * g_idio[g] + g_mean[g]
+        if student_t:  # a division by 1 costs as much as any other
+            y /= scale
         row = thresholds[g]
         period = 0
         for t in range(n_t - 1):
@@ -490,20 +493,22 @@ def path_outcomes(cd, ra, scratch, tables, tranche_row, pool_row):  # type: igno
         principal_loss = tables.tranche[n_t - 1, k, TR_BALANCE_END]
         shortfall = tables.tranche[n_t - 1, k, TR_INTEREST_ARREARS]
         loss = principal_loss + shortfall
-        for t in range(n_t):
-            cash[t] = (
+        discount = ra.tr_discount[k]
+        pv = 0.0
+        timed = 0.0
+        for t in range(n_t):  # one pass: cash received, its present value and its timing
+            x = (
                 tables.tranche[t, k, TR_INTEREST_PAID]
                 + tables.tranche[t, k, TR_PRINCIPAL_PAID]
                 + tables.tranche[t, k, TR_RESIDUAL_PAID]
             )
+            cash[t] = x
+            pv += x * discount[t]
+            timed += times[t] * x * discount[t]
         orig = cd.tr_balance[k]
         tranche_row[k, O_PRINCIPAL_LOSS] = principal_loss
         tranche_row[k, O_INTEREST_SHORTFALL] = shortfall
         tranche_row[k, O_LOSS] = loss
-        discount = ra.tr_discount[k]
-        pv = 0.0
-        for t in range(n_t):
-            pv += cash[t] * discount[t]
         tranche_row[k, O_DISCOUNTED_LOSS] = loss * discount[n_t - 1]
         tranche_row[k, O_PV_RECEIVED] = pv
         tranche_row[k, O_WAL] = weighted_average_life(times, tables.tranche[:, k, TR_PRINCIPAL_PAID])
@@ -513,9 +518,6 @@ def path_outcomes(cd, ra, scratch, tables, tranche_row, pool_row):  # type: igno
             if orig > 0.0
             else np.nan
         )
-        timed = 0.0
-        for t in range(n_t):
-            timed += times[t] * cash[t] * discount[t]
         tranche_row[k, O_DURATION] = timed / pv if pv > 0.0 else np.nan
     defaults = 0.0
     losses = 0.0
