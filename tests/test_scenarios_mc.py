@@ -12,7 +12,16 @@ import pytest
 from ipabs.deal.load import LoadedDeal, load_deal
 from ipabs.deal.risk import RiskModel
 from ipabs.montecarlo import SimulationResult, simulate
-from ipabs.risk.montecarlo_numba_fns import POOL_OUTCOMES, TRANCHE_OUTCOMES
+from ipabs.risk.montecarlo_numba_fns import (
+    O_INTEREST_SHORTFALL,
+    O_LOSS,
+    O_PRINCIPAL_LOSS,
+    O_WAL,
+    O_YIELD,
+    P_LOSS_RATE,
+    POOL_OUTCOMES,
+    TRANCHE_OUTCOMES,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 SCENARIOS = sorted((ROOT / "scenarios").glob("*.yaml"))
@@ -113,6 +122,33 @@ def test_paths_do_not_depend_on_threads_or_batches() -> None:
     np.testing.assert_array_equal(
         one.tranche_outcomes, _result("caohejing_ip_pledge").tranche_outcomes[:1_500]
     )
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_fast_paths_match_their_full_tables(name: str) -> None:
+    """A Monte Carlo path fills only the tranche table and reduces it in the kernel; the same
+    path kept in full goes through every table and the deterministic run's own summary. The
+    two agree for the paths that lose most, where triggers, accounts and support act."""
+    result = _result(name)
+    first = result.tranche_outcomes[:300]
+    keep = sorted({int(np.argmax(first[:, k, O_LOSS])) for k in range(first.shape[1])})
+    keep += [int(np.argmax(result.pool_outcomes[:300, P_LOSS_RATE]))]
+    kept = simulate(_deal(name), paths=max(keep) + 1, seed=SEED, keep=keep).kept
+    assert any(first[keep, :, O_LOSS].ravel() > 0.0), "some kept path loses"
+    for i in keep:
+        summary = kept[i].summary
+        for k, tranche in enumerate(result.tranche_names):
+            row = summary.loc[tranche]
+            got = result.tranche_outcomes[i, k]
+            where = f"{name} path {i} {tranche}"
+            for column, o in (
+                ("principal_loss", O_PRINCIPAL_LOSS),
+                ("interest_shortfall", O_INTEREST_SHORTFALL),
+                ("loss", O_LOSS),
+            ):
+                assert got[o] == pytest.approx(row[column], abs=0.01), f"{where}: {column}"
+            assert got[O_WAL] == pytest.approx(row["wal_years"], abs=1e-9, nan_ok=True), f"{where}: WAL"
+            assert got[O_YIELD] == pytest.approx(row["yield"], abs=1e-8, nan_ok=True), f"{where}: yield"
 
 
 def test_every_monte_carlo_column_is_documented() -> None:
