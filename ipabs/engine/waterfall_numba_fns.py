@@ -223,8 +223,9 @@ def waterfall_path(cd, coll, support_stop, out, work, flags, full):  # type: ign
     :func:`allocate_work`): allocates nothing, so a Monte Carlo chunk calls it once per path.
 
     With ``full`` False only the tranche table is valid afterwards (a Monte Carlo path's
-    outcomes need nothing else): the other tables are neither cleared nor filled in, and the
-    periods after the last asset cash are skipped once nothing is owed or held.
+    outcomes need nothing else): the other tables are not cleared and their rows are not
+    written (what they hold afterwards means nothing), and the periods after the last asset
+    cash are skipped once nothing is owed or held.
     """
     # short local names for the arrays the periods use
     cd_acc_initial = cd.acc_initial

@@ -291,8 +291,8 @@ def path_collections(ra, sc, n_defaulters):  # type: ignore[no-untyped-def]
         tau = ob_period[o]
         for j in range(ra.ob_asset_ptr[o], ra.ob_asset_ptr[o + 1]):
             a = ra.ob_asset[j]
-            # an asset already repaid owes nothing: decided from a small array, before the
-            # read of its flows, which is likely a cache miss
+            # an asset already repaid owes nothing: decided from the small array of last
+            # periods, before reading its flows
             if tau >= ra.a_end[a]:
                 continue
             exposure_at_default = flows[a, tau, A_BALANCE_START]
