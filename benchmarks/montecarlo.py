@@ -183,14 +183,17 @@ def _best(fn: Callable[[], Any], repeat: int) -> tuple[float, Any]:
 
 @njit
 def _draw_loop(cd, ra, seed, paths):  # type: ignore[no-untyped-def]
-    """``draw_defaults`` for ``paths`` paths; returns the sum of the default periods."""
+    """``draw_defaults`` for ``paths`` paths; returns the sum of the default periods (T for an
+    obligor that survives), read from the defaulters it lists."""
     sc = allocate_scratch(cd, ra)
+    n_ob = sc.ob_period.shape[0]
     total = 0
     for p in range(paths):
         seed_state(sc.state, seed, p, 0)
-        draw_defaults(ra, sc)
-        for o in range(sc.ob_period.shape[0]):
-            total += sc.ob_period[o]
+        n_d = draw_defaults(ra, sc)
+        total += (n_ob - n_d) * ra.n_periods
+        for i in range(n_d):
+            total += sc.ob_period[sc.d_obligor[i]]
     return total
 
 

@@ -44,6 +44,8 @@ class RiskArrays(NamedTuple):
     dof: float
     ob_group: np.ndarray  # (O,) group of each obligor (same thresholds and loadings)
     g_threshold: np.ndarray  # (G, T) latent-variable threshold for default by the end of period t
+    g_search: np.ndarray  # (G, 8 + 64 + ... + 8^L) the thresholds as an 8-ary search tree
+    n_search_levels: int  # L
     g_factor: np.ndarray  # (G, 3) factor index for global, industry, region (-1: none)
     g_loading: np.ndarray  # (G, 3)
     g_idio: np.ndarray  # (G,) sqrt(1 - sum of squared loadings)
@@ -187,6 +189,33 @@ def _thresholds(cum: np.ndarray, risk: RiskModel) -> np.ndarray:
     return np.where(cum <= 0.0, -np.inf, out)
 
 
+def search_depth(n_periods: int) -> int:
+    """Levels L of the 8-ary search tree over ``n_periods`` periods: the least with 8^L >= T."""
+    levels = 1
+    while 8**levels < n_periods:
+        levels += 1
+    return levels
+
+
+def search_levels(threshold: np.ndarray) -> np.ndarray:
+    """Each group's thresholds of periods 0 .. T-2 as the levels of an 8-ary search tree.
+
+    The thresholds padded with +inf to width 8^L >= T are cut into blocks of 8; level L is the
+    padded row, level l < L holds the last entry of each block of level l + 1. Stored level
+    after level (8, 64, ..., 8^L entries). A latent variable's period, the number of
+    thresholds at or below it, is then found with one comparison of 8 entries per level.
+    """
+    n_groups, n = threshold.shape
+    levels = search_depth(n)
+    padded = np.full((n_groups, 8**levels), np.inf)
+    padded[:, : n - 1] = threshold[:, : n - 1]
+    parts = []
+    for level in range(levels):
+        stride = 8 ** (levels - 1 - level)
+        parts.append(padded[:, stride - 1 :: stride])
+    return np.ascontiguousarray(np.concatenate(parts, axis=1))
+
+
 def performing_flows(model: CompiledModel, smm: np.ndarray) -> tuple[np.ndarray, ...]:
     """Per-asset flows with prepayments and no defaults: interest, scheduled principal,
     prepayment, balance at start and end of each period (each (A, T))."""
@@ -306,13 +335,16 @@ def compile_risk(model: CompiledModel, risk: RiskModel | None = None) -> RiskArr
     rg = royalty_grid(roy, grid, roy.growth)
     frequency = 12 // MONTHS_PER_PERIOD[model.spec.deal.payment_frequency]
     hazard = risk.royalty.invalidation_hazard
+    g_threshold = np.array(thresholds, dtype=np.float64).reshape(-1, n)
     return RiskArrays(
         n_periods=n,
         n_factors=n_factors,
         copula=COPULA_STUDENT_T if risk.copula == "student_t" else COPULA_GAUSSIAN,
         dof=float(risk.degrees_of_freedom or 0.0),
         ob_group=ob_group,
-        g_threshold=np.array(thresholds, dtype=np.float64).reshape(-1, n),
+        g_threshold=g_threshold,
+        g_search=search_levels(g_threshold),
+        n_search_levels=search_depth(n),
         g_factor=np.array(factors, dtype=np.int64).reshape(-1, 3),
         g_loading=g_loading,
         g_idio=idio,

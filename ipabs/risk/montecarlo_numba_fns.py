@@ -52,7 +52,7 @@ from ipabs.risk.model import (
     REC_CONSTANT,
     REC_LOGNORMAL,
 )
-from ipabs.risk.normal_numba_fns import norm_cdf, norm_ppf_fast
+from ipabs.risk.normal_numba_fns import ACKLAM_TAIL, acklam_centre, norm_cdf, norm_ppf_tails
 from ipabs.risk.rng_numba_fns import bits_to_uniform, chi_square, normal, seed_state, uniform, xoshiro_step
 
 # per-path tranche outcomes (last axis)
@@ -174,33 +174,51 @@ def draw_defaults(ra, sc):  # type: ignore[no-untyped-def]
         k = np.int64(bits >> np.uint64(12))
         d_obligor[n_d] = o
         d_bits[n_d] = bits
-        n_d += 1 if k < g_below[ob_group[o]] else 0
+        n_d += 1 if k < g_below[np.uint64(ob_group[o])] else 0  # unsigned: no wraparound check
     state[0] = s0
     state[1] = s1
     state[2] = s2
     state[3] = s3
-    # A defaulter: back to the latent variable, then the first period whose threshold it is
-    # below. Thresholds rise with the cumulative PD and the last one is above it, so that
-    # period is the number of earlier thresholds at or below it: a count without branches,
-    # which beat a bisection whose unpredictable comparisons stalled the pipeline.
-    g_idio = ra.g_idio
-    thresholds = ra.g_threshold
-    student_t = ra.copula == COPULA_STUDENT_T
+    # A defaulter: its uniform, back to its latent variable, then the first period whose
+    # threshold it is below. Acklam's inverse of Phi has a formula for the tails and one for
+    # the centre; a branch between them was mispredicted for a defaulter in two, so the
+    # uniforms are first sorted into two index lists (tails from the front of d_region,
+    # centre from the back; neither write can land on a kept entry of the other) and each
+    # list is converted in a loop of its own.
+    d_latent = sc.d_latent
+    d_region = sc.d_region
+    n_tail = 0
+    n_centre = 0
     for i in range(n_d):
-        o = d_obligor[i]
-        g = ob_group[o]
         u = bits_to_uniform(d_bits[i])
         if sample_twisted:  # uniform below the twisted probability -> below the model's
+            g = ob_group[d_obligor[i]]
             u *= g_horizon[g] / g_twisted[g]
             log_q += g_theta[g]
-        y = norm_ppf_fast(u) * g_idio[g] + g_mean[g]
+        d_latent[i] = u
+        tail = 1 if min(u, 1.0 - u) < ACKLAM_TAIL else 0
+        d_region[n_tail] = i
+        d_region[n_d - 1 - n_centre] = i
+        n_tail += tail
+        n_centre += 1 - tail
+    for k in range(n_tail):
+        i = d_region[k]
+        d_latent[i] = norm_ppf_tails(d_latent[i])
+    for k in range(n_tail, n_d):
+        i = d_region[k]
+        d_latent[i] = acklam_centre(d_latent[i] - 0.5)
+    g_idio = ra.g_idio
+    search = ra.g_search
+    n_levels = ra.n_search_levels
+    student_t = ra.copula == COPULA_STUDENT_T
+    for i in range(n_d):
+        # unsigned indices: numba checks a signed one for wraparound
+        o = np.uint64(d_obligor[i])
+        g = np.uint64(ob_group[o])
+        y = d_latent[i] * g_idio[g] + g_mean[g]
         if student_t:  # a division by 1 costs as much as any other
             y /= scale
-        row = thresholds[g]
-        period = 0
-        for t in range(n_t - 1):
-            period += 1 if row[t] <= y else 0
-        ob_period[o] = period
+        ob_period[o] = search_period(search[g], n_levels, y, n_t - 1)
     if alpha > 0.0:
         if twisted and not sample_twisted:
             for i in range(n_d):
@@ -210,6 +228,30 @@ def draw_defaults(ra, sc):  # type: ignore[no-untyped-def]
         sc.weight[0] = 1.0
     sc.n_defaulters[0] = n_d
     return n_d
+
+
+@njit(leaf=True, inline="always")
+def search_period(tree, n_levels, y, last):  # type: ignore[no-untyped-def]
+    """The number of a group's thresholds at or below ``y`` (its default period), at most
+    ``last``, from the group's row of :func:`ipabs.risk.model.search_levels`.
+
+    Thresholds rise with the cumulative PD and the last one is above a defaulter's latent
+    variable, so that count is its default period. Each level narrows the count to a block of
+    eight with a three-step bisection that compiles to flag arithmetic, not branches: a count
+    over every period did 60 comparisons, a bisection over all periods was compiled to
+    branches that were mispredicted.
+    """
+    period = 0
+    start = 0
+    for _ in range(n_levels):
+        base = start + 8 * period
+        # unsigned indices: numba checks a signed one for wraparound
+        count = 4 if tree[np.uint64(base + 3)] <= y else 0
+        count += 2 if tree[np.uint64(base + count + 1)] <= y else 0
+        count += 1 if tree[np.uint64(base + count)] <= y else 0
+        period = 8 * period + count
+        start = 8 * start + 8
+    return min(period, last)  # y = +inf passes the padding
 
 
 @njit(leaf=True, inline="always")
@@ -429,6 +471,8 @@ class PathScratch(NamedTuple):
     ob_period: np.ndarray  # per obligor: default period (T when none)
     d_obligor: np.ndarray  # the defaulters of the path...
     d_bits: np.ndarray  # ...and their random bits (uint64)
+    d_latent: np.ndarray  # per defaulter: its uniform, then its latent variable (standardised)
+    d_region: np.ndarray  # defaulters in the tails of the inverse normal, then in its centre
     g_below: np.ndarray  # per group: (bits >> 12) below this is a default (int64)
     coll_pool: np.ndarray  # (P, T, C) collections per pool
     coll: np.ndarray  # (T, C) collections of the deal
@@ -467,6 +511,8 @@ def allocate_scratch(cd, ra):  # type: ignore[no-untyped-def]
         np.full(n_ob, n_t, dtype=np.int64),  # no defaults yet: draw_defaults resets only defaulters
         np.zeros(n_ob, dtype=np.int64),
         np.zeros(n_ob, dtype=np.uint64),
+        np.zeros(n_ob),
+        np.zeros(n_ob, dtype=np.int64),
         np.zeros(n_groups, dtype=np.int64),
         np.zeros(ra.base_totals.shape),
         np.zeros((n_t, ra.base_totals.shape[2])),

@@ -35,6 +35,8 @@ _C = (
     2.938163982698783e00,
 )
 _D = (7.784695709041462e-03, 3.224671290700398e-01, 2.445134137142996e00, 3.754408661907416e00)
+# below this probability (and above one minus it) Acklam's tail formula applies
+ACKLAM_TAIL = 0.02425
 
 
 @njit(leaf=True)
@@ -60,7 +62,7 @@ def norm_ppf(p: float) -> float:
     return _lower_ppf(p)
 
 
-@njit(leaf=True)
+@njit(leaf=True, inline="always")
 def norm_ppf_fast(p: float) -> float:
     """Acklam's approximation to the inverse of Phi without refinement (1.2e-9 relative):
     for placing a sampled latent variable, where that error is far below sampling noise."""
@@ -71,6 +73,16 @@ def norm_ppf_fast(p: float) -> float:
     if p > 0.5:
         return -_acklam(1.0 - p)
     return _acklam(p)
+
+
+@njit(leaf=True, inline="always")
+def norm_ppf_tails(p: float) -> float:
+    """:func:`norm_ppf_fast` for ``p`` in either tail (below ``ACKLAM_TAIL`` or above
+    ``1 - ACKLAM_TAIL``), without a branch between the two: equal to it bit for bit."""
+    x = acklam_tail(min(p, 1.0 - p))
+    x = x if p < 0.5 else -x
+    x = -math.inf if p <= 0.0 else x
+    return math.inf if p >= 1.0 else x
 
 
 @njit(leaf=True)
@@ -85,24 +97,36 @@ def _lower_ppf(p: float) -> float:
     return x - u / (1.0 + 0.5 * x * u)
 
 
-@njit(leaf=True)
+@njit(leaf=True, inline="always")
 def _acklam(p: float) -> float:
     # 0 < p <= 0.5
-    a, b, c, d = _A, _B, _C, _D
-    if p < 0.02425:
-        q = math.sqrt(-2.0 * math.log(p))
-        x = (((((c[0] * q + c[1]) * q + c[2]) * q + c[3]) * q + c[4]) * q + c[5]) / (
-            (((d[0] * q + d[1]) * q + d[2]) * q + d[3]) * q + 1.0
-        )
-    else:
-        q = p - 0.5
-        r = q * q
-        x = (
-            (((((a[0] * r + a[1]) * r + a[2]) * r + a[3]) * r + a[4]) * r + a[5])
-            * q
-            / (((((b[0] * r + b[1]) * r + b[2]) * r + b[3]) * r + b[4]) * r + 1.0)
-        )
-    return x
+    if p < ACKLAM_TAIL:
+        return acklam_tail(p)
+    return acklam_centre(p - 0.5)
+
+
+@njit(leaf=True, inline="always")
+def acklam_tail(p: float) -> float:
+    """Acklam's approximation to the inverse of Phi in the lower tail, 0 < p < ``ACKLAM_TAIL``
+    (the upper tail is ``-acklam_tail(1 - p)``)."""
+    c, d = _C, _D
+    q = math.sqrt(-2.0 * math.log(p))
+    return (((((c[0] * q + c[1]) * q + c[2]) * q + c[3]) * q + c[4]) * q + c[5]) / (
+        (((d[0] * q + d[1]) * q + d[2]) * q + d[3]) * q + 1.0
+    )
+
+
+@njit(leaf=True, inline="always")
+def acklam_centre(q: float) -> float:
+    """Acklam's approximation to the inverse of Phi at ``p = 0.5 + q`` in the centre,
+    ``ACKLAM_TAIL <= p <= 1 - ACKLAM_TAIL``."""
+    a, b = _A, _B
+    r = q * q
+    return (
+        (((((a[0] * r + a[1]) * r + a[2]) * r + a[3]) * r + a[4]) * r + a[5])
+        * q
+        / (((((b[0] * r + b[1]) * r + b[2]) * r + b[3]) * r + b[4]) * r + 1.0)
+    )
 
 
 @njit

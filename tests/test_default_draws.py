@@ -1,0 +1,140 @@
+"""How a defaulter's period is placed: the inverse normal taken region by region and the
+search tree over the thresholds give the same periods as the plain definitions."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import ipabs
+from ipabs.engine.compile import compile_deal
+from ipabs.risk.model import compile_risk, search_depth, search_levels
+from ipabs.risk.montecarlo_numba_fns import allocate_scratch, draw_defaults, search_period
+from ipabs.risk.normal_numba_fns import ACKLAM_TAIL, acklam_centre, norm_ppf_fast, norm_ppf_tails
+from ipabs.risk.rng_numba_fns import bits_to_uniform, seed_state
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def count_at_or_below(thresholds: np.ndarray, y: float) -> int:
+    """The definition: how many of the periods' thresholds (all but the last) are <= y."""
+    return min(int(np.sum(thresholds[:-1] <= y)), len(thresholds) - 1)
+
+
+def threshold_rows(n: int, rng: np.random.Generator) -> np.ndarray:
+    """Three groups of ``n`` rising thresholds: plain, with ties, with leading -inf (periods
+    with no cumulative PD yet)."""
+    plain = np.sort(rng.normal(-2.0, 0.7, n))
+    ties = np.sort(np.round(rng.normal(-2.0, 0.7, n), 1))
+    leading = np.sort(rng.normal(-2.0, 0.7, n))
+    leading[: n // 3] = -np.inf
+    return np.vstack([plain, ties, leading])
+
+
+@pytest.mark.parametrize("n", [1, 2, 7, 8, 9, 12, 60, 64, 65, 100, 513])
+def test_search_period_counts_the_thresholds_at_or_below(n: int) -> None:
+    rng = np.random.default_rng(n)
+    rows = threshold_rows(n, rng)
+    tree = search_levels(rows)
+    depth = search_depth(n)
+    assert 8**depth >= n and (depth == 1 or 8 ** (depth - 1) < n)
+    for g, row in enumerate(rows):
+        finite = row[np.isfinite(row)]
+        probes = [
+            *row,  # exactly on a threshold: "at or below" counts it
+            *(np.nextafter(row, -np.inf)),
+            *(0.5 * (finite[1:] + finite[:-1])),
+            *rng.normal(-2.0, 1.0, 50),
+            -np.inf,
+            np.inf,
+            -50.0,
+            50.0,
+            0.0,
+            -0.0,
+        ]
+        for y in probes:
+            y = float(y)
+            got = search_period(tree[g], depth, y, n - 1)
+            assert got == count_at_or_below(row, y), (n, g, y)
+
+
+def test_search_period_of_nan_is_the_first_period() -> None:
+    rows = threshold_rows(60, np.random.default_rng(0))
+    tree = search_levels(rows)
+    assert search_period(tree[0], search_depth(60), math.nan, 59) == 0
+
+
+def test_search_levels_layout() -> None:
+    """Level l holds the last entry of each block of eight of level l + 1; the padding is +inf
+    and the last threshold (the horizon's) is left out."""
+    row = np.arange(1.0, 11.0)[None, :]  # 10 periods: 9 thresholds searched, two levels
+    tree = search_levels(row)[0]
+    assert tree.shape == (8 + 64,)
+    padded = np.full(64, np.inf)
+    padded[:9] = row[0, :9]
+    assert tree[:8].tolist() == padded[7::8].tolist()
+    assert tree[8:].tolist() == padded.tolist()
+
+
+def uniforms(rng: np.random.Generator) -> np.ndarray:
+    tails = [
+        rng.uniform(0.0, ACKLAM_TAIL, 2000),
+        1.0 - rng.uniform(0.0, ACKLAM_TAIL, 2000),
+        10.0 ** rng.uniform(-300, -2, 500),
+        [0.0, 1.0, 5e-324, 2.0**-53, np.nextafter(ACKLAM_TAIL, 0.0), np.nextafter(1.0, 0.0)],
+        [1.0 - ACKLAM_TAIL, np.nextafter(1.0 - ACKLAM_TAIL, 1.0)],  # 1 - (1 - tail) < tail
+    ]
+    return np.concatenate([np.asarray(t, dtype=np.float64) for t in tails])
+
+
+def test_norm_ppf_tails_equals_norm_ppf_fast_bit_for_bit() -> None:
+    for u in uniforms(np.random.default_rng(1)):
+        u = float(u)
+        assert min(u, 1.0 - u) < ACKLAM_TAIL
+        want, got = norm_ppf_fast(u), norm_ppf_tails(u)
+        assert np.float64(got).view(np.int64) == np.float64(want).view(np.int64), u
+
+
+def test_acklam_centre_equals_norm_ppf_fast_bit_for_bit() -> None:
+    rng = np.random.default_rng(2)
+    centre = [*rng.uniform(ACKLAM_TAIL, 1.0 - ACKLAM_TAIL, 5000), ACKLAM_TAIL, 0.5, 0.25, 0.75]
+    centre += [np.nextafter(0.5, 0.0), np.nextafter(0.5, 1.0)]
+    for u in centre:
+        u = float(u)
+        assert min(u, 1.0 - u) >= ACKLAM_TAIL
+        want, got = norm_ppf_fast(u), acklam_centre(u - 0.5)
+        assert np.float64(got).view(np.int64) == np.float64(want).view(np.int64), u
+
+
+@pytest.mark.parametrize("twist", [0.0, 4.0])
+def test_drawn_periods_follow_the_definition(twist: float) -> None:
+    """Each defaulter drawn by the kernel: the period from its own random bits by the plain
+    definition (norm_ppf_fast, then a count of thresholds), with and without the importance
+    sampling twist of the default probabilities."""
+    model = compile_deal(ipabs.load_deal(ROOT / "scenarios" / "caohejing_ip_pledge.yaml"))
+    ra = compile_risk(model)
+    sc = allocate_scratch(model.cd, ra)
+    sc.sampling[0] = twist  # expected defaulters targeted; alpha 0: every path twisted
+    n_t = ra.n_periods
+    checked = 0
+    twisted = 0
+    for path in range(3000):
+        seed_state(sc.state, 9, path, 0)
+        n_d = draw_defaults(ra, sc)
+        listed = sc.d_obligor[:n_d]
+        assert np.all(np.diff(listed) > 0), "defaulters are listed in obligor order"
+        others = np.setdiff1d(np.arange(len(ra.ob_group)), listed)
+        assert np.all(sc.ob_period[others] == n_t)
+        twisted += bool(np.any(sc.g_twisted != sc.g_horizon))
+        for i in range(n_d):
+            o = sc.d_obligor[i]
+            g = ra.ob_group[o]
+            u = bits_to_uniform(sc.d_bits[i]) * (sc.g_horizon[g] / sc.g_twisted[g])
+            y = norm_ppf_fast(u) * ra.g_idio[g] + sc.g_mean[g]
+            assert sc.ob_period[o] == count_at_or_below(ra.g_threshold[g], y), (path, o)
+            checked += 1
+    assert checked > 500
+    assert (twisted > 0) == (twist > 0)
