@@ -3,7 +3,7 @@ search tree over the thresholds give the same periods as the plain definitions."
 
 from __future__ import annotations
 
-import math
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -11,10 +11,11 @@ import pytest
 
 import ipabs
 from ipabs.engine.compile import compile_deal
-from ipabs.risk.model import compile_risk, search_depth, search_levels
-from ipabs.risk.montecarlo_numba_fns import allocate_scratch, draw_defaults, search_period
+from ipabs.risk.model import PeriodSearch, compile_risk, period_search
+from ipabs.risk.montecarlo_numba_fns import allocate_scratch, draw_defaults
 from ipabs.risk.normal_numba_fns import ACKLAM_TAIL, acklam_centre, norm_ppf_fast, norm_ppf_tails
 from ipabs.risk.rng_numba_fns import bits_to_uniform, seed_state
+from ipabs.risk.search_numba_fns import extra_steps, search_period
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -34,49 +35,80 @@ def threshold_rows(n: int, rng: np.random.Generator) -> np.ndarray:
     return np.vstack([plain, ties, leading])
 
 
+def searched(rows: np.ndarray, **kw: int) -> tuple[PeriodSearch, Callable[[int, float], int]]:
+    """The search tables of ``rows`` and the kernel's period of group g at latent variable y."""
+    n = rows.shape[1]
+    table = period_search(rows, **kw)
+    bucket = np.ascontiguousarray(np.stack([table.lo, table.inv], axis=1))
+    extra = extra_steps(table.rows.shape[1], n)
+    assert extra == max(table.steps, 3) - 3
+
+    def period(g: int, y: float) -> int:
+        return search_period(table.rows[g], table.start[g], bucket[g], extra, y, n - 1)
+
+    return table, period
+
+
+def probes(row: np.ndarray, rng: np.random.Generator) -> list[float]:
+    finite = row[np.isfinite(row)]
+    values = [
+        *row,  # exactly on a threshold: "at or below" counts it
+        *np.nextafter(row, -np.inf),
+        *np.nextafter(row, np.inf),
+        *(0.5 * (finite[1:] + finite[:-1])),
+        *rng.normal(-2.0, 1.0, 50),
+        -np.inf,
+        np.inf,
+        -50.0,
+        50.0,
+        0.0,
+        -0.0,
+        1e300,
+        -1e300,
+    ]
+    return [float(v) for v in values]
+
+
 @pytest.mark.parametrize("n", [1, 2, 7, 8, 9, 12, 60, 64, 65, 100, 513])
 def test_search_period_counts_the_thresholds_at_or_below(n: int) -> None:
     rng = np.random.default_rng(n)
     rows = threshold_rows(n, rng)
-    tree = search_levels(rows)
-    depth = search_depth(n)
-    assert 8**depth >= n and (depth == 1 or 8 ** (depth - 1) < n)
+    _, period = searched(rows)
     for g, row in enumerate(rows):
-        finite = row[np.isfinite(row)]
-        probes = [
-            *row,  # exactly on a threshold: "at or below" counts it
-            *(np.nextafter(row, -np.inf)),
-            *(0.5 * (finite[1:] + finite[:-1])),
-            *rng.normal(-2.0, 1.0, 50),
-            -np.inf,
-            np.inf,
-            -50.0,
-            50.0,
-            0.0,
-            -0.0,
-        ]
-        for y in probes:
-            y = float(y)
-            got = search_period(tree[g], depth, y, n - 1)
-            assert got == count_at_or_below(row, y), (n, g, y)
+        for y in probes(row, rng):
+            assert period(g, y) == count_at_or_below(row, y), (n, g, y)
 
 
-def test_search_period_of_nan_is_the_first_period() -> None:
-    rows = threshold_rows(60, np.random.default_rng(0))
-    tree = search_levels(rows)
-    assert search_period(tree[0], search_depth(60), math.nan, 59) == 0
+def test_a_smooth_curve_needs_three_steps_and_few_buckets() -> None:
+    rows = threshold_rows(60, np.random.default_rng(3))[:1]
+    table, _ = searched(rows)
+    assert table.steps <= 3 and table.n_buckets <= 64
+    assert table.start.shape == (1, table.n_buckets)
+    assert np.all(np.diff(table.start[0]) >= 0) and table.start[0, 0] == 0
 
 
-def test_search_levels_layout() -> None:
-    """Level l holds the last entry of each block of eight of level l + 1; the padding is +inf
-    and the last threshold (the horizon's) is left out."""
-    row = np.arange(1.0, 11.0)[None, :]  # 10 periods: 9 thresholds searched, two levels
-    tree = search_levels(row)[0]
-    assert tree.shape == (8 + 64,)
-    padded = np.full(64, np.inf)
-    padded[:9] = row[0, :9]
-    assert tree[:8].tolist() == padded[7::8].tolist()
-    assert tree[8:].tolist() == padded.tolist()
+def test_crowded_buckets_take_more_steps_and_still_count_right() -> None:
+    """Twenty equal thresholds (a stretch of periods with no marginal PD) cannot be split by
+    any bucket: the search takes extra bisection steps."""
+    n = 61
+    row = np.sort(np.random.default_rng(4).normal(-2.0, 0.5, n))
+    row[20:40] = row[20]
+    rows = np.vstack([row, np.full(n, -np.inf), np.full(n, -1.5)])  # no PD; one value
+    assert searched(rows[:1])[0].steps == 5  # 20 in one bucket: 2^5 > 20
+    table, period = searched(rows)
+    assert table.steps == 6  # the 60 thresholds of one value share a bucket: 2^6 > 60
+    for g in range(3):
+        for y in probes(rows[g], np.random.default_rng(g)):
+            assert period(g, y) == count_at_or_below(rows[g], y), (g, y)
+
+
+def test_bucket_tables_are_capped_for_many_groups() -> None:
+    rows = threshold_rows(60, np.random.default_rng(5))
+    table, period = searched(rows, max_entries=3 * 16)
+    assert table.n_buckets <= 16
+    for g, row in enumerate(rows):
+        for y in probes(row, np.random.default_rng(g)):
+            assert period(g, y) == count_at_or_below(row, y), (g, y)
 
 
 def uniforms(rng: np.random.Generator) -> np.ndarray:
@@ -132,7 +164,7 @@ def test_drawn_periods_follow_the_definition(twist: float) -> None:
         for i in range(n_d):
             o = sc.d_obligor[i]
             g = ra.ob_group[o]
-            u = bits_to_uniform(sc.d_bits[i]) * (sc.g_horizon[g] / sc.g_twisted[g])
+            u = bits_to_uniform(sc.ob_bits[o]) * (sc.g_horizon[g] / sc.g_twisted[g])
             y = norm_ppf_fast(u) * ra.g_idio[g] + sc.g_mean[g]
             assert sc.ob_period[o] == count_at_or_below(ra.g_threshold[g], y), (path, o)
             checked += 1

@@ -14,6 +14,7 @@ from ipabs.engine.compile import CompiledModel
 from ipabs.errors import IpabsError
 from ipabs.risk.deterministic import lag_table, period_months, prepayment_curve
 from ipabs.risk.normal_numba_fns import norm_ppf_array
+from ipabs.risk.search_numba_fns import buckets_of
 
 COPULA_GAUSSIAN = 0
 COPULA_STUDENT_T = 1
@@ -44,8 +45,10 @@ class RiskArrays(NamedTuple):
     dof: float
     ob_group: np.ndarray  # (O,) group of each obligor (same thresholds and loadings)
     g_threshold: np.ndarray  # (G, T) latent-variable threshold for default by the end of period t
-    g_search: np.ndarray  # (G, 8 + 64 + ... + 8^L) the thresholds as an 8-ary search tree
-    n_search_levels: int  # L
+    # the thresholds bucketed for the search of a defaulter's period (PeriodSearch)
+    g_search_row: np.ndarray  # (G, T - 1 + 2^max(steps, 3))
+    g_search_start: np.ndarray  # (G, B)
+    g_search_bucket: np.ndarray  # (G, 2): lo, inv
     g_factor: np.ndarray  # (G, 3) factor index for global, industry, region (-1: none)
     g_loading: np.ndarray  # (G, 3)
     g_idio: np.ndarray  # (G,) sqrt(1 - sum of squared loadings)
@@ -189,31 +192,60 @@ def _thresholds(cum: np.ndarray, risk: RiskModel) -> np.ndarray:
     return np.where(cum <= 0.0, -np.inf, out)
 
 
-def search_depth(n_periods: int) -> int:
-    """Levels L of the 8-ary search tree over ``n_periods`` periods: the least with 8^L >= T."""
-    levels = 1
-    while 8**levels < n_periods:
-        levels += 1
-    return levels
+class PeriodSearch(NamedTuple):
+    """Tables of the bucketed search of default thresholds (:mod:`ipabs.risk.search_numba_fns`)."""
+
+    rows: np.ndarray  # (G, T - 1 + 2^max(steps, 3)) thresholds of periods 0 .. T-2, then +inf
+    start: np.ndarray  # (G, B) per bucket: thresholds in earlier buckets (and the -inf ones)
+    lo: np.ndarray  # (G,) where bucket 0 starts
+    inv: np.ndarray  # (G,) buckets per unit of latent variable (0: one bucket holds all)
+    n_buckets: int
+    steps: int  # bisection steps: 2^steps exceeds the most thresholds sharing a bucket
 
 
-def search_levels(threshold: np.ndarray) -> np.ndarray:
-    """Each group's thresholds of periods 0 .. T-2 as the levels of an 8-ary search tree.
+def period_search(threshold: np.ndarray, max_entries: int = 1 << 20) -> PeriodSearch:
+    """Bucket each group's thresholds of periods 0 .. T-2 for :func:`search_period`.
 
-    The thresholds padded with +inf to width 8^L >= T are cut into blocks of 8; level L is the
-    padded row, level l < L holds the last entry of each block of level l + 1. Stored level
-    after level (8, 64, ..., 8^L entries). A latent variable's period, the number of
-    thresholds at or below it, is then found with one comparison of 8 entries per level.
+    The buckets cut the range of a group's finite thresholds evenly. Their number doubles
+    from 8 until no bucket holds more than 7 thresholds (three bisection steps), or up to 256
+    buckets (fewer when the groups' tables would pass ``max_entries``), keeping the fewest
+    steps found: ties or very close thresholds cost steps, never a wrong count. Buckets are
+    assigned with the kernel's own arithmetic (:func:`buckets_of`).
     """
     n_groups, n = threshold.shape
-    levels = search_depth(n)
-    padded = np.full((n_groups, 8**levels), np.inf)
-    padded[:, : n - 1] = threshold[:, : n - 1]
-    parts = []
-    for level in range(levels):
-        stride = 8 ** (levels - 1 - level)
-        parts.append(padded[:, stride - 1 :: stride])
-    return np.ascontiguousarray(np.concatenate(parts, axis=1))
+    searched = threshold[:, : n - 1]
+    lo = np.zeros(n_groups)
+    span = np.zeros(n_groups)
+    finite = []
+    for g in range(n_groups):
+        values = np.ascontiguousarray(searched[g][searched[g] > -np.inf])
+        finite.append(values)
+        if values.size and values[-1] > values[0]:
+            lo[g], span[g] = values[0], values[-1] - values[0]
+        elif values.size:
+            lo[g] = values[0]
+    limit = max(8, min(256, max_entries // max(n_groups, 1)))
+    best: tuple[int, int, np.ndarray, np.ndarray] | None = None
+    n_buckets = 8
+    while True:
+        inv = np.divide(n_buckets, span, out=np.zeros(n_groups), where=span > 0.0)
+        counts = np.zeros((n_groups, n_buckets), dtype=np.int64)
+        for g in range(n_groups):
+            counts[g] = np.bincount(buckets_of(finite[g], lo[g], inv[g], n_buckets), minlength=n_buckets)
+        steps = int(counts.max(initial=0)).bit_length()
+        if best is None or steps < best[0]:
+            best = (steps, n_buckets, counts, inv)
+        if steps <= 3 or 2 * n_buckets > limit:
+            break
+        n_buckets *= 2
+    steps, n_buckets, counts, inv = best
+    n_minus_inf = (n - 1) - np.array([v.size for v in finite], dtype=np.int64)
+    start = np.zeros((n_groups, n_buckets), dtype=np.int64)
+    start[:, 1:] = np.cumsum(counts, axis=1)[:, :-1]
+    start += n_minus_inf[:, None]
+    rows = np.full((n_groups, n - 1 + (1 << max(steps, 3))), np.inf)  # the kernel does >= 3 steps
+    rows[:, : n - 1] = searched
+    return PeriodSearch(rows, start, lo, inv, n_buckets, steps)
 
 
 def performing_flows(model: CompiledModel, smm: np.ndarray) -> tuple[np.ndarray, ...]:
@@ -336,6 +368,7 @@ def compile_risk(model: CompiledModel, risk: RiskModel | None = None) -> RiskArr
     frequency = 12 // MONTHS_PER_PERIOD[model.spec.deal.payment_frequency]
     hazard = risk.royalty.invalidation_hazard
     g_threshold = np.array(thresholds, dtype=np.float64).reshape(-1, n)
+    search = period_search(g_threshold)
     return RiskArrays(
         n_periods=n,
         n_factors=n_factors,
@@ -343,8 +376,9 @@ def compile_risk(model: CompiledModel, risk: RiskModel | None = None) -> RiskArr
         dof=float(risk.degrees_of_freedom or 0.0),
         ob_group=ob_group,
         g_threshold=g_threshold,
-        g_search=search_levels(g_threshold),
-        n_search_levels=search_depth(n),
+        g_search_row=search.rows,
+        g_search_start=search.start,
+        g_search_bucket=np.ascontiguousarray(np.stack([search.lo, search.inv], axis=1)),
         g_factor=np.array(factors, dtype=np.int64).reshape(-1, 3),
         g_loading=g_loading,
         g_idio=idio,

@@ -54,6 +54,7 @@ from ipabs.risk.model import (
 )
 from ipabs.risk.normal_numba_fns import ACKLAM_TAIL, acklam_centre, norm_cdf, norm_ppf_tails
 from ipabs.risk.rng_numba_fns import bits_to_uniform, chi_square, normal, seed_state, uniform, xoshiro_step
+from ipabs.risk.search_numba_fns import extra_steps, search_period
 
 # per-path tranche outcomes (last axis)
 O_PRINCIPAL_LOSS = 0
@@ -150,13 +151,14 @@ def draw_defaults(ra, sc):  # type: ignore[no-untyped-def]
         else:
             g_twisted[g] = p
     # Two passes. The first draws every obligor's random bits with the generator state held in
-    # registers (the same sequence as uniform()) and lists the defaulters without a branch;
+    # registers (the same sequence as uniform()) and lists the defaulters without a branch
+    # (the bits are kept at each obligor's own place: that store need not wait for the count);
     # the second places each defaulter's default period. Mixing the two in one loop paid a
     # mispredicted branch per defaulter and kept the work of one defaulter from overlapping
     # the next.
     ob_group = ra.ob_group
     d_obligor = sc.d_obligor
-    d_bits = sc.d_bits
+    ob_bits = sc.ob_bits
     # u = ((bits >> 12) + 0.5) 2^-52 < p exactly when (bits >> 12) < ceil(p 2^52 - 0.5): the
     # first pass compares integers and converts only the defaulters' bits to uniforms
     g_below = sc.g_below
@@ -173,7 +175,7 @@ def draw_defaults(ra, sc):  # type: ignore[no-untyped-def]
         bits, s0, s1, s2, s3 = xoshiro_step(s0, s1, s2, s3)
         k = np.int64(bits >> np.uint64(12))
         d_obligor[n_d] = o
-        d_bits[n_d] = bits
+        ob_bits[o] = bits
         n_d += 1 if k < g_below[np.uint64(ob_group[o])] else 0  # unsigned: no wraparound check
     state[0] = s0
     state[1] = s1
@@ -190,7 +192,7 @@ def draw_defaults(ra, sc):  # type: ignore[no-untyped-def]
     n_tail = 0
     n_centre = 0
     for i in range(n_d):
-        u = bits_to_uniform(d_bits[i])
+        u = bits_to_uniform(ob_bits[d_obligor[i]])
         if sample_twisted:  # uniform below the twisted probability -> below the model's
             g = ob_group[d_obligor[i]]
             u *= g_horizon[g] / g_twisted[g]
@@ -207,9 +209,12 @@ def draw_defaults(ra, sc):  # type: ignore[no-untyped-def]
     for k in range(n_tail, n_d):
         i = d_region[k]
         d_latent[i] = acklam_centre(d_latent[i] - 0.5)
+    # then its period, by a bucketed search of its group's thresholds (search_period)
     g_idio = ra.g_idio
-    search = ra.g_search
-    n_levels = ra.n_search_levels
+    search_row = ra.g_search_row
+    search_start = ra.g_search_start
+    search_bucket = ra.g_search_bucket
+    search_extra = extra_steps(search_row.shape[1], n_t)
     student_t = ra.copula == COPULA_STUDENT_T
     for i in range(n_d):
         # unsigned indices: numba checks a signed one for wraparound
@@ -218,7 +223,8 @@ def draw_defaults(ra, sc):  # type: ignore[no-untyped-def]
         y = d_latent[i] * g_idio[g] + g_mean[g]
         if student_t:  # a division by 1 costs as much as any other
             y /= scale
-        ob_period[o] = search_period(search[g], n_levels, y, n_t - 1)
+        row, start = search_row[g], search_start[g]
+        ob_period[o] = search_period(row, start, search_bucket[g], search_extra, y, n_t - 1)
     if alpha > 0.0:
         if twisted and not sample_twisted:
             for i in range(n_d):
@@ -228,30 +234,6 @@ def draw_defaults(ra, sc):  # type: ignore[no-untyped-def]
         sc.weight[0] = 1.0
     sc.n_defaulters[0] = n_d
     return n_d
-
-
-@njit(leaf=True, inline="always")
-def search_period(tree, n_levels, y, last):  # type: ignore[no-untyped-def]
-    """The number of a group's thresholds at or below ``y`` (its default period), at most
-    ``last``, from the group's row of :func:`ipabs.risk.model.search_levels`.
-
-    Thresholds rise with the cumulative PD and the last one is above a defaulter's latent
-    variable, so that count is its default period. Each level narrows the count to a block of
-    eight with a three-step bisection that compiles to flag arithmetic, not branches: a count
-    over every period did 60 comparisons, a bisection over all periods was compiled to
-    branches that were mispredicted.
-    """
-    period = 0
-    start = 0
-    for _ in range(n_levels):
-        base = start + 8 * period
-        # unsigned indices: numba checks a signed one for wraparound
-        count = 4 if tree[np.uint64(base + 3)] <= y else 0
-        count += 2 if tree[np.uint64(base + count + 1)] <= y else 0
-        count += 1 if tree[np.uint64(base + count)] <= y else 0
-        period = 8 * period + count
-        start = 8 * start + 8
-    return min(period, last)  # y = +inf passes the padding
 
 
 @njit(leaf=True, inline="always")
@@ -469,8 +451,8 @@ class PathScratch(NamedTuple):
     sampling: np.ndarray  # [twist target (expected defaulters; 0: none), defensive share alpha (0: plain)]
     weight: np.ndarray  # [likelihood ratio of the path]
     ob_period: np.ndarray  # per obligor: default period (T when none)
-    d_obligor: np.ndarray  # the defaulters of the path...
-    d_bits: np.ndarray  # ...and their random bits (uint64)
+    d_obligor: np.ndarray  # the defaulters of the path
+    ob_bits: np.ndarray  # per obligor: its random bits on the path (uint64; read for defaulters)
     d_latent: np.ndarray  # per defaulter: its uniform, then its latent variable (standardised)
     d_region: np.ndarray  # defaulters in the tails of the inverse normal, then in its centre
     g_below: np.ndarray  # per group: (bits >> 12) below this is a default (int64)
