@@ -1,5 +1,5 @@
 """How a defaulter's period is placed: the inverse normal taken region by region and the
-search tree over the thresholds give the same periods as the plain definitions."""
+bucketed search of the thresholds give the same periods as the plain definitions."""
 
 from __future__ import annotations
 
@@ -39,12 +39,11 @@ def searched(rows: np.ndarray, **kw: int) -> tuple[PeriodSearch, Callable[[int, 
     """The search tables of ``rows`` and the kernel's period of group g at latent variable y."""
     n = rows.shape[1]
     table = period_search(rows, **kw)
-    bucket = np.ascontiguousarray(np.stack([table.lo, table.inv], axis=1))
     extra = extra_steps(table.rows.shape[1], n)
     assert extra == max(table.steps, 3) - 3
 
     def period(g: int, y: float) -> int:
-        return search_period(table.rows[g], table.start[g], bucket[g], extra, y, n - 1)
+        return search_period(table.rows[g], table.start[g], table.bucket[g], extra, y, n - 1)
 
     return table, period
 
@@ -82,8 +81,7 @@ def test_search_period_counts_the_thresholds_at_or_below(n: int) -> None:
 def test_a_smooth_curve_needs_three_steps_and_few_buckets() -> None:
     rows = threshold_rows(60, np.random.default_rng(3))[:1]
     table, _ = searched(rows)
-    assert table.steps <= 3 and table.n_buckets <= 64
-    assert table.start.shape == (1, table.n_buckets)
+    assert table.steps <= 3 and table.start.shape[1] <= 64
     assert np.all(np.diff(table.start[0]) >= 0) and table.start[0, 0] == 0
 
 
@@ -105,7 +103,7 @@ def test_crowded_buckets_take_more_steps_and_still_count_right() -> None:
 def test_bucket_tables_are_capped_for_many_groups() -> None:
     rows = threshold_rows(60, np.random.default_rng(5))
     table, period = searched(rows, max_entries=3 * 16)
-    assert table.n_buckets <= 16
+    assert table.start.shape[1] <= 16
     for g, row in enumerate(rows):
         for y in probes(row, np.random.default_rng(g)):
             assert period(g, y) == count_at_or_below(row, y), (g, y)

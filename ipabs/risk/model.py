@@ -197,9 +197,8 @@ class PeriodSearch(NamedTuple):
 
     rows: np.ndarray  # (G, T - 1 + 2^max(steps, 3)) thresholds of periods 0 .. T-2, then +inf
     start: np.ndarray  # (G, B) per bucket: thresholds in earlier buckets (and the -inf ones)
-    lo: np.ndarray  # (G,) where bucket 0 starts
-    inv: np.ndarray  # (G,) buckets per unit of latent variable (0: one bucket holds all)
-    n_buckets: int
+    # (G, 2) where bucket 0 starts, and buckets per unit of latent variable (0: one bucket)
+    bucket: np.ndarray
     steps: int  # bisection steps: 2^steps exceeds the most thresholds sharing a bucket
 
 
@@ -245,7 +244,7 @@ def period_search(threshold: np.ndarray, max_entries: int = 1 << 20) -> PeriodSe
     start += n_minus_inf[:, None]
     rows = np.full((n_groups, n - 1 + (1 << max(steps, 3))), np.inf)  # the kernel does >= 3 steps
     rows[:, : n - 1] = searched
-    return PeriodSearch(rows, start, lo, inv, n_buckets, steps)
+    return PeriodSearch(rows, start, np.ascontiguousarray(np.stack([lo, inv], axis=1)), steps)
 
 
 def performing_flows(model: CompiledModel, smm: np.ndarray) -> tuple[np.ndarray, ...]:
@@ -378,7 +377,7 @@ def compile_risk(model: CompiledModel, risk: RiskModel | None = None) -> RiskArr
         g_threshold=g_threshold,
         g_search_row=search.rows,
         g_search_start=search.start,
-        g_search_bucket=np.ascontiguousarray(np.stack([search.lo, search.inv], axis=1)),
+        g_search_bucket=search.bucket,
         g_factor=np.array(factors, dtype=np.int64).reshape(-1, 3),
         g_loading=g_loading,
         g_idio=idio,
