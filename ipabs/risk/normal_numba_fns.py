@@ -100,7 +100,7 @@ def _lower_ppf(p: float) -> float:
     return x - u / (1.0 + 0.5 * x * u)
 
 
-@njit(leaf=True, inline="always")
+@njit(leaf=True)
 def _acklam(p: float) -> float:
     # 0 < p <= 0.5
     if p < ACKLAM_TAIL:

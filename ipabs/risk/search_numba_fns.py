@@ -36,17 +36,17 @@ def buckets_of(y: np.ndarray, lo: float, inv: float, n_buckets: int) -> np.ndarr
 
 
 @njit(leaf=True, inline="always")
-def search_period(row, start, bucket, extra_steps, y, last):  # type: ignore[no-untyped-def]
+def search_period(row, start, bucket, extra, y, last):  # type: ignore[no-untyped-def]
     """The number of a group's thresholds at or below ``y``, at most ``last``.
 
     ``row``: the group's thresholds padded with +inf; ``start``: per bucket, the thresholds
     in earlier buckets (all below any ``y`` of the bucket); ``bucket``: (lo, inv) of
-    :func:`bucket_of`; ``extra_steps``: bisection steps beyond three, for buckets crowded by
+    :func:`bucket_of`; ``extra``: bisection steps beyond three, for buckets crowded by
     ties or very close thresholds (:func:`extra_steps`).
     """
     s = start[np.uint64(bucket_of(y, bucket[0], bucket[1], float(start.shape[0])))]
     count = 0
-    for k in range(extra_steps + 2, 2, -1):  # none unless a bucket holds over 7 thresholds
+    for k in range(extra + 2, 2, -1):  # none unless a bucket holds over 7 thresholds
         # unsigned index: numba checks a signed one for wraparound
         count += np.int64(row[np.uint64(s + count + (1 << k) - 1)] <= y) << k
     # the last three steps written out: as a loop they were not unrolled and cost more; each
