@@ -16,8 +16,16 @@ from typing import TYPE_CHECKING, Any, TextIO
 import numpy as np
 
 from ipabs.analytics import metrics
-from ipabs.analytics.importance import LOSS_EPS, Sampling, choose_sampling, variance_reduction
+from ipabs.analytics.importance import (
+    LOSS_EPS,
+    Sampling,
+    choose_sampling,
+    run_checked,
+    target_tranche,
+    variance_reduction,
+)
 from ipabs.analytics.tables import LEVELS as QUANTILES
+from ipabs.analytics.weights import diagnose
 from ipabs.api import _model
 from ipabs.deal.load import LoadedDeal
 from ipabs.deal.risk import RiskModel
@@ -127,6 +135,16 @@ class SimulationResult:
         """Likelihood-ratio weight of each path (all ones under plain sampling)."""
         return self.pool_outcomes[:, P_WEIGHT]
 
+    @property
+    def warnings(self) -> list[str]:
+        """Every estimate that cannot be trusted as printed, and every fallback of the sampling,
+        in words (empty when all checks passed; see :mod:`ipabs.analytics.weights`)."""
+        out = [] if self.sampling is None else list(self.sampling.fallbacks)
+        for row in self.tranche_summary:
+            if row.get("diagnostics"):
+                out.append(f"{row['tranche']}: {row['diagnostics']}")
+        return out
+
     def metrics(self) -> pd.DataFrame:
         """Every tranche and pool metric with its standard error and 95% interval; see
         :func:`ipabs.analytics.tables.risk_metrics`."""
@@ -184,6 +202,7 @@ class SimulationResult:
             "tranches": tranches,
             "pool": pool,
             "metrics": metrics_rows,
+            "warnings": self.warnings,
         }
 
     def write(self, out_dir: str | Path) -> list[Path]:
@@ -231,6 +250,7 @@ def _summaries(
                 "mean_yield": my.value,
                 "mean_yield_se": my.se,
                 "expected_loss_vrf": variance_reduction(loss, w),
+                **_diagnostic_columns(loss, hit, w),
             }
         )
     loss = pool[:, P_LOSS_RATE]
@@ -254,6 +274,23 @@ def _summaries(
         }
     )
     return rows, row
+
+
+def _diagnostic_columns(loss: np.ndarray, hit: np.ndarray, w: np.ndarray) -> dict[str, Any]:
+    """How far a tranche's expected loss and loss probability can be trusted (see
+    :mod:`ipabs.analytics.weights`): the expected loss's diagnostics, and every problem of
+    either estimate in words (empty when none)."""
+    el = diagnose(np.nan_to_num(loss), w, "its expected loss")
+    pl = diagnose(hit, w, "its loss probability")
+    problems = list(dict.fromkeys(el.problems + pl.problems))
+    return {
+        "loss_paths": el.hits,
+        "hit_ess": el.hit_ess,
+        "max_weight_share": el.max_share,
+        "se_vs_plain": el.se_vs_plain,
+        "reliable": not problems,
+        "diagnostics": "; ".join(problems),
+    }
 
 
 def run_path(
@@ -344,6 +381,7 @@ def simulate(
         raise IpabsError(f"paths to keep must lie in [0, {paths}), got {bad}")
     n_threads = _thread_count(threads)
     start = time.perf_counter()
+    chosen = sampling is None
     if sampling is None:
         sampling = choose_sampling(
             model, arrays, seed, importance_sampling, importance_tranche, n_threads, _run_paths
@@ -352,9 +390,21 @@ def simulate(
         raise IpabsError(
             f"the sampling given has {len(sampling.shift)} factors; this risk model has {arrays.n_factors}"
         )
-    bar = _Progress(paths, progress_stream, progress)
-    tr, pool, _, _ = _run_paths(model, arrays, seed, 0, paths, sampling, n_threads, batch_size, bar.update)
-    bar.close()
+
+    def main_run(how: Sampling) -> tuple[np.ndarray, np.ndarray]:
+        bar = _Progress(paths, progress_stream, progress)
+        tr, pool, _, _ = _run_paths(model, arrays, seed, 0, paths, how, n_threads, batch_size, bar.update)
+        bar.close()
+        return tr, pool
+
+    if chosen and sampling.method == "importance":
+        # a sampling chosen here falls back to a simpler one when its weights fail on the
+        # main run; one given by the caller is kept (its runs share random numbers) and only
+        # diagnosed
+        k = target_tranche(model, sampling.tranche)
+        sampling, tr, pool = run_checked(sampling, main_run, k, model.tranche_names[k])
+    else:
+        tr, pool = main_run(sampling)
     elapsed = time.perf_counter() - start
     tranche_summary, pool_summary = _summaries(model, tr, pool)
     kept = {i: run_path(model, arrays, seed, i, sampling) for i in keep}

@@ -38,11 +38,20 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from ipabs.analytics.weights import (
+    MAX_WEIGHT_SHARE,
+    MIN_HIT_ESS,
+    SE_RATIO_LIMIT,
+    WEIGHT_Z,
+    Diagnostics,
+    diagnose,
+    kish_ess,
+)
 from ipabs.engine.waterfall_numba_fns import EPS as LOSS_EPS  # rounding dust, not a loss
 from ipabs.errors import IpabsError
 
@@ -56,6 +65,11 @@ ELITE_SHARE = 0.1  # share of a pilot's paths kept as the elite of a cross-entro
 MAX_ITERATIONS = 8
 DEFENSIVE_SHARE = 0.1  # share of paths drawn from the model itself: weights stay below 10
 MIN_GAIN = 1.5  # use the shift only if a pilot shows at least this variance reduction
+# a pilot must show the checks of ipabs.analytics.weights, and also:
+PILOT_MAX_RELATIVE_SE = 0.25  # a pilot's own estimate must be this precise to judge its variance
+AGREE_Z = 3.0  # two pilots' estimates of the same expectation must agree within this many errors
+HITS_PER_TILT = 20.0  # effective pilot losses needed per fitted group tilt
+TILT_PRIOR = 20.0  # pseudo-observations shrinking a group's default frequency to the model's
 
 
 @dataclass(frozen=True)
@@ -92,6 +106,20 @@ class Sampling:
     twist: float = 0.0
     alpha: float = 0.0
     tilt: np.ndarray | None = None
+    fallbacks: tuple[str, ...] = ()
+    pilots: tuple[dict[str, Any], ...] = ()
+    hit_rate: float = math.nan  # share of the chosen pilot's paths where the target lost
+
+    def simpler(self) -> Sampling | None:
+        """The next simpler sampling to fall back to: without the group tilts, then without
+        the count twist, then plain (None once plain)."""
+        if self.method != "importance":
+            return None
+        if self.tilt is not None and np.any(np.asarray(self.tilt) != 0.0):
+            return replace(self, tilt=None)
+        if self.twist > 0.0:
+            return replace(self, twist=0.0)
+        return replace(self, method="plain", shift=np.zeros_like(self.shift), alpha=0.0)
 
     def group_tilt(self, n_groups: int) -> np.ndarray:
         """The per-group log-odds tilt (zeros when none)."""
@@ -108,6 +136,9 @@ class Sampling:
             "tranche": self.tranche,
             "pilot_paths": self.pilot_paths,
             "reason": self.reason,
+            "pilot_hit_rate": None if math.isnan(self.hit_rate) else self.hit_rate,
+            "fallbacks": list(self.fallbacks),
+            "pilots": [dict(p) for p in self.pilots],
         }
 
 
@@ -229,9 +260,9 @@ def choose_sampling(
     # every pilot estimates E[Z | loss] under the model once weighted: pool them
     candidate = _weighted_mean(np.concatenate(hit_z), hw)
     # the count twist aims at the typical number of defaulters on the paths where the target
-    # lost; the group tilt moves each group's default odds from its conditional probability
-    # given the factors to its frequency on those paths: defaults the factors explain get
-    # no tilt, an idiosyncratic one that matters (a guarantor's, say) gets a large one
+    # lost; the group tilts move a group's default odds from its conditional probability given
+    # the factors towards its frequency on those paths, shrunk to the model and fitted only for
+    # as many groups as the pilot's losses can support (see _group_tilt)
     twist = _weighted_median(np.concatenate(hit_d), hw)
     tilt = _group_tilt(np.concatenate(hit_g), hw, group_size)
     options = [
@@ -240,57 +271,140 @@ def choose_sampling(
             f"a factor shift and default odds twisted towards {twist:.1f} defaulters",
             Sampling("importance", candidate, twist=twist, alpha=DEFENSIVE_SHARE),
         ),
-        (
-            "a factor shift and per-group default odds",
-            Sampling("importance", candidate, alpha=DEFENSIVE_SHARE, tilt=tilt),
-        ),
     ]
-    best: tuple[float, str, Sampling | None] = (1.0, "", None)
+    if np.any(tilt != 0.0):
+        options.append(
+            (
+                f"a factor shift and default odds tilted for {int(np.count_nonzero(tilt))} obligor group(s)",
+                Sampling("importance", candidate, alpha=DEFENSIVE_SHARE, tilt=tilt),
+            )
+        )
+    trials: list[_Pilot] = []
     for how, option in options:
         tr, pool, _, _ = run_paths(model, arrays, seed, stream, PILOT_PATHS, option, n_threads)
         stream += 1
         spent += PILOT_PATHS
-        gain = variance_reduction(tr[:, k, O_LOSS], pool[:, P_WEIGHT])
-        if gain > best[0]:
-            best = (gain, how, option)
-    gain, how, chosen = best
-    if chosen is None or not gain >= MIN_GAIN:
-        return Sampling(
-            "plain",
-            zero,
-            name,
-            spent,
-            f"importance sampling would not reduce the variance of {name}'s loss enough "
-            f"(pilot estimate {gain:.2f}x); plain sampling",
-            hits_seen,
+        trials.append(_judge_pilot(how, option, tr[:, k, O_LOSS], pool[:, P_WEIGHT], trials, name))
+    pilots = tuple(t.record() for t in trials)
+    usable = [t for t in trials if t.accepted]
+    best = max(usable, key=lambda t: t.gain, default=None)
+    if best is None or not best.gain >= MIN_GAIN:
+        why = (
+            f"no importance sampling passed its pilot checks for {name} ({trials[0].verdict})"
+            if best is None
+            else f"importance sampling would not reduce the variance of {name}'s loss enough "
+            f"(pilot estimate {best.gain:.2f}x)"
         )
+        return Sampling("plain", zero, name, spent, f"{why}; plain sampling", hits_seen, pilots=pilots)
+    chosen = best.sampling
     return Sampling(
         "importance",
         chosen.shift,
         name,
         spent,
-        f"{how} aimed at losses of {name} (cross-entropy over {len(hits_seen)} pilot runs; "
-        f"pilot variance reduction {gain:.1f}x)",
+        f"{best.how} aimed at losses of {name} (cross-entropy over {len(hits_seen)} pilot runs; "
+        f"pilot variance reduction {best.gain:.3g}x)",
         hits_seen,
         chosen.twist,
         chosen.alpha,
         chosen.tilt,
+        pilots=pilots,
+        hit_rate=best.diagnostics.hits / PILOT_PATHS,
     )
+
+
+@dataclass
+class _Pilot:
+    """One candidate sampling's pilot: its estimate of the target's expected loss, how much it
+    reduced the variance, and whether it can be believed."""
+
+    how: str
+    sampling: Sampling
+    mean: float
+    se: float
+    gain: float
+    diagnostics: Diagnostics
+    accepted: bool
+    verdict: str
+
+    def record(self) -> dict[str, Any]:
+        return {
+            "sampling": self.how,
+            "expected_loss": self.mean,
+            "expected_loss_se": self.se,
+            "variance_reduction": self.gain if math.isfinite(self.gain) else None,
+            "accepted": self.accepted,
+            "verdict": self.verdict,
+            "hit_ess": self.diagnostics.hit_ess,
+            "max_weight_share": self.diagnostics.max_share,
+        }
+
+
+def _judge_pilot(
+    how: str, sampling: Sampling, loss: np.ndarray, w: np.ndarray, simpler: list[_Pilot], name: str
+) -> _Pilot:
+    """Accept a candidate only if its pilot estimate is credible by itself (enough effective
+    losses, no dominant path, weights averaging one, a precise estimate) and agrees with every
+    simpler candidate that was credible: a proposal that misses part of the loss region looks
+    precise and reports a huge variance reduction while its estimate sits far below the truth,
+    and only a comparison with another proposal shows it."""
+    n = len(loss)
+    y = w * loss
+    m = float(y.mean())
+    se = float(y.std(ddof=1) / math.sqrt(n))
+    diag = diagnose(loss, w, f"losses of {name}")
+    gain = variance_reduction(loss, w)
+    verdict = "accepted"
+    if diag.hits < MIN_HIT_ESS or diag.hit_ess < MIN_HIT_ESS:
+        verdict = f"{diag.hit_ess:.1f} effective pilot paths with a loss (needs {MIN_HIT_ESS:g})"
+    elif diag.max_share > MAX_WEIGHT_SHARE:
+        verdict = f"one pilot path carries {100 * diag.max_share:.0f}% of the estimate"
+    elif abs(diag.weight_z) > WEIGHT_Z:
+        verdict = f"pilot weights average {float(w.mean()):.4g}, not 1"
+    elif not se <= PILOT_MAX_RELATIVE_SE * m:
+        verdict = f"pilot relative error {se / m if m > 0 else math.inf:.2f} too large to judge it"
+    else:
+        for other in simpler:
+            if other.accepted and abs(m - other.mean) > AGREE_Z * math.hypot(se, other.se):
+                verdict = (
+                    f"its pilot estimate {m:.4g} ± {se:.2g} disagrees with {other.how}'s "
+                    f"{other.mean:.4g} ± {other.se:.2g}"
+                )
+                break
+    return _Pilot(how, sampling, m, se, gain, diag, verdict == "accepted", verdict)
 
 
 def _group_tilt(hit_groups: np.ndarray, hit_w: np.ndarray, size: np.ndarray) -> np.ndarray:
     """Per group, the log-odds change from its mean conditional default probability to its
     default frequency on the pilot paths where the target lost (both weighted back to the
-    model), bounded to [0, 6]."""
+    model), bounded to [0, 6].
+
+    The pilot holds little information: ``h`` effective loss paths. Each group's frequency is
+    shrunk towards its conditional probability with :data:`TILT_PRIOR` pseudo-observations, and
+    only the ``h / HITS_PER_TILT`` groups with the strongest evidence keep a tilt: a pool with a
+    group per obligor and a few dozen pilot losses gets a tilt for the guarantor those losses
+    share, not a thousand tilts fitted to noise.
+    """
     n = len(size)
     total = hit_w.sum()
     if not total > 0:
         return np.zeros(n)
+    h = kish_ess(hit_w)  # effective number of pilot loss paths
+    budget = int(h // HITS_PER_TILT)
+    if budget < 1:
+        return np.zeros(n)
     freq = (hit_w[:, None] * hit_groups[:, :n]).sum(axis=0) / (total * np.maximum(size, 1.0))
     cond = (hit_w[:, None] * hit_groups[:, n:]).sum(axis=0) / total
-    freq = np.clip(freq, 1e-9, 1.0 - 1e-9)
     cond = np.clip(cond, 1e-9, 1.0 - 1e-9)
-    return np.clip(np.log(freq / (1.0 - freq)) - np.log(cond / (1.0 - cond)), 0.0, 6.0)
+    trials = h * np.maximum(size, 1.0)  # obligor-paths behind each group's frequency
+    freq = np.clip((freq * trials + TILT_PRIOR * cond) / (trials + TILT_PRIOR), 1e-9, 1.0 - 1e-9)
+    tilt = np.clip(np.log(freq / (1.0 - freq)) - np.log(cond / (1.0 - cond)), 0.0, 6.0)
+    # evidence: the tilt times the square root of the obligor-paths behind it
+    evidence = tilt * np.sqrt(trials)
+    keep = np.argsort(-evidence, kind="stable")[:budget]
+    out = np.zeros(n)
+    out[keep] = tilt[keep]
+    return out
 
 
 def _weighted_median(x: np.ndarray, w: np.ndarray) -> float:
@@ -324,3 +438,64 @@ def variance_reduction(x: np.ndarray, w: np.ndarray) -> float:
     if not weighted > 0.0:
         return math.nan
     return plain / weighted
+
+
+def describe(sampling: Sampling) -> str:
+    """A sampling in a few words ("plain sampling", "a factor shift and a count twist", ...)."""
+    if sampling.method != "importance":
+        return "plain sampling"
+    parts = ["a factor shift"]
+    if sampling.twist > 0.0:
+        parts.append(f"a count twist towards {sampling.twist:.1f} defaulters")
+    if sampling.tilt is not None and np.any(np.asarray(sampling.tilt) != 0.0):
+        parts.append(f"tilts of {int(np.count_nonzero(sampling.tilt))} obligor group(s)")
+    return " and ".join(parts)
+
+
+RunMain = Callable[[Sampling], tuple[np.ndarray, np.ndarray]]
+
+
+def run_checked(
+    sampling: Sampling, run: RunMain, target: int, name: str
+) -> tuple[Sampling, np.ndarray, np.ndarray]:
+    """Run the main paths under ``sampling`` and check the weights on the target tranche's
+    losses; while they are degenerate (see :attr:`Diagnostics.degenerate`) or make the target's
+    estimate less precise than plain sampling would, run again under the next simpler sampling
+    (:meth:`Sampling.simpler`) and record why in ``fallbacks``.
+
+    Parameters
+    ----------
+    sampling : Sampling
+    run : callable
+        ``run(sampling)`` returning tranche outcomes and pool outcomes of the main run.
+    target : int
+        Index of the target tranche.
+    name : str
+        Its name (for the messages).
+
+    Returns
+    -------
+    (Sampling, ndarray, ndarray)
+        The sampling finally used (with its fallbacks) and its outcomes.
+    """
+    from ipabs.risk.montecarlo_numba_fns import O_LOSS, P_WEIGHT
+
+    tr, pool = run(sampling)
+    # below a pilot's size the checks judge the number of paths, not the sampling: report only
+    while sampling.method == "importance" and len(tr) >= PILOT_PATHS:
+        diag = diagnose(tr[:, target, O_LOSS], pool[:, P_WEIGHT], f"losses of {name}")
+        worse = diag.hits > 0 and diag.se_vs_plain > SE_RATIO_LIMIT
+        # no loss where the pilot promised at least ten (P(none) < 5e-5 if the promise held)
+        missed = diag.hits == 0 and diag.paths * sampling.hit_rate >= 10.0
+        if not (diag.degenerate or worse or missed):
+            break
+        simpler = sampling.simpler()
+        if simpler is None:
+            break
+        problems = "; ".join(diag.problems)
+        note = f"{describe(sampling)} failed on the main run ({problems}): ran again with {describe(simpler)}"
+        sampling = replace(
+            simpler, fallbacks=(*sampling.fallbacks, note), reason=f"{sampling.reason}; {note}"
+        )
+        tr, pool = run(sampling)
+    return sampling, tr, pool
