@@ -63,6 +63,7 @@ PILOT_PATHS = 2_000  # paths per pilot run
 MIN_HITS = 20  # "auto": plain sampling when a pilot sees at least this many target losses
 ELITE_SHARE = 0.1  # share of a pilot's paths kept as the elite of a cross-entropy step
 MAX_ITERATIONS = 8
+MIN_CE_HITS = 3  # pilot losses from which the cross-entropy steps start tilting groups
 DEFENSIVE_SHARE = 0.1  # share of paths drawn from the model itself: weights stay below 10
 MIN_GAIN = 1.5  # use the shift only if a pilot shows at least this variance reduction
 # a pilot must show the checks of ipabs.analytics.weights, and also:
@@ -190,7 +191,13 @@ def choose_sampling(
     -------
     Sampling
     """
-    from ipabs.risk.montecarlo_numba_fns import O_LOSS, P_DEFAULTS, P_LOSS_RATE, P_WEIGHT
+    from ipabs.risk.montecarlo_numba_fns import (
+        O_LOSS,
+        P_DEFAULT_RATE,
+        P_DEFAULTS,
+        P_LOSS_RATE,
+        P_WEIGHT,
+    )
 
     zero = np.zeros(arrays.n_factors)
     if mode not in (True, False, "auto"):
@@ -209,8 +216,10 @@ def choose_sampling(
     hit_d: list[np.ndarray] = []
     hit_g: list[np.ndarray] = []
     stream = 1
+    tilt: np.ndarray | None = None
+    gates = _gate_groups(arrays)
     for iteration in range(MAX_ITERATIONS):
-        pilot = Sampling("importance", shift, alpha=DEFENSIVE_SHARE if iteration else 0.0)
+        pilot = Sampling("importance", shift, alpha=DEFENSIVE_SHARE if iteration else 0.0, tilt=tilt)
         tr, pool, z, groups = run_paths(
             model, arrays, seed, stream, PILOT_PATHS, pilot, n_threads, group_defaults=True
         )
@@ -229,6 +238,13 @@ def choose_sampling(
                 hits_seen,
             )
         w = pool[:, P_WEIGHT]
+        if iteration == 0 and len(gates):
+            # a guarantor's or support provider's default gates the losses it covers: from the
+            # first step on, draw it about half the time (its odds tilted to about even), so the
+            # pilots see the losses behind the gate; the weights undo the tilt
+            p_gate = np.clip(groups[:, n_groups + gates].mean(axis=0), 1e-9, 0.5)
+            tilt = np.zeros(n_groups)
+            tilt[gates] = np.clip(-np.log(p_gate / (1.0 - p_gate)), 0.0, 6.0)
         hit_z.append(z[hit])
         hit_w.append(w[hit])
         hit_d.append(pool[hit, P_DEFAULTS])
@@ -236,16 +252,26 @@ def choose_sampling(
         if hits >= ELITE_SHARE * PILOT_PATHS:
             break
         # not enough losses yet: move to the elite of this pilot, ordered by the target's loss,
-        # then all notes' losses, then the pool's loss
+        # then all notes' losses, then the pool's loss, then the pool's defaults (which still
+        # rise with the factors when guarantees or support leave no loss to rank by)
         note_loss = tr[:, :, O_LOSS].sum(axis=1)
-        order = np.lexsort((pool[:, P_LOSS_RATE], note_loss, loss))
+        order = np.lexsort((pool[:, P_DEFAULT_RATE], pool[:, P_LOSS_RATE], note_loss, loss))
         elite = order[-max(1, math.ceil(ELITE_SHARE * PILOT_PATHS)) :]
-        if note_loss[elite].max() <= LOSS_EPS and pool[elite, P_LOSS_RATE].max() <= 0.0:
-            break  # no path loses anything: the factors cannot push losses up
+        if note_loss[elite].max() <= LOSS_EPS and pool[elite, P_DEFAULT_RATE].max() <= 0.0:
+            break  # no path defaults at all: the factors cannot push losses up
         new_shift = _weighted_mean(z[elite], w[elite])
-        if np.allclose(new_shift, shift, atol=1e-3):
+        # the losses seen so far also say which groups' defaults they need (a guarantor's, say):
+        # tilt those, shrunk to the model, so that the next pilot sees more of them
+        new_tilt = tilt
+        if sum(len(x) for x in hit_w) >= MIN_CE_HITS:
+            fitted = _group_tilt(np.concatenate(hit_g), np.concatenate(hit_w), group_size, gates)
+            new_tilt = fitted if np.any(fitted != 0.0) else tilt
+        same_tilt = (new_tilt is None and tilt is None) or (
+            new_tilt is not None and tilt is not None and np.allclose(new_tilt, tilt, atol=1e-2)
+        )
+        if np.allclose(new_shift, shift, atol=1e-3) and same_tilt:
             break
-        shift = new_shift
+        shift, tilt = new_shift, new_tilt
     spent = PILOT_PATHS * len(hits_seen)
     if sum(len(x) for x in hit_z) < MIN_HITS:
         return Sampling(
@@ -264,7 +290,7 @@ def choose_sampling(
     # the factors towards its frequency on those paths, shrunk to the model and fitted only for
     # as many groups as the pilot's losses can support (see _group_tilt)
     twist = _weighted_median(np.concatenate(hit_d), hw)
-    tilt = _group_tilt(np.concatenate(hit_g), hw, group_size)
+    tilt = _group_tilt(np.concatenate(hit_g), hw, group_size, gates)
     options = [
         ("a factor shift", Sampling("importance", candidate, alpha=DEFENSIVE_SHARE)),
         (
@@ -273,10 +299,17 @@ def choose_sampling(
         ),
     ]
     if np.any(tilt != 0.0):
+        tilted = f"default odds tilted for {int(np.count_nonzero(tilt))} obligor group(s)"
         options.append(
             (
-                f"a factor shift and default odds tilted for {int(np.count_nonzero(tilt))} obligor group(s)",
+                f"a factor shift and {tilted}",
                 Sampling("importance", candidate, alpha=DEFENSIVE_SHARE, tilt=tilt),
+            )
+        )
+        options.append(
+            (
+                f"a factor shift, default odds twisted towards {twist:.1f} defaulters and {tilted}",
+                Sampling("importance", candidate, twist=twist, alpha=DEFENSIVE_SHARE, tilt=tilt),
             )
         )
     trials: list[_Pilot] = []
@@ -374,7 +407,18 @@ def _judge_pilot(
     return _Pilot(how, sampling, m, se, gain, diag, verdict == "accepted", verdict)
 
 
-def _group_tilt(hit_groups: np.ndarray, hit_w: np.ndarray, size: np.ndarray) -> np.ndarray:
+def _gate_groups(arrays: RiskArrays) -> np.ndarray:
+    """Obligor groups of loan guarantors and support providers (deficiency payers, liquidity
+    providers): one default of theirs decides whether losses reach the notes."""
+    guarantors = arrays.a_guarantor[arrays.a_guarantor >= 0]
+    gate_obligors = np.unique(np.concatenate([guarantors, arrays.support_obligor]).astype(np.int64))
+    gate_obligors = gate_obligors[gate_obligors >= 0]
+    return np.unique(arrays.ob_group[gate_obligors])
+
+
+def _group_tilt(
+    hit_groups: np.ndarray, hit_w: np.ndarray, size: np.ndarray, gates: np.ndarray | None = None
+) -> np.ndarray:
     """Per group, the log-odds change from its mean conditional default probability to its
     default frequency on the pilot paths where the target lost (both weighted back to the
     model), bounded to [0, 6].
@@ -383,7 +427,9 @@ def _group_tilt(hit_groups: np.ndarray, hit_w: np.ndarray, size: np.ndarray) -> 
     shrunk towards its conditional probability with :data:`TILT_PRIOR` pseudo-observations, and
     only the ``h / HITS_PER_TILT`` groups with the strongest evidence keep a tilt: a pool with a
     group per obligor and a few dozen pilot losses gets a tilt for the guarantor those losses
-    share, not a thousand tilts fitted to noise.
+    share, not a thousand tilts fitted to noise. The ``gates`` (groups of guarantors and support
+    providers, a handful at most) are always fitted: a loss that needs one of their defaults is
+    what the tilt is for.
     """
     n = len(size)
     total = hit_w.sum()
@@ -391,7 +437,8 @@ def _group_tilt(hit_groups: np.ndarray, hit_w: np.ndarray, size: np.ndarray) -> 
         return np.zeros(n)
     h = kish_ess(hit_w)  # effective number of pilot loss paths
     budget = int(h // HITS_PER_TILT)
-    if budget < 1:
+    gates = np.zeros(0, dtype=np.int64) if gates is None else gates
+    if budget < 1 and len(gates) == 0:
         return np.zeros(n)
     freq = (hit_w[:, None] * hit_groups[:, :n]).sum(axis=0) / (total * np.maximum(size, 1.0))
     cond = (hit_w[:, None] * hit_groups[:, n:]).sum(axis=0) / total
@@ -401,9 +448,11 @@ def _group_tilt(hit_groups: np.ndarray, hit_w: np.ndarray, size: np.ndarray) -> 
     tilt = np.clip(np.log(freq / (1.0 - freq)) - np.log(cond / (1.0 - cond)), 0.0, 6.0)
     # evidence: the tilt times the square root of the obligor-paths behind it
     evidence = tilt * np.sqrt(trials)
+    evidence[gates] = -np.inf  # gates are fitted besides the budget, not within it
     keep = np.argsort(-evidence, kind="stable")[:budget]
     out = np.zeros(n)
     out[keep] = tilt[keep]
+    out[gates] = tilt[gates]
     return out
 
 
