@@ -1,0 +1,182 @@
+"""Bad input never gives a silent wrong answer, a hang or a traceback: values outside the
+stated bounds, hostile YAML, mis-encoded files and malformed tapes are refused with a located
+error (exit 2), and the one fraction type accepts percentages everywhere."""
+
+from __future__ import annotations
+
+import types
+import typing
+from pathlib import Path
+from typing import Annotated, Any
+
+import pytest
+from pydantic import BaseModel, TypeAdapter
+
+from ipabs.deal import types as T
+from ipabs.deal.load import parse_deal
+from ipabs.deal.risk import RiskModel
+from ipabs.deal.schema import Deal
+from ipabs.errors import DealError, Issue
+
+FILE = "deal.yaml"
+
+
+def mutate(text: str, old: str, new: str) -> str:
+    """Replace the one occurrence of ``old`` in ``text``."""
+    assert text.count(old) == 1, f"{old!r} occurs {text.count(old)} times"
+    return text.replace(old, new)
+
+
+def issues_of(text: str) -> list[Issue]:
+    with pytest.raises(DealError) as info:
+        parse_deal(text, FILE)
+    return info.value.issues
+
+
+def line_of(text: str, needle: str) -> int:
+    return next(n for n, line in enumerate(text.splitlines(), 1) if needle in line)
+
+
+# --------------------------------------------------------------------------- bounds
+
+
+BOUNDS = [
+    # (id, old, new, field path, words in the message)
+    ("loan rate of 120%", "rate: 5.5%", "rate: 120%", "pools[0].loans[0].rate", "between -100% and 100%"),
+    ("loan rate of 1.2", "rate: 5.5%", "rate: 1.2", "pools[0].loans[0].rate", "write 0.012 or '1.2%'"),
+    ("coupon of 120%", "coupon: 3.2%", "coupon: 120%", "tranches[0].coupon", "between -100% and 100%"),
+    ("negative coupon", "coupon: 3.2%", "coupon: -5%", "tranches[0].coupon", "must not be negative"),
+    ("spread of 150%", "spread: 1.5%", "spread: 150%", "pools[0].loans[1].rate.spread", "100%"),
+    ("index level of 3.45", "LPR1Y: 3.45%", "LPR1Y: 3.45", "indices.LPR1Y", "between -100% and 100%"),
+    ("balance of 1e300", "balance: 9.5m", "balance: 1e300", "tranches[0].balance", "at most 1e+15"),
+    ("loan balance of 1e300", "balance: 6m", "balance: 1.0e+300", "pools[0].loans[0].balance", "1e+15"),
+    ("negative trigger threshold", "threshold: 10%", "threshold: -0.5", "triggers[0].threshold", "negative"),
+    ("cdr trigger above 100%", "threshold: 10%", "threshold: 150%", "triggers[0].threshold", "at most 1"),
+    ("empty cdr_vector", "defaults: {cdr: 2%}", "defaults: {cdr_vector: []}", "cdr_vector", "at least 1"),
+    ("term of a billion months", "term_months: 24", "term_months: 1000000000", "term_months", "1200"),
+    ("legal final 9999-12-31", "2027-01-15", "9999-12-31", "deal.legal_final_date", "2199-12-31"),
+    (
+        "amortisation schedule above the balance",
+        "    coupon: 3.2%\n",
+        "    coupon: 3.2%\n    amortisation_schedule: [9m, 12m, 5m]\n",
+        "tranches[0].amortisation_schedule",
+        "above the tranche balance",
+    ),
+]
+
+
+@pytest.mark.parametrize(("old", "new", "path", "words"), [b[1:] for b in BOUNDS], ids=[b[0] for b in BOUNDS])
+def test_out_of_bounds_value_is_a_located_error(
+    minimal_text: str, old: str, new: str, path: str, words: str
+) -> None:
+    text = mutate(minimal_text, old, new)
+    issues = issues_of(text)
+    assert len(issues) == 1, issues
+    issue = issues[0]
+    assert issue.path.endswith(path), issue
+    assert words in issue.message, issue
+    assert issue.line == line_of(text, new.strip().splitlines()[-1]), issue
+
+
+def test_rates_inside_the_bounds_still_load(minimal_text: str) -> None:
+    text = mutate(minimal_text, "rate: 5.5%", "rate: -0.5%")  # negative loan rates exist
+    text = mutate(text, "coupon: 3.2%", "coupon: 99%")
+    deal = parse_deal(text, FILE)
+    assert deal.spec.pools[0].loans[0].rate == pytest.approx(-0.005)
+    assert TypeAdapter(T.Money).validate_python("1e15") == T.MAX_AMOUNT
+
+
+def test_tape_and_yaml_share_the_rate_rule(tmp_path: Path, minimal_text: str) -> None:
+    """A loan rate of 1.2 is refused alike in a tape and in the YAML."""
+    (tmp_path / "tape.csv").write_text(
+        "obligor,balance,rate,maturity_date\nAlphaTech,1000000,1.2,2026-01-15\n", encoding="utf-8"
+    )
+    pool = "  - name: park\n    loans:\n"
+    text = mutate(minimal_text, pool, "  - name: taped\n    tape: {path: tape.csv}\n" + pool)
+    with pytest.raises(DealError) as info:
+        parse_deal(text, FILE, base_dir=tmp_path)
+    (tape_issue,) = info.value.issues
+    assert "rate 1.2 is not an annual rate" in tape_issue.message
+    yaml_issue = issues_of(mutate(minimal_text, "rate: 5.5%", "rate: 1.2"))[0]
+    assert "rate" in yaml_issue.path
+
+
+# --------------------------------------------------------------------------- one fraction type
+
+# float fields that are not fractions: multiples written in percent of a standard curve, a
+# stress factor and the Student t degrees of freedom
+NOT_FRACTIONS = {"sda", "psa", "pd_multiplier", "degrees_of_freedom"}
+
+
+def _is_money(tp: Any) -> bool:
+    return any(getattr(m, "func", None) is T._money for m in getattr(tp, "__metadata__", ()))
+
+
+def _sample(tp: Any) -> tuple[Any, Any] | None:
+    """(input, expected) with "3%" in every float slot of ``tp``, or None when it has none."""
+    if _is_money(tp):
+        return None
+    while typing.get_origin(tp) is Annotated:
+        tp = typing.get_args(tp)[0]
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        for member in typing.get_args(tp):
+            found = _sample(member)
+            if found is not None:
+                return found
+        return None
+    if origin is list:
+        found = _sample(typing.get_args(tp)[0])
+        return None if found is None else ([found[0]], [found[1]])
+    if origin is dict:
+        found = _sample(typing.get_args(tp)[1])
+        return None if found is None else ({"k": found[0]}, {"k": found[1]})
+    if tp is float:
+        return "3%", 0.03
+    return None
+
+
+def _models(tp: Any) -> list[type[BaseModel]]:
+    while typing.get_origin(tp) is Annotated:
+        tp = typing.get_args(tp)[0]
+    if isinstance(tp, type) and issubclass(tp, BaseModel):
+        return [tp]
+    return [m for arg in typing.get_args(tp) for m in _models(arg)]
+
+
+def fraction_fields() -> list[tuple[str, Any, Any, Any]]:
+    """Every float-valued field of the deal language that is not an amount of money."""
+    out, seen, todo = [], set(), [Deal, RiskModel]
+    while todo:
+        model = todo.pop()
+        if model in seen:
+            continue
+        seen.add(model)
+        for name, f in model.model_fields.items():
+            annotation = Annotated[(f.annotation, *f.metadata)] if f.metadata else f.annotation
+            todo += _models(f.annotation)
+            found = _sample(annotation)
+            if found is not None and name not in NOT_FRACTIONS:
+                out.append((f"{model.__name__}.{name}", annotation, *found))
+    return sorted(out, key=lambda x: x[0])
+
+
+FRACTIONS = fraction_fields()
+
+
+def test_the_walk_finds_the_fraction_fields() -> None:
+    names = {f[0] for f in FRACTIONS}
+    assert {"RiskModel.correlation", "Obligor.pd", "Tranche.coupon", "Trigger.threshold"} <= names
+    assert len(names) > 25
+
+
+@pytest.mark.parametrize(
+    ("annotation", "given", "expected"), [f[1:] for f in FRACTIONS], ids=[f[0] for f in FRACTIONS]
+)
+def test_every_fraction_field_accepts_a_percentage(annotation: Any, given: Any, expected: Any) -> None:
+    assert TypeAdapter(annotation).validate_python(given) == pytest.approx(expected)
+
+
+def test_correlation_written_as_a_percentage(minimal_text: str) -> None:
+    deal = parse_deal(minimal_text + "risk: {correlation: 30%, default_pd: 2%}\n", FILE)
+    assert deal.spec.risk is not None and deal.spec.risk.correlation == pytest.approx(0.3)
