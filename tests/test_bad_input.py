@@ -180,3 +180,104 @@ def test_every_fraction_field_accepts_a_percentage(annotation: Any, given: Any, 
 def test_correlation_written_as_a_percentage(minimal_text: str) -> None:
     deal = parse_deal(minimal_text + "risk: {correlation: 30%, default_pd: 2%}\n", FILE)
     assert deal.spec.risk is not None and deal.spec.risk.correlation == pytest.approx(0.3)
+
+
+# --------------------------------------------------------------------------- hostile YAML
+
+BILLION_LAUGHS = 'a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]\n' + "".join(
+    f"{n}: &{n} [{','.join(['*' + p] * 9)}]\n" for p, n in zip("abcdefgh", "bcdefghi", strict=True)
+)
+
+
+def _validate_bounded(path: Path, seconds: float = 60.0, memory: int = 2 << 30) -> Any:
+    """``ipabs validate PATH`` in a child process limited to ``memory`` bytes of address space
+    and ``seconds`` of wall time: a regression fails the test instead of hanging the run."""
+    import os
+    import resource
+    import subprocess
+    import sys
+
+    def limit() -> None:
+        resource.setrlimit(resource.RLIMIT_AS, (memory, memory))
+
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    return subprocess.run(
+        [sys.executable, "-m", "ipabs", "validate", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=seconds,
+        preexec_fn=limit,
+        env=env,
+        check=False,
+    )
+
+
+def test_alias_bomb_is_refused_quickly(tmp_path: Path) -> None:
+    assert len(BILLION_LAUGHS) < 400
+    path = tmp_path / "bomb.yaml"
+    path.write_text(BILLION_LAUGHS, encoding="utf-8")
+    done = _validate_bounded(path)
+    assert done.returncode == 2, done.stderr
+    assert f"{path}:6:1: f[0]: aliases (*name) expand to more than 100,000 values" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_deep_nesting_is_refused_quickly(tmp_path: Path) -> None:
+    path = tmp_path / "deep.yaml"
+    path.write_text("deal: " + "[" * 100_000 + "\n", encoding="utf-8")
+    done = _validate_bounded(path)
+    assert done.returncode == 2, done.stderr
+    assert f"{path}:1:" in done.stderr and "nested more than 64 levels deep" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_deep_aliases_are_refused(minimal_text: str) -> None:
+    chain = "x0: &x0 [1]\n" + "".join(f"x{i}: &x{i} [*x{i - 1}]\n" for i in range(1, 200))
+    issues = issues_of(chain)
+    assert len(issues) == 1 and "nested more than 64 levels deep" in issues[0].message
+
+
+def test_a_few_aliases_still_work(minimal_text: str) -> None:
+    text = mutate(minimal_text, "    pledged_ip: {kind: patent,", "    pledged_ip: &ip {kind: patent,")
+    text = mutate(text, "    pledged_ip: {appraised_value: 12m}", "    pledged_ip: *ip")
+    deal = parse_deal(text, FILE)
+    assert deal.spec.pools[0].loans[1].pledged_ip.appraised_value == 15_000_000
+
+
+def test_oversized_file_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, minimal_text: str
+) -> None:
+    from ipabs.deal import source
+    from ipabs.deal.load import load_deal
+
+    path = tmp_path / "big.yaml"
+    path.write_text(minimal_text, encoding="utf-8")
+    monkeypatch.setattr(source, "MAX_FILE_BYTES", 1000)
+    with pytest.raises(DealError) as info:
+        load_deal(path)
+    (issue,) = info.value.issues
+    assert "a YAML file may be at most" in issue.message and "tape" in issue.hint
+
+
+# --------------------------------------------------------------------------- locations
+
+
+def test_gbk_file_names_the_line_of_the_first_bad_byte(tmp_path: Path, minimal_text: str) -> None:
+    from ipabs.deal.load import load_deal
+
+    path = tmp_path / "gbk.yaml"
+    text = mutate(minimal_text, "name: park", "name: park  # 贷款园区")  # 贷 is 0xb4 0xfb in GBK
+    path.write_bytes(text.encode("gbk"))
+    with pytest.raises(DealError) as info:
+        load_deal(path)
+    (issue,) = info.value.issues
+    assert (issue.line, issue.column) == (16, text.splitlines()[15].index("贷") + 1)
+    assert "not UTF-8" in issue.message
+    assert "save it as UTF-8" in issue.hint and "GBK" in issue.hint
+
+
+def test_unclosed_quote_is_reported_where_it_opens(minimal_text: str) -> None:
+    text = mutate(minimal_text, "name: Minimal IP-pledge deal", 'name: "Minimal IP-pledge deal')
+    (issue,) = issues_of(text)
+    assert (issue.line, issue.column) == (2, 9), issue
+    assert "quote opened here is not closed" in issue.message
