@@ -281,3 +281,88 @@ def test_unclosed_quote_is_reported_where_it_opens(minimal_text: str) -> None:
     (issue,) = issues_of(text)
     assert (issue.line, issue.column) == (2, 9), issue
     assert "quote opened here is not closed" in issue.message
+
+
+# --------------------------------------------------------------------------- loan tapes
+
+TAPE_HEADER = "obligor,balance,rate,maturity_date"
+
+
+def tape_issues(tmp_path: Path, minimal_text: str, name: str, content: str | bytes) -> list[Issue]:
+    """Issues of the minimal deal with one more pool read from tape ``name``."""
+    target = tmp_path / name
+    if isinstance(content, bytes):
+        target.write_bytes(content)
+    else:
+        target.write_text(content, encoding="utf-8")
+    pool = "  - name: park\n    loans:\n"
+    text = mutate(minimal_text, pool, f"  - name: taped\n    tape: {{path: {name}}}\n" + pool)
+    with pytest.raises(DealError) as info:
+        parse_deal(text, FILE, base_dir=tmp_path)
+    return info.value.issues
+
+
+def test_tape_row_with_extra_fields_is_located_at_the_row(tmp_path: Path, minimal_text: str) -> None:
+    rows = [TAPE_HEADER, "AlphaTech,1000000,0.05,2026-01-15", "", "BetaSoft,1000000,0.05,2026-01-15,x"]
+    (issue,) = tape_issues(tmp_path, minimal_text, "t.csv", "\n".join(rows) + "\n")
+    assert (Path(issue.file).name, issue.line, issue.column) == ("t.csv", 4, 5), issue
+    assert "row 4 has 5 fields; the header has 4" in issue.message
+
+
+def test_tape_row_with_missing_fields_is_located_at_the_row(tmp_path: Path, minimal_text: str) -> None:
+    rows = [TAPE_HEADER, "AlphaTech,1000000,0.05,2026-01-15", "BetaSoft,1000000,0.05"]
+    (issue,) = tape_issues(tmp_path, minimal_text, "t.csv", "\n".join(rows) + "\n")
+    assert (Path(issue.file).name, issue.line) == ("t.csv", 3), issue
+    assert "row 3 has 3 fields; the header has 4" in issue.message
+
+
+def test_tape_unclosed_quote_is_located_where_it_opens(tmp_path: Path, minimal_text: str) -> None:
+    rows = [TAPE_HEADER, 'AlphaTech,"1000000,0.05,2026-01-15', "BetaSoft,1000000,0.05,2026-01-15"]
+    (issue,) = tape_issues(tmp_path, minimal_text, "t.csv", "\n".join(rows) + "\n")
+    assert (Path(issue.file).name, issue.line, issue.column) == ("t.csv", 2, 2), issue
+    assert "quoted value opened in row 2 is not closed" in issue.message
+
+
+def test_tape_with_two_balance_columns_is_refused(tmp_path: Path, minimal_text: str) -> None:
+    rows = ["obligor,balance,rate,balance,maturity_date", "AlphaTech,1000000,0.05,2000000,2026-01-15"]
+    (issue,) = tape_issues(tmp_path, minimal_text, "t.csv", "\n".join(rows) + "\n")
+    assert (Path(issue.file).name, issue.line, issue.column) == ("t.csv", 1, 4), issue
+    assert "column 'balance' appears twice in the header (columns 2 and 4)" in issue.message
+
+
+def test_excel_tape_with_two_balance_columns_is_refused(tmp_path: Path, minimal_text: str) -> None:
+    import pandas as pd
+
+    frame = pd.DataFrame(
+        [["AlphaTech", 1e6, 0.05, 2e6, "2026-01-15"]],
+        columns=["obligor", "balance", "rate", "x", "maturity_date"],
+    )
+    frame.to_excel(tmp_path / "t.xlsx", index=False)
+    import openpyxl
+
+    book = openpyxl.load_workbook(tmp_path / "t.xlsx")
+    book.active["D1"] = "balance"
+    book.save(tmp_path / "t.xlsx")
+    pool = "  - name: park\n    loans:\n"
+    text = mutate(minimal_text, pool, "  - name: taped\n    tape: {path: t.xlsx}\n" + pool)
+    with pytest.raises(DealError) as info:
+        parse_deal(text, FILE, base_dir=tmp_path)
+    (issue,) = info.value.issues
+    assert (Path(issue.file).name, issue.line, issue.column) == ("t.xlsx", 1, 4), issue
+    assert "appears twice" in issue.message
+
+
+def test_unrelated_repeated_column_is_harmless(tmp_path: Path, minimal_text: str) -> None:
+    rows = ["obligor,balance,note,rate,note,maturity_date", "AlphaTech,1000000,a,0.05,b,2026-01-15"]
+    (tmp_path / "t.csv").write_text("\n".join(rows) + "\n", encoding="utf-8")
+    pool = "  - name: park\n    loans:\n"
+    text = mutate(minimal_text, pool, "  - name: taped\n    tape: {path: t.csv}\n" + pool)
+    deal = parse_deal(text, FILE, base_dir=tmp_path)
+    assert deal.tapes["taped"].total_balance() == 1e6
+
+
+def test_tape_balance_above_the_amount_bound(tmp_path: Path, minimal_text: str) -> None:
+    rows = [TAPE_HEADER, "AlphaTech,1e300,0.05,2026-01-15"]
+    (issue,) = tape_issues(tmp_path, minimal_text, "t.csv", "\n".join(rows) + "\n")
+    assert (Path(issue.file).name, issue.line, issue.column) == ("t.csv", 2, 2), issue
+    assert "is above 1e+15" in issue.message
