@@ -8,11 +8,13 @@ A user mistake never ends in a traceback.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
+import signal
 import sys
+import threading
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 from ipabs.errors import DealError, IpabsError
@@ -187,8 +189,9 @@ def cmd_mc(args: argparse.Namespace) -> int:
     deal = load_deal(args.deal)
     risk = load_risk(args.risk) if args.risk else None
     _check_out(args.out)
+    model = check_paths_fit(deal, args.paths, writing=args.out is not None)
     result = simulate(
-        deal,
+        model,
         paths=args.paths,
         seed=args.seed,
         threads=args.threads,
@@ -218,11 +221,52 @@ def _emit(args: argparse.Namespace, result: Any, text: Any) -> int:
     return EXIT_OK
 
 
+def check_paths_fit(deal: Any, paths: int, *, writing: bool = False) -> Any:
+    """Refuse a Monte Carlo whose per-path arrays cannot fit in the memory available, before
+    it starts (exit 2 instead of a MemoryError after minutes).
+
+    The estimate counts what a run keeps for every path (see :mod:`ipabs.montecarlo`): each
+    tranche's outcomes, the pool's outcomes and the systematic factors, a few transient
+    columns for the summaries, and with ``writing`` the per-path table and its Parquet copy.
+
+    Parameters
+    ----------
+    deal : LoadedDeal, CompiledModel, str or Path
+    paths : int
+        Paths asked for (per run, for commands that run several).
+    writing : bool
+        Whether the per-path outcomes are written (``--out``).
+
+    Returns
+    -------
+    CompiledModel
+        The compiled deal (to pass on, so it is not compiled twice).
+    """
+    from ipabs.api import _model
+    from ipabs.io import check_memory
+    from ipabs.risk.montecarlo_numba_fns import POOL_OUTCOMES, TRANCHE_OUTCOMES
+
+    model = _model(deal)
+    industries = {x for x in model.obligors.industry if x}
+    regions = {x for x in model.obligors.region if x}
+    outcomes = len(model.tranche_names) * len(TRANCHE_OUTCOMES) + len(POOL_OUTCOMES)
+    columns = outcomes + 1 + len(industries) + len(regions) + 3
+    if writing:
+        columns += 2 * (outcomes + 1)
+    check_memory(
+        8.0 * columns * paths,
+        f"--paths {paths:,}",
+        "give fewer paths; the standard errors shrink with the square root of the number of paths",
+    )
+    return model
+
+
 def _check_out(out_dir: str | None) -> None:
+    """An --out folder that cannot be written is refused before any simulation."""
     if out_dir is not None:
-        out = Path(out_dir)
-        if out.exists() and not out.is_dir():
-            raise IpabsError(f"--out {out_dir}: exists and is not a directory; give a directory")
+        from ipabs.io import check_out_dir
+
+        check_out_dir(out_dir)
 
 
 def _positive(text: str) -> int:
@@ -293,12 +337,35 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised like Ctrl-C so that the same clean-up runs (temporary files removed)."""
+
+
+def _terminate(signum: int, frame: Any) -> None:
+    raise Terminated()
+
+
+@contextlib.contextmanager
+def _sigterm_raises() -> Any:
+    """While a command runs, SIGTERM unwinds like Ctrl-C instead of killing the process where
+    it stands (in the middle of writing files, say)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, _terminate)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``ipabs`` command."""
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        return int(args.func(args))
+        with _sigterm_raises():
+            return int(args.func(args))
     except DealError as exc:
         for issue in exc.issues:
             print(issue, file=sys.stderr)
@@ -306,6 +373,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except IpabsError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_INVALID
+    except Terminated:
+        print("terminated", file=sys.stderr)
+        return 128 + signal.SIGTERM
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130

@@ -132,7 +132,9 @@ def _text(r: Any) -> str:
 def run(args: argparse.Namespace) -> int:
     """Run ``ipabs rate``."""
     from ipabs.analytics.implied import implied_ratings
-    from ipabs.cli import EXIT_OK
+    from ipabs.cli import EXIT_OK, check_paths_fit
+
+    check_paths_fit(args.deal, args.paths)
 
     report = implied_ratings(
         args.deal,

@@ -109,7 +109,9 @@ def _text(r: Any) -> str:
 def run(args: argparse.Namespace) -> int:
     """Run ``ipabs size``."""
     from ipabs.analytics.sizing import size_structure
-    from ipabs.cli import EXIT_OK
+    from ipabs.cli import EXIT_OK, check_paths_fit
+
+    check_paths_fit(args.deal, args.paths)
 
     result = size_structure(
         args.deal,
