@@ -15,7 +15,7 @@ import signal
 import sys
 import threading
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, TextIO
 
 from ipabs.errors import DealError, IpabsError
 
@@ -125,6 +125,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         known = ", ".join(deal.spec.scenarios)
         raise IpabsError(f"{args.deal}: no scenario {args.scenario!r}; known scenarios: {known}")
     _check_out(args.out)
+    compile_notice(False, quiet=args.json)
     result = run(deal, scenario=args.scenario)
     return _emit(args, result, _summary_text)
 
@@ -190,6 +191,7 @@ def cmd_mc(args: argparse.Namespace) -> int:
     risk = load_risk(args.risk) if args.risk else None
     _check_out(args.out)
     model = check_paths_fit(deal, args.paths, writing=args.out is not None)
+    compile_notice(True, quiet=args.json)
     result = simulate(
         model,
         paths=args.paths,
@@ -219,6 +221,59 @@ def _emit(args: argparse.Namespace, result: Any, text: Any) -> int:
         if args.out is not None:
             print(f"\nwrote {len(written)} files to {args.out}")
     return EXIT_OK
+
+
+def _compiled_before(kernel: Any) -> bool:
+    """Whether ``kernel`` has an entry in numba's disk cache (so it loads instead of
+    compiling). Anything that is not a cached dispatcher (the pure-Python twin) needs no
+    compiling."""
+    try:
+        return os.path.exists(kernel._cache._cache_file._index_path)
+    except AttributeError:
+        return True
+
+
+def compile_notice(monte_carlo: bool, *, quiet: bool = False, stream: TextIO | None = None) -> bool:
+    """Say on a terminal that the kernels are about to be compiled, which takes a minute in
+    silence the first time (once per ipabs version); say nothing when their disk cache is
+    warm, on a pipe, with ``quiet`` (``--json``) or with the pure-Python twin.
+
+    Parameters
+    ----------
+    monte_carlo : bool
+        The command runs the Monte Carlo kernel (else the deterministic waterfall).
+    quiet : bool
+        Print nothing (machine-readable output was asked for).
+    stream : file, optional
+        Where to print (default standard error).
+
+    Returns
+    -------
+    bool
+        Whether the notice was printed.
+    """
+    import numba
+
+    stream = sys.stderr if stream is None else stream
+    if quiet or numba.config.DISABLE_JIT or not stream.isatty():
+        return False
+    if monte_carlo:
+        from ipabs.risk.montecarlo_numba_fns import simulate_chunk
+
+        kernels: tuple[Any, ...] = (simulate_chunk,)
+    else:
+        from ipabs.engine.waterfall_numba_fns import run_waterfall
+        from ipabs.risk.collections_numba_fns import deterministic_collections
+
+        kernels = (run_waterfall, deterministic_collections)
+    if all(_compiled_before(k) for k in kernels):
+        return False
+    print(
+        "compiling the simulation kernels (first run of this ipabs version only; about a minute)...",
+        file=stream,
+        flush=True,
+    )
+    return True
 
 
 def check_paths_fit(deal: Any, paths: int, *, writing: bool = False) -> Any:

@@ -4,6 +4,7 @@ that cannot fit in memory, is refused (exit 2) before any simulation runs."""
 
 from __future__ import annotations
 
+import io as io_module
 import os
 import signal
 import subprocess
@@ -187,3 +188,50 @@ def test_the_memory_estimate_covers_what_a_run_allocates(deal: Path, monkeypatch
         cli.check_paths_fit(deal, paths, writing=True)
     monkeypatch.setattr(io, "available_memory", lambda: 1 << 40)
     cli.check_paths_fit(deal, paths, writing=True)
+
+
+# --------------------------------------------------------------------------- first compilation
+
+
+class _Terminal(io_module.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+@pytest.fixture
+def cold_cache(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every kernel looks uncompiled, and compiling is on."""
+    monkeypatch.setattr(cli, "_compiled_before", lambda kernel: False)
+    monkeypatch.setattr("numba.config.DISABLE_JIT", False)
+
+
+def test_a_cold_cache_is_announced_on_a_terminal(cold_cache: None) -> None:
+    terminal = _Terminal()
+    assert cli.compile_notice(True, stream=terminal)
+    assert "compiling the simulation kernels" in terminal.getvalue()
+
+
+def test_no_notice_on_a_pipe_with_json_or_a_warm_cache(
+    cold_cache: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pipe = io_module.StringIO()
+    assert not cli.compile_notice(True, stream=pipe) and pipe.getvalue() == ""
+    terminal = _Terminal()
+    assert not cli.compile_notice(False, quiet=True, stream=terminal)
+    monkeypatch.setattr(cli, "_compiled_before", lambda kernel: True)
+    assert not cli.compile_notice(False, stream=terminal) and terminal.getvalue() == ""
+
+
+def test_the_cache_probe_reads_numbas_index(tmp_path: Path) -> None:
+    """The probe looks at the index file numba would load the kernel from."""
+    from ipabs.engine.waterfall_numba_fns import run_waterfall
+
+    index = Path(run_waterfall._cache._cache_file._index_path)
+    assert index.name.startswith("waterfall_numba_fns.run_waterfall") and index.suffix == ".nbi"
+    assert cli._compiled_before(run_waterfall) == index.exists()
+    assert cli._compiled_before(lambda: None)  # the pure-Python twin compiles nothing
+
+
+def test_the_notice_stays_off_piped_json(deal: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main(["run", str(deal), "--json"]) == 0
+    assert capsys.readouterr().err == ""

@@ -8,7 +8,7 @@ import math
 from pathlib import Path
 from typing import Any
 
-from ipabs.cli import EXIT_OK, _positive, _seed, _table, check_paths_fit
+from ipabs.cli import EXIT_OK, _positive, _seed, _table, check_paths_fit, compile_notice
 from ipabs.errors import IpabsError
 
 DESCRIPTION = """\
@@ -88,6 +88,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     out = _check_out(args.out)
     if args.paths is not None:
         check_paths_fit(args.deal, args.paths)
+    compile_notice(args.paths is not None, quiet=args.json)
     frame = sweep(
         args.deal,
         settings,
