@@ -366,3 +366,12 @@ def test_tape_balance_above_the_amount_bound(tmp_path: Path, minimal_text: str) 
     (issue,) = tape_issues(tmp_path, minimal_text, "t.csv", "\n".join(rows) + "\n")
     assert (Path(issue.file).name, issue.line, issue.column) == ("t.csv", 2, 2), issue
     assert "is above 1e+15" in issue.message
+
+
+def test_floating_coupon_below_zero_is_refused(minimal_text: str) -> None:
+    text = mutate(minimal_text, "    coupon: 3.2%", "    coupon: {index: LPR1Y, spread: -4%}")
+    (issue,) = issues_of(text)
+    assert issue.path == "tranches[0].coupon" and issue.line == line_of(text, "spread: -4%")
+    assert "falls to -0.5500%" in issue.message and "floor: 0" in issue.hint
+    floored = mutate(minimal_text, "    coupon: 3.2%", "    coupon: {index: LPR1Y, spread: -4%, floor: 0}")
+    assert parse_deal(floored, FILE).spec.tranches[0].coupon.floor == 0.0
