@@ -55,6 +55,15 @@ BOUNDS = [
     ("empty cdr_vector", "defaults: {cdr: 2%}", "defaults: {cdr_vector: []}", "cdr_vector", "at least 1"),
     ("term of a billion months", "term_months: 24", "term_months: 1000000000", "term_months", "1200"),
     ("legal final 9999-12-31", "2027-01-15", "9999-12-31", "deal.legal_final_date", "2199-12-31"),
+    ("default in period 0", "{cdr: 2%}", "{cdr: 2%, obligors: {AlphaTech: 0}}", "AlphaTech", "at least 1"),
+    (
+        "default after legal final",
+        "{cdr: 2%}",
+        "{cdr: 2%, obligors: {AlphaTech: 13}}",
+        "AlphaTech",
+        "12 periods",
+    ),
+    ("a date written as seconds", "2024-01-15", "1705276800", "deal.closing_date", "YYYY-MM-DD"),
     (
         "amortisation schedule above the balance",
         "    coupon: 3.2%\n",

@@ -339,10 +339,24 @@ class _Checker:
             self.ref(p, value, self.tranches, "tranche")
 
     def scenarios(self) -> None:
+        from ipabs.dates import payment_dates
+
+        info = self.deal.deal
+        periods = len(
+            payment_dates(
+                info.first_payment_date, info.legal_final_date, MONTHS_PER_PERIOD[info.payment_frequency]
+            )
+        )
         for name, sc in self.deal.scenarios.items():
             base = ("scenarios", name)
-            for ob in sc.defaults.obligors:
+            for ob, when in sc.defaults.obligors.items():
                 self.ref((*base, "defaults", "obligors", ob), ob, self.obligors, "obligor", key=True)
+                if isinstance(when, int) and when > periods:
+                    self.add(
+                        (*base, "defaults", "obligors", ob),
+                        f"period {when} is after the legal final date: the deal has {periods} periods",
+                        "give a period number from 1, or a date",
+                    )
             for i, ov in enumerate(sc.overrides):
                 if ov.pool is not None:
                     self.ref((*base, "overrides", i, "pool"), ov.pool, self.pools, "pool")

@@ -99,6 +99,13 @@ MAX_TERM_MONTHS = 1200
 """Terms in months are at most 1200 (100 years)."""
 
 
+def _date_text(value: Any) -> Any:
+    """A date is written ``YYYY-MM-DD``: a number is not read as seconds since 1970."""
+    if isinstance(value, (int, float)):
+        raise ValueError(f"{value!r} is not a date: write it as YYYY-MM-DD")
+    return value
+
+
 def _date_range(value: dt.date) -> dt.date:
     if not MIN_DATE <= value <= MAX_DATE:
         raise ValueError(f"must lie between {MIN_DATE} and {MAX_DATE}")
@@ -158,7 +165,7 @@ Money = Annotated[
 """A non-negative amount of money in the deal currency (``12500000``, ``"12.5m"``), at most
 :data:`MAX_AMOUNT`."""
 
-Date = Annotated[dt.date, AfterValidator(_date_range)]
+Date = Annotated[dt.date, BeforeValidator(_date_text), AfterValidator(_date_range)]
 """A date ``YYYY-MM-DD`` between :data:`MIN_DATE` and :data:`MAX_DATE`."""
 
 Months = Annotated[int, Field(ge=1, le=MAX_TERM_MONTHS)]
