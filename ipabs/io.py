@@ -120,17 +120,30 @@ def _umask() -> int:
 
 @contextlib.contextmanager
 def _signals_held() -> Iterator[None]:
-    """Hold SIGINT and SIGTERM (they are delivered on exit) while files are renamed into
-    place, so that an interruption cannot leave half a set. Only the main thread can."""
-    can = hasattr(signal, "pthread_sigmask") and threading.current_thread() is threading.main_thread()
-    held = {signal.SIGINT, signal.SIGTERM}
-    if can:
-        signal.pthread_sigmask(signal.SIG_BLOCK, held)
+    """Defer SIGINT and SIGTERM while files are renamed into place, so that an interruption
+    cannot leave half a set: a signal that arrives meanwhile is handled, as it would have
+    been, once the set is complete. (Blocking the signals in this thread would not do: any
+    other thread may receive them.) Only the main thread can set handlers."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    pending: list[int] = []
+
+    def record(signum: int, frame: Any) -> None:
+        pending.append(signum)
+
+    previous = {s: signal.signal(s, record) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
         yield
     finally:
-        if can:
-            signal.pthread_sigmask(signal.SIG_UNBLOCK, held)
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+        for s in dict.fromkeys(pending):
+            handler = previous[s]
+            if callable(handler):
+                handler(s, None)
+            elif handler == signal.SIG_DFL:
+                signal.raise_signal(s)
 
 
 def check_out_dir(out_dir: str | Path, flag: str = "--out") -> Path:

@@ -240,6 +240,16 @@ def test_deep_nesting_is_refused_quickly(tmp_path: Path) -> None:
     assert "Traceback" not in done.stderr
 
 
+def test_the_yaml_depth_check_also_guards_the_pure_python_parser(monkeypatch: pytest.MonkeyPatch) -> None:
+    import yaml
+
+    from ipabs.deal.source import parse_yaml
+
+    monkeypatch.delattr(yaml, "CSafeLoader", raising=False)
+    with pytest.raises(DealError, match="nested more than 64 levels deep"):
+        parse_yaml("deal: " + "[" * 100_000, "deep.yaml")
+
+
 def test_deep_aliases_are_refused(minimal_text: str) -> None:
     chain = "x0: &x0 [1]\n" + "".join(f"x{i}: &x{i} [*x{i - 1}]\n" for i in range(1, 200))
     issues = issues_of(chain)

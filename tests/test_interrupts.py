@@ -235,3 +235,24 @@ def test_the_cache_probe_reads_numbas_index(tmp_path: Path) -> None:
 def test_the_notice_stays_off_piped_json(deal: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert cli.main(["run", str(deal), "--json"]) == 0
     assert capsys.readouterr().err == ""
+
+
+def test_a_signal_during_the_final_renames_waits_for_the_whole_set(tmp_path: Path) -> None:
+    """Ctrl-C that lands while the files are moved into place is handled once all are."""
+    import pandas as pd
+
+    out = tmp_path / "out"
+    out.mkdir()
+    real = io._move_into_place
+
+    def interrupted_move(tmp: Path, target: Path) -> None:
+        os.kill(os.getpid(), signal.SIGINT)
+        real(tmp, target)
+
+    frame = pd.DataFrame({"a": [1]})
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(io, "_move_into_place", interrupted_move)
+        with pytest.raises(KeyboardInterrupt):
+            io.write_tables(out, {"a.csv": frame, "b.csv": frame})
+    assert sorted(p.name for p in out.iterdir()) == ["a.csv", "b.csv"]
+    assert [p.name for p in tmp_path.iterdir()] == ["out"]
