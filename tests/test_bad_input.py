@@ -394,3 +394,10 @@ def test_floating_coupon_below_zero_is_refused(minimal_text: str) -> None:
     assert "falls to -0.5500%" in issue.message and "floor: 0" in issue.hint
     floored = mutate(minimal_text, "    coupon: 3.2%", "    coupon: {index: LPR1Y, spread: -4%, floor: 0}")
     assert parse_deal(floored, FILE).spec.tranches[0].coupon.floor == 0.0
+
+
+def test_gbk_tape_is_located_at_its_own_line(tmp_path: Path, minimal_text: str) -> None:
+    rows = [TAPE_HEADER, "AlphaTech,1000000,0.05,2026-01-15", "贷款甲,1000000,0.05,2026-01-15"]
+    (issue,) = tape_issues(tmp_path, minimal_text, "t.csv", ("\n".join(rows) + "\n").encode("gbk"))
+    assert (Path(issue.file).name, issue.line, issue.column) == ("t.csv", 3, 1), issue
+    assert "line 3 is not UTF-8" in issue.message and "GBK" in issue.hint

@@ -42,7 +42,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ipabs.deal.schema import Amortisation, DayCount, Deal, Frequency, Loan, PledgedIP, Pool
-from ipabs.deal.source import SourceMap
+from ipabs.deal.source import SourceMap, not_utf8_issue
 from ipabs.deal.types import MAX_AMOUNT
 from ipabs.deal.validate import suggest
 from ipabs.errors import DealError, Issue, format_path
@@ -519,7 +519,7 @@ class _TapeReader:
             return None
         return data
 
-    def read_csv(self) -> pd.DataFrame:
+    def read_csv(self) -> pd.DataFrame | None:
         try:
             data = self.path.read_bytes()
         except OSError as exc:
@@ -527,11 +527,16 @@ class _TapeReader:
         try:
             data.decode("utf-8")
         except UnicodeDecodeError as exc:
-            line = data.count(b"\n", 0, exc.start) + 1
-            raise _Unreadable(
-                f"line {line} is not UTF-8 text",
-                "save the tape as 'CSV UTF-8' (Excel: File > Save As)",
-            ) from None
+            # at the tape's own line and column, as the deal file's encoding errors are
+            where = not_utf8_issue(self.display, data, exc)
+            hint = "save the tape as 'CSV UTF-8' (Excel: File > Save As)"
+            if "GBK" in where.hint:
+                hint += "; it reads as GBK/GB18030 text"
+            self.cell_issues.append(
+                (where.line, where.column, f"line {where.line} is not UTF-8 text: {where.message}", hint)
+            )
+            self.cell_count += 1
+            return None
         if not data.strip(b"\xef\xbb\xbf \t\r\n"):
             raise _Unreadable("the file is empty", "the first row must be the header")
         try:

@@ -8,7 +8,7 @@ path (a tuple of keys and list indices) to its position.
 from __future__ import annotations
 
 import contextlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -322,8 +322,24 @@ def _too_big(file: str, size: int) -> Issue:
     )
 
 
-def _not_utf8(file: str, data: bytes, exc: UnicodeDecodeError) -> Issue:
-    """Where the first byte that is not UTF-8 is, and what to do about it."""
+def not_utf8_issue(file: str, data: bytes, exc: UnicodeDecodeError) -> Issue:
+    """Where the first byte of ``data`` that is not UTF-8 is, and what to do about it.
+
+    Parameters
+    ----------
+    file : str
+        Name of the file, for the issue.
+    data : bytes
+        The file's contents.
+    exc : UnicodeDecodeError
+        The error of ``data.decode("utf-8")``.
+
+    Returns
+    -------
+    Issue
+        At the line and column (in characters) of the bad byte; the hint says to re-save the
+        file as UTF-8, and whether it reads as GBK/GB18030.
+    """
     start = exc.start
     line_start = data.rfind(b"\n", 0, start) + 1
     line = data.count(b"\n", 0, start) + 1
@@ -340,7 +356,7 @@ def _not_utf8(file: str, data: bytes, exc: UnicodeDecodeError) -> Issue:
         line,
         column,
         "",
-        f"file is not UTF-8 text: byte 0x{data[start]:02x} here is not valid UTF-8",
+        f"byte 0x{data[start]:02x} here is not valid UTF-8",
         hint,
     )
 
@@ -388,7 +404,8 @@ def read_yaml(path: str | Path) -> tuple[Any, SourceMap]:
             ]
         ) from None
     except UnicodeDecodeError as exc:
-        raise DealError([_not_utf8(str(path), data, exc)]) from None
+        issue = not_utf8_issue(str(path), data, exc)
+        raise DealError([replace(issue, message="file is not UTF-8 text: " + issue.message)]) from None
     except OSError as exc:
         raise DealError(
             [
