@@ -401,3 +401,13 @@ def test_gbk_tape_is_located_at_its_own_line(tmp_path: Path, minimal_text: str) 
     (issue,) = tape_issues(tmp_path, minimal_text, "t.csv", ("\n".join(rows) + "\n").encode("gbk"))
     assert (Path(issue.file).name, issue.line, issue.column) == ("t.csv", 3, 1), issue
     assert "line 3 is not UTF-8" in issue.message and "GBK" in issue.hint
+
+
+def test_quote_closed_by_a_later_line_is_reported_where_it_opens(minimal_text: str) -> None:
+    """The missing quote on line 42 pairs with the next one, on line 43, where the parser
+    trips: the mistake is on line 42."""
+    text = mutate(minimal_text, "  - name: trustee", '  - name: "trustee')
+    text = mutate(text, "    annual_amount: 50k", '    annual_amount: "50k"')
+    (issue,) = issues_of(text)
+    assert (issue.line, issue.column) == (42, 11), issue
+    assert "runs on to line 43" in issue.message and "(line 43, column 21)" in issue.message

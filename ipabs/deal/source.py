@@ -179,6 +179,44 @@ class _Walker:
         return out
 
 
+def _quote_issue(file: str, text: str, exc: yaml.MarkedYAMLError) -> Issue | None:
+    """An error on the line where a quoted value that began on an earlier line ends: most
+    likely that value's closing quote is missing, and the quote swallowed the lines up to
+    the next one. Located where the quote opens."""
+    mark = exc.problem_mark
+    if mark is None:
+        return None
+    scanner = yaml.SafeLoader(text)
+    suspect = None
+    try:
+        while scanner.check_token():
+            token = scanner.get_token()
+            if token.end_mark.index > mark.index:
+                break
+            if isinstance(token, yaml.ScalarToken) and token.style in ('"', "'"):
+                suspect = token if token.start_mark.line < token.end_mark.line else None
+            elif isinstance(token, (yaml.KeyToken, yaml.ValueToken, yaml.BlockEntryToken)):
+                continue
+            else:
+                suspect = None
+    except yaml.YAMLError:
+        pass
+    finally:
+        scanner.dispose()
+    if suspect is None or suspect.end_mark.line != mark.line:
+        return None
+    start, end = suspect.start_mark, suspect.end_mark
+    return Issue(
+        file,
+        start.line + 1,
+        start.column + 1,
+        "",
+        f"YAML syntax error: the quoted value opened here runs on to line {end.line + 1}, where "
+        f"the next quote closes it; then: {exc.problem} (line {mark.line + 1}, column {mark.column + 1})",
+        "close the quote on this line",
+    )
+
+
 def _syntax_issue(file: str, exc: yaml.MarkedYAMLError) -> Issue:
     mark = exc.problem_mark or exc.context_mark
     line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
@@ -255,7 +293,7 @@ def _parse(text: str, file: str, loader_class: type) -> tuple[Any, SourceMap]:
         node = loader.get_single_node()
         data = {} if node is None else walker.walk(node, ())
     except yaml.MarkedYAMLError as exc:
-        raise DealError([_syntax_issue(file, exc)]) from None
+        raise DealError([_quote_issue(file, text, exc) or _syntax_issue(file, exc)]) from None
     except yaml.reader.ReaderError as exc:  # a control character
         before = text[: exc.position]
         line, col = before.count("\n") + 1, len(before) - (before.rfind("\n") + 1) + 1
