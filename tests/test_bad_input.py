@@ -411,3 +411,14 @@ def test_quote_closed_by_a_later_line_is_reported_where_it_opens(minimal_text: s
     (issue,) = issues_of(text)
     assert (issue.line, issue.column) == (42, 11), issue
     assert "runs on to line 43" in issue.message and "(line 43, column 21)" in issue.message
+
+
+def test_the_documented_percentage_example_loads() -> None:
+    import re
+
+    import yaml
+
+    text = (Path(__file__).resolve().parents[1] / "docs" / "montecarlo.md").read_text(encoding="utf-8")
+    block = next(b for b in re.findall(r"```yaml\n(.*?)```", text, re.S) if "correlation: 30%" in b)
+    risk = RiskModel.model_validate(yaml.safe_load(block)["risk"])
+    assert risk.correlation == pytest.approx(0.3) and risk.royalty.volatility == pytest.approx(0.25)
