@@ -8,12 +8,14 @@ A user mistake never ends in a traceback.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
+import signal
 import sys
+import threading
 from collections.abc import Sequence
-from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 from ipabs.errors import DealError, IpabsError
 
@@ -123,6 +125,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         known = ", ".join(deal.spec.scenarios)
         raise IpabsError(f"{args.deal}: no scenario {args.scenario!r}; known scenarios: {known}")
     _check_out(args.out)
+    compile_notice(False, quiet=args.json)
     result = run(deal, scenario=args.scenario)
     return _emit(args, result, _summary_text)
 
@@ -187,8 +190,10 @@ def cmd_mc(args: argparse.Namespace) -> int:
     deal = load_deal(args.deal)
     risk = load_risk(args.risk) if args.risk else None
     _check_out(args.out)
+    model = check_paths_fit(deal, args.paths, writing=args.out is not None)
+    compile_notice(True, quiet=args.json)
     result = simulate(
-        deal,
+        model,
         paths=args.paths,
         seed=args.seed,
         threads=args.threads,
@@ -218,11 +223,105 @@ def _emit(args: argparse.Namespace, result: Any, text: Any) -> int:
     return EXIT_OK
 
 
+def _compiled_before(kernel: Any) -> bool:
+    """Whether ``kernel`` has an entry in numba's disk cache (so it loads instead of
+    compiling). Anything that is not a cached dispatcher (the pure-Python twin) needs no
+    compiling."""
+    try:
+        return os.path.exists(kernel._cache._cache_file._index_path)
+    except AttributeError:
+        return True
+
+
+def compile_notice(monte_carlo: bool, *, quiet: bool = False, stream: TextIO | None = None) -> bool:
+    """Say on a terminal that the kernels are about to be compiled, which takes a minute in
+    silence the first time (once per ipabs version); say nothing when their disk cache is
+    warm, on a pipe, with ``quiet`` (``--json``) or with the pure-Python twin.
+
+    Parameters
+    ----------
+    monte_carlo : bool
+        The command runs the Monte Carlo kernel (else the deterministic waterfall).
+    quiet : bool
+        Print nothing (machine-readable output was asked for).
+    stream : file, optional
+        Where to print (default standard error).
+
+    Returns
+    -------
+    bool
+        Whether the notice was printed.
+    """
+    import numba
+
+    stream = sys.stderr if stream is None else stream
+    if quiet or numba.config.DISABLE_JIT or not stream.isatty():
+        return False
+    if monte_carlo:
+        from ipabs.risk.montecarlo_numba_fns import simulate_chunk
+
+        kernels: tuple[Any, ...] = (simulate_chunk,)
+    else:
+        from ipabs.engine.waterfall_numba_fns import run_waterfall
+        from ipabs.risk.collections_numba_fns import deterministic_collections
+
+        kernels = (run_waterfall, deterministic_collections)
+    if all(_compiled_before(k) for k in kernels):
+        return False
+    print(
+        "compiling the simulation kernels (first run of this ipabs version only; about a minute)...",
+        file=stream,
+        flush=True,
+    )
+    return True
+
+
+def check_paths_fit(deal: Any, paths: int, *, writing: bool = False) -> Any:
+    """Refuse a Monte Carlo whose per-path arrays cannot fit in the memory available, before
+    it starts (exit 2 instead of a MemoryError after minutes).
+
+    The estimate counts what a run keeps for every path (see :mod:`ipabs.montecarlo`): each
+    tranche's outcomes, the pool's outcomes and the systematic factors, a few transient
+    columns for the summaries, and with ``writing`` the per-path table and its Parquet copy.
+
+    Parameters
+    ----------
+    deal : LoadedDeal, CompiledModel, str or Path
+    paths : int
+        Paths asked for (per run, for commands that run several).
+    writing : bool
+        Whether the per-path outcomes are written (``--out``).
+
+    Returns
+    -------
+    CompiledModel
+        The compiled deal (to pass on, so it is not compiled twice).
+    """
+    from ipabs.api import _model
+    from ipabs.io import check_memory
+    from ipabs.risk.montecarlo_numba_fns import POOL_OUTCOMES, TRANCHE_OUTCOMES
+
+    model = _model(deal)
+    industries = {x for x in model.obligors.industry if x}
+    regions = {x for x in model.obligors.region if x}
+    outcomes = len(model.tranche_names) * len(TRANCHE_OUTCOMES) + len(POOL_OUTCOMES)
+    columns = outcomes + 1 + len(industries) + len(regions) + 3
+    if writing:
+        columns += 2 * (outcomes + 1)
+    check_memory(
+        8.0 * columns * paths,
+        f"--paths {paths:,}",
+        "give fewer paths; the standard errors shrink with the square root of the number of paths",
+    )
+    return model
+
+
 def _check_out(out_dir: str | None) -> None:
+    """An --out folder that cannot be written is refused before any simulation."""
     if out_dir is not None:
-        out = Path(out_dir)
-        if out.exists() and not out.is_dir():
-            raise IpabsError(f"--out {out_dir}: exists and is not a directory; give a directory")
+        from ipabs.io import check_out_dir
+
+        check_out_dir(out_dir)
 
 
 def _positive(text: str) -> int:
@@ -293,12 +392,35 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised like Ctrl-C so that the same clean-up runs (temporary files removed)."""
+
+
+def _terminate(signum: int, frame: Any) -> None:
+    raise Terminated()
+
+
+@contextlib.contextmanager
+def _sigterm_raises() -> Any:
+    """While a command runs, SIGTERM unwinds like Ctrl-C instead of killing the process where
+    it stands (in the middle of writing files, say)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, _terminate)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``ipabs`` command."""
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        return int(args.func(args))
+        with _sigterm_raises():
+            return int(args.func(args))
     except DealError as exc:
         for issue in exc.issues:
             print(issue, file=sys.stderr)
@@ -306,6 +428,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except IpabsError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_INVALID
+    except Terminated:
+        print("terminated", file=sys.stderr)
+        return 128 + signal.SIGTERM
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130

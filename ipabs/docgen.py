@@ -114,6 +114,15 @@ def render() -> str:
         "",
         "An **amount** field that says `Formula` or `Schedule` also takes a plain number.",
         "",
+        "Bounds (a value outside them is an error, located in the file): interest rates, "
+        "coupons, spreads and index levels lie strictly between -100% and 100%, as in a loan "
+        "tape (write 3.5% as `0.035` or `3.5%`, never `3.5`); a note coupon is not negative "
+        "(a floating one nowhere on the deal's index curve: add `floor: 0`); "
+        f"amounts are at most {T.MAX_AMOUNT:.0e}; dates lie between {T.MIN_DATE} and "
+        f"{T.MAX_DATE}; terms, lags and interest-only periods are at most {T.MAX_TERM_MONTHS} "
+        "months; fractions (rates, shares, probabilities, correlations, loadings, "
+        "volatilities) may be written as decimals or percentages.",
+        "",
     ]
     for model in _models():
         out.append(f"## {model.__name__}")

@@ -32,7 +32,7 @@ from ipabs.deal.risk import RiskModel
 from ipabs.engine.compile import CompiledModel
 from ipabs.engine.layout import allocate_tables
 from ipabs.errors import IpabsError
-from ipabs.io import json_value, write_frame
+from ipabs.io import json_value, write_tables
 from ipabs.risk.model import RiskArrays, compile_risk
 from ipabs.risk.montecarlo_numba_fns import (
     O_LOSS,
@@ -207,20 +207,17 @@ class SimulationResult:
 
     def write(self, out_dir: str | Path) -> list[Path]:
         """Write per-path outcomes (``paths.parquet``) and the summaries (CSV) into ``out_dir``;
-        kept paths go to ``path_<i>/``. Files appear whole or not at all."""
-        out = Path(out_dir)
-        out.mkdir(parents=True, exist_ok=True)
-        written = []
-        for name, frame, kind in (
-            ("paths", self.path_frame(), "parquet"),
-            ("tranches", self.tranches.reset_index(), "csv"),
-            ("pool", self.pool, "csv"),
-            ("metrics", self.metrics(), "csv"),
-        ):
-            written.append(write_frame(frame, out / f"{name}.{kind}"))
+        kept paths go to ``path_<i>/``. The files appear all together or not at all, even
+        when the run is interrupted (see :func:`ipabs.io.write_tables`)."""
+        files: dict[str, Any] = {
+            "paths.parquet": self.path_frame(),
+            "tranches.csv": self.tranches.reset_index(),
+            "pool.csv": self.pool,
+            "metrics.csv": self.metrics(),
+        }
         for i, result in self.kept.items():
-            written.extend(result.write(out / f"path_{i}"))
-        return written
+            files.update({f"path_{i}/{name}": frame for name, frame in result.files().items()})
+        return write_tables(out_dir, files)
 
 
 def _summaries(

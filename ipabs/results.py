@@ -13,7 +13,7 @@ from ipabs.deal.schema import MONTHS_PER_PERIOD
 from ipabs.engine import layout as L
 from ipabs.engine.compile import CompiledModel
 from ipabs.engine.metrics_numba_fns import present_value, weighted_average_life, yield_at_price
-from ipabs.io import json_value, write_frame
+from ipabs.io import json_value, write_tables
 from ipabs.risk.collections_numba_fns import C_GUARANTEE, C_RECOVERY, COLLECTION_COLUMNS
 
 
@@ -80,15 +80,8 @@ class RunResult:
         triggers = [{k: json_value(v) for k, v in row.items()} for _, row in self.triggers.iterrows()]
         return {"deal": self.deal_name, "scenario": self.scenario, "tranches": tranches, "triggers": triggers}
 
-    def write(self, out_dir: str | Path) -> list[Path]:
-        """Write the tables as CSV and Parquet into ``out_dir`` (created if needed).
-
-        Each file is written to a temporary name and renamed, so a failure never leaves half a
-        file. Returns the paths written.
-        """
-        out = Path(out_dir)
-        out.mkdir(parents=True, exist_ok=True)
-        written = []
+    def files(self) -> dict[str, pd.DataFrame]:
+        """File name -> table, as :meth:`write` writes them (each as CSV and Parquet)."""
         frames = {
             "summary": self.summary.reset_index(),
             "periods": self.periods,
@@ -96,10 +89,15 @@ class RunResult:
             "collateral": self.collateral,
             "triggers": self.triggers,
         }
-        for name, frame in frames.items():
-            for ext in ("csv", "parquet"):
-                written.append(write_frame(frame, out / f"{name}.{ext}"))
-        return written
+        return {f"{name}.{ext}": frame for name, frame in frames.items() for ext in ("csv", "parquet")}
+
+    def write(self, out_dir: str | Path) -> list[Path]:
+        """Write the tables as CSV and Parquet into ``out_dir`` (created if needed).
+
+        The files appear all together or not at all, even when the run is interrupted (see
+        :func:`ipabs.io.write_tables`). Returns the paths written.
+        """
+        return write_tables(out_dir, self.files())
 
 
 def _times(model: CompiledModel) -> np.ndarray:

@@ -24,7 +24,9 @@ row number a spreadsheet shows (the header is row 1), at most :data:`MAX_CELL_IS
 
 from __future__ import annotations
 
+import csv
 import datetime as dt
+import io
 import os
 import re
 import unicodedata
@@ -40,7 +42,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ipabs.deal.schema import Amortisation, DayCount, Deal, Frequency, Loan, PledgedIP, Pool
-from ipabs.deal.source import SourceMap
+from ipabs.deal.source import SourceMap, not_utf8_issue
+from ipabs.deal.types import MAX_AMOUNT
 from ipabs.deal.validate import suggest
 from ipabs.errors import DealError, Issue, format_path
 
@@ -516,7 +519,7 @@ class _TapeReader:
             return None
         return data
 
-    def read_csv(self) -> pd.DataFrame:
+    def read_csv(self) -> pd.DataFrame | None:
         try:
             data = self.path.read_bytes()
         except OSError as exc:
@@ -524,11 +527,16 @@ class _TapeReader:
         try:
             data.decode("utf-8")
         except UnicodeDecodeError as exc:
-            line = data.count(b"\n", 0, exc.start) + 1
-            raise _Unreadable(
-                f"line {line} is not UTF-8 text",
-                "save the tape as 'CSV UTF-8' (Excel: File > Save As)",
-            ) from None
+            # at the tape's own line and column, as the deal file's encoding errors are
+            where = not_utf8_issue(self.display, data, exc)
+            hint = "save the tape as 'CSV UTF-8' (Excel: File > Save As)"
+            if "GBK" in where.hint:
+                hint += "; it reads as GBK/GB18030 text"
+            self.cell_issues.append(
+                (where.line, where.column, f"line {where.line} is not UTF-8 text: {where.message}", hint)
+            )
+            self.cell_count += 1
+            return None
         if not data.strip(b"\xef\xbb\xbf \t\r\n"):
             raise _Unreadable("the file is empty", "the first row must be the header")
         try:
@@ -536,13 +544,46 @@ class _TapeReader:
                 BytesIO(data), engine="pyarrow", dtype=str, keep_default_na=False, na_values=[""]
             )
         except Exception as exc:  # pyarrow reports malformed rows as ArrowInvalid
-            raise _Unreadable(
-                str(exc).strip().splitlines()[0],
-                "check the CSV: every row needs the header's number of fields",
-            ) from None
+            # pyarrow does not say where: find the row again to report it at its line
+            shape = _csv_shape_problem(data.decode("utf-8-sig"))
+            if shape is None:
+                raise _Unreadable(
+                    str(exc).strip().splitlines()[0],
+                    "check the CSV: every row needs the header's number of fields",
+                ) from None
+            self.cell_issues.append(shape)
+            self.cell_count += 1
+            return None
+        header_line, header = _csv_header(data.decode("utf-8-sig"))
+        if not self.unique_header(header, header_line):
+            return None
         frame.columns = [str(c).lstrip("\ufeff").strip() for c in frame.columns]
         self.rows = _csv_rows(data, len(frame))
         return frame
+
+    def unique_header(self, header: list[Any], line: int) -> bool:
+        """False (and report it) when a column the tape reads appears twice in the header:
+        which of the two is meant cannot be known."""
+        used = set(TAPE_FIELDS) | {c.strip() for c in self.src.columns.values()}
+        first: dict[str, int] = {}
+        ok = True
+        for position, name in enumerate(header, 1):
+            text = "" if name is None else str(name).lstrip("\ufeff").strip()
+            if not text:
+                continue
+            if text in first and text in used:
+                self.cell_issues.append(
+                    (
+                        line,
+                        position,
+                        f"column {text!r} appears twice in the header (columns {first[text]} and {position})",
+                        "rename or remove one of them: the tape must say which one holds the values",
+                    )
+                )
+                self.cell_count += 1
+                ok = False
+            first.setdefault(text, position)
+        return ok
 
     def read_excel(self) -> pd.DataFrame | None:
         try:
@@ -557,10 +598,13 @@ class _TapeReader:
                     )
                     return None
                 frame = pd.read_excel(book, sheet_name=sheet, dtype=object)
+                header = next(book.book[sheet].iter_rows(max_row=1, values_only=True), ())
         except Exception as exc:  # openpyxl raises many kinds for damaged files
             raise _Unreadable(
                 f"{type(exc).__name__}: {exc}", "open it in Excel and save it again as .xlsx"
             ) from None
+        if not self.unique_header(list(header), 1):
+            return None
         frame.columns = [str(c).strip() for c in frame.columns]
         self.rows = np.arange(2, len(frame) + 2, dtype=np.int64)
         return frame
@@ -726,6 +770,14 @@ class _TapeReader:
             lambda i: f"balance {bal[i]:g} must be positive",
             "drop repaid loans from the tape",
         )
+        for name in ("balance", "appraised_value"):  # the deal file's bound on amounts
+            v = col[name]
+            self.bad(
+                v > MAX_AMOUNT,
+                name,
+                lambda i, v=v, name=name: f"{name} {v[i]:g} is above {MAX_AMOUNT:.0e}",
+                "check the number of zeros",
+            )
         self.check_rates(col, given)
         self.check_term(col)
         for name in ("interest_only_months", "guarantee_lag_months", "appraised_value"):
@@ -986,6 +1038,57 @@ def _display(path: Path) -> str:
     except ValueError:  # another drive on Windows
         return str(path)
     return str(path) if rel.startswith("..") else rel
+
+
+def _csv_header(text: str) -> tuple[int, list[str]]:
+    """Line number and fields of the header: the first line that is not blank."""
+    reader = csv.reader(io.StringIO(text, newline=""))
+    for fields in reader:
+        if any(f.strip() for f in fields):
+            return reader.line_num, fields
+    return 1, []
+
+
+def _csv_shape_problem(text: str) -> tuple[int, int, str, str] | None:
+    """(line, field, message, hint) of the first row whose number of fields differs from the
+    header's, or of a quote that is never closed; None when the rows look well formed."""
+    reader = csv.reader(io.StringIO(text, newline=""), strict=True)
+    width = None
+    end = 0  # the last physical line read so far
+    try:
+        for fields in reader:
+            start, end = end + 1, reader.line_num
+            if not any(f.strip() for f in fields):
+                continue
+            if width is None:
+                width = len(fields)
+            elif len(fields) > width:
+                return (
+                    start,
+                    width + 1,
+                    f"row {start} has {len(fields)} fields; the header has {width}",
+                    "remove the extra fields, or quote a value that contains a comma",
+                )
+            elif len(fields) < width:
+                return (
+                    start,
+                    len(fields),
+                    f"row {start} has {len(fields)} fields; the header has {width}",
+                    "add the missing fields (leave a cell blank with an empty field: a,,c)",
+                )
+    except csv.Error:
+        start = end + 1
+        lines = text.splitlines()
+        line = lines[start - 1] if start <= len(lines) else ""
+        opens = [i for i, ch in enumerate(line) if ch == '"' and (i == 0 or line[i - 1] == ",")]
+        field = line[: opens[-1]].count(",") + 1 if opens else 1
+        return (
+            start,
+            field,
+            f"a quoted value opened in row {start} is not closed",
+            'close the quote, or write a quote inside a quoted value as ""',
+        )
+    return None
 
 
 def _csv_rows(data: bytes, n: int) -> np.ndarray:

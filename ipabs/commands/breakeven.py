@@ -7,7 +7,7 @@ import json
 import math
 from typing import Any
 
-from ipabs.cli import EXIT_OK, _fmt_pct, _table
+from ipabs.cli import EXIT_OK, _fmt_pct, _table, compile_notice
 
 DESCRIPTION = """\
 Find, per stress scenario, the highest pool cumulative default rate (a share of the original
@@ -46,6 +46,7 @@ def cmd_breakeven(args: argparse.Namespace) -> int:
     if args.scenario is not None and args.scenario not in deal.spec.scenarios:
         known = ", ".join(deal.spec.scenarios)
         raise IpabsError(f"{args.deal}: no scenario {args.scenario!r}; known scenarios: {known}")
+    compile_notice(False, quiet=args.json)
     result = breakeven(deal, args.tranche, stresses, scenario=args.scenario)
     if args.json:
         print(json.dumps(result.to_dict(), indent=2, ensure_ascii=False))

@@ -132,7 +132,10 @@ def _text(r: Any) -> str:
 def run(args: argparse.Namespace) -> int:
     """Run ``ipabs rate``."""
     from ipabs.analytics.implied import implied_ratings
-    from ipabs.cli import EXIT_OK
+    from ipabs.cli import EXIT_OK, check_paths_fit, compile_notice
+
+    check_paths_fit(args.deal, args.paths)
+    compile_notice(True, quiet=args.json)
 
     report = implied_ratings(
         args.deal,

@@ -109,7 +109,10 @@ def _text(r: Any) -> str:
 def run(args: argparse.Namespace) -> int:
     """Run ``ipabs size``."""
     from ipabs.analytics.sizing import size_structure
-    from ipabs.cli import EXIT_OK
+    from ipabs.cli import EXIT_OK, check_paths_fit, compile_notice
+
+    check_paths_fit(args.deal, args.paths)
+    compile_notice(True, quiet=args.json)
 
     result = size_structure(
         args.deal,

@@ -8,7 +8,7 @@ import math
 from pathlib import Path
 from typing import Any
 
-from ipabs.cli import EXIT_OK, _positive, _seed, _table
+from ipabs.cli import EXIT_OK, _positive, _seed, _table, check_paths_fit, compile_notice
 from ipabs.errors import IpabsError
 
 DESCRIPTION = """\
@@ -58,16 +58,15 @@ def register(subparsers: Any) -> None:
 
 
 def _check_out(out: str | None) -> Path | None:
+    """An --out file that cannot be written is refused before the sweep runs."""
     if out is None:
         return None
+    from ipabs.io import check_out_file
+
     target = Path(out)
     if target.suffix not in (".csv", ".parquet"):
         raise IpabsError(f"--out {out}: give a .csv (or .parquet) file name")
-    if target.is_dir():
-        raise IpabsError(f"--out {out}: is a directory; give a file name")
-    if not target.parent.is_dir():
-        raise IpabsError(f"--out {out}: directory {target.parent} does not exist")
-    return target
+    return check_out_file(target)
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
@@ -87,6 +86,9 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     elif args.scenario is not None:
         raise IpabsError("--scenario applies to the deterministic run; the Monte Carlo uses the risk section")
     out = _check_out(args.out)
+    if args.paths is not None:
+        check_paths_fit(args.deal, args.paths)
+    compile_notice(args.paths is not None, quiet=args.json)
     frame = sweep(
         args.deal,
         settings,

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import datetime as dt
 from typing import Annotated, Literal
 
 from pydantic import Field, model_validator
 
 from ipabs.deal.base import Model
-from ipabs.deal.types import NonNegative, Rate, Share
+from ipabs.deal.types import MAX_TERM_MONTHS, Date, NonNegative, Rate, Share
 
 
 class DefaultAssumption(Model):
@@ -17,10 +16,10 @@ class DefaultAssumption(Model):
 
     cdr: Rate | None = Field(None, ge=0, lt=1, description="Constant annual default rate.")
     cdr_vector: list[Annotated[Rate, Field(ge=0, lt=1)]] | None = Field(
-        None, description="Annual default rate per payment period; the last value repeats."
+        None, min_length=1, description="Annual default rate per payment period; the last value repeats."
     )
     sda: NonNegative | None = Field(None, description="SDA multiple in percent (100 = 100% SDA).")
-    obligors: dict[str, int | dt.date] = Field(
+    obligors: dict[str, Annotated[int, Field(ge=1)] | Date] = Field(
         default_factory=dict,
         description="Obligor -> period number (1 = first period) or date in which it defaults.",
     )
@@ -38,7 +37,7 @@ class PrepaymentAssumption(Model):
 
     cpr: Rate | None = Field(None, ge=0, lt=1, description="Constant annual prepayment rate.")
     cpr_vector: list[Annotated[Rate, Field(ge=0, lt=1)]] | None = Field(
-        None, description="Annual prepayment rate per payment period."
+        None, min_length=1, description="Annual prepayment rate per payment period."
     )
     psa: NonNegative | None = Field(None, description="PSA multiple in percent.")
 
@@ -59,7 +58,7 @@ class RecoveryAssumption(Model):
         description="balance: share of the defaulted balance; appraisal: share of the pledged "
         "IP's appraised value, capped at the defaulted balance.",
     )
-    lag_months: int = Field(0, ge=0, description="Months from default to recovery.")
+    lag_months: int = Field(0, ge=0, le=MAX_TERM_MONTHS, description="Months from default to recovery.")
 
 
 class RoyaltyAssumption(Model):

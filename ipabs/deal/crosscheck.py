@@ -225,6 +225,25 @@ class _Checker:
                     list(self.deal.indices),
                     "index",
                 )
+                self.coupon_not_negative(name, tranche.coupon)
+
+    def coupon_not_negative(self, k: int, coupon: Any) -> None:
+        """A floating note coupon must not fall below 0 on the deal's index curve: notes pay
+        no negative interest, so the coupon shown would not be the one paid."""
+        curve = self.deal.indices.get(coupon.index)
+        if curve is None:
+            return
+        levels = [p.rate for p in curve] if isinstance(curve, list) else [curve]
+        lowest = min(levels) + coupon.spread
+        if coupon.floor is not None:
+            lowest = max(lowest, coupon.floor)
+        if lowest < 0:
+            self.add(
+                ("tranches", k, "coupon"),
+                f"the coupon falls to {lowest:.4%} where index {coupon.index} is lowest; a note "
+                "coupon must not be negative (notes pay no negative interest)",
+                "add `floor: 0` to the coupon, or raise the spread",
+            )
 
     def collateral(self) -> None:
         info = self.deal.deal
@@ -320,10 +339,24 @@ class _Checker:
             self.ref(p, value, self.tranches, "tranche")
 
     def scenarios(self) -> None:
+        from ipabs.dates import payment_dates
+
+        info = self.deal.deal
+        periods = len(
+            payment_dates(
+                info.first_payment_date, info.legal_final_date, MONTHS_PER_PERIOD[info.payment_frequency]
+            )
+        )
         for name, sc in self.deal.scenarios.items():
             base = ("scenarios", name)
-            for ob in sc.defaults.obligors:
+            for ob, when in sc.defaults.obligors.items():
                 self.ref((*base, "defaults", "obligors", ob), ob, self.obligors, "obligor", key=True)
+                if isinstance(when, int) and when > periods:
+                    self.add(
+                        (*base, "defaults", "obligors", ob),
+                        f"period {when} is after the legal final date: the deal has {periods} periods",
+                        "give a period number from 1, or a date",
+                    )
             for i, ov in enumerate(sc.overrides):
                 if ov.pool is not None:
                     self.ref((*base, "overrides", i, "pool"), ov.pool, self.pools, "pool")

@@ -11,7 +11,14 @@ from pydantic import Field, model_validator
 
 from ipabs.deal.assumptions import PrepaymentAssumption
 from ipabs.deal.base import Model
-from ipabs.deal.types import NonNegative, Probability, Share
+from ipabs.deal.types import (
+    MAX_TERM_MONTHS,
+    Correlation,
+    NonNegative,
+    NonNegativeRate,
+    Probability,
+    Share,
+)
 
 Unit = Share  # a loading or correlation in [0, 1]
 
@@ -54,14 +61,14 @@ class RecoveryModel(Model):
     model: Literal["constant", "lognormal", "beta"] = Field("constant", description="Recovery model.")
     rate: Share = Field(0.0, description="constant: recovered share of the exposure.")
     value_mean: Share = Field(0.3, description="Mean value factor V applied to appraised IP value.")
-    value_dispersion: float = Field(
-        0.5, ge=0.0, description="lognormal: sd of log V; beta: sd of V (must be < sqrt(m(1-m)))."
+    value_dispersion: NonNegativeRate = Field(
+        0.5, description="lognormal: sd of log V; beta: sd of V (must be < sqrt(m(1-m)))."
     )
     systematic_loading: Unit = Field(
         0.0, description="Correlation of the value factor with the global factor (wrong-way risk)."
     )
     disposal_cost: Share = Field(0.0, description="Cost of selling the IP, as a share of appraised value.")
-    lag_months: int = Field(12, ge=0, description="Months from default to recovery.")
+    lag_months: int = Field(12, ge=0, le=MAX_TERM_MONTHS, description="Months from default to recovery.")
 
     @model_validator(mode="after")
     def _beta_feasible(self) -> RecoveryModel:
@@ -88,7 +95,7 @@ class RoyaltyRisk(Model):
     the licensee defaults.
     """
 
-    volatility: float = Field(0.0, ge=0.0, description="Annual volatility of the log base.")
+    volatility: NonNegativeRate = Field(0.0, description="Annual volatility of the log base (0.2 or '20%').")
     systematic_loading: Unit = Field(0.0, description="Correlation with the global factor.")
     invalidation_hazard: Probability = Field(0.0, description="Yearly probability of invalidation.")
     invalidation_cut: Share = Field(1.0, description="Share of payments lost after invalidation.")
@@ -107,8 +114,8 @@ class RiskModel(Model):
     degrees_of_freedom: float | None = Field(
         None, gt=2.0, description="student_t: degrees of freedom (more than 2)."
     )
-    correlation: float | None = Field(
-        None, ge=0.0, lt=1.0, description="One-factor asset correlation, in [0, 1)."
+    correlation: Correlation | None = Field(
+        None, description="One-factor asset correlation, in [0, 1) (0.3 or '30%')."
     )
     factors: FactorLoadings | None = Field(None, description="Multi-factor loadings.")
     default_pd: Probability | None = Field(None, description="Annual PD of obligors given none.")

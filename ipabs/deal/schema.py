@@ -6,7 +6,6 @@ each field; ``docs/deal-language.md`` is generated from these docstrings and des
 
 from __future__ import annotations
 
-import datetime as dt
 from itertools import pairwise
 from typing import Annotated, Any, Literal
 
@@ -20,7 +19,18 @@ from ipabs.deal.assumptions import (
 )
 from ipabs.deal.base import Model
 from ipabs.deal.risk import RiskModel
-from ipabs.deal.types import Money, Name, Probability, Rate, Share, parse_quantity
+from ipabs.deal.types import (
+    MAX_TERM_MONTHS,
+    Date,
+    InterestRate,
+    Money,
+    Name,
+    NonNegativeRate,
+    Probability,
+    Rate,
+    Share,
+    parse_quantity,
+)
 
 Frequency = Literal["monthly", "quarterly", "semi-annual", "annual"]
 DayCount = Literal["ACT/365", "ACT/360", "30/360", "ACT/ACT"]
@@ -72,14 +82,15 @@ Amount = Annotated[
 
 
 class DealInfo(Model):
-    """Deal header: identity, calendar and conventions."""
+    """Deal header: identity, calendar and conventions. Every date of a deal lies between
+    1900-01-01 and 2199-12-31."""
 
     name: str = Field(min_length=1, description="Deal name.")
     currency: str = Field("CNY", description="ISO currency code; all amounts are in it.")
-    closing_date: dt.date = Field(description="Closing (and cut-off) date; balances are as of it.")
-    first_payment_date: dt.date = Field(description="First note payment date.")
+    closing_date: Date = Field(description="Closing (and cut-off) date; balances are as of it.")
+    first_payment_date: Date = Field(description="First note payment date.")
     payment_frequency: Frequency = Field(description="Note payment frequency; the simulation grid.")
-    legal_final_date: dt.date = Field(description="Legal final maturity of the notes.")
+    legal_final_date: Date = Field(description="Legal final maturity of the notes.")
     day_count: DayCount = Field("ACT/365", description="Day count for note interest and fees.")
     collateral_shortfall_reason: str | None = Field(
         None,
@@ -99,11 +110,11 @@ class DealInfo(Model):
 class IndexPoint(Model):
     """One point of a step-function index curve."""
 
-    date: dt.date = Field(alias="from", description="Date from which the rate applies.")
-    rate: Rate = Field(description="Index level from that date.")
+    date: Date = Field(alias="from", description="Date from which the rate applies.")
+    rate: InterestRate = Field(description="Index level from that date, between -100% and 100%.")
 
 
-IndexCurve = Annotated[Rate | list[IndexPoint], Field(union_mode="left_to_right")]
+IndexCurve = Annotated[InterestRate | list[IndexPoint], Field(union_mode="left_to_right")]
 
 
 # --------------------------------------------------------------------------- collateral
@@ -133,11 +144,11 @@ class FloatingRate(Model):
     """A floating rate: index plus spread, reset at each payment date."""
 
     index: Name = Field(description="Name of a curve in the top-level `indices` section.")
-    spread: Rate = Field(0.0, description="Spread over the index.")
-    floor: Rate | None = Field(None, description="Minimum all-in rate.")
+    spread: InterestRate = Field(0.0, description="Spread over the index, between -100% and 100%.")
+    floor: InterestRate | None = Field(None, description="Minimum all-in rate, between -100% and 100%.")
 
 
-Coupon = Annotated[Rate | FloatingRate, Field(union_mode="left_to_right")]
+Coupon = Annotated[InterestRate | FloatingRate, Field(union_mode="left_to_right")]
 
 
 class PledgedIP(Model):
@@ -155,13 +166,13 @@ class LoanGuarantee(Model):
 
     guarantor: Name = Field(description="Guarantor obligor name.")
     share: Share = Field(1.0, description="Share of the defaulted principal it pays.")
-    lag_months: int = Field(0, ge=0, description="Months from default to payment.")
+    lag_months: int = Field(0, ge=0, le=MAX_TERM_MONTHS, description="Months from default to payment.")
 
 
 class SchedulePayment(Model):
     """One principal payment of a custom schedule."""
 
-    date: dt.date = Field(description="Payment date.")
+    date: Date = Field(description="Payment date.")
     principal: Money = Field(description="Principal paid on that date.")
 
 
@@ -186,9 +197,14 @@ class Loan(_CreditInputs):
 
     id: str | None = Field(None, description="Loan identifier (defaults to the obligor name).")
     balance: Money = Field(gt=0, description="Outstanding principal at closing.")
-    rate: Coupon = Field(description="Fixed annual rate, or {index, spread} floating.")
-    maturity_date: dt.date | None = Field(None, description="Final maturity date.")
-    term_months: int | None = Field(None, ge=1, description="Remaining term from closing.")
+    rate: Coupon = Field(description="Fixed annual rate between -100% and 100%, or {index, spread} floating.")
+    maturity_date: Date | None = Field(None, description="Final maturity date.")
+    term_months: int | None = Field(
+        None,
+        ge=1,
+        le=MAX_TERM_MONTHS,
+        description=f"Remaining term from closing, 1 to {MAX_TERM_MONTHS} months.",
+    )
     amortisation: Amortisation = Field(
         "interest_only_then_bullet",
         description="bullet (principal and all interest at maturity); interest_only_then_bullet; "
@@ -196,7 +212,10 @@ class Loan(_CreditInputs):
     )
     payment_frequency: Frequency = Field("quarterly", description="Loan payment frequency.")
     interest_only_months: int = Field(
-        0, ge=0, description="Months of interest only before an annuity or equal-principal loan amortises."
+        0,
+        ge=0,
+        le=MAX_TERM_MONTHS,
+        description="Months of interest only before an annuity or equal-principal loan amortises.",
     )
     schedule: list[SchedulePayment] | None = Field(
         None, description="Principal payments for amortisation: custom; the rest is due at maturity."
@@ -226,8 +245,15 @@ class Lease(_CreditInputs):
 
     id: str | None = Field(None, description="Lease identifier.")
     balance: Money = Field(gt=0, description="Financed amount outstanding at closing.")
-    rate: Rate | None = Field(None, description="Implicit annual rate for level rents.")
-    term_months: int | None = Field(None, ge=1, description="Remaining term for level rents.")
+    rate: InterestRate | None = Field(
+        None, description="Implicit annual rate for level rents, between -100% and 100%."
+    )
+    term_months: int | None = Field(
+        None,
+        ge=1,
+        le=MAX_TERM_MONTHS,
+        description=f"Remaining term for level rents, 1 to {MAX_TERM_MONTHS} months.",
+    )
     payment_frequency: Frequency = Field("quarterly", description="Rent frequency.")
     rents: list[Money] | None = Field(
         None, description="Explicit rents, one per rent date, the first one period after closing."
@@ -273,9 +299,9 @@ class Royalty(_CreditInputs):
     id: str | None = Field(None, description="Stream identifier.")
     kind: Literal["fixed", "running", "income_share"] = Field(description="Kind of stream.")
     payment_frequency: Frequency = Field("quarterly", description="How often the licensee pays.")
-    start_date: dt.date | None = Field(None, description="First accrual date (default: closing).")
-    end_date: dt.date | None = Field(None, description="End of the licence (default: legal final).")
-    patent_expiry: dt.date | None = Field(None, description="Royalties stop at patent expiry.")
+    start_date: Date | None = Field(None, description="First accrual date (default: closing).")
+    end_date: Date | None = Field(None, description="End of the licence (default: legal final).")
+    patent_expiry: Date | None = Field(None, description="Royalties stop at patent expiry.")
     balance: Money | None = Field(None, description="fixed: price paid for the instalments.")
     instalments: list[Money] | None = Field(
         None, description="fixed: instalments, one per payment date after closing."
@@ -287,7 +313,9 @@ class Royalty(_CreditInputs):
     sales: BaseProcess | None = Field(None, description="running: licensee sales.")
     share: Share | None = Field(None, description="income_share: share of income paid.")
     income: BaseProcess | None = Field(None, description="income_share: company income.")
-    payment_lag_months: int = Field(0, ge=0, description="Months between accrual and payment.")
+    payment_lag_months: int = Field(
+        0, ge=0, le=MAX_TERM_MONTHS, description="Months between accrual and payment."
+    )
     valuation: Money | None = Field(
         None, description="Appraised value of the stream (counts as collateral value)."
     )
@@ -389,19 +417,48 @@ class Tranche(Model):
 
     name: Name = Field(description="Tranche name.")
     balance: Money = Field(description="Original principal balance.")
-    coupon: Coupon = Field(0.0, description="Fixed annual coupon, or {index, spread} floating.")
+    coupon: Coupon = Field(
+        0.0,
+        description="Fixed annual coupon in [0%, 100%), or {index, spread} floating (a negative "
+        "all-in floating rate is paid as 0).",
+    )
     defer_interest: bool = Field(
         False,
         description="Unpaid interest may defer: `interest_shortfall` triggers ignore this tranche "
         "(unpaid interest still carries as arrears and is a loss if unpaid at legal final).",
     )
-    expected_maturity: dt.date | None = Field(
+    expected_maturity: Date | None = Field(
         None, description="Date by which the full balance is due (default: legal final)."
     )
     amortisation_schedule: list[Money] | None = Field(
-        None, description="Target balance after each period; principal above it is due."
+        None,
+        min_length=1,
+        description="Target balance after each period, at most the original balance; principal "
+        "above it is due.",
     )
     rating: str | None = Field(None, description="Rating at issue (informational).")
+
+    @field_validator("coupon")
+    @classmethod
+    def _no_negative_coupon(cls, v: Any) -> Any:
+        if isinstance(v, float) and v < 0:
+            # the waterfall never takes interest back from noteholders: a negative coupon would
+            # be shown but paid as 0
+            raise ValueError(
+                "a fixed note coupon must not be negative (notes pay no negative interest); "
+                "write 0 or a positive coupon"
+            )
+        return v
+
+    @model_validator(mode="after")
+    def _schedule_within_balance(self) -> Tranche:
+        for k, target in enumerate(self.amortisation_schedule or ()):
+            if target > self.balance:
+                raise ValueError(
+                    f"amortisation_schedule target {target:,.2f} after period {k + 1} is above the "
+                    f"tranche balance {self.balance:,.2f}; give target balances, not principal payments"
+                )
+        return self
 
 
 class Fee(Model):
@@ -411,7 +468,7 @@ class Fee(Model):
     name: Name = Field(description="Fee name.")
     annual_amount: Money | None = Field(None, description="Fixed amount per year (accrued).")
     period_amount: Money | None = Field(None, description="Fixed amount per period.")
-    rate: Rate | None = Field(None, ge=0, description="Annual rate on `base`.")
+    rate: NonNegativeRate | None = Field(None, description="Annual rate on `base`, not negative.")
     base: str = Field("pool_balance_start", description="Quantity the rate applies to.")
     rank: Literal["senior", "junior"] = Field(
         "senior", description="senior fees are deducted in DSCR; rank does not reorder steps."
@@ -463,7 +520,7 @@ class LiquidityFacility(Model):
     kind: Literal["liquidity_facility"] = Field(description="Support kind: `liquidity_facility`.")
     provider: Name = Field(description="Provider obligor name.")
     limit: Money = Field(description="Maximum amount outstanding.")
-    rate: Rate = Field(0.0, description="Annual interest on drawn amounts.")
+    rate: InterestRate = Field(0.0, description="Annual interest on drawn amounts, between -100% and 100%.")
 
 
 Support = Annotated[DeficiencyPayment | LiquidityFacility, Field(discriminator="kind")]
@@ -494,12 +551,27 @@ class Trigger(Model):
         "overcollateralisation: pool balance / balance of `tranches` < threshold; "
         "interest_shortfall: interest of `tranches` (those that may not defer) unpaid on the previous date."
     )
-    threshold: Rate | list[Rate] = Field(0.0, description="Threshold, or one per period (the last repeats).")
+    threshold: NonNegativeRate | Annotated[list[NonNegativeRate], Field(min_length=1)] = Field(
+        0.0,
+        description="Threshold, or one per period (the last repeats); not negative, and at most 1 "
+        "for cumulative_default_rate.",
+    )
     tranches: list[Name] = Field(default_factory=list, description="Tranches the test uses.")
     account: Name | None = Field(None, description="reserve_below_target: the account.")
     consecutive: int = Field(1, ge=1, description="Breaches in a row before it fires.")
     curable: bool = Field(True, description="It switches off when the test passes again.")
     effect: TriggerEffect = Field(description="What happens while it is active.")
+
+    @model_validator(mode="after")
+    def _rate_threshold(self) -> Trigger:
+        if self.kind == "cumulative_default_rate":
+            values = self.threshold if isinstance(self.threshold, list) else [self.threshold]
+            if any(v > 1.0 for v in values):
+                raise ValueError(
+                    "threshold of a cumulative_default_rate trigger is a share of the original "
+                    "pool: it must be at most 1 (100%)"
+                )
+        return self
 
 
 class CleanUpCall(Model):

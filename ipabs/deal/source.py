@@ -8,7 +8,7 @@ path (a tuple of keys and list indices) to its position.
 from __future__ import annotations
 
 import contextlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +17,16 @@ import yaml
 from ipabs.errors import DealError, Issue, format_path
 
 Path_ = tuple[Any, ...]
+
+MAX_FILE_BYTES = 32 * 1024 * 1024
+"""Largest YAML file read (32 MiB): a deal is a few kilobytes; loans in bulk belong in a tape."""
+
+MAX_DEPTH = 64
+"""Deepest nesting of lists and mappings; a deal needs about ten levels."""
+
+MAX_ALIAS_VALUES = 100_000
+"""Most values that aliases (``*name``) may expand to in one file: a few aliases are handy,
+nested aliases that multiply ("billion laughs") would exhaust memory."""
 
 
 @dataclass
@@ -64,6 +74,10 @@ class _Walker:
         self.smap = smap
         self.issues: list[Issue] = []
         self.active: set[int] = set()
+        self.seen: set[int] = set()  # collections walked once: meeting one again is an alias
+        self.in_alias = 0
+        self.expanded = 0  # values built from aliases
+        self.alias_at: Path_ = ()  # where the outermost alias being expanded is used
 
     def issue(self, node: yaml.Node, path: Path_, message: str, hint: str = "") -> None:
         line, col = _mark(node)
@@ -84,8 +98,31 @@ class _Walker:
                 self.issue(node, path, f"invalid value {text!r}: {exc}")
             return text
 
+    def refuse(self, path: Path_, message: str, hint: str) -> None:
+        """Stop at once: the document is too big or too deep to build. Located at the key
+        that holds ``path`` (an aliased value's own position is that of its anchor)."""
+        holder = path
+        while holder and holder not in self.smap.keys:
+            holder = holder[:-1]
+        line, col = self.smap.keys.get(holder) or self.smap.locate(path)
+        raise DealError([Issue(self.smap.file, line, col, format_path(path), message, hint)])
+
     def walk(self, node: yaml.Node, path: Path_) -> Any:
         self.smap.values[path] = _mark(node)
+        if self.in_alias:
+            self.expanded += 1
+            if self.expanded > MAX_ALIAS_VALUES:
+                self.refuse(
+                    self.alias_at,
+                    f"aliases (*name) expand to more than {MAX_ALIAS_VALUES:,} values",
+                    "nested aliases multiply; write the values out, or alias fewer times",
+                )
+        if len(path) > MAX_DEPTH:
+            self.refuse(
+                path,
+                f"values nested more than {MAX_DEPTH} levels deep",
+                "a deal needs about ten levels; check the brackets and the aliases (*name)",
+            )
         if isinstance(node, (yaml.MappingNode, yaml.SequenceNode)):
             if id(node) in self.active:
                 self.issue(
@@ -95,13 +132,19 @@ class _Walker:
                     "YAML anchors (&) must not be used inside themselves",
                 )
                 return None
+            alias = id(node) in self.seen
+            self.seen.add(id(node))
             self.active.add(id(node))
+            if alias and not self.in_alias:
+                self.alias_at = path
+            self.in_alias += alias
             try:
                 if isinstance(node, yaml.MappingNode):
                     return self.mapping(node, path)
                 return [self.walk(item, (*path, i)) for i, item in enumerate(node.value)]
             finally:
                 self.active.discard(id(node))
+                self.in_alias -= alias
         return self.scalar(node, path)
 
     def mapping(self, node: yaml.MappingNode, path: Path_) -> dict[Any, Any]:
@@ -136,6 +179,44 @@ class _Walker:
         return out
 
 
+def _quote_issue(file: str, text: str, exc: yaml.MarkedYAMLError) -> Issue | None:
+    """An error on the line where a quoted value that began on an earlier line ends: most
+    likely that value's closing quote is missing, and the quote swallowed the lines up to
+    the next one. Located where the quote opens."""
+    mark = exc.problem_mark
+    if mark is None:
+        return None
+    scanner = yaml.SafeLoader(text)
+    suspect = None
+    try:
+        while scanner.check_token():
+            token = scanner.get_token()
+            if token.end_mark.index > mark.index:
+                break
+            if isinstance(token, yaml.ScalarToken) and token.style in ('"', "'"):
+                suspect = token if token.start_mark.line < token.end_mark.line else None
+            elif isinstance(token, (yaml.KeyToken, yaml.ValueToken, yaml.BlockEntryToken)):
+                continue
+            else:
+                suspect = None
+    except yaml.YAMLError:
+        pass
+    finally:
+        scanner.dispose()
+    if suspect is None or suspect.end_mark.line != mark.line:
+        return None
+    start, end = suspect.start_mark, suspect.end_mark
+    return Issue(
+        file,
+        start.line + 1,
+        start.column + 1,
+        "",
+        f"YAML syntax error: the quoted value opened here runs on to line {end.line + 1}, where "
+        f"the next quote closes it; then: {exc.problem} (line {mark.line + 1}, column {mark.column + 1})",
+        "close the quote on this line",
+    )
+
+
 def _syntax_issue(file: str, exc: yaml.MarkedYAMLError) -> Issue:
     mark = exc.problem_mark or exc.context_mark
     line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
@@ -150,6 +231,18 @@ def _syntax_issue(file: str, exc: yaml.MarkedYAMLError) -> Issue:
             "deal files use plain YAML values; remove the !!tag",
         )
     hint = "check indentation and quoting near this position"
+    cm = exc.context_mark
+    if cm is not None and (exc.context or "").startswith("while scanning a quoted scalar"):
+        # the scanner fails where it runs out of text; the mistake is the quote that opened
+        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "the end"
+        return Issue(
+            file,
+            cm.line + 1,
+            cm.column + 1,
+            "",
+            f"YAML syntax error: the quote opened here is not closed ({problem} at {where})",
+            "close the quote on the same line, or escape a quote inside the value",
+        )
     if "\\t" in problem or "\t" in problem:
         hint = "indent with spaces, not tabs"
     elif exc.context and exc.context_mark is not None and exc.context_mark is not mark:
@@ -178,6 +271,8 @@ def parse_yaml(text: str, file: str = "<string>") -> tuple[Any, SourceMap]:
         On a YAML syntax error, a duplicate key or a value YAML cannot build (an impossible
         date), each located in the file.
     """
+    if len(text) > MAX_FILE_BYTES:
+        raise DealError([_too_big(file, len(text.encode("utf-8", "surrogatepass")))])
     fast = getattr(yaml, "CSafeLoader", None)
     if fast is not None:
         # libyaml's parser, where PyYAML has it, is several times faster; a file with a
@@ -192,12 +287,13 @@ def _parse(text: str, file: str, loader_class: type) -> tuple[Any, SourceMap]:
     smap = SourceMap(file)
     loader = None
     try:
+        _check_depth(loader_class, text, file)
         loader = loader_class(text)
         walker = _Walker(loader, smap)
         node = loader.get_single_node()
         data = {} if node is None else walker.walk(node, ())
     except yaml.MarkedYAMLError as exc:
-        raise DealError([_syntax_issue(file, exc)]) from None
+        raise DealError([_quote_issue(file, text, exc) or _syntax_issue(file, exc)]) from None
     except yaml.reader.ReaderError as exc:  # a control character
         before = text[: exc.position]
         line, col = before.count("\n") + 1, len(before) - (before.rfind("\n") + 1) + 1
@@ -223,11 +319,102 @@ def _parse(text: str, file: str, loader_class: type) -> tuple[Any, SourceMap]:
     return data, smap
 
 
+def _check_depth(loader_class: type, text: str, file: str) -> None:
+    """Refuse nesting deeper than :data:`MAX_DEPTH` before composing: the composers recurse
+    once per level, and deep enough brackets overflow the stack (libyaml's crashes)."""
+    parser = loader_class(text)
+    depth = 0
+    try:
+        while parser.check_event():
+            event = parser.get_event()
+            if isinstance(event, (yaml.MappingStartEvent, yaml.SequenceStartEvent)):
+                depth += 1
+                if depth > MAX_DEPTH:
+                    m = event.start_mark
+                    raise DealError(
+                        [
+                            Issue(
+                                file,
+                                m.line + 1,
+                                m.column + 1,
+                                "",
+                                f"values nested more than {MAX_DEPTH} levels deep",
+                                "a deal needs about ten levels; check the brackets [ ] and { }",
+                            )
+                        ]
+                    )
+            elif isinstance(event, (yaml.MappingEndEvent, yaml.SequenceEndEvent)):
+                depth -= 1
+    finally:
+        parser.dispose()
+
+
+def _too_big(file: str, size: int) -> Issue:
+    return Issue(
+        file,
+        0,
+        0,
+        "",
+        f"file is {size / 2**20:.1f} MiB; a YAML file may be at most {MAX_FILE_BYTES // 2**20} MiB",
+        "put loans in bulk in a loan tape (CSV or Excel) and refer to it with `tape:`",
+    )
+
+
+def not_utf8_issue(file: str, data: bytes, exc: UnicodeDecodeError) -> Issue:
+    """Where the first byte of ``data`` that is not UTF-8 is, and what to do about it.
+
+    Parameters
+    ----------
+    file : str
+        Name of the file, for the issue.
+    data : bytes
+        The file's contents.
+    exc : UnicodeDecodeError
+        The error of ``data.decode("utf-8")``.
+
+    Returns
+    -------
+    Issue
+        At the line and column (in characters) of the bad byte; the hint says to re-save the
+        file as UTF-8, and whether it reads as GBK/GB18030.
+    """
+    start = exc.start
+    line_start = data.rfind(b"\n", 0, start) + 1
+    line = data.count(b"\n", 0, start) + 1
+    column = len(data[line_start:start].decode("utf-8", "replace")) + 1
+    hint = "re-save the file as UTF-8"
+    try:
+        data.decode("gb18030")
+    except UnicodeDecodeError:
+        pass
+    else:
+        hint += "; it reads as GBK/GB18030 text, so reopen it as GBK in the editor and save it as UTF-8"
+    return Issue(
+        file,
+        line,
+        column,
+        "",
+        f"byte 0x{data[start]:02x} here is not valid UTF-8",
+        hint,
+    )
+
+
 def read_yaml(path: str | Path) -> tuple[Any, SourceMap]:
-    """Read a YAML file; see :func:`parse_yaml`."""
+    """Read a YAML file; see :func:`parse_yaml`.
+
+    Raises
+    ------
+    DealError
+        Also for a file larger than :data:`MAX_FILE_BYTES` and for one that is not UTF-8 (at
+        the line and column of its first bad byte).
+    """
     p = Path(path)
     try:
-        text = p.read_text(encoding="utf-8")
+        size = p.stat().st_size
+        if size > MAX_FILE_BYTES and p.is_file():
+            raise DealError([_too_big(str(path), size)])
+        data = p.read_bytes()
+        text = data.decode("utf-8")
     except FileNotFoundError:
         raise DealError(
             [
@@ -255,18 +442,8 @@ def read_yaml(path: str | Path) -> tuple[Any, SourceMap]:
             ]
         ) from None
     except UnicodeDecodeError as exc:
-        raise DealError(
-            [
-                Issue(
-                    str(path),
-                    0,
-                    0,
-                    "",
-                    f"file is not UTF-8 text ({exc.reason})",
-                    "save the deal file as UTF-8",
-                )
-            ]
-        ) from None
+        issue = not_utf8_issue(str(path), data, exc)
+        raise DealError([replace(issue, message="file is not UTF-8 text: " + issue.message)]) from None
     except OSError as exc:
         raise DealError(
             [
