@@ -656,8 +656,8 @@ def test_ratings_command_prints_the_table(capsys: pytest.CaptureFixture[str]) ->
     header = next(line for line in out.splitlines() if line.startswith("rating"))
     assert header.split() == ["rating", "alias", "1y", "2y", "3y", "5y", "7y", "10y"]
     baa2 = [line.split() for line in out.splitlines() if line.startswith("Baa2 ")]
-    assert baa2[0][1] == "BBB" and baa2[0][-1] == "3.6000%"  # PD at 10 years
-    assert baa2[1][-1] == "1.9800%"  # EL at 10 years: 0.036 x 0.55
+    assert baa2[0][1] == "BBB" and baa2[0][-1] == "3.600%"  # PD at 10 years
+    assert baa2[1][-1] == "1.980%"  # EL at 10 years: 0.036 x 0.55
 
 
 def test_ratings_command_json(capsys: pytest.CaptureFixture[str], table: RatingTable) -> None:

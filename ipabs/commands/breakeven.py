@@ -7,7 +7,8 @@ import json
 import math
 from typing import Any
 
-from ipabs.cli import EXIT_OK, _fmt_pct, _table
+from ipabs.cli import EXIT_OK, _table
+from ipabs.format import pct
 
 DESCRIPTION = """\
 Find, per stress scenario, the highest pool cumulative default rate (a share of the original
@@ -71,11 +72,11 @@ def breakeven_text(result: Any) -> str:
             [
                 r.stress,
                 r.timing,
-                _fmt_pct(r.recovery_haircut),
+                pct(r.recovery_haircut),
                 str(r.recovery_lag_months),
-                _fmt_pct(r.rate_shock),
-                _fmt_pct(r.max_default_rate),
-                _fmt_pct(r.bdr) + mark,
+                pct(r.rate_shock),
+                pct(r.max_default_rate),
+                pct(r.bdr) + mark,
                 _multiple(r.multiple),
                 _money(r.loss_above),
             ]
@@ -84,7 +85,7 @@ def breakeven_text(result: Any) -> str:
     head = (
         f"{result.deal_name} | breakeven default rates of tranche {result.tranche} | "
         f"base scenario: {result.scenario}\n"
-        f"base case: {_fmt_pct(base)} cumulative default rate ({result.base_basis})\n\n"
+        f"base case: {pct(base)} cumulative default rate ({result.base_basis})\n\n"
     )
     text = head + _table(
         [
@@ -102,7 +103,7 @@ def breakeven_text(result: Any) -> str:
     )
     low = result.minimum
     text += (
-        f"\n\nminimum BDR: {_fmt_pct(low['bdr'])} (stress {low['stress']})"
+        f"\n\nminimum BDR: {pct(low['bdr'])} (stress {low['stress']})"
         + ("" if math.isnan(low["multiple"]) else f", {low['multiple']:.2f}x the base case")
         + f"; loss tolerance {result.loss_tolerance:g}"
     )

@@ -50,12 +50,9 @@ def _multiples(path: str | None) -> dict[str, float] | None:
     return {str(k): float(v) for k, v in data.items()}
 
 
-def _pct(x: float, digits: int = 4) -> str:
-    return "n/a" if x != x else f"{100 * x:.{digits}f}%"
-
-
 def _text(r: Any) -> str:
     from ipabs.cli import _table
+    from ipabs.format import pct, pct_estimate
 
     lines = [
         f"{r.deal_name} | implied ratings | rating table {r.table_name!r}; {r.paths:,} paths, seed {r.seed} "
@@ -69,10 +66,10 @@ def _text(r: Any) -> str:
         rows.append(
             [
                 t.tranche,
-                f"{_pct(t.expected_loss)} ± {_pct(t.expected_loss_se)}",
+                pct_estimate(t.expected_loss, t.expected_loss_se),
                 str(t.el_rating or "below table"),
                 " .. ".join(str(x or "below") for x in t.el_rating_range),
-                f"{_pct(t.probability_of_loss, 3)} ± {_pct(t.probability_of_loss_se, 3)}",
+                pct_estimate(t.probability_of_loss, t.probability_of_loss_se),
                 str(t.pd_rating or "below table"),
                 f"{t.horizon_years:.2f}",
             ]
@@ -83,14 +80,14 @@ def _text(r: Any) -> str:
     lines += [
         "",
         "2. breakeven default rate (lowest over the stress scenarios) against target default rates "
-        f"(base case {_pct(r.base_rate, 3)}: {r.base_basis}):",
+        f"(base case {pct(r.base_rate)}: {r.base_basis}):",
     ]
     rows = []
     for t in r.tranches:
         rows.append(
             [
                 t.tranche,
-                _pct(t.bdr, 3),
+                pct(t.bdr),
                 t.bdr_stress or "-",
                 "n/a" if math.isnan(t.bdr_multiple) else f"{t.bdr_multiple:.2f}x",
                 str(t.bdr_rating_quantile or ("n/a" if math.isnan(t.bdr) else "below table")),
@@ -111,11 +108,11 @@ def _text(r: Any) -> str:
             [
                 [
                     row.rating,
-                    _pct(row.default_probability, 4),
-                    _pct(row.tdr_quantile, 3),
-                    f"{_pct(row.tdr_quantile_ci_low, 3)} .. {_pct(row.tdr_quantile_ci_high, 3)}",
+                    pct(row.default_probability),
+                    pct(row.tdr_quantile),
+                    f"{pct(row.tdr_quantile_ci_low)} .. {pct(row.tdr_quantile_ci_high)}",
                     "n/a" if math.isnan(row.multiple) else f"{row.multiple:g}x",
-                    _pct(row.tdr_multiple, 3),
+                    pct(row.tdr_multiple),
                 ]
                 for row in sub.itertuples()
             ],

@@ -52,16 +52,9 @@ def register(subparsers: Any) -> None:
     p.set_defaults(func=run)
 
 
-def _pct(x: float) -> str:
-    """A share as a percentage: four decimals, or four significant digits when smaller."""
-    if x != x:
-        return "n/a"
-    v = 100 * x
-    return f"{v:.4f}%" if v == 0 or abs(v) >= 0.01 else f"{v:.4g}%"
-
-
 def _text(r: Any) -> str:
-    from ipabs.cli import _fmt_money, _table
+    from ipabs.cli import _table
+    from ipabs.format import money, pct, pct_estimate
 
     what = {
         "tranche": f"{r.tranche}'s balance",
@@ -77,25 +70,24 @@ def _text(r: Any) -> str:
     if r.size is None:
         lines.append(f"no size in the range searched reaches {r.rating}; the best structure tried:")
     else:
-        lines.append(f"size found: {_fmt_money(r.size)}")
+        lines.append(f"size found: {money(r.size)}")
     lines.append(
-        f"{r.tranche}: {metric} {_pct(r.metric)} ± {_pct(r.metric_se)} against the "
-        f"{r.rating} limit {_pct(r.limit)} at {r.horizon_years:.2f} years (its expected WAL); "
+        f"{r.tranche}: {metric} {pct_estimate(r.metric, r.metric_se)} against the "
+        f"{r.rating} limit {pct(r.limit)} at {r.horizon_years:.2f} years (its expected WAL); "
         f"subordination {100 * r.subordination:.2f}%"
     )
     lines.append("")
-    lines.append(_table(["tranche", "balance"], [[k, _fmt_money(v)] for k, v in r.balances.items()]))
+    lines.append(_table(["tranche", "balance"], [[k, money(v)] for k, v in r.balances.items()]))
     lines.append("")
     lines.append(f"{len(r.trials)} structures tried:")
     lines.append(
         _table(
-            ["size", metric, "se", "limit", "WAL (y)", "meets"],
+            ["size", f"{metric} ± se", "limit", "WAL (y)", "meets"],
             [
                 [
-                    _fmt_money(t.size),
-                    _pct(t.metric),
-                    _pct(t.metric_se),
-                    _pct(t.limit),
+                    money(t.size),
+                    pct_estimate(t.metric, t.metric_se),
+                    pct(t.limit),
                     f"{t.horizon_years:.2f}",
                     "yes" if t.meets else "no",
                 ]
