@@ -136,6 +136,7 @@ def test_size_text_uses_one_number_format() -> None:
         subordination=0.1,
         balances={"senior": 1e6},
         trials=[trial],
+        sampling="plain",
     )
     text = _text(result)
     assert "0.0663% ± 0.0040%" in text

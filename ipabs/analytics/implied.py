@@ -35,6 +35,7 @@ if TYPE_CHECKING:
     from ipabs.analytics.ratings import RatingTable
     from ipabs.analytics.stress import Stress
     from ipabs.deal.load import LoadedDeal
+    from ipabs.deal.risk import RiskModel
     from ipabs.montecarlo import SimulationResult
 
 # broad grade (Moody's, then S&P-style prefix) -> stress multiple
@@ -151,6 +152,31 @@ class RatingReport:
             "tdr": [{k: json_value(v) for k, v in r.items()} for r in self.tdr.to_dict("records")],
             "notes": self.notes,
         }
+
+
+def replace_risk(deal: LoadedDeal, risk: RiskModel | str | Path) -> LoadedDeal:
+    """``deal`` with its ``risk`` section replaced by a risk model or a risk assumptions file
+    (read as ``ipabs mc --risk`` reads it, with located errors).
+
+    Raises
+    ------
+    DealError
+        For an invalid risk file.
+    IpabsError
+        When the risk model does not fit the deal (e.g. names an obligor it does not have).
+    """
+    import dataclasses
+
+    from ipabs.deal.load import load_risk
+    from ipabs.deal.risk import RiskModel
+
+    model = risk if isinstance(risk, RiskModel) else load_risk(risk)
+    replaced = dataclasses.replace(deal, spec=deal.spec.model_copy(update={"risk": model}))
+    from ipabs.api import _model
+    from ipabs.risk.model import compile_risk
+
+    compile_risk(_model(replaced))  # a risk model that does not fit the deal fails here, once
+    return replaced
 
 
 def _rating_range(

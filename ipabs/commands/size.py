@@ -42,11 +42,16 @@ def register(subparsers: Any) -> None:
     p.add_argument("--paths", type=_positive, default=20_000, help="paths per structure (default 20,000)")
     p.add_argument("--seed", type=_seed, default=0, help="random seed (default 0)")
     p.add_argument("--threads", type=_positive, help="threads (default: one per core)")
+    p.add_argument("--risk", metavar="FILE", help="risk assumptions file replacing the deal's `risk`")
     p.add_argument(
         "--importance-sampling",
-        action="store_true",
-        help="aim importance sampling at the tranche's losses (chosen once, on the deal as given, "
-        "and used for every structure)",
+        nargs="?",
+        const="on",
+        default="auto",
+        choices=("auto", "on", "off"),
+        help="aim importance sampling at the tranche's losses, chosen once on the deal as given and "
+        "used for every structure (default auto, as for `mc`: only when a plain pilot run sees too "
+        "few of its losses)",
     )
     p.add_argument("--json", action="store_true", help="print one JSON document instead of text")
     p.set_defaults(func=run)
@@ -64,7 +69,7 @@ def _text(r: Any) -> str:
     metric = "expected loss" if r.criterion == "expected_loss" else "probability of loss"
     lines = [
         f"sizing {what} for {r.tranche} at {r.rating} ({metric}, rating table {r.table!r}); "
-        f"{r.paths:,} paths per structure, seed {r.seed}",
+        f"{r.paths:,} paths per structure, seed {r.seed}, {r.sampling} sampling",
         "",
     ]
     if r.size is None:
@@ -114,7 +119,8 @@ def run(args: argparse.Namespace) -> int:
         seed=args.seed,
         threads=args.threads,
         table=args.table,
-        importance_sampling=args.importance_sampling,
+        importance_sampling={"auto": "auto", "on": True, "off": False}[args.importance_sampling],
+        risk=args.risk,
     )
     if args.json:
         print(json.dumps(result.to_dict(), indent=2, ensure_ascii=False))
