@@ -190,7 +190,8 @@ def test_rate_text_shows_small_estimates() -> None:
         tranches=[t],
         tdr=tdr,
         notes=[],
-        applicable=None,
+        breakeven_applies=True,
+        breakeven_reason="",
     )
     text = _text(report)
     assert "2.80e-7% ± 3.0e-8%" in text

@@ -50,6 +50,20 @@ DEFAULT_MULTIPLES = (
 )
 
 
+TDR_COLUMNS = (
+    "tranche",
+    "rating",
+    "horizon_years",
+    "default_probability",
+    "tdr_quantile",
+    "tdr_quantile_ci_low",
+    "tdr_quantile_ci_high",
+    "multiple",
+    "tdr_multiple",
+)
+"""Columns of :attr:`RatingReport.tdr`."""
+
+
 def default_multiples(table: RatingTable) -> dict[str, float]:
     """Stress multiple of each rating of ``table`` from :data:`DEFAULT_MULTIPLES`, matching the
     rating's letters (``Baa2`` -> ``Baa``, ``BBB-`` -> ``BBB``); ratings whose letters are not
@@ -100,6 +114,12 @@ class RatingReport:
         (``tdr_quantile`` with its 95% interval) and from the stress multiple (``tdr_multiple``).
     base_rate, base_basis
         The base-case cumulative default rate the multiples apply to, and where it comes from.
+    breakeven_applies : bool
+        Whether the second way applies: False when the pools hold no loans or leases (royalty
+        streams only), so there is no pool default rate to break even on or take quantiles of;
+        the BDR fields are then NaN and ``tdr`` is empty.
+    breakeven_reason : str
+        Why the second way does not apply (empty when it does).
     """
 
     deal_name: str
@@ -113,6 +133,8 @@ class RatingReport:
     tranches: list[TrancheRating]
     tdr: pd.DataFrame
     notes: list[str] = field(default_factory=list)
+    breakeven_applies: bool = True
+    breakeven_reason: str = ""
 
     def to_frame(self) -> pd.DataFrame:
         """One row per tranche: metrics and both kinds of implied rating."""
@@ -137,6 +159,7 @@ class RatingReport:
             "seed": self.seed,
             "sampling": self.sampling,
             "base_case": {"default_rate": json_value(self.base_rate), "basis": self.base_basis},
+            "breakeven": {"applies": self.breakeven_applies, "reason": self.breakeven_reason},
             "multiples": self.multiples,
             "tranches": [
                 {
@@ -215,6 +238,7 @@ def implied_ratings(
     multiples: Mapping[str, float] | None = None,
     importance_sampling: bool | str = False,
     result: SimulationResult | None = None,
+    risk: RiskModel | str | Path | None = None,
 ) -> RatingReport:
     """Implied ratings of every tranche by expected loss, by default probability and by
     breakeven against target default rates (see the module notes).
@@ -236,6 +260,9 @@ def implied_ratings(
         distribution's quantiles are wanted across the whole range.
     result : SimulationResult, optional
         An existing Monte Carlo run of the same deal to use.
+    risk : RiskModel, str or Path, optional
+        A risk model or risk assumptions file replacing the deal's ``risk`` section (for the
+        Monte Carlo and the base-case default rate alike).
 
     Returns
     -------
@@ -260,8 +287,13 @@ def implied_ratings(
 
     if not isinstance(deal, LoadedDeal):
         deal = load_deal(deal)
+    if risk is not None:
+        deal = replace_risk(deal, risk)
     if deal.spec.risk is None:
-        raise IpabsError(f"{deal.source.file}: implied ratings need a `risk` section (the Monte Carlo model)")
+        raise IpabsError(
+            f"{deal.source.file}: implied ratings need a `risk` section (the Monte Carlo model) "
+            "or a risk file"
+        )
     table = load_rating_table(table)
     if isinstance(stresses, (str, Path)):
         stresses = load_stresses(stresses)
@@ -275,10 +307,22 @@ def implied_ratings(
     else:
         mult = {table.canonical(r): float(m) for r, m in multiples.items()}
     notes: list[str] = []
-    try:
-        base_rate, base_basis = base_default_rate(model)
-    except IpabsError as exc:
-        base_rate, base_basis = math.nan, str(exc)
+    # the second way needs a pool balance that can default: loans or leases
+    applies = float(model.cd.original_pool_balance) > 0.0
+    reason = (
+        ""
+        if applies
+        else "the pools hold no loans or leases (original pool balance 0), only royalty or income "
+        "streams: there is no pool default rate to break even on or to take quantiles of; stress "
+        "such deals through their scenarios (ipabs run) and rate them by expected loss and "
+        "default probability"
+    )
+    base_rate, base_basis = math.nan, reason
+    if applies:
+        try:
+            base_rate, base_basis = base_default_rate(model)
+        except IpabsError as exc:
+            base_rate, base_basis = math.nan, str(exc)
     pool_default = result.pool_outcomes[:, P_DEFAULT_RATE]
     w = result.weights
     rows: list[TrancheRating] = []
@@ -295,7 +339,7 @@ def implied_ratings(
         pd_at, pd_hi, pd_lo = _rating_range(table.rating_for_default_probability, pl, pl_se, horizon)
         tdr_q: dict[str, float] = {}
         tdr_m: dict[str, float] = {}
-        for rating in table.ratings:
+        for rating in table.ratings if applies else ():
             level = 1.0 - table.default_probability(rating, horizon)
             e = metrics.quantile(pool_default, min(max(level, 0.0), 1.0), w)
             tdr_q[rating] = e.value
@@ -314,11 +358,13 @@ def implied_ratings(
                 }
             )
         note = ""
-        try:
-            be = breakeven(model, name, stresses).minimum
-            bdr, stress, multiple = be["bdr"], be["stress"], be["multiple"]
-        except IpabsError as exc:
-            bdr, stress, multiple, note = math.nan, "", math.nan, str(exc)
+        bdr, stress, multiple = math.nan, "", math.nan
+        if applies:
+            try:
+                be = breakeven(model, name, stresses).minimum
+                bdr, stress, multiple = be["bdr"], be["stress"], be["multiple"]
+            except IpabsError as exc:
+                note = str(exc)
         rows.append(
             TrancheRating(
                 tranche=name,
@@ -339,12 +385,10 @@ def implied_ratings(
                 note=note,
             )
         )
-    if any(r.note for r in rows):
-        notes.append("no BDR where the deal has no loan or lease balance to default (royalty streams only)")
     sampling = result.sampling.method if result.sampling is not None else "plain"
     if sampling == "importance":
         notes.append("importance sampling: the pool default quantiles are weighted estimates")
-    if np.isnan(base_rate):
+    if applies and np.isnan(base_rate):
         notes.append(f"no base-case default rate: {base_basis}")
     return RatingReport(
         deal_name=result.deal_name,
@@ -356,6 +400,8 @@ def implied_ratings(
         base_basis=base_basis,
         multiples=mult,
         tranches=rows,
-        tdr=pd.DataFrame(tdr_rows),
+        tdr=pd.DataFrame(tdr_rows, columns=list(TDR_COLUMNS)),
         notes=notes,
+        breakeven_applies=applies,
+        breakeven_reason=reason,
     )

@@ -24,6 +24,7 @@ def register(subparsers: Any) -> None:
     p.add_argument("--seed", type=_seed, default=0, help="random seed (default 0)")
     p.add_argument("--threads", type=_positive, help="threads (default: one per core)")
     p.add_argument("--table", metavar="FILE", help="rating table (YAML or CSV; default: the shipped one)")
+    p.add_argument("--risk", metavar="FILE", help="risk assumptions file replacing the deal's `risk`")
     p.add_argument(
         "--stresses", metavar="FILE", help="stress scenarios for the BDR (default: the shipped set)"
     )
@@ -52,7 +53,7 @@ def _multiples(path: str | None) -> dict[str, float] | None:
 
 def _text(r: Any) -> str:
     from ipabs.cli import _table
-    from ipabs.format import pct, pct_estimate
+    from ipabs.format import pct_estimate
 
     lines = [
         f"{r.deal_name} | implied ratings | rating table {r.table_name!r}; {r.paths:,} paths, seed {r.seed} "
@@ -77,6 +78,28 @@ def _text(r: Any) -> str:
     lines.append(
         _table(["tranche", "expected loss", "EL rating", "range", "P(loss)", "PD rating", "WAL (y)"], rows)
     )
+    if not r.breakeven_applies:
+        lines += [
+            "",
+            "2. breakeven default rate against target default rates: does not apply to this deal: "
+            f"{r.breakeven_reason}.",
+        ]
+    else:
+        lines += _breakeven_lines(r)
+    for t in r.tranches:
+        if t.note:
+            lines.append(f"\nnote ({t.tranche}): {t.note}")
+    for note in r.notes:
+        lines.append(f"note: {note}")
+    return "\n".join(lines)
+
+
+def _breakeven_lines(r: Any) -> list[str]:
+    """Section 2 of the text: BDR per tranche against both kinds of TDR, and the TDRs used."""
+    from ipabs.cli import _table
+    from ipabs.format import pct
+
+    lines: list[str] = []
     lines += [
         "",
         "2. breakeven default rate (lowest over the stress scenarios) against target default rates "
@@ -118,12 +141,7 @@ def _text(r: Any) -> str:
             ],
         )
         lines += ["    " + line for line in body.splitlines()]
-    for t in r.tranches:
-        if t.note:
-            lines.append(f"\nnote ({t.tranche}): {t.note}")
-    for note in r.notes:
-        lines.append(f"note: {note}")
-    return "\n".join(lines)
+    return lines
 
 
 def run(args: argparse.Namespace) -> int:
@@ -139,6 +157,7 @@ def run(args: argparse.Namespace) -> int:
         table=args.table,
         stresses=args.stresses,
         multiples=_multiples(args.multiples),
+        risk=args.risk,
     )
     if args.json:
         print(json.dumps(report.to_dict(), indent=2, ensure_ascii=False))
