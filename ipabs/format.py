@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import math
 
-__all__ = ["estimate", "money", "number", "pct", "pct_estimate"]
+__all__ = ["estimate", "money", "number", "pct", "pct_estimate", "pct_given"]
 
 SCIENTIFIC_BELOW = 1e-3
 """Magnitudes (in the unit printed) below this are written in scientific notation."""
@@ -79,6 +79,21 @@ def pct(x: float, digits: int = 4) -> str:
     """
     text = number(100.0 * float(x), digits)
     return text if text == "n/a" else text + "%"
+
+
+def pct_given(x: float) -> str:
+    """An assumption as given (a recovery rate, a haircut, a rate shock) as a percentage without
+    trailing zeros: ``30%``, ``2.5%``, ``-2%``; nan as ``n/a``.
+
+    Examples
+    --------
+    >>> pct_given(0.3), pct_given(0.025), pct_given(-0.02), pct_given(0.0)
+    ('30%', '2.5%', '-2%', '0%')
+    """
+    x = float(x)
+    if math.isnan(x):
+        return "n/a"
+    return f"{100.0 * x:.10g}%" if x != 0.0 else "0%"
 
 
 def estimate(value: float, se: float, unit: str = "") -> str:

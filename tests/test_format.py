@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from ipabs.format import estimate, number, pct, pct_estimate
+from ipabs.format import estimate, number, pct, pct_estimate, pct_given
 
 
 @pytest.mark.parametrize(
@@ -61,6 +61,10 @@ def test_pct_never_hides_a_small_share() -> None:
 )
 def test_estimate_rounds_to_the_standard_error(value: float, se: float, expected: str) -> None:
     assert estimate(value, se) == expected
+
+
+def test_pct_given_shows_an_assumption_as_written() -> None:
+    assert [pct_given(x) for x in (0.3, 0.025, -0.02, 0.0, 1.0)] == ["30%", "2.5%", "-2%", "0%", "100%"]
 
 
 def test_pct_estimate_is_in_percent() -> None:
