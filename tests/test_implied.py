@@ -167,4 +167,35 @@ def test_rate_command(pool_file: Path, tmp_path: Path, capsys: pytest.CaptureFix
     assert doc["multiples"] == {"Aaa": 6.0, "Baa2": 2.5}
     multiples.write_text("AAA: -1\n")
     assert main([*args, "--multiples", str(multiples)]) == 2
-    assert "positive stress multiple" in capsys.readouterr().err
+    assert f"{multiples}:1:6: AAA: must be greater than 0, got -1" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("text", "where", "message"),
+    [
+        # each problem at its place in the file, as in a deal file
+        ("AAA: 5\nAA: -3\n", "2:5: AA", "must be greater than 0, got -3"),
+        ("AAA: 5\nAA: lots\n", "2:5: AA", "expected a number, got 'lots'"),
+        ("AAA: 5\nAAB: 4\n", "2:1: AAB", "unknown rating 'AAB'"),
+        ("AAA: 5\nAaa: 4\n", "2:1: Aaa", "'Aaa' is given twice (first as 'AAA' at line 1)"),
+        ("- AAA\n- 5\n", "1:1: ", "a multiples file is a mapping of rating to a positive stress multiple"),
+        ("AAA: 5\nAAA: 6\n", "2:1: AAA", "duplicate key 'AAA'"),
+    ],
+)
+def test_multiples_file_errors_are_located(tmp_path: Path, text: str, where: str, message: str) -> None:
+    from ipabs.analytics.implied import load_multiples
+    from ipabs.errors import DealError
+
+    path = tmp_path / "multiples.yaml"
+    path.write_text(text)
+    with pytest.raises(DealError) as exc:
+        load_multiples(path, load_rating_table())
+    assert f"{path}:{where}" in str(exc.value) and message in str(exc.value)
+
+
+def test_multiples_file_reads_aliases(tmp_path: Path) -> None:
+    from ipabs.analytics.implied import load_multiples
+
+    path = tmp_path / "multiples.yaml"
+    path.write_text("AAA: 6\nBaa2: 2.5\nA: 3\n")
+    assert load_multiples(path, load_rating_table()) == {"Aaa": 6.0, "Baa2": 2.5, "A2": 3.0}

@@ -177,6 +177,99 @@ class RatingReport:
         }
 
 
+def load_multiples(path: str | Path, table: RatingTable) -> dict[str, float]:
+    """Read a stress-multiple file: a YAML mapping of rating (a name or alias of ``table``) to
+    a positive stress multiple, e.g. ``AAA: 5``.
+
+    Parameters
+    ----------
+    path : str or Path
+        The file.
+    table : RatingTable
+        The rating table whose names and aliases the ratings must be.
+
+    Returns
+    -------
+    dict
+        The table's name of each rating -> its multiple.
+
+    Raises
+    ------
+    DealError
+        With every problem located as ``file:line:column``: not a mapping, a multiple that is
+        not a positive number, an unknown rating, a rating given twice (under two names).
+    """
+    from pydantic import ValidationError
+
+    from ipabs.deal.ratingtable import MultiplesFile
+    from ipabs.deal.source import read_yaml
+    from ipabs.deal.validate import suggest, translate
+    from ipabs.errors import DealError, Issue
+
+    data, smap = read_yaml(path)
+    if not isinstance(data, dict):
+        line, col = smap.locate(())
+        raise DealError(
+            [
+                Issue(
+                    smap.file,
+                    line,
+                    col,
+                    "",
+                    "a multiples file is a mapping of rating to a positive stress multiple",
+                    "write one `RATING: MULTIPLE` per line, e.g. `AAA: 5`",
+                )
+            ]
+        )
+    issues: list[Issue] = []
+    given: dict[str, float] = {}
+    try:
+        given = MultiplesFile.model_validate(data).root
+    except ValidationError as exc:  # reported with the names' problems below
+        issues += translate(exc, data, smap, MultiplesFile)
+    out: dict[str, float] = {}
+    first: dict[str, tuple[str, int]] = {}
+    names = [
+        n for i, r in enumerate(table.ratings) for n in (r, *(table.aliases[i] if table.aliases else ()))
+    ]
+    for key in data:
+        text = str(key)
+        line, col = smap.locate((key,), key=True)
+        try:
+            rating = table.canonical(text)
+        except IpabsError:
+            hint = suggest(text, names)
+            issues.append(
+                Issue(
+                    smap.file,
+                    line,
+                    col,
+                    text,
+                    f"unknown rating {text!r} in rating table {table.name!r}",
+                    hint or "known ratings, best first: " + ", ".join(table.ratings),
+                )
+            )
+            continue
+        if rating in first:
+            was, at_line = first[rating]
+            issues.append(
+                Issue(
+                    smap.file,
+                    line,
+                    col,
+                    text,
+                    f"{rating!r} is given twice (first as {was!r} at line {at_line})",
+                    "give each rating one multiple",
+                )
+            )
+            continue
+        first[rating] = (text, line)
+        out[rating] = float(given.get(text, math.nan))
+    if issues:
+        raise DealError(issues)
+    return out
+
+
 def replace_risk(deal: LoadedDeal, risk: RiskModel | str | Path) -> LoadedDeal:
     """``deal`` with its ``risk`` section replaced by a risk model or a risk assumptions file
     (read as ``ipabs mc --risk`` reads it, with located errors).
@@ -235,7 +328,7 @@ def implied_ratings(
     threads: int | None = None,
     table: RatingTable | str | Path | None = None,
     stresses: Sequence[Stress] | str | Path | None = None,
-    multiples: Mapping[str, float] | None = None,
+    multiples: Mapping[str, float] | str | Path | None = None,
     importance_sampling: bool | str = False,
     result: SimulationResult | None = None,
     risk: RiskModel | str | Path | None = None,
@@ -253,8 +346,9 @@ def implied_ratings(
         Rating table (default: the shipped one).
     stresses : sequence of Stress, str or Path, optional
         Stress scenarios for the BDR (default: the shipped set) or a stress file.
-    multiples : mapping, optional
-        Rating -> stress multiple for the multiple-based TDR (default: :func:`default_multiples`).
+    multiples : mapping, str or Path, optional
+        Rating -> stress multiple for the multiple-based TDR, or a multiples file (see
+        :func:`load_multiples`; default: :func:`default_multiples`).
     importance_sampling : bool or "auto"
         Passed to :func:`ipabs.simulate`. Plain sampling is the default: the pool default
         distribution's quantiles are wanted across the whole range.
@@ -304,6 +398,8 @@ def implied_ratings(
         )
     if multiples is None:
         mult = default_multiples(table)
+    elif isinstance(multiples, (str, Path)):
+        mult = load_multiples(multiples, table)
     else:
         mult = {table.canonical(r): float(m) for r, m in multiples.items()}
     notes: list[str] = []

@@ -37,20 +37,6 @@ def register(subparsers: Any) -> None:
     p.set_defaults(func=run)
 
 
-def _multiples(path: str | None) -> dict[str, float] | None:
-    if path is None:
-        return None
-    from ipabs.deal.source import read_yaml
-    from ipabs.errors import IpabsError
-
-    data, _ = read_yaml(path)
-    if not isinstance(data, dict) or not all(
-        isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0 for v in data.values()
-    ):
-        raise IpabsError(f"{path}: give a mapping of rating to a positive stress multiple, e.g. `AAA: 5`")
-    return {str(k): float(v) for k, v in data.items()}
-
-
 def _text(r: Any) -> str:
     from ipabs.cli import _table
     from ipabs.format import pct_estimate
@@ -156,7 +142,7 @@ def run(args: argparse.Namespace) -> int:
         threads=args.threads,
         table=args.table,
         stresses=args.stresses,
-        multiples=_multiples(args.multiples),
+        multiples=args.multiples,
         risk=args.risk,
     )
     if args.json:
