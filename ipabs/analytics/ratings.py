@@ -2,7 +2,11 @@
 
 A rating table is data. ipabs ships a documented default (``ipabs/data/ratings/default.yaml``:
 Moody's idealized 10-year default probabilities, the WARF rating factors / 10,000) and reads
-user tables from YAML or CSV files (see ``docs/ratings.md``).
+user tables from YAML or CSV files (see ``docs/ratings.md``). Files are read as every input is:
+the values through the schema of :mod:`ipabs.deal.ratingtable` with the deal language's
+located-error translation (a CSV table laid out as the YAML fields, each value keeping its
+line and column), then the rules between values (order, ranges, monotone probabilities),
+located with the same positions.
 
 Every table is held as a grid: for each rating, the cumulative default probability at one or
 more horizons (a table of one 10-year probability per rating is a grid of one column). Between
