@@ -592,6 +592,7 @@ CSV_ERRORS = [
     ),
     ("cell count", CSV_HEAD + "rating,1,5\nX,0.01\n", "5:1", "", "2 cells for 3 columns"),
     ("not a number", CSV_HEAD + "rating,1,5\nX,0.01,n/a\n", "5:8", "column '5'", "'n/a' is not a number"),
+    ("empty cell", CSV_HEAD + "rating,1,5\nX,0.01,\n", "5:8", "column '5'", "the value is empty"),
     (
         "missing provenance",
         "# name: Bad\n# severity: 0.5\nrating,10\nX,0.1\n",

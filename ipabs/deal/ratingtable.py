@@ -23,6 +23,8 @@ def _number(value: Any) -> Any:
     if isinstance(value, bool):
         raise ValueError("must be a number, not true/false")
     if isinstance(value, str):
+        if not value.strip():
+            raise ValueError("the value is empty: write a number, e.g. 0.02 or '2%'")
         try:
             return parse_percent(value)
         except ValueError:
