@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from typing import Any, TextIO
 
 from ipabs.errors import DealError, IpabsError
+from ipabs.format import money, number, pct, pct_estimate
 
 EXIT_OK = 0
 EXIT_INTERNAL = 1
@@ -25,11 +26,11 @@ EXIT_INVALID = 2
 
 
 def _fmt_money(v: float) -> str:
-    return f"{v:,.2f}"
+    return money(v)
 
 
 def _fmt_pct(v: float) -> str:
-    return "n/a" if v != v else f"{100 * v:.3f}%"
+    return pct(v)
 
 
 def _table(headers: list[str], rows: list[list[str]]) -> str:
@@ -137,8 +138,8 @@ def _mc_text(result: Any) -> str:
             [
                 str(r["tranche"]),
                 _fmt_money(r["original_balance"]),
-                f"{100 * r['expected_loss']:.4f}% ± {100 * r['expected_loss_se']:.4f}%",
-                f"{100 * r['probability_of_loss']:.3f}% ± {100 * r['probability_of_loss_se']:.3f}%",
+                pct_estimate(r["expected_loss"], r["expected_loss_se"]),
+                pct_estimate(r["probability_of_loss"], r["probability_of_loss_se"]),
                 "n/a"
                 if r["expected_wal_years"] != r["expected_wal_years"]
                 else f"{r['expected_wal_years']:.3f}",
@@ -163,12 +164,12 @@ def _mc_text(result: Any) -> str:
     )
     p = result.pool_summary
     text += (
-        f"\n\npool: expected loss {100 * p['expected_loss']:.4f}% ± {100 * p['expected_loss_se']:.4f}% "
-        f"of the original balance; loss quantiles 95% {100 * p['loss_q95']:.3f}%, "
-        f"99% {100 * p['loss_q99']:.3f}%, 99.9% {100 * p['loss_q99.9']:.3f}%; expected shortfall "
-        f"95% {100 * p['expected_shortfall_95']:.3f}%, 99% {100 * p['expected_shortfall_99']:.3f}%, "
-        f"99.9% {100 * p['expected_shortfall_99.9']:.3f}%; "
-        f"expected defaults {p['expected_defaults']:.3f}"
+        f"\n\npool: expected loss {pct_estimate(p['expected_loss'], p['expected_loss_se'])} "
+        f"of the original balance; loss quantiles 95% {pct(p['loss_q95'])}, "
+        f"99% {pct(p['loss_q99'])}, 99.9% {pct(p['loss_q99.9'])}; expected shortfall "
+        f"95% {pct(p['expected_shortfall_95'])}, 99% {pct(p['expected_shortfall_99'])}, "
+        f"99.9% {pct(p['expected_shortfall_99.9'])}; "
+        f"expected defaults {number(p['expected_defaults'])}"
     )
     return text
 

@@ -22,13 +22,13 @@ from ipabs.errors import IpabsError
 
 
 def json_value(v: Any) -> Any:
-    """A value as JSON can hold it: non-finite floats and missing dates become None, NumPy
-    scalars plain numbers, dates ``YYYY-MM-DD``."""
+    """A value as JSON can hold it: non-finite floats, missing dates and missing nullable
+    integers become None, NumPy scalars plain numbers, dates ``YYYY-MM-DD``."""
     if isinstance(v, (float, np.floating)):
         return None if not math.isfinite(float(v)) else float(v)
     if isinstance(v, np.integer):
         return int(v)
-    if type(v).__name__ == "NaTType":
+    if type(v).__name__ in ("NaTType", "NAType"):  # a missing date, a missing nullable integer
         return None
     if isinstance(v, dt.date):
         return v.isoformat()[:10]

@@ -231,6 +231,10 @@ def build_result(
             "periods_active",
         ],
     )
+    # periods are whole numbers; a trigger that never fired has none (null), not nan
+    for column in ("first_breached_period", "first_active_period"):
+        triggers[column] = triggers[column].astype("Int64")
+    triggers["periods_active"] = triggers["periods_active"].astype("int64")
     return RunResult(
         deal_name=model.spec.deal.name,
         scenario=scenario,

@@ -185,7 +185,7 @@ def test_loss_zero_at_bdr_and_positive_just_above(caohejing: CompiledModel) -> N
         assert res.table["runs"].max() < 60
         for stress in DEFAULT_STRESSES:
             row = _row(res, stress.name)
-            case = StressCase.build(caohejing, stress)
+            case = StressCase.build(caohejing, stress, recovery=res.recovery)
             at = case.losses(row["bdr"])[k]
             above = case.losses(row["bdr"] * (1 + 1e-5))[k]
             assert at <= res.loss_tolerance and row["loss_at_bdr"] == pytest.approx(at)
@@ -202,7 +202,7 @@ def test_bdr_monotone_across_tranches(caohejing: CompiledModel, tiny: CompiledMo
 
 
 def test_haircut_lowers_bdr(caohejing: CompiledModel) -> None:
-    res = breakeven(caohejing, "sub", scenario="two_defaults")  # recovers 25% of appraisal
+    res = breakeven(caohejing, "sub", scenario="two_defaults", recovery="scenario")  # 25% of appraisal
     for timing in ("even", "front", "back"):
         assert _row(res, f"{timing}_haircut")["bdr"] < 0.6 * _row(res, timing)["bdr"]
     assert res.minimum["stress"].endswith("_haircut")
@@ -326,3 +326,67 @@ def test_cli_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert f"{bad}:3:5:" in err and "rate_shock" in err and "Traceback" not in err
     assert main(["breakeven", str(CAOHEJING), "--tranche", "senior", "--scenario", "x"]) == EXIT_INVALID
     assert "known scenarios" in capsys.readouterr().err
+
+
+# --------------------------------------------------------------------------- whose recoveries
+
+
+def _tiny_with_risk(recovery: str, appraisal: bool = False) -> CompiledModel:
+    text = TINY + f"risk:\n  correlation: 0.1\n  default_pd: 0.05\n  recovery: {recovery}\n"
+    if appraisal:
+        text = text.replace(
+            "amortisation: bullet}", "amortisation: bullet, pledged_ip: {appraised_value: 100m}}"
+        )
+    return compile_deal(parse_deal(text, "tiny_risk.yaml"))
+
+
+@pytest.mark.parametrize("tranche", ["senior", "mezzanine", "junior"])
+def test_stresses_use_the_risk_sections_recoveries_by_default(tranche: str) -> None:
+    # the base-case default rate comes from the risk section, so by default the stresses take
+    # its recoveries too (30%, not the base scenario's 50%): the multiple compares like with like
+    model = _tiny_with_risk("{model: constant, rate: 0.3, lag_months: 0}")
+    stresses = [Stress(name="even"), Stress(name="cut", timing="front", recovery_haircut=0.5)]
+    res = breakeven(model, tranche, stresses)
+    assert res.recovery == "risk"
+    assert _row(res, "even")["bdr"] == pytest.approx(closed_form(tranche, 0.3), rel=2e-6)
+    assert _row(res, "cut")["bdr"] == pytest.approx(closed_form(tranche, 0.15), rel=2e-6)
+    assert _row(res, "even")["multiple"] == pytest.approx(_row(res, "even")["bdr"] / res.base_rate)
+    assert "risk section" in res.recovery_basis and "30%" in res.recovery_basis
+    scenario = breakeven(model, tranche, stresses, recovery="scenario")
+    assert scenario.recovery == "scenario"
+    assert _row(scenario, "even")["bdr"] == pytest.approx(closed_form(tranche, 0.5), rel=2e-6)
+    assert any("base-case default rate comes from the risk section" in n for n in scenario.notes)
+
+
+def test_risk_recovery_on_appraised_ip_uses_the_mean_value_factor() -> None:
+    # lognormal value factor of mean 0.40 less a disposal cost of 0.05 of the appraisal: a full
+    # default of the 100m loan appraised at 100m recovers 35m, as a 35% recovery rate would
+    model = _tiny_with_risk(
+        "{model: lognormal, value_mean: 0.4, value_dispersion: 0.5, disposal_cost: 0.05, lag_months: 0}",
+        appraisal=True,
+    )
+    res = breakeven(model, "mezzanine", [Stress(name="even")])
+    assert _row(res, "even")["bdr"] == pytest.approx(closed_form("mezzanine", 0.35), rel=2e-6)
+
+
+def test_deal_without_risk_section_keeps_the_scenarios_recoveries(tiny: CompiledModel) -> None:
+    res = breakeven(tiny, "senior", [Stress(name="even")])
+    assert res.recovery == "scenario" and "scenario 'base'" in res.recovery_basis
+    with pytest.raises(IpabsError, match="no `risk` section"):
+        breakeven(tiny, "senior", [Stress(name="even")], recovery="risk")
+
+
+def test_cli_says_which_recoveries(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    deal = tmp_path / "tiny_risk.yaml"
+    deal.write_text(
+        TINY + "risk:\n  default_pd: 0.05\n  recovery: {model: constant, rate: 0.3, lag_months: 0}\n"
+    )
+    assert main(["breakeven", str(deal), "--tranche", "senior"]) == EXIT_OK
+    out = capsys.readouterr().out
+    assert "recoveries: risk section" in out
+    assert (
+        main(["breakeven", str(deal), "--tranche", "senior", "--recovery", "scenario", "--json"]) == EXIT_OK
+    )
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["recovery"]["source"] == "scenario"
+    assert doc["stresses"][0]["bdr"] == pytest.approx(closed_form("senior", 0.5), rel=2e-6)

@@ -98,3 +98,31 @@ def test_console_script_exit_codes(tmp_path: Path) -> None:
     assert "file not found" in bad.stderr and "Traceback" not in bad.stderr
     usage = subprocess.run([sys.executable, "-m", "ipabs", "frobnicate"], capture_output=True, text=True)
     assert usage.returncode == 2 and "invalid choice" in usage.stderr
+
+
+def test_trigger_periods_are_whole_numbers(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # cumulative_default_3pct fires in period 2 of cdr_stress; senior_interest_shortfall never does,
+    # which used to turn every period into a float (15.0) in the text, the CSV and the JSON
+    deal = ROOT / "scenarios" / "caohejing_ip_pledge.yaml"
+    import ipabs
+
+    triggers = ipabs.run(ipabs.load_deal(deal), "cdr_stress").triggers
+    for column in ("first_breached_period", "first_active_period"):
+        assert str(triggers[column].dtype) == "Int64"
+        assert triggers[column].iloc[0] == 2 and triggers[column].isna().iloc[1]
+    assert main(["run", str(deal), "--scenario", "cdr_stress"]) == EXIT_OK
+    text = capsys.readouterr().out
+    assert "active from period 2 (" in text and "period 2.0" not in text
+    assert main(["run", str(deal), "--scenario", "cdr_stress", "--json"]) == EXIT_OK
+    doc = json.loads(capsys.readouterr().out)
+    fired, never = doc["triggers"]
+    assert fired["first_active_period"] == 2 and isinstance(fired["first_active_period"], int)
+    assert fired["first_breached_period"] == 2 and isinstance(fired["first_breached_period"], int)
+    assert never["first_active_period"] is None and never["first_breached_period"] is None
+    out_dir = tmp_path / "out"
+    assert main(["run", str(deal), "--scenario", "cdr_stress", "--out", str(out_dir)]) == EXIT_OK
+    lines = (out_dir / "triggers.csv").read_text(encoding="utf-8").splitlines()
+    assert lines[1].startswith("cumulative_default_3pct,") and ",2,2," in lines[1]
+    assert ",,," in lines[2]  # never: empty cells
+    parquet = pd.read_parquet(out_dir / "triggers.parquet")
+    assert str(parquet["first_active_period"].dtype) == "Int64"

@@ -92,9 +92,60 @@ def test_tdr_quantile_matches_the_simulated_distribution(pool_file: Path) -> Non
 
 def test_royalty_only_deal_has_no_bdr() -> None:
     report = implied_ratings(ROOT / "scenarios" / "royalty_dscr.yaml", paths=2_000, seed=1)
-    assert all(math.isnan(t.bdr) and t.note for t in report.tranches)
+    assert all(math.isnan(t.bdr) for t in report.tranches)
     assert all(t.el_rating is not None or t.expected_loss > 0.5 for t in report.tranches)
-    assert any("royalty streams only" in n for n in report.notes)
+    assert not report.breakeven_applies
+    assert "no loans or leases" in report.breakeven_reason
+    assert report.tdr.empty  # no pool default rate to take quantiles of
+
+
+@pytest.mark.parametrize("deal", ["royalty_dscr.yaml", "hospital_income_share.yaml"])
+def test_rate_says_what_does_not_apply_to_a_royalty_only_deal(
+    deal: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # the pool has no loan or lease balance: no breakeven default rate, no pool default rate
+    # distribution, so no target default rates; the rating-table comparison still applies
+    args = ["rate", str(ROOT / "scenarios" / deal), "--paths", "1000", "--seed", "1"]
+    assert main(args) == 0
+    text = capsys.readouterr().out
+    assert "1. expected loss and default probability" in text
+    assert "does not apply" in text and "no loans or leases" in text
+    assert "TDR quantile" not in text and "target default rates used" not in text
+    assert "0% .. 0%" not in text and len(text.splitlines()) < 25
+    assert main([*args, "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["breakeven"]["applies"] is False and "no loans or leases" in doc["breakeven"]["reason"]
+    assert doc["tdr"] == []
+    assert all(t["bdr"] is None and t["el_rating"] for t in doc["tranches"])
+
+
+def test_rate_risk_file_replaces_the_risk_section(
+    pool_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import yaml
+
+    data = yaml.safe_load(pool_file.read_text())
+    data["risk"]["correlation"] = 0.05
+    risk_file = tmp_path / "risk.yaml"
+    risk_file.write_text(yaml.safe_dump({"risk": data["risk"]}))
+    edited = tmp_path / "edited.yaml"
+    edited.write_text(yaml.safe_dump(data))
+    args = ["--paths", "2000", "--seed", "3", "--json"]
+    docs = []
+    for call in (
+        ["rate", str(pool_file), *args],
+        ["rate", str(pool_file), "--risk", str(risk_file), *args],
+        ["rate", str(edited), *args],
+    ):
+        assert main(call) == 0
+        docs.append(json.loads(capsys.readouterr().out))
+    own, given, same = docs
+    assert given["tranches"] == same["tranches"] and given["tdr"] == same["tdr"]
+    assert given["tranches"] != own["tranches"]
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("risk:\n  correlation: 2\n")
+    assert main(["rate", str(pool_file), "--risk", str(bad), "--paths", "100"]) == 2
+    assert f"{bad}:2:16" in capsys.readouterr().err
 
 
 def test_rate_command(pool_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -116,4 +167,35 @@ def test_rate_command(pool_file: Path, tmp_path: Path, capsys: pytest.CaptureFix
     assert doc["multiples"] == {"Aaa": 6.0, "Baa2": 2.5}
     multiples.write_text("AAA: -1\n")
     assert main([*args, "--multiples", str(multiples)]) == 2
-    assert "positive stress multiple" in capsys.readouterr().err
+    assert f"{multiples}:1:6: AAA: must be greater than 0, got -1" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("text", "where", "message"),
+    [
+        # each problem at its place in the file, as in a deal file
+        ("AAA: 5\nAA: -3\n", "2:5: AA", "must be greater than 0, got -3"),
+        ("AAA: 5\nAA: lots\n", "2:5: AA", "expected a number, got 'lots'"),
+        ("AAA: 5\nAAB: 4\n", "2:1: AAB", "unknown rating 'AAB'"),
+        ("AAA: 5\nAaa: 4\n", "2:1: Aaa", "'Aaa' is given twice (first as 'AAA' at line 1)"),
+        ("- AAA\n- 5\n", "1:1: ", "a multiples file is a mapping of rating to a positive stress multiple"),
+        ("AAA: 5\nAAA: 6\n", "2:1: AAA", "duplicate key 'AAA'"),
+    ],
+)
+def test_multiples_file_errors_are_located(tmp_path: Path, text: str, where: str, message: str) -> None:
+    from ipabs.analytics.implied import load_multiples
+    from ipabs.errors import DealError
+
+    path = tmp_path / "multiples.yaml"
+    path.write_text(text)
+    with pytest.raises(DealError) as exc:
+        load_multiples(path, load_rating_table())
+    assert f"{path}:{where}" in str(exc.value) and message in str(exc.value)
+
+
+def test_multiples_file_reads_aliases(tmp_path: Path) -> None:
+    from ipabs.analytics.implied import load_multiples
+
+    path = tmp_path / "multiples.yaml"
+    path.write_text("AAA: 6\nBaa2: 2.5\nA: 3\n")
+    assert load_multiples(path, load_rating_table()) == {"Aaa": 6.0, "Baa2": 2.5, "A2": 3.0}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -86,8 +87,15 @@ def test_text_output(deal_file: Path, capsys: pytest.CaptureFixture[str]) -> Non
     assert "expected loss ± se" in out and "pool: expected loss" in out
     # the numbers are the API's
     result = simulate(deal_file, paths=500, seed=3, threads=1)
-    el = result.tranches.loc["junior", "expected_loss"]
-    assert f"{100 * el:.4f}%" in out
+    el, se = result.tranches.loc["junior", ["expected_loss", "expected_loss_se"]]
+    junior = next(line for line in lines if line.startswith("junior "))
+    match = re.search(r"([-\d.e]+)% ± ([-\d.e]+)%", junior)
+    assert match is not None
+    shown, shown_se = float(match.group(1)), float(match.group(2))
+    # printed as the shared formatter prints an estimate: the se to two significant figures,
+    # the estimate to the same decimal place
+    assert shown_se == pytest.approx(100 * se, rel=0.05)
+    assert abs(shown - 100 * el) <= 0.051 * shown_se
     # not a terminal: no progress bar
     assert captured.err == ""
 

@@ -465,15 +465,29 @@ YAML_ERRORS = [
         "missing provenance",
         "name: Bad\nseverity: 0.5\nratings:\n  - {rating: X, default_probability: 0.1}\n",
         "1:1",
-        "missing key 'provenance'",
-        "required keys",
+        "missing required field 'provenance'",
+        "add `provenance:`",
     ),
     (
         "not a number",
         YAML_HEAD + "  - {rating: X, default_probability: lots}\n",
         "5:38",
         "ratings[0].default_probability",
-        "must be a finite number, got 'lots'",
+        "'lots' is not a number: write e.g. 0.02 or '2%'",
+    ),
+    (
+        "horizon not a number",
+        YAML_HEAD + "  - rating: X\n    default_probability: {1: 0.01, soon: 0.02}\n",
+        "6:36",
+        "ratings[0].default_probability.soon",
+        "a horizon must be a number of years, got 'soon'",
+    ),
+    (
+        "horizon twice",
+        YAML_HEAD + "  - rating: X\n    default_probability: {1: 0.01, '1.0': 0.02}\n",
+        "6:36",
+        "ratings[0].default_probability.1.0",
+        "horizon 1.0 is given twice (also as 1)",
     ),
     (
         "horizons differ",
@@ -577,7 +591,8 @@ CSV_ERRORS = [
         "did you mean 'aliases'?",
     ),
     ("cell count", CSV_HEAD + "rating,1,5\nX,0.01\n", "5:1", "", "2 cells for 3 columns"),
-    ("not a number", CSV_HEAD + "rating,1,5\nX,0.01,n/a\n", "5:8", "column '5'", "must be a finite number"),
+    ("not a number", CSV_HEAD + "rating,1,5\nX,0.01,n/a\n", "5:8", "column '5'", "'n/a' is not a number"),
+    ("empty cell", CSV_HEAD + "rating,1,5\nX,0.01,\n", "5:8", "column '5'", "the value is empty"),
     (
         "missing provenance",
         "# name: Bad\n# severity: 0.5\nrating,10\nX,0.1\n",
@@ -588,11 +603,24 @@ CSV_ERRORS = [
     (
         "misspelt field",
         CSV_HEAD + "# min_horizon_year: 1\nrating,10\nX,0.1\n",
-        "4:1",
+        "4:3",
         "min_horizon_year",
-        "did you mean",
+        "unknown key 'min_horizon_year' (did you mean 'min_horizon_years'?)",
     ),
-    ("severity twice", CSV_HEAD + "# severity: 0.4\nrating,10\nX,0.1\n", "4:1", "severity", "set twice"),
+    (
+        "severity twice",
+        CSV_HEAD + "# severity: 0.4\nrating,10\nX,0.1\n",
+        "4:3",
+        "severity",
+        "duplicate key 'severity' (first at line 3)",
+    ),
+    (
+        "severity not a number",
+        "# name: Bad\n# provenance: x\n#   severity:  half\nrating,10\nX,0.1\n",
+        "3:16",
+        "severity",
+        "'half' is not a number",
+    ),
     (
         "mixed shapes",
         CSV_HEAD + "rating,default_probability,5\nX,0.1,0.2\n",
@@ -614,6 +642,35 @@ def test_csv_errors_are_located(
     error = _error(path)
     assert f"{path}:{where}: {field}" in error
     assert message in error
+
+
+def test_tables_and_multiples_share_the_deal_files_error_translation(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # one validation path for every input: a change to how pydantic's errors become located
+    # messages reaches YAML and CSV rating tables and multiples files as it reaches deal files
+    import ipabs.deal.validate as validate
+    from ipabs.analytics.implied import load_multiples
+
+    seen = []
+
+    def spy(exc: object, data: object, smap: object, root: type) -> list:
+        seen.append(root.__name__)
+        return [
+            dataclasses.replace(i, message="TRANSLATED " + i.message)
+            for i in translate(exc, data, smap, root)
+        ]
+
+    translate = validate.translate
+    monkeypatch.setattr(validate, "translate", spy)
+    bad_yaml = write(tmp_path, "t.yaml", YAML_HEAD + "  - {rating: X, default_probability: lots}\n")
+    bad_csv = write(tmp_path, "t.csv", CSV_HEAD + "rating,1\nX,lots\n")
+    bad_multiples = write(tmp_path, "m.yaml", "AAA: lots\n")
+    assert f"{bad_yaml}:5:38: ratings[0].default_probability: TRANSLATED" in _error(bad_yaml)
+    assert f"{bad_csv}:5:3: column '1': TRANSLATED" in _error(bad_csv)
+    with pytest.raises(DealError, match=r"m.yaml:1:6: AAA: TRANSLATED"):
+        load_multiples(bad_multiples, load_rating_table())
+    assert seen == ["RatingTableFile", "RatingTableFile", "MultiplesFile"]
 
 
 def test_every_problem_is_reported_at_once(tmp_path: Path) -> None:
@@ -656,8 +713,8 @@ def test_ratings_command_prints_the_table(capsys: pytest.CaptureFixture[str]) ->
     header = next(line for line in out.splitlines() if line.startswith("rating"))
     assert header.split() == ["rating", "alias", "1y", "2y", "3y", "5y", "7y", "10y"]
     baa2 = [line.split() for line in out.splitlines() if line.startswith("Baa2 ")]
-    assert baa2[0][1] == "BBB" and baa2[0][-1] == "3.6000%"  # PD at 10 years
-    assert baa2[1][-1] == "1.9800%"  # EL at 10 years: 0.036 x 0.55
+    assert baa2[0][1] == "BBB" and baa2[0][-1] == "3.600%"  # PD at 10 years
+    assert baa2[1][-1] == "1.980%"  # EL at 10 years: 0.036 x 0.55
 
 
 def test_ratings_command_json(capsys: pytest.CaptureFixture[str], table: RatingTable) -> None:

@@ -191,3 +191,56 @@ def test_size_command(pool_file: Path, capsys: pytest.CaptureFixture[str]) -> No
     assert "size found:" in text and "structures tried" in text
     assert main(["size", str(pool_file), "--tranche", "nope", "--target", "Aaa", "--paths", "10"]) == 2
     assert "no tranche 'nope'" in capsys.readouterr().err
+
+
+def test_size_samples_like_mc_by_default() -> None:
+    # one default for both commands: `auto` (importance sampling only when a plain pilot sees
+    # too few of the tranche's losses)
+    import inspect
+
+    from ipabs.cli import build_parser
+
+    parser = build_parser()
+    mc = parser.parse_args(["mc", "d.yaml"])
+    size = parser.parse_args(["size", "d.yaml", "--tranche", "senior", "--target", "Aaa"])
+    assert size.importance_sampling == mc.importance_sampling == "auto"
+    assert inspect.signature(size_structure).parameters["importance_sampling"].default == "auto"
+    flag = ["size", "d.yaml", "--tranche", "senior", "--target", "Aaa", "--importance-sampling"]
+    assert parser.parse_args(flag).importance_sampling == "on"
+    assert parser.parse_args([*flag[:-1], "--importance-sampling", "off"]).importance_sampling == "off"
+
+
+def test_auto_sampling_aims_at_a_remote_target(pool_file: Path) -> None:
+    # the senior loses only when 6 of the 20 loans default: a plain pilot of 2,000 paths sees
+    # fewer than 20 such paths, so `auto` importance-samples, as `on` does; `off` stays plain
+    remote = size_structure(pool_file, "senior", "Aaa", paths=2_000, seed=1)
+    assert remote.sampling == "importance"
+    plain = size_structure(pool_file, "senior", "Aaa", paths=2_000, seed=1, importance_sampling=False)
+    assert plain.sampling == "plain"
+    assert size_structure(
+        pool_file, "senior", "Aaa", paths=2_000, seed=1, importance_sampling=True
+    ).sampling == ("importance")
+
+
+def test_size_risk_file_replaces_the_risk_section(pool_file: Path, tmp_path: Path) -> None:
+    # the same risk section with a correlation of 0: a different answer from the deal's own
+    import yaml
+
+    data = yaml.safe_load(pool_file.read_text())
+    risk = dict(data["risk"])
+    risk["correlation"] = 0.0
+    risk_file = tmp_path / "risk.yaml"
+    risk_file.write_text(yaml.safe_dump({"risk": risk}))
+    own = size_structure(pool_file, "senior", "Baa2", paths=2_000, seed=1, importance_sampling=False)
+    other = size_structure(
+        pool_file, "senior", "Baa2", paths=2_000, seed=1, importance_sampling=False, risk=risk_file
+    )
+    data["risk"] = risk
+    edited = tmp_path / "edited.yaml"
+    edited.write_text(yaml.safe_dump(data))
+    same = size_structure(edited, "senior", "Baa2", paths=2_000, seed=1, importance_sampling=False)
+    assert other.size == same.size and other.metric == same.metric
+    assert other.size != own.size
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("risk:\n  correlation: 2\n")
+    assert main(["size", str(pool_file), "--tranche", "senior", "--target", "Aaa", "--risk", str(bad)]) == 2

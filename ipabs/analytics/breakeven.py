@@ -18,7 +18,13 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ipabs.analytics.stress import DEFAULT_STRESSES, Stress, StressCase
+from ipabs.analytics.stress import (
+    DEFAULT_STRESSES,
+    RECOVERY_SOURCES,
+    Stress,
+    StressCase,
+    risk_recovery_basis,
+)
 from ipabs.errors import IpabsError
 
 if TYPE_CHECKING:
@@ -63,7 +69,12 @@ class BreakevenResult:
     table : DataFrame
         One row per stress, columns :data:`COLUMNS`.
     notes : tuple of str
-        Stresses that cannot bite on this deal (no recoveries to cut, no index curves to shift).
+        Stresses that cannot bite on this deal (no recoveries to cut, no index curves to shift),
+        and a warning when the stresses and the base case rest on different assumptions.
+    recovery : str
+        Where the stresses took their recoveries from: ``risk`` or ``scenario``.
+    recovery_basis : str
+        Those recoveries in words.
     """
 
     deal_name: str
@@ -74,6 +85,8 @@ class BreakevenResult:
     loss_tolerance: float
     table: pd.DataFrame
     notes: tuple[str, ...] = ()
+    recovery: str = "scenario"
+    recovery_basis: str = ""
 
     @property
     def minimum(self) -> dict[str, Any]:
@@ -94,6 +107,7 @@ class BreakevenResult:
             "tranche": self.tranche,
             "scenario": self.scenario,
             "base_case": {"default_rate": json_value(self.base_rate), "basis": self.base_basis},
+            "recovery": {"source": self.recovery, "basis": self.recovery_basis},
             "loss_tolerance": self.loss_tolerance,
             "stresses": rows,
             "minimum": {k: json_value(v) for k, v in self.minimum.items()},
@@ -246,6 +260,7 @@ def breakeven(
     rtol: float = 1e-6,
     loss_tolerance: float | None = None,
     scan: int = 8,
+    recovery: str | None = None,
 ) -> BreakevenResult:
     """Breakeven default rates of one tranche under each stress scenario.
 
@@ -268,6 +283,11 @@ def breakeven(
     scan : int
         Evenly spaced rates tried before bisecting (guards against a loss that is not monotone
         in the default rate, e.g. when a trigger switches the waterfall).
+    recovery : {"risk", "scenario"}, optional
+        Where the stresses take their recoveries from (before the stress's haircut and extra
+        lag). Default: ``"risk"`` when the deal has a ``risk`` section, as the base-case default
+        rate then comes from it too (so the multiples compare a BDR and a base case under the
+        same assumptions); otherwise ``"scenario"``, the base scenario's recoveries.
 
     Returns
     -------
@@ -296,11 +316,16 @@ def breakeven(
     chosen = list(DEFAULT_STRESSES if stresses is None else stresses)
     if not chosen:
         raise IpabsError("no stress scenarios given")
+    source = recovery if recovery is not None else ("risk" if m.spec.risk is not None else "scenario")
+    if source not in RECOVERY_SOURCES:
+        raise IpabsError(f"recovery must be one of {', '.join(RECOVERY_SOURCES)}, got {recovery!r}")
+    if source == "risk" and m.spec.risk is None:
+        raise IpabsError(f"{m.spec.deal.name}: no `risk` section to take recoveries from; use the scenario's")
     base_rate, basis = base_default_rate(m, scenario)
     rows = []
     name = scenario
     for stress in chosen:
-        case = StressCase.build(m, stress, scenario)
+        case = StressCase.build(m, stress, scenario, recovery=source)
         name = case.scenario
         found = solve(case, k, tol, rtol, scan)
         rows.append(
@@ -317,12 +342,25 @@ def breakeven(
         )
     table = pd.DataFrame(rows, columns=list(COLUMNS))
     notes = []
-    if any(s.recovery_haircut > 0 or s.recovery_lag_months > 0 for s in chosen) and _no_recovery(
-        m.spec.scenarios[name]
-    ):
+    sc = m.spec.scenarios[name]
+    if source == "risk":
+        recovery_basis = risk_recovery_basis(m.spec.risk, bool(np.isnan(m.assets.appraised_value).any()))
+        none = _no_risk_recovery(m.spec.risk.recovery)  # type: ignore[union-attr]
+        where = "the risk section assumes"
+    else:
+        recovery_basis = _scenario_recovery_basis(str(name), sc)
+        none = _no_recovery(sc)
+        where = f"scenario {name!r} assumes"
+    if any(s.recovery_haircut > 0 or s.recovery_lag_months > 0 for s in chosen) and none:
         notes.append(
-            f"scenario {name!r} assumes no recoveries, so recovery haircuts and lags change "
-            "nothing; choose a base scenario that has recoveries"
+            f"{where} no recoveries, so recovery haircuts and lags change nothing"
+            + ("; choose a base scenario that has recoveries" if source == "scenario" else "")
+        )
+    if source == "scenario" and basis.startswith("risk section"):
+        notes.append(
+            "the base-case default rate comes from the risk section while the stresses use the "
+            f"recoveries of scenario {name!r}: each multiple divides a BDR by a base case made under "
+            "other assumptions"
         )
     if any(s.rate_shock != 0.0 for s in chosen) and not m.spec.indices:
         notes.append("the deal has no index curves, so rate shocks change nothing")
@@ -335,7 +373,28 @@ def breakeven(
         loss_tolerance=tol,
         table=table,
         notes=tuple(notes),
+        recovery=source,
+        recovery_basis=recovery_basis,
     )
+
+
+def _no_risk_recovery(rec: Any) -> bool:
+    if rec.model == "constant":
+        return bool(rec.rate <= 0.0)
+    return bool(rec.rate <= 0.0 and rec.value_mean - rec.disposal_cost <= 0.0)
+
+
+def _scenario_recovery_basis(name: str, sc: Any) -> str:
+    from ipabs.format import pct
+
+    r = sc.recovery
+    what = (
+        "defaulted balance" if r.basis == "balance" else "appraised IP value (at most the defaulted balance)"
+    )
+    text = f"scenario {name!r}: {pct(r.rate)} of the {what}, {r.lag_months} months after default"
+    if any(ov.recovery is not None for ov in sc.overrides):
+        text += "; other rates where the scenario overrides them"
+    return text
 
 
 def _no_recovery(sc: Any) -> bool:

@@ -35,6 +35,7 @@ if TYPE_CHECKING:
     from ipabs.analytics.ratings import RatingTable
     from ipabs.analytics.stress import Stress
     from ipabs.deal.load import LoadedDeal
+    from ipabs.deal.risk import RiskModel
     from ipabs.montecarlo import SimulationResult
 
 # broad grade (Moody's, then S&P-style prefix) -> stress multiple
@@ -47,6 +48,20 @@ DEFAULT_MULTIPLES = (
     (("B",), 1.25),
     (("Caa", "Ca", "CCC", "CC", "C"), 1.0),
 )
+
+
+TDR_COLUMNS = (
+    "tranche",
+    "rating",
+    "horizon_years",
+    "default_probability",
+    "tdr_quantile",
+    "tdr_quantile_ci_low",
+    "tdr_quantile_ci_high",
+    "multiple",
+    "tdr_multiple",
+)
+"""Columns of :attr:`RatingReport.tdr`."""
 
 
 def default_multiples(table: RatingTable) -> dict[str, float]:
@@ -99,6 +114,12 @@ class RatingReport:
         (``tdr_quantile`` with its 95% interval) and from the stress multiple (``tdr_multiple``).
     base_rate, base_basis
         The base-case cumulative default rate the multiples apply to, and where it comes from.
+    breakeven_applies : bool
+        Whether the second way applies: False when the pools hold no loans or leases (royalty
+        streams only), so there is no pool default rate to break even on or take quantiles of;
+        the BDR fields are then NaN and ``tdr`` is empty.
+    breakeven_reason : str
+        Why the second way does not apply (empty when it does).
     """
 
     deal_name: str
@@ -112,6 +133,8 @@ class RatingReport:
     tranches: list[TrancheRating]
     tdr: pd.DataFrame
     notes: list[str] = field(default_factory=list)
+    breakeven_applies: bool = True
+    breakeven_reason: str = ""
 
     def to_frame(self) -> pd.DataFrame:
         """One row per tranche: metrics and both kinds of implied rating."""
@@ -136,6 +159,7 @@ class RatingReport:
             "seed": self.seed,
             "sampling": self.sampling,
             "base_case": {"default_rate": json_value(self.base_rate), "basis": self.base_basis},
+            "breakeven": {"applies": self.breakeven_applies, "reason": self.breakeven_reason},
             "multiples": self.multiples,
             "tranches": [
                 {
@@ -151,6 +175,124 @@ class RatingReport:
             "tdr": [{k: json_value(v) for k, v in r.items()} for r in self.tdr.to_dict("records")],
             "notes": self.notes,
         }
+
+
+def load_multiples(path: str | Path, table: RatingTable) -> dict[str, float]:
+    """Read a stress-multiple file: a YAML mapping of rating (a name or alias of ``table``) to
+    a positive stress multiple, e.g. ``AAA: 5``.
+
+    Parameters
+    ----------
+    path : str or Path
+        The file.
+    table : RatingTable
+        The rating table whose names and aliases the ratings must be.
+
+    Returns
+    -------
+    dict
+        The table's name of each rating -> its multiple.
+
+    Raises
+    ------
+    DealError
+        With every problem located as ``file:line:column``: not a mapping, a multiple that is
+        not a positive number, an unknown rating, a rating given twice (under two names).
+    """
+    from pydantic import ValidationError
+
+    from ipabs.deal.ratingtable import MultiplesFile
+    from ipabs.deal.source import read_yaml
+    from ipabs.deal.validate import suggest, translate
+    from ipabs.errors import DealError, Issue
+
+    data, smap = read_yaml(path)
+    if not isinstance(data, dict):
+        line, col = smap.locate(())
+        raise DealError(
+            [
+                Issue(
+                    smap.file,
+                    line,
+                    col,
+                    "",
+                    "a multiples file is a mapping of rating to a positive stress multiple",
+                    "write one `RATING: MULTIPLE` per line, e.g. `AAA: 5`",
+                )
+            ]
+        )
+    issues: list[Issue] = []
+    given: dict[str, float] = {}
+    try:
+        given = MultiplesFile.model_validate(data).root
+    except ValidationError as exc:  # reported with the names' problems below
+        issues += translate(exc, data, smap, MultiplesFile)
+    out: dict[str, float] = {}
+    first: dict[str, tuple[str, int]] = {}
+    names = [
+        n for i, r in enumerate(table.ratings) for n in (r, *(table.aliases[i] if table.aliases else ()))
+    ]
+    for key in data:
+        text = str(key)
+        line, col = smap.locate((key,), key=True)
+        try:
+            rating = table.canonical(text)
+        except IpabsError:
+            hint = suggest(text, names)
+            issues.append(
+                Issue(
+                    smap.file,
+                    line,
+                    col,
+                    text,
+                    f"unknown rating {text!r} in rating table {table.name!r}",
+                    hint or "known ratings, best first: " + ", ".join(table.ratings),
+                )
+            )
+            continue
+        if rating in first:
+            was, at_line = first[rating]
+            issues.append(
+                Issue(
+                    smap.file,
+                    line,
+                    col,
+                    text,
+                    f"{rating!r} is given twice (first as {was!r} at line {at_line})",
+                    "give each rating one multiple",
+                )
+            )
+            continue
+        first[rating] = (text, line)
+        out[rating] = float(given.get(text, math.nan))
+    if issues:
+        raise DealError(issues)
+    return out
+
+
+def replace_risk(deal: LoadedDeal, risk: RiskModel | str | Path) -> LoadedDeal:
+    """``deal`` with its ``risk`` section replaced by a risk model or a risk assumptions file
+    (read as ``ipabs mc --risk`` reads it, with located errors).
+
+    Raises
+    ------
+    DealError
+        For an invalid risk file.
+    IpabsError
+        When the risk model does not fit the deal (e.g. names an obligor it does not have).
+    """
+    import dataclasses
+
+    from ipabs.deal.load import load_risk
+    from ipabs.deal.risk import RiskModel
+
+    model = risk if isinstance(risk, RiskModel) else load_risk(risk)
+    replaced = dataclasses.replace(deal, spec=deal.spec.model_copy(update={"risk": model}))
+    from ipabs.api import _model
+    from ipabs.risk.model import compile_risk
+
+    compile_risk(_model(replaced))  # a risk model that does not fit the deal fails here, once
+    return replaced
 
 
 def _rating_range(
@@ -186,9 +328,10 @@ def implied_ratings(
     threads: int | None = None,
     table: RatingTable | str | Path | None = None,
     stresses: Sequence[Stress] | str | Path | None = None,
-    multiples: Mapping[str, float] | None = None,
+    multiples: Mapping[str, float] | str | Path | None = None,
     importance_sampling: bool | str = False,
     result: SimulationResult | None = None,
+    risk: RiskModel | str | Path | None = None,
 ) -> RatingReport:
     """Implied ratings of every tranche by expected loss, by default probability and by
     breakeven against target default rates (see the module notes).
@@ -203,13 +346,17 @@ def implied_ratings(
         Rating table (default: the shipped one).
     stresses : sequence of Stress, str or Path, optional
         Stress scenarios for the BDR (default: the shipped set) or a stress file.
-    multiples : mapping, optional
-        Rating -> stress multiple for the multiple-based TDR (default: :func:`default_multiples`).
+    multiples : mapping, str or Path, optional
+        Rating -> stress multiple for the multiple-based TDR, or a multiples file (see
+        :func:`load_multiples`; default: :func:`default_multiples`).
     importance_sampling : bool or "auto"
         Passed to :func:`ipabs.simulate`. Plain sampling is the default: the pool default
         distribution's quantiles are wanted across the whole range.
     result : SimulationResult, optional
         An existing Monte Carlo run of the same deal to use.
+    risk : RiskModel, str or Path, optional
+        A risk model or risk assumptions file replacing the deal's ``risk`` section (for the
+        Monte Carlo and the base-case default rate alike).
 
     Returns
     -------
@@ -234,8 +381,13 @@ def implied_ratings(
 
     if not isinstance(deal, LoadedDeal):
         deal = load_deal(deal)
+    if risk is not None:
+        deal = replace_risk(deal, risk)
     if deal.spec.risk is None:
-        raise IpabsError(f"{deal.source.file}: implied ratings need a `risk` section (the Monte Carlo model)")
+        raise IpabsError(
+            f"{deal.source.file}: implied ratings need a `risk` section (the Monte Carlo model) "
+            "or a risk file"
+        )
     table = load_rating_table(table)
     if isinstance(stresses, (str, Path)):
         stresses = load_stresses(stresses)
@@ -246,13 +398,27 @@ def implied_ratings(
         )
     if multiples is None:
         mult = default_multiples(table)
+    elif isinstance(multiples, (str, Path)):
+        mult = load_multiples(multiples, table)
     else:
         mult = {table.canonical(r): float(m) for r, m in multiples.items()}
     notes: list[str] = []
-    try:
-        base_rate, base_basis = base_default_rate(model)
-    except IpabsError as exc:
-        base_rate, base_basis = math.nan, str(exc)
+    # the second way needs a pool balance that can default: loans or leases
+    applies = float(model.cd.original_pool_balance) > 0.0
+    reason = (
+        ""
+        if applies
+        else "the pools hold no loans or leases (original pool balance 0), only royalty or income "
+        "streams: there is no pool default rate to break even on or to take quantiles of; stress "
+        "such deals through their scenarios (ipabs run) and rate them by expected loss and "
+        "default probability"
+    )
+    base_rate, base_basis = math.nan, reason
+    if applies:
+        try:
+            base_rate, base_basis = base_default_rate(model)
+        except IpabsError as exc:
+            base_rate, base_basis = math.nan, str(exc)
     pool_default = result.pool_outcomes[:, P_DEFAULT_RATE]
     w = result.weights
     rows: list[TrancheRating] = []
@@ -269,7 +435,7 @@ def implied_ratings(
         pd_at, pd_hi, pd_lo = _rating_range(table.rating_for_default_probability, pl, pl_se, horizon)
         tdr_q: dict[str, float] = {}
         tdr_m: dict[str, float] = {}
-        for rating in table.ratings:
+        for rating in table.ratings if applies else ():
             level = 1.0 - table.default_probability(rating, horizon)
             e = metrics.quantile(pool_default, min(max(level, 0.0), 1.0), w)
             tdr_q[rating] = e.value
@@ -288,11 +454,13 @@ def implied_ratings(
                 }
             )
         note = ""
-        try:
-            be = breakeven(model, name, stresses).minimum
-            bdr, stress, multiple = be["bdr"], be["stress"], be["multiple"]
-        except IpabsError as exc:
-            bdr, stress, multiple, note = math.nan, "", math.nan, str(exc)
+        bdr, stress, multiple = math.nan, "", math.nan
+        if applies:
+            try:
+                be = breakeven(model, name, stresses).minimum
+                bdr, stress, multiple = be["bdr"], be["stress"], be["multiple"]
+            except IpabsError as exc:
+                note = str(exc)
         rows.append(
             TrancheRating(
                 tranche=name,
@@ -313,12 +481,10 @@ def implied_ratings(
                 note=note,
             )
         )
-    if any(r.note for r in rows):
-        notes.append("no BDR where the deal has no loan or lease balance to default (royalty streams only)")
     sampling = result.sampling.method if result.sampling is not None else "plain"
     if sampling == "importance":
         notes.append("importance sampling: the pool default quantiles are weighted estimates")
-    if np.isnan(base_rate):
+    if applies and np.isnan(base_rate):
         notes.append(f"no base-case default rate: {base_basis}")
     return RatingReport(
         deal_name=result.deal_name,
@@ -330,6 +496,8 @@ def implied_ratings(
         base_basis=base_basis,
         multiples=mult,
         tranches=rows,
-        tdr=pd.DataFrame(tdr_rows),
+        tdr=pd.DataFrame(tdr_rows, columns=list(TDR_COLUMNS)),
         notes=notes,
+        breakeven_applies=applies,
+        breakeven_reason=reason,
     )

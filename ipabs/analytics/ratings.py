@@ -2,7 +2,11 @@
 
 A rating table is data. ipabs ships a documented default (``ipabs/data/ratings/default.yaml``:
 Moody's idealized 10-year default probabilities, the WARF rating factors / 10,000) and reads
-user tables from YAML or CSV files (see ``docs/ratings.md``).
+user tables from YAML or CSV files (see ``docs/ratings.md``). Files are read as every input is:
+the values through the schema of :mod:`ipabs.deal.ratingtable` with the deal language's
+located-error translation (a CSV table laid out as the YAML fields, each value keeping its
+line and column), then the rules between values (order, ranges, monotone probabilities),
+located with the same positions.
 
 Every table is held as a grid: for each rating, the cumulative default probability at one or
 more horizons (a table of one 10-year probability per rating is a grid of one column). Between
@@ -27,9 +31,12 @@ from dataclasses import dataclass, field
 from importlib import resources
 from numbers import Real
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ipabs.errors import DealError, IpabsError, Issue, format_path
+
+if TYPE_CHECKING:
+    from ipabs.deal.source import SourceMap
 
 DEFAULT_SOURCE = "ipabs/data/ratings/default.yaml"
 """How the shipped table is named in messages and in :attr:`RatingTable.source`."""
@@ -44,8 +51,6 @@ _SCALES = {
     "S&P": "AAA AA+ AA AA- A+ A A- BBB+ BBB BBB- BB+ BB BB- B+ B B- CCC+ CCC CCC- CC C D".split(),
 }
 
-_YAML_KEYS = ("name", "provenance", "severity", "horizon_years", "min_horizon_years", "ratings")
-_RATING_KEYS = ("rating", "aliases", "default_probability", "expected_loss")
 _CSV_META = ("name", "provenance", "severity", "horizon_years", "min_horizon_years")
 
 
@@ -601,14 +606,20 @@ def load_rating_table(source: str | Path | RatingTable | None = None) -> RatingT
                 )
             ]
         )
-    text = _read_text(path, str(source))
-    return _finish(_parse_csv(text, str(source)) if suffix == ".csv" else _parse_yaml(text, str(source)))
+    if suffix == ".csv":
+        data, smap, labels = _csv_data(_read_text(path, str(source)), str(source))
+        return _finish(_from_data(data, smap, labels))
+    from ipabs.deal.source import read_yaml
+
+    return _finish(_from_data(*read_yaml(path)))
 
 
 @functools.lru_cache(maxsize=1)
 def _default_table() -> RatingTable:
+    from ipabs.deal.source import parse_yaml
+
     text = resources.files("ipabs.data").joinpath("ratings/default.yaml").read_text(encoding="utf-8")
-    return _finish(_parse_yaml(text, DEFAULT_SOURCE))
+    return _finish(_from_data(*parse_yaml(text, DEFAULT_SOURCE)))
 
 
 def _finish(d: _Draft) -> RatingTable:
@@ -688,125 +699,127 @@ def _same_horizons(p: _Problems, rows: list[_Row], horizons: list[float]) -> Non
                 )
 
 
-# ------------------------------------------------------------------ YAML
+# ------------------------------------------------------------------ one reader for YAML and CSV
 
 
-def _parse_yaml(text: str, file: str) -> _Draft:
-    """Read the YAML layout: top-level fields and a list of ratings (see ``docs/ratings.md``)."""
-    from ipabs.deal.source import parse_yaml
+def _from_data(data: Any, smap: SourceMap, labels: dict[str, str] | None = None) -> _Draft:
+    """Validate a table's data (from YAML, or from CSV laid out as the YAML) with the schema of
+    :mod:`ipabs.deal.ratingtable` and the deal language's located-error translation, then read
+    it into a draft: every value with its place. ``labels`` renames field paths in messages
+    (a CSV table names columns, not YAML keys)."""
+    from pydantic import ValidationError
 
-    data, smap = parse_yaml(text, file)
+    from ipabs.deal.ratingtable import RatingTableFile
+    from ipabs.deal.validate import translate
+
+    file = smap.file
+    names = labels or {}
     p = _Problems(file)
 
     def at(*path: Any, key: bool = False) -> _At:
         line, col = smap.locate(path, key=key)
-        return _At(line, col, format_path(path))
+        text = format_path(path)
+        return _At(line, col, names.get(text, text))
 
     if not isinstance(data, dict):
         p.add(at(), "a rating table file must be a mapping", "start with `name:`, `provenance:`, `ratings:`")
         p.raise_if_any()
-    _keys(p, data, (), _YAML_KEYS, ("name", "provenance", "ratings"), at)
-    raw_rows = data.get("ratings", [])
-    if not isinstance(raw_rows, list):
-        p.add(
-            at("ratings"), f"ratings must be a list, got {_show(raw_rows)}", "one `- rating: ...` per rating"
-        )
-        raw_rows = []
+    _horizon_keys_as_text(data, smap)
+    try:
+        spec = RatingTableFile.model_validate(data)
+    except ValidationError as exc:
+        issues = translate(exc, data, smap, RatingTableFile)
+        raise DealError([dataclasses.replace(x, path=names.get(x.path, x.path)) for x in issues]) from None
+
     # the first rating fixes the shape: one probability (at horizon_years) or a grid of horizons
-    first = raw_rows[0] if raw_rows else None
-    grid = isinstance(first, dict) and isinstance(first.get("default_probability"), dict)
+    entries = spec.ratings
+    grid = bool(entries) and isinstance(entries[0].default_probability, dict)
     single = (DEFAULT_HORIZON_YEARS, at("ratings"))
-    if "horizon_years" in data:
-        single = (p.number(data["horizon_years"], at("horizon_years"), "horizon_years"), at("horizon_years"))
+    if spec.horizon_years is not None:
+        single = (spec.horizon_years, at("horizon_years"))
         if grid:
             p.add(at("horizon_years", key=True), "horizon_years applies only to one probability per rating")
-    rows = [_yaml_row(p, raw, i, grid, single[0], at) for i, raw in enumerate(raw_rows)]
-    horizons = [(h, where) for h, _, where in rows[0].pd] if grid else [single]
+
+    def cells(value: Any, path: tuple[Any, ...]) -> list[_Cell]:
+        what = str(path[-1])
+        if not grid:
+            if isinstance(value, dict):
+                p.add(at(*path), f"{what} must be one number, as for the first rating, got a mapping")
+                return []
+            return [(single[0], value, at(*path))]
+        if not isinstance(value, dict) or not value:
+            p.add(at(*path), f"{what} must map horizons (years) to probabilities, as for the first rating")
+            return []
+        out = []
+        seen: dict[float, Any] = {}
+        for k, v in value.items():
+            h = _as_years(k)
+            if math.isnan(h):
+                p.add(at(*path, k, key=True), f"a horizon must be a number of years, got {k!r}")
+            elif h in seen:
+                p.add(at(*path, k, key=True), f"horizon {k} is given twice (also as {seen[h]})")
+            seen.setdefault(h, k)
+            out.append((h, v, at(*path, k)))
+        return sorted(out, key=lambda cell: cell[0])
+
+    rows = []
+    for i, e in enumerate(entries):
+        listed = isinstance(e.aliases, list)
+        aliases = e.aliases if isinstance(e.aliases, list) else [e.aliases]  # one without brackets
+        row = _Row(
+            e.rating,
+            at("ratings", i, "rating"),
+            [(a, at("ratings", i, "aliases", *([k] if listed else []))) for k, a in enumerate(aliases)],
+            cells(e.default_probability, ("ratings", i, "default_probability")),
+        )
+        if e.expected_loss is not None:
+            row.el = cells(e.expected_loss, ("ratings", i, "expected_loss"))
+        rows.append(row)
+    horizons = [(h, where) for h, _, where in rows[0].pd] if grid and rows else [single]
     if not p.issues:  # after a bad cell, differing horizons would only repeat it
         _same_horizons(p, rows, [h for h, _ in horizons])
-    meta: dict[str, tuple[Any, _At]] = {
-        key: (p.text(data.get(key, ""), at(key), key), at(key)) for key in ("name", "provenance")
-    }
-    for key, default in (("severity", None), ("min_horizon_years", DEFAULT_MIN_HORIZON_YEARS)):
-        value = p.number(data[key], at(key), key) if key in data else default
-        meta[key] = (value, at(key))
-    where = at("severity", key=True) if "severity" in data else at()
-    _loss_basis(p, rows, meta["severity"][0], where, " (key `severity`)")
+    meta: dict[str, tuple[Any, _At]] = {key: (getattr(spec, key), at(key)) for key in ("name", "provenance")}
+    meta["severity"] = (spec.severity, at("severity"))
+    low = spec.min_horizon_years
+    meta["min_horizon_years"] = (DEFAULT_MIN_HORIZON_YEARS if low is None else low, at("min_horizon_years"))
+    given = "severity" in data
+    where = " (a `# severity:` line or el_ columns)" if labels is not None else " (key `severity`)"
+    _loss_basis(p, rows, spec.severity, at("severity", key=True) if given else at(), where)
     p.raise_if_any()
     return _Draft(file, meta, horizons, rows, at("ratings"))
 
 
-def _keys(
-    p: _Problems,
-    raw: dict[Any, Any],
-    path: tuple[Any, ...],
-    allowed: Sequence[str],
-    required: Sequence[str],
-    at: Any,
-) -> None:
-    for key in raw:
-        if key not in allowed:
-            p.add(
-                at(*path, key, key=True),
-                f"unknown key {key!r}{_did_you_mean(key, allowed)}",
-                "allowed keys: " + ", ".join(allowed),
-            )
-    for key in required:
-        if key not in raw:
-            p.add(at(*path), f"missing key {key!r}", "required keys: " + ", ".join(required))
+def _horizon_keys_as_text(data: dict[Any, Any], smap: SourceMap) -> None:
+    """Write the horizons of grid cells as text keys, with their places: a horizon is a name in
+    a field path (``ratings[0].default_probability.5``), not a list index."""
+    rows = data.get("ratings")
+    if not isinstance(rows, list):
+        return
+    for i, row in enumerate(rows):
+        if not isinstance(row, dict):
+            continue
+        for field_name in ("default_probability", "expected_loss"):
+            cells = row.get(field_name)
+            if not isinstance(cells, dict):
+                continue
+            base = ("ratings", i, field_name)
+            renamed = {}
+            for k, v in cells.items():
+                text = k if isinstance(k, str) else f"{k:g}" if isinstance(k, (int, float)) else str(k)
+                for places in (smap.values, smap.keys):
+                    if (*base, k) in places:
+                        places[(*base, text)] = places[(*base, k)]
+                renamed[text] = v
+            row[field_name] = renamed
 
 
-def _yaml_row(p: _Problems, raw: Any, i: int, grid: bool, single_h: float, at: Any) -> _Row:
-    """One item of ``ratings``: name, aliases, default probability and expected loss."""
-    if not isinstance(raw, dict):
-        p.add(at("ratings", i), f"each rating must be a mapping, got {_show(raw)}", "write `- rating: AAA`")
-        return _Row("", at("ratings", i), [])
-    _keys(p, raw, ("ratings", i), _RATING_KEYS, ("rating", "default_probability"), at)
-    aliases_raw = raw.get("aliases", [])
-    if not isinstance(aliases_raw, list):
-        aliases_raw = [aliases_raw]  # one alias may be written without brackets
-    aliases = []
-    for k, alias in enumerate(aliases_raw):
-        where = (
-            at("ratings", i, "aliases", k)
-            if isinstance(raw.get("aliases"), list)
-            else at("ratings", i, "aliases")
-        )
-        aliases.append((p.text(alias, where, "alias"), where))
-    row = _Row(
-        p.text(raw.get("rating", ""), at("ratings", i, "rating"), "rating"),
-        at("ratings", i, "rating"),
-        aliases,
-    )
-    if "default_probability" in raw:
-        row.pd = _yaml_cells(
-            p, raw["default_probability"], ("ratings", i, "default_probability"), grid, single_h, at
-        )
-    if "expected_loss" in raw:
-        row.el = _yaml_cells(p, raw["expected_loss"], ("ratings", i, "expected_loss"), grid, single_h, at)
-    return row
-
-
-def _yaml_cells(
-    p: _Problems, value: Any, path: tuple[Any, ...], grid: bool, single_h: float, at: Any
-) -> list[_Cell]:
-    """A probability (at ``single_h``) or, in a grid table, a mapping of horizon to probability."""
-    what = str(path[-1]).replace("_", " ")
-    if not grid:
-        if isinstance(value, (dict, list)):
-            p.add(at(*path), f"{path[-1]} must be one number, as for the first rating, got {_show(value)}")
-            return []
-        return [(single_h, p.number(value, at(*path), what), at(*path))]
-    if not isinstance(value, dict) or not value:
-        p.add(at(*path), f"{path[-1]} must map horizons (years) to probabilities, as for the first rating")
-        return []
-    cells = []
-    for k, v in value.items():
-        # a horizon key is a name, not a list index: ratings[0].default_probability.5
-        where = dataclasses.replace(at(*path, k), path=format_path((*path, str(k))))
-        key_at = dataclasses.replace(at(*path, k, key=True), path=where.path)
-        cells.append((p.number(k, key_at, "a horizon"), p.number(v, where, what), where))
-    return sorted(cells, key=lambda cell: cell[0])
+def _as_years(key: Any) -> float:
+    """A horizon key as years; nan when it is not a finite number."""
+    try:
+        h = float(key)
+    except (TypeError, ValueError):
+        return math.nan
+    return h if math.isfinite(h) else math.nan
 
 
 # ------------------------------------------------------------------ CSV
@@ -814,59 +827,47 @@ def _yaml_cells(
 _META_LINE = re.compile(r"#\s*([A-Za-z_][A-Za-z0-9_]*)\s*:\s*(.*)$")
 
 
-def _parse_csv(text: str, file: str) -> _Draft:
-    """Read the CSV layout: ``# field: value`` lines, a header, one row per rating."""
+def _csv_data(text: str, file: str) -> tuple[dict[str, Any], SourceMap, dict[str, str]]:
+    """A CSV table (``# field: value`` lines, a header, one row per rating) laid out as the YAML
+    file, with the place of every value and the column each field path comes from.
+
+    Problems of the CSV layout itself (no header, unknown columns, a row with too few cells, a
+    field set twice) are reported here; values are checked by the shared schema."""
+    from ipabs.deal.source import SourceMap
+
     p = _Problems(file)
-    meta: dict[str, tuple[str, _At]] = {}
+    smap = SourceMap(file)
+    smap.values[()] = (1, 1)
+    labels: dict[str, str] = {"ratings": ""}
+    data: dict[str, Any] = {}
     lines: list[tuple[int, str]] = []
     for number, line in enumerate(text.splitlines(), start=1):
         if line.strip().startswith("#"):
-            _meta_line(p, meta, line.strip(), number)
+            _meta_line(p, data, smap, line, number)
         elif line.strip():
             lines.append((number, line))
     start = _At(1, 1, "")
     for key in ("name", "provenance"):
-        if key not in meta:
+        if key not in data:
             p.add(start, f"missing `# {key}: ...` line", "a rating table needs a name and its provenance")
     if not lines:
         p.add(start, "no header row", "start with a header such as `rating,aliases,1,3,5,10`")
         p.raise_if_any()
     header_line, header_text = lines[0]
     header = [c.strip() for c in next(csv.reader([header_text]))]
-    single_h, single_at = DEFAULT_HORIZON_YEARS, _At(header_line, 1, "")
-    if "horizon_years" in meta:
-        single_h, single_at = p.number(*meta["horizon_years"], "horizon_years"), meta["horizon_years"][1]
-    columns = _csv_columns(p, header, header_line, header_text, single_h)
-    rows = [_csv_row(p, number, line, header, columns) for number, line in lines[1:]]
+    columns = _csv_columns(p, header, header_line, header_text)
+    smap.values[("ratings",)] = (header_line, 1)
+    rows: list[dict[str, Any]] = []
+    for number, line in lines[1:]:
+        row = _csv_row(p, smap, labels, len(rows), number, line, header, columns)
+        if row is not None:
+            rows.append(row)
+    data["ratings"] = rows
     p.raise_if_any()
-    if "horizon_years" in meta and columns["shape"] != "single":
-        p.add(single_at, "horizon_years applies only to a default_probability column")
-    if columns["shape"] == "single":
-        horizons = [(single_h, single_at)]
-    else:
-        horizons = [
-            (h, _At(header_line, _column(header_text, c), f"column {header[c]!r}")) for h, c in columns["pd"]
-        ]
-    if columns["el"] and [h for h, _ in columns["el"]] != [h for h, _ in columns["pd"]]:
-        p.add(_At(header_line, 1, ""), "expected-loss columns must match the default probability columns")
-    severity = (
-        (p.number(*meta["severity"], "severity"), meta["severity"][1])
-        if "severity" in meta
-        else (None, start)
-    )
-    low = meta.get("min_horizon_years", (DEFAULT_MIN_HORIZON_YEARS, start))
-    _loss_basis(p, rows, severity[0], severity[1], " (a `# severity:` line or el_ columns)")
-    draft_meta = {
-        "name": meta["name"],
-        "provenance": meta["provenance"],
-        "severity": severity,
-        "min_horizon_years": (p.number(low[0], low[1], "min_horizon_years"), low[1]),
-    }
-    p.raise_if_any()
-    return _Draft(file, draft_meta, horizons, rows, _At(header_line, 1, ""))
+    return data, smap, labels
 
 
-def _csv_columns(p: _Problems, header: list[str], line: int, text: str, single_h: float) -> dict[str, Any]:
+def _csv_columns(p: _Problems, header: list[str], line: int, text: str) -> dict[str, Any]:
     """Classify the header: ``rating``, ``aliases``, then ``default_probability`` [``expected_loss``]
     or one column per horizon (``1``, ``5``, ``10``) [``el_1``, ``el_5``, ``el_10``]."""
     out: dict[str, Any] = {"rating": -1, "aliases": -1, "pd": [], "el": [], "shape": "grid"}
@@ -880,10 +881,10 @@ def _csv_columns(p: _Problems, header: list[str], line: int, text: str, single_h
             out[name] = c
         elif name in ("default_probability", "expected_loss"):
             shapes.add("single")
-            out["pd" if name == "default_probability" else "el"].append((single_h, c))
+            out["pd" if name == "default_probability" else "el"].append(c)
         elif _is_number(bare):
             shapes.add("grid")
-            out["el" if bare != name else "pd"].append((float(bare), c))
+            out["el" if bare != name else "pd"].append(c)
         else:
             known = ["rating", "aliases", "default_probability", "expected_loss"]
             p.add(
@@ -900,55 +901,84 @@ def _csv_columns(p: _Problems, header: list[str], line: int, text: str, single_h
     if len(shapes) > 1:
         p.add(start, "default_probability and horizon columns are mixed", "use one shape (docs/ratings.md)")
     out["shape"] = "single" if shapes == {"single"} else "grid"
-    out["pd"].sort()
-    out["el"].sort()
     return out
 
 
-def _csv_row(p: _Problems, number: int, line: str, header: list[str], columns: dict[str, Any]) -> _Row:
+def _csv_row(
+    p: _Problems,
+    smap: SourceMap,
+    labels: dict[str, str],
+    i: int,
+    number: int,
+    line: str,
+    header: list[str],
+    columns: dict[str, Any],
+) -> dict[str, Any] | None:
+    """Row ``i`` of the ratings as a YAML rating entry; the place of each cell in the source map."""
     cells = next(csv.reader([line]))
-
-    def at(c: int) -> _At:
-        return _At(number, _column(line, c), f"column {header[c]!r}")
-
     if len(cells) != len(header) or columns["rating"] < 0:
         p.add(
             _At(number, 1, ""), f"{len(cells)} cells for {len(header)} columns", "give one value per column"
         )
-        return _Row("", _At(number, 1, ""), [])
-    rating = cells[columns["rating"]].strip()
-    aliases = []
+        return None
+
+    def put(path: tuple[Any, ...], c: int) -> None:
+        smap.values[path] = (number, _column(line, c))
+        labels[format_path(path)] = f"column {header[c]!r}"
+
+    base = ("ratings", i)
+    smap.values[base] = (number, 1)
+    labels[format_path(base)] = ""
+    row: dict[str, Any] = {"rating": cells[columns["rating"]].strip()}
+    put((*base, "rating"), columns["rating"])
     if columns["aliases"] >= 0:
-        where = at(columns["aliases"])
-        aliases = [(a, where) for a in re.split(r"[\s|]+", cells[columns["aliases"]].strip()) if a]
-    row = _Row(rating, at(columns["rating"]), aliases)
-    row.pd = [
-        (h, p.number(cells[c], at(c), f"default probability of {rating!r}"), at(c)) for h, c in columns["pd"]
-    ]
-    if columns["el"]:
-        row.el = [
-            (h, p.number(cells[c], at(c), f"expected loss of {rating!r}"), at(c)) for h, c in columns["el"]
-        ]
+        aliases = [a for a in re.split(r"[\s|]+", cells[columns["aliases"]].strip()) if a]
+        row["aliases"] = aliases
+        put((*base, "aliases"), columns["aliases"])
+        for k in range(len(aliases)):
+            put((*base, "aliases", k), columns["aliases"])
+    for field_name, cols in (("default_probability", columns["pd"]), ("expected_loss", columns["el"])):
+        if not cols:
+            continue
+        if columns["shape"] == "single":
+            row[field_name] = cells[cols[0]].strip()
+            put((*base, field_name), cols[0])
+            continue
+        grid = {}
+        smap.values[(*base, field_name)] = (number, _column(line, cols[0]))
+        labels[format_path((*base, field_name))] = f"row {number}"
+        for c in cols:
+            h = header[c].removeprefix("el_")
+            grid[h] = cells[c].strip()
+            put((*base, field_name, h), c)
+        row[field_name] = grid
     return row
 
 
-def _meta_line(p: _Problems, meta: dict[str, tuple[str, _At]], line: str, number: int) -> None:
+def _meta_line(p: _Problems, data: dict[str, Any], smap: SourceMap, line: str, number: int) -> None:
     """``# field: value`` sets a table field; other comments are free text, except a near miss of
-    a field name (a typo must not silently drop a setting)."""
-    match = _META_LINE.match(line)
+    a field name (a typo must not silently drop a setting: it goes to the schema as an unknown
+    key, which names the field meant)."""
+    match = _META_LINE.match(line.strip())
     if match is None:
         return
     key, value = match.group(1), match.group(2).strip()
-    where = _At(number, 1, key)
-    if key in _CSV_META:
-        if key == "provenance" and key in meta:  # a long provenance may run over several lines
-            meta[key] = (f"{meta[key][0]} {value}", meta[key][1])
-        elif key in meta:
-            p.add(where, f"{key} is set twice (first at line {meta[key][1].line})")
+    indent = len(line) - len(line.lstrip())
+    key_col, value_col = indent + match.start(1) + 1, indent + match.start(2) + 1
+    if key in _CSV_META or _did_you_mean(key, _CSV_META):
+        if key == "provenance" and key in data:  # a long provenance may run over several lines
+            data[key] = f"{data[key]} {value}"
+        elif key in data:
+            first = smap.keys[(key,)][0]
+            p.add(
+                _At(number, key_col, key),
+                f"duplicate key {key!r} (first at line {first})",
+                "each field may be set once; remove or rename one",
+            )
         else:
-            meta[key] = (value, where)
-    elif hint := _did_you_mean(key, _CSV_META):
-        p.add(where, f"unknown table field {key!r}{hint}", "fields: " + ", ".join(_CSV_META))
+            data[key] = value
+            smap.keys[(key,)] = (number, key_col)
+            smap.values[(key,)] = (number, value_col)
 
 
 def _is_number(text: str) -> bool:

@@ -27,6 +27,7 @@ if TYPE_CHECKING:
 
     from ipabs.analytics.ratings import RatingTable
     from ipabs.deal.load import LoadedDeal
+    from ipabs.deal.risk import RiskModel
     from ipabs.montecarlo import SimulationResult
 
 BY = ("tranche", "reserve", "deficiency_cap")
@@ -68,6 +69,8 @@ class SizingResult:
         table's limit at its expected WAL.
     trials : list of Trial
         Every structure tried, in order.
+    sampling : str
+        ``plain`` or ``importance``: how every structure's paths were drawn.
     """
 
     tranche: str
@@ -86,6 +89,7 @@ class SizingResult:
     seed: int
     table: str
     trials: list[Trial] = field(default_factory=list)
+    sampling: str = "plain"
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict."""
@@ -197,7 +201,8 @@ def size_structure(
     threads: int | None = None,
     table: RatingTable | str | Path | None = None,
     tolerance: float | None = None,
-    importance_sampling: bool = False,
+    importance_sampling: bool | str = "auto",
+    risk: RiskModel | str | Path | None = None,
 ) -> SizingResult:
     """Find the structure that just reaches ``rating`` for ``tranche``.
 
@@ -226,9 +231,13 @@ def size_structure(
     tolerance : float, optional
         Stop when the size is known to within this amount (default: 1e-4 of the searched
         range).
-    importance_sampling : bool
+    importance_sampling : bool or "auto"
         Choose an importance-sampling shift once, on the deal as given, and use it for every
-        structure (common random numbers still hold).
+        structure (common random numbers still hold). ``"auto"`` (the default, as for
+        ``ipabs mc``): only when a plain pilot run sees too few of the tranche's losses;
+        ``False``: plain sampling.
+    risk : RiskModel, str or Path, optional
+        A risk model or risk assumptions file replacing the deal's ``risk`` section.
 
     Returns
     -------
@@ -241,6 +250,7 @@ def size_structure(
     >>> r = size_structure(deal, "senior", "A2", paths=20_000)  # doctest: +SKIP
     >>> r.size, r.subordination, r.metric, r.limit  # doctest: +SKIP
     """
+    from ipabs.analytics.implied import replace_risk
     from ipabs.analytics.ratings import load_rating_table
     from ipabs.api import _model
     from ipabs.deal.load import LoadedDeal, load_deal
@@ -250,8 +260,12 @@ def size_structure(
         raise IpabsError(f"unknown criterion {criterion!r}; choose one of {', '.join(CRITERIA)}")
     if not isinstance(deal, LoadedDeal):
         deal = load_deal(deal)
+    if risk is not None:
+        deal = replace_risk(deal, risk)
     if deal.spec.risk is None:
-        raise IpabsError(f"{deal.source.file}: sizing needs a `risk` section (the Monte Carlo model)")
+        raise IpabsError(
+            f"{deal.source.file}: sizing needs a `risk` section (the Monte Carlo model) or a risk file"
+        )
     table = load_rating_table(table)
     rating = table.canonical(rating)
     name, lo, hi = _check(deal, tranche, by, target_name)
@@ -259,11 +273,16 @@ def size_structure(
     tol = tolerance if tolerance is not None else 1e-4 * (hi - lo)
     if not tol > 0:
         raise IpabsError(f"tolerance must be positive, got {tolerance}")
-    sampling = None
-    if importance_sampling:
-        sampling = simulate(
-            deal, paths=1, seed=seed, threads=threads, importance_sampling=True, importance_tranche=tranche
-        ).sampling
+    # chosen once, on the deal as given (a pilot decides under "auto"), then used for every
+    # structure so that they all share their random numbers
+    sampling = simulate(
+        deal,
+        paths=1,
+        seed=seed,
+        threads=threads,
+        importance_sampling=importance_sampling,
+        importance_tranche=tranche,
+    ).sampling
 
     trials: list[Trial] = []
     cache: dict[float, tuple[Trial, SimulationResult, LoadedDeal]] = {}
@@ -316,4 +335,5 @@ def size_structure(
         seed=seed,
         table=table.name,
         trials=trials,
+        sampling=sampling.method if sampling is not None else "plain",
     )

@@ -31,6 +31,10 @@ if TYPE_CHECKING:  # the engine (numba) loads only when a stress runs
 PROFILES = ("front", "even", "back")
 """Named default timing profiles (linear over the default horizon)."""
 
+RECOVERY_SOURCES = ("risk", "scenario")
+"""Where a stress takes its recoveries from: the deal's ``risk`` section (in its deterministic
+form, see :func:`risk_recovery_basis`) or the base scenario."""
+
 
 class Stress(Model):
     """One deterministic stress scenario of a breakeven analysis."""
@@ -240,8 +244,14 @@ class StressCase:
     _tables: WaterfallTables | None = None
 
     @classmethod
-    def build(cls, model: CompiledModel, stress: Stress, scenario: str | None = None) -> StressCase:
+    def build(
+        cls, model: CompiledModel, stress: Stress, scenario: str | None = None, recovery: str = "scenario"
+    ) -> StressCase:
         """Prepare ``stress`` on ``model`` over base scenario ``scenario`` (default: the first).
+
+        ``recovery`` is ``"scenario"`` (the base scenario's recoveries) or ``"risk"`` (the
+        deal's ``risk`` section's, see :func:`risk_recovery_basis`); the stress's haircut and
+        extra lag apply to either.
 
         Raises
         ------
@@ -274,6 +284,10 @@ class StressCase:
             else dataclasses.replace(model, deal=deal)
         )
         inputs = scenario_inputs(stressed, name)
+        if recovery == "risk":
+            inputs = _risk_recoveries(stressed, inputs, stress)
+        elif recovery != "scenario":
+            raise IpabsError(f"recovery must be one of {', '.join(RECOVERY_SOURCES)}, got {recovery!r}")
         n = stressed.n_periods
         # the stress replaces named obligor defaults too: guarantors and providers keep paying
         inputs = dataclasses.replace(
@@ -338,6 +352,67 @@ class StressCase:
         return build_result(
             self.model, f"{self.scenario} + stress {self.stress.name} at {rate:.6%}", coll, tables
         )
+
+
+def risk_recovery_basis(risk: Any, unvalued: bool = True) -> str:
+    """The deterministic form of a ``risk`` section's recovery model, in words.
+
+    ``constant``: ``rate`` x the defaulted balance not covered by a guarantee. ``lognormal`` /
+    ``beta``: ``min(exposure, appraised value x (value_mean - disposal_cost))``, the Monte
+    Carlo's recovery at the mean value factor (assets without pledged IP: ``rate`` x exposure).
+    Both after ``lag_months``. ``unvalued``: whether some asset has no pledged IP (only then
+    is its rule stated).
+    """
+    from ipabs.format import pct_given as pct
+
+    rec = risk.recovery
+    lag = f"{rec.lag_months} months after default"
+    if rec.model == "constant":
+        return f"risk section: {pct(rec.rate)} of the defaulted balance, {lag}"
+    value = max(rec.value_mean - rec.disposal_cost, 0.0)
+    text = (
+        f"risk section ({rec.model} value factor at its mean): min(defaulted balance, "
+        f"{pct(value)} of the appraised IP value), value_mean {rec.value_mean:g} less disposal cost "
+        f"{rec.disposal_cost:g}; "
+    )
+    if unvalued:
+        text += f"{pct(rec.rate)} of the defaulted balance without pledged IP; "
+    return text + lag
+
+
+def _risk_recoveries(model: CompiledModel, inputs: DriverInputs, stress: Stress) -> DriverInputs:
+    """``inputs`` with the recoveries of the risk section (see :func:`risk_recovery_basis`),
+    cut and delayed by the stress."""
+    from ipabs.risk.deterministic import lag_table
+
+    if model.spec.risk is None:
+        raise IpabsError(
+            f"{model.spec.deal.name}: the deal has no `risk` section to take recoveries from; "
+            "use the base scenario's recoveries"
+        )
+    rec = model.spec.risk.recovery
+    keep = 1.0 - stress.recovery_haircut
+    appraisal = np.asarray(model.assets.appraised_value, dtype=np.float64)
+    rate = np.full(len(appraisal), rec.rate * keep)
+    cap = np.full(len(appraisal), np.inf)
+    if rec.model != "constant":
+        # as the Monte Carlo: min(exposure, appraisal x (V - cost)) at the mean of V; the
+        # collections kernel scales the cap with the share of the obligors defaulting
+        valued = ~np.isnan(appraisal)
+        rate[valued] = 1.0
+        cap[valued] = appraisal[valued] * max(rec.value_mean - rec.disposal_cost, 0.0) * keep
+    lag = rec.lag_months + stress.recovery_lag_months
+    g_lag = [int(x) for x in model.assets.guarantee_lag_months.tolist()]
+    lags = sorted({0, lag, *g_lag})
+    index = {x: i for i, x in enumerate(lags)}
+    return dataclasses.replace(
+        inputs,
+        recovery_rate=rate,
+        recovery_cap=cap,
+        recovery_lag=np.full(len(appraisal), index[lag], dtype=np.int64),
+        guarantee_lag=np.array([index[x] for x in g_lag], dtype=np.int64),
+        lag_period=lag_table(model.grid, lags),
+    )
 
 
 def timing_weights(model: CompiledModel, stress: Stress, clean: np.ndarray) -> np.ndarray:

@@ -7,14 +7,17 @@ import json
 import math
 from typing import Any
 
-from ipabs.cli import EXIT_OK, _fmt_pct, _table, compile_notice
+from ipabs.cli import EXIT_OK, _table, compile_notice
+from ipabs.format import pct, pct_given
 
 DESCRIPTION = """\
 Find, per stress scenario, the highest pool cumulative default rate (a share of the original
 pool balance) the tranche survives without loss: defaults follow the stress's timing profile,
-recoveries are cut and delayed, index curves shifted; prepayment and recovery assumptions come
-from the base scenario. Prints the breakeven default rate (BDR), its multiple of the base-case
-default rate and the tranche's loss just above it, then the minimum over the stresses."""
+recoveries are cut and delayed, index curves shifted. Prepayments come from the base scenario;
+recoveries from the deal's risk section when it has one (the base-case default rate then comes
+from it too), otherwise from the base scenario (--recovery chooses). Prints the breakeven default
+rate (BDR), its multiple of the base-case default rate and the tranche's loss just above it,
+then the minimum over the stresses."""
 
 
 def register(subparsers: Any) -> None:
@@ -30,6 +33,12 @@ def register(subparsers: Any) -> None:
         "--stresses", metavar="FILE", help="YAML file with a `stresses` list (default: the built-in set)"
     )
     p.add_argument("--scenario", metavar="BASE", help="base scenario (default: the deal's first)")
+    p.add_argument(
+        "--recovery",
+        choices=("risk", "scenario"),
+        help="recoveries the stresses cut and delay: the risk section's (default when the deal has "
+        "one, as the base-case default rate comes from it) or the base scenario's",
+    )
     p.add_argument("--json", action="store_true", help="print one JSON document instead of text")
     p.set_defaults(func=cmd_breakeven)
 
@@ -47,7 +56,7 @@ def cmd_breakeven(args: argparse.Namespace) -> int:
         known = ", ".join(deal.spec.scenarios)
         raise IpabsError(f"{args.deal}: no scenario {args.scenario!r}; known scenarios: {known}")
     compile_notice(False, quiet=args.json)
-    result = breakeven(deal, args.tranche, stresses, scenario=args.scenario)
+    result = breakeven(deal, args.tranche, stresses, scenario=args.scenario, recovery=args.recovery)
     if args.json:
         print(json.dumps(result.to_dict(), indent=2, ensure_ascii=False))
     else:
@@ -72,11 +81,11 @@ def breakeven_text(result: Any) -> str:
             [
                 r.stress,
                 r.timing,
-                _fmt_pct(r.recovery_haircut),
+                pct_given(r.recovery_haircut),
                 str(r.recovery_lag_months),
-                _fmt_pct(r.rate_shock),
-                _fmt_pct(r.max_default_rate),
-                _fmt_pct(r.bdr) + mark,
+                pct_given(r.rate_shock),
+                pct(r.max_default_rate),
+                pct(r.bdr) + mark,
                 _multiple(r.multiple),
                 _money(r.loss_above),
             ]
@@ -85,7 +94,8 @@ def breakeven_text(result: Any) -> str:
     head = (
         f"{result.deal_name} | breakeven default rates of tranche {result.tranche} | "
         f"base scenario: {result.scenario}\n"
-        f"base case: {_fmt_pct(base)} cumulative default rate ({result.base_basis})\n\n"
+        f"base case: {pct(base)} cumulative default rate ({result.base_basis})\n"
+        f"recoveries: {result.recovery_basis}, before each stress's haircut and extra lag\n\n"
     )
     text = head + _table(
         [
@@ -103,7 +113,7 @@ def breakeven_text(result: Any) -> str:
     )
     low = result.minimum
     text += (
-        f"\n\nminimum BDR: {_fmt_pct(low['bdr'])} (stress {low['stress']})"
+        f"\n\nminimum BDR: {pct(low['bdr'])} (stress {low['stress']})"
         + ("" if math.isnan(low["multiple"]) else f", {low['multiple']:.2f}x the base case")
         + f"; loss tolerance {result.loss_tolerance:g}"
     )

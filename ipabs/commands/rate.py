@@ -24,6 +24,7 @@ def register(subparsers: Any) -> None:
     p.add_argument("--seed", type=_seed, default=0, help="random seed (default 0)")
     p.add_argument("--threads", type=_positive, help="threads (default: one per core)")
     p.add_argument("--table", metavar="FILE", help="rating table (YAML or CSV; default: the shipped one)")
+    p.add_argument("--risk", metavar="FILE", help="risk assumptions file replacing the deal's `risk`")
     p.add_argument(
         "--stresses", metavar="FILE", help="stress scenarios for the BDR (default: the shipped set)"
     )
@@ -36,26 +37,9 @@ def register(subparsers: Any) -> None:
     p.set_defaults(func=run)
 
 
-def _multiples(path: str | None) -> dict[str, float] | None:
-    if path is None:
-        return None
-    from ipabs.deal.source import read_yaml
-    from ipabs.errors import IpabsError
-
-    data, _ = read_yaml(path)
-    if not isinstance(data, dict) or not all(
-        isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0 for v in data.values()
-    ):
-        raise IpabsError(f"{path}: give a mapping of rating to a positive stress multiple, e.g. `AAA: 5`")
-    return {str(k): float(v) for k, v in data.items()}
-
-
-def _pct(x: float, digits: int = 4) -> str:
-    return "n/a" if x != x else f"{100 * x:.{digits}f}%"
-
-
 def _text(r: Any) -> str:
     from ipabs.cli import _table
+    from ipabs.format import pct_estimate
 
     lines = [
         f"{r.deal_name} | implied ratings | rating table {r.table_name!r}; {r.paths:,} paths, seed {r.seed} "
@@ -69,10 +53,10 @@ def _text(r: Any) -> str:
         rows.append(
             [
                 t.tranche,
-                f"{_pct(t.expected_loss)} ± {_pct(t.expected_loss_se)}",
+                pct_estimate(t.expected_loss, t.expected_loss_se),
                 str(t.el_rating or "below table"),
                 " .. ".join(str(x or "below") for x in t.el_rating_range),
-                f"{_pct(t.probability_of_loss, 3)} ± {_pct(t.probability_of_loss_se, 3)}",
+                pct_estimate(t.probability_of_loss, t.probability_of_loss_se),
                 str(t.pd_rating or "below table"),
                 f"{t.horizon_years:.2f}",
             ]
@@ -80,17 +64,39 @@ def _text(r: Any) -> str:
     lines.append(
         _table(["tranche", "expected loss", "EL rating", "range", "P(loss)", "PD rating", "WAL (y)"], rows)
     )
+    if not r.breakeven_applies:
+        lines += [
+            "",
+            "2. breakeven default rate against target default rates: does not apply to this deal: "
+            f"{r.breakeven_reason}.",
+        ]
+    else:
+        lines += _breakeven_lines(r)
+    for t in r.tranches:
+        if t.note:
+            lines.append(f"\nnote ({t.tranche}): {t.note}")
+    for note in r.notes:
+        lines.append(f"note: {note}")
+    return "\n".join(lines)
+
+
+def _breakeven_lines(r: Any) -> list[str]:
+    """Section 2 of the text: BDR per tranche against both kinds of TDR, and the TDRs used."""
+    from ipabs.cli import _table
+    from ipabs.format import pct
+
+    lines: list[str] = []
     lines += [
         "",
         "2. breakeven default rate (lowest over the stress scenarios) against target default rates "
-        f"(base case {_pct(r.base_rate, 3)}: {r.base_basis}):",
+        f"(base case {pct(r.base_rate)}: {r.base_basis}):",
     ]
     rows = []
     for t in r.tranches:
         rows.append(
             [
                 t.tranche,
-                _pct(t.bdr, 3),
+                pct(t.bdr),
                 t.bdr_stress or "-",
                 "n/a" if math.isnan(t.bdr_multiple) else f"{t.bdr_multiple:.2f}x",
                 str(t.bdr_rating_quantile or ("n/a" if math.isnan(t.bdr) else "below table")),
@@ -111,22 +117,17 @@ def _text(r: Any) -> str:
             [
                 [
                     row.rating,
-                    _pct(row.default_probability, 4),
-                    _pct(row.tdr_quantile, 3),
-                    f"{_pct(row.tdr_quantile_ci_low, 3)} .. {_pct(row.tdr_quantile_ci_high, 3)}",
+                    pct(row.default_probability),
+                    pct(row.tdr_quantile),
+                    f"{pct(row.tdr_quantile_ci_low)} .. {pct(row.tdr_quantile_ci_high)}",
                     "n/a" if math.isnan(row.multiple) else f"{row.multiple:g}x",
-                    _pct(row.tdr_multiple, 3),
+                    pct(row.tdr_multiple),
                 ]
                 for row in sub.itertuples()
             ],
         )
         lines += ["    " + line for line in body.splitlines()]
-    for t in r.tranches:
-        if t.note:
-            lines.append(f"\nnote ({t.tranche}): {t.note}")
-    for note in r.notes:
-        lines.append(f"note: {note}")
-    return "\n".join(lines)
+    return lines
 
 
 def run(args: argparse.Namespace) -> int:
@@ -144,7 +145,8 @@ def run(args: argparse.Namespace) -> int:
         threads=args.threads,
         table=args.table,
         stresses=args.stresses,
-        multiples=_multiples(args.multiples),
+        multiples=args.multiples,
+        risk=args.risk,
     )
     if args.json:
         print(json.dumps(report.to_dict(), indent=2, ensure_ascii=False))

@@ -76,14 +76,11 @@ def _document(table: Any, horizons: tuple[float, ...]) -> dict[str, Any]:
     }
 
 
-def _pct(value: float) -> str:
-    return f"{100 * value:.4f}%"
-
-
 def _text(table: Any, horizons: tuple[float, ...]) -> str:
     import textwrap
 
     from ipabs.cli import _table
+    from ipabs.format import pct
 
     if table.expected_losses is not None:
         loss = "expected loss: given by the table, interpolated as the default probability"
@@ -113,7 +110,7 @@ def _text(table: Any, horizons: tuple[float, ...]) -> str:
             [
                 rating,
                 " ".join(table.aliases[i]) if table.aliases else "",
-                *(_pct(value(rating, h)) for h in horizons),
+                *(pct(value(rating, h)) for h in horizons),
             ]
             for i, rating in enumerate(table.ratings)
         ]

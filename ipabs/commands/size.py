@@ -42,26 +42,24 @@ def register(subparsers: Any) -> None:
     p.add_argument("--paths", type=_positive, default=20_000, help="paths per structure (default 20,000)")
     p.add_argument("--seed", type=_seed, default=0, help="random seed (default 0)")
     p.add_argument("--threads", type=_positive, help="threads (default: one per core)")
+    p.add_argument("--risk", metavar="FILE", help="risk assumptions file replacing the deal's `risk`")
     p.add_argument(
         "--importance-sampling",
-        action="store_true",
-        help="aim importance sampling at the tranche's losses (chosen once, on the deal as given, "
-        "and used for every structure)",
+        nargs="?",
+        const="on",
+        default="auto",
+        choices=("auto", "on", "off"),
+        help="aim importance sampling at the tranche's losses, chosen once on the deal as given and "
+        "used for every structure (default auto, as for `mc`: only when a plain pilot run sees too "
+        "few of its losses)",
     )
     p.add_argument("--json", action="store_true", help="print one JSON document instead of text")
     p.set_defaults(func=run)
 
 
-def _pct(x: float) -> str:
-    """A share as a percentage: four decimals, or four significant digits when smaller."""
-    if x != x:
-        return "n/a"
-    v = 100 * x
-    return f"{v:.4f}%" if v == 0 or abs(v) >= 0.01 else f"{v:.4g}%"
-
-
 def _text(r: Any) -> str:
-    from ipabs.cli import _fmt_money, _table
+    from ipabs.cli import _table
+    from ipabs.format import money, pct, pct_estimate
 
     what = {
         "tranche": f"{r.tranche}'s balance",
@@ -71,31 +69,30 @@ def _text(r: Any) -> str:
     metric = "expected loss" if r.criterion == "expected_loss" else "probability of loss"
     lines = [
         f"sizing {what} for {r.tranche} at {r.rating} ({metric}, rating table {r.table!r}); "
-        f"{r.paths:,} paths per structure, seed {r.seed}",
+        f"{r.paths:,} paths per structure, seed {r.seed}, {r.sampling} sampling",
         "",
     ]
     if r.size is None:
         lines.append(f"no size in the range searched reaches {r.rating}; the best structure tried:")
     else:
-        lines.append(f"size found: {_fmt_money(r.size)}")
+        lines.append(f"size found: {money(r.size)}")
     lines.append(
-        f"{r.tranche}: {metric} {_pct(r.metric)} ± {_pct(r.metric_se)} against the "
-        f"{r.rating} limit {_pct(r.limit)} at {r.horizon_years:.2f} years (its expected WAL); "
+        f"{r.tranche}: {metric} {pct_estimate(r.metric, r.metric_se)} against the "
+        f"{r.rating} limit {pct(r.limit)} at {r.horizon_years:.2f} years (its expected WAL); "
         f"subordination {100 * r.subordination:.2f}%"
     )
     lines.append("")
-    lines.append(_table(["tranche", "balance"], [[k, _fmt_money(v)] for k, v in r.balances.items()]))
+    lines.append(_table(["tranche", "balance"], [[k, money(v)] for k, v in r.balances.items()]))
     lines.append("")
     lines.append(f"{len(r.trials)} structures tried:")
     lines.append(
         _table(
-            ["size", metric, "se", "limit", "WAL (y)", "meets"],
+            ["size", f"{metric} ± se", "limit", "WAL (y)", "meets"],
             [
                 [
-                    _fmt_money(t.size),
-                    _pct(t.metric),
-                    _pct(t.metric_se),
-                    _pct(t.limit),
+                    money(t.size),
+                    pct_estimate(t.metric, t.metric_se),
+                    pct(t.limit),
                     f"{t.horizon_years:.2f}",
                     "yes" if t.meets else "no",
                 ]
@@ -125,7 +122,8 @@ def run(args: argparse.Namespace) -> int:
         seed=args.seed,
         threads=args.threads,
         table=args.table,
-        importance_sampling=args.importance_sampling,
+        importance_sampling={"auto": "auto", "on": True, "off": False}[args.importance_sampling],
+        risk=args.risk,
     )
     if args.json:
         print(json.dumps(result.to_dict(), indent=2, ensure_ascii=False))

@@ -114,10 +114,6 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _pct(v: float, digits: int = 3) -> str:
-    return "n/a" if v != v else f"{100 * v:.{digits}f}%"
-
-
 def _num(v: float, digits: int = 3) -> str:
     return "n/a" if v != v else f"{v:.{digits}f}"
 
@@ -125,6 +121,7 @@ def _num(v: float, digits: int = 3) -> str:
 def sweep_text(frame: Any) -> str:
     """The rows of a sweep as a text table, with a header line."""
     from ipabs.analytics.sweep import MC_METRICS, RUN_METRICS, format_value
+    from ipabs.format import pct, pct_estimate
 
     a = frame.attrs
     mc = a.get("mode") == "monte_carlo"
@@ -134,19 +131,19 @@ def sweep_text(frame: Any) -> str:
         cells = [format_value(r[c]) for c in swept] + [str(r["tranche"]), f"{r['original_balance']:,.2f}"]
         if mc:
             cells += [
-                f"{_pct(r['expected_loss'], 4)} ± {_pct(r['expected_loss_se'], 4)}",
-                f"{_pct(r['probability_of_loss'])} ± {_pct(r['probability_of_loss_se'])}",
+                pct_estimate(r["expected_loss"], r["expected_loss_se"]),
+                pct_estimate(r["probability_of_loss"], r["probability_of_loss_se"]),
                 _num(r["expected_wal_years"]),
-                _pct(r["mean_yield"]),
-                f"{_pct(r['pool_expected_loss'], 4)} ± {_pct(r['pool_expected_loss_se'], 4)}",
+                pct(r["mean_yield"]),
+                pct_estimate(r["pool_expected_loss"], r["pool_expected_loss_se"]),
             ]
         else:
             wal = r["wal_years"]
             cells += [
                 f"{r['loss']:,.2f}",
-                _pct(r["loss_pct"]),
+                pct(r["loss_pct"]),
                 "n/a" if wal != wal or math.isinf(wal) else f"{wal:.3f}",
-                _pct(r["yield"]),
+                pct(r["yield"]),
             ]
         rows.append(cells)
     points = a.get("points", len(frame))
