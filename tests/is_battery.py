@@ -67,21 +67,32 @@ class Outcome:
         for what, z in zip(("P(loss)", "EL"), self.z(), strict=True):
             bad = np.nonzero(~(np.abs(z) <= k))[0]
             if len(bad):
-                out.append(f"{self.case}: {what} |z| > {k} at seeds {bad.tolist()} (z {z[bad].round(2).tolist()})")
+                out.append(
+                    f"{self.case}: {what} |z| > {k} at seeds {bad.tolist()} (z {z[bad].round(2).tolist()})"
+                )
         for what, r in zip(("P(loss)", "EL"), self.spread_ratio(), strict=True):
             if not lo <= r <= hi:
-                out.append(f"{self.case}: {what} spread across seeds / mean se = {r:.2f}, not in [{lo}, {hi}]")
+                out.append(
+                    f"{self.case}: {what} spread across seeds / mean se = {r:.2f}, not in [{lo}, {hi}]"
+                )
         return out
 
 
 @functools.lru_cache(maxsize=32)
 def portfolio(case: Case) -> tuple[ir.Portfolio, float, float]:
     return ir.make_portfolio(
-        case.n, case.groups, case.target, max_exposure=case.max_exposure, guarantor_pd=case.guarantor_pd, seed=7
+        case.n,
+        case.groups,
+        case.target,
+        max_exposure=case.max_exposure,
+        guarantor_pd=case.guarantor_pd,
+        seed=7,
     )
 
 
-def run_case(case: Case, seeds: range, paths: int, mode: bool | str = "auto", threads: int | None = None) -> Outcome:
+def run_case(
+    case: Case, seeds: range, paths: int, mode: bool | str = "auto", threads: int | None = None
+) -> Outcome:
     """Run ``case`` once per seed under importance sampling ``mode``; estimates in units."""
     pf, exact_p, exact_el = portfolio(case)
     model = compile_text(ir.deal_yaml(pf, UNIT))

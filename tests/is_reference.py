@@ -131,8 +131,10 @@ def make_portfolio(
     if len(ok) == 0:
         raise ValueError("no attachment has a tail probability this small")
     attach = int(ok[0])
-    return Portfolio(exposure, pd, a, attach, guarantor_pd, loading), float(table[attach, 0]), float(
-        table[attach, 1]
+    return (
+        Portfolio(exposure, pd, a, attach, guarantor_pd, loading),
+        float(table[attach, 0]),
+        float(table[attach, 1]),
     )
 
 
