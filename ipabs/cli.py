@@ -144,6 +144,7 @@ def _mc_text(result: Any) -> str:
                 if r["expected_wal_years"] != r["expected_wal_years"]
                 else f"{r['expected_wal_years']:.3f}",
                 _fmt_pct(r["mean_yield"]),
+                "ok" if r.get("reliable", True) else "see warnings",
             ]
         )
     head = (
@@ -156,11 +157,20 @@ def _mc_text(result: Any) -> str:
         shift = ", ".join(f"{x:.3f}" for x in sampling.shift)
         head += (
             f"importance sampling: {sampling.reason}; factor shift [{shift}]; variance reduction "
-            f"of {sampling.tranche}'s expected loss {vrf[sampling.tranche]:.1f}x\n"
+            f"of {sampling.tranche}'s expected loss {number(vrf[sampling.tranche])}x\n"
         )
+        p = result.pool_summary
+        head += (
+            f"estimators: expected loss and P(loss) are mean(w x); E[WAL] and mean yield are "
+            f"self-normalised sum(w x) / sum(w); they differ by the mean weight "
+            f"{number(p['mean_weight'])} ± {number(p['mean_weight_se'])}\n"
+        )
+    elif sampling is not None and sampling.fallbacks:
+        head += f"sampling: {sampling.reason}\n"
     head += "\n"
     text = head + _table(
-        ["tranche", "balance", "expected loss ± se", "P(loss) ± se", "E[WAL] (y)", "mean yield"], rows
+        ["tranche", "balance", "expected loss ± se", "P(loss) ± se", "E[WAL] (y)", "mean yield", "checks"],
+        rows,
     )
     p = result.pool_summary
     text += (
@@ -171,6 +181,10 @@ def _mc_text(result: Any) -> str:
         f"99.9% {pct(p['expected_shortfall_99.9'])}; "
         f"expected defaults {number(p['expected_defaults'])}"
     )
+    warnings = result.warnings
+    if warnings:
+        text += "\n\nwarnings (these estimates cannot be taken as printed):\n"
+        text += "\n".join(f"  - {w}" for w in warnings)
     return text
 
 

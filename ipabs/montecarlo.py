@@ -202,6 +202,7 @@ class SimulationResult:
             "tranches": tranches,
             "pool": pool,
             "metrics": metrics_rows,
+            "estimators": ESTIMATORS,
             "warnings": self.warnings,
         }
 
@@ -260,6 +261,8 @@ def _summaries(
     for q in QUANTILES:
         row[f"expected_shortfall_{q * 100:g}"] = metrics.expected_shortfall(loss, q, w).value
     w = pool[:, P_WEIGHT]
+    mw = metrics.mean(np.ones(len(w)), w)  # the weights' own mean: one, within its error
+    row.update({"mean_weight": mw.value, "mean_weight_se": mw.se})
     dr = metrics.mean(pool[:, P_DEFAULT_RATE], w)
     nd = metrics.mean(pool[:, P_DEFAULTS], w)
     row.update(
@@ -271,6 +274,15 @@ def _summaries(
         }
     )
     return rows, row
+
+
+ESTIMATORS = {
+    "expected_loss": "mean(w x) over all paths (unbiased; so are probability_of_loss and pool means)",
+    "mean_yield": "sum(w x) / sum(w) over paths with a yield (self-normalised)",
+    "expected_wal_years": "sum(w x) / sum(w) over paths that repay principal (self-normalised)",
+    "note": "under importance sampling the two families differ by the factor mean(w) "
+    "(pool.mean_weight, one within pool.mean_weight_se); under plain sampling w = 1",
+}
 
 
 def _diagnostic_columns(loss: np.ndarray, hit: np.ndarray, w: np.ndarray) -> dict[str, Any]:

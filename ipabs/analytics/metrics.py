@@ -6,11 +6,12 @@ all ones for plain sampling) and returns its estimate with a standard error; 95%
 statistics (distribution-free).
 
 - means ``E[x]``: ``mean(w x)``, standard error ``sd(w x) / sqrt(n)``;
-- conditional means ``E[x | x defined]`` (WAL, yield): ``mean(w x)`` as for every mean when
-  ``x`` is defined on every path (so a mean yield and an expected loss that are equal path by
-  path are equal estimates), else the ratio ``mean(w x 1{defined}) / mean(w 1{defined})`` of two
-  such means, with its delta-method error (never ``sum(w x) / sum(w)``, which would make it a
-  different estimator from the expected loss under importance sampling);
+- conditional means ``E[x | x defined]`` (WAL, yield, duration): the self-normalised ratio
+  ``sum(w x) / sum(w)`` over the paths where ``x`` is defined, with its delta-method error.
+  Under importance sampling this is a different estimator from the means above: where ``x``
+  equals a loss path by path, the two figures differ by the factor ``mean(w)``, whose distance
+  from one is within its standard error (reported as ``mean_weight`` with the run). It is used
+  because a constant ``x`` (a duration every path shares, say) then comes out exactly;
 - quantiles: plain samples use the linear interpolation of :func:`numpy.quantile` with the
   binomial order-statistic interval; weighted samples invert the weighted empirical
   distribution, with an error from batch means over :data:`BATCHES` contiguous batches;
@@ -88,9 +89,13 @@ def conditional_mean(x: np.ndarray, w: np.ndarray | None = None) -> Estimate:
     w = _weights(x, w)
     if w is None:
         return mean(x[ok])
-    if ok.all():  # E[x | always defined] = E[x]: the same estimator as every other mean
-        return mean(x, w)
-    return ratio(np.where(ok, x, 0.0), ok.astype(np.float64), w)
+    x, w = x[ok], w[ok]
+    total = w.sum()
+    if len(x) == 0 or not total > 0.0:
+        return _UNKNOWN
+    value = float((w * x).sum() / total)
+    se = float(math.sqrt(((w * (x - value)) ** 2).sum()) / total)
+    return Estimate.normal(value, se)
 
 
 def ratio(num: np.ndarray, den: np.ndarray, w: np.ndarray | None = None) -> Estimate:

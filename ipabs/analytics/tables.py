@@ -10,6 +10,13 @@ Tranche metrics (shares of the tranche's original balance unless stated):
 - ``mean_yield`` and yield quantiles (annual effective; -1 for a total loss);
 - ``mean_duration_years`` (Macaulay duration of the cash received, discounted at the coupon).
 
+Diagnostics of the loss estimates (see :mod:`ipabs.analytics.weights`): a ``diagnostics`` column
+holds, on the ``expected_loss`` and ``probability_of_loss`` rows, every reason the estimate
+cannot be taken as printed (empty when none); the rows ``loss_paths`` (paths with a loss),
+``loss_effective_paths`` (effective paths among them), ``loss_max_weight_share`` and
+``*_se_vs_plain`` (standard error over plain sampling's at the same number of paths) carry the
+figures behind them, without standard errors.
+
 Pool metrics (shares of the original pool balance): ``expected_loss``, loss quantiles and
 expected shortfall at 95 / 99 / 99.9%, ``expected_default_rate`` and the number of defaults
 (mean and quantiles); :func:`default_count_distribution` gives ``P(N = k)``.
@@ -23,6 +30,7 @@ import numpy as np
 
 from ipabs.analytics import metrics as m
 from ipabs.analytics.importance import LOSS_EPS
+from ipabs.analytics.weights import diagnose
 from ipabs.risk.montecarlo_numba_fns import (
     O_DISCOUNTED_LOSS,
     O_DURATION,
@@ -79,6 +87,20 @@ def tranche_rows(result: SimulationResult, k: int) -> list[dict[str, Any]]:
     rows.append(_row(name, "mean_yield", m.conditional_mean(tr[:, O_YIELD], w)))
     rows += _distribution(name, "yield", tr[:, O_YIELD], w)
     rows.append(_row(name, "mean_duration_years", m.conditional_mean(tr[:, O_DURATION], w)))
+    # how far the loss estimates can be trusted (ipabs.analytics.weights): the problems in
+    # words on the two loss rows, and the figures behind them as rows of their own
+    el = diagnose(np.nan_to_num(loss), w, "its expected loss")
+    pl = diagnose(hit, w, "its loss probability")
+    rows[0]["diagnostics"] = "; ".join(el.problems)
+    rows[2]["diagnostics"] = "; ".join(pl.problems)
+    for metric, value in (
+        ("loss_paths", float(el.hits)),
+        ("loss_effective_paths", el.hit_ess),
+        ("loss_max_weight_share", el.max_share),
+        ("expected_loss_se_vs_plain", el.se_vs_plain),
+        ("probability_of_loss_se_vs_plain", pl.se_vs_plain),
+    ):
+        rows.append(_row(name, metric, m.Estimate(value, np.nan, np.nan, np.nan)))
     return rows
 
 
@@ -120,7 +142,9 @@ def risk_metrics(result: SimulationResult) -> pd.DataFrame:
     for k in range(len(result.tranche_names)):
         rows += tranche_rows(result, k)
     rows += pool_rows(result)
-    return pd.DataFrame(rows)
+    frame = pd.DataFrame(rows)
+    frame["diagnostics"] = frame["diagnostics"].fillna("") if "diagnostics" in frame else ""
+    return frame
 
 
 def default_count_distribution(result: SimulationResult) -> pd.DataFrame:
