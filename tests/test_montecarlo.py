@@ -817,7 +817,7 @@ def recoveries(model: CompiledModel, recovery: dict[str, Any], paths: int = 20_0
     pool = result.pool_outcomes
     hit = pool[:, P_DEFAULT_RATE] > 0
     assert np.all(pool[hit, P_DEFAULT_RATE] == 1.0)
-    assert 0.45 < hit.mean() < 0.55
+    assert_within(float(hit.mean()), 0.5, ref.binomial_se(0.5, paths), "share of paths in default")
     return (pool[hit, P_DEFAULT_RATE] - pool[hit, P_LOSS_RATE]) * 1e6
 
 
@@ -1024,7 +1024,10 @@ def test_invalidation_hazard_cuts_royalties_by_the_expected_factor(
     outcomes = np.array([paid[:k].sum() + (1.0 - cut) * paid[k:].sum() for k in range(n_t + 1)])
     nearest = np.abs(x[:, None] - outcomes[None, :]).min(axis=1)
     assert nearest.max() < 1e-6
-    assert (np.abs(x - paid.sum()) < 1e-6).mean() == pytest.approx((1.0 - hazard) ** mid[-1], abs=0.02)
+    # no cut at all when the invalidation comes after the last accrual's mid-point
+    untouched = (1.0 - hazard) ** mid[-1]
+    share = float((np.abs(x - paid.sum()) < 1e-6).mean())
+    assert_within(share, untouched, ref.binomial_se(untouched, len(x)), "share of paths never cut")
 
 
 def test_licensee_default_stops_royalties(royalty_deal: tuple[CompiledModel, np.ndarray, np.ndarray]) -> None:

@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 from ipabs.dates import add_months
 from ipabs.engine import layout as L
 from ipabs.results import RunResult, conservation_residual
-from ipabs.risk.collections_numba_fns import C_DEFAULT
+from ipabs.risk.collections_numba_fns import C_DEFAULT, C_ROYALTY
 
 # When a property fails, hypothesis's pytest plugin imports libcst to suggest a patch; libcst's
 # import raises a DeprecationWarning (mypy_extensions.TypedDict), which the project's
@@ -97,6 +97,7 @@ def deals(
     zero_cdr: bool = False,
     safe: bool = False,
     with_trap: bool = False,
+    dscr_switch: bool = False,
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """A random valid deal and facts about it (``pool``, ``initial_accounts``...).
 
@@ -104,6 +105,7 @@ def deals(
     the pool, senior coupon at most 5% over at most 5 years, no fees, no triggers, and a
     waterfall that pays senior interest then senior principal from the collections (or from
     all cash) before anything junior. ``with_trap``: always a trigger with a cash-trap effect.
+    ``dscr_switch``: always a DSCR trigger that switches the waterfall.
     """
     freq = draw(st.sampled_from(list(FREQUENCIES)))
     m = FREQUENCIES[freq]
@@ -169,12 +171,13 @@ def deals(
         )
     accelerated = False
     trap = False
-    if with_trap or (not safe and draw(st.booleans())):
+    if with_trap or dscr_switch or (not safe and draw(st.booleans())):
         kind = draw(
             st.sampled_from(
                 ["cumulative_default_rate", "dscr", "overcollateralisation", "interest_shortfall"]
             )
         )
+        kind = "dscr" if dscr_switch else kind
         trig: dict[str, Any] = {
             "name": "trigger",
             "kind": kind,
@@ -190,6 +193,7 @@ def deals(
         if kind != "cumulative_default_rate":
             trig["tranches"] = ["senior"]
         effect = "trap" if with_trap else draw(st.sampled_from(["waterfall", "sequential", "trap"]))
+        effect = "waterfall" if dscr_switch else effect
         if effect == "waterfall":
             trig["effect"] = {"waterfall": "accelerated"}
             accelerated = True
@@ -289,12 +293,54 @@ def deals(
             "threshold": _pct(draw, 0, 300),
             "price": 1.0 if safe else _pct(draw, 800, 1000),
         }
+    royalty = draw(royalties(spec["deal"]["legal_final_date"])) if draw(st.booleans()) else None
+    if royalty is not None:
+        spec["pools"][0]["royalties"] = [royalty]
     facts = {
         "pool": pool,
         "initial_accounts": float(sum(a.get("initial", 0.0) for a in accounts)),
         "support": support,
+        "royalty": royalty,
     }
     return spec, facts
+
+
+@st.composite
+def royalties(draw: Any, final: dt.date) -> dict[str, Any]:
+    """A flat running royalty paying on its own dates: its start is up to 20 days before or 40
+    days after closing (so its dates are mostly off the note dates), any frequency, a lag."""
+    stream: dict[str, Any] = {
+        "obligor": "Licensee",
+        "kind": "running",
+        "rate": _pct(draw, 10, 100),
+        "sales": {"initial": draw(st.integers(1, 50)) * 100_000, "growth": 0.0},
+        "payment_frequency": draw(st.sampled_from(list(FREQUENCIES))),
+        "start_date": CLOSING + dt.timedelta(days=draw(st.integers(-20, 40))),
+        "payment_lag_months": draw(st.integers(0, 2)),
+    }
+    if draw(st.booleans()):  # a licence ending before legal final (and after its start)
+        end = final - dt.timedelta(days=draw(st.integers(0, 200)))
+        stream["end_date"] = max(end, stream["start_date"] + dt.timedelta(days=1))
+    return stream
+
+
+def own_royalty_payments(stream: dict[str, Any], final: dt.date) -> float:
+    """What a flat stream pays on its own dates on or before legal final, from the calendar:
+    on ``start + k x frequency`` (plus the lag) what accrued since the previous date (and
+    since closing), up to its end."""
+    start = stream["start_date"]
+    end = min(stream.get("end_date", final), final)
+    months = FREQUENCIES[stream["payment_frequency"]]
+    annual = stream["rate"] * stream["sales"]["initial"]
+    total = 0.0
+    prev, k = start, 1
+    while prev < end:
+        own = add_months(start, k * months)
+        days = (min(own, end) - max(prev, CLOSING)).days
+        if days > 0 and add_months(own, stream["payment_lag_months"]) <= final:
+            total += annual * days / 365.0
+        prev, k = own, k + 1
+    return total
 
 
 def run_spec(spec: dict[str, Any]) -> RunResult:
@@ -430,6 +476,36 @@ def test_no_cash_is_left_in_accounts_after_legal_final(case: tuple[dict[str, Any
     res = run_spec(spec)
     left = res.tables.account[-1, :, L.ACC_END]
     assert np.all(np.abs(left) <= 1e-9 * facts["pool"]), f"left in accounts: {left}"
+
+
+@PROPERTY
+@given(deals(dscr_switch=True))
+def test_dscr_divides_by_the_interest_and_principal_due_of_the_tranche_table(
+    case: tuple[dict[str, Any], dict[str, Any]],
+) -> None:
+    # Before and after a waterfall switch alike, a DSCR test's debt service is what the
+    # tranche table says is due (the whole balance once the waterfall has switched).
+    spec, facts = case
+    t = run_spec(spec).tables
+    service = t.tranche[:, 0, L.TR_INTEREST_DUE] + t.tranche[:, 0, L.TR_PRINCIPAL_DUE]
+    net = t.deal[:, L.D_COLLECTIONS] - t.fee[:, :, L.FEE_DUE].sum(axis=1)  # every fee is senior
+    value = t.trigger[:, 0, L.TRG_VALUE]
+    live = service > 1e-6
+    assert np.all(np.isinf(value[~live]))
+    np.testing.assert_allclose(value[live] * service[live], net[live], rtol=1e-9, atol=1e-9 * facts["pool"])
+
+
+@PROPERTY
+@given(deals(zero_cdr=True))
+def test_royalty_collected_is_the_streams_own_payments(case: tuple[dict[str, Any], dict[str, Any]]) -> None:
+    # A stream whose dates differ from the note dates loses nothing and gains nothing: the
+    # collections are the sum of its own payments on or before legal final.
+    spec, facts = case
+    stream = facts["royalty"]
+    res = run_spec(spec)
+    collected = res.collections[..., C_ROYALTY].sum()
+    expected = 0.0 if stream is None else own_royalty_payments(stream, spec["deal"]["legal_final_date"])
+    assert collected == pytest.approx(expected, abs=0.005), (stream, res.collections[..., C_ROYALTY])
 
 
 @PROPERTY

@@ -6,14 +6,18 @@ Runs reuse the numba cache, and each (file, scenario) runs once per session.
 
 from __future__ import annotations
 
+import datetime as dt
 import functools
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 import yaml
+from scipy.optimize import brentq
 
 from ipabs.api import run
+from ipabs.dates import add_months
 from ipabs.deal.load import load_deal
 from ipabs.deal.schema import MONTHS_PER_PERIOD
 from ipabs.engine import layout as L
@@ -60,6 +64,11 @@ def test_the_five_deals_are_there() -> None:
     for f in FILES:
         assert 2 <= len(_scenario_names(f)) <= 4, f.name
         assert _scenario_names(f)[0] == "base", f.name
+
+
+def irr(cash: np.ndarray, years: np.ndarray, price: float) -> float:
+    """Annual effective rate at which ``cash`` received at ``years`` is worth ``price``."""
+    return brentq(lambda y: cash @ (1.0 + y) ** -years - price, -0.99, 1.0, xtol=1e-14)
 
 
 # --------------------------------------------------------------------------- invariants
@@ -121,8 +130,16 @@ def test_base_case_repays_the_senior_by_expected_maturity(file: str) -> None:
     assert row["principal_paid"] == pytest.approx(senior.balance)
     expected = senior.expected_maturity or spec.deal.legal_final_date
     assert row["final_payment_date"] <= expected
-    assert 0.2 < row["wal_years"] < 6.0
-    # a note repaid at par yields its coupon as an effective annual rate
+    # WAL and yield from the dated cash of the period table, by the definitions
+    # (ACT/365 years from closing; annual effective rate at which the cash is worth par)
+    dates = pd.to_datetime(r.periods["payment_date"]).dt.date
+    years = np.array([(d - spec.deal.closing_date).days / 365.0 for d in dates])
+    principal = period_of(r, senior.name, "principal_paid")
+    cash = principal + period_of(r, senior.name, "interest_paid") + period_of(r, senior.name, "residual_paid")
+    assert row["wal_years"] == pytest.approx(principal @ years / principal.sum(), rel=1e-12)
+    assert row["yield"] == pytest.approx(irr(cash, years, senior.balance), abs=1e-9)
+    # a note repaid at par yields about its coupon as an effective annual rate (exactly, were
+    # the periods of equal length)
     f = 12 // MONTHS_PER_PERIOD[spec.deal.payment_frequency]
     assert row["yield"] == pytest.approx((1 + row["coupon"] / f) ** f - 1, abs=5e-4)
     # no tranche loses anything in the base case
@@ -202,6 +219,23 @@ def test_finance_lease_triggers_and_call() -> None:
 
     fast = result(f, "early_buyouts")
     assert int(np.argmax(period_of(fast, "deal", "called"))) < first_call
+
+
+def test_royalty_dscr_senior_follows_its_schedule_in_the_base_case() -> None:
+    # The senior (570m, 4%, ACT/365) is paid 17.8125m on each of the 32 quarterly dates from
+    # 2025-09-30 (closing 2025-06-30) and its interest in full: WAL and yield from the term
+    # sheet alone.
+    close = dt.date(2025, 6, 30)
+    dates = [add_months(dt.date(2025, 9, 30), 3 * k) for k in range(32)]
+    years = np.array([(d - close).days / 365.0 for d in dates])
+    days = np.diff([0, *[(d - close).days for d in dates]])
+    balance = 570e6 - 17.8125e6 * np.arange(32)  # at the start of each quarter
+    cash = 17.8125e6 + balance * 0.04 * days / 365.0
+    row = result("royalty_dscr.yaml", "base").summary.loc["senior"]
+    assert row["wal_years"] == pytest.approx(17.8125e6 * years.sum() / 570e6, rel=1e-12)
+    assert row["yield"] == pytest.approx(irr(cash, years, 570e6), abs=1e-9)
+    assert row["interest_paid"] == pytest.approx((balance * 0.04 * days / 365.0).sum(), abs=0.01)
+    assert row["final_payment_date"] == dates[-1]
 
 
 def test_royalty_dscr_trap_and_rapid_amortisation() -> None:

@@ -9,6 +9,7 @@ ipabs function is used to produce them.
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 from helpers import assert_cents, assert_conserved, col, collections_of, compile_text, run_text
 
@@ -808,4 +809,123 @@ def test_liquidity_interest_accrues_only_while_drawn_wherever_the_repay_step_sit
     assert_cents(col(res, "lf.interest_paid"), [0, 10_000, 0], "liquidity interest")
     assert_cents(col(res, "sub.principal_paid"), [0, 350_000, 1_650_000], "sub principal")
     assert_cents(col(res, "sub.residual_paid"), [0, 0, 830_000], "sub residual")
+    assert_conserved(res, 1e7)
+
+
+# --------------------------------------------------------------------------- 12. trigger values
+
+SWITCH_DEAL = """
+deal:
+  name: dscr switch
+  closing_date: 2025-01-01
+  first_payment_date: 2026-01-01
+  payment_frequency: annual
+  legal_final_date: 2029-01-01
+pools:
+  - name: park
+    loans:
+      - {obligor: A, balance: 6m, rate: 6%, term_months: 48, amortisation: interest_only_then_bullet,
+         payment_frequency: annual}
+      - {obligor: B, balance: 4m, rate: 6%, term_months: 48, amortisation: equal_principal,
+         payment_frequency: annual}
+tranches:
+  - {name: senior, balance: 8m, coupon: 4%, amortisation_schedule: [8m, 6m, 6m]}
+  - {name: sub, balance: 2m}
+fees:
+  - {name: trustee, annual_amount: 50k}
+  - {name: adviser, annual_amount: 10k, rank: junior}
+triggers:
+  - {name: dscr, kind: dscr, tranches: [senior], threshold: 1.0, curable: false,
+     effect: {waterfall: accelerated}}
+  - {name: oc, kind: overcollateralisation, tranches: [senior], threshold: 1.0,
+     effect: {sequential: true}}
+waterfalls:
+  normal:
+    - pay_fee: trustee
+    - pay_interest: senior
+    - pay_principal: {tranches: senior, limit: due}
+    - pay_fee: adviser
+    - pay_residual: sub
+  accelerated:
+    - pay_fee: [trustee, adviser]
+    - pay_interest: senior
+    - pay_principal: senior
+    - pay_residual: sub
+"""
+
+
+def test_dscr_and_oc_values_before_and_after_a_waterfall_switch() -> None:
+    res = run_text(SWITCH_DEAL)
+    leap = 366 / 365  # period 4 runs 2028-01-01 -> 2029-01-01
+    # Pool: A pays 360,000 interest a year and 6m at maturity; B 1m principal a year and 6% on
+    # 4m / 3m / 2m / 1m. Pool balance at the start of each period: 10m, 9m, 8m, 7m.
+    cash = [
+        360_000 + 240_000 + 1_000_000,
+        360_000 + 180_000 + 1_000_000,
+        360_000 + 120_000 + 1_000_000,
+        6_000_000 * 0.06 * leap + 6_000_000 + 1_000_000 * 0.06 * leap + 1_000_000,
+    ]
+    assert_cents(col(res, "deal.collections"), cash, "collections")
+    # Only the senior fee (50,000 a year) comes off the cash in the DSCR; the junior adviser's
+    # 10,000 does not.
+    net = [cash[0] - 50_000, cash[1] - 50_000, cash[2] - 50_000, cash[3] - 50_000 * leap]
+    # Period 1: interest 320,000, nothing scheduled: DSCR 1,550,000 / 320,000 = 4.84375.
+    #   Normal waterfall: 50,000 fee, 320,000 interest, no principal due, 10,000 adviser,
+    #   1,220,000 -> sub.
+    # Period 2: interest 320,000, schedule 6m -> 2m due: 1,490,000 / 2,320,000 = 0.642 < 1
+    #   switches the waterfall, which makes the whole 8m due; the DSCR divides by what is due:
+    #   1,490,000 / 8,320,000 = 0.17909. Accelerated: 60,000 fees, 320,000 interest,
+    #   1,160,000 principal (senior 6.84m).
+    # Period 3: interest 6.84m x 4% = 273,600; still switched: 1,430,000 / 7,113,600 = 0.20103
+    #   (on the schedule alone, 1,430,000 / 1,113,600 = 1.284 would look healthy).
+    #   Principal 1,480,000 - 60,000 - 273,600 = 1,146,400 (senior 5,693,600).
+    # Period 4 (legal final): interest 5,693,600 x 4% x 366/365 on the whole balance.
+    senior_interest = [320_000, 320_000, 273_600, 5_693_600 * 0.04 * leap]
+    senior_start = [8_000_000, 8_000_000, 6_840_000, 5_693_600]
+    principal_due = [0, 8_000_000, 6_840_000, 5_693_600]
+    dscr = [net[t] / (senior_interest[t] + principal_due[t]) for t in range(4)]
+    assert_cents(col(res, "senior.interest_due"), senior_interest, "senior interest due")
+    assert_cents(col(res, "senior.principal_due"), principal_due, "senior principal due")
+    assert_cents(col(res, "senior.principal_paid"), [0, 1_160_000, 1_146_400, 5_693_600], "principal")
+    np.testing.assert_allclose(col(res, "dscr.value"), dscr, rtol=1e-12)
+    assert dscr[1] == pytest.approx(0.17909, abs=1e-5) and dscr[2] == pytest.approx(0.20103, abs=1e-5)
+    assert_cents(col(res, "dscr.active"), [0, 1, 1, 1], "dscr active")
+    assert list(res.periods["deal.waterfall"]) == ["normal", "accelerated", "accelerated", "accelerated"]
+    # OC: pool balance at the START of the period over the senior balance at the start:
+    # 10m / 8m, 9m / 8m, 8m / 6.84m, 7m / 5,693,600 (the end balances would give 9m / 8m,
+    # 8m / 8m, 7m / 6.84m and 0).
+    oc = [10e6 / 8e6, 9e6 / 8e6, 8e6 / 6.84e6, 7e6 / 5_693_600]
+    np.testing.assert_allclose(col(res, "oc.value"), oc, rtol=1e-12)
+    assert [senior_start[t] for t in range(4)] == pytest.approx(col(res, "senior.balance_start").tolist())
+    # The DSCR's debt service is the tranche table's interest and principal due, every period.
+    service = col(res, "senior.interest_due") + col(res, "senior.principal_due")
+    np.testing.assert_allclose(col(res, "dscr.value") * service, net, rtol=1e-12)
+    left = cash[3] - 50_000 * leap - 10_000 * leap - senior_interest[3] - 5_693_600
+    assert_cents(col(res, "sub.principal_paid"), [1_220_000, 0, 0, 780_000], "sub principal")
+    assert_cents(col(res, "sub.residual_paid"), [0, 0, 0, left - 780_000], "sub residual")
+    assert_conserved(res, 1e7)
+
+
+def test_liquidity_repaid_interest_first_when_cash_is_short() -> None:
+    # The loan's rate falls to 0.6% after the first year: 200,000 / 60,000 / 60,000 of interest.
+    # Period 1: senior interest 320,000: 200,000 from cash, 100,000 drawn (the limit), arrears
+    #   20,000; facility outstanding 100,000.
+    # Period 2: the repayment step has 60,000: interest first, 100,000 x 10% = 10,000, then
+    #   50,000 of principal (outstanding 50,000). Nothing is left for the senior's 340,000: the
+    #   facility's room, 100,000 - 50,000, is drawn again; senior arrears 290,000.
+    # Period 3 (legal final): cash 10.06m; the facility gets 10,000 interest (on the 100,000
+    #   outstanding since period 2) and 100,000; senior 610,000 interest and 8m; the sub
+    #   1,340,000.
+    text = LIQUIDITY_DEAL.replace("rate: 8%}]", "rate: 0.6%}]")
+    assert text != LIQUIDITY_DEAL
+    res = run_text(text)
+    assert_cents(col(res, "pool.interest"), [200_000, 60_000, 60_000], "pool interest")
+    assert_cents(col(res, "lf.draw"), [100_000, 50_000, 0], "draw")
+    assert_cents(col(res, "lf.interest_paid"), [0, 10_000, 10_000], "liquidity interest")
+    assert_cents(col(res, "lf.principal_repaid"), [0, 50_000, 100_000], "liquidity principal")
+    assert_cents(col(res, "lf.outstanding"), [100_000, 100_000, 0], "outstanding")
+    assert_cents(col(res, "senior.interest_paid"), [300_000, 50_000, 610_000], "senior interest")
+    assert_cents(col(res, "senior.support_received"), [100_000, 50_000, 0], "support received")
+    assert_cents(col(res, "senior.principal_paid"), [0, 0, 8_000_000], "senior principal")
+    assert_cents(col(res, "sub.principal_paid"), [0, 0, 1_340_000], "sub principal")
     assert_conserved(res, 1e7)

@@ -1,17 +1,19 @@
 """Royalty and income-share streams on the deal's period grid.
 
-A stream accrues in each period ``royalty(S) x yf``: ``S`` is the annual base (sales or
-income) — ``initial x (1 + growth)^years`` since the stream's start, taken at the middle of the
-accrued part of the period (times a random factor in the Monte Carlo) — ``yf`` is the accrued
-part of the period in years (ACT/365; zero outside the licence and after patent expiry), and
-``royalty`` applies the tiered rate (or income share) and bounds it by the annual minimum and
-cap. An accrual is paid on the stream's first payment date on or after the end of the accrual,
-plus the payment lag; payments after legal final are not collected (period -1).
+A stream accrues in each accrual slot ``royalty(S) x yf``: the slots cut the stream's life
+(from closing or its start to its end) at every note payment date and at every one of the
+stream's own payment dates; ``S`` is the annual base (sales or income) — ``initial x (1 +
+growth)^years`` since the stream's start, taken at the middle of the slot (times a random factor
+in the Monte Carlo) — ``yf`` is the slot's length in years (ACT/365), and ``royalty`` applies the
+tiered rate (or income share) and bounds it by the annual minimum and cap. A slot is paid on the
+stream's first payment date on or after its end, plus the payment lag, and collected in the note
+period in which that day falls; payments after legal final are not collected (period -1).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from itertools import pairwise
 
 import numpy as np
 
@@ -23,14 +25,19 @@ from ipabs.risk.collections_numba_fns import royalty_amount
 
 @dataclass(frozen=True)
 class RoyaltyGrid:
-    """Where and when each stream accrues. Shapes (R, T).
+    """Where and when each stream accrues, in accrual slots. Shapes (R, K).
+
+    A stream's slots cut its accrual (from closing or its start, to its end) at every note
+    payment date and at every one of its own payment dates, in time order; a stream with
+    fewer slots than ``K`` is padded with empty slots (``year_frac`` 0, ``pay_period`` -1).
+    When the stream pays on the note dates, its slots are the note periods.
 
     Attributes
     ----------
-    base : expected annual base in each period (at the middle of the accrued part)
-    year_frac : accrued part of each period, in years
-    mid_years : years from the stream's start to the middle of the accrued part
-    pay_period : period in which the accrual is paid (-1: never)
+    base : expected annual base in each slot (at the middle of the slot)
+    year_frac : length of each slot, in years (ACT/365)
+    mid_years : years from the stream's start to the middle of the slot
+    pay_period : period in which the slot's accrual is paid (-1: never, after legal final)
     """
 
     base: np.ndarray
@@ -39,31 +46,72 @@ class RoyaltyGrid:
     pay_period: np.ndarray
 
 
+def _stream_slots(
+    start: int, end: int, months: int, lag: int, grid: np.ndarray
+) -> list[tuple[int, int, int]]:
+    """(slot start, slot end, payment day) of one stream's accrual slots, in time order.
+
+    Slots run from ``max(closing, start)`` to ``end``, cut at the note dates (so that no slot
+    spans two collection periods' worth of accrual) and at the stream's own payment dates
+    ``start + k x months`` (so that each slot is paid on exactly one of them). A slot is paid
+    on the first of the stream's dates on or after its end, plus ``lag`` months.
+    """
+    lo = max(int(grid[0]), start)
+    if end <= lo:
+        return []
+    cuts = {lo, end}
+    cuts.update(int(d) for d in grid if lo < d < end)
+    k = 1
+    own = []  # the stream's own payment dates up to the first one on or after `end`
+    while True:
+        d = add_months_day(start, k * months)
+        own.append(d)
+        if d >= end:
+            break
+        if d > lo:
+            cuts.add(d)
+        k += 1
+    bounds = sorted(cuts)
+    slots = []
+    j = 0
+    for s, e in pairwise(bounds):
+        while own[j] < e:
+            j += 1
+        slots.append((s, e, add_months_day(own[j], lag)))
+    return slots
+
+
 def royalty_grid(roy: RoyaltyArrays, grid: np.ndarray, growth: np.ndarray) -> RoyaltyGrid:
-    """Lay every stream on the period grid with the given annual ``growth`` (R,)."""
-    n = len(grid) - 1
-    r_count = len(roy)
-    base = np.zeros((r_count, n))
-    yf = np.zeros((r_count, n))
-    mid = np.zeros((r_count, n))
-    pay = np.full((r_count, n), -1, dtype=np.int64)
-    for r in range(r_count):
-        start, end = int(roy.start_day[r]), int(roy.end_day[r])
-        months = int(roy.freq_months[r])
-        k = 1
-        for t in range(n):
-            s = max(int(grid[t]), start)
-            e = min(int(grid[t + 1]), end)
-            if e <= s:
-                continue
-            yf[r, t] = (e - s) / 365.0
-            mid[r, t] = ((s + e) / 2.0 - start) / 365.0
-            base[r, t] = roy.initial[r] * (1.0 + growth[r]) ** mid[r, t]
-            while add_months_day(start, k * months) < e:
-                k += 1
-            pay_day = add_months_day(add_months_day(start, k * months), int(roy.lag_months[r]))
+    """Lay every stream's accrual slots on the period grid with the given annual ``growth`` (R,).
+
+    Each slot's accrual is collected in the note period in which its payment day falls
+    (``previous date < day <= payment date``); a payment day after legal final is never
+    collected.
+    """
+    slots = [
+        _stream_slots(
+            int(roy.start_day[r]),
+            int(roy.end_day[r]),
+            int(roy.freq_months[r]),
+            int(roy.lag_months[r]),
+            grid,
+        )
+        for r in range(len(roy))
+    ]
+    n_slots = max((len(x) for x in slots), default=0)
+    shape = (len(roy), n_slots)
+    base = np.zeros(shape)
+    yf = np.zeros(shape)
+    mid = np.zeros(shape)
+    pay = np.full(shape, -1, dtype=np.int64)
+    for r, stream in enumerate(slots):
+        start = int(roy.start_day[r])
+        for j, (s, e, pay_day) in enumerate(stream):
+            yf[r, j] = (e - s) / 365.0
+            mid[r, j] = ((s + e) / 2.0 - start) / 365.0
+            base[r, j] = roy.initial[r] * (1.0 + growth[r]) ** mid[r, j]
             if pay_day <= grid[-1]:
-                pay[r, t] = max(int(np.searchsorted(grid, pay_day, side="left")) - 1, 0)
+                pay[r, j] = max(int(np.searchsorted(grid, pay_day, side="left")) - 1, 0)
     return RoyaltyGrid(base, yf, mid, pay)
 
 
@@ -72,8 +120,8 @@ def royalty_accrual(
     r: int,
     t: int,
     base_factor: float,
-    base: np.ndarray,  # (R, T)
-    year_frac: np.ndarray,  # (R, T)
+    base: np.ndarray,  # (R, K)
+    year_frac: np.ndarray,  # (R, K)
     rate: np.ndarray,  # (R,)
     kind: np.ndarray,  # (R,)
     tier_ptr: np.ndarray,  # (R+1,)
@@ -82,7 +130,7 @@ def royalty_accrual(
     minimum: np.ndarray,  # (R,)
     cap: np.ndarray,  # (R,)
 ) -> float:
-    """Royalty stream ``r`` accrues in period ``t`` when its base is ``base_factor`` x expected."""
+    """Royalty stream ``r`` accrues in slot ``t`` when its base is ``base_factor`` x expected."""
     if year_frac[r, t] <= 0.0:
         return 0.0
     annual = royalty_amount(
@@ -102,7 +150,7 @@ def royalty_accrual(
 def royalty_schedule(
     roy: RoyaltyArrays, grid: np.ndarray, growth: np.ndarray, haircut: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Deterministic royalty accrued in each period and the period in which it is paid.
+    """Deterministic royalty accrued in each slot and the period in which it is paid.
 
     Parameters
     ----------
@@ -112,8 +160,8 @@ def royalty_schedule(
 
     Returns
     -------
-    accrual : ndarray, shape (R, T)
-    pay_period : ndarray, shape (R, T), int64
+    accrual : ndarray, shape (R, K)
+    pay_period : ndarray, shape (R, K), int64
     """
     g = royalty_grid(roy, grid, growth)
     accrual = np.zeros_like(g.base)

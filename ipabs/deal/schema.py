@@ -546,9 +546,11 @@ class Trigger(Model):
         "interest_shortfall",
     ] = Field(
         description="cumulative_default_rate: cumulative defaults / original pool > threshold; "
-        "dscr: (collections - senior fees) / debt service of `tranches` < threshold; "
+        "dscr: (collections - senior fees) / (interest and principal due of `tranches`; the "
+        "whole balance is due after a waterfall switch) < threshold; "
         "reserve_below_target: `account` below its target x threshold (default 1); "
-        "overcollateralisation: pool balance / balance of `tranches` < threshold; "
+        "overcollateralisation: pool balance / balance of `tranches`, both at the start of the "
+        "period, < threshold; "
         "interest_shortfall: interest of `tranches` (those that may not defer) unpaid on the previous date."
     )
     threshold: NonNegativeRate | Annotated[list[NonNegativeRate], Field(min_length=1)] = Field(

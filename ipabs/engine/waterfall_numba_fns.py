@@ -214,7 +214,7 @@ def allocate_work(cd):  # type: ignore[no-untyped-def]
     n_acc = cd.acc_kind.shape[0]
     n_sup = cd.sup_kind.shape[0]
     n_trg = cd.trg_kind.shape[0]
-    return np.empty(5 * n_tr + 2 * n_fee + n_acc + 5 * n_sup), np.empty(2 * n_trg, dtype=np.int64)
+    return np.empty(5 * n_tr + 2 * n_fee + n_acc + 5 * n_sup), np.empty(4 * n_trg, dtype=np.int64)
 
 
 @njit(leaf=True)
@@ -301,8 +301,9 @@ def waterfall_path(cd, coll, support_stop, out, work, flags, full):  # type: ign
     lf_outstanding = work[o + 2 * n_sup : o + 3 * n_sup]
     lf_int_arrears = work[o + 3 * n_sup : o + 4 * n_sup]
     lf_start = work[o + 4 * n_sup : o + 5 * n_sup]  # drawn at the start of the period
-    breaches = flags[0:n_trg]
-    active = flags[n_trg : 2 * n_trg]  # 1 while the trigger is in effect
+    # each n_trg long, then their copies at the start of the period (see 3. triggers)
+    breaches = flags[0 : 2 * n_trg]
+    active = flags[2 * n_trg : 4 * n_trg]  # 1 while the trigger is in effect
     work[:] = 0.0
     flags[:] = 0
     for k in range(n_tr):
@@ -424,66 +425,83 @@ def waterfall_path(cd, coll, support_stop, out, work, flags, full):  # type: ign
             lf_start[s] = lf_outstanding[s]
 
         # 3. triggers ------------------------------------------------------------------
-        sequential = False
-        trap_share = 0.0
-        wf = cd_normal_waterfall
+        # A switched waterfall makes every tranche's whole balance due, and the DSCR's debt
+        # service is what is due. When this period's triggers switch the waterfall, they are
+        # tested again from their state at the start of the period with the whole balance due
+        # (a larger debt service only lowers a DSCR, so the switch stands): the DSCR then
+        # always divides by the interest and principal due of the tranche table.
         for g in range(n_trg):
-            kind = cd_trg_kind[g]
-            thr = cd_trg_threshold[g, t]
-            value = 0.0
-            breached = False
-            if kind == TRG_CUMULATIVE_DEFAULT:
-                value = cum_default / cd_original_pool_balance if cd_original_pool_balance > 0 else 0.0
-                breached = value > thr
-            elif kind == TRG_DSCR:
-                service = 0.0
-                for j in range(cd_grp_ptr[cd_trg_group[g]], cd_grp_ptr[cd_trg_group[g] + 1]):
-                    k = cd_grp_item[j]
-                    service += int_due_total[k]
-                    if t >= cd_tr_due_period[k] or last:
-                        service += bal[k]
-                    elif cd_tr_schedule[k, t] < bal[k]:
-                        service += bal[k] - cd_tr_schedule[k, t]
-                if service > EPS:
-                    value = (asset_cash - senior_fees) / service
-                    breached = value < thr
-                else:
-                    value = np.inf
-            elif kind == TRG_RESERVE_BELOW_TARGET:
-                k = cd_trg_account[g]
-                target = _account_target(cd, k, t, False, False, pool_start, pool_end, bal, int_due_total)
-                value = acc_bal[k] / target if target > EPS else np.inf
-                breached = value < (thr if thr > 0.0 else 1.0) - RATIO_TOL
-            elif kind == TRG_OVERCOLLATERALISATION:
-                notes = _group_sum(cd_grp_ptr, cd_grp_item, bal, cd_trg_group[g])
-                value = pool_start / notes if notes > EPS else np.inf
-                breached = value < thr
-            elif kind == TRG_INTEREST_SHORTFALL:
-                # unpaid interest of the tested tranches whose interest may not defer
+            breaches[n_trg + g] = breaches[g]
+            active[n_trg + g] = active[g]
+        all_due = False
+        for attempt in range(2):
+            if attempt == 1:
+                all_due = True
+                for g in range(n_trg):
+                    breaches[g] = breaches[n_trg + g]
+                    active[g] = active[n_trg + g]
+            sequential = False
+            trap_share = 0.0
+            wf = cd_normal_waterfall
+            for g in range(n_trg):
+                kind = cd_trg_kind[g]
+                thr = cd_trg_threshold[g, t]
                 value = 0.0
-                for j in range(cd_grp_ptr[cd_trg_group[g]], cd_grp_ptr[cd_trg_group[g] + 1]):
-                    k = cd_grp_item[j]
-                    if not cd_tr_defer[k]:
-                        value += arrears[k]
-                breached = value > EPS
-            if breached:
-                breaches[g] += 1
-            else:
-                breaches[g] = 0
-            if breaches[g] >= cd_trg_consecutive[g]:
-                active[g] = 1
-            elif cd_trg_curable[g] and not breached:
-                active[g] = 0
-            if full:
-                out_trigger[t, g, TRG_VALUE] = value
-                out_trigger[t, g, TRG_BREACHED] = 1.0 if breached else 0.0
-                out_trigger[t, g, TRG_ACTIVE] = 1.0 if active[g] == 1 else 0.0
-            if active[g] == 1:
-                if cd_trg_sequential[g]:
-                    sequential = True
-                trap_share = max(trap_share, cd_trg_trap[g])
-                if cd_trg_waterfall[g] >= 0 and (wf == cd_normal_waterfall or cd_trg_waterfall[g] > wf):
-                    wf = cd_trg_waterfall[g]
+                breached = False
+                if kind == TRG_CUMULATIVE_DEFAULT:
+                    value = cum_default / cd_original_pool_balance if cd_original_pool_balance > 0 else 0.0
+                    breached = value > thr
+                elif kind == TRG_DSCR:
+                    service = 0.0
+                    for j in range(cd_grp_ptr[cd_trg_group[g]], cd_grp_ptr[cd_trg_group[g] + 1]):
+                        k = cd_grp_item[j]
+                        service += int_due_total[k]
+                        if all_due or t >= cd_tr_due_period[k] or last:
+                            service += bal[k]
+                        elif cd_tr_schedule[k, t] < bal[k]:
+                            service += bal[k] - cd_tr_schedule[k, t]
+                    if service > EPS:
+                        value = (asset_cash - senior_fees) / service
+                        breached = value < thr
+                    else:
+                        value = np.inf
+                elif kind == TRG_RESERVE_BELOW_TARGET:
+                    k = cd_trg_account[g]
+                    target = _account_target(cd, k, t, False, False, pool_start, pool_end, bal, int_due_total)
+                    value = acc_bal[k] / target if target > EPS else np.inf
+                    breached = value < (thr if thr > 0.0 else 1.0) - RATIO_TOL
+                elif kind == TRG_OVERCOLLATERALISATION:
+                    notes = _group_sum(cd_grp_ptr, cd_grp_item, bal, cd_trg_group[g])
+                    value = pool_start / notes if notes > EPS else np.inf
+                    breached = value < thr
+                elif kind == TRG_INTEREST_SHORTFALL:
+                    # unpaid interest of the tested tranches whose interest may not defer
+                    value = 0.0
+                    for j in range(cd_grp_ptr[cd_trg_group[g]], cd_grp_ptr[cd_trg_group[g] + 1]):
+                        k = cd_grp_item[j]
+                        if not cd_tr_defer[k]:
+                            value += arrears[k]
+                    breached = value > EPS
+                if breached:
+                    breaches[g] += 1
+                else:
+                    breaches[g] = 0
+                if breaches[g] >= cd_trg_consecutive[g]:
+                    active[g] = 1
+                elif cd_trg_curable[g] and not breached:
+                    active[g] = 0
+                if full:
+                    out_trigger[t, g, TRG_VALUE] = value
+                    out_trigger[t, g, TRG_BREACHED] = 1.0 if breached else 0.0
+                    out_trigger[t, g, TRG_ACTIVE] = 1.0 if active[g] == 1 else 0.0
+                if active[g] == 1:
+                    if cd_trg_sequential[g]:
+                        sequential = True
+                    trap_share = max(trap_share, cd_trg_trap[g])
+                    if cd_trg_waterfall[g] >= 0 and (wf == cd_normal_waterfall or cd_trg_waterfall[g] > wf):
+                        wf = cd_trg_waterfall[g]
+            if wf == cd_normal_waterfall or all_due:
+                break
         accelerated = wf != cd_normal_waterfall
         if full:
             row[D_WATERFALL] = wf

@@ -85,8 +85,8 @@ def deterministic_collections(
     guarantee_stop: np.ndarray,  # (A,) period from which the guarantor pays nothing
     lag_period: np.ndarray,  # (L, T) period receiving cash for a default in t; -1 beyond legal final
     roy_pool: np.ndarray,  # (R,)
-    roy_accrual: np.ndarray,  # (R, T) royalty accrued in each period (before survival)
-    roy_pay_period: np.ndarray,  # (R, T) period in which an accrual is paid; -1 never
+    roy_accrual: np.ndarray,  # (R, K) royalty accrued in each accrual slot (before survival)
+    roy_pay_period: np.ndarray,  # (R, K) period in which a slot's accrual is paid; -1 never
     roy_mdr: np.ndarray,  # (R, T) licensee default rate per period
     out: np.ndarray,  # (P, T, N_COLLECTION_COLUMNS) out
 ) -> None:
@@ -144,8 +144,8 @@ def deterministic_collections(
         for t in range(n_periods):
             survival *= 1.0 - roy_mdr[r, t]
             alive[t] = survival
-        for t in range(n_periods):
-            tp = roy_pay_period[r, t]
+        for j in range(roy_accrual.shape[1]):
+            tp = roy_pay_period[r, j]
             if tp >= 0:
                 # a licensee pays what it accrued only if it is still alive on the payment date
-                out[p, tp, C_ROYALTY] += alive[tp] * roy_accrual[r, t]
+                out[p, tp, C_ROYALTY] += alive[tp] * roy_accrual[r, j]

@@ -81,10 +81,10 @@ class RiskArrays(NamedTuple):
     r_tier_rate: np.ndarray
     r_minimum: np.ndarray
     r_cap: np.ndarray
-    r_base: np.ndarray  # (R, T) expected annual base
-    r_year_frac: np.ndarray  # (R, T)
-    r_mid_years: np.ndarray  # (R, T)
-    r_pay_period: np.ndarray  # (R, T)
+    r_base: np.ndarray  # (R, K) expected annual base per accrual slot (see royalty_grid)
+    r_year_frac: np.ndarray  # (R, K)
+    r_mid_years: np.ndarray  # (R, K)
+    r_pay_period: np.ndarray  # (R, K)
     r_volatility: float
     r_loading: float
     r_invalidation_rate: float  # per year (continuous hazard)

@@ -296,7 +296,6 @@ def path_collections(ra, sc, n_defaulters):  # type: ignore[no-untyped-def]
     """Asset cash flows of one path per pool (``sc.coll_pool``), given the default periods and
     the list of defaulters from :func:`draw_defaults`. ``sc.ob_hit[o]`` is set to 1 when
     obligor ``o`` defaults while it still owes something."""
-    n_t = ra.n_periods
     state = sc.state
     z = sc.z
     ob_period = sc.ob_period
@@ -364,7 +363,8 @@ def path_collections(ra, sc, n_defaulters):  # type: ignore[no-untyped-def]
         if ra.r_invalidation_rate > 0.0:
             invalid_at = -math.log(uniform(state)) / ra.r_invalidation_rate
         horizon = 0.0
-        for t in range(n_t):
+        n_slots = ra.r_year_frac.shape[1]  # accrual slots, not periods (see royalty_grid)
+        for t in range(n_slots):
             if ra.r_year_frac[r, t] > 0.0:
                 horizon = ra.r_mid_years[r, t]
         # Brownian path at the accrual mid-points: the end value correlates with the global
@@ -375,7 +375,7 @@ def path_collections(ra, sc, n_defaulters):  # type: ignore[no-untyped-def]
         w_prev = 0.0
         t_prev = 0.0
         p = ra.r_pool[r]
-        for t in range(n_t):
+        for t in range(n_slots):
             brownian[t] = 0.0
             if ra.r_year_frac[r, t] <= 0.0:
                 continue
@@ -459,7 +459,7 @@ class PathScratch(NamedTuple):
     coll_pool: np.ndarray  # (P, T, C) collections per pool
     coll: np.ndarray  # (T, C) collections of the deal
     support_stop: np.ndarray  # per support provider: period it defaults
-    brownian: np.ndarray  # (T,) royalty Brownian path
+    brownian: np.ndarray  # (K,) royalty Brownian path at the accrual slots
     cash: np.ndarray  # (T,) a tranche's cash received
     gap_factor: np.ndarray  # (G,) discount factor of each distinct gap between dates (yields)
     ob_hit: np.ndarray  # per obligor: 1 when it defaults owing something
@@ -499,7 +499,7 @@ def allocate_scratch(cd, ra):  # type: ignore[no-untyped-def]
         np.zeros(ra.base_totals.shape),
         np.zeros((n_t, ra.base_totals.shape[2])),
         np.zeros(ra.support_obligor.shape[0], dtype=np.int64),
-        np.zeros(n_t),
+        np.zeros(ra.r_year_frac.shape[1]),
         np.zeros(n_t),
         np.zeros(ra.gap_years.shape[0]),
         np.zeros(n_ob, dtype=np.int64),
