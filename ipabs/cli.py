@@ -181,7 +181,7 @@ def _mc_text(result: Any) -> str:
         f"99.9% {pct(p['expected_shortfall_99.9'])}; "
         f"expected defaults {number(p['expected_defaults'])}"
     )
-    warnings = result.warnings
+    warnings = getattr(result, "warnings", [])
     if warnings:
         text += "\n\nwarnings (these estimates cannot be taken as printed):\n"
         text += "\n".join(f"  - {w}" for w in warnings)
