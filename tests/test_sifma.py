@@ -437,7 +437,9 @@ def test_sample_cash_flows_of_chapter_sf(scenario: str, published: dict[str, dic
     assert np.all(actual["defaults"][MBS_TERM - LIQUIDATION_LAG :] == 0.0)
     np.testing.assert_allclose(actual["loss"], SEVERITY * actual["defaults"], rtol=1e-12, atol=1e-9)
     np.testing.assert_allclose(
-        actual["recovery"][LIQUIDATION_LAG:], (1 - SEVERITY) * actual["defaults"][:-LIQUIDATION_LAG], rtol=1e-12
+        actual["recovery"][LIQUIDATION_LAG:],
+        (1 - SEVERITY) * actual["defaults"][:-LIQUIDATION_LAG],
+        rtol=1e-12,
     )
 
 
@@ -517,5 +519,9 @@ def test_monte_carlo_surviving_flows_follow_the_same_rule_in_expectation() -> No
     ):
         index = COLUMNS.index(column)
         np.testing.assert_allclose(
-            (weight * flows[:, :, a_col]).sum(axis=0), expected[:, index], rtol=1e-9, atol=1e-6, err_msg=column
+            (weight * flows[:, :, a_col]).sum(axis=0),
+            expected[:, index],
+            rtol=1e-9,
+            atol=1e-6,
+            err_msg=column,
         )

@@ -118,7 +118,7 @@ def performing_flows_kernel(
             out[a, t, 0] = q * sched_interest[a, t]
             out[a, t, 1] = q * sched_principal[a, t]
             if h < 1.0:
-                survivors, prepaid, q_end = sifma_period(q, h, smm[a, t])
+                _survivors, prepaid, q_end = sifma_period(q, h, smm[a, t])
                 prepaid /= 1.0 - h
                 q_end /= 1.0 - h
             else:  # no path survives the period: nothing to prepay

@@ -254,7 +254,9 @@ def period_hazards(cum: np.ndarray) -> np.ndarray:
     return np.divide(cum - before, 1.0 - before, out=np.ones_like(cum), where=before < 1.0)
 
 
-def performing_flows(model: CompiledModel, smm: np.ndarray, hazard: np.ndarray | None = None) -> tuple[np.ndarray, ...]:
+def performing_flows(
+    model: CompiledModel, smm: np.ndarray, hazard: np.ndarray | None = None
+) -> tuple[np.ndarray, ...]:
     """Per-asset flows on the paths where the asset's obligor has not defaulted: interest,
     scheduled principal, prepayment, balance at start and end of each period (each (A, T)).
 
