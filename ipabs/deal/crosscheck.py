@@ -360,3 +360,112 @@ def cross_check(deal: Deal, smap: SourceMap, tapes: dict[str, Any] | None = None
         Empty when the deal is consistent.
     """
     return _Checker(deal, smap, tapes or {}).run()
+
+
+def _last_payment_dates(deal: Deal, tapes: dict[str, Any]) -> list[tuple[str, str, dt.date]]:
+    """(pool, obligor, last contractual payment date) of every loan and lease: the last date on
+    which it can default."""
+    closing = deal.deal.closing_date
+    out: list[tuple[str, str, dt.date]] = []
+    for pool in deal.pools:
+        for loan in pool.loans:
+            end = loan.maturity_date or _add_months(closing, loan.term_months or 0)
+            out.append((pool.name, loan.obligor, end))
+        for lease in pool.leases:
+            months = lease.term_months
+            if months is None:
+                months = len(lease.rents or []) * MONTHS_PER_PERIOD[lease.payment_frequency]
+            out.append((pool.name, lease.obligor, _add_months(closing, months)))
+        tape = tapes.get(pool.name)
+        if tape is not None:
+            frame = tape.frame
+            for obligor, mat, term in zip(
+                frame["obligor"], frame["maturity_date"], frame["term_months"], strict=True
+            ):
+                if isinstance(term, (int, float)) and term == term:  # an integer term, not <NA>/NaN
+                    end = _add_months(closing, int(term))
+                else:
+                    end = mat.to_pydatetime().date() if hasattr(mat, "to_pydatetime") else mat
+                if isinstance(end, dt.date):
+                    out.append((pool.name, str(obligor), end))
+    return out
+
+
+def recovery_warnings(
+    deal: Deal,
+    smap: SourceMap,
+    tapes: dict[str, Any] | None = None,
+    risk: Any = None,
+    risk_map: SourceMap | None = None,
+) -> list[Issue]:
+    """Warnings (not errors) about recoveries that the recovery lag pushes past the legal final
+    date, where they are lost: for each scenario's recovery (and its overrides) and for the
+    risk model's recovery (the deal's own ``risk`` section, or ``risk`` read from ``risk_map``'s
+    file when given).
+
+    A default can happen up to an asset's last contractual payment; its recovery is paid
+    ``lag_months`` after the end of that payment period.
+
+    Returns
+    -------
+    list of Issue
+        One per recovery assumption that loses recoveries; empty when none does.
+    """
+    from ipabs.dates import add_months, payment_dates
+
+    info = deal.deal
+    legal_final = info.legal_final_date
+    dates = payment_dates(info.first_payment_date, legal_final, MONTHS_PER_PERIOD[info.payment_frequency])
+    assets = _last_payment_dates(deal, tapes or {})
+    out: list[Issue] = []
+
+    def check(
+        where: SourceMap,
+        path: tuple[Any, ...],
+        lag: int,
+        recovers: bool,
+        pool: str | None,
+        obligor: str | None,
+    ) -> None:
+        if not recovers or lag <= 0:
+            return
+        ends = [
+            next((d for d in dates if d >= end), legal_final)
+            for p, o, end in assets
+            if (pool is None or p == pool) and (obligor is None or o == obligor)
+        ]
+        lost = [e for e in ends if add_months(e, lag) > legal_final]
+        if not lost:
+            return
+        # the last period end whose defaults still recover by legal final
+        cutoff = max((d for d in dates if add_months(d, lag) <= legal_final), default=None)
+        when = (
+            f"defaults in periods ending after {cutoff.isoformat()}"
+            if cutoff is not None
+            else "every default"
+        )
+        message = (
+            f"with a recovery lag of {lag} months, recoveries on {when} fall after the legal final "
+            f"date {legal_final.isoformat()} and are lost; {len(lost)} of {len(ends)} assets can still "
+            f"default then (the last payment is on {max(lost).isoformat()})"
+        )
+        hint = "shorten lag_months or move legal_final_date if those recoveries should count"
+        line, col = where.locate(path)  # the nearest written parent when the lag is left out
+        out.append(Issue(where.file, line, col, format_path(path), message, hint))
+
+    for name, sc in deal.scenarios.items():
+        base = ("scenarios", name)
+        rec = sc.recovery
+        check(smap, (*base, "recovery", "lag_months"), rec.lag_months, rec.rate > 0, None, None)
+        for i, ov in enumerate(sc.overrides):
+            if ov.recovery is not None:
+                r = ov.recovery
+                path = (*base, "overrides", i, "recovery", "lag_months")
+                check(smap, path, r.lag_months, r.rate > 0, ov.pool, ov.obligor)
+    model = risk if risk is not None else deal.risk
+    if model is not None:
+        rec = model.recovery
+        recovers = rec.model != "constant" or rec.rate > 0
+        path = ("risk", "recovery", "lag_months")
+        check(risk_map if risk_map is not None else smap, path, rec.lag_months, recovers, None, None)
+    return out

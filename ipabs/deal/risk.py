@@ -61,7 +61,13 @@ class RecoveryModel(Model):
         0.0, description="Correlation of the value factor with the global factor (wrong-way risk)."
     )
     disposal_cost: Share = Field(0.0, description="Cost of selling the IP, as a share of appraised value.")
-    lag_months: int = Field(12, ge=0, description="Months from default to recovery.")
+    lag_months: int = Field(
+        0,
+        ge=0,
+        description="Months from the end of the default period to the recovery (0: paid in the "
+        "default period; the same default as a scenario's `recovery.lag_months`). A recovery "
+        "falling after the legal final date is lost; validation warns when that can happen.",
+    )
 
     @model_validator(mode="after")
     def _beta_feasible(self) -> RecoveryModel:
