@@ -180,9 +180,11 @@ class _Checker:
 
     def assets(self) -> None:
         seen_pd: dict[str, tuple[Any, tuple[Any, ...]]] = {
-            o.name: ((o.pd, o.pd_curve, o.industry, o.region), ("obligors", i))
+            o.name: ((o.pd, o.pd_curve, o.cumulative_pd, o.industry, o.region), ("obligors", i))
             for i, o in enumerate(self.deal.obligors)
         }
+        for i, o in enumerate(self.deal.obligors):
+            self.horizon(("obligors", i), o.cumulative_pd)
         for pi, pool in enumerate(self.deal.pools):
             for section in ("loans", "leases", "royalties"):
                 for ai, a in enumerate(getattr(pool, section)):
@@ -203,16 +205,21 @@ class _Checker:
                                 (*base, "guarantee", "guarantor"),
                                 "an obligor cannot guarantee itself",
                             )
-                    attrs = (a.pd, a.pd_curve, a.industry, a.region)
+                    self.horizon(base, a.cumulative_pd)
+                    attrs = (a.pd, a.pd_curve, a.cumulative_pd, a.industry, a.region)
                     if any(v is not None for v in attrs):
                         prev = seen_pd.get(a.obligor)
-                        if prev is not None and any(
-                            x is not None and y is not None and x != y
-                            for x, y in zip(prev[0], attrs, strict=True)
+                        if prev is not None and (
+                            any(
+                                x is not None and y is not None and x != y
+                                for x, y in zip(prev[0], attrs, strict=True)
+                            )
+                            or _pd_forms_differ(prev[0], attrs)
                         ):
                             self.add(
                                 base,
-                                f"obligor {a.obligor!r} has conflicting pd/industry/region",
+                                f"obligor {a.obligor!r} has conflicting "
+                                "pd/pd_curve/cumulative_pd/industry/region",
                                 f"see {format_path(prev[1])}; give obligor attributes once",
                             )
                         elif prev is None:
@@ -225,6 +232,19 @@ class _Checker:
                     list(self.deal.indices),
                     "index",
                 )
+
+    def horizon(self, path: tuple[Any, ...], horizon: Any) -> None:
+        """A ``cumulative_pd`` date must come after closing."""
+        if horizon is None or horizon.by == "legal_final":
+            return
+        closing = self.deal.deal.closing_date
+        if horizon.by <= closing:
+            self.add(
+                (*path, "cumulative_pd", "by"),
+                f"the date of a cumulative PD ({horizon.by.isoformat()}) must be after the closing date "
+                f"({closing.isoformat()})",
+                "give a later date, or `by: legal_final`",
+            )
 
     def collateral(self) -> None:
         info = self.deal.deal
@@ -343,6 +363,13 @@ class _Checker:
         self.liabilities()
         self.scenarios()
         return self.issues
+
+
+def _pd_forms_differ(first: tuple[Any, ...], second: tuple[Any, ...]) -> bool:
+    """Both give a PD for the obligor, but not in the same form (pd, pd_curve, cumulative_pd)."""
+    a = tuple(v is not None for v in first[:3])
+    b = tuple(v is not None for v in second[:3])
+    return any(a) and any(b) and a != b
 
 
 def _add_months(d: dt.date, months: int) -> dt.date:

@@ -104,8 +104,8 @@ class RiskModel(Model):
     """The Monte Carlo risk model.
 
     Give either ``correlation`` (one global factor: every pair of obligors has this asset
-    correlation) or ``factors``. Obligors need a ``pd`` or ``pd_curve`` (on the obligor or its
-    asset), a ``grade`` listed in ``pd_by_grade``, or the section's ``default_pd``.
+    correlation) or ``factors``. Obligors need a ``pd``, ``pd_curve`` or ``cumulative_pd`` (on the
+    obligor or its asset), a ``grade`` listed in ``pd_by_grade``, or the section's ``default_pd``.
     ``pd_multiplier`` stresses every obligor's default probability at once.
     """
 
@@ -117,15 +117,20 @@ class RiskModel(Model):
         None, ge=0.0, lt=1.0, description="One-factor asset correlation, in [0, 1)."
     )
     factors: FactorLoadings | None = Field(None, description="Multi-factor loadings.")
-    default_pd: Probability | None = Field(None, description="Annual PD of obligors given none.")
+    default_pd: Probability | None = Field(
+        None,
+        description="Annual PD of obligors given none, on an ACT/365 clock like an obligor's `pd`: "
+        "`1 - (1 - default_pd)^(d/365)` by a date `d` days after closing.",
+    )
     pd_by_grade: dict[str, Probability] = Field(
-        default_factory=dict, description="Annual PD per obligor `grade`."
+        default_factory=dict,
+        description="Annual PD per obligor `grade`, on an ACT/365 clock like an obligor's `pd`.",
     )
     pd_multiplier: NonNegative = Field(
         1.0,
         description="Stress factor on default probabilities: every obligor's cumulative PD by each "
-        "date (from its `pd`, `pd_curve`, grade or `default_pd`) is multiplied by it; 2 doubles "
-        "every PD, 0 switches defaults off. The multiplied annual PDs, `pd_curve` points and "
+        "date (from its `pd`, `pd_curve`, `cumulative_pd`, grade or `default_pd`) is multiplied by "
+        "it; 2 doubles every PD, 0 switches defaults off. The multiplied annual PDs, `pd_curve` points and "
         "cumulative PDs up to the legal final date must stay below 1.",
     )
     recovery: RecoveryModel = Field(default_factory=RecoveryModel, description="Recoveries.")

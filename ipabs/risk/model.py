@@ -136,6 +136,8 @@ def _check_multiplied(
         if worst >= 1.0:
             if curve:
                 source = "pd_curve"
+            elif ob.horizon_pd[i] is not None:
+                source = "cumulative_pd"
             elif not math.isnan(ob.pd[i]):
                 source = "pd"
             elif ob.grade[i] and ob.grade[i] in risk.pd_by_grade:
@@ -159,6 +161,11 @@ def _obligor_pds(model: CompiledModel, risk: RiskModel) -> list[tuple[float | No
     for i, name in enumerate(ob.names):
         curve = ob.pd_curve[i]
         annual: float | None = None if math.isnan(ob.pd[i]) else float(ob.pd[i])
+        horizon = ob.horizon_pd[i]
+        if horizon is not None:
+            # the annual PD on the ACT/365 clock whose cumulative PD by the horizon is the one given
+            pd, years = horizon
+            annual = 1.0 - (1.0 - pd) ** (1.0 / years)
         if curve is None and annual is None:
             grade = ob.grade[i]
             if grade and grade in risk.pd_by_grade:
