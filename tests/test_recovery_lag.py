@@ -122,3 +122,26 @@ def test_no_warning_when_every_recovery_arrives() -> None:
         "legal_final_date: 2026-01-01", "legal_final_date: 2027-01-01"
     )
     assert parse_deal(roomy).warnings == ()
+
+
+def test_loan_tape_maturities_count(tmp_path: Path) -> None:
+    # tape rows: a maturity date 2026-06-30, a term of 18 months (2026-07-15) and a maturity
+    # 2026-12-31; quarterly periods to legal final 2027-01-15. With a 6-month lag, only the
+    # last loan's final period (ending on legal final) recovers too late.
+    data = Path(__file__).parent / "data" / "tape_basic.csv"
+    text = f"""deal: {{name: T, closing_date: 2025-01-15, first_payment_date: 2025-04-15,
+       payment_frequency: quarterly, legal_final_date: 2027-01-15}}
+indices: {{LPR1Y: 3.1%}}
+obligors: [{{name: Gamma-Guarantee}}]
+pools:
+  - name: p0
+    tape: {{path: {data.as_posix()}}}
+scenarios:
+  base: {{recovery: {{rate: 0.4, lag_months: 6}}}}
+tranches: [{{name: senior, balance: 1000}}]
+waterfalls: {{normal: [{{pay_interest: senior}}, {{pay_principal: senior}}]}}
+"""
+    (warning,) = parse_deal(text, file="deal.yaml", base_dir=tmp_path).warnings
+    assert warning.path == "scenarios.base.recovery.lag_months"
+    assert "1 of 3 assets" in warning.message and "2026-12-31" in warning.message
+    assert "periods ending after 2026-07-15" in warning.message

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import numbers
 from collections.abc import Iterable
 from typing import Any
 
@@ -409,12 +410,11 @@ def _last_payment_dates(deal: Deal, tapes: dict[str, Any]) -> list[tuple[str, st
             for obligor, mat, term in zip(
                 frame["obligor"], frame["maturity_date"], frame["term_months"], strict=True
             ):
-                if isinstance(term, (int, float)) and term == term:  # an integer term, not <NA>/NaN
-                    end = _add_months(closing, int(term))
-                else:
-                    end = mat.to_pydatetime().date() if hasattr(mat, "to_pydatetime") else mat
-                if isinstance(end, dt.date):
-                    out.append((pool.name, str(obligor), end))
+                # a row gives a term (an integer; <NA> otherwise) or a maturity (NaT otherwise)
+                if isinstance(term, numbers.Integral):
+                    out.append((pool.name, str(obligor), _add_months(closing, int(term))))
+                elif hasattr(mat, "date") and mat == mat:
+                    out.append((pool.name, str(obligor), mat.date()))
     return out
 
 
@@ -456,12 +456,13 @@ def recovery_warnings(
     ) -> None:
         if not recovers or lag <= 0:
             return
+        # each asset's last payment date and the end of the period collecting it
         ends = [
-            next((d for d in dates if d >= end), legal_final)
+            (end, next((d for d in dates if d >= end), legal_final))
             for p, o, end in assets
             if (pool is None or p == pool) and (obligor is None or o == obligor)
         ]
-        lost = [e for e in ends if add_months(e, lag) > legal_final]
+        lost = [end for end, period_end in ends if add_months(period_end, lag) > legal_final]
         if not lost:
             return
         # the last period end whose defaults still recover by legal final
