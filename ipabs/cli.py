@@ -112,8 +112,16 @@ def cmd_validate(args: argparse.Namespace) -> int:
                 file=sys.stderr,
             )
         else:
+            _warn(deal.warnings)
             print(f"{f}: ok ({deal.name})")
     return EXIT_INVALID if bad else EXIT_OK
+
+
+def _warn(warnings: Any, section: str = "") -> None:
+    """Print located validation warnings (of one top-level ``section`` when given) to stderr."""
+    for w in warnings:
+        if not section or w.path.split(".", 1)[0] == section:
+            print(f"warning: {w}", file=sys.stderr)
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -122,6 +130,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from ipabs.deal.load import load_deal
 
     deal = load_deal(args.deal)
+    _warn(deal.warnings, "scenarios")
     if args.scenario is not None and args.scenario not in deal.spec.scenarios:
         known = ", ".join(deal.spec.scenarios)
         raise IpabsError(f"{args.deal}: no scenario {args.scenario!r}; known scenarios: {known}")
@@ -199,11 +208,12 @@ def _path_list(text: str) -> list[int]:
 
 def cmd_mc(args: argparse.Namespace) -> int:
     """Run the Monte Carlo and print (or write) per-tranche and pool risk."""
-    from ipabs.deal.load import load_deal, load_risk
+    from ipabs.deal.load import load_deal, load_risk, risk_file_warnings
     from ipabs.montecarlo import simulate
 
     deal = load_deal(args.deal)
     risk = load_risk(args.risk) if args.risk else None
+    _warn(risk_file_warnings(deal, args.risk) if args.risk else deal.warnings, "risk")
     _check_out(args.out)
     model = check_paths_fit(deal, args.paths, writing=args.out is not None)
     compile_notice(True, quiet=args.json)

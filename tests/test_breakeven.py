@@ -157,6 +157,24 @@ def test_realised_default_rate_equals_target(leases: CompiledModel, stress: Stre
         case.mdr(case.max_rate * 1.01)
 
 
+@pytest.mark.parametrize("stress", (*DEFAULT_STRESSES[:3], Stress(name="years", timing=[3, 2, 1])))
+def test_realised_default_rate_equals_target_with_prepayments(leases: CompiledModel, stress: Stress) -> None:
+    # 15% CPR: prepayments are the SMM of the start balance less its expected amortisation
+    # (SIFMA), so defaults and prepayments do not compound; the stress still defaults exactly
+    # `rate`, and its largest feasible rate is where some period needs an MDR of 1
+    case = StressCase.build(leases, stress, "early_buyouts")
+    assert case.inputs.smm.max() > 0.0
+    b0 = leases.cd.original_pool_balance
+    assert 0.0 < case.max_rate < 1.0 / case.coef.sum()
+    for rate in (1e-4, 0.1, 0.5 * case.max_rate, case.max_rate):
+        defaults = case.collections(rate)[:, :, C_DEFAULT]
+        assert defaults.sum() / b0 == pytest.approx(rate, rel=1e-9)
+        np.testing.assert_allclose(defaults.sum(axis=0), rate * b0 * case.weights, rtol=1e-9, atol=1e-6)
+    assert case.mdr(case.max_rate).max() == pytest.approx(1.0, rel=1e-9)
+    with pytest.raises(IpabsError, match="largest feasible"):
+        case.mdr(case.max_rate * 1.01)
+
+
 def test_timing_profiles(leases: CompiledModel) -> None:
     front = StressCase.build(leases, Stress(name="f", timing="front")).weights
     back = StressCase.build(leases, Stress(name="b", timing="back")).weights

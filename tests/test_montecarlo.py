@@ -35,7 +35,7 @@ from ipabs.engine.compile import CompiledModel
 from ipabs.engine.metrics_numba_fns import present_value
 from ipabs.errors import DealError, IpabsError
 from ipabs.montecarlo import SimulationResult, simulate
-from ipabs.risk.model import compile_risk
+from ipabs.risk.model import compile_risk, cumulative_pd
 from ipabs.risk.montecarlo_numba_fns import (
     O_DISCOUNTED_LOSS,
     O_INTEREST_SHORTFALL,
@@ -358,9 +358,22 @@ def test_paths_equal_deterministic_runs_with_the_same_named_defaults() -> None:
     """Each path's tables equal those of a deterministic scenario in which the same obligors
     default in the same periods (same prepayment and constant recovery): amortising loans, a
     lease, a guaranteed loan whose guarantor may default, a royalty with a payment lag, a
-    deficiency provider, a reserve and a default trigger."""
-    common = "prepayment: {cpr: 10%}, recovery: {rate: 0.35, lag_months: 6}"
-    model = compile_text(EQUIVALENCE_DEAL.replace("SCENARIOS", f"  base: {{{common}}}"))
+    deficiency provider, a reserve and a default trigger.
+
+    A surviving obligor prepays SMM / (1 - its default hazard) of its balance after
+    amortisation, so that over all paths prepayments are the SMM of the start balance less its
+    expected amortisation (SIFMA's order); the deterministic twin states that conditional rate
+    as a CPR vector (every obligor here has the same PD, hence the same hazard)."""
+    model = compile_text(EQUIVALENCE_DEAL.replace("SCENARIOS", "  base: {}"))
+    times = (model.grid[1:] - model.grid[0]) / 365.0
+    cum = cumulative_pd(0.12, None, times)
+    hazard = 1.0 - (1.0 - cum) / np.concatenate([[1.0], 1.0 - cum[:-1]])
+    smm = 1.0 - 0.9**0.25  # 10% CPR over a quarter
+    cpr = 1.0 - (1.0 - smm / (1.0 - hazard)) ** 4
+    common = (
+        f"prepayment: {{cpr_vector: [{', '.join(repr(float(x)) for x in cpr)}]}}, "
+        "recovery: {rate: 0.35, lag_months: 6}"
+    )
     seed, n_paths = 5, 40
     named = {i: default_periods(model, seed, i) for i in range(n_paths)}
     with_defaults = [i for i in range(n_paths) if named[i]]

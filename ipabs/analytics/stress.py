@@ -301,7 +301,45 @@ class StressCase:
         coef = np.zeros(n)
         on = weights > 0.0
         coef[on] = b0 * weights[on] / performing[on]
-        return cls(stress, name, stressed, inputs, performing, weights, coef, float(1.0 / coef.sum()))
+        case = cls(stress, name, stressed, inputs, performing, weights, coef, float(1.0 / coef.sum()))
+        # Without prepayments 1 / sum(coef) is the largest feasible rate exactly. Prepayments take
+        # SMM x (start balance less its expected amortisation) whatever defaults, so defaults
+        # shrink later balances faster and the largest feasible rate can only be lower: bisect.
+        if case._default_path(case.max_rate)[1] > 1.0 + 1e-12:
+            lo, hi = 0.0, case.max_rate
+            for _ in range(200):
+                mid = 0.5 * (lo + hi)
+                if mid <= lo or mid >= hi:
+                    break
+                if case._default_path(mid)[1] <= 1.0:
+                    lo = mid
+                else:
+                    hi = mid
+            case.max_rate = lo
+        return case
+
+    def _default_path(self, rate: float) -> tuple[np.ndarray, float]:
+        """The per-period default rate (T,) defaulting ``rate x B0 x w_t`` in each period under
+        the collections' order (SIFMA: new defaults on the start balance, prepayments on the
+        start balance less its expected amortisation), and the largest rate it needs (above 1:
+        ``rate`` is not feasible; the rates returned are capped at 1)."""
+        model = self.model
+        target = rate * float(model.cd.original_pool_balance) * self.weights
+        smm = self.inputs.smm
+        q = np.ones(len(model.assets))  # performing / scheduled balance of each asset
+        prev = model.assets.balance.astype(np.float64)
+        out = np.zeros(len(target))
+        worst = 0.0
+        for t in range(len(target)):
+            if target[t] > 0.0:
+                start = float(q @ prev)
+                need = target[t] / start if start > 0.0 else np.inf
+                worst = max(worst, need)
+                out[t] = min(need, 1.0)
+            # sifma_period: the performing share left after defaults, amortisation and prepayments
+            q = q * np.maximum(1.0 - out[t] - smm[:, t], 0.0)
+            prev = model.sched_balance[:, t]
+        return out, worst
 
     def mdr(self, rate: float) -> np.ndarray:
         """Per-period default rate (T,) that defaults ``rate x B0`` along the timing weights."""
@@ -310,12 +348,7 @@ class StressCase:
                 f"stress {self.stress.name!r}: cumulative default rate {rate:.6g} is outside "
                 f"[0, {self.max_rate:.6g}] (the largest feasible for this timing)"
             )
-        before = np.concatenate(([0.0], np.cumsum(self.coef)[:-1]))
-        survival = np.maximum(1.0 - rate * before, 0.0)
-        out = np.zeros_like(self.coef)
-        on = self.coef > 0.0
-        out[on] = np.where(survival[on] > 0.0, rate * self.coef[on] / np.maximum(survival[on], 1e-300), 1.0)
-        return np.clip(out, 0.0, 1.0)
+        return self._default_path(rate)[0]
 
     def driver_inputs(self, rate: float) -> DriverInputs:
         """The drivers of a run at cumulative default rate ``rate``: the same MDR on every asset."""

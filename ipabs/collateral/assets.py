@@ -33,6 +33,8 @@ class Obligors:
     pd: np.ndarray  # (O,) annual PD, nan when not given
     pd_curve: list[list[float] | None]  # cumulative PD at the end of years 1, 2, ...
     grade: list[str]
+    # (cumulative PD, ACT/365 years from closing to its date) of a `cumulative_pd`, or None
+    horizon_pd: list[tuple[float, float] | None]
 
     @classmethod
     def build(cls, deal: Deal, tapes: dict[str, Any]) -> Obligors:
@@ -47,11 +49,22 @@ class Obligors:
             prob: Any = None,
             curve: Any = None,
             grade: Any = None,
+            horizon: Any = None,
         ) -> None:
             if name not in attrs:
                 names.append(name)
-                attrs[name] = {"industry": "", "region": "", "pd": np.nan, "curve": None, "grade": ""}
+                attrs[name] = {
+                    "industry": "",
+                    "region": "",
+                    "pd": np.nan,
+                    "curve": None,
+                    "grade": "",
+                    "horizon": None,
+                }
             a = attrs[name]
+            if horizon is not None:
+                by = deal.deal.legal_final_date if horizon.by == "legal_final" else horizon.by
+                a["horizon"] = (float(horizon.pd), (by - deal.deal.closing_date).days / 365.0)
             if industry:
                 a["industry"] = industry
             if region:
@@ -64,10 +77,18 @@ class Obligors:
                 a["grade"] = grade
 
         for o in deal.obligors:
-            add(o.name, o.industry, o.region, o.pd, o.pd_curve, o.grade)
+            add(o.name, o.industry, o.region, o.pd, o.pd_curve, o.grade, o.cumulative_pd)
         for pool in deal.pools:
             for asset in (*pool.loans, *pool.leases, *pool.royalties):
-                add(asset.obligor, asset.industry, asset.region, asset.pd, asset.pd_curve, asset.grade)
+                add(
+                    asset.obligor,
+                    asset.industry,
+                    asset.region,
+                    asset.pd,
+                    asset.pd_curve,
+                    asset.grade,
+                    asset.cumulative_pd,
+                )
                 g = getattr(asset, "guarantee", None)
                 if g is not None:
                     add(g.guarantor)
@@ -96,6 +117,7 @@ class Obligors:
             np.array([attrs[n]["pd"] for n in names], dtype=np.float64),
             [attrs[n]["curve"] for n in names],
             [attrs[n]["grade"] for n in names],
+            [attrs[n]["horizon"] for n in names],
         )
 
 

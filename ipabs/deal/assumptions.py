@@ -58,7 +58,14 @@ class RecoveryAssumption(Model):
         description="balance: share of the defaulted balance; appraisal: share of the pledged "
         "IP's appraised value, capped at the defaulted balance.",
     )
-    lag_months: int = Field(0, ge=0, le=MAX_TERM_MONTHS, description="Months from default to recovery.")
+    lag_months: int = Field(
+        0,
+        ge=0,
+        le=MAX_TERM_MONTHS,
+        description="Months from the end of the default period to the recovery (0: paid in the "
+        "default period; the same default as `risk.recovery.lag_months`). A recovery falling "
+        "after the legal final date is lost; validation warns when that can happen.",
+    )
 
 
 class RoyaltyAssumption(Model):

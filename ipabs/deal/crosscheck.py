@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import numbers
 from collections.abc import Iterable
 from typing import Any
 
@@ -180,9 +181,11 @@ class _Checker:
 
     def assets(self) -> None:
         seen_pd: dict[str, tuple[Any, tuple[Any, ...]]] = {
-            o.name: ((o.pd, o.pd_curve, o.industry, o.region), ("obligors", i))
+            o.name: ((o.pd, o.pd_curve, o.cumulative_pd, o.industry, o.region), ("obligors", i))
             for i, o in enumerate(self.deal.obligors)
         }
+        for i, o in enumerate(self.deal.obligors):
+            self.horizon(("obligors", i), o.cumulative_pd)
         for pi, pool in enumerate(self.deal.pools):
             for section in ("loans", "leases", "royalties"):
                 for ai, a in enumerate(getattr(pool, section)):
@@ -203,16 +206,21 @@ class _Checker:
                                 (*base, "guarantee", "guarantor"),
                                 "an obligor cannot guarantee itself",
                             )
-                    attrs = (a.pd, a.pd_curve, a.industry, a.region)
+                    self.horizon(base, a.cumulative_pd)
+                    attrs = (a.pd, a.pd_curve, a.cumulative_pd, a.industry, a.region)
                     if any(v is not None for v in attrs):
                         prev = seen_pd.get(a.obligor)
-                        if prev is not None and any(
-                            x is not None and y is not None and x != y
-                            for x, y in zip(prev[0], attrs, strict=True)
+                        if prev is not None and (
+                            any(
+                                x is not None and y is not None and x != y
+                                for x, y in zip(prev[0], attrs, strict=True)
+                            )
+                            or _pd_forms_differ(prev[0], attrs)
                         ):
                             self.add(
                                 base,
-                                f"obligor {a.obligor!r} has conflicting pd/industry/region",
+                                f"obligor {a.obligor!r} has conflicting "
+                                "pd/pd_curve/cumulative_pd/industry/region",
                                 f"see {format_path(prev[1])}; give obligor attributes once",
                             )
                         elif prev is None:
@@ -243,6 +251,19 @@ class _Checker:
                 f"the coupon falls to {lowest:.4%} where index {coupon.index} is lowest; a note "
                 "coupon must not be negative (notes pay no negative interest)",
                 "add `floor: 0` to the coupon, or raise the spread",
+            )
+
+    def horizon(self, path: tuple[Any, ...], horizon: Any) -> None:
+        """A ``cumulative_pd`` date must come after closing."""
+        if horizon is None or horizon.by == "legal_final":
+            return
+        closing = self.deal.deal.closing_date
+        if horizon.by <= closing:
+            self.add(
+                (*path, "cumulative_pd", "by"),
+                f"the date of a cumulative PD ({horizon.by.isoformat()}) must be after the closing date "
+                f"({closing.isoformat()})",
+                "give a later date, or `by: legal_final`",
             )
 
     def collateral(self) -> None:
@@ -378,6 +399,13 @@ class _Checker:
         return self.issues
 
 
+def _pd_forms_differ(first: tuple[Any, ...], second: tuple[Any, ...]) -> bool:
+    """Both give a PD for the obligor, but not in the same form (pd, pd_curve, cumulative_pd)."""
+    a = tuple(v is not None for v in first[:3])
+    b = tuple(v is not None for v in second[:3])
+    return any(a) and any(b) and a != b
+
+
 def _add_months(d: dt.date, months: int) -> dt.date:
     from ipabs.dates import add_months
 
@@ -393,3 +421,112 @@ def cross_check(deal: Deal, smap: SourceMap, tapes: dict[str, Any] | None = None
         Empty when the deal is consistent.
     """
     return _Checker(deal, smap, tapes or {}).run()
+
+
+def _last_payment_dates(deal: Deal, tapes: dict[str, Any]) -> list[tuple[str, str, dt.date]]:
+    """(pool, obligor, last contractual payment date) of every loan and lease: the last date on
+    which it can default."""
+    closing = deal.deal.closing_date
+    out: list[tuple[str, str, dt.date]] = []
+    for pool in deal.pools:
+        for loan in pool.loans:
+            end = loan.maturity_date or _add_months(closing, loan.term_months or 0)
+            out.append((pool.name, loan.obligor, end))
+        for lease in pool.leases:
+            months = lease.term_months
+            if months is None:
+                months = len(lease.rents or []) * MONTHS_PER_PERIOD[lease.payment_frequency]
+            out.append((pool.name, lease.obligor, _add_months(closing, months)))
+        tape = tapes.get(pool.name)
+        if tape is not None:
+            frame = tape.frame
+            for obligor, mat, term in zip(
+                frame["obligor"], frame["maturity_date"], frame["term_months"], strict=True
+            ):
+                # a row gives a term (an integer; <NA> otherwise) or a maturity (NaT otherwise)
+                if isinstance(term, numbers.Integral):
+                    out.append((pool.name, str(obligor), _add_months(closing, int(term))))
+                elif hasattr(mat, "date") and mat == mat:
+                    out.append((pool.name, str(obligor), mat.date()))
+    return out
+
+
+def recovery_warnings(
+    deal: Deal,
+    smap: SourceMap,
+    tapes: dict[str, Any] | None = None,
+    risk: Any = None,
+    risk_map: SourceMap | None = None,
+) -> list[Issue]:
+    """Warnings (not errors) about recoveries that the recovery lag pushes past the legal final
+    date, where they are lost: for each scenario's recovery (and its overrides) and for the
+    risk model's recovery (the deal's own ``risk`` section, or ``risk`` read from ``risk_map``'s
+    file when given).
+
+    A default can happen up to an asset's last contractual payment; its recovery is paid
+    ``lag_months`` after the end of that payment period.
+
+    Returns
+    -------
+    list of Issue
+        One per recovery assumption that loses recoveries; empty when none does.
+    """
+    from ipabs.dates import add_months, payment_dates
+
+    info = deal.deal
+    legal_final = info.legal_final_date
+    dates = payment_dates(info.first_payment_date, legal_final, MONTHS_PER_PERIOD[info.payment_frequency])
+    assets = _last_payment_dates(deal, tapes or {})
+    out: list[Issue] = []
+
+    def check(
+        where: SourceMap,
+        path: tuple[Any, ...],
+        lag: int,
+        recovers: bool,
+        pool: str | None,
+        obligor: str | None,
+    ) -> None:
+        if not recovers or lag <= 0:
+            return
+        # each asset's last payment date and the end of the period collecting it
+        ends = [
+            (end, next((d for d in dates if d >= end), legal_final))
+            for p, o, end in assets
+            if (pool is None or p == pool) and (obligor is None or o == obligor)
+        ]
+        lost = [end for end, period_end in ends if add_months(period_end, lag) > legal_final]
+        if not lost:
+            return
+        # the last period end whose defaults still recover by legal final
+        cutoff = max((d for d in dates if add_months(d, lag) <= legal_final), default=None)
+        when = (
+            f"defaults in periods ending after {cutoff.isoformat()}"
+            if cutoff is not None
+            else "every default"
+        )
+        message = (
+            f"with a recovery lag of {lag} months, recoveries on {when} fall after the legal final "
+            f"date {legal_final.isoformat()} and are lost; {len(lost)} of {len(ends)} assets can still "
+            f"default then (the last payment is on {max(lost).isoformat()})"
+        )
+        hint = "shorten lag_months or move legal_final_date if those recoveries should count"
+        line, col = where.locate(path)  # the nearest written parent when the lag is left out
+        out.append(Issue(where.file, line, col, format_path(path), message, hint))
+
+    for name, sc in deal.scenarios.items():
+        base = ("scenarios", name)
+        rec = sc.recovery
+        check(smap, (*base, "recovery", "lag_months"), rec.lag_months, rec.rate > 0, None, None)
+        for i, ov in enumerate(sc.overrides):
+            if ov.recovery is not None:
+                r = ov.recovery
+                path = (*base, "overrides", i, "recovery", "lag_months")
+                check(smap, path, r.lag_months, r.rate > 0, ov.pool, ov.obligor)
+    model = risk if risk is not None else deal.risk
+    if model is not None:
+        rec = model.recovery
+        recovers = rec.model != "constant" or rec.rate > 0
+        path = ("risk", "recovery", "lag_months")
+        check(risk_map if risk_map is not None else smap, path, rec.lag_months, recovers, None, None)
+    return out

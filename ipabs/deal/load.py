@@ -36,12 +36,16 @@ class LoadedDeal:
         The deal file (None when parsed from a string).
     tapes : dict
         Pool name -> :class:`ipabs.collateral.tape.LoanTape` for pools with a ``tape``.
+    warnings : tuple of Issue
+        Located problems that do not stop a run but probably deserve a look (e.g. recoveries
+        that fall after the legal final date), for the commands to print.
     """
 
     spec: Deal
     source: SourceMap
     path: Path | None = None
     tapes: dict[str, Any] = field(default_factory=dict)
+    warnings: tuple[Issue, ...] = ()
 
     @property
     def name(self) -> str:
@@ -68,7 +72,7 @@ def _build(data: Any, smap: SourceMap, path: Path | None) -> LoadedDeal:
     except ValidationError as exc:
         raise DealError(translate(exc, data, smap, Deal)) from None
 
-    from ipabs.deal.crosscheck import cross_check
+    from ipabs.deal.crosscheck import cross_check, recovery_warnings
 
     base = path.parent if path is not None else Path.cwd()
     tapes: dict[str, Any] = {}
@@ -79,7 +83,7 @@ def _build(data: Any, smap: SourceMap, path: Path | None) -> LoadedDeal:
     issues = cross_check(spec, smap, tapes)
     if issues:
         raise DealError(issues)
-    return LoadedDeal(spec, smap, path, tapes)
+    return LoadedDeal(spec, smap, path, tapes, tuple(recovery_warnings(spec, smap, tapes)))
 
 
 def load_deal(path: str | Path) -> LoadedDeal:
@@ -152,3 +156,21 @@ def load_risk(path: str | Path) -> Any:
         return _RiskFile.model_validate(data).risk
     except ValidationError as exc:
         raise DealError(translate(exc, data, smap, _RiskFile)) from None
+
+
+def risk_file_warnings(deal: LoadedDeal, path: str | Path) -> list[Issue]:
+    """Warnings about a risk assumptions file (already loaded with :func:`load_risk`) used with
+    ``deal``: recoveries that its lag pushes past the deal's legal final date.
+
+    Returns
+    -------
+    list of Issue
+        Located in the risk file.
+    """
+    from ipabs.deal.crosscheck import recovery_warnings
+
+    data, smap = read_yaml(path)
+    risk = _RiskFile.model_validate(data).risk
+    return [
+        w for w in recovery_warnings(deal.spec, smap, deal.tapes, risk, smap) if w.path.startswith("risk")
+    ]

@@ -68,7 +68,14 @@ class RecoveryModel(Model):
         0.0, description="Correlation of the value factor with the global factor (wrong-way risk)."
     )
     disposal_cost: Share = Field(0.0, description="Cost of selling the IP, as a share of appraised value.")
-    lag_months: int = Field(12, ge=0, le=MAX_TERM_MONTHS, description="Months from default to recovery.")
+    lag_months: int = Field(
+        0,
+        ge=0,
+        le=MAX_TERM_MONTHS,
+        description="Months from the end of the default period to the recovery (0: paid in the "
+        "default period; the same default as a scenario's `recovery.lag_months`). A recovery "
+        "falling after the legal final date is lost; validation warns when that can happen.",
+    )
 
     @model_validator(mode="after")
     def _beta_feasible(self) -> RecoveryModel:
@@ -105,8 +112,8 @@ class RiskModel(Model):
     """The Monte Carlo risk model.
 
     Give either ``correlation`` (one global factor: every pair of obligors has this asset
-    correlation) or ``factors``. Obligors need a ``pd`` or ``pd_curve`` (on the obligor or its
-    asset), a ``grade`` listed in ``pd_by_grade``, or the section's ``default_pd``.
+    correlation) or ``factors``. Obligors need a ``pd``, ``pd_curve`` or ``cumulative_pd`` (on the
+    obligor or its asset), a ``grade`` listed in ``pd_by_grade``, or the section's ``default_pd``.
     ``pd_multiplier`` stresses every obligor's default probability at once.
     """
 
@@ -118,15 +125,20 @@ class RiskModel(Model):
         None, description="One-factor asset correlation, in [0, 1) (0.3 or '30%')."
     )
     factors: FactorLoadings | None = Field(None, description="Multi-factor loadings.")
-    default_pd: Probability | None = Field(None, description="Annual PD of obligors given none.")
+    default_pd: Probability | None = Field(
+        None,
+        description="Annual PD of obligors given none, on an ACT/365 clock like an obligor's `pd`: "
+        "`1 - (1 - default_pd)^(d/365)` by a date `d` days after closing.",
+    )
     pd_by_grade: dict[str, Probability] = Field(
-        default_factory=dict, description="Annual PD per obligor `grade`."
+        default_factory=dict,
+        description="Annual PD per obligor `grade`, on an ACT/365 clock like an obligor's `pd`.",
     )
     pd_multiplier: NonNegative = Field(
         1.0,
         description="Stress factor on default probabilities: every obligor's cumulative PD by each "
-        "date (from its `pd`, `pd_curve`, grade or `default_pd`) is multiplied by it; 2 doubles "
-        "every PD, 0 switches defaults off. The multiplied annual PDs, `pd_curve` points and "
+        "date (from its `pd`, `pd_curve`, `cumulative_pd`, grade or `default_pd`) is multiplied by "
+        "it; 2 doubles every PD, 0 switches defaults off. The multiplied annual PDs, `pd_curve` points and "
         "cumulative PDs up to the legal final date must stay below 1.",
     )
     recovery: RecoveryModel = Field(default_factory=RecoveryModel, description="Recoveries.")

@@ -119,6 +119,45 @@ IndexCurve = Annotated[InterestRate | list[IndexPoint], Field(union_mode="left_t
 
 # --------------------------------------------------------------------------- collateral
 
+PD_DESCRIPTION = (
+    "Annual probability of default on an ACT/365 clock from closing: the cumulative PD by a date "
+    "`d` days after closing is `1 - (1 - pd)^(d/365)` (so 5% gives 5.0133% by a date 366 days "
+    "away); use `cumulative_pd` to state a PD to a date exactly."
+)
+PD_CURVE_DESCRIPTION = (
+    "Cumulative default probability at the end of years 1, 2, ... after closing, a year being "
+    "365 days (ACT/365); constant hazard within each year, the last year's continuing after."
+)
+
+
+class HorizonPD(Model):
+    """A cumulative default probability to a date: ``pd`` of the obligors default by ``by``
+    (the legal final date, or a date after closing), at a constant hazard per day from closing,
+    before and after that date. The PD by the horizon is exactly ``pd``, whatever the number of
+    days."""
+
+    pd: Probability = Field(description="Cumulative probability of default by `by`.")
+    by: Literal["legal_final"] | dt.date = Field(
+        "legal_final", description="`legal_final` (the deal's legal final date) or a date after closing."
+    )
+
+
+CUMULATIVE_PD_DESCRIPTION = (
+    "Cumulative PD to a date: {pd, by: legal_final or a date}; exactly `pd` by that date, constant "
+    "hazard per day from closing. Instead of `pd` or `pd_curve`."
+)
+
+
+def _one_pd(model: Any) -> Any:
+    given = [k for k in ("pd", "pd_curve", "cumulative_pd") if getattr(model, k) is not None]
+    if len(given) > 1:
+        # starts with the field name: the error is located at `cumulative_pd`
+        raise ValueError(
+            f"`{given[-1]}` cannot be combined with `{given[0]}`: give one of pd (annual), pd_curve "
+            "or cumulative_pd (to a date)"
+        )
+    return model
+
 
 class Obligor(Model):
     """An obligor: a borrower, lessee, licensee, guarantor or support provider."""
@@ -126,10 +165,9 @@ class Obligor(Model):
     name: Name = Field(description="Unique obligor name.")
     industry: str | None = Field(None, description="Industry (for sector correlation).")
     region: str | None = Field(None, description="Park or region (for regional correlation).")
-    pd: Probability | None = Field(None, description="Annual probability of default.")
-    pd_curve: list[Probability] | None = Field(
-        None, description="Cumulative default probability at the end of years 1, 2, ..."
-    )
+    pd: Probability | None = Field(None, description=PD_DESCRIPTION)
+    pd_curve: list[Probability] | None = Field(None, description=PD_CURVE_DESCRIPTION)
+    cumulative_pd: HorizonPD | None = Field(None, description=CUMULATIVE_PD_DESCRIPTION)
     grade: str | None = Field(None, description="Credit grade (looked up in `risk.pd_by_grade`).")
 
     @field_validator("pd_curve")
@@ -138,6 +176,10 @@ class Obligor(Model):
         if v is not None and any(b < a for a, b in pairwise(v)):
             raise ValueError("a cumulative PD curve must not decrease")
         return v
+
+    @model_validator(mode="after")
+    def _one_pd(self) -> Obligor:
+        return _one_pd(self)
 
 
 class FloatingRate(Model):
@@ -183,9 +225,20 @@ class _CreditInputs(Model):
     obligor: Name = Field(description="Obligor name (borrower, lessee or licensee).")
     industry: str | None = Field(None, description="Obligor industry.")
     region: str | None = Field(None, description="Obligor park or region.")
-    pd: Probability | None = Field(None, description="Obligor annual PD (Monte Carlo input).")
-    pd_curve: list[Probability] | None = Field(None, description="Obligor cumulative PD by year.")
+    pd: Probability | None = Field(
+        None, description="The obligor's PD (Monte Carlo input). " + PD_DESCRIPTION
+    )
+    pd_curve: list[Probability] | None = Field(
+        None, description="The obligor's PD curve. " + PD_CURVE_DESCRIPTION
+    )
+    cumulative_pd: HorizonPD | None = Field(
+        None, description="The obligor's PD to a date. " + CUMULATIVE_PD_DESCRIPTION
+    )
     grade: str | None = Field(None, description="Obligor credit grade (see `risk.pd_by_grade`).")
+
+    @model_validator(mode="after")
+    def _one_pd(self) -> _CreditInputs:
+        return _one_pd(self)
 
 
 class Loan(_CreditInputs):

@@ -68,6 +68,68 @@ def royalty_amount(
     return min(max(amount, minimum), cap)
 
 
+@njit(leaf=True, inline="always")
+def sifma_period(q: float, mdr: float, smm: float) -> tuple[float, float, float]:
+    """One period of SIFMA's standard formulas for cash flows with defaults (Uniform Practices,
+    chapter SF, section C.3), as factors of an asset's scheduled (contractual) balance.
+
+    ``q`` is the performing balance at the start of the period over the scheduled balance
+    then. New defaults are ``mdr x`` that start balance; interest and scheduled principal are
+    collected on what did not default; voluntary prepayments are ``smm x`` (start balance less
+    its *expected* scheduled amortisation), so new defaults do not shrink the prepayment base,
+    capped so that the period ends with a balance of at least zero (C.2.e).
+
+    Returns
+    -------
+    survivors, prepaid, q_end : float
+        Factors of the period's scheduled amounts: ``survivors x`` scheduled interest and
+        principal are collected, ``prepaid x`` and ``q_end x`` the scheduled balance at the end
+        of the period are prepaid and still performing.
+    """
+    survivors = q * (1.0 - mdr)
+    prepaid = q * min(smm, 1.0 - mdr)
+    return survivors, prepaid, survivors - prepaid
+
+
+@njit
+def performing_flows_kernel(
+    sched_interest: np.ndarray,  # (A, T)
+    sched_principal: np.ndarray,  # (A, T)
+    sched_balance: np.ndarray,  # (A, T) scheduled balance at period end
+    balance: np.ndarray,  # (A,) balance at closing
+    hazard: np.ndarray,  # (A, T) probability that the obligor defaults in t, having survived t-1
+    smm: np.ndarray,  # (A, T)
+    out: np.ndarray,  # (A, T, 5) out: interest, scheduled principal, prepayment, start, end
+) -> None:
+    """Flows of each asset on the paths where its obligor has not defaulted (yet).
+
+    A surviving obligor prepays ``smm / (1 - hazard)`` of its balance after amortisation: over
+    all paths the expected flows are then those of :func:`sifma_period` with ``mdr = hazard``,
+    the same rule as the deterministic scenarios (prepayments are SMM of the start balance
+    less its expected amortisation, not of what survives the period's defaults).
+    """
+    n_assets, n_periods = sched_interest.shape
+    for a in range(n_assets):
+        q = 1.0  # on surviving paths: performing / scheduled balance
+        prev_sched = balance[a]
+        for t in range(n_periods):
+            h = hazard[a, t]
+            out[a, t, 3] = q * prev_sched
+            out[a, t, 0] = q * sched_interest[a, t]
+            out[a, t, 1] = q * sched_principal[a, t]
+            if h < 1.0:
+                _survivors, prepaid, q_end = sifma_period(q, h, smm[a, t])
+                prepaid /= 1.0 - h
+                q_end /= 1.0 - h
+            else:  # no path survives the period: nothing to prepay
+                prepaid = 0.0
+                q_end = q
+            out[a, t, 2] = prepaid * sched_balance[a, t]
+            out[a, t, 4] = q_end * sched_balance[a, t]
+            q = q_end
+            prev_sched = sched_balance[a, t]
+
+
 @njit
 def deterministic_collections(
     pool: np.ndarray,  # (A,)
@@ -76,7 +138,7 @@ def deterministic_collections(
     sched_balance: np.ndarray,  # (A, T) scheduled balance at period end
     balance: np.ndarray,  # (A,) balance at closing
     mdr: np.ndarray,  # (A, T) share of the performing balance defaulting in each period
-    smm: np.ndarray,  # (A, T) share of the post-amortisation balance prepaid
+    smm: np.ndarray,  # (A, T) share of the start balance less its expected amortisation prepaid
     recovery_rate: np.ndarray,  # (A,)
     recovery_cap: np.ndarray,  # (A,) recovery cap on a full default (inf: none)
     recovery_lag: np.ndarray,  # (A,) lag id into lag_period
@@ -92,9 +154,10 @@ def deterministic_collections(
 ) -> None:
     """Expected-value cash flows under deterministic default and prepayment rates.
 
-    Per period, in this order: defaults hit the performing balance at the start of the period;
-    interest and scheduled principal are collected on what survives; prepayments apply after
-    scheduled amortisation. A default's guarantee and recovery arrive after their lags.
+    Per period (:func:`sifma_period`): defaults hit the performing balance at the start of the
+    period; interest and scheduled principal are collected on what survives; prepayments are
+    the SMM of the start balance less its expected scheduled amortisation. A default's
+    guarantee and recovery arrive after their lags.
     """
     out[:] = 0.0
     n_assets, n_periods = sched_interest.shape
@@ -108,16 +171,11 @@ def deterministic_collections(
             d_rate = mdr[a, t]
             defaulted = start * d_rate
             share_defaulting = q * d_rate  # of the obligors (not of the balance) at closing
-            q *= 1.0 - d_rate
-            interest = q * sched_interest[a, t]
-            principal = q * sched_principal[a, t]
-            after = q * sched_balance[a, t]
-            prepaid = after * smm[a, t]
-            q *= 1.0 - smm[a, t]
-            out[p, t, C_INTEREST] += interest
-            out[p, t, C_SCHED_PRINCIPAL] += principal
-            out[p, t, C_PREPAYMENT] += prepaid
-            out[p, t, C_BALANCE_END] += after - prepaid
+            survivors, prepaid_factor, q = sifma_period(q, d_rate, smm[a, t])
+            out[p, t, C_INTEREST] += survivors * sched_interest[a, t]
+            out[p, t, C_SCHED_PRINCIPAL] += survivors * sched_principal[a, t]
+            out[p, t, C_PREPAYMENT] += prepaid_factor * sched_balance[a, t]
+            out[p, t, C_BALANCE_END] += q * sched_balance[a, t]
             prev_sched = sched_balance[a, t]
             if defaulted > 0.0:
                 out[p, t, C_DEFAULT] += defaulted

@@ -120,7 +120,8 @@ def default_curve(
 
 
 def prepayment_curve(p: PrepaymentAssumption, months: np.ndarray) -> np.ndarray:
-    """Per-period prepayment rate (share of the post-amortisation balance)."""
+    """Per-period prepayment rate SMM (share of the start balance less its expected
+    scheduled amortisation, as in SIFMA's standard formulas)."""
     n = len(months)
     if p.cpr is not None:
         return period_rate(np.full(n, p.cpr), months)  # type: ignore[return-value]

@@ -136,6 +136,8 @@ def _check_multiplied(
         if worst >= 1.0:
             if curve:
                 source = "pd_curve"
+            elif ob.horizon_pd[i] is not None:
+                source = "cumulative_pd"
             elif not math.isnan(ob.pd[i]):
                 source = "pd"
             elif ob.grade[i] and ob.grade[i] in risk.pd_by_grade:
@@ -159,6 +161,11 @@ def _obligor_pds(model: CompiledModel, risk: RiskModel) -> list[tuple[float | No
     for i, name in enumerate(ob.names):
         curve = ob.pd_curve[i]
         annual: float | None = None if math.isnan(ob.pd[i]) else float(ob.pd[i])
+        horizon = ob.horizon_pd[i]
+        if horizon is not None:
+            # the annual PD on the ACT/365 clock whose cumulative PD by the horizon is the one given
+            pd, years = horizon
+            annual = 1.0 - (1.0 - pd) ** (1.0 / years)
         if curve is None and annual is None:
             grade = ob.grade[i]
             if grade and grade in risk.pd_by_grade:
@@ -247,26 +254,38 @@ def period_search(threshold: np.ndarray, max_entries: int = 1 << 20) -> PeriodSe
     return PeriodSearch(rows, start, np.ascontiguousarray(np.stack([lo, inv], axis=1)), steps)
 
 
-def performing_flows(model: CompiledModel, smm: np.ndarray) -> tuple[np.ndarray, ...]:
-    """Per-asset flows with prepayments and no defaults: interest, scheduled principal,
-    prepayment, balance at start and end of each period (each (A, T))."""
-    q = np.ones(len(model.assets))
-    start = np.empty_like(model.sched_balance)
-    prev = model.assets.balance.astype(np.float64).copy()
-    interest = np.empty_like(start)
-    principal = np.empty_like(start)
-    prepaid = np.empty_like(start)
-    end = np.empty_like(start)
-    for t in range(model.n_periods):
-        start[:, t] = q * prev
-        interest[:, t] = q * model.sched_interest[:, t]
-        principal[:, t] = q * model.sched_principal[:, t]
-        after = q * model.sched_balance[:, t]
-        prepaid[:, t] = after * smm[:, t]
-        end[:, t] = after - prepaid[:, t]
-        q = q * (1.0 - smm[:, t])
-        prev = model.sched_balance[:, t]
-    return interest, principal, prepaid, start, end
+def period_hazards(cum: np.ndarray) -> np.ndarray:
+    """Probability of defaulting in each period having survived the ones before, from the
+    cumulative default probabilities at the period ends (last axis)."""
+    before = np.concatenate([np.zeros((*cum.shape[:-1], 1)), cum[..., :-1]], axis=-1)
+    return np.divide(cum - before, 1.0 - before, out=np.ones_like(cum), where=before < 1.0)
+
+
+def performing_flows(
+    model: CompiledModel, smm: np.ndarray, hazard: np.ndarray | None = None
+) -> tuple[np.ndarray, ...]:
+    """Per-asset flows on the paths where the asset's obligor has not defaulted: interest,
+    scheduled principal, prepayment, balance at start and end of each period (each (A, T)).
+
+    ``hazard`` (A, T) is the obligor's probability of defaulting in each period having
+    survived the earlier ones (none: zero). Prepayments follow SIFMA's standard formulas
+    in expectation over the paths (:func:`~ipabs.risk.collections_numba_fns.performing_flows_kernel`).
+    """
+    from ipabs.risk.collections_numba_fns import performing_flows_kernel
+
+    n_assets, n = model.sched_balance.shape
+    out = np.empty((n_assets, n, 5))
+    h = np.zeros((n_assets, n)) if hazard is None else np.ascontiguousarray(hazard, dtype=np.float64)
+    performing_flows_kernel(
+        model.sched_interest,
+        model.sched_principal,
+        model.sched_balance,
+        model.assets.balance.astype(np.float64),
+        h,
+        np.ascontiguousarray(smm, dtype=np.float64),
+        out,
+    )
+    return tuple(np.ascontiguousarray(out[:, :, k]) for k in range(5))
 
 
 def _active_end(*flows: np.ndarray) -> np.ndarray:
@@ -317,7 +336,7 @@ def compile_risk(model: CompiledModel, risk: RiskModel | None = None) -> RiskArr
     pds = _obligor_pds(model, risk)
     _check_multiplied(model, risk, pds, times)
     groups: dict[tuple, int] = {}
-    thresholds, factors, loadings = [], [], []
+    thresholds, factors, loadings, cumulative = [], [], [], []
     ob_group = np.empty(len(ob.names), dtype=np.int64)
     for i, (annual, curve) in enumerate(pds):
         ind = 1 + industries.index(ob.industry[i]) if ob.industry[i] and li > 0 else -1
@@ -325,7 +344,9 @@ def compile_risk(model: CompiledModel, risk: RiskModel | None = None) -> RiskArr
         key = (annual, tuple(curve) if curve else None, ind, reg)
         if key not in groups:
             groups[key] = len(groups)
-            thresholds.append(_thresholds(cumulative_pd(annual, curve, times, risk.pd_multiplier), risk))
+            cum = cumulative_pd(annual, curve, times, risk.pd_multiplier)
+            cumulative.append(cum)
+            thresholds.append(_thresholds(cum, risk))
             factors.append((0, ind, reg))
             loadings.append((lg, li if ind >= 0 else 0.0, lr if reg >= 0 else 0.0))
         ob_group[i] = groups[key]
@@ -335,7 +356,10 @@ def compile_risk(model: CompiledModel, risk: RiskModel | None = None) -> RiskArr
     # --- assets under the prepayment assumption
     months = period_months(grid)
     smm = np.tile(prepayment_curve(risk.prepayment, months), (len(model.assets), 1))
-    interest, principal, prepaid, start, end = performing_flows(model, smm)
+    # each asset's flows while its obligor survives depend on that obligor's default hazard
+    g_hazard = period_hazards(np.array(cumulative, dtype=np.float64).reshape(-1, n))
+    a_hazard = g_hazard[ob_group[model.assets.obligor]] if len(model.assets) else np.zeros((0, n))
+    interest, principal, prepaid, start, end = performing_flows(model, smm, a_hazard)
     totals = np.zeros((len(model.pool_names), n, N_COLLECTION_COLUMNS))
     for col, arr in (
         (C_INTEREST, interest),
