@@ -137,7 +137,7 @@ class HorizonPD(Model):
     days."""
 
     pd: Probability = Field(description="Cumulative probability of default by `by`.")
-    by: Literal["legal_final"] | dt.date = Field(
+    by: Literal["legal_final"] | Date = Field(
         "legal_final", description="`legal_final` (the deal's legal final date) or a date after closing."
     )
 
