@@ -189,18 +189,18 @@ def _quote_issue(file: str, text: str, exc: yaml.MarkedYAMLError) -> Issue | Non
     scanner = yaml.SafeLoader(text)
     suspect = None
     try:
-        while scanner.check_token():
-            token = scanner.get_token()
-            if token.end_mark.index > mark.index:
-                break
-            if isinstance(token, yaml.ScalarToken) and token.style in ('"', "'"):
-                suspect = token if token.start_mark.line < token.end_mark.line else None
-            elif isinstance(token, (yaml.KeyToken, yaml.ValueToken, yaml.BlockEntryToken)):
-                continue
-            else:
-                suspect = None
-    except yaml.YAMLError:
-        pass
+        # the scan stops with an error at the problem: what it saw before that counts
+        with contextlib.suppress(yaml.YAMLError):
+            while scanner.check_token():
+                token = scanner.get_token()
+                if token.end_mark.index > mark.index:
+                    break
+                if isinstance(token, yaml.ScalarToken) and token.style in ('"', "'"):
+                    suspect = token if token.start_mark.line < token.end_mark.line else None
+                elif isinstance(token, (yaml.KeyToken, yaml.ValueToken, yaml.BlockEntryToken)):
+                    continue
+                else:
+                    suspect = None
     finally:
         scanner.dispose()
     if suspect is None or suspect.end_mark.line != mark.line:
@@ -383,11 +383,12 @@ def not_utf8_issue(file: str, data: bytes, exc: UnicodeDecodeError) -> Issue:
     line = data.count(b"\n", 0, start) + 1
     column = len(data[line_start:start].decode("utf-8", "replace")) + 1
     hint = "re-save the file as UTF-8"
+    reads_as_gbk = True
     try:
         data.decode("gb18030")
     except UnicodeDecodeError:
-        pass
-    else:
+        reads_as_gbk = False
+    if reads_as_gbk:
         hint += "; it reads as GBK/GB18030 text, so reopen it as GBK in the editor and save it as UTF-8"
     return Issue(
         file,
