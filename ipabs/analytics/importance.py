@@ -19,16 +19,23 @@ given default, so timing is not distorted.
 Every importance-sampled run is a defensive mixture (Hesterberg, 1995): a share ``alpha`` of
 the paths comes from the model itself, which bounds every weight by ``1 / alpha``.
 
-The settings are chosen by the cross-entropy method on small pilot runs: starting from ``mu = 0``,
-each pilot keeps its worst paths (those where the target tranche loses, else those with the
-largest note losses, else the largest pool losses) and moves ``mu`` to their likelihood-weighted
-mean factor, until enough pilot paths make the target tranche lose. The shift used is the
-likelihood-weighted mean factor over every pilot path where the target lost (an estimate of
-``E[Z | tranche loss]``, the cross-entropy optimal mean); the count target is their weighted
-median number of defaulters; each group's tilt is the log-odds change from its mean
-conditional default probability to its default frequency on those paths. A last pilot per
-option (shift; shift and count twist; shift and tilts) estimates the variance reduction and the
-best is used; below :data:`MIN_GAIN` the run falls back to plain sampling.
+The settings are chosen by multi-level cross-entropy on small pilot runs: starting from
+``mu = 0``, each pilot keeps its worst paths (those where the target tranche loses, else those
+with the largest note losses, the largest pool losses, the most defaults) and moves ``mu`` to
+their likelihood-weighted mean factor, until enough pilot paths make the target tranche lose.
+The shift used is the likelihood-weighted mean factor over every pilot path where the target
+lost (an estimate of ``E[Z | tranche loss]``, the cross-entropy optimal mean); the count target
+is their weighted median number of defaulters. Group tilts are fitted only as far as the pilot
+supports them (:func:`_group_tilt`: shrunk towards the model, at most one tilt per
+:data:`HITS_PER_TILT` effective pilot losses), except for the groups of guarantors and support
+providers, whose default gates a loss and which are tilted from the first step.
+
+A last pilot per candidate (shift; with the count twist; with the tilts; with both) is judged
+before use (:func:`_judge_pilot`): enough effective losses, no dominant path, weights averaging
+one, a precise estimate, and agreement with every simpler accepted candidate. The accepted
+candidate with the largest variance reduction is used; with none, or below :data:`MIN_GAIN`,
+plain sampling. The main run is diagnosed again (:func:`run_checked`) and falls back to a
+simpler sampling when its weights fail (see :mod:`ipabs.analytics.weights`).
 
 Pilot paths come from their own random streams, so the main run's path *i* is still a pure
 function of (seed, i, sampling).
