@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from typing import Any, TextIO
 
 from ipabs.errors import DealError, IpabsError
-from ipabs.format import money, number, pct, pct_estimate
+from ipabs.format import estimate, money, number, pct, pct_estimate
 
 EXIT_OK = 0
 EXIT_INTERNAL = 1
@@ -172,7 +172,7 @@ def _mc_text(result: Any) -> str:
         head += (
             f"estimators: expected loss and P(loss) are mean(w x); E[WAL] and mean yield are "
             f"self-normalised sum(w x) / sum(w); they differ by the mean weight "
-            f"{number(p['mean_weight'])} ± {number(p['mean_weight_se'])}\n"
+            f"{estimate(p['mean_weight'], p['mean_weight_se'])}\n"
         )
     elif sampling is not None and sampling.fallbacks:
         head += f"sampling: {sampling.reason}\n"
