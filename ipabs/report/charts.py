@@ -594,19 +594,20 @@ def sizing_curve(sizing: SizingResult, *, lang: str = "en") -> Figure:
     lang = _lang(lang)
     data = sizing_curve_data(sizing)
     fig, (ax,) = _figure()
-    ax.errorbar(
-        data["enhancement"],
-        data["metric"],
-        yerr=1.96 * data["metric_se"],
+    x = data["enhancement"].to_numpy(dtype=np.float64)
+    tried = ax.errorbar(
+        x,
+        data["metric"].to_numpy(dtype=np.float64),
+        yerr=1.96 * data["metric_se"].to_numpy(dtype=np.float64),
         marker="o",
         ms=4,
         capsize=2,
         label=_t("tried", lang),
-        gid="metric",
     )
+    tried.lines[0].set_gid("metric")
     ax.plot(
-        data["enhancement"],
-        data["limit"],
+        x,
+        data["limit"].to_numpy(dtype=np.float64),
         color="C3",
         ls="--",
         label=_t("target", lang, rating=sizing.rating),
@@ -631,6 +632,13 @@ def _format(value: float, share: bool) -> str:
     if not np.isfinite(value):
         return "n/a"
     return f"{value:.3g}" if not share else f"{value * 100:.3g}%"
+
+
+def _tick(value: Any) -> str:
+    """A swept value as the sweep prints it: amounts grouped (``95,000,000``), rates as given."""
+    if isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool):
+        return f"{value:,.0f}" if abs(value) >= 1e4 else f"{value:g}"
+    return str(value)
 
 
 def sensitivity_heatmap(
@@ -709,10 +717,8 @@ def sensitivity_heatmap(
     fig, (ax,) = _figure(height=5.0)
     image = ax.imshow(values, origin="lower", aspect="auto", cmap="viridis")
     image.set_gid("heatmap")
-    ax.set_xticks(
-        range(len(grid.columns)), [f"{v:g}" if isinstance(v, float) else str(v) for v in grid.columns]
-    )
-    ax.set_yticks(range(len(grid.index)), [f"{v:g}" if isinstance(v, float) else str(v) for v in grid.index])
+    ax.set_xticks(range(len(grid.columns)), [_tick(v) for v in grid.columns])
+    ax.set_yticks(range(len(grid.index)), [_tick(v) for v in grid.index])
     finite = values[np.isfinite(values)]
     middle = 0.5 * (finite.min() + finite.max()) if finite.size else 0.0
     for i in range(values.shape[0]):
