@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
+from matplotlib import colormaps
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.text import Text
@@ -196,10 +197,10 @@ def _finish(fig: Figure) -> Figure:
 
 
 def _amount_formatter(lang: str) -> FuncFormatter:
-    """Amounts in millions (``95m``) or, in Chinese, in 万 (ten thousands)."""
+    """Amounts in millions (``95.0m``) or, in Chinese, in 万 (ten thousands); small ones in full."""
     if lang == "zh":
-        return FuncFormatter(lambda x, _: f"{x / 1e4:,.0f}万")
-    return FuncFormatter(lambda x, _: f"{x / 1e6:,.1f}m")
+        return FuncFormatter(lambda x, _: f"{x / 1e4:,.0f}万" if abs(x) >= 1e4 else f"{x:,.0f}")
+    return FuncFormatter(lambda x, _: f"{x / 1e6:,.1f}m" if abs(x) >= 1e5 else f"{x:,.0f}")
 
 
 def weighted_quantiles(values: np.ndarray, weights: np.ndarray | None, levels: Sequence[float]) -> np.ndarray:
@@ -449,7 +450,9 @@ def sources_and_uses(result: RunResult, *, lang: str = "en") -> Figure:
     sources, uses = cash_sources_and_uses(result)
     x = sources.index.to_numpy()
     fig, (ax,) = _figure()
-    colors = iter(_colors(len(SOURCES) + len(USES)))
+    # one colour per kind, none shared between cash in and cash out
+    palette = colormaps["tab20"].colors
+    colors = iter(palette[i % len(palette)] for i in range(len(SOURCES) + len(USES)))
     for frame, sign in ((sources, 1.0), (uses, -1.0)):
         bottom = np.zeros(len(x))
         for column in frame.columns:
