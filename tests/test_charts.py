@@ -476,3 +476,15 @@ def test_renders_to_png(
     fig.savefig(out, dpi=50)
     data = out.read_bytes()
     assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 2_000
+
+
+def test_every_chart_is_documented() -> None:
+    text = (ROOT / "docs" / "charts.md").read_text(encoding="utf-8")
+    for accessor, prefix in (
+        (charts.RunPlots, "run"),
+        (charts.SimulationPlots, "sim"),
+        (charts.SizingPlots, "sizing"),
+    ):
+        for name in (n for n in vars(accessor) if not n.startswith("_")):
+            assert f"{prefix}.plot.{name}(" in text, f"{prefix}.plot.{name} is not documented"
+    assert "charts.sensitivity_heatmap(table" in text

@@ -240,7 +240,7 @@ def _kept(sim: SimulationResult) -> tuple[list[RunResult], np.ndarray]:
     if not sim.kept:
         raise IpabsError(
             "this chart needs per-period tables, which the Monte Carlo keeps only for the paths asked "
-            "for: run simulate(..., keep=range(200)) (or `ipabs mc --keep`) and plot again"
+            "for: run simulate(..., keep=range(200)) and plot again"
         )
     index = sorted(sim.kept)
     return [sim.kept[i] for i in index], sim.weights[index]
