@@ -488,3 +488,15 @@ def test_every_chart_is_documented() -> None:
         for name in (n for n in vars(accessor) if not n.startswith("_")):
             assert f"{prefix}.plot.{name}(" in text, f"{prefix}.plot.{name} is not documented"
     assert "charts.sensitivity_heatmap(table" in text
+
+
+def test_a_notebook_shows_the_figure_as_an_image(run: RunResult, monkeypatch: pytest.MonkeyPatch) -> None:
+    from types import SimpleNamespace
+
+    from IPython.core.formatters import PNGFormatter
+
+    png = PNGFormatter()
+    shell = SimpleNamespace(display_formatter=SimpleNamespace(formatters={"image/png": png}))
+    monkeypatch.setitem(sys.modules, "IPython", SimpleNamespace(get_ipython=lambda: shell))
+    fig = run.plot.balances()
+    assert png(fig)[:8] == b"\x89PNG\r\n\x1a\n"

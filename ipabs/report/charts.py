@@ -10,6 +10,7 @@ see docs/charts.md.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -170,9 +171,26 @@ def _t(key: str, lang: str, **fields: Any) -> str:
     return text.format(**fields) if fields else text
 
 
+def _show_in_notebooks() -> None:
+    """Let IPython show a returned figure as an image: pyplot's inline backend registers that,
+    but these figures never go through pyplot."""
+    ipython = sys.modules.get("IPython")
+    shell = ipython.get_ipython() if ipython is not None else None
+    if shell is None:
+        return
+    formatter = shell.display_formatter.formatters["image/png"]
+    try:
+        formatter.lookup_by_type(Figure)
+    except KeyError:
+        from IPython.core.pylabtools import print_figure
+
+        formatter.for_type(Figure, lambda fig: print_figure(fig, "png"))
+
+
 def _figure(rows: int = 1, height: float = 4.5, sharex: bool = False) -> tuple[Figure, list[Axes]]:
     fig = Figure(figsize=(8.0, height * rows if rows > 1 else height), layout="constrained")
     FigureCanvasAgg(fig)  # the Agg canvas: renders to files and notebooks, never to a screen
+    _show_in_notebooks()
     axes = fig.subplots(rows, 1, sharex=sharex, squeeze=False)[:, 0]
     return fig, list(axes)
 
