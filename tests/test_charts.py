@@ -138,6 +138,13 @@ def test_loss_distribution_without_kept_paths_says_what_it_assumes(deal: Any) ->
     assert _line(fig, "attach:senior").get_xdata()[0] == pytest.approx(1 - 95e6 / 200e6)
 
 
+def test_no_loss_distribution_for_a_royalty_pool(royalty_deal: Any, royalty_sim: SimulationResult) -> None:
+    with pytest.raises(IpabsError, match="no balance to lose"):
+        royalty_sim.plot.loss_distribution()
+    with pytest.raises(IpabsError, match="no balance to lose"):
+        simulate(royalty_deal, paths=20, seed=5, threads=1).plot.loss_distribution()
+
+
 # --------------------------------------------------------------------------- 2. balances
 
 

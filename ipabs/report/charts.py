@@ -342,17 +342,23 @@ def loss_distribution(
         Bar heights are the (likelihood-ratio weighted) probability of each bin; each
         attachment and detachment line has ``gid`` ``"attach:NAME"`` / ``"detach:NAME"``.
     """
-    from ipabs.risk.montecarlo_numba_fns import P_LOSS_RATE
+    from ipabs.risk.montecarlo_numba_fns import P_LOSS_RATE, P_ROYALTY
 
     lang = _lang(lang)
     loss = sim.pool_outcomes[:, P_LOSS_RATE]
     w = sim.weights
-    fig, (ax,) = _figure()
-    ax.hist(loss, bins=bins, weights=w / w.sum(), color="0.55", label=_t("probability", lang), gid="losses")
     assumed = pool_balance is None and not sim.kept
     if pool_balance is None and sim.kept:
         first = sim.kept[min(sim.kept)].periods
         pool_balance = float(first["pool.balance_start"].iloc[0])
+    no_balance = pool_balance is not None and not pool_balance > 0
+    if no_balance or (assumed and not np.any(loss > 0) and np.any(sim.pool_outcomes[:, P_ROYALTY] > 0)):
+        raise IpabsError(
+            f"{sim.deal_name}: the pool has no balance to lose (royalty and income-share streams), so "
+            "its loss rate is zero on every path; plot the royalty cash instead (result.plot.royalty())"
+        )
+    fig, (ax,) = _figure()
+    ax.hist(loss, bins=bins, weights=w / w.sum(), color="0.55", label=_t("probability", lang), gid="losses")
     if sim.original_balances is not None:
         points = tranche_attachments(sim.original_balances, pool_balance)
         for (a, d), name, color in zip(points, sim.tranche_names, _colors(len(points)), strict=True):
