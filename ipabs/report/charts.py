@@ -153,7 +153,7 @@ USES = (
 repayments, account deposits and cash carried forward."""
 
 
-# --------------------------------------------------------------------------- helpers
+# --------------------------------------------------------------------------- shared pieces
 
 
 def _lang(lang: str) -> str:
