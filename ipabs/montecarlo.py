@@ -52,6 +52,7 @@ from ipabs.risk.montecarlo_numba_fns import (
 if TYPE_CHECKING:
     import pandas as pd
 
+    from ipabs.report.charts import SimulationPlots
     from ipabs.results import RunResult
 
 
@@ -129,6 +130,14 @@ class SimulationResult:
     elapsed_seconds: float = 0.0
     sampling: Sampling | None = None
     original_balances: np.ndarray | None = None
+
+    @property
+    def plot(self) -> SimulationPlots:
+        """Charts of this run (matplotlib figures; see docs/charts.md), e.g.
+        ``result.plot.loss_distribution()``."""
+        from ipabs.report.charts import SimulationPlots
+
+        return SimulationPlots(self)
 
     @property
     def weights(self) -> np.ndarray:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -15,6 +15,9 @@ from ipabs.engine.compile import CompiledModel
 from ipabs.engine.metrics_numba_fns import present_value, weighted_average_life, yield_at_price
 from ipabs.io import json_value, write_tables
 from ipabs.risk.collections_numba_fns import C_GUARANTEE, C_RECOVERY, COLLECTION_COLUMNS
+
+if TYPE_CHECKING:
+    from ipabs.report.charts import RunPlots
 
 
 def conservation_residual(tables: L.WaterfallTables) -> np.ndarray:
@@ -69,6 +72,13 @@ class RunResult:
     triggers: pd.DataFrame
     tables: L.WaterfallTables
     collections: np.ndarray
+
+    @property
+    def plot(self) -> RunPlots:
+        """Charts of this run (matplotlib figures; see docs/charts.md), e.g. ``result.plot.balances()``."""
+        from ipabs.report.charts import RunPlots
+
+        return RunPlots(self)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict: deal, scenario, ``tranches`` (list of objects) and ``triggers``."""

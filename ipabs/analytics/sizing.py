@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from ipabs.deal.load import LoadedDeal
     from ipabs.deal.risk import RiskModel
     from ipabs.montecarlo import SimulationResult
+    from ipabs.report.charts import SizingPlots
 
 BY = ("tranche", "reserve", "deficiency_cap")
 CRITERIA = ("expected_loss", "default_probability")
@@ -90,6 +91,13 @@ class SizingResult:
     table: str
     trials: list[Trial] = field(default_factory=list)
     sampling: str = "plain"
+
+    @property
+    def plot(self) -> SizingPlots:
+        """The sizing curve (a matplotlib figure; see docs/charts.md): ``result.plot.curve()``."""
+        from ipabs.report.charts import SizingPlots
+
+        return SizingPlots(self)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict."""
