@@ -65,7 +65,7 @@ def render_table(headers: Sequence[str], rows: Sequence[Sequence[str]], lang: st
     str
         Heading line, dashes, one line per row; no trailing newline or trailing spaces.
     """
-    from rich.box import Box
+    from rich.cells import cell_len
     from rich.console import Console
     from rich.table import Table
     from rich.text import Text
@@ -74,11 +74,14 @@ def render_table(headers: Sequence[str], rows: Sequence[Sequence[str]], lang: st
     for r in rows:
         if len(r) != len(headers):
             raise ValueError(f"a row has {len(r)} cells for {len(headers)} headings: {list(r)}")
-    # no edges, no column rules; only a line of ASCII dashes under the headings
-    plain = Box("    \n    \n -  \n    \n    \n    \n    \n    \n", ascii=True)
-    table = Table(box=plain, show_edge=False, pad_edge=False, padding=(0, 0, 0, 1), highlight=False)
-    for i, h in enumerate(headers):
-        table.add_column(Text(label(h, lang)), justify="left" if i == 0 else "right", no_wrap=True)
+    # no box: rich pads each cell to its column's display width; the line of dashes under the
+    # headings is a row of its own so that it spans each column's text only, as it always has
+    headings = [label(h, lang) for h in headers]
+    widths = [max([cell_len(h)] + [cell_len(r[i]) for r in rows]) for i, h in enumerate(headings)]
+    table = Table(box=None, pad_edge=False, padding=(0, 0, 0, 2), highlight=False)
+    for i, h in enumerate(headings):
+        table.add_column(Text(h), justify="left" if i == 0 else "right", no_wrap=True)
+    table.add_row(*(Text("-" * w) for w in widths))
     for r in rows:
         table.add_row(*(Text(c) for c in r))  # Text: cells are never read as markup
     out = io.StringIO()
@@ -151,8 +154,9 @@ class ProgressBar:
             MofNCompleteColumn(),
             TextColumn(what, markup=False),
             TimeElapsedColumn(),
-            TextColumn("left", markup=False),
+            TextColumn("elapsed,", markup=False),
             TimeRemainingColumn(),
+            TextColumn("left", markup=False),
             console=console,
             refresh_per_second=4,
         )
