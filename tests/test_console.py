@@ -202,3 +202,55 @@ def test_compile_notice_for_every_kernel_command(
         assert main([*argv, "--quiet"]) == 0
         assert "compiling" not in terminal.getvalue()
     capsys.readouterr()
+
+
+@pytest.mark.parametrize(
+    ("argv", "unit"),
+    [
+        (["breakeven", "DEAL", "--tranche", "优先A级"], "stresses"),
+        (["size", "DEAL", "--tranche", "优先A级", "--target", "Baa3", "--paths", "300"], "paths"),
+        (["rate", "DEAL", "--paths", "300"], "stresses"),
+        (["sweep", "DEAL", "--set", "risk.pd_multiplier=1,2", "--paths", "300"], "points"),
+    ],
+)
+def test_long_commands_show_progress_only_on_a_terminal(
+    chinese_deal: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    argv: list[str],
+    unit: str,
+) -> None:
+    argv = [str(chinese_deal) if a == "DEAL" else a for a in argv]
+    assert main(argv) == 0
+    piped = capsys.readouterr()
+    assert piped.err == "" and not ANSI.search(piped.out)
+    terminal = FakeTerminal()
+    monkeypatch.setattr("sys.stderr", terminal)
+    assert main(argv) == 0
+    bar = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", terminal.getvalue())
+    assert re.search(rf"(\d+)/\1 {unit} \d+:\d\d:\d\d elapsed, 0:00:00 left", bar), bar
+    seconds = re.compile(r"[\d.]+ s\b")  # the time taken differs from run to run
+    assert seconds.sub("", capsys.readouterr().out) == seconds.sub("", piped.out)  # the same result
+    for flag in ("--quiet", "--json"):
+        terminal.seek(0)
+        terminal.truncate()
+        assert main([*argv, flag]) == 0
+        assert terminal.getvalue() == "", flag
+    capsys.readouterr()
+
+
+def test_rate_counts_the_deterministic_kernels_too(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`rate` runs the Monte Carlo and then the breakeven's waterfall: a cold cache of either is
+    announced before it starts."""
+    import numba
+
+    from ipabs.engine.waterfall_numba_fns import run_waterfall
+    from ipabs.risk.montecarlo_numba_fns import simulate_chunk
+
+    monkeypatch.setattr(numba.config, "DISABLE_JIT", False)
+    asked: list[list[object]] = []
+    monkeypatch.setattr(cli, "_kernels_cached", lambda kernels: asked.append(list(kernels)) or True)
+    cli.compile_notice(True, stream=FakeTerminal())
+    cli.compile_notice(True, stream=FakeTerminal(), deterministic=True)
+    assert simulate_chunk in asked[0] and run_waterfall not in asked[0]
+    assert simulate_chunk in asked[1] and run_waterfall in asked[1]
