@@ -117,17 +117,17 @@ def cmd_validate(args: argparse.Namespace) -> int:
                 file=sys.stderr,
             )
         else:
-            _warn(deal.warnings)
+            _warn(deal.warnings, result=True)
             print(f"{f}: ok ({deal.name})")
     return EXIT_INVALID if bad else EXIT_OK
 
 
-def _warn(warnings: Any, section: str = "") -> None:
-    """Print located validation warnings (of one top-level ``section`` when given) to stderr
-    (not with ``--quiet``)."""
+def _warn(warnings: Any, section: str = "", *, result: bool = False) -> None:
+    """Print located validation warnings (of one top-level ``section`` when given) to stderr;
+    with ``--quiet`` only when they are the ``result`` of the command (``validate``)."""
     from ipabs.console import is_quiet
 
-    if is_quiet():
+    if is_quiet() and not result:
         return
     for w in warnings:
         if not section or w.path.split(".", 1)[0] == section:

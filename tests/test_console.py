@@ -159,6 +159,9 @@ def test_quiet_prints_only_the_result(
     assert main(["run", str(late), "--quiet"]) == 0
     quiet = capsys.readouterr()
     assert quiet.err == "" and quiet.out == loud.out
+    # for `validate` the warnings are the result
+    assert main(["validate", str(late), "--quiet"]) == 0
+    assert "warning:" in capsys.readouterr().err
     # on a terminal: no progress bar, no notice
     terminal = FakeTerminal()
     monkeypatch.setattr("sys.stderr", terminal)
@@ -254,3 +257,21 @@ def test_rate_counts_the_deterministic_kernels_too(monkeypatch: pytest.MonkeyPat
     cli.compile_notice(True, stream=FakeTerminal(), deterministic=True)
     assert simulate_chunk in asked[0] and run_waterfall not in asked[0]
     assert simulate_chunk in asked[1] and run_waterfall in asked[1]
+
+
+def test_documented_console_examples(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    text = (ROOT / "docs" / "cli.md").read_text(encoding="utf-8")
+    section = text.split("## Console output")[1].split("\n## ")[0]
+    assert "rich" in section and "--quiet" in section and "--lang" in section
+    monkeypatch.chdir(ROOT)
+    commands = re.findall(r"```bash\n(.*?)```", section, re.S)
+    assert len(commands) == 2
+    for command in commands:
+        assert main(command.split()[1:]) == 0, command
+    shown = re.search(r"--lang zh\n```\n\n```text\n(.*?)```", section, re.S)
+    assert shown is not None
+    assert main(["run", "scenarios/caohejing_ip_pledge.yaml", "--lang", "zh"]) == 0
+    out = capsys.readouterr().out
+    assert out.endswith(shown.group(1))
