@@ -147,7 +147,16 @@ class ProgressBar:
             TimeRemainingColumn,
         )
 
-        console = Console(file=self.stream, highlight=False, markup=False, emoji=False)
+        # a terminal is whatever says so (not FORCE_COLOR): asked for on a pipe, the bar is
+        # written once, finished, in plain text
+        console = Console(
+            file=self.stream,
+            force_terminal=bool(self.stream.isatty()),
+            force_jupyter=False,
+            highlight=False,
+            markup=False,
+            emoji=False,
+        )
         self._progress = Progress(
             TextColumn("{task.description}", markup=False),
             BarColumn(),
