@@ -34,20 +34,25 @@ def _fmt_pct(v: float) -> str:
 
 
 def _table(headers: list[str], rows: list[list[str]]) -> str:
-    widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(headers)]
-    lines = [
-        "  ".join(
-            h.ljust(w) if i == 0 else h.rjust(w) for i, (h, w) in enumerate(zip(headers, widths, strict=True))
-        )
-    ]
-    lines.append("  ".join("-" * w for w in widths))
-    for r in rows:
-        lines.append(
-            "  ".join(
-                c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths, strict=True))
-            )
-        )
-    return "\n".join(lines)
+    """A plain-text table of formatted cells, aligned by display width (wide characters count
+    twice), headings in the language of ``--lang``; see :func:`ipabs.console.render_table`."""
+    from ipabs.console import render_table
+
+    return render_table(headers, rows)
+
+
+def _quiet(args: argparse.Namespace) -> bool:
+    """Whether a command prints nothing but its result: ``--quiet``, or ``--json`` (whose
+    output is read by programs)."""
+    from ipabs.console import is_quiet
+
+    return bool(getattr(args, "json", False)) or is_quiet()
+
+
+def _progress(args: argparse.Namespace) -> bool | None:
+    """The ``progress`` argument of a long computation: None (a bar when standard error is a
+    terminal), or False when the command is :func:`_quiet`."""
+    return False if _quiet(args) else None
 
 
 def _summary_text(result: Any) -> str:
@@ -112,13 +117,18 @@ def cmd_validate(args: argparse.Namespace) -> int:
                 file=sys.stderr,
             )
         else:
-            _warn(deal.warnings)
+            _warn(deal.warnings, result=True)
             print(f"{f}: ok ({deal.name})")
     return EXIT_INVALID if bad else EXIT_OK
 
 
-def _warn(warnings: Any, section: str = "") -> None:
-    """Print located validation warnings (of one top-level ``section`` when given) to stderr."""
+def _warn(warnings: Any, section: str = "", *, result: bool = False) -> None:
+    """Print located validation warnings (of one top-level ``section`` when given) to stderr;
+    with ``--quiet`` only when they are the ``result`` of the command (``validate``)."""
+    from ipabs.console import is_quiet
+
+    if is_quiet() and not result:
+        return
     for w in warnings:
         if not section or w.path.split(".", 1)[0] == section:
             print(f"warning: {w}", file=sys.stderr)
@@ -135,7 +145,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         known = ", ".join(deal.spec.scenarios)
         raise IpabsError(f"{args.deal}: no scenario {args.scenario!r}; known scenarios: {known}")
     _check_out(args.out)
-    compile_notice(False, quiet=args.json)
+    compile_notice(False, quiet=_quiet(args))
     result = run(deal, scenario=args.scenario)
     return _emit(args, result, _summary_text)
 
@@ -216,7 +226,7 @@ def cmd_mc(args: argparse.Namespace) -> int:
     _warn(risk_file_warnings(deal, args.risk) if args.risk else deal.warnings, "risk")
     _check_out(args.out)
     model = check_paths_fit(deal, args.paths, writing=args.out is not None)
-    compile_notice(True, quiet=args.json)
+    compile_notice(True, quiet=_quiet(args))
     result = simulate(
         model,
         paths=args.paths,
@@ -224,7 +234,7 @@ def cmd_mc(args: argparse.Namespace) -> int:
         threads=args.threads,
         risk=risk,
         keep=args.keep,
-        progress=None if not args.json else False,
+        progress=_progress(args),
         importance_sampling={"auto": "auto", "on": True, "off": False}[args.importance_sampling],
         importance_tranche=args.is_tranche,
     )
@@ -258,10 +268,21 @@ def _compiled_before(kernel: Any) -> bool:
         return True
 
 
-def compile_notice(monte_carlo: bool, *, quiet: bool = False, stream: TextIO | None = None) -> bool:
+def _kernels_cached(kernels: Sequence[Any]) -> bool:
+    """Whether every one of ``kernels`` loads from the disk cache."""
+    return all(_compiled_before(k) for k in kernels)
+
+
+def compile_notice(
+    monte_carlo: bool,
+    *,
+    quiet: bool = False,
+    stream: TextIO | None = None,
+    deterministic: bool = False,
+) -> bool:
     """Say on a terminal that the kernels are about to be compiled, which takes a minute in
     silence the first time (once per ipabs version); say nothing when their disk cache is
-    warm, on a pipe, with ``quiet`` (``--json``) or with the pure-Python twin.
+    warm, on a pipe, with ``quiet`` (``--json``), with ``--quiet`` or with the pure-Python twin.
 
     Parameters
     ----------
@@ -271,6 +292,9 @@ def compile_notice(monte_carlo: bool, *, quiet: bool = False, stream: TextIO | N
         Print nothing (machine-readable output was asked for).
     stream : file, optional
         Where to print (default standard error).
+    deterministic : bool
+        With ``monte_carlo``: the command runs the deterministic waterfall too (``rate``'s
+        breakeven), so its kernels count as well.
 
     Returns
     -------
@@ -279,19 +303,22 @@ def compile_notice(monte_carlo: bool, *, quiet: bool = False, stream: TextIO | N
     """
     import numba
 
+    from ipabs.console import is_quiet
+
     stream = sys.stderr if stream is None else stream
-    if quiet or numba.config.DISABLE_JIT or not stream.isatty():
+    if quiet or is_quiet() or numba.config.DISABLE_JIT or not stream.isatty():
         return False
+    kernels: list[Any] = []
     if monte_carlo:
         from ipabs.risk.montecarlo_numba_fns import simulate_chunk
 
-        kernels: tuple[Any, ...] = (simulate_chunk,)
-    else:
+        kernels.append(simulate_chunk)
+    if deterministic or not monte_carlo:
         from ipabs.engine.waterfall_numba_fns import run_waterfall
         from ipabs.risk.collections_numba_fns import deterministic_collections
 
-        kernels = (run_waterfall, deterministic_collections)
-    if all(_compiled_before(k) for k in kernels):
+        kernels += [run_waterfall, deterministic_collections]
+    if _kernels_cached(kernels):
         return False
     print(
         "compiling the simulation kernels (first run of this ipabs version only; about a minute)...",
@@ -414,7 +441,30 @@ def build_parser() -> argparse.ArgumentParser:
     from ipabs.commands import register_all
 
     register_all(sub)
+    for command in sub.choices.values():
+        _console_options(command)
     return p
+
+
+def _console_options(p: argparse.ArgumentParser) -> None:
+    """``--quiet`` and ``--lang``, which every command has (added here so that no command
+    can miss them)."""
+    from ipabs.labels import LANGUAGES
+
+    taken = {o for a in p._actions for o in a.option_strings}
+    if "--quiet" not in taken:
+        p.add_argument(
+            *(["--quiet"] if "-q" in taken else ["-q", "--quiet"]),
+            action="store_true",
+            help="print only the result (and errors): no progress bar, notice or warning",
+        )
+    if "--lang" not in taken:
+        p.add_argument(
+            "--lang",
+            choices=LANGUAGES,
+            default="en",
+            help="language of the text tables' headings (default en; zh: Chinese). --json is unchanged",
+        )
 
 
 class Terminated(KeyboardInterrupt):
@@ -441,10 +491,12 @@ def _sigterm_raises() -> Any:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``ipabs`` command."""
+    from ipabs.console import settings
+
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        with _sigterm_raises():
+        with _sigterm_raises(), settings(getattr(args, "lang", "en"), getattr(args, "quiet", False)):
             return int(args.func(args))
     except DealError as exc:
         for issue in exc.issues:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import math
 import os
-import sys
 import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor, as_completed
@@ -27,6 +26,7 @@ from ipabs.analytics.importance import (
 from ipabs.analytics.tables import LEVELS as QUANTILES
 from ipabs.analytics.weights import diagnose
 from ipabs.api import _model
+from ipabs.console import ProgressBar
 from ipabs.deal.load import LoadedDeal
 from ipabs.deal.risk import RiskModel
 from ipabs.engine.compile import CompiledModel
@@ -63,32 +63,6 @@ def _thread_count(n: int | None) -> int:
     if not 1 <= n <= 1024:
         raise IpabsError(f"threads must lie between 1 and 1024, got {n}")
     return n
-
-
-class _Progress:
-    """A one-line progress bar on a terminal; silent when the stream is not a terminal."""
-
-    def __init__(self, total: int, stream: TextIO | None, enabled: bool | None):
-        self.total = total
-        self.stream = stream if stream is not None else sys.stderr
-        self.enabled = self.stream.isatty() if enabled is None else enabled
-        self.start = time.perf_counter()
-
-    def update(self, done: int) -> None:
-        if not self.enabled:
-            return
-        width = 30
-        filled = int(width * done / self.total)
-        rate = done / max(time.perf_counter() - self.start, 1e-9)
-        self.stream.write(
-            f"\r[{'#' * filled}{'.' * (width - filled)}] {done:,}/{self.total:,} paths ({rate:,.0f}/s)"
-        )
-        self.stream.flush()
-
-    def close(self) -> None:
-        if self.enabled:
-            self.stream.write("\n")
-            self.stream.flush()
 
 
 @dataclass(frozen=True)
@@ -364,7 +338,9 @@ def simulate(
     batch_size : int, optional
         Paths per kernel call (progress is reported between calls).
     progress : bool or None
-        Show a progress bar (None: only when the stream is a terminal).
+        Show a progress bar with the time left (None: only when the stream is a terminal).
+    progress_stream : text stream, optional
+        Where to draw it (default standard error).
     importance_sampling : bool or "auto"
         Shift the systematic factors' mean towards the losses of ``importance_tranche`` and
         weight each path by its likelihood ratio (see :mod:`ipabs.analytics.importance`).
@@ -410,9 +386,8 @@ def simulate(
         )
 
     def main_run(how: Sampling) -> tuple[np.ndarray, np.ndarray]:
-        bar = _Progress(paths, progress_stream, progress)
-        tr, pool, _, _ = _run_paths(model, arrays, seed, 0, paths, how, n_threads, batch_size, bar.update)
-        bar.close()
+        with ProgressBar(paths, progress_stream, progress, what="paths", description="Monte Carlo") as bar:
+            tr, pool, _, _ = _run_paths(model, arrays, seed, 0, paths, how, n_threads, batch_size, bar.update)
         return tr, pool
 
     if chosen and sampling.method == "importance":

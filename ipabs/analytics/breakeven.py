@@ -25,6 +25,7 @@ from ipabs.analytics.stress import (
     StressCase,
     risk_recovery_basis,
 )
+from ipabs.console import ProgressBar
 from ipabs.errors import IpabsError
 
 if TYPE_CHECKING:
@@ -261,6 +262,7 @@ def breakeven(
     loss_tolerance: float | None = None,
     scan: int = 8,
     recovery: str | None = None,
+    progress: bool | None = False,
 ) -> BreakevenResult:
     """Breakeven default rates of one tranche under each stress scenario.
 
@@ -288,6 +290,8 @@ def breakeven(
         lag). Default: ``"risk"`` when the deal has a ``risk`` section, as the base-case default
         rate then comes from it too (so the multiples compare a BDR and a base case under the
         same assumptions); otherwise ``"scenario"``, the base scenario's recoveries.
+    progress : bool or None
+        Show a progress bar with the time left on standard error (None: only on a terminal).
 
     Returns
     -------
@@ -324,22 +328,24 @@ def breakeven(
     base_rate, basis = base_default_rate(m, scenario)
     rows = []
     name = scenario
-    for stress in chosen:
-        case = StressCase.build(m, stress, scenario, recovery=source)
-        name = case.scenario
-        found = solve(case, k, tol, rtol, scan)
-        rows.append(
-            {
-                "stress": stress.name,
-                "timing": stress.timing_label,
-                "recovery_haircut": stress.recovery_haircut,
-                "recovery_lag_months": stress.recovery_lag_months,
-                "rate_shock": stress.rate_shock,
-                "max_default_rate": case.max_rate,
-                **found,
-                "multiple": found["bdr"] / base_rate if base_rate > 0.0 else math.nan,
-            }
-        )
+    with ProgressBar(len(chosen), None, progress, what="stresses", description=f"breakeven {tranche}") as bar:
+        for done, stress in enumerate(chosen, 1):
+            case = StressCase.build(m, stress, scenario, recovery=source)
+            name = case.scenario
+            found = solve(case, k, tol, rtol, scan)
+            bar.update(done)
+            rows.append(
+                {
+                    "stress": stress.name,
+                    "timing": stress.timing_label,
+                    "recovery_haircut": stress.recovery_haircut,
+                    "recovery_lag_months": stress.recovery_lag_months,
+                    "rate_shock": stress.rate_shock,
+                    "max_default_rate": case.max_rate,
+                    **found,
+                    "multiple": found["bdr"] / base_rate if base_rate > 0.0 else math.nan,
+                }
+            )
     table = pd.DataFrame(rows, columns=list(COLUMNS))
     notes = []
     sc = m.spec.scenarios[name]

@@ -332,6 +332,7 @@ def implied_ratings(
     importance_sampling: bool | str = False,
     result: SimulationResult | None = None,
     risk: RiskModel | str | Path | None = None,
+    progress: bool | None = False,
 ) -> RatingReport:
     """Implied ratings of every tranche by expected loss, by default probability and by
     breakeven against target default rates (see the module notes).
@@ -357,6 +358,9 @@ def implied_ratings(
     risk : RiskModel, str or Path, optional
         A risk model or risk assumptions file replacing the deal's ``risk`` section (for the
         Monte Carlo and the base-case default rate alike).
+    progress : bool or None
+        Show progress bars of the Monte Carlo and of each tranche's breakeven, with the time
+        left, on standard error (None: only on a terminal).
 
     Returns
     -------
@@ -394,7 +398,12 @@ def implied_ratings(
     model = _model(deal)
     if result is None:
         result = simulate(
-            model, paths=paths, seed=seed, threads=threads, importance_sampling=importance_sampling
+            model,
+            paths=paths,
+            seed=seed,
+            threads=threads,
+            importance_sampling=importance_sampling,
+            progress=progress,
         )
     if multiples is None:
         mult = default_multiples(table)
@@ -457,7 +466,7 @@ def implied_ratings(
         bdr, stress, multiple = math.nan, "", math.nan
         if applies:
             try:
-                be = breakeven(model, name, stresses).minimum
+                be = breakeven(model, name, stresses, progress=progress).minimum
                 bdr, stress, multiple = be["bdr"], be["stress"], be["multiple"]
             except IpabsError as exc:
                 note = str(exc)

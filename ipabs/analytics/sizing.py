@@ -211,6 +211,7 @@ def size_structure(
     tolerance: float | None = None,
     importance_sampling: bool | str = "auto",
     risk: RiskModel | str | Path | None = None,
+    progress: bool | None = False,
 ) -> SizingResult:
     """Find the structure that just reaches ``rating`` for ``tranche``.
 
@@ -246,6 +247,9 @@ def size_structure(
         ``False``: plain sampling.
     risk : RiskModel, str or Path, optional
         A risk model or risk assumptions file replacing the deal's ``risk`` section.
+    progress : bool or None
+        Show a progress bar for each structure tried, with the time left, on standard error
+        (None: only on a terminal).
 
     Returns
     -------
@@ -298,7 +302,9 @@ def size_structure(
     def evaluate(size: float) -> Trial:
         if size not in cache:
             variant = _variant(deal, by, tranche, name, size)
-            result = simulate(_model(variant), paths=paths, seed=seed, threads=threads, sampling=sampling)
+            result = simulate(
+                _model(variant), paths=paths, seed=seed, threads=threads, sampling=sampling, progress=progress
+            )
             cache[size] = (_trial(result, k, size, criterion, table, rating), result, variant)
             trials.append(cache[size][0])
         return cache[size][0]

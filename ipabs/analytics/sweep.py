@@ -10,13 +10,13 @@ from __future__ import annotations
 import copy
 import itertools
 import re
-import sys
 import time
 import typing
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
+from ipabs.console import ProgressBar
 from ipabs.errors import DealError, IpabsError, format_path
 
 if TYPE_CHECKING:
@@ -396,25 +396,6 @@ def format_value(value: Any, grouping: bool = True) -> str:
 # --------------------------------------------------------------------------- the sweep
 
 
-class _Progress:
-    """``points done/total`` on one line of a terminal; silent otherwise."""
-
-    def __init__(self, total: int, stream: TextIO | None, enabled: bool | None):
-        self.total = total
-        self.stream = stream if stream is not None else sys.stderr
-        self.enabled = self.stream.isatty() if enabled is None else enabled
-
-    def update(self, done: int) -> None:
-        if self.enabled:
-            self.stream.write(f"\rsweep: {done}/{self.total} points")
-            self.stream.flush()
-
-    def close(self) -> None:
-        if self.enabled:
-            self.stream.write("\n")
-            self.stream.flush()
-
-
 def _base_data(deal: Any) -> tuple[Any, Any, Path | None, LoadedDeal]:
     """The deal's YAML data, source map and path, validated once."""
     from ipabs.deal.load import LoadedDeal, _build
@@ -690,12 +671,11 @@ def sweep(
             raise _invalid(exc, grid, concrete, point, k, len(points), build) from None
 
     rows: list[dict[str, Any]] = []
-    bar = _Progress(len(points), progress_stream, progress)
-    for k, (point, loaded) in enumerate(zip(points, variants, strict=True), 1):
-        columns = {p: _typed(loaded.spec, concrete[p], v) for p, v in zip(grid, point, strict=True)}
-        rows.extend(_run_point(loaded, columns, paths, seed, scenario, threads))
-        bar.update(k)
-    bar.close()
+    with ProgressBar(len(points), progress_stream, progress, what="points", description="sweep") as bar:
+        for k, (point, loaded) in enumerate(zip(points, variants, strict=True), 1):
+            columns = {p: _typed(loaded.spec, concrete[p], v) for p, v in zip(grid, point, strict=True)}
+            rows.extend(_run_point(loaded, columns, paths, seed, scenario, threads))
+            bar.update(k)
     frame = pd.DataFrame(rows, columns=[*grid, "tranche", *(MC_METRICS if mc else RUN_METRICS)])
     frame.attrs.update(
         {

@@ -7,7 +7,7 @@ import json
 import math
 from typing import Any
 
-from ipabs.cli import EXIT_OK, _table, compile_notice
+from ipabs.cli import EXIT_OK, _progress, _quiet, _table, compile_notice
 from ipabs.format import pct, pct_given
 
 DESCRIPTION = """\
@@ -55,8 +55,15 @@ def cmd_breakeven(args: argparse.Namespace) -> int:
     if args.scenario is not None and args.scenario not in deal.spec.scenarios:
         known = ", ".join(deal.spec.scenarios)
         raise IpabsError(f"{args.deal}: no scenario {args.scenario!r}; known scenarios: {known}")
-    compile_notice(False, quiet=args.json)
-    result = breakeven(deal, args.tranche, stresses, scenario=args.scenario, recovery=args.recovery)
+    compile_notice(False, quiet=_quiet(args))
+    result = breakeven(
+        deal,
+        args.tranche,
+        stresses,
+        scenario=args.scenario,
+        recovery=args.recovery,
+        progress=_progress(args),
+    )
     if args.json:
         print(json.dumps(result.to_dict(), indent=2, ensure_ascii=False))
     else:

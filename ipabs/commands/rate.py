@@ -133,10 +133,11 @@ def _breakeven_lines(r: Any) -> list[str]:
 def run(args: argparse.Namespace) -> int:
     """Run ``ipabs rate``."""
     from ipabs.analytics.implied import implied_ratings
-    from ipabs.cli import EXIT_OK, check_paths_fit, compile_notice
+    from ipabs.cli import EXIT_OK, _progress, _quiet, check_paths_fit, compile_notice
 
     check_paths_fit(args.deal, args.paths)
-    compile_notice(True, quiet=args.json)
+    # the breakeven runs the deterministic waterfall too
+    compile_notice(True, quiet=_quiet(args), deterministic=True)
 
     report = implied_ratings(
         args.deal,
@@ -147,6 +148,7 @@ def run(args: argparse.Namespace) -> int:
         stresses=args.stresses,
         multiples=args.multiples,
         risk=args.risk,
+        progress=_progress(args),
     )
     if args.json:
         print(json.dumps(report.to_dict(), indent=2, ensure_ascii=False))

@@ -106,10 +106,10 @@ def _text(r: Any) -> str:
 def run(args: argparse.Namespace) -> int:
     """Run ``ipabs size``."""
     from ipabs.analytics.sizing import size_structure
-    from ipabs.cli import EXIT_OK, check_paths_fit, compile_notice
+    from ipabs.cli import EXIT_OK, _progress, _quiet, check_paths_fit, compile_notice
 
     check_paths_fit(args.deal, args.paths)
-    compile_notice(True, quiet=args.json)
+    compile_notice(True, quiet=_quiet(args))
 
     result = size_structure(
         args.deal,
@@ -124,6 +124,7 @@ def run(args: argparse.Namespace) -> int:
         table=args.table,
         importance_sampling={"auto": "auto", "on": True, "off": False}[args.importance_sampling],
         risk=args.risk,
+        progress=_progress(args),
     )
     if args.json:
         print(json.dumps(result.to_dict(), indent=2, ensure_ascii=False))

@@ -8,7 +8,7 @@ import math
 from pathlib import Path
 from typing import Any
 
-from ipabs.cli import EXIT_OK, _positive, _seed, _table, check_paths_fit, compile_notice
+from ipabs.cli import EXIT_OK, _positive, _progress, _quiet, _seed, _table, check_paths_fit, compile_notice
 from ipabs.errors import IpabsError
 
 DESCRIPTION = """\
@@ -88,7 +88,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     out = _check_out(args.out)
     if args.paths is not None:
         check_paths_fit(args.deal, args.paths)
-    compile_notice(args.paths is not None, quiet=args.json)
+    compile_notice(args.paths is not None, quiet=_quiet(args))
     frame = sweep(
         args.deal,
         settings,
@@ -97,7 +97,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         scenario=args.scenario,
         risk=args.risk,
         threads=args.threads,
-        progress=None if not args.json else False,
+        progress=_progress(args),
     )
     if out is not None:
         try:

@@ -1,0 +1,117 @@
+"""Headings of the text output in English and Chinese: one table for every command (and for
+reports), so a term is translated once and the same way everywhere.
+
+The Chinese terms are those of Chinese asset-backed securities trust documents (信托合同, 发行说明书)
+and rating reports. Tranche names, scenario and stress names, rating symbols and numbers are
+never translated: they are printed as the deal file or the rating table gives them.
+"""
+
+from __future__ import annotations
+
+__all__ = ["LANGUAGES", "ZH", "label", "labels"]
+
+LANGUAGES = ("en", "zh")
+"""Languages of the text output (``--lang``)."""
+
+ZH: dict[str, str] = {
+    # the deal and its securities
+    "tranche": "证券档次",
+    "balance": "本金余额",
+    "coupon": "票面利率",
+    "pool": "资产池",
+    "size": "规模",
+    "subordination": "次级支持",
+    "final payment": "最后兑付日",
+    "interest paid": "已付利息",
+    "principal+residual": "已付本金及剩余收益",
+    # cash-flow and risk measures
+    "loss": "损失",
+    "loss %": "损失率",
+    "yield": "收益率",
+    "mean yield": "平均收益率",
+    "WAL (y)": "加权平均期限（年）",
+    "E[WAL] (y)": "预期加权平均期限（年）",
+    "expected loss": "预期损失",
+    "probability of loss": "损失概率",
+    "P(loss)": "损失概率",
+    "pool loss": "资产池损失",
+    "standard error": "标准误",
+    "se": "标准误",
+    "checks": "检验",
+    "limit": "上限",
+    "meets": "是否达标",
+    # ratings
+    "rating": "评级",
+    "alias": "对应符号",
+    "EL rating": "预期损失评级",
+    "PD rating": "违约概率评级",
+    "PD": "违约概率",
+    "range": "区间",
+    "95% interval": "95%置信区间",
+    "multiple": "倍数",
+    "TDR quantile": "目标违约率（分位数）",
+    "TDR multiple": "目标违约率（倍数）",
+    "rating (TDR quantile)": "评级（目标违约率分位数）",
+    "rating (TDR multiple)": "评级（目标违约率倍数）",
+    # stresses and breakeven
+    "stress": "压力情景",
+    "timing": "违约时间分布",
+    "recovery haircut": "回收率折减",
+    "lag +m": "回收延迟（月）",
+    "rate shock": "利率冲击",
+    "max feasible": "最大可行违约率",
+    "BDR": "临界违约率",
+    "loss above BDR": "超过临界违约率时的损失",
+}
+"""English heading -> Chinese heading."""
+
+_SE = " ± se"
+
+
+def label(text: str, lang: str = "en") -> str:
+    """The heading ``text`` in ``lang``.
+
+    Headings missing from :data:`ZH` are printed as given (a swept parameter's path, a tranche
+    name); ``"X ± se"`` is translated part by part, and a horizon such as ``"5y"`` becomes
+    ``"5年"``.
+
+    Parameters
+    ----------
+    text : str
+        An English heading.
+    lang : {"en", "zh"}
+        Language of the output.
+
+    Returns
+    -------
+    str
+
+    Examples
+    --------
+    >>> label("expected loss ± se", "zh"), label("5y", "zh"), label("tranche", "en")
+    ('预期损失 ± 标准误', '5年', 'tranche')
+    """
+    if lang == "en":
+        return text
+    if lang != "zh":
+        raise ValueError(f"unknown language {lang!r}; known: {', '.join(LANGUAGES)}")
+    if text in ZH:
+        return ZH[text]
+    if text.endswith(_SE):
+        return f"{label(text[: -len(_SE)], lang)} ± {ZH['se']}"
+    if text.endswith("y") and _is_number(text[:-1]):
+        return f"{text[:-1]}年"
+    return text
+
+
+def labels(texts: list[str], lang: str = "en") -> list[str]:
+    """:func:`label` of each heading."""
+    return [label(t, lang) for t in texts]
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
