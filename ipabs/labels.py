@@ -29,7 +29,6 @@ ZH: dict[str, str] = {
     "loss %": "损失率",
     "yield": "收益率",
     "mean yield": "平均收益率",
-    "checks": "估计检验",
     "WAL (y)": "加权平均期限（年）",
     "E[WAL] (y)": "预期加权平均期限（年）",
     "expected loss": "预期损失",
