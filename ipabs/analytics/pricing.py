@@ -93,13 +93,25 @@ class TrancheFlows:
 
 
 def _tranche_index(model: CompiledModel, tranche: str) -> int:
+    """Index of ``tranche``; an unknown name is a located error at the deal's tranches."""
     if tranche not in model.tranche_names:
         from ipabs.deal.validate import suggest
+        from ipabs.errors import DealError, Issue
 
+        src = model.deal.source
+        line, column = src.locate(("tranches",))
         hint = suggest(tranche, model.tranche_names)
-        raise IpabsError(
-            f"{model.deal.source.file}: no tranche {tranche!r}; tranches: {', '.join(model.tranche_names)}"
-            + (f" ({hint})" if hint else "")
+        raise DealError(
+            [
+                Issue(
+                    src.file,
+                    line,
+                    column,
+                    "tranches",
+                    f"no tranche {tranche!r}; the deal's tranches: {', '.join(model.tranche_names)}",
+                    hint or "give one of the deal's tranche names",
+                )
+            ]
         )
     return model.tranche_names.index(tranche)
 

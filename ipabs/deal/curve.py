@@ -89,7 +89,7 @@ class CurvePoint(Model):
 class CurveFile(Model):
     """A discount-curve file (YAML; a CSV curve is read into the same fields)."""
 
-    name: str = Field("curve", description="Short name of the curve (shown in output).")
+    name: str | None = Field(None, description="Short name of the curve (default: the file name).")
     points: list[CurvePoint] = Field(min_length=1, description="The points, in increasing tenor or date.")
 
 
@@ -221,7 +221,7 @@ def parse_curve(data: Any, smap: SourceMap, labels: dict[str, str] | None = None
     if issues:
         raise DealError(issues)
     return CurveSpec(
-        name=spec.name,
+        name=spec.name or Path(file).name,
         tenors=tuple(float(pt.tenor) for pt in pts) if kind == "tenor" else None,  # type: ignore[arg-type]
         dates=tuple(pt.date for pt in pts) if kind == "date" else None,  # type: ignore[misc]
         rates=tuple(pt.rate for pt in pts),
