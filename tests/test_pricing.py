@@ -303,3 +303,44 @@ def test_cli_price_and_table(tmp_path: Path, capsys: pytest.CaptureFixture[str])
         main(["price", str(MINIMAL), "--tranche", "senior", "--price", "-1"])
     assert exit_.value.code == 2
     assert main(["price", str(MINIMAL), "--tranche", "senior", "--price", "99", "--scenario", "nope"]) == 2
+
+
+def test_monte_carlo_price_discounts_each_path_at_the_curve() -> None:
+    from ipabs.analytics.pricing import mc_price
+    from ipabs.risk.montecarlo_numba_fns import O_PV_RECEIVED, O_YIELD
+
+    deal = ROOT / "scenarios" / "caohejing_ip_pledge.yaml"
+    model = ipabs.compile_deal(ipabs.load_deal(deal))
+    keep = [0, 7]
+    sim = ipabs.simulate(model, paths=400, seed=3, keep=keep)
+    k = 0
+    orig = float(model.cd.tr_balance[k])
+    # at the coupon's annual effective rate, each path's price is the kernel's PV at the coupon
+    coupon = float(model.cd.tr_rate[k, 0])
+    y = (1 + coupon / 4) ** 4 - 1  # quarterly notes
+    at_coupon = mc_price(model, "senior", y, paths=400, seed=3)
+    assert np.allclose(
+        at_coupon.per_path_price / 100 * orig, sim.tranche_outcomes[:, k, O_PV_RECEIVED], rtol=1e-12
+    )
+    assert np.array_equal(at_coupon.per_path_yield, sim.tranche_outcomes[:, k, O_YIELD], equal_nan=True)
+    # on a curve plus spread: each kept path's full cash flows discounted by hand
+    spec_points = (0.015, 0.02, 0.03)
+    curve = Curve("test", np.array([0.0, 1.0, 3.0]), np.array(spec_points))
+    r = mc_price(model, "senior", curve, spread=0.004, paths=400, seed=3)
+    for i in keep:
+        flows = sim.kept[i].tranche_flows
+        f = flows[flows.tranche == "senior"]
+        cash = (f.interest_paid + f.principal_paid + f.residual_paid).to_numpy()
+        t = np.array(
+            [(d.date() - tranche_flows(model, "senior").closing).days / 365.0 for d in f.payment_date]
+        )
+        z = np.expm1(np.interp(t, curve.times, np.log1p(curve.rates)))
+        assert r.per_path_price[i] == pytest.approx(
+            100 * np.sum(cash * (1 + z + 0.004) ** -t) / orig, rel=1e-12
+        )
+    # the estimate and its standard error are the sample mean and its error (plain sampling)
+    assert r.expected_price == pytest.approx(r.per_path_price.mean(), rel=1e-14)
+    assert r.expected_price_se == pytest.approx(r.per_path_price.std(ddof=1) / math.sqrt(400), rel=1e-12)
+    q = r.yield_quantiles
+    assert q[0.01][0] <= q[0.5][0] <= q[0.99][0]
+    assert r.to_dict()["expected_price"] == r.expected_price
