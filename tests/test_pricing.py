@@ -344,3 +344,18 @@ def test_monte_carlo_price_discounts_each_path_at_the_curve() -> None:
     q = r.yield_quantiles
     assert q[0.01][0] <= q[0.5][0] <= q[0.99][0]
     assert r.to_dict()["expected_price"] == r.expected_price
+
+
+def test_cli_price_with_monte_carlo(capsys: pytest.CaptureFixture[str]) -> None:
+    deal = str(ROOT / "scenarios" / "caohejing_ip_pledge.yaml")
+    args = ["price", deal, "--tranche", "senior", "--price", "99.8", "--curve", "2%"]
+    assert main([*args, "--paths", "300", "--seed", "5", "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    from ipabs.analytics.pricing import mc_price
+
+    mc = mc_price(deal, "senior", 0.02, spread=doc["z_spread"], paths=300, seed=5)
+    assert doc["monte_carlo"]["expected_price"] == mc.expected_price
+    assert main([*args, "--paths", "300"]) == 0
+    assert "expected price at flat 0.02" in capsys.readouterr().out
+    assert main(["price", deal, "--tranche", "senior", "--price", "99", "--paths", "10"]) == 2
+    assert "give --curve" in capsys.readouterr().err

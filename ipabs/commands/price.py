@@ -7,8 +7,9 @@ import json
 import math
 from typing import Any
 
-from ipabs.cli import EXIT_OK, _table, compile_notice
-from ipabs.format import money, number, pct
+from ipabs.cli import EXIT_OK, _positive, _seed, _table, check_paths_fit, compile_notice
+from ipabs.errors import IpabsError
+from ipabs.format import money, number, pct, pct_estimate
 
 DESCRIPTION = """\
 Price a tranche of a deterministic run from one of a clean price (percent of the balance
@@ -71,6 +72,14 @@ def register(subparsers: Any) -> None:
     )
     p.add_argument("--scenario", metavar="S", help="scenario name or speeds such as cdr=2%%,cpr=10%%")
     p.add_argument("--settle", metavar="DATE", help="settlement date YYYY-MM-DD (default: closing date)")
+    p.add_argument(
+        "--paths",
+        type=_positive,
+        metavar="N",
+        help="also run N Monte Carlo paths: expected price at the curve plus the Z-spread, and the "
+        "distribution of the yield (needs --curve and the deal's risk section)",
+    )
+    p.add_argument("--seed", type=_seed, default=0, help="Monte Carlo seed (default 0)")
     p.add_argument("--json", action="store_true", help="print one JSON document instead of text")
     p.set_defaults(func=cmd_price)
 
@@ -83,9 +92,14 @@ def cmd_price(args: argparse.Namespace) -> int:
 
     deal = load_deal(args.deal)
     curve = load_curve(args.curve) if isinstance(args.curve, str) else args.curve
+    if args.paths is not None and curve is None:
+        raise IpabsError("--paths prices at a curve: give --curve (a curve file or a flat rate)")
+    if args.paths is not None and args.settle is not None:
+        raise IpabsError("--paths prices at the closing date: leave out --settle")
+    model = check_paths_fit(deal, args.paths) if args.paths is not None else deal
     compile_notice(False, quiet=args.json)
     result = price(
-        deal,
+        model,
         args.tranche,
         price=args.price,
         yld=args.yld,
@@ -94,11 +108,36 @@ def cmd_price(args: argparse.Namespace) -> int:
         scenario=args.scenario,
         settle=args.settle,
     )
+    mc = None
+    if args.paths is not None:
+        from ipabs.analytics.pricing import mc_price
+
+        if result.z_spread != result.z_spread:
+            raise IpabsError("no Z-spread prices this tranche at the curve; the Monte Carlo needs one")
+        compile_notice(True, quiet=args.json)
+        mc = mc_price(model, args.tranche, curve, spread=result.z_spread, paths=args.paths, seed=args.seed)
     if args.json:
-        print(json.dumps(result.to_dict(), indent=2, ensure_ascii=False))
+        doc = result.to_dict()
+        if mc is not None:
+            doc["monte_carlo"] = mc.to_dict()
+        print(json.dumps(doc, indent=2, ensure_ascii=False))
     else:
         print(price_text(result))
+        if mc is not None:
+            print("\n" + mc_text(mc))
     return EXIT_OK
+
+
+def mc_text(mc: Any) -> str:
+    """The text report of a :class:`ipabs.analytics.pricing.MonteCarloPrice`."""
+    quantiles = ", ".join(f"{100 * q:g}% {pct(v)}" for q, (v, _) in mc.yield_quantiles.items())
+    return (
+        f"Monte Carlo: {mc.paths:,} paths, seed {mc.seed}; settles at closing, prices in percent of "
+        f"the original balance\n"
+        f"expected price at {mc.curve} + {mc.spread * 1e4:.2f} bp: "
+        f"{number(mc.expected_price, 6)} ± {number(mc.expected_price_se, 2)}\n"
+        f"yield at par: mean {pct_estimate(mc.mean_yield, mc.mean_yield_se)}; quantiles {quantiles}"
+    )
 
 
 def _years(v: float) -> str:
