@@ -359,3 +359,20 @@ def test_cli_price_with_monte_carlo(capsys: pytest.CaptureFixture[str]) -> None:
     assert "expected price at flat 0.02" in capsys.readouterr().out
     assert main(["price", deal, "--tranche", "senior", "--price", "99", "--paths", "10"]) == 2
     assert "give --curve" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("settle", [None, "2025-05-10"])
+def test_par_coupon_reprices_the_deal_at_par(settle: str | None) -> None:
+    # the senior notes of this deal are turbo-paid, so the price is not monotone in the coupon
+    # up to 100%; the par coupon written into the deal file prices the notes at 100
+    path = ROOT / "scenarios" / "caohejing_ip_pledge.yaml"
+    r = price(
+        path, "senior", spread=0.008, curve=ROOT / "scenarios/curves/illustrative_cgb.yaml", settle=settle
+    )
+    assert 0.0 < r.par_coupon < 0.1
+    text = path.read_text(encoding="utf-8").replace("coupon: 2.30%", f"coupon: {r.par_coupon!r}", 1)
+    deal = ipabs.parse_deal(text, "par.yaml", base_dir=path.parent)
+    again = price(
+        deal, "senior", spread=0.008, curve=ROOT / "scenarios/curves/illustrative_cgb.yaml", settle=settle
+    )
+    assert again.price == pytest.approx(100.0, abs=1e-8)

@@ -440,6 +440,13 @@ def _check_quote(price: float | None, yld: float | None, spread: float | None, c
         raise IpabsError("a spread needs a curve: give a curve file or a flat rate")
 
 
+PAR_COUPON_STEP = 0.005
+"""Step of the scan for the par coupon (annual)."""
+
+PAR_COUPON_MAX = 0.5
+"""Highest coupon the par-coupon scan tries."""
+
+
 def par_coupon(
     model: CompiledModel,
     tranche: str,
@@ -457,8 +464,9 @@ def par_coupon(
     Returns
     -------
     float
-        The annual coupon; nan for a floating-rate tranche or when no coupon in [0, 100%)
-        prices the tranche at par (e.g. a residual tranche whose payments do not depend on it).
+        The lowest annual coupon in [0, :data:`PAR_COUPON_MAX`] at which the clean price
+        crosses 100; nan for a floating-rate tranche or when none does (e.g. a residual
+        tranche whose payments do not depend on its coupon).
     """
     from scipy.optimize import brentq
 
@@ -475,10 +483,19 @@ def par_coupon(
         fl = _flows(trial, k, name, _run_tables(trial, name, trial.cd))
         return _price_flows(fl, settle, curve, price=None, yld=None, spread=spread)["price"] - 100.0
 
-    lo, hi = 0.0, 0.999
-    if err(lo) * err(hi) > 0:
-        return math.nan
-    return float(brentq(err, lo, hi, xtol=1e-14, maxiter=200))
+    # the price need not rise with the coupon all the way (interest paid can take cash from
+    # principal, and a high coupon may not be paid in full): take the lowest coupon at which the
+    # clean price crosses par, scanning up in steps of PAR_COUPON_STEP
+    lo, e_lo = 0.0, err(0.0)
+    if e_lo == 0.0:
+        return 0.0
+    for i in range(1, round(PAR_COUPON_MAX / PAR_COUPON_STEP) + 1):
+        hi = i * PAR_COUPON_STEP
+        e_hi = err(hi)
+        if e_lo < 0.0 <= e_hi:
+            return float(brentq(err, lo, hi, xtol=1e-14, maxiter=200))
+        lo, e_lo = hi, e_hi
+    return math.nan
 
 
 def price(
