@@ -376,3 +376,24 @@ def test_par_coupon_reprices_the_deal_at_par(settle: str | None) -> None:
         deal, "senior", spread=0.008, curve=ROOT / "scenarios/curves/illustrative_cgb.yaml", settle=settle
     )
     assert again.price == pytest.approx(100.0, abs=1e-8)
+
+
+def test_pricing_docs_examples_run(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import re
+    import shlex
+
+    monkeypatch.chdir(ROOT)
+    text = (ROOT / "docs" / "pricing.md").read_text(encoding="utf-8")
+    block = re.search(r"```bash\n(.*?)```", text, re.S)
+    assert block is not None
+    for line in block.group(1).replace("\\\n", " ").splitlines():
+        args = shlex.split(line)[1:]
+        if "--paths" in args:  # the Monte Carlo is checked above with fewer paths
+            continue
+        assert main(args) == 0, line
+    code = re.search(r"```python\n(.*?)```", text, re.S)
+    assert code is not None
+    exec(compile(code.group(1), "docs/pricing.md", "exec"), {})
+    assert "cdr=4%,cpr=10%" in capsys.readouterr().out
