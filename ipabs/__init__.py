@@ -23,6 +23,9 @@ _LAZY = {
     "simulate": "ipabs.montecarlo",
     "SimulationResult": "ipabs.montecarlo",
     "load_risk": "ipabs.deal.load",
+    "price": "ipabs.analytics.pricing",
+    "price_table": "ipabs.analytics.pricing",
+    "load_curve": "ipabs.deal.curve",
 }
 
 
@@ -42,9 +45,12 @@ __all__ = [
     "SimulationResult",
     "__version__",
     "compile_deal",
+    "load_curve",
     "load_deal",
     "load_risk",
     "parse_deal",
+    "price",
+    "price_table",
     "run",
     "simulate",
 ]
