@@ -606,10 +606,11 @@ def load_rating_table(source: str | Path | RatingTable | None = None) -> RatingT
                 )
             ]
         )
+    from ipabs.deal.source import read_text, read_yaml
+
     if suffix == ".csv":
-        data, smap, labels = _csv_data(_read_text(path, str(source)), str(source))
+        data, smap, labels = _csv_data(read_text(path, str(source), "a rating table"), str(source))
         return _finish(_from_data(data, smap, labels))
-    from ipabs.deal.source import read_yaml
 
     return _finish(_from_data(*read_yaml(path)))
 
@@ -648,25 +649,6 @@ def _fields_of(d: _Draft) -> dict[str, Any]:
         "expected_losses": tuple(tuple(v for _, v, _ in row.el or []) for row in d.rows) if has_el else None,
         "aliases": aliases if any(aliases) else (),
     }
-
-
-def _read_text(path: Path, file: str) -> str:
-    def fail(message: str, hint: str) -> DealError:
-        return DealError([Issue(file, 0, 0, "", message, hint)])
-
-    try:
-        # utf-8-sig: spreadsheet programs often start a CSV with a byte-order mark
-        return path.read_text(encoding="utf-8-sig")
-    except FileNotFoundError:
-        raise fail("file not found", "check the path; it is read relative to the current directory") from None
-    except IsADirectoryError:
-        raise fail("is a directory, not a rating table", "give the path of a .yaml or .csv file") from None
-    except UnicodeDecodeError as exc:
-        raise fail(f"file is not UTF-8 text ({exc.reason})", "save the rating table as UTF-8") from None
-    except OSError as exc:
-        raise fail(
-            f"cannot read the file: {exc.strerror or exc}", "check the path and its permissions"
-        ) from None
 
 
 def _loss_basis(p: _Problems, rows: list[_Row], severity: float | None, at: _At, where: str) -> None:

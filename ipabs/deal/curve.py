@@ -20,7 +20,7 @@ from typing import Annotated, Any
 from pydantic import AfterValidator, BeforeValidator, Field, ValidationError, model_validator
 
 from ipabs.deal.base import Model
-from ipabs.deal.source import SourceMap
+from ipabs.deal.source import SourceMap, read_text
 from ipabs.deal.types import Date, _finite, parse_percent
 from ipabs.errors import DealError, Issue, format_path
 
@@ -140,7 +140,7 @@ def load_curve(path: str | Path) -> CurveSpec:
     p = Path(path)
     suffix = p.suffix.lower()
     if suffix == ".csv":
-        data, smap, labels = _csv_data(_read_text(p, str(path)), str(path))
+        data, smap, labels = _csv_data(read_text(p, str(path), "a curve file"), str(path))
     elif suffix in (".yaml", ".yml"):
         data, smap = read_yaml(p)
         labels = {}
@@ -237,25 +237,6 @@ def _relabel(issue: Issue, names: dict[str, str]) -> Issue:
     from dataclasses import replace
 
     return replace(issue, path=names.get(issue.path, issue.path)) if issue.path in names else issue
-
-
-def _read_text(path: Path, file: str) -> str:
-    def fail(message: str, hint: str) -> DealError:
-        return DealError([Issue(file, 0, 0, "", message, hint)])
-
-    try:
-        # utf-8-sig: spreadsheet programs often start a CSV with a byte-order mark
-        return path.read_text(encoding="utf-8-sig")
-    except FileNotFoundError:
-        raise fail("file not found", "check the path; it is read relative to the current directory") from None
-    except IsADirectoryError:
-        raise fail("is a directory, not a curve file", "give the path of a .yaml or .csv file") from None
-    except UnicodeDecodeError as exc:
-        raise fail(f"file is not UTF-8 text ({exc.reason})", "save the curve as UTF-8") from None
-    except OSError as exc:
-        raise fail(
-            f"cannot read the file: {exc.strerror or exc}", "check the path and its permissions"
-        ) from None
 
 
 def _column(line: str, c: int) -> int:

@@ -400,62 +400,50 @@ def not_utf8_issue(file: str, data: bytes, exc: UnicodeDecodeError) -> Issue:
     )
 
 
-def read_yaml(path: str | Path) -> tuple[Any, SourceMap]:
-    """Read a YAML file; see :func:`parse_yaml`.
+def read_text(path: str | Path, file: str | None = None, what: str = "a deal file") -> str:
+    """Read an input file as UTF-8 text (a leading byte-order mark dropped), with located errors.
+
+    Parameters
+    ----------
+    path : str or Path
+    file : str, optional
+        How to name the file in messages (default: ``path``).
+    what : str
+        What the file should be, for the message when it is a directory ("a rating table").
 
     Raises
     ------
     DealError
-        Also for a file larger than :data:`MAX_FILE_BYTES` and for one that is not UTF-8 (at
-        the line and column of its first bad byte).
+        For a missing file, a directory, a file larger than :data:`MAX_FILE_BYTES`, one that
+        cannot be read, and one that is not UTF-8 (at the line and column of its first bad
+        byte, with a hint to re-save it).
     """
     p = Path(path)
+    file = str(path) if file is None else file
+
+    def fail(message: str, hint: str) -> DealError:
+        return DealError([Issue(file, 0, 0, "", message, hint)])
+
     try:
         size = p.stat().st_size
         if size > MAX_FILE_BYTES and p.is_file():
-            raise DealError([_too_big(str(path), size)])
+            raise DealError([_too_big(file, size)])
         data = p.read_bytes()
-        text = data.decode("utf-8")
+        # utf-8-sig: spreadsheet programs often start a CSV with a byte-order mark
+        return data.decode("utf-8-sig")
     except FileNotFoundError:
-        raise DealError(
-            [
-                Issue(
-                    str(path),
-                    0,
-                    0,
-                    "",
-                    "file not found",
-                    "check the path; it is read relative to the current directory",
-                )
-            ]
-        ) from None
+        raise fail("file not found", "check the path; it is read relative to the current directory") from None
     except IsADirectoryError:
-        raise DealError(
-            [
-                Issue(
-                    str(path),
-                    0,
-                    0,
-                    "",
-                    "is a directory, not a deal file",
-                    "give the path of a .yaml file",
-                )
-            ]
-        ) from None
+        raise fail(f"is a directory, not {what}", "give the path of a file") from None
     except UnicodeDecodeError as exc:
-        issue = not_utf8_issue(str(path), data, exc)
+        issue = not_utf8_issue(file, data, exc)
         raise DealError([replace(issue, message="file is not UTF-8 text: " + issue.message)]) from None
     except OSError as exc:
-        raise DealError(
-            [
-                Issue(
-                    str(path),
-                    0,
-                    0,
-                    "",
-                    f"cannot read the file: {exc.strerror or exc}",
-                    "check the path and its permissions",
-                )
-            ]
+        raise fail(
+            f"cannot read the file: {exc.strerror or exc}", "check the path and its permissions"
         ) from None
-    return parse_yaml(text, str(path))
+
+
+def read_yaml(path: str | Path) -> tuple[Any, SourceMap]:
+    """Read a YAML file; see :func:`read_text` and :func:`parse_yaml`."""
+    return parse_yaml(read_text(path), str(path))
