@@ -30,3 +30,18 @@ def test_notebook_runs(path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_there_is_a_notebook() -> None:
     assert NOTEBOOKS, "notebooks/ holds at least one runnable notebook"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
+def test_notebook_is_stored_clean_and_listed(path: Path) -> None:
+    """Notebooks are kept small and diffable (no outputs), valid nbformat 4.5 (every cell has
+    an id), and the README links each one."""
+    nb = json.loads(path.read_text(encoding="utf-8"))
+    assert (nb["nbformat"], nb["nbformat_minor"]) >= (4, 5)
+    for i, cell in enumerate(nb["cells"]):
+        assert cell.get("id"), f"{path.name}: cell {i} has no id"
+        if cell["cell_type"] == "code":
+            assert cell["outputs"] == [], f"{path.name}: cell {i} has stored outputs"
+            assert cell["execution_count"] is None, f"{path.name}: cell {i} has an execution count"
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    assert f"(notebooks/{path.name})" in readme, f"README.md does not list notebooks/{path.name}"
