@@ -43,7 +43,9 @@ def register(subparsers: Any) -> None:
         metavar="K",
         help="standard errors a Monte Carlo figure may move on another engine (default 4)",
     )
-    p.add_argument("--update", action="store_true", help="rewrite the snapshots with the new terms and results")
+    p.add_argument(
+        "--update", action="store_true", help="rewrite the snapshots with the new terms and results"
+    )
     p.add_argument("--threads", type=_positive, help="Monte Carlo threads")
     p.add_argument("--json", action="store_true", help="print one JSON document (a list, one per file)")
     p.set_defaults(func=cmd_check)

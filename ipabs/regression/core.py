@@ -253,14 +253,14 @@ def scenario_record(model: Any, scenario: str) -> dict[str, Any]:
     }
 
 
-def mc_record(model: Any, paths: int, seed: int, importance_sampling: str, risk: Any, threads: int | None) -> dict:
+def mc_record(
+    model: Any, paths: int, seed: int, importance_sampling: str, risk: Any, threads: int | None
+) -> dict:
     """Monte Carlo metrics as recorded in a snapshot (see :func:`ipabs.simulate`)."""
     from ipabs.montecarlo import simulate
 
     mode = {"auto": "auto", "on": True, "off": False}[importance_sampling]
-    result = simulate(
-        model, paths=paths, seed=seed, risk=risk, threads=threads, importance_sampling=mode
-    )
+    result = simulate(model, paths=paths, seed=seed, risk=risk, threads=threads, importance_sampling=mode)
     metrics: dict[str, Any] = {}
     for r in result.metrics().to_dict("records"):
         if r["metric"] in _DIAGNOSTIC_METRICS:
@@ -576,7 +576,11 @@ def compare_monte_carlo(
     om, nm = old.get("metrics", {}), new.get("metrics", {})
     for key in list(om) + [x for x in nm if x not in om]:
         if key not in nm or key not in om:
-            out.append(Moved(key, om.get(key, {}).get("estimate"), nm.get(key, {}).get("estimate"), "added or removed"))
+            out.append(
+                Moved(
+                    key, om.get(key, {}).get("estimate"), nm.get(key, {}).get("estimate"), "added or removed"
+                )
+            )
             continue
         a, b = om[key].get("estimate"), nm[key].get("estimate")
         sa, sb = om[key].get("se"), nm[key].get("se")
@@ -608,7 +612,9 @@ def _resolve(spec: SnapshotFile, file: Path) -> tuple[Path, Path | None]:
     return deal, risk
 
 
-def check_file(file: str | Path, *, k: float = DEFAULT_K, update: bool = False, threads: int | None = None) -> CheckResult:
+def check_file(
+    file: str | Path, *, k: float = DEFAULT_K, update: bool = False, threads: int | None = None
+) -> CheckResult:
     """Run the deal of one snapshot file again and compare (see :func:`check`)."""
     from ipabs.engine.compile import compile_deal
 
@@ -626,7 +632,9 @@ def check_file(file: str | Path, *, k: float = DEFAULT_K, update: bool = False, 
     for name in names:
         part = f"scenario {name}"
         if name not in loaded.spec.scenarios:
-            result.parts[part] = [Moved("scenario", "recorded", None, "the deal has no such scenario any more")]
+            result.parts[part] = [
+                Moved("scenario", "recorded", None, "the deal has no such scenario any more")
+            ]
             continue
         record = scenario_record(model, name)
         new_scenarios[name] = record
@@ -641,7 +649,9 @@ def check_file(file: str | Path, *, k: float = DEFAULT_K, update: bool = False, 
         risk_model = load_risk(risk_path) if risk_path is not None else None
         mc = mc_record(model, m.paths, m.seed, m.importance_sampling, risk_model, threads)
         result.same_engine = _same_engine(spec.versions.model_dump(), now)
-        result.parts["monte carlo"] = compare_monte_carlo(m.model_dump(), mc, same_engine=result.same_engine, k=k)
+        result.parts["monte carlo"] = compare_monte_carlo(
+            m.model_dump(), mc, same_engine=result.same_engine, k=k
+        )
     if update:
         record = {
             "ipabs_snapshot": FORMAT,
@@ -743,7 +753,15 @@ class DiffResult:
         }
 
 
-DIFF_FIGURES = ("interest_paid", "principal_paid", "loss", "loss_pct", "wal_years", "yield", "final_payment_date")
+DIFF_FIGURES = (
+    "interest_paid",
+    "principal_paid",
+    "loss",
+    "loss_pct",
+    "wal_years",
+    "yield",
+    "final_payment_date",
+)
 """Per-tranche deterministic figures shown by :func:`diff`."""
 
 DIFF_MC_METRICS = ("expected_loss", "probability_of_loss", "expected_wal_years", "mean_yield")
@@ -797,7 +815,14 @@ def diff(
                 if isinstance(x, (int, float)) and isinstance(y, (int, float)):
                     delta = float(y) - float(x)
                 rows.append(
-                    {"scenario": scenario, "tranche": str(tranche), "figure": f, "a": x, "b": y, "delta": delta}
+                    {
+                        "scenario": scenario,
+                        "tranche": str(tranche),
+                        "figure": f,
+                        "a": x,
+                        "b": y,
+                        "delta": delta,
+                    }
                 )
     mc: list[dict[str, Any]] = []
     if paths is not None:
