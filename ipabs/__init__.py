@@ -26,6 +26,9 @@ _LAZY = {
     "price": "ipabs.analytics.pricing",
     "price_table": "ipabs.analytics.pricing",
     "load_curve": "ipabs.deal.curve",
+    "snapshot": "ipabs.regression",
+    "check": "ipabs.regression",
+    "diff": "ipabs.regression",
 }
 
 
@@ -44,7 +47,9 @@ __all__ = [
     "RunResult",
     "SimulationResult",
     "__version__",
+    "check",
     "compile_deal",
+    "diff",
     "load_curve",
     "load_deal",
     "load_risk",
@@ -53,4 +58,5 @@ __all__ = [
     "price_table",
     "run",
     "simulate",
+    "snapshot",
 ]
