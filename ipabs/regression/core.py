@@ -590,7 +590,7 @@ def compare_monte_carlo(
             continue
         if same_engine:
             if not (a == b or (math.isnan(a) and math.isnan(b))):
-                out.append(Moved(key, a, b, _delta_note(a, b) + " (same engine: must be bit for bit)"))
+                out.append(Moved(key, a, b, _delta_note(a, b) + "; the same engine must agree bit for bit"))
             continue
         se = math.hypot(sa or 0.0, sb or 0.0)
         d = abs(b - a)
@@ -598,7 +598,7 @@ def compare_monte_carlo(
             if not d <= k * se:
                 out.append(Moved(key, a, b, f"{(b - a) / se:+.2f} standard errors; allowed {k:g}"))
         elif not _close(a, b):
-            out.append(Moved(key, a, b, _delta_note(a, b) + " (no standard error)"))
+            out.append(Moved(key, a, b, _delta_note(a, b) + "; no standard error"))
     for key in ("paths", "seed", "importance_sampling", "sampling"):
         if old.get(key) != new.get(key):
             out.append(Moved(key, old.get(key), new.get(key)))

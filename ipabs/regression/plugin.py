@@ -123,5 +123,5 @@ class SnapshotItem(pytest.Item):
         return _failure_text(excinfo) or super().repr_failure(excinfo)
 
     def reportinfo(self) -> tuple[Path, int | None, str]:
-        """Where the item is, for the report."""
-        return self.path, None, f"{self.path.name}::{self.name}"
+        """Where the item is, for the report: the file and the part."""
+        return self.path, None, self.name
