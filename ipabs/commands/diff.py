@@ -33,7 +33,10 @@ def _cell(v: Any) -> str:
     if v is None:
         return "-"
     if isinstance(v, float):
-        return "n/a" if v != v else f"{v:,.6g}"
+        if v != v:
+            return "n/a"
+        # amounts to the cent; rates, years and errors to six significant digits
+        return f"{v:,.2f}" if abs(v) >= 1000 else f"{v:.6g}"
     return str(v)
 
 
