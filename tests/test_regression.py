@@ -333,3 +333,43 @@ def test_pytest_plugin_reports_a_bad_snapshot_with_its_location(
     result = pytester.runpytest_inprocess("-p", "ipabs.regression.plugin", "-p", "no:cacheprovider")
     result.assert_outcomes(errors=1)
     result.stdout.fnmatch_lines(["*deal.snapshot.yaml:2:7: deal:*"])
+
+
+# --------------------------------------------------------------------------- docs
+
+
+def test_documented_walkthrough_and_python_example_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import re
+
+    root = Path(__file__).resolve().parents[1]
+    text = (root / "docs" / "regression.md").read_text(encoding="utf-8")
+    (tmp_path / "deals").mkdir()
+    shutil.copy(root / "scenarios" / "caohejing_ip_pledge.yaml", tmp_path / "deals" / "caohejing.yaml")
+    monkeypatch.chdir(tmp_path)
+    walkthrough = text.split("## Walkthrough")[1].split("\n## ")[0]
+    first = re.findall(r"```bash\n(.*?)```", walkthrough, re.S)[0]
+    shown = re.findall(r"```text\n(.*?)```", walkthrough, re.S)[1]
+    commands = [c for c in first.splitlines() if c.startswith("ipabs ")]
+    assert len(commands) == 2
+    for command in commands:
+        assert main(command.split()[1:]) == 0, command
+
+    # the terms' count and fingerprint follow the example deal, which may be edited for its own sake
+    def unhashed(t: str) -> str:
+        return re.sub(r"\d+ terms|sha256:[0-9a-f]+", "#", t)
+
+    assert unhashed(capsys.readouterr().out) == unhashed(shown)
+    [python] = re.findall(r"```python\n(.*?)```", text, re.S)
+    exec(compile(python, "docs/regression.md", "exec"), {})
+    assert "True" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(("key", "value"), [("jit", False), ("kernels", "0"), ("ipabs", "0.0.0")])
+def test_another_engine_is_any_change_of_version_kernels_or_jit(snap: Path, key: str, value: Any) -> None:
+    data = _load(snap)
+    data["versions"][key] = value
+    _save(snap, data)
+    [result] = ipabs.check(snap)
+    assert result.ok and not result.same_engine

@@ -40,6 +40,8 @@ class Versions(Model):
     ipabs: Text = Field(description="ipabs version.")
     numba: Text = Field(description="numba version (the compiled kernels depend on it).")
     numpy: Text | None = Field(None, description="numpy version.")
+    kernels: Text | None = Field(None, description="Hash of the simulation kernels' sources.")
+    jit: bool | None = Field(None, description="Compiled kernels (false: the pure-Python twin).")
 
 
 class ScenarioRecord(Model):

@@ -279,19 +279,32 @@ def mc_record(
     }
 
 
-def versions() -> dict[str, str]:
-    """Versions of ipabs, numba and numpy (recorded in snapshots)."""
+def versions() -> dict[str, Any]:
+    """Versions of ipabs, numba and numpy, the hash of the kernel sources and whether they are
+    compiled (recorded in snapshots)."""
     import numba
     import numpy
 
     from ipabs import __version__
+    from ipabs._jit import source_hash
 
-    return {"ipabs": __version__, "numba": numba.__version__, "numpy": numpy.__version__}
+    return {
+        "ipabs": __version__,
+        "numba": numba.__version__,
+        "numpy": numpy.__version__,
+        "kernels": source_hash(),
+        "jit": not numba.config.DISABLE_JIT,
+    }
+
+
+ENGINE_KEYS = ("ipabs", "numba", "kernels", "jit")
+"""What makes an engine: the same values give Monte Carlo figures equal bit for bit (the
+pure-Python twin agrees with the compiled kernels only to rounding)."""
 
 
 def _same_engine(a: dict[str, Any], b: dict[str, Any]) -> bool:
-    """Whether two runs used the same compiled engine: Monte Carlo figures then agree bit for bit."""
-    return a.get("ipabs") == b.get("ipabs") and a.get("numba") == b.get("numba")
+    """Whether two runs used the same engine (see :data:`ENGINE_KEYS`)."""
+    return all(a.get(k) == b.get(k) for k in ENGINE_KEYS)
 
 
 # --------------------------------------------------------------------------- snapshot
