@@ -291,6 +291,14 @@ def test_diff_monte_carlo_uses_common_random_numbers(deal: Path) -> None:
 # --------------------------------------------------------------------------- pytest plugin
 
 
+def _plugin_args() -> list[str]:
+    """Enable the plugin by name unless the installed package registers it already."""
+    from importlib.metadata import entry_points
+
+    installed = any(ep.value == "ipabs.regression.plugin" for ep in entry_points(group="pytest11"))
+    return ["-p", "no:cacheprovider"] + ([] if installed else ["-p", "ipabs.regression.plugin"])
+
+
 def _plugin_repo(pytester: pytest.Pytester, deal: Path) -> Path:
     deals = pytester.mkdir("deals")
     shutil.copy(deal, deals / "deal.yaml")
@@ -302,14 +310,14 @@ def _plugin_repo(pytester: pytest.Pytester, deal: Path) -> Path:
 
 def test_pytest_plugin_checks_snapshots(pytester: pytest.Pytester, deal: Path) -> None:
     deals = _plugin_repo(pytester, deal)
-    result = pytester.runpytest_inprocess("-p", "ipabs.regression.plugin", "-v", "-p", "no:cacheprovider")
+    result = pytester.runpytest_inprocess("-v", *_plugin_args())
     result.assert_outcomes(passed=3)
     result.stdout.fnmatch_lines(
         ["*deal.snapshot.yaml::terms PASSED*", "*scenario?base? PASSED*", "*monte_carlo PASSED*"]
     )
 
     _edit(deals / "deal.yaml", "coupon: 3.2%", "coupon: 3.3%")
-    result = pytester.runpytest_inprocess("-p", "ipabs.regression.plugin", "-p", "no:cacheprovider")
+    result = pytester.runpytest_inprocess(*_plugin_args())
     result.assert_outcomes(failed=3)
     result.stdout.fnmatch_lines(
         [
@@ -330,7 +338,7 @@ def test_pytest_plugin_reports_a_bad_snapshot_with_its_location(
 ) -> None:
     deals = _plugin_repo(pytester, deal)
     (deals / "deal.snapshot.yaml").write_text("ipabs_snapshot: 1\ndeal: [1, 2]\n", encoding="utf-8")
-    result = pytester.runpytest_inprocess("-p", "ipabs.regression.plugin", "-p", "no:cacheprovider")
+    result = pytester.runpytest_inprocess(*_plugin_args())
     result.assert_outcomes(errors=1)
     result.stdout.fnmatch_lines(["*deal.snapshot.yaml:2:7: deal:*"])
 
