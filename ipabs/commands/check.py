@@ -14,10 +14,11 @@ EXIT_MOVED = 1
 
 DESCRIPTION = """\
 Run the deal of each snapshot file again and compare: deterministic figures to 1e-9 relative,
-Monte Carlo figures bit for bit when ipabs and numba are the snapshot's versions and within K
-combined standard errors otherwise. Says which terms changed since the snapshot (by field path)
-and which figures moved, by how much. Exit 0 when every snapshot holds, 1 when something moved,
-2 for bad input. A folder stands for every *.snapshot.yaml file in it."""
+Monte Carlo figures bit for bit on the snapshot's engine (ipabs and numba versions, kernel
+sources, compiled or not) and within K combined standard errors otherwise. Says which terms
+changed since the snapshot (by field path) and which figures moved, by how much. Exit 0 when
+every snapshot holds, 1 when something moved, 2 for bad input. A folder stands for every
+*.snapshot.yaml file in it."""
 
 
 def _k(text: str) -> float:
