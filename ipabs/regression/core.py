@@ -913,7 +913,7 @@ def _diff_monte_carlo(ma: Any, mb: Any, paths: int, seed: int, threads: int | No
     return rows
 
 
-# --------------------------------------------------------------------------- helpers
+# --------------------------------------------------------------------------- formatting
 
 
 def _show(v: Any) -> str:
