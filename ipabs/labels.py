@@ -133,6 +133,10 @@ ZH: dict[str, str] = {
     "does not apply": "不适用",
     "not asked": "未要求",
     "files": "文件",
+    "subject": "对象",
+    "ci low": "置信区间下限",
+    "ci high": "置信区间上限",
+    "diagnostics": "诊断",
 }
 """English heading -> Chinese heading."""
 

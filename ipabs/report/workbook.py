@@ -241,23 +241,31 @@ def _tranches(ws: Any, data: ReportData) -> None:
     ws.freeze_panes = "D3"
 
 
+_PLAIN_METRICS = ("expected_wal", "wal_years", "mean_duration", "expected_defaults", "defaults_")
+"""Monte Carlo metrics that are not shares (years, numbers of defaults): a plain decimal format."""
+
+
+def metric_format(metric: str) -> str:
+    """Number format of a Monte Carlo metric of :meth:`SimulationResult.metrics`: counts of
+    paths as integers, years, numbers of defaults, effective path counts and variance ratios as
+    decimals, and every share (losses, probabilities, rates, yields) as a percentage."""
+    if metric == "loss_paths":
+        return INTEGER
+    if metric.startswith(_PLAIN_METRICS) or metric.endswith(("_vs_plain", "_effective_paths")):
+        return "#,##0.0000"
+    return PERCENT_FINE
+
+
 def _monte_carlo(ws: Any, data: ReportData) -> None:
     lang = data.lang
     m = data.sim.metrics()
     headers = [label(str(c).replace("_", " "), lang) for c in m.columns]
-    fmts: list[str | None] = []
-    for c in m.columns:
-        fmts.append(PERCENT_FINE if m[c].dtype.kind == "f" else None)
-    # values that are not shares (WAL, counts, weights) keep a plain decimal format
-    _write_rows(ws, [headers], m.itertuples(index=False), fmts)
-    if "metric" in m.columns:
-        j = list(m.columns).index("metric")
-        for i, metric in enumerate(m["metric"], start=2):
-            if not any(k in str(metric) for k in ("loss", "probability", "rate", "shortfall", "yield")):
-                for c in range(1, ws.max_column + 1):
-                    cell = ws.cell(row=i, column=c)
-                    if c != j + 1 and isinstance(cell.value, float):
-                        cell.number_format = "#,##0.0000"
+    _write_rows(ws, [headers], m.itertuples(index=False), [None] * len(m.columns))
+    numeric = [j for j, c in enumerate(m.columns, start=1) if m[c].dtype.kind in "fi"]
+    for i, metric in enumerate(m["metric"], start=2):
+        fmt = metric_format(str(metric))
+        for j in numeric:
+            ws.cell(row=i, column=j).number_format = fmt
 
 
 def _loss_distribution(ws: Any, data: ReportData) -> None:
@@ -267,7 +275,14 @@ def _loss_distribution(ws: Any, data: ReportData) -> None:
     sim = data.sim
     loss = sim.pool_outcomes[:, P_LOSS_RATE]
     w = sim.weights / sim.weights.sum()
-    top = max(float(loss.max()), 1e-9)
+    if not np.any(loss > 0.0):
+        # royalty and income-share streams have no balance to lose: every path's loss rate is 0
+        ws.append([label("notes", lang)])
+        ws.append([f"{label('pool loss', lang)}: 0 ({sim.paths:,} {label('paths', lang)})"])
+        ws.freeze_panes = "A2"
+        ws.column_dimensions["A"].width = 60
+        return
+    top = float(loss.max())
     edges = np.linspace(0.0, top, LOSS_BINS + 1)
     prob, _ = np.histogram(loss, bins=edges, weights=w)
     cum = np.cumsum(prob)
@@ -293,10 +308,13 @@ def _sensitivities(ws: Any, data: ReportData) -> None:
     fmts: list[str | None] = []
     for c in s.columns:
         kind = s[c].dtype.kind
-        if kind == "f" and any(k in str(c) for k in ("loss", "probability", "yield", "rate")):
+        if kind in "fi" and "balance" in str(c):
+            fmts.append(MONEY)
+        elif kind == "f" and any(k in str(c) for k in ("loss", "probability", "yield", "rate")):
             fmts.append(PERCENT_FINE)
         elif kind == "f":
             fmts.append("#,##0.0000")
         else:
             fmts.append(None)
-    _write_rows(ws, [[label(str(c), lang) for c in s.columns]], s.itertuples(index=False), fmts)
+    headers = [label(str(c).replace("_", " ") if "." not in str(c) else str(c), lang) for c in s.columns]
+    _write_rows(ws, [headers], s.itertuples(index=False), fmts)
