@@ -13,10 +13,6 @@ rates (and, when asked, a sizing and a small sensitivity sweep), then write into
 tranche cash-flow allocation table, Monte Carlo summary, loss distribution, sensitivities) and
 charts/*.png. The files appear all together or not at all."""
 
-HTML_FILE = "report.html"
-WORKBOOK_FILE = "report.xlsx"
-CHARTS_DIR = "charts"
-
 
 def register(subparsers: Any) -> None:
     """Add the ``report`` command."""
@@ -54,11 +50,9 @@ def run(args: argparse.Namespace) -> int:
     from ipabs.console import is_quiet, render_table
     from ipabs.deal.load import load_deal, load_risk, risk_file_warnings
     from ipabs.errors import IpabsError
-    from ipabs.io import write_tables
     from ipabs.labels import label
     from ipabs.report.build import build_report, check_size
-    from ipabs.report.html import render_html
-    from ipabs.report.workbook import save_workbook
+    from ipabs.report.output import write_report
 
     deal = load_deal(args.deal)
     if args.risk:
@@ -82,13 +76,8 @@ def run(args: argparse.Namespace) -> int:
         threads=args.threads,
         progress=_progress(args),
     )
-    files: dict[str, Any] = {
-        HTML_FILE: render_html(data),
-        WORKBOOK_FILE: lambda target: save_workbook(data, target),
-    }
-    files.update({f"{CHARTS_DIR}/{c.name}": c.png for c in data.charts})
     try:
-        written = write_tables(args.out, files)
+        written = write_report(data, args.out)
     except OSError as exc:
         raise IpabsError(f"--out {args.out}: cannot write ({exc.strerror or exc})") from None
 
