@@ -434,3 +434,27 @@ class _Widths(HTMLParser):
     def handle_data(self, data: str) -> None:
         if self.inside:
             self.widths += data
+
+
+# --------------------------------------------------------------------------- documentation
+
+
+def test_documented_examples_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import re
+
+    text = (ROOT / "docs" / "report.md").read_text(encoding="utf-8")
+    monkeypatch.chdir(ROOT)
+    commands = re.findall(r"```bash\n(.*?)```", text, re.S)[0].strip().splitlines()
+    assert len(commands) == 2
+    for command in commands:
+        argv = command.split()[1:]
+        assert cli.build_parser().parse_args(argv).func is not None  # every option exists
+    first = commands[0].split()[1:]
+    first[first.index("--out") + 1] = str(tmp_path / "cli")
+    first[first.index("--paths") + 1] = PATHS
+    assert cli.main([*first, "-q"]) == 0
+    assert (tmp_path / "cli" / "report.html").is_file()
+    block = re.findall(r"```python\n(.*?)```", text, re.S)[0]
+    exec(compile(block.replace('"royalty_report"', repr(str(tmp_path / "py"))), "docs/report.md", "exec"), {})
+    assert (tmp_path / "py" / "report.xlsx").is_file()
+    assert "(docs/report.md)" in (ROOT / "README.md").read_text(encoding="utf-8").split("## Documentation")[1]
