@@ -137,6 +137,10 @@ ZH: dict[str, str] = {
     "ci low": "置信区间下限",
     "ci high": "置信区间上限",
     "diagnostics": "诊断",
+    "rating table": "评级表",
+    "loss quantile": "损失分位数",
+    "expected shortfall": "预期尾部损失",
+    "expected defaults": "预期违约笔数",
 }
 """English heading -> Chinese heading."""
 

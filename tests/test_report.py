@@ -458,3 +458,20 @@ def test_documented_examples_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     exec(compile(block.replace('"royalty_report"', repr(str(tmp_path / "py"))), "docs/report.md", "exec"), {})
     assert (tmp_path / "py" / "report.xlsx").is_file()
     assert "(docs/report.md)" in (ROOT / "README.md").read_text(encoding="utf-8").split("## Documentation")[1]
+
+
+@pytest.mark.parametrize("stem", ["caohejing_ip_pledge", "patent_sublicence_gz"])
+def test_ratings_are_those_of_ipabs_rate(stem: str) -> None:
+    """The ratings section is `ipabs rate` with the same paths and seed (plain sampling), also
+    when the Monte Carlo section used importance sampling (patent_sublicence_gz at 2,000 paths)."""
+    from ipabs.analytics.implied import implied_ratings
+    from ipabs.deal.load import load_deal
+    from ipabs.report.build import build_report
+
+    deal = load_deal(ROOT / "scenarios" / f"{stem}.yaml")
+    data = build_report(deal, paths=int(PATHS), seed=3)
+    alone = implied_ratings(deal, paths=int(PATHS), seed=3)
+    assert data.ratings.sampling == alone.sampling == "plain"
+    assert data.ratings.to_frame().equals(alone.to_frame())
+    if stem == "patent_sublicence_gz":
+        assert data.sim.sampling is not None and data.sim.sampling.method == "importance"

@@ -187,7 +187,17 @@ def build_report(
         importance_sampling="auto",
         progress=progress,
     )
-    ratings = implied_ratings(deal, result=sim, progress=progress)
+    # implied ratings read quantiles across the whole pool default distribution, for which
+    # `ipabs rate` uses plain sampling: reuse the run only when it is plain, else run plainly
+    plain = sim.sampling is None or sim.sampling.method == "plain"
+    ratings = implied_ratings(
+        deal,
+        paths=paths,
+        seed=seed,
+        threads=threads,
+        result=sim if plain else None,
+        progress=progress,
+    )
     be: dict[str, BreakevenResult] = {}
     if ratings.breakeven_applies:
         for t in ratings.tranches:

@@ -12,7 +12,7 @@ from typing import Any
 
 import yaml
 
-from ipabs.format import money, number, pct, pct_estimate
+from ipabs.format import estimate, money, number, pct, pct_estimate
 from ipabs.labels import label
 from ipabs.report.build import ReportData
 
@@ -202,6 +202,16 @@ def _monte_carlo(data: ReportData) -> str:
         f"<p>{_e(label('paths', lang))}: {sim.paths:,}; {_e(label('seed', lang))}: {sim.seed}; "
         f"{_e(label('sampling', lang))}: {_e(method)} ({_e(reason)})</p>"
     )
+    if sim.sampling is not None and method == "importance":
+        vrf = {r["tranche"]: r.get("expected_loss_vrf", math.nan) for r in sim.tranche_summary}
+        shift = ", ".join(f"{x:.3f}" for x in sim.sampling.shift)
+        p = sim.pool_summary
+        head += (
+            f'<p id="importance-sampling">factor shift [{_e(shift)}]; variance reduction of '
+            f"{_e(sim.sampling.tranche)}'s expected loss {number(vrf.get(sim.sampling.tranche, math.nan))}x; "
+            "expected loss and P(loss) are mean(w x), E[WAL] and mean yield self-normalised "
+            f"sum(w x) / sum(w); mean weight {_e(estimate(p['mean_weight'], p['mean_weight_se']))}</p>"
+        )
     rows = [
         [
             r["tranche"],
@@ -221,12 +231,12 @@ def _monte_carlo(data: ReportData) -> str:
         ["metric", "estimate"],
         [
             [label("expected loss ± se", lang), pct_estimate(p["expected_loss"], p["expected_loss_se"])],
-            ["loss q95", pct(p["loss_q95"])],
-            ["loss q99", pct(p["loss_q99"])],
-            ["loss q99.9", pct(p["loss_q99.9"])],
-            ["expected shortfall 95%", pct(p["expected_shortfall_95"])],
-            ["expected shortfall 99%", pct(p["expected_shortfall_99"])],
-            ["expected defaults", number(p["expected_defaults"])],
+            [f"{label('loss quantile', lang)} 95%", pct(p["loss_q95"])],
+            [f"{label('loss quantile', lang)} 99%", pct(p["loss_q99"])],
+            [f"{label('loss quantile', lang)} 99.9%", pct(p["loss_q99.9"])],
+            [f"{label('expected shortfall', lang)} 95%", pct(p["expected_shortfall_95"])],
+            [f"{label('expected shortfall', lang)} 99%", pct(p["expected_shortfall_99"])],
+            [label("expected defaults", lang), number(p["expected_defaults"])],
         ],
         lang,
     )
@@ -255,7 +265,8 @@ def _ratings(data: ReportData) -> str:
         for t in r.tranches
     ]
     out = [
-        f"<p>{_e(r.table_name)}</p>",
+        f"<p>{_e(label('rating table', lang))}: {_e(r.table_name)}; {r.paths:,} "
+        f"{_e(label('paths', lang))}, {_e(label('seed', lang))} {r.seed} ({_e(r.sampling)})</p>",
         _table(
             ["tranche", "expected loss", "EL rating", "range", "P(loss)", "PD rating", "WAL (y)"], rows, lang
         ),
@@ -307,10 +318,11 @@ def _breakeven(data: ReportData) -> str:
                 row.stress,
                 pct(row.bdr),
                 "n/a" if math.isnan(row.multiple) else f"{row.multiple:.2f}x",
+                money(row.loss_above),
             ]
             for row in be.table.itertuples()
         ]
-        out.append(_table(["stress", "BDR", "multiple"], rows, lang))
+        out.append(_table(["stress", "BDR", "multiple", "loss above BDR"], rows, lang))
         out += [f"<p>{_e(n)}</p>" for n in be.notes]
     return "\n".join(out)
 
