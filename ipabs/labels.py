@@ -141,6 +141,9 @@ ZH: dict[str, str] = {
     "loss quantile": "损失分位数",
     "expected shortfall": "预期尾部损失",
     "expected defaults": "预期违约笔数",
+    "price": "价格",
+    "duration": "久期",
+    "not computed in this version": "本版本暂不计算",
 }
 """English heading -> Chinese heading."""
 

@@ -372,7 +372,11 @@ def _triggers(data: ReportData) -> str:
 def _pricing(data: ReportData) -> str:
     # Yield, price and duration per tranche come from the pricing analytics, which this
     # report does not compute yet; this section is where they go.
-    return '<p id="pricing-placeholder">-</p>'
+    lang = data.lang
+    return (
+        f'<p id="pricing-placeholder">{_e(label("yield", lang))}, {_e(label("price", lang))}, '
+        f"{_e(label('duration', lang))}: {_e(label('not computed in this version', lang))}</p>"
+    )
 
 
 def _charts(data: ReportData) -> str:
