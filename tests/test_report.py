@@ -475,3 +475,14 @@ def test_ratings_are_those_of_ipabs_rate(stem: str) -> None:
     assert data.ratings.to_frame().equals(alone.to_frame())
     if stem == "patent_sublicence_gz":
         assert data.sim.sampling is not None and data.sim.sampling.method == "importance"
+
+
+def test_deal_without_risk_is_refused(
+    tmp_path: Path, minimal_text: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    deal = tmp_path / "deal.yaml"
+    deal.write_text(minimal_text, encoding="utf-8")
+    assert _report(deal, tmp_path / "out") == 2
+    err = capsys.readouterr().err
+    assert f"{deal}: a report needs a `risk` section" in err and "--risk FILE" in err
+    assert not (tmp_path / "out").exists()
