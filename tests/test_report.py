@@ -228,6 +228,7 @@ def never_simulate(monkeypatch: pytest.MonkeyPatch) -> None:
         ),
         ("senior", ["--size senior", "TRANCHE:TARGET"]),
         ("senior:ZZZ", ["--size senior:ZZZ", "no rating 'ZZZ'"]),
+        ("sub:A2", ["--size sub:A2", "sub is the most junior tranche", "size a more senior tranche"]),
     ],
 )
 def test_bad_size_is_refused_up_front(

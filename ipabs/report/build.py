@@ -113,6 +113,12 @@ def check_size(deal: LoadedDeal, text: str, table: Any = None) -> tuple[str, str
             f"--size {text}: {deal.source.file} has no tranche {tranche!r}; "
             f"known tranches: {', '.join(names)}"
         )
+    from ipabs.analytics.sizing import _check
+
+    try:
+        _check(deal, tranche, "tranche", None)  # e.g. the most junior tranche cannot be sized
+    except IpabsError as exc:
+        raise IpabsError(f"--size {text}: {exc}") from None
     rating_table = load_rating_table(table)
     try:
         rating_table.canonical(target)
