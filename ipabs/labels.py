@@ -142,7 +142,11 @@ ZH: dict[str, str] = {
     "expected defaults": "预期违约笔数",
     "price": "价格",
     "duration": "久期",
-    "not computed in this version": "本版本暂不计算",
+    "modified duration": "修正久期",
+    "convexity": "凸性",
+    "first principal date": "首次还本日",
+    "last principal date": "末次还本日",
+    "priced at par on the base case; not priced": "以基准情景按面值定价；未能定价",
 }
 """English heading -> Chinese heading."""
 

@@ -18,6 +18,7 @@ import openpyxl
 import pytest
 
 from ipabs import cli, io
+from ipabs.format import pct
 from ipabs.labels import label
 from ipabs.report.html import SECTIONS
 from ipabs.report.workbook import SHEETS, sheet_names
@@ -191,6 +192,25 @@ def test_royalty_only_deal_says_breakeven_does_not_apply(tmp_path: Path) -> None
     text = (out / "report.html").read_text(encoding="utf-8")
     assert 'id="breakeven-not-applicable"' in text
     assert "no loans or leases" in text
+
+
+def test_pricing_section_prices_every_tranche_at_par(tmp_path: Path) -> None:
+    """The report's pricing section shows each tranche at par on the base case, with the yield
+    and modified duration that ipabs.price gives."""
+    import ipabs
+
+    deal = ROOT / "scenarios" / "royalty_dscr.yaml"
+    out = tmp_path / "r"
+    assert _report(deal, out) == 0
+    text = (out / "report.html").read_text(encoding="utf-8")
+    section = text[text.index('<section id="pricing"') :]
+    section = section[: section.index("</section>")]
+    for name in ("senior", "mezzanine", "equity"):
+        quote = ipabs.price(deal, name, price=100.0)
+        row = section[section.index(f"<td>{name}</td>") :]
+        row = row[: row.index("</tr>")]
+        assert pct(quote.yield_) in row, (name, row)
+        assert f"{quote.modified_duration:.3f}" in row, (name, row)
 
 
 def test_user_strings_are_escaped(tmp_path: Path, minimal_text: str) -> None:

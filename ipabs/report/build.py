@@ -20,8 +20,10 @@ if TYPE_CHECKING:
 
     from ipabs.analytics.breakeven import BreakevenResult
     from ipabs.analytics.implied import RatingReport
+    from ipabs.analytics.pricing import PriceResult
     from ipabs.analytics.sizing import SizingResult
     from ipabs.deal.load import LoadedDeal
+    from ipabs.engine.compile import CompiledModel
     from ipabs.montecarlo import SimulationResult
     from ipabs.results import RunResult
 
@@ -59,6 +61,10 @@ class ReportData:
         Only when asked for (``--size``).
     sensitivities : DataFrame or None
         A small sweep of ``risk.pd_multiplier``, only when asked for.
+    pricing : list of PriceResult
+        Each tranche priced at par on the base case (yield, duration and convexity at that
+        yield, WAL, principal window; see :func:`ipabs.analytics.pricing.price`); a tranche that
+        cannot be priced is left out with a note.
     charts : list of Chart
     notes : list of str
         What the report leaves out and why (a chart that does not apply, a missing font).
@@ -72,6 +78,7 @@ class ReportData:
     breakeven: dict[str, BreakevenResult]
     sizing: SizingResult | None = None
     sensitivities: pd.DataFrame | None = None
+    pricing: list[PriceResult] = field(default_factory=list)
     charts: list[Chart] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     risk_file: str | None = None
@@ -238,8 +245,24 @@ def build_report(
         sensitivities=sens,
         risk_file=None if risk is None else str(risk),
     )
+    _price_tranches(data, model)
     _draw_charts(data)
     return data
+
+
+def _price_tranches(data: ReportData, model: CompiledModel) -> None:
+    """Price every tranche with a balance at par on the base case; a tranche the pricing
+    cannot price (no cash at all, say) is noted instead."""
+    from ipabs.analytics.pricing import price
+
+    base = next(iter(data.runs))
+    for name, balance in zip(model.tranche_names, model.cd.tr_balance, strict=True):
+        if not balance > 0.0:
+            continue
+        try:
+            data.pricing.append(price(model, name, price=100.0, scenario=base))
+        except IpabsError as exc:
+            data.notes.append(f"{name}: not priced ({exc})")
 
 
 def _png(fig: Figure) -> bytes:

@@ -370,12 +370,39 @@ def _triggers(data: ReportData) -> str:
 
 
 def _pricing(data: ReportData) -> str:
-    # Yield, price and duration per tranche come from the pricing analytics, which this
-    # report does not compute yet; this section is where they go.
+    """Each tranche priced at par on the base case: its yield, and duration and convexity at
+    that yield (conventions: docs/pricing.md)."""
     lang = data.lang
-    return (
-        f'<p id="pricing-placeholder">{_e(label("yield", lang))}, {_e(label("price", lang))}, '
-        f"{_e(label('duration', lang))}: {_e(label('not computed in this version', lang))}</p>"
+    if not data.pricing:
+        return f"<p>{_e(label('priced at par on the base case; not priced', lang))}</p>"
+    rows = [
+        [
+            r.tranche,
+            f"{r.price:.2f}",
+            pct(r.yield_),
+            f"{r.modified_duration:.3f}",
+            f"{r.convexity:.3f}",
+            _wal(r.wal_years),
+            str(r.first_principal_date or "-"),
+            str(r.last_principal_date or "-"),
+        ]
+        for r in data.pricing
+    ]
+    scenario = data.pricing[0].scenario
+    note = f"<p>{_e(label('scenario', lang))}: {_e(scenario)}</p>"
+    return note + _table(
+        [
+            "tranche",
+            "price",
+            "yield",
+            "modified duration",
+            "convexity",
+            "WAL (y)",
+            "first principal date",
+            "last principal date",
+        ],
+        rows,
+        lang,
     )
 
 
