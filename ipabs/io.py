@@ -66,8 +66,10 @@ def write_tables(out_dir: str | Path, files: Mapping[str, Any]) -> list[Path]:
     out_dir : str or Path
         Folder to write into (created, with its parents, if needed).
     files : mapping
-        Relative path (``"paths.parquet"``, ``"path_3/periods.csv"``) -> DataFrame; the suffix
-        chooses CSV or Parquet.
+        Relative path (``"paths.parquet"``, ``"path_3/periods.csv"``) -> DataFrame, whose
+        suffix chooses CSV or Parquet; or -> ``bytes`` (written as they are), ``str`` (written
+        as UTF-8 text) or a function of the target path that writes the file (a workbook's
+        ``save``, say).
 
     Returns
     -------
@@ -81,16 +83,27 @@ def write_tables(out_dir: str | Path, files: Mapping[str, Any]) -> list[Path]:
         for name, frame in files.items():
             target = tmp / name
             target.parent.mkdir(parents=True, exist_ok=True)
-            if target.suffix == ".csv":
-                frame.to_csv(target, index=False)
-            else:
-                frame.to_parquet(target, index=False)
+            _write_one(frame, target)
         with _signals_held():
             _move_into_place(tmp, out)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return [out / name for name in files]
+
+
+def _write_one(content: Any, target: Path) -> None:
+    """Write one entry of :func:`write_tables`: bytes, text, a writer function or a table."""
+    if isinstance(content, bytes):
+        target.write_bytes(content)
+    elif isinstance(content, str):
+        target.write_text(content, encoding="utf-8")
+    elif callable(content):
+        content(target)
+    elif target.suffix == ".csv":
+        content.to_csv(target, index=False)
+    else:
+        content.to_parquet(target, index=False)
 
 
 def _move_into_place(tmp: Path, out: Path) -> None:
