@@ -10,6 +10,7 @@ same engine (ipabs and numba versions) and within ``k`` combined standard errors
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import math
@@ -215,13 +216,11 @@ def _value(v: Any) -> Any:
         return v.isoformat()[:10]
     if hasattr(v, "isoformat"):  # pandas Timestamp
         return v.isoformat()[:10]
-    try:
-        import pandas as pd
+    import pandas as pd
 
+    with contextlib.suppress(TypeError, ValueError):  # pd.isna refuses some values: not missing
         if pd.isna(v):
             return None if not isinstance(v, float) else float("nan")
-    except (TypeError, ValueError):
-        pass
     if isinstance(v, (bool, str)):
         return v
     if float(v) == int(float(v)) and not isinstance(v, float) and abs(float(v)) < 2**53:
@@ -386,7 +385,7 @@ def dump_yaml(record: dict[str, Any]) -> str:
     import yaml
 
     class _Dumper(yaml.SafeDumper):
-        pass
+        """A safe dumper of its own, so the representers below stay local to snapshots."""
 
     def _list(dumper: yaml.SafeDumper, data: list[Any]) -> yaml.Node:
         # lists of plain values in a term are short: one line; per-period columns: one per line
