@@ -128,7 +128,7 @@ def tranche_summary(model: CompiledModel, tables: L.WaterfallTables) -> pd.DataF
         principal = tr[:, k, L.TR_PRINCIPAL_PAID]
         residual = tr[:, k, L.TR_RESIDUAL_PAID]
         cash = interest + principal + residual
-        principal_loss = float(tr[-1, k, L.TR_BALANCE_END])
+        principal_loss = float(tr[-1, k, L.TR_BALANCE_END] + tr[-1, k, L.TR_WRITTEN_DOWN])
         interest_loss = float(tr[-1, k, L.TR_INTEREST_ARREARS])
         loss = principal_loss + interest_loss
         coupon = float(model.cd.tr_rate[k, 0])

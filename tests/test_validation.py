@@ -622,7 +622,9 @@ CASES = [
         "accounts[0].target",
         ("missing required field 'of'",),
         "add `of:` - Quantity: pool_balance, pool_balance_start, original_pool_balance, "
-        "notes_balance, balance(T[+T]), original_balance(T[+T]) or interest_due(T[+T]).",
+        "notes_balance, balance(T[+T]), original_balance(T[+T]), interest_due(T[+T]); this "
+        "period's interest_collections, income_collections, principal_collections, collections, "
+        "royalty_collections or defaults; or principal_deficiency (the ledger's balance).",
     ),
     Case(
         "negative value in a schedule",

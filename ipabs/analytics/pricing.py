@@ -147,7 +147,9 @@ def _flows(model: CompiledModel, k: int, scenario: str, tables: L.WaterfallTable
         balance_start=tr[:, k, L.TR_BALANCE_START].copy(),
         coupon=model.cd.tr_rate[k].copy(),
         original_balance=float(model.cd.tr_balance[k]),
-        loss=float(tr[-1, k, L.TR_BALANCE_END] + tr[-1, k, L.TR_INTEREST_ARREARS]),
+        loss=float(
+            tr[-1, k, L.TR_BALANCE_END] + tr[-1, k, L.TR_WRITTEN_DOWN] + tr[-1, k, L.TR_INTEREST_ARREARS]
+        ),
         day_count=model.spec.deal.day_count,
     )
 

@@ -371,7 +371,8 @@ class StressCase:
             self._tables = L.allocate_tables(self.model.cd)
         tables = self._tables
         run_waterfall(self.model.cd, self.collections(rate).sum(axis=0), self.inputs.support_stop, tables)
-        return tables.tranche[-1, :, L.TR_BALANCE_END] + tables.tranche[-1, :, L.TR_INTEREST_ARREARS]
+        last = tables.tranche[-1]
+        return last[:, L.TR_BALANCE_END] + last[:, L.TR_WRITTEN_DOWN] + last[:, L.TR_INTEREST_ARREARS]
 
     def run(self, rate: float) -> Any:
         """A full :class:`ipabs.results.RunResult` at cumulative default rate ``rate``."""

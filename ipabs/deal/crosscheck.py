@@ -310,17 +310,24 @@ class _Checker:
                     "the trigger has no effect",
                     "set sequential, trap or waterfall",
                 )
-            if t.effect.trap and not any(
-                s.trap_cash for steps in self.deal.waterfalls.values() for s in steps
-            ):
+            if t.effect.trap and not any(s.trap_cash for *_, s in self.deal.waterfall_steps()):
                 self.add(
                     (*base, "effect", "trap"),
                     "a trap effect needs a `trap_cash` step in a waterfall",
                 )
+        for i, f in enumerate(self.deal.fees):
+            self.amount(("fees", i, "period_amount"), f.period_amount)
         claims = self._claims()
-        for w, steps in self.deal.waterfalls.items():
-            for k, step in enumerate(steps):
-                self.step(("waterfalls", w, k), step, claims)
+        for _w, path, ledger, step in self.deal.waterfall_steps():
+            self.step(path, step, claims, ledger)
+        alloc = self.deal.loss_allocation
+        if alloc is not None and alloc.order is not None:
+            seen: set[str] = set()
+            for j, n in enumerate(alloc.order):
+                self.ref(("loss_allocation", "order", j), n, self.tranches, "tranche")
+                if n in seen:
+                    self.add(("loss_allocation", "order", j), f"tranche {n!r} is listed twice")
+                seen.add(n)
 
     def _claims(self) -> list[str]:
         out = list(self.fees)
@@ -328,9 +335,26 @@ class _Checker:
             out += [f"{t}.interest", f"{t}.principal"]
         return out
 
-    def step(self, path: tuple[Any, ...], step: Step, claims: list[str]) -> None:
+    def step(self, path: tuple[Any, ...], step: Step, claims: list[str], ledger: str = "combined") -> None:
         kind, value = step.kind, step.value
         p = (*path, kind)
+        if kind == "to_principal":
+            if ledger != "income":
+                self.add(
+                    p,
+                    "`to_principal` moves income cash to the principal ledger: it belongs in an "
+                    "`income` list",
+                    "give the waterfall `income:` and `principal:` lists and put this step in `income`",
+                )
+            self.amount(p, value)
+        elif kind == "pay_fee_above_cap":
+            capped = [f.name for f in self.deal.fees if f.cap_per_year is not None]
+            for j, n in enumerate(value):
+                where = self.written((*p, j), p)
+                if n in self.fees and n not in capped:
+                    self.add(where, f"fee {n!r} has no `cap_per_year`", "give the fee a cap_per_year")
+                else:
+                    self.ref(where, n, self.fees, "fee")
         if kind == "pay_fee":
             for j, n in enumerate(value):
                 self.ref(self.written((*p, j), p), n, self.fees, "fee")

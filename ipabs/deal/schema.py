@@ -52,7 +52,9 @@ class Formula(Model):
     share: Rate = Field(1.0, description="Multiplier applied to the quantity (decimal or '2%').")
     of: str = Field(
         description="Quantity: pool_balance, pool_balance_start, original_pool_balance, "
-        "notes_balance, balance(T[+T]), original_balance(T[+T]) or interest_due(T[+T])."
+        "notes_balance, balance(T[+T]), original_balance(T[+T]), interest_due(T[+T]); this "
+        "period's interest_collections, income_collections, principal_collections, collections, "
+        "royalty_collections or defaults; or principal_deficiency (the ledger's balance)."
     )
     floor: Money = Field(0.0, description="Lower bound of the amount.")
     cap: Money | None = Field(None, description="Upper bound of the amount (none if omitted).")
@@ -520,11 +522,20 @@ class Fee(Model):
 
     name: Name = Field(description="Fee name.")
     annual_amount: Money | None = Field(None, description="Fixed amount per year (accrued).")
-    period_amount: Money | None = Field(None, description="Fixed amount per period.")
+    period_amount: Amount | None = Field(
+        None,
+        description="Amount per period, not annualised: fixed, a schedule, or a formula such as "
+        "{share: 3.26%, of: interest_collections} (taxes or a servicing fee on collections).",
+    )
     rate: NonNegativeRate | None = Field(None, description="Annual rate on `base`, not negative.")
     base: str = Field("pool_balance_start", description="Quantity the rate applies to.")
     rank: Literal["senior", "junior"] = Field(
         "senior", description="senior fees are deducted in DSCR; rank does not reorder steps."
+    )
+    cap_per_year: Money | None = Field(
+        None,
+        description="Most paid per deal year (12 months from closing) by the fee's own steps and "
+        "draws; what accrues beyond it is owed junior and paid only by `pay_fee_above_cap` steps.",
     )
 
     @field_validator("base")
@@ -551,6 +562,11 @@ class Account(Model):
     floor: Money = Field(0.0, description="Minimum target while notes are outstanding.")
     release_excess: bool = Field(
         True, description="Release the balance above target into available funds each period."
+    )
+    releases_to: Literal["income", "principal"] = Field(
+        "income",
+        description="The ledger that receives the account's releases, in waterfalls with income "
+        "and principal ledgers.",
     )
 
 
@@ -597,6 +613,7 @@ class Trigger(Model):
         "reserve_below_target",
         "overcollateralisation",
         "interest_shortfall",
+        "principal_deficiency",
     ] = Field(
         description="cumulative_default_rate: cumulative defaults / original pool > threshold; "
         "dscr: (collections - senior fees) / (interest and principal due of `tranches`; the "
@@ -604,7 +621,9 @@ class Trigger(Model):
         "reserve_below_target: `account` below its target x threshold (default 1); "
         "overcollateralisation: pool balance / balance of `tranches`, both at the start of the "
         "period, < threshold; "
-        "interest_shortfall: interest of `tranches` (those that may not defer) unpaid on the previous date."
+        "interest_shortfall: interest of `tranches` (those that may not defer) unpaid on the previous date; "
+        "principal_deficiency: the principal deficiency ledger over the original balance of "
+        "`tranches` (or of the pool) > threshold, and not zero."
     )
     threshold: NonNegativeRate | Annotated[list[NonNegativeRate], Field(min_length=1)] = Field(
         0.0,
@@ -683,6 +702,12 @@ class Draw(Model):
         return _names(v)
 
 
+ToPrincipal = Annotated[
+    Literal["deficiency", "all"] | Money | Formula | Schedule, Field(union_mode="left_to_right")
+]
+"""What a `to_principal` step moves: the deficiency, all income left, or an amount."""
+
+
 class Step(Model):
     """One step of a priority of payments: a mapping with exactly one key, its kind.
 
@@ -698,8 +723,17 @@ class Step(Model):
     trap_cash: Name | None = Field(None, description="Trap the active share of cash in an account.")
     repay_liquidity: Name | None = Field(None, description="Repay a liquidity facility.")
     pay_residual: Name | None = Field(None, description="Pay all cash left to a tranche.")
+    to_principal: ToPrincipal | None = Field(
+        None,
+        description="Income ledgers only: move income cash to the principal ledger: `deficiency` "
+        "(up to the principal deficiency ledger), `all` (all income cash left) or an amount; what "
+        "moves clears the principal deficiency ledger first.",
+    )
+    pay_fee_above_cap: ManyNames | None = Field(
+        None, description="Pay what fees accrued above their `cap_per_year` (a list is pro rata)."
+    )
 
-    @field_validator("pay_fee", "pay_interest", mode="before")
+    @field_validator("pay_fee", "pay_interest", "pay_fee_above_cap", mode="before")
     @classmethod
     def _list(cls, v: Any) -> Any:
         return _names(v)
@@ -736,6 +770,68 @@ class Step(Model):
         return getattr(self, self.kind)
 
 
+class LedgerWaterfall(Model):
+    """A priority of payments with separate income and principal ledgers (收入分账户 /
+    本金分账户), as Chinese trust plans define them: the income steps run first on income
+    collections, then the principal steps on principal collections. Principal that pays fees or
+    interest (本金补足) is recorded in the principal deficiency ledger; a `to_principal` income
+    step moves income cash back to principal and clears it."""
+
+    income: Annotated[list[Step], Field(min_length=1)] = Field(
+        description="Steps paid from income collections (interest, royalties, the income share of "
+        "recoveries, releases of income accounts)."
+    )
+    principal: Annotated[list[Step], Field(min_length=1)] = Field(
+        description="Steps paid from principal collections (scheduled principal, prepayments, "
+        "guarantee payments, the principal share of recoveries, call proceeds)."
+    )
+
+
+Waterfall = Annotated[list[Step] | LedgerWaterfall, Field(union_mode="left_to_right")]
+"""A list of steps paid from all cash, or a :class:`LedgerWaterfall`."""
+
+
+class RecoverySplit(Model):
+    """Recoveries split between the ledgers by share."""
+
+    principal: Share = Field(description="Share of each recovery that is a principal collection.")
+
+
+class Ledgers(Model):
+    """Rules of the income and principal ledgers (used by waterfalls with `income` and
+    `principal` lists)."""
+
+    recoveries: Literal["principal", "income"] | RecoverySplit = Field(
+        "principal",
+        description="Where recoveries on defaulted assets go: `principal`, `income`, or "
+        "{principal: 80%} (the rest to income).",
+    )
+    principal_deficiency_debits: list[Literal["defaults", "realised_losses"]] = Field(
+        default_factory=list,
+        description="Besides principal used for fees and interest, what the principal deficiency "
+        "ledger records: `defaults` (the defaulted balance when it defaults) and/or "
+        "`realised_losses` (what recovery did not bring, when liquidation ends).",
+    )
+
+
+class LossAllocation(Model):
+    """Loss allocation by write-down: losses reduce note balances in `order`, and interest then
+    accrues only on the written-down balance. Written-down principal is never reinstated; it
+    counts as a principal loss of the tranche."""
+
+    method: Literal["write_down"] = Field(description="`write_down`.")
+    at: Literal["default", "liquidation"] = Field(
+        "default",
+        description="`default`: the defaulted balance is written down in the period it defaults "
+        "(before that period's interest accrues); `liquidation`: the defaulted balance less its "
+        "recovery and guarantee is written down in the period the recovery is received (not at "
+        "all when that is after the legal final date).",
+    )
+    order: list[Name] | None = Field(
+        None, description="Tranches written down, first to last (default: most junior first)."
+    )
+
+
 # --------------------------------------------------------------------------- the deal
 
 
@@ -764,17 +860,38 @@ class Deal(Model):
         default_factory=list, description="Tests that change the waterfall while active."
     )
     clean_up_call: CleanUpCall | None = Field(None, description="Optional clean-up call.")
+    ledgers: Ledgers | None = Field(
+        None, description="Rules of the income and principal ledgers (recoveries, deficiency)."
+    )
+    loss_allocation: LossAllocation | None = Field(
+        None, description="Write losses down on the notes (default: no write-down)."
+    )
     risk: RiskModel | None = Field(None, description="Monte Carlo risk model.")
-    waterfalls: dict[Name, list[Step]] = Field(
-        description="Named priorities of payments; the first (or `normal`) runs unless a trigger switches."
+    waterfalls: dict[Name, Waterfall] = Field(
+        description="Named priorities of payments; the first (or `normal`) runs unless a trigger "
+        "switches. Each is a list of steps paid from all cash, or `income` and `principal` lists."
     )
 
     @field_validator("waterfalls")
     @classmethod
-    def _non_empty(cls, v: dict[str, list[Step]]) -> dict[str, list[Step]]:
+    def _non_empty(cls, v: dict[str, Any]) -> dict[str, Any]:
         if not v:
             raise ValueError("at least one waterfall is needed")
         for name, steps in v.items():
-            if not steps:
+            if isinstance(steps, list) and not steps:
                 raise ValueError(f"waterfall {name!r} has no steps")
         return v
+
+    def waterfall_steps(self) -> list[tuple[str, tuple[Any, ...], str, Step]]:
+        """Every step of every waterfall as ``(waterfall, path, ledger, step)``: ``path`` locates
+        the step in the file and ``ledger`` is ``combined``, ``income`` or ``principal``."""
+        out = []
+        for name, w in self.waterfalls.items():
+            if isinstance(w, LedgerWaterfall):
+                for ledger in ("income", "principal"):
+                    for k, step in enumerate(getattr(w, ledger)):
+                        out.append((name, ("waterfalls", name, ledger, k), ledger, step))
+            else:
+                for k, step in enumerate(w):
+                    out.append((name, ("waterfalls", name, k), "combined", step))
+        return out

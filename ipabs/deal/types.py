@@ -187,7 +187,19 @@ def _name(value: Any) -> Any:
 Name = Annotated[str, BeforeValidator(_name)]
 """An identifier for a tranche, fee, account, pool, obligor or waterfall."""
 
-QUANTITIES = ("pool_balance", "pool_balance_start", "original_pool_balance", "notes_balance")
+QUANTITIES = (
+    "pool_balance",
+    "pool_balance_start",
+    "original_pool_balance",
+    "notes_balance",
+    "interest_collections",
+    "income_collections",
+    "principal_collections",
+    "collections",
+    "royalty_collections",
+    "defaults",
+    "principal_deficiency",
+)
 """Deal-level quantities an amount formula may refer to."""
 
 GROUP_QUANTITIES = ("balance", "original_balance", "interest_due")
@@ -203,7 +215,10 @@ def parse_quantity(text: str) -> tuple[str, tuple[str, ...]]:
     ----------
     text : str
         ``pool_balance``, ``original_pool_balance``, ``notes_balance``, ``pool_balance_start``,
-        or ``balance(NAME[+NAME...])``, ``original_balance(...)``, ``interest_due(...)``.
+        this period's ``interest_collections``, ``income_collections``,
+        ``principal_collections``, ``collections``, ``royalty_collections``, ``defaults``, the
+        ``principal_deficiency`` ledger, or ``balance(NAME[+NAME...])``,
+        ``original_balance(...)``, ``interest_due(...)``.
 
     Returns
     -------

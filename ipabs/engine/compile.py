@@ -3,6 +3,7 @@ step to an opcode. Scenarios and Monte Carlo paths reuse one compiled model."""
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,7 +18,7 @@ from ipabs.collateral.assets import (
     index_arrays,
 )
 from ipabs.collateral.schedule_numba_fns import contractual_flows, index_rate
-from ipabs.dates import DAY_COUNTS, from_day, grid_days, payment_dates, to_day, year_fraction
+from ipabs.dates import DAY_COUNTS, add_months, from_day, grid_days, payment_dates, to_day, year_fraction
 from ipabs.deal.load import LoadedDeal
 from ipabs.deal.schema import (
     MONTHS_PER_PERIOD,
@@ -154,6 +155,18 @@ def _rate_path(
     return np.full(n, float(coupon))
 
 
+def deal_years(closing: dt.date, dates: list[dt.date]) -> np.ndarray:
+    """The deal year of each payment date: 0 up to and including the first anniversary of
+    closing, 1 up to the second, and so on (annual fee caps count per deal year)."""
+    out = np.zeros(len(dates), dtype=np.int64)
+    for t, d in enumerate(dates):
+        k = 0
+        while add_months(closing, 12 * (k + 1)) < d:
+            k += 1
+        out[t] = k
+    return out
+
+
 def compile_deal(loaded: LoadedDeal) -> CompiledModel:
     """Compile a validated deal.
 
@@ -233,16 +246,20 @@ def compile_deal(loaded: LoadedDeal) -> CompiledModel:
     # fees
     fee_kind, fee_amount, fee_base, fee_group = [], [], [], []
     for f in spec.fees:
+        q, g = amounts.quantity(f.base)
         if f.annual_amount is not None:
             fee_kind.append(L.FEE_ANNUAL)
             fee_amount.append(f.annual_amount)
+        elif isinstance(f.period_amount, Formula | Schedule):
+            fee_kind.append(L.FEE_AMOUNT)
+            fee_amount.append(0.0)
+            q = amounts.add(f.period_amount)  # the kernel reads the amount's index from fee_base
         elif f.period_amount is not None:
             fee_kind.append(L.FEE_PERIOD)
             fee_amount.append(f.period_amount)
         else:
             fee_kind.append(L.FEE_RATE)
             fee_amount.append(float(f.rate or 0.0))
-        q, g = amounts.quantity(f.base)
         fee_base.append(q)
         fee_group.append(g)
 
@@ -295,11 +312,17 @@ def compile_deal(loaded: LoadedDeal) -> CompiledModel:
 
     # waterfalls
     ops: list[tuple[int, int, int, int, int]] = []
+    pots: list[int] = []
     wf_ptr = [0]
-    for steps in spec.waterfalls.values():
-        for step in steps:
+    pot_codes = {"combined": L.POT_COMBINED, "income": L.POT_INCOME, "principal": L.POT_PRINCIPAL}
+    steps_of: dict[str, list[tuple[str, Any]]] = {w: [] for w in spec.waterfalls}
+    for w, _path, ledger, step in spec.waterfall_steps():
+        steps_of[w].append((ledger, step))
+    for steps in steps_of.values():
+        for ledger, step in steps:
             kind, v = step.kind, step.value
             op = L.STEP_CODES[kind]
+            pots.append(pot_codes[ledger])
             if kind == "pay_fee":
                 ops.append((op, lists.add([fee_index[x] for x in v]), 0, 0, -1))
             elif kind == "pay_interest":
@@ -325,6 +348,15 @@ def compile_deal(loaded: LoadedDeal) -> CompiledModel:
                 ops.append((op, support_index[v], 0, 0, -1))
             elif kind == "pay_residual":
                 ops.append((op, tranche_index[v], 0, 0, -1))
+            elif kind == "to_principal":
+                if v == "deficiency":
+                    ops.append((op, L.TO_PRINCIPAL_DEFICIENCY, -1, 0, -1))
+                elif v == "all":
+                    ops.append((op, L.TO_PRINCIPAL_ALL, -1, 0, -1))
+                else:
+                    ops.append((op, L.TO_PRINCIPAL_AMOUNT, amounts.add(v), 0, -1))
+            elif kind == "pay_fee_above_cap":
+                ops.append((op, lists.add([fee_index[x] for x in v]), 0, 0, -1))
         wf_ptr.append(len(ops))
     normal = waterfall_index.get("normal", 0)
 
@@ -336,6 +368,25 @@ def compile_deal(loaded: LoadedDeal) -> CompiledModel:
 
     def f64(x: list[Any]) -> np.ndarray:
         return np.array(x, dtype=np.float64)
+
+    ledgers = spec.ledgers
+    rec_share = 1.0
+    pdl_debits = 0
+    if ledgers is not None:
+        if isinstance(ledgers.recoveries, str):
+            rec_share = 1.0 if ledgers.recoveries == "principal" else 0.0
+        else:
+            rec_share = float(ledgers.recoveries.principal)
+        if "defaults" in ledgers.principal_deficiency_debits:
+            pdl_debits |= L.PDL_DEBIT_DEFAULTS
+        if "realised_losses" in ledgers.principal_deficiency_debits:
+            pdl_debits |= L.PDL_DEBIT_LOSSES
+    alloc = spec.loss_allocation
+    write_down, wd_group = L.WRITE_DOWN_NONE, -1
+    if alloc is not None:
+        write_down = L.WRITE_DOWN_AT_DEFAULT if alloc.at == "default" else L.WRITE_DOWN_AT_LIQUIDATION
+        order = alloc.order if alloc.order is not None else [t.name for t in reversed(spec.tranches)]
+        wd_group = lists.add([tranche_index[x] for x in order])
 
     arows = amounts.rows
     cd = L.CompiledDeal(
@@ -390,6 +441,14 @@ def compile_deal(loaded: LoadedDeal) -> CompiledModel:
         call_threshold=-1.0 if call is None else float(call.threshold),
         call_price=1.0 if call is None else float(call.price),
         original_pool_balance=pool_balance,
+        st_pot=i64(pots),
+        fee_cap_year=f64([np.inf if f.cap_per_year is None else f.cap_per_year for f in spec.fees]),
+        year_id=deal_years(info.closing_date, dates),
+        acc_to_principal=i64([x.releases_to == "principal" for x in spec.accounts]),
+        rec_principal_share=rec_share,
+        pdl_debits=pdl_debits,
+        write_down=write_down,
+        write_down_group=wd_group,
     )
     return CompiledModel(
         deal=loaded,

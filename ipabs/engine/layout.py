@@ -17,6 +17,15 @@ Q_NOTES_BALANCE = 3
 Q_BALANCE = 4  # of a tranche group
 Q_ORIGINAL_BALANCE = 5  # of a tranche group
 Q_INTEREST_DUE = 6  # of a tranche group, this period
+# ---- ledgers: this period's collections and the principal deficiency ledger
+Q_INTEREST_COLLECTIONS = 7
+Q_INCOME_COLLECTIONS = 8
+Q_PRINCIPAL_COLLECTIONS = 9
+Q_COLLECTIONS = 10
+Q_ROYALTY_COLLECTIONS = 11
+Q_DEFAULTS = 12
+Q_PRINCIPAL_DEFICIENCY = 13
+N_PERIOD_QUANTITIES = 7  # codes 7.. are read from the period's quantity vector
 QUANTITY_CODES = {
     "pool_balance": Q_POOL_BALANCE,
     "pool_balance_start": Q_POOL_BALANCE_START,
@@ -25,6 +34,13 @@ QUANTITY_CODES = {
     "balance": Q_BALANCE,
     "original_balance": Q_ORIGINAL_BALANCE,
     "interest_due": Q_INTEREST_DUE,
+    "interest_collections": Q_INTEREST_COLLECTIONS,
+    "income_collections": Q_INCOME_COLLECTIONS,
+    "principal_collections": Q_PRINCIPAL_COLLECTIONS,
+    "collections": Q_COLLECTIONS,
+    "royalty_collections": Q_ROYALTY_COLLECTIONS,
+    "defaults": Q_DEFAULTS,
+    "principal_deficiency": Q_PRINCIPAL_DEFICIENCY,
 }
 
 # ---- amount kinds
@@ -36,6 +52,7 @@ AMT_SCHEDULE = 2
 FEE_ANNUAL = 0
 FEE_PERIOD = 1
 FEE_RATE = 2
+FEE_AMOUNT = 3  # a per-period amount (formula or schedule), not annualised
 
 # ---- account kinds
 ACC_RESERVE = 0
@@ -56,12 +73,15 @@ TRG_DSCR = 1
 TRG_RESERVE_BELOW_TARGET = 2
 TRG_OVERCOLLATERALISATION = 3
 TRG_INTEREST_SHORTFALL = 4
+# ---- ledgers
+TRG_PRINCIPAL_DEFICIENCY = 5
 TRIGGER_CODES = {
     "cumulative_default_rate": TRG_CUMULATIVE_DEFAULT,
     "dscr": TRG_DSCR,
     "reserve_below_target": TRG_RESERVE_BELOW_TARGET,
     "overcollateralisation": TRG_OVERCOLLATERALISATION,
     "interest_shortfall": TRG_INTEREST_SHORTFALL,
+    "principal_deficiency": TRG_PRINCIPAL_DEFICIENCY,
 }
 
 # ---- step opcodes; arguments a, b, c, d per opcode
@@ -73,6 +93,9 @@ OP_DRAW = 4  # a: 0 account / 1 support, b: its index, c: group of claims
 OP_TRAP_CASH = 5  # a: account
 OP_REPAY_LIQUIDITY = 6  # a: support
 OP_PAY_RESIDUAL = 7  # a: tranche
+# ---- ledgers
+OP_TO_PRINCIPAL = 8  # a: 0 the deficiency, 1 all cash left, 2 an amount; b: amount index or -1
+OP_PAY_FEE_ABOVE_CAP = 9  # a: group of fees
 STEP_CODES = {
     "pay_fee": OP_PAY_FEE,
     "pay_interest": OP_PAY_INTEREST,
@@ -82,7 +105,23 @@ STEP_CODES = {
     "trap_cash": OP_TRAP_CASH,
     "repay_liquidity": OP_REPAY_LIQUIDITY,
     "pay_residual": OP_PAY_RESIDUAL,
+    "to_principal": OP_TO_PRINCIPAL,
+    "pay_fee_above_cap": OP_PAY_FEE_ABOVE_CAP,
 }
+# the cash a step pays from
+POT_COMBINED = 0  # a waterfall without ledgers: all cash in one pot
+POT_INCOME = 1
+POT_PRINCIPAL = 2
+TO_PRINCIPAL_DEFICIENCY = 0
+TO_PRINCIPAL_ALL = 1
+TO_PRINCIPAL_AMOUNT = 2
+# loss allocation
+WRITE_DOWN_NONE = 0
+WRITE_DOWN_AT_DEFAULT = 1
+WRITE_DOWN_AT_LIQUIDATION = 2
+# principal deficiency ledger debits (bit flags)
+PDL_DEBIT_DEFAULTS = 1
+PDL_DEBIT_LOSSES = 2
 LIMIT_AVAILABLE = 0
 LIMIT_PRINCIPAL_COLLECTIONS = 1
 LIMIT_DUE = 2
@@ -148,6 +187,15 @@ class CompiledDeal(NamedTuple):
     call_threshold: float  # share of the original pool; negative: no call
     call_price: float
     original_pool_balance: float
+    # ---- ledgers
+    st_pot: np.ndarray  # (P,) POT_* the step pays from
+    fee_cap_year: np.ndarray  # (F,) most paid per deal year in the senior position (inf: none)
+    year_id: np.ndarray  # (T,) deal year of each payment date (0: the first 12 months)
+    acc_to_principal: np.ndarray  # (K,) 1 when the account's releases go to the principal ledger
+    rec_principal_share: float  # share of recoveries that are principal collections
+    pdl_debits: int  # PDL_DEBIT_* flags besides principal used for fees and interest
+    write_down: int  # WRITE_DOWN_*
+    write_down_group: int  # group of tranches written down, in order (-1: none)
 
 
 # ---- output tables: last axis of each
@@ -160,6 +208,8 @@ TR_RESIDUAL_PAID = 5
 TR_BALANCE_END = 6
 TR_INTEREST_ARREARS = 7
 TR_SUPPORT_RECEIVED = 8
+TR_WRITE_DOWN = 9  # principal written down this period
+TR_WRITTEN_DOWN = 10  # principal written down so far
 TRANCHE_FIELDS = (
     "balance_start",
     "interest_due",
@@ -170,12 +220,16 @@ TRANCHE_FIELDS = (
     "balance_end",
     "interest_shortfall",
     "support_received",
+    "write_down",
+    "written_down",
 )
 
 FEE_DUE = 0
 FEE_PAID = 1
 FEE_ARREARS = 2
-FEE_FIELDS = ("due", "paid", "unpaid")
+FEE_ABOVE_CAP_PAID = 3
+FEE_ABOVE_CAP = 4  # accrued above the annual cap, unpaid at the end of the period
+FEE_FIELDS = ("due", "paid", "unpaid", "above_cap_paid", "above_cap_unpaid")
 
 ACC_START = 0
 ACC_DEPOSIT = 1
@@ -210,6 +264,14 @@ D_TRAP_SHARE = 10
 D_CUMULATIVE_DEFAULTS = 11
 D_POOL_BALANCE = 12  # performing balance at the end of the period (after a call: 0)
 D_CALLED = 13
+# ---- ledgers
+D_INCOME_COLLECTIONS = 14  # income collections (interest, royalties, income share of recoveries)
+D_PRINCIPAL_COLLECTIONS = 15  # principal collections, call proceeds included
+D_TO_PRINCIPAL = 16  # income cash moved to the principal ledger
+D_PRINCIPAL_USED = 17  # principal cash that paid fees and interest
+D_PRINCIPAL_DEFICIENCY = 18  # principal deficiency ledger at the end of the period
+D_PRINCIPAL_CARRIED = 19  # principal cash carried forward (part of cash_carried_forward)
+D_WRITE_DOWN = 20  # principal written down
 DEAL_FIELDS = (
     "collections",
     "call_proceeds",
@@ -225,6 +287,13 @@ DEAL_FIELDS = (
     "cumulative_defaults",
     "pool_balance",
     "called",
+    "income_collections",
+    "principal_collections",
+    "income_to_principal",
+    "principal_used_for_income",
+    "principal_deficiency",
+    "principal_carried_forward",
+    "write_down",
 )
 
 

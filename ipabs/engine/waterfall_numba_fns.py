@@ -38,12 +38,22 @@ from ipabs.engine.layout import (
     D_CARRY_OUT,
     D_COLLECTIONS,
     D_CUMULATIVE_DEFAULTS,
+    D_INCOME_COLLECTIONS,
     D_PAYMENTS,
     D_POOL_BALANCE,
+    D_PRINCIPAL_CARRIED,
+    D_PRINCIPAL_COLLECTIONS,
+    D_PRINCIPAL_DEFICIENCY,
+    D_PRINCIPAL_USED,
     D_SEQUENTIAL,
     D_SUPPORT_DRAWS,
+    D_TO_PRINCIPAL,
     D_TRAP_SHARE,
     D_WATERFALL,
+    D_WRITE_DOWN,
+    FEE_ABOVE_CAP,
+    FEE_ABOVE_CAP_PAID,
+    FEE_AMOUNT,
     FEE_ANNUAL,
     FEE_ARREARS,
     FEE_DUE,
@@ -51,15 +61,23 @@ from ipabs.engine.layout import (
     FEE_PERIOD,
     LIMIT_DUE,
     LIMIT_PRINCIPAL_COLLECTIONS,
+    N_PERIOD_QUANTITIES,
     OP_DRAW,
     OP_FUND_ACCOUNT,
     OP_PAY_FEE,
+    OP_PAY_FEE_ABOVE_CAP,
     OP_PAY_INTEREST,
     OP_PAY_PRINCIPAL,
     OP_PAY_RESIDUAL,
     OP_REPAY_LIQUIDITY,
+    OP_TO_PRINCIPAL,
     OP_TRAP_CASH,
+    PDL_DEBIT_DEFAULTS,
+    PDL_DEBIT_LOSSES,
+    POT_COMBINED,
+    POT_PRINCIPAL,
     Q_BALANCE,
+    Q_INTEREST_COLLECTIONS,
     Q_INTEREST_DUE,
     Q_NOTES_BALANCE,
     Q_ORIGINAL_BALANCE,
@@ -72,6 +90,8 @@ from ipabs.engine.layout import (
     SUP_INTEREST_PAID,
     SUP_OUTSTANDING,
     SUP_REPAID,
+    TO_PRINCIPAL_ALL,
+    TO_PRINCIPAL_DEFICIENCY,
     TR_BALANCE_END,
     TR_BALANCE_START,
     TR_INTEREST_ARREARS,
@@ -81,14 +101,18 @@ from ipabs.engine.layout import (
     TR_PRINCIPAL_PAID,
     TR_RESIDUAL_PAID,
     TR_SUPPORT_RECEIVED,
+    TR_WRITE_DOWN,
+    TR_WRITTEN_DOWN,
     TRG_ACTIVE,
     TRG_BREACHED,
     TRG_CUMULATIVE_DEFAULT,
     TRG_DSCR,
     TRG_INTEREST_SHORTFALL,
     TRG_OVERCOLLATERALISATION,
+    TRG_PRINCIPAL_DEFICIENCY,
     TRG_RESERVE_BELOW_TARGET,
     TRG_VALUE,
+    WRITE_DOWN_AT_DEFAULT,
 )
 from ipabs.risk.collections_numba_fns import (
     C_BALANCE_END,
@@ -97,6 +121,7 @@ from ipabs.risk.collections_numba_fns import (
     C_GUARANTEE,
     C_INTEREST,
     C_PREPAYMENT,
+    C_REALISED_LOSS,
     C_RECOVERY,
     C_ROYALTY,
     C_SCHED_PRINCIPAL,
@@ -136,7 +161,9 @@ def _pay_group(grp_ptr, grp_item, g, due, paid, pay, total):  # type: ignore[no-
 
 
 @njit(leaf=True, inline="always")
-def _quantity(cd, code, g, pool_start, pool_end, bal, int_due_total):  # type: ignore[no-untyped-def]
+def _quantity(cd, code, g, pool_start, pool_end, bal, int_due_total, pq):  # type: ignore[no-untyped-def]
+    if code >= Q_INTEREST_COLLECTIONS:  # the period's collections and ledger (see allocate_work)
+        return pq[code - Q_INTEREST_COLLECTIONS]
     if code == Q_POOL_BALANCE:
         return pool_end
     if code == Q_POOL_BALANCE_START:
@@ -155,19 +182,19 @@ def _quantity(cd, code, g, pool_start, pool_end, bal, int_due_total):  # type: i
 
 
 @njit(leaf=True, inline="always")
-def _amount(cd, m, t, pool_start, pool_end, bal, int_due_total):  # type: ignore[no-untyped-def]
+def _amount(cd, m, t, pool_start, pool_end, bal, int_due_total, pq):  # type: ignore[no-untyped-def]
     kind = cd.amt_kind[m]
     if kind == AMT_FIXED or kind == AMT_SCHEDULE:
         return cd.amt_value[m, t]
-    q = _quantity(cd, cd.amt_quantity[m], cd.amt_group[m], pool_start, pool_end, bal, int_due_total)
+    q = _quantity(cd, cd.amt_quantity[m], cd.amt_group[m], pool_start, pool_end, bal, int_due_total, pq)
     return max(cd.amt_floor[m], min(cd.amt_cap[m], cd.amt_share[m] * q))
 
 
 @njit(leaf=True, inline="always")
-def _account_target(cd, k, t, last, accelerated, pool_start, pool_end, bal, int_due_total):  # type: ignore[no-untyped-def]
+def _account_target(cd, k, t, last, accelerated, pool_start, pool_end, bal, int_due_total, pq):  # type: ignore[no-untyped-def]
     if cd.acc_kind[k] == ACC_TRAP or last or accelerated or bal.sum() <= EPS:
         return 0.0
-    target = _amount(cd, cd.acc_target[k], t, pool_start, pool_end, bal, int_due_total)
+    target = _amount(cd, cd.acc_target[k], t, pool_start, pool_end, bal, int_due_total, pq)
     return max(target, cd.acc_floor[k])
 
 
@@ -214,7 +241,8 @@ def allocate_work(cd):  # type: ignore[no-untyped-def]
     n_acc = cd.acc_kind.shape[0]
     n_sup = cd.sup_kind.shape[0]
     n_trg = cd.trg_kind.shape[0]
-    return np.empty(5 * n_tr + 2 * n_fee + n_acc + 5 * n_sup), np.empty(4 * n_trg, dtype=np.int64)
+    size = 6 * n_tr + 5 * n_fee + n_acc + 5 * n_sup + N_PERIOD_QUANTITIES
+    return np.empty(size), np.empty(4 * n_trg, dtype=np.int64)
 
 
 @njit(leaf=True)
@@ -270,6 +298,14 @@ def waterfall_path(cd, coll, support_stop, out, work, flags, full):  # type: ign
     cd_trg_waterfall = cd.trg_waterfall
     cd_wf_ptr = cd.wf_ptr
     cd_year_frac = cd.year_frac
+    cd_st_pot = cd.st_pot
+    cd_fee_cap_year = cd.fee_cap_year
+    cd_year_id = cd.year_id
+    cd_acc_to_principal = cd.acc_to_principal
+    rec_share = cd.rec_principal_share
+    pdl_debits = cd.pdl_debits
+    write_down = cd.write_down
+    wd_group = cd.write_down_group
     out_account = out.account
     out_deal = out.deal
     out_fee = out.fee
@@ -301,6 +337,16 @@ def waterfall_path(cd, coll, support_stop, out, work, flags, full):  # type: ign
     lf_outstanding = work[o + 2 * n_sup : o + 3 * n_sup]
     lf_int_arrears = work[o + 3 * n_sup : o + 4 * n_sup]
     lf_start = work[o + 4 * n_sup : o + 5 * n_sup]  # drawn at the start of the period
+    o += 5 * n_sup
+    written_down = work[o : o + n_tr]
+    o += n_tr
+    fee_above_cap = work[o : o + n_fee]  # accrued beyond the annual cap, owed junior
+    fee_year_paid = work[o + n_fee : o + 2 * n_fee]  # paid in the senior position this deal year
+    fee_due_start = work[o + 2 * n_fee : o + 3 * n_fee]
+    o += 3 * n_fee
+    # the period's quantities (Q_INTEREST_COLLECTIONS onwards): interest, income, principal,
+    # all and royalty collections, defaults, then the principal deficiency ledger
+    pq = work[o : o + N_PERIOD_QUANTITIES]
     # each n_trg long, then their copies at the start of the period (see 3. triggers)
     breaches = flags[0 : 2 * n_trg]
     active = flags[2 * n_trg : 4 * n_trg]  # 1 while the trigger is in effect
@@ -311,6 +357,9 @@ def waterfall_path(cd, coll, support_stop, out, work, flags, full):  # type: ign
     for k in range(n_acc):
         acc_bal[k] = cd_acc_initial[k]
     carry = 0.0
+    carry_p = 0.0  # principal ledger's share of carry
+    pdl = 0.0  # principal deficiency ledger
+    year = -1
     cum_default = 0.0
     called = False
 
@@ -346,29 +395,35 @@ def waterfall_path(cd, coll, support_stop, out, work, flags, full):  # type: ign
         row = out_deal[t]
 
         # 1. collections ---------------------------------------------------------------
-        if called:
-            asset_cash = coll[t, C_RECOVERY] + coll[t, C_GUARANTEE]
-            principal_coll = asset_cash
+        # recoveries split between the ledgers by the deal's rule (all principal by default)
+        rec_principal = coll[t, C_RECOVERY] * rec_share
+        rec_income = coll[t, C_RECOVERY] - rec_principal
+        defaults = 0.0
+        if called:  # the pool is sold: only recoveries and guarantees of earlier defaults
+            interest_coll = 0.0
+            royalty_coll = 0.0
+            income_coll = rec_income
+            principal_coll = rec_principal + coll[t, C_GUARANTEE]
             pool_start = 0.0
             pool_end = 0.0
         else:
-            asset_cash = (
-                coll[t, C_INTEREST]
-                + coll[t, C_SCHED_PRINCIPAL]
-                + coll[t, C_PREPAYMENT]
-                + coll[t, C_RECOVERY]
-                + coll[t, C_GUARANTEE]
-                + coll[t, C_ROYALTY]
-            )
+            interest_coll = coll[t, C_INTEREST]
+            royalty_coll = coll[t, C_ROYALTY]
+            income_coll = interest_coll + royalty_coll + rec_income
             principal_coll = (
-                coll[t, C_SCHED_PRINCIPAL]
-                + coll[t, C_PREPAYMENT]
-                + coll[t, C_RECOVERY]
-                + coll[t, C_GUARANTEE]
+                coll[t, C_SCHED_PRINCIPAL] + coll[t, C_PREPAYMENT] + rec_principal + coll[t, C_GUARANTEE]
             )
             pool_start = coll[t, C_BALANCE_START]
             pool_end = coll[t, C_BALANCE_END]
-            cum_default += coll[t, C_DEFAULT]
+            defaults = coll[t, C_DEFAULT]
+            cum_default += defaults
+        asset_cash = income_coll + principal_coll
+        pq[0] = interest_coll
+        pq[1] = income_coll
+        pq[2] = principal_coll
+        pq[3] = asset_cash
+        pq[4] = royalty_coll
+        pq[5] = defaults
         call_proceeds = 0.0
         if (
             not called
@@ -381,7 +436,14 @@ def waterfall_path(cd, coll, support_stop, out, work, flags, full):  # type: ign
             principal_coll += call_proceeds
             pool_end = 0.0
             called = True
-        avail = carry + asset_cash + call_proceeds
+        # the principal deficiency ledger records losses when the deal says so
+        if pdl_debits & PDL_DEBIT_DEFAULTS:
+            pdl += defaults
+        if pdl_debits & PDL_DEBIT_LOSSES:
+            pdl += coll[t, C_REALISED_LOSS]
+        pq[6] = pdl
+        avail_i = carry - carry_p + income_coll  # the two ledgers' cash (see 5. steps)
+        avail_p = carry_p + principal_coll  # call proceeds included
         if full:  # a Monte Carlo path keeps only the tranche table: skip the others' rows
             row[D_CARRY_IN] = carry
             row[D_COLLECTIONS] = asset_cash
@@ -389,7 +451,11 @@ def waterfall_path(cd, coll, support_stop, out, work, flags, full):  # type: ign
             row[D_CUMULATIVE_DEFAULTS] = cum_default
             row[D_POOL_BALANCE] = pool_end
             row[D_CALLED] = 1.0 if called else 0.0
+            row[D_INCOME_COLLECTIONS] = income_coll
+            row[D_PRINCIPAL_COLLECTIONS] = principal_coll
         paid_total = 0.0
+        to_principal_total = 0.0
+        principal_used = 0.0
         draws_total = 0.0
         withdraw_total = 0.0
         deposit_total = 0.0
@@ -399,10 +465,32 @@ def waterfall_path(cd, coll, support_stop, out, work, flags, full):  # type: ign
         alive = outstanding > EPS or asset_cash > EPS
         for k in range(n_tr):
             out_tranche[t, k, TR_BALANCE_START] = bal[k]
+        # Loss allocation by write-down: losses of the period (defaults at the start of the
+        # period, as the pool's interest stops on them; or losses realised on liquidation)
+        # reduce the balances in the deal's order before interest accrues on them.
+        if write_down != 0:
+            loss = defaults if write_down == WRITE_DOWN_AT_DEFAULT else coll[t, C_REALISED_LOSS]
+            wd_total = 0.0
+            for j in range(cd_grp_ptr[wd_group], cd_grp_ptr[wd_group + 1]):
+                k = cd_grp_item[j]
+                x = min(loss - wd_total, bal[k])
+                if x > 0.0:
+                    bal[k] -= x
+                    written_down[k] += x
+                    out_tranche[t, k, TR_WRITE_DOWN] = x
+                    wd_total += x
+            if full:
+                row[D_WRITE_DOWN] = wd_total
+        for k in range(n_tr):
+            out_tranche[t, k, TR_WRITTEN_DOWN] = written_down[k]
             int_due_total[k] = bal[k] * cd_tr_rate[k, t] * yf + arrears[k]
             int_due[k] = int_due_total[k]
             out_tranche[t, k, TR_INTEREST_DUE] = int_due_total[k]
         senior_fees = 0.0
+        if cd_year_id[t] != year:  # a new deal year: annual fee caps start again
+            year = cd_year_id[t]
+            for f in range(n_fee):
+                fee_year_paid[f] = 0.0
         for f in range(n_fee):
             due = 0.0
             if alive:
@@ -410,12 +498,20 @@ def waterfall_path(cd, coll, support_stop, out, work, flags, full):  # type: ign
                     due = cd_fee_amount[f] * yf
                 elif cd_fee_kind[f] == FEE_PERIOD:
                     due = cd_fee_amount[f]
+                elif cd_fee_kind[f] == FEE_AMOUNT:  # fee_base holds the amount's index
+                    due = _amount(cd, cd_fee_base[f], t, pool_start, pool_end, bal, int_due_total, pq)
                 else:
                     base = _quantity(
-                        cd, cd_fee_base[f], cd_fee_base_group[f], pool_start, pool_end, bal, int_due_total
+                        cd, cd_fee_base[f], cd_fee_base_group[f], pool_start, pool_end, bal, int_due_total, pq
                     )
                     due = cd_fee_amount[f] * base * yf
             fee_due[f] = due + fee_arrears[f]
+            # above the annual cap a fee is owed junior (paid by pay_fee_above_cap steps)
+            room = max(cd_fee_cap_year[f] - fee_year_paid[f], 0.0)
+            if fee_due[f] > room:
+                fee_above_cap[f] += fee_due[f] - room
+                fee_due[f] = room
+            fee_due_start[f] = fee_due[f]
             if full:
                 out_fee[t, f, FEE_DUE] = fee_due[f]
             if cd_fee_senior[f]:
@@ -467,7 +563,9 @@ def waterfall_path(cd, coll, support_stop, out, work, flags, full):  # type: ign
                         value = np.inf
                 elif kind == TRG_RESERVE_BELOW_TARGET:
                     k = cd_trg_account[g]
-                    target = _account_target(cd, k, t, False, False, pool_start, pool_end, bal, int_due_total)
+                    target = _account_target(
+                        cd, k, t, False, False, pool_start, pool_end, bal, int_due_total, pq
+                    )
                     value = acc_bal[k] / target if target > EPS else np.inf
                     breached = value < (thr if thr > 0.0 else 1.0) - RATIO_TOL
                 elif kind == TRG_OVERCOLLATERALISATION:
@@ -482,6 +580,13 @@ def waterfall_path(cd, coll, support_stop, out, work, flags, full):  # type: ign
                         if not cd_tr_defer[k]:
                             value += arrears[k]
                     breached = value > EPS
+                elif kind == TRG_PRINCIPAL_DEFICIENCY:
+                    # the ledger over the original balance of the tested tranches (or the pool)
+                    base = cd_original_pool_balance
+                    if cd_trg_group[g] >= 0:
+                        base = _group_sum(cd_grp_ptr, cd_grp_item, cd_tr_balance, cd_trg_group[g])
+                    value = pdl / base if base > 0.0 else 0.0
+                    breached = pdl > EPS and value > thr
                 if breached:
                     breaches[g] += 1
                 else:
@@ -527,7 +632,7 @@ def waterfall_path(cd, coll, support_stop, out, work, flags, full):  # type: ign
                     release = acc_bal[k]
             else:
                 target = _account_target(
-                    cd, k, t, last, accelerated, pool_start, pool_end, bal, int_due_total
+                    cd, k, t, last, accelerated, pool_start, pool_end, bal, int_due_total, pq
                 )
                 if last or accelerated or bal.sum() <= EPS:
                     release = acc_bal[k]
@@ -535,14 +640,31 @@ def waterfall_path(cd, coll, support_stop, out, work, flags, full):  # type: ign
                     release = acc_bal[k] - target
             if release > 0.0:
                 acc_bal[k] -= release
-                avail += release
+                if cd_acc_to_principal[k]:
+                    avail_p += release
+                else:
+                    avail_i += release
                 out_account[t, k, ACC_WITHDRAWAL] += release
                 withdraw_total += release
 
         # 5. steps ---------------------------------------------------------------------
+        # A waterfall without ledgers pays from one pot of all cash. With ledgers, its income
+        # steps come first and pay from income cash, then its principal steps from principal
+        # cash; principal that pays fees or interest is recorded in the principal deficiency
+        # ledger, which income moved to principal (to_principal) clears.
+        on_principal = False
+        if cd_st_pot[cd_wf_ptr[wf]] == POT_COMBINED:
+            avail = avail_i + avail_p
+            avail_p = 0.0
+        else:
+            avail = avail_i
         for st in range(cd_wf_ptr[wf], cd_wf_ptr[wf + 1]):
             op = cd_st_op[st]
             a = cd_st_a[st]
+            if not on_principal and cd_st_pot[st] == POT_PRINCIPAL:
+                avail_i = avail
+                avail = avail_p
+                on_principal = True
             if op == OP_PAY_FEE:
                 total = _group_sum(cd_grp_ptr, cd_grp_item, fee_due, a)
                 pay = min(avail, total)
@@ -550,6 +672,8 @@ def waterfall_path(cd, coll, support_stop, out, work, flags, full):  # type: ign
                     _pay_group(cd_grp_ptr, cd_grp_item, a, fee_due, out_fee[t, :, FEE_PAID], pay, total)
                     avail -= pay
                     paid_total += pay
+                    if on_principal:
+                        principal_used += pay
             elif op == OP_PAY_INTEREST:
                 total = _group_sum(cd_grp_ptr, cd_grp_item, int_due, a)
                 pay = min(avail, total)
@@ -558,6 +682,31 @@ def waterfall_path(cd, coll, support_stop, out, work, flags, full):  # type: ign
                     _pay_group(cd_grp_ptr, cd_grp_item, a, int_due, paid_to, pay, total)
                     avail -= pay
                     paid_total += pay
+                    if on_principal:
+                        principal_used += pay
+            elif op == OP_TO_PRINCIPAL:  # income steps only (validated)
+                if a == TO_PRINCIPAL_DEFICIENCY:
+                    x = min(avail, pdl)
+                elif a == TO_PRINCIPAL_ALL:
+                    x = avail
+                else:
+                    x = min(avail, _amount(cd, cd_st_b[st], t, pool_start, pool_end, bal, int_due_total, pq))
+                if x > EPS:
+                    avail -= x
+                    avail_p += x
+                    to_principal_total += x
+                    pdl = max(pdl - x, 0.0)
+                    pq[6] = pdl
+            elif op == OP_PAY_FEE_ABOVE_CAP:
+                total = _group_sum(cd_grp_ptr, cd_grp_item, fee_above_cap, a)
+                pay = min(avail, total)
+                if pay > EPS:
+                    paid_to = out_fee[t, :, FEE_ABOVE_CAP_PAID]
+                    _pay_group(cd_grp_ptr, cd_grp_item, a, fee_above_cap, paid_to, pay, total)
+                    avail -= pay
+                    paid_total += pay
+                    if on_principal:
+                        principal_used += pay
             elif op == OP_PAY_PRINCIPAL:
                 limit = cd_st_c[st]
                 cap = avail
@@ -569,7 +718,7 @@ def waterfall_path(cd, coll, support_stop, out, work, flags, full):  # type: ign
                     cap = min(cap, _group_sum(cd_grp_ptr, cd_grp_item, prin_due, a))
                 group_bal = _group_sum(cd_grp_ptr, cd_grp_item, bal, a)
                 if cd_st_d[st] >= 0 and not ends:
-                    target = _amount(cd, cd_st_d[st], t, pool_start, pool_end, bal, int_due_total)
+                    target = _amount(cd, cd_st_d[st], t, pool_start, pool_end, bal, int_due_total, pq)
                     cap = min(cap, max(group_bal - target, 0.0))
                 cap = min(cap, group_bal)
                 if cap > EPS:
@@ -606,7 +755,7 @@ def waterfall_path(cd, coll, support_stop, out, work, flags, full):  # type: ign
                     paid_total += paid
             elif op == OP_FUND_ACCOUNT:
                 target = _account_target(
-                    cd, a, t, last, accelerated, pool_start, pool_end, bal, int_due_total
+                    cd, a, t, last, accelerated, pool_start, pool_end, bal, int_due_total, pq
                 )
                 x = min(avail, max(target - acc_bal[a], 0.0))
                 if x > EPS:
@@ -693,6 +842,8 @@ def waterfall_path(cd, coll, support_stop, out, work, flags, full):  # type: ign
                 out_support[t, a, SUP_INTEREST_PAID] += xi
                 out_support[t, a, SUP_REPAID] += xp
                 paid_total += xi + xp
+                if on_principal:
+                    principal_used += xi
             elif op == OP_PAY_RESIDUAL:
                 if avail > EPS:
                     x = min(avail, bal[a])
@@ -704,6 +855,15 @@ def waterfall_path(cd, coll, support_stop, out, work, flags, full):  # type: ign
                     avail = 0.0
 
         # 6. close the period ----------------------------------------------------------
+        if on_principal:
+            avail_p = avail
+        else:
+            avail_i = avail
+        if principal_used > 0.0:
+            pdl += principal_used
+            pq[6] = pdl
+        for f in range(n_fee):  # what the senior position paid counts towards the annual cap
+            fee_year_paid[f] += fee_due_start[f] - fee_due[f]
         for k in range(n_tr):
             arrears[k] = int_due[k] if int_due[k] > EPS else 0.0
             if bal[k] < EPS:
@@ -712,14 +872,16 @@ def waterfall_path(cd, coll, support_stop, out, work, flags, full):  # type: ign
             out_tranche[t, k, TR_INTEREST_ARREARS] = arrears[k]
         for f in range(n_fee):
             fee_arrears[f] = fee_due[f] if fee_due[f] > EPS else 0.0
-        carry = avail
+        carry = avail_i + avail_p
+        carry_p = avail_p
         if full:
             for f in range(n_fee):
                 out_fee[t, f, FEE_ARREARS] = fee_arrears[f]
+                out_fee[t, f, FEE_ABOVE_CAP] = fee_above_cap[f]
             for k in range(n_acc):
                 out_account[t, k, ACC_END] = acc_bal[k]
                 out_account[t, k, ACC_TARGET] = _account_target(
-                    cd, k, t, last, accelerated, pool_start, pool_end, bal, int_due_total
+                    cd, k, t, last, accelerated, pool_start, pool_end, bal, int_due_total, pq
                 )
             for s in range(n_sup):
                 out_support[t, s, SUP_OUTSTANDING] = lf_outstanding[s]
@@ -729,3 +891,7 @@ def waterfall_path(cd, coll, support_stop, out, work, flags, full):  # type: ign
             row[D_PAYMENTS] = paid_total
             row[D_ACCOUNT_DEPOSITS] = deposit_total
             row[D_CARRY_OUT] = carry
+            row[D_TO_PRINCIPAL] = to_principal_total
+            row[D_PRINCIPAL_USED] = principal_used
+            row[D_PRINCIPAL_DEFICIENCY] = pdl
+            row[D_PRINCIPAL_CARRIED] = carry_p

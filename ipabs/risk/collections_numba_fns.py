@@ -20,7 +20,8 @@ C_DEFAULT = 6  # principal balance that defaulted in the period
 C_BALANCE_START = 7  # performing balance at the start of the period
 C_BALANCE_END = 8  # performing balance at the end of the period
 C_LOSS = 9  # defaulted balance less what recovery and guarantee will bring
-N_COLLECTION_COLUMNS = 10
+C_REALISED_LOSS = 10  # that loss, in the period its recovery is received (liquidation)
+N_COLLECTION_COLUMNS = 11
 
 COLLECTION_COLUMNS = (
     "interest",
@@ -33,6 +34,7 @@ COLLECTION_COLUMNS = (
     "balance_start",
     "balance_end",
     "loss",
+    "realised_loss",
 )
 
 
@@ -194,6 +196,8 @@ def deterministic_collections(
                 else:
                     rec = 0.0
                 out[p, t, C_LOSS] += defaulted - covered - rec
+                if tr >= 0:  # liquidation ends within the deal's life: the loss is realised
+                    out[p, tr, C_REALISED_LOSS] += defaulted - covered - rec
     n_roy = roy_accrual.shape[0]
     alive = np.empty(n_periods)
     for r in range(n_roy):

@@ -26,6 +26,7 @@ from ipabs.engine.layout import (
     TR_INTEREST_PAID,
     TR_PRINCIPAL_PAID,
     TR_RESIDUAL_PAID,
+    TR_WRITTEN_DOWN,
     allocate_tables,
 )
 from ipabs.engine.metrics_numba_fns import weighted_average_life, yield_on_grid
@@ -38,6 +39,7 @@ from ipabs.risk.collections_numba_fns import (
     C_INTEREST,
     C_LOSS,
     C_PREPAYMENT,
+    C_REALISED_LOSS,
     C_RECOVERY,
     C_ROYALTY,
     C_SCHED_PRINCIPAL,
@@ -354,6 +356,8 @@ def path_collections(ra, sc, n_defaulters):  # type: ignore[no-untyped-def]
             else:
                 rec = 0.0
             coll_pool[p, tau, C_LOSS] += exposure - rec
+            if tr >= 0:  # liquidation ends within the deal's life: the loss is realised
+                coll_pool[p, tr, C_REALISED_LOSS] += exposure - rec
 
     vol = ra.r_volatility
     rho = ra.r_loading
@@ -518,7 +522,9 @@ def path_outcomes(cd, ra, scratch, tables, tranche_row, pool_row):  # type: igno
     n_t = ra.n_periods
     times = ra.times
     for k in range(cd.tr_balance.shape[0]):
+        # written-down principal is lost too
         principal_loss = tables.tranche[n_t - 1, k, TR_BALANCE_END]
+        principal_loss += tables.tranche[n_t - 1, k, TR_WRITTEN_DOWN]
         shortfall = tables.tranche[n_t - 1, k, TR_INTEREST_ARREARS]
         loss = principal_loss + shortfall
         discount = ra.tr_discount[k]
