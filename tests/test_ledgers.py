@@ -4,6 +4,9 @@ deterministic run, and located errors."""
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
 import numpy as np
 import pytest
 from helpers import assert_cents, assert_conserved, col, compile_text, run_text
@@ -388,3 +391,29 @@ def test_ledger_mistakes_are_located(change: tuple[str, str], where: str | None,
     issues = err.value.issues
     assert any(i.path.startswith(where) and message in i.message for i in issues), [str(i) for i in issues]
     assert all(i.line > 0 for i in issues)
+
+
+# ------------------------------------------------------------------------- the docs' examples
+
+
+def _doc_deals(section: str) -> list[str]:
+    text = (Path(__file__).resolve().parents[1] / "docs" / "structures.md").read_text(encoding="utf-8")
+    body = text.split(f"## {section}\n", 1)[1].split("\n## ", 1)[0]
+    return re.findall(r"```yaml\n(.*?)```", body, flags=re.S)
+
+
+def test_the_ledger_example_of_the_docs_runs() -> None:
+    (deal,) = _doc_deals("Income and principal ledgers")
+    r = run_text(deal)
+    assert col(r, "deal.principal_deficiency")[0] > 0
+    assert col(r, "deal.income_to_principal").sum() > 0
+    assert col(r, "trustee.above_cap_paid").sum() > 0
+    assert (r.periods["deal.waterfall"] == "normal").all()
+    assert_conserved(r, 1e8)
+
+
+def test_the_write_down_example_of_the_docs_loses_three_percent() -> None:
+    (deal,) = _doc_deals("Loss allocation by write-down")
+    r = run_text(deal)
+    assert r.summary.loc["note", "loss_pct"] == pytest.approx(0.03, abs=1e-12)
+    assert_conserved(r, 1e8)
