@@ -92,5 +92,5 @@ def run(deal: LoadedDeal | CompiledModel | str | Path, scenario: str | None = No
     inputs = scenario_inputs(model, name)
     coll = collections(model, inputs=inputs)
     tables = allocate_tables(model.cd)
-    run_waterfall(model.cd, coll.sum(axis=0), inputs.support_stop, tables)
+    run_waterfall(model.cd, coll.sum(axis=0), inputs.support_stop, tables, inputs.revolving)
     return build_result(model, name, coll, tables)

@@ -24,7 +24,7 @@ def conservation_residual(tables: L.WaterfallTables) -> np.ndarray:
     """Per-period cash-conservation residual (should be ~0).
 
     ``brought forward + collections + call proceeds + support draws + account withdrawals
-    - payments - account deposits - carried forward``.
+    - payments - purchase price - account deposits - carried forward``.
     """
     d = tables.deal
     return (
@@ -34,6 +34,7 @@ def conservation_residual(tables: L.WaterfallTables) -> np.ndarray:
         + d[:, L.D_SUPPORT_DRAWS]
         + d[:, L.D_ACCOUNT_WITHDRAWALS]
         - d[:, L.D_PAYMENTS]
+        - d[:, L.D_PURCHASE_PRICE]
         - d[:, L.D_ACCOUNT_DEPOSITS]
         - d[:, L.D_CARRY_OUT]
     )

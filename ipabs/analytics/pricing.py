@@ -128,7 +128,7 @@ def _run_tables(
     coll = collections(model, inputs=inputs)
     cd = model.cd if cd is None else cd
     tables = L.allocate_tables(cd)
-    run_waterfall(cd, coll.sum(axis=0), inputs.support_stop, tables)
+    run_waterfall(cd, coll.sum(axis=0), inputs.support_stop, tables, inputs.revolving)
     return tables
 
 

@@ -370,7 +370,8 @@ class StressCase:
         if self._tables is None:
             self._tables = L.allocate_tables(self.model.cd)
         tables = self._tables
-        run_waterfall(self.model.cd, self.collections(rate).sum(axis=0), self.inputs.support_stop, tables)
+        coll = self.collections(rate).sum(axis=0)
+        run_waterfall(self.model.cd, coll, self.inputs.support_stop, tables, self.inputs.revolving)
         last = tables.tranche[-1]
         return last[:, L.TR_BALANCE_END] + last[:, L.TR_WRITTEN_DOWN] + last[:, L.TR_INTEREST_ARREARS]
 
@@ -382,7 +383,9 @@ class StressCase:
 
         coll = self.collections(rate)
         tables = allocate_tables(self.model.cd)
-        run_waterfall(self.model.cd, coll.sum(axis=0), self.inputs.support_stop, tables)
+        run_waterfall(
+            self.model.cd, coll.sum(axis=0), self.inputs.support_stop, tables, self.inputs.revolving
+        )
         return build_result(
             self.model, f"{self.scenario} + stress {self.stress.name} at {rate:.6%}", coll, tables
         )

@@ -7,7 +7,7 @@ import numbers
 from collections.abc import Iterable
 from typing import Any
 
-from ipabs.deal.schema import MONTHS_PER_PERIOD, Deal, Formula, LiquidityFacility, Step
+from ipabs.deal.schema import MONTHS_PER_PERIOD, Deal, FloatingRate, Formula, LiquidityFacility, Step
 from ipabs.deal.source import SourceMap
 from ipabs.deal.types import parse_quantity
 from ipabs.deal.validate import suggest
@@ -304,12 +304,25 @@ class _Checker:
                     self.ref((*base, "account"), t.account, self.accounts, "account")
             if t.effect.waterfall is not None:
                 self.ref((*base, "effect", "waterfall"), t.effect.waterfall, self.waterfalls, "waterfall")
-            if not (t.effect.sequential or t.effect.trap or t.effect.waterfall):
+            if not (t.effect.sequential or t.effect.trap or t.effect.waterfall or t.effect.end_revolving):
                 self.add(
                     (*base, "effect"),
                     "the trigger has no effect",
-                    "set sequential, trap or waterfall",
+                    "set sequential, trap, waterfall or end_revolving",
                 )
+            if t.effect.end_revolving and self.deal.revolving is None:
+                self.add(
+                    (*base, "effect", "end_revolving"),
+                    "the deal has no revolving period to end",
+                    "add a `revolving:` section, or remove end_revolving",
+                )
+            if t.kind == "obligor_default":
+                if t.obligor is None:
+                    self.add(
+                        base, "an obligor_default trigger needs `obligor`", "name the obligor it watches"
+                    )
+                else:
+                    self.ref((*base, "obligor"), t.obligor, self.obligors, "obligor")
             if t.effect.trap and not any(s.trap_cash for *_, s in self.deal.waterfall_steps()):
                 self.add(
                     (*base, "effect", "trap"),
@@ -320,6 +333,24 @@ class _Checker:
         claims = self._claims()
         for _w, path, ledger, step in self.deal.waterfall_steps():
             self.step(path, step, claims, ledger)
+        rv = self.deal.revolving
+        if rv is not None:
+            if rv.pool is not None:
+                self.ref(("revolving", "pool"), rv.pool, self.pools, "pool")
+            for j, tpl in enumerate(rv.templates):
+                if isinstance(tpl.rate, FloatingRate):
+                    self.ref(
+                        ("revolving", "templates", j, "rate", "index"),
+                        tpl.rate.index,
+                        list(self.deal.indices),
+                        "index",
+                    )
+            if not any(s.kind == "buy_assets" for *_, s in self.deal.waterfall_steps()):
+                self.add(
+                    ("revolving",),
+                    "no waterfall has a `buy_assets` step: nothing would be bought",
+                    "add `- buy_assets: all` where purchases are paid",
+                )
         alloc = self.deal.loss_allocation
         if alloc is not None and alloc.order is not None:
             seen: set[str] = set()
@@ -338,6 +369,12 @@ class _Checker:
     def step(self, path: tuple[Any, ...], step: Step, claims: list[str], ledger: str = "combined") -> None:
         kind, value = step.kind, step.value
         p = (*path, kind)
+        if kind == "buy_assets" and self.deal.revolving is None:
+            self.add(
+                p,
+                "`buy_assets` needs a `revolving:` section",
+                "describe the revolving period and its templates",
+            )
         if kind == "to_principal":
             if ledger != "income":
                 self.add(

@@ -431,6 +431,81 @@ class Pool(Model):
         return self
 
 
+# --------------------------------------------------------------------------- revolving
+
+
+class PurchaseTemplate(Model):
+    """A kind of asset the trust buys during the revolving period. Each purchase of a template
+    is a cohort of equal new loans of at most `loan_size` each; in the Monte Carlo every one
+    of them is a new obligor whose default clock starts at purchase."""
+
+    name: Name = Field(description="Template name.")
+    share: Share = Field(description="Share of each purchase spent on this template.")
+    loan_size: Money = Field(gt=0, description="Largest balance of one purchased loan (one obligor).")
+    rate: Coupon = Field(description="Loan rate: fixed, or {index, spread} floating.")
+    term_months: int = Field(ge=1, le=MAX_TERM_MONTHS, description="Term from purchase, in months.")
+    amortisation: Literal["bullet", "interest_only_then_bullet", "annuity", "equal_principal"] = Field(
+        "interest_only_then_bullet", description="How the purchased loans amortise."
+    )
+    payment_frequency: Frequency = Field("quarterly", description="Loan payment frequency.")
+    day_count: DayCount = Field("ACT/365", description="Day count for loan interest.")
+    pd: Probability | None = Field(None, description="Annual PD from purchase (Monte Carlo).")
+    grade: str | None = Field(None, description="Credit grade (looked up in `risk.pd_by_grade`).")
+    industry: str | None = Field(None, description="Industry (loads on its sector factor).")
+    region: str | None = Field(None, description="Park or region (loads on its regional factor).")
+    appraisal_ratio: NonNegativeRate | None = Field(
+        None,
+        description="Appraised value of the pledged IP over the loan balance (e.g. 3 for IP "
+        "appraised at three times the loan): the appraisal of a value-based recovery model.",
+    )
+    max_share_of_pool: Share | None = Field(
+        None,
+        description="Concentration limit: the template's performing balance may not exceed this "
+        "share of the pool's performing balance after a purchase (give each industry its own "
+        "template to limit industry shares).",
+    )
+
+
+class RevolvingLimits(Model):
+    """Eligibility criteria of purchased assets: a template that fails them is not bought."""
+
+    min_rate: InterestRate | None = Field(None, description="Minimum loan rate at purchase.")
+    max_term_months: int | None = Field(
+        None, ge=1, le=MAX_TERM_MONTHS, description="Longest term a purchased loan may have."
+    )
+
+
+class Revolving(Model):
+    """A revolving period (循环购买): `buy_assets` steps buy new assets with the cash in hand
+    on the payment dates up to `until` (or the first `periods` dates), unless a trigger with
+    `end_revolving` has ended it. Cash not spent waits in the ledger for the next purchase; when
+    revolving ends, it flows on to the later steps."""
+
+    until: Date | None = Field(None, description="Last payment date with purchases.")
+    periods: int | None = Field(None, ge=1, description="Number of payment dates with purchases.")
+    price: Annotated[float, Field(gt=0.0, le=2.0)] = Field(
+        1.0, description="Purchase price per unit of par (below 1: bought at a discount)."
+    )
+    pool: Name | None = Field(
+        None,
+        description="The pool whose scenario assumptions (defaults, prepayments, recoveries) "
+        "apply to purchased assets in deterministic runs (default: the first pool).",
+    )
+    templates: Annotated[list[PurchaseTemplate], Field(min_length=1)] = Field(
+        description="What is bought, and in which mix."
+    )
+    limits: RevolvingLimits = Field(default_factory=RevolvingLimits, description="Eligibility criteria.")
+
+    @model_validator(mode="after")
+    def _end(self) -> Revolving:
+        if (self.until is None) == (self.periods is None):
+            raise ValueError("give exactly one of `until` (a date) or `periods` (a number of payment dates)")
+        total = sum(t.share for t in self.templates)
+        if abs(total - 1.0) > 1e-9:
+            raise ValueError(f"template shares must add up to 100%; they add up to {total:.6g}")
+        return self
+
+
 # --------------------------------------------------------------------------- scenarios
 
 
@@ -601,6 +676,9 @@ class TriggerEffect(Model):
     sequential: bool = Field(False, description="Pro-rata principal steps pay sequentially.")
     trap: Share = Field(0.0, description="Share of the cash reaching a trap_cash step to trap.")
     waterfall: Name | None = Field(None, description="Switch to this waterfall.")
+    end_revolving: bool = Field(
+        False, description="End the revolving period for good (an early amortisation event)."
+    )
 
 
 class Trigger(Model):
@@ -614,6 +692,8 @@ class Trigger(Model):
         "overcollateralisation",
         "interest_shortfall",
         "principal_deficiency",
+        "obligor_default",
+        "uninvested_cash",
     ] = Field(
         description="cumulative_default_rate: cumulative defaults / original pool > threshold; "
         "dscr: (collections - senior fees) / (interest and principal due of `tranches`; the "
@@ -623,7 +703,10 @@ class Trigger(Model):
         "period, < threshold; "
         "interest_shortfall: interest of `tranches` (those that may not defer) unpaid on the previous date; "
         "principal_deficiency: the principal deficiency ledger over the original balance of "
-        "`tranches` (or of the pool) > threshold, and not zero."
+        "`tranches` (or of the pool) > threshold, and not zero; "
+        "obligor_default: `obligor` (e.g. the seller) has defaulted; "
+        "uninvested_cash: cash a `buy_assets` step could not spend on the previous date over the "
+        "original pool balance > threshold (with `consecutive`: uninvested for N dates)."
     )
     threshold: NonNegativeRate | Annotated[list[NonNegativeRate], Field(min_length=1)] = Field(
         0.0,
@@ -632,6 +715,7 @@ class Trigger(Model):
     )
     tranches: list[Name] = Field(default_factory=list, description="Tranches the test uses.")
     account: Name | None = Field(None, description="reserve_below_target: the account.")
+    obligor: Name | None = Field(None, description="obligor_default: the obligor.")
     consecutive: int = Field(1, ge=1, description="Breaches in a row before it fires.")
     curable: bool = Field(True, description="It switches off when the test passes again.")
     effect: TriggerEffect = Field(description="What happens while it is active.")
@@ -731,6 +815,11 @@ class Step(Model):
     )
     pay_fee_above_cap: ManyNames | None = Field(
         None, description="Pay what fees accrued above their `cap_per_year` (a list is pro rata)."
+    )
+    buy_assets: Literal["all"] | None = Field(
+        None,
+        description="During the revolving period: buy new assets (`revolving`) with all cash in "
+        "hand, within the limits; cash not spent waits for the next date. Does nothing after it.",
     )
 
     @field_validator("pay_fee", "pay_interest", "pay_fee_above_cap", mode="before")
@@ -866,6 +955,7 @@ class Deal(Model):
     loss_allocation: LossAllocation | None = Field(
         None, description="Write losses down on the notes (default: no write-down)."
     )
+    revolving: Revolving | None = Field(None, description="A revolving period and what it buys.")
     risk: RiskModel | None = Field(None, description="Monte Carlo risk model.")
     waterfalls: dict[Name, Waterfall] = Field(
         description="Named priorities of payments; the first (or `normal`) runs unless a trigger "

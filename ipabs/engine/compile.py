@@ -30,6 +30,7 @@ from ipabs.deal.schema import (
 )
 from ipabs.deal.types import parse_quantity
 from ipabs.engine import layout as L
+from ipabs.engine.revolving import compile_revolving
 
 
 @dataclass(frozen=True)
@@ -48,8 +49,9 @@ class CompiledModel:
         Collateral as arrays.
     sched_interest, sched_principal, sched_balance : ndarray, shape (A, T)
         Contractual asset cash flows per collection period.
-    support_provider : ndarray, shape (S,)
-        Obligor index of each support provider.
+    support_provider : ndarray, shape (S + K,)
+        Obligor index of each support provider, then of the K obligors that
+        ``obligor_default`` triggers watch.
     """
 
     deal: LoadedDeal
@@ -296,7 +298,7 @@ def compile_deal(loaded: LoadedDeal) -> CompiledModel:
 
     # triggers
     trg: dict[str, list[Any]] = {
-        k: [] for k in ("kind", "group", "account", "consec", "curable", "seq", "trap", "wf")
+        k: [] for k in ("kind", "group", "account", "consec", "curable", "seq", "trap", "wf", "end", "ob")
     }
     thresholds = np.zeros((len(spec.triggers), n))
     for i, g in enumerate(spec.triggers):
@@ -308,6 +310,12 @@ def compile_deal(loaded: LoadedDeal) -> CompiledModel:
         trg["seq"].append(g.effect.sequential)
         trg["trap"].append(g.effect.trap)
         trg["wf"].append(waterfall_index[g.effect.waterfall] if g.effect.waterfall else -1)
+        trg["end"].append(g.effect.end_revolving)
+        if g.obligor is not None:  # its default period follows the support providers' (stop array)
+            trg["ob"].append(len(provider))
+            provider.append(obligors.index[g.obligor])
+        else:
+            trg["ob"].append(-1)
         thresholds[i] = _per_period(g.threshold, n)
 
     # waterfalls
@@ -357,6 +365,10 @@ def compile_deal(loaded: LoadedDeal) -> CompiledModel:
                     ops.append((op, L.TO_PRINCIPAL_AMOUNT, amounts.add(v), 0, -1))
             elif kind == "pay_fee_above_cap":
                 ops.append((op, lists.add([fee_index[x] for x in v]), 0, 0, -1))
+            elif kind == "buy_assets":
+                ops.append((op, 0, 0, 0, -1))
+            else:  # every step kind compiles to one operation
+                raise AssertionError(f"no opcode for step kind {kind!r}")
         wf_ptr.append(len(ops))
     normal = waterfall_index.get("normal", 0)
 
@@ -387,6 +399,8 @@ def compile_deal(loaded: LoadedDeal) -> CompiledModel:
         write_down = L.WRITE_DOWN_AT_DEFAULT if alloc.at == "default" else L.WRITE_DOWN_AT_LIQUIDATION
         order = alloc.order if alloc.order is not None else [t.name for t in reversed(spec.tranches)]
         wd_group = lists.add([tranche_index[x] for x in order])
+
+    rv = compile_revolving(spec, grid, idx)
 
     arows = amounts.rows
     cd = L.CompiledDeal(
@@ -449,6 +463,17 @@ def compile_deal(loaded: LoadedDeal) -> CompiledModel:
         pdl_debits=pdl_debits,
         write_down=write_down,
         write_down_group=wd_group,
+        rv_last=rv.last_period,
+        rv_price=rv.price,
+        rv_share=rv.share,
+        rv_loan_size=rv.loan_size,
+        rv_max_share=rv.max_share,
+        rv_eligible=rv.eligible,
+        rv_int=rv.unit_interest,
+        rv_prin=rv.unit_principal,
+        rv_bal=rv.unit_balance,
+        trg_end_revolving=i64(trg["end"]),
+        trg_obligor=i64(trg["ob"]),
     )
     return CompiledModel(
         deal=loaded,

@@ -75,6 +75,9 @@ TRG_OVERCOLLATERALISATION = 3
 TRG_INTEREST_SHORTFALL = 4
 # ---- ledgers
 TRG_PRINCIPAL_DEFICIENCY = 5
+# ---- revolving
+TRG_OBLIGOR_DEFAULT = 6
+TRG_UNINVESTED_CASH = 11
 TRIGGER_CODES = {
     "cumulative_default_rate": TRG_CUMULATIVE_DEFAULT,
     "dscr": TRG_DSCR,
@@ -82,6 +85,8 @@ TRIGGER_CODES = {
     "overcollateralisation": TRG_OVERCOLLATERALISATION,
     "interest_shortfall": TRG_INTEREST_SHORTFALL,
     "principal_deficiency": TRG_PRINCIPAL_DEFICIENCY,
+    "obligor_default": TRG_OBLIGOR_DEFAULT,
+    "uninvested_cash": TRG_UNINVESTED_CASH,
 }
 
 # ---- step opcodes; arguments a, b, c, d per opcode
@@ -96,6 +101,8 @@ OP_PAY_RESIDUAL = 7  # a: tranche
 # ---- ledgers
 OP_TO_PRINCIPAL = 8  # a: 0 the deficiency, 1 all cash left, 2 an amount; b: amount index or -1
 OP_PAY_FEE_ABOVE_CAP = 9  # a: group of fees
+# ---- revolving
+OP_BUY_ASSETS = 10
 STEP_CODES = {
     "pay_fee": OP_PAY_FEE,
     "pay_interest": OP_PAY_INTEREST,
@@ -107,6 +114,7 @@ STEP_CODES = {
     "pay_residual": OP_PAY_RESIDUAL,
     "to_principal": OP_TO_PRINCIPAL,
     "pay_fee_above_cap": OP_PAY_FEE_ABOVE_CAP,
+    "buy_assets": OP_BUY_ASSETS,
 }
 # the cash a step pays from
 POT_COMBINED = 0  # a waterfall without ledgers: all cash in one pot
@@ -196,6 +204,18 @@ class CompiledDeal(NamedTuple):
     pdl_debits: int  # PDL_DEBIT_* flags besides principal used for fees and interest
     write_down: int  # WRITE_DOWN_*
     write_down_group: int  # group of tranches written down, in order (-1: none)
+    # ---- revolving (see ipabs.engine.revolving.RevolvingTerms; J templates)
+    rv_last: int  # last period whose payment date may buy (-1: no revolving)
+    rv_price: float
+    rv_share: np.ndarray  # (J,)
+    rv_loan_size: np.ndarray  # (J,)
+    rv_max_share: np.ndarray  # (J,)
+    rv_eligible: np.ndarray  # (J, T)
+    rv_int: np.ndarray  # (J, T, T) per unit of par bought in period s, at age a
+    rv_prin: np.ndarray  # (J, T, T)
+    rv_bal: np.ndarray  # (J, T, T)
+    trg_end_revolving: np.ndarray  # (G,) 1 when the trigger ends the revolving period
+    trg_obligor: np.ndarray  # (G,) obligor_default: index into the stop array (-1: none)
 
 
 # ---- output tables: last axis of each
@@ -272,6 +292,14 @@ D_PRINCIPAL_USED = 17  # principal cash that paid fees and interest
 D_PRINCIPAL_DEFICIENCY = 18  # principal deficiency ledger at the end of the period
 D_PRINCIPAL_CARRIED = 19  # principal cash carried forward (part of cash_carried_forward)
 D_WRITE_DOWN = 20  # principal written down
+# ---- revolving
+D_REVOLVING = 21  # 1 while the revolving period runs
+D_PURCHASED = 22  # par of the assets bought
+D_PURCHASE_PRICE = 23  # cash paid for them
+D_UNINVESTED = 24  # cash a buy_assets step kept for the next date
+D_PURCHASED_COLLECTIONS = 25  # collections from purchased assets (part of collections)
+D_PURCHASED_DEFAULTS = 26  # purchased balance that defaulted
+D_PURCHASED_BALANCE = 27  # performing balance of purchased assets at the end of the period
 DEAL_FIELDS = (
     "collections",
     "call_proceeds",
@@ -294,6 +322,13 @@ DEAL_FIELDS = (
     "principal_deficiency",
     "principal_carried_forward",
     "write_down",
+    "revolving",
+    "purchased",
+    "purchase_price",
+    "uninvested_cash",
+    "purchased_collections",
+    "purchased_defaults",
+    "purchased_balance",
 )
 
 

@@ -45,10 +45,17 @@ from ipabs.engine.layout import (
     D_PRINCIPAL_COLLECTIONS,
     D_PRINCIPAL_DEFICIENCY,
     D_PRINCIPAL_USED,
+    D_PURCHASE_PRICE,
+    D_PURCHASED,
+    D_PURCHASED_BALANCE,
+    D_PURCHASED_COLLECTIONS,
+    D_PURCHASED_DEFAULTS,
+    D_REVOLVING,
     D_SEQUENTIAL,
     D_SUPPORT_DRAWS,
     D_TO_PRINCIPAL,
     D_TRAP_SHARE,
+    D_UNINVESTED,
     D_WATERFALL,
     D_WRITE_DOWN,
     FEE_ABOVE_CAP,
@@ -62,6 +69,7 @@ from ipabs.engine.layout import (
     LIMIT_DUE,
     LIMIT_PRINCIPAL_COLLECTIONS,
     N_PERIOD_QUANTITIES,
+    OP_BUY_ASSETS,
     OP_DRAW,
     OP_FUND_ACCOUNT,
     OP_PAY_FEE,
@@ -108,11 +116,28 @@ from ipabs.engine.layout import (
     TRG_CUMULATIVE_DEFAULT,
     TRG_DSCR,
     TRG_INTEREST_SHORTFALL,
+    TRG_OBLIGOR_DEFAULT,
     TRG_OVERCOLLATERALISATION,
     TRG_PRINCIPAL_DEFICIENCY,
     TRG_RESERVE_BELOW_TARGET,
+    TRG_UNINVESTED_CASH,
     TRG_VALUE,
     WRITE_DOWN_AT_DEFAULT,
+)
+from ipabs.engine.revolving_numba_fns import (
+    F_BALANCE_END,
+    F_BALANCE_START,
+    F_DEFAULT,
+    F_INTEREST,
+    F_PREPAYMENT,
+    F_REALISED_LOSS,
+    F_RECOVERY,
+    F_SCHED_PRINCIPAL,
+    MODE_NONE,
+    T_PURCHASED,
+    buy,
+    period_flows,
+    reset,
 )
 from ipabs.risk.collections_numba_fns import (
     C_BALANCE_END,
@@ -213,8 +238,9 @@ def _claim_due(claim_index, claim_kind, c, fee_due, int_due, prin_due, bal):  # 
 def run_waterfall(
     cd,  # CompiledDeal
     coll: np.ndarray,  # (T, N_COLLECTION_COLUMNS) asset cash of this path
-    support_stop: np.ndarray,  # (S,) period from which a support provider pays nothing (default)
+    support_stop: np.ndarray,  # (S + K,) period from which a support provider pays nothing (default)
     out,  # WaterfallTables, written in full
+    rv,  # RevolvingPath
 ) -> None:
     """Run the priority of payments of ``cd`` over one path of collections.
 
@@ -224,13 +250,17 @@ def run_waterfall(
         The compiled deal.
     coll : ndarray, shape (T, N_COLLECTION_COLUMNS)
         Asset cash flows of the path (see :mod:`ipabs.risk.collections_numba_fns`).
-    support_stop : ndarray, shape (S,)
-        First period in which each support provider is in default (T when never).
+    support_stop : ndarray, shape (S + K,)
+        First period in which each support provider, then each obligor an `obligor_default`
+        trigger watches, is in default (T when never).
     out : WaterfallTables
         Preallocated tables; every cell is overwritten.
+    rv : RevolvingPath
+        The revolving period's assumptions and scratch
+        (:mod:`ipabs.engine.revolving_numba_fns`).
     """
     work, flags = allocate_work(cd)
-    waterfall_path(cd, coll, support_stop, out, work, flags, True)
+    waterfall_path(cd, coll, support_stop, out, work, flags, True, rv)
 
 
 @njit
@@ -246,7 +276,7 @@ def allocate_work(cd):  # type: ignore[no-untyped-def]
 
 
 @njit(leaf=True)
-def waterfall_path(cd, coll, support_stop, out, work, flags, full):  # type: ignore[no-untyped-def]
+def waterfall_path(cd, coll, support_stop, out, work, flags, full, rv):  # type: ignore[no-untyped-def]
     """:func:`run_waterfall` on caller-owned scratch (``work``, ``flags`` from
     :func:`allocate_work`): allocates nothing, so a Monte Carlo chunk calls it once per path.
 
@@ -306,6 +336,9 @@ def waterfall_path(cd, coll, support_stop, out, work, flags, full):  # type: ign
     pdl_debits = cd.pdl_debits
     write_down = cd.write_down
     wd_group = cd.write_down_group
+    revolves = rv.mode != MODE_NONE and cd.rv_last >= 0
+    cd_trg_end_revolving = cd.trg_end_revolving
+    cd_trg_obligor = cd.trg_obligor
     out_account = out.account
     out_deal = out.deal
     out_fee = out.fee
@@ -362,6 +395,10 @@ def waterfall_path(cd, coll, support_stop, out, work, flags, full):  # type: ign
     year = -1
     cum_default = 0.0
     called = False
+    revolving_ended = False
+    uninvested = 0.0  # cash a buy_assets step kept on the previous date
+    if revolves:
+        reset(rv)
 
     out_tranche[:] = 0.0
     if full:
@@ -374,7 +411,7 @@ def waterfall_path(cd, coll, support_stop, out, work, flags, full):  # type: ign
     # After the last period with any asset cash, a period in which nothing is owed or held
     # changes nothing: a Monte Carlo path stops there (its tranche rows stay zero).
     t_end = n_t
-    if not full:
+    if not full and not revolves:  # purchased assets pay after the pool's last cash
         t_end = 0
         for t in range(n_t - 1, -1, -1):
             for c in range(coll.shape[1]):
@@ -416,7 +453,28 @@ def waterfall_path(cd, coll, support_stop, out, work, flags, full):  # type: ign
             pool_start = coll[t, C_BALANCE_START]
             pool_end = coll[t, C_BALANCE_END]
             defaults = coll[t, C_DEFAULT]
-            cum_default += defaults
+        realised_loss = coll[t, C_REALISED_LOSS]
+        purchased_cash = 0.0
+        if revolves:  # assets bought on earlier dates (after a call: their pending recoveries)
+            flow = rv.flow
+            if called:
+                flow[:] = 0.0
+                flow[F_RECOVERY] = rv.pending[t, 0]
+                flow[F_REALISED_LOSS] = rv.pending[t, 1]
+            else:
+                period_flows(cd, rv, t)
+            p_rec = flow[F_RECOVERY] * rec_share
+            interest_coll += flow[F_INTEREST]
+            income_coll += flow[F_INTEREST] + (flow[F_RECOVERY] - p_rec)
+            principal_coll += flow[F_SCHED_PRINCIPAL] + flow[F_PREPAYMENT] + p_rec
+            purchased_cash = flow[F_INTEREST] + flow[F_SCHED_PRINCIPAL] + flow[F_PREPAYMENT]
+            purchased_cash += flow[F_RECOVERY]
+            defaults += flow[F_DEFAULT]
+            realised_loss += flow[F_REALISED_LOSS]
+            if not called:
+                pool_start += flow[F_BALANCE_START]
+                pool_end += flow[F_BALANCE_END]
+        cum_default += defaults
         asset_cash = income_coll + principal_coll
         pq[0] = interest_coll
         pq[1] = income_coll
@@ -440,7 +498,7 @@ def waterfall_path(cd, coll, support_stop, out, work, flags, full):  # type: ign
         if pdl_debits & PDL_DEBIT_DEFAULTS:
             pdl += defaults
         if pdl_debits & PDL_DEBIT_LOSSES:
-            pdl += coll[t, C_REALISED_LOSS]
+            pdl += realised_loss
         pq[6] = pdl
         avail_i = carry - carry_p + income_coll  # the two ledgers' cash (see 5. steps)
         avail_p = carry_p + principal_coll  # call proceeds included
@@ -449,11 +507,13 @@ def waterfall_path(cd, coll, support_stop, out, work, flags, full):  # type: ign
             row[D_COLLECTIONS] = asset_cash
             row[D_CALL_PROCEEDS] = call_proceeds
             row[D_CUMULATIVE_DEFAULTS] = cum_default
-            row[D_POOL_BALANCE] = pool_end
             row[D_CALLED] = 1.0 if called else 0.0
             row[D_INCOME_COLLECTIONS] = income_coll
             row[D_PRINCIPAL_COLLECTIONS] = principal_coll
         paid_total = 0.0
+        purchase_paid = 0.0
+        bought = 0.0
+        kept = 0.0  # cash a buy_assets step keeps for the next date
         to_principal_total = 0.0
         principal_used = 0.0
         draws_total = 0.0
@@ -469,7 +529,7 @@ def waterfall_path(cd, coll, support_stop, out, work, flags, full):  # type: ign
         # period, as the pool's interest stops on them; or losses realised on liquidation)
         # reduce the balances in the deal's order before interest accrues on them.
         if write_down != 0:
-            loss = defaults if write_down == WRITE_DOWN_AT_DEFAULT else coll[t, C_REALISED_LOSS]
+            loss = defaults if write_down == WRITE_DOWN_AT_DEFAULT else realised_loss
             wd_total = 0.0
             for j in range(cd_grp_ptr[wd_group], cd_grp_ptr[wd_group + 1]):
                 k = cd_grp_item[j]
@@ -545,7 +605,9 @@ def waterfall_path(cd, coll, support_stop, out, work, flags, full):  # type: ign
                 value = 0.0
                 breached = False
                 if kind == TRG_CUMULATIVE_DEFAULT:
-                    value = cum_default / cd_original_pool_balance if cd_original_pool_balance > 0 else 0.0
+                    # of everything the trust has owned: the pool at closing and all purchases
+                    base = cd_original_pool_balance + (rv.total[T_PURCHASED] if revolves else 0.0)
+                    value = cum_default / base if base > 0 else 0.0
                     breached = value > thr
                 elif kind == TRG_DSCR:
                     service = 0.0
@@ -587,6 +649,12 @@ def waterfall_path(cd, coll, support_stop, out, work, flags, full):  # type: ign
                         base = _group_sum(cd_grp_ptr, cd_grp_item, cd_tr_balance, cd_trg_group[g])
                     value = pdl / base if base > 0.0 else 0.0
                     breached = pdl > EPS and value > thr
+                elif kind == TRG_OBLIGOR_DEFAULT:
+                    breached = t >= support_stop[cd_trg_obligor[g]]
+                    value = 1.0 if breached else 0.0
+                elif kind == TRG_UNINVESTED_CASH:
+                    value = uninvested / cd_original_pool_balance if cd_original_pool_balance > 0 else 0.0
+                    breached = uninvested > EPS and value > thr
                 if breached:
                     breaches[g] += 1
                 else:
@@ -608,7 +676,12 @@ def waterfall_path(cd, coll, support_stop, out, work, flags, full):  # type: ign
             if wf == cd_normal_waterfall or all_due:
                 break
         accelerated = wf != cd_normal_waterfall
+        for g in range(n_trg):  # an early amortisation event ends the revolving period for good
+            if active[g] == 1 and cd_trg_end_revolving[g]:
+                revolving_ended = True
+        revolving = revolves and t <= cd.rv_last and not revolving_ended and not called
         if full:
+            row[D_REVOLVING] = 1.0 if revolving else 0.0
             row[D_WATERFALL] = wf
             row[D_SEQUENTIAL] = 1.0 if sequential else 0.0
             row[D_TRAP_SHARE] = trap_share
@@ -697,6 +770,17 @@ def waterfall_path(cd, coll, support_stop, out, work, flags, full):  # type: ign
                     to_principal_total += x
                     pdl = max(pdl - x, 0.0)
                     pq[6] = pdl
+            elif op == OP_BUY_ASSETS:
+                if revolving:
+                    x = buy(cd, rv, t, avail, pool_end)
+                    if x > 0.0:
+                        par = x / cd.rv_price
+                        bought += par
+                        pool_end += par
+                        avail -= x
+                        purchase_paid += x
+                    kept += avail  # what could not be spent waits for the next date
+                    avail = 0.0
             elif op == OP_PAY_FEE_ABOVE_CAP:
                 total = _group_sum(cd_grp_ptr, cd_grp_item, fee_above_cap, a)
                 pay = min(avail, total)
@@ -856,9 +940,10 @@ def waterfall_path(cd, coll, support_stop, out, work, flags, full):  # type: ign
 
         # 6. close the period ----------------------------------------------------------
         if on_principal:
-            avail_p = avail
+            avail_p = avail + kept
         else:
-            avail_i = avail
+            avail_i = avail + kept
+        uninvested = kept
         if principal_used > 0.0:
             pdl += principal_used
             pq[6] = pdl
@@ -895,3 +980,11 @@ def waterfall_path(cd, coll, support_stop, out, work, flags, full):  # type: ign
             row[D_PRINCIPAL_USED] = principal_used
             row[D_PRINCIPAL_DEFICIENCY] = pdl
             row[D_PRINCIPAL_CARRIED] = carry_p
+            row[D_POOL_BALANCE] = pool_end
+            row[D_PURCHASED] = bought
+            row[D_PURCHASE_PRICE] = purchase_paid
+            row[D_UNINVESTED] = kept
+            row[D_PURCHASED_COLLECTIONS] = purchased_cash
+            if revolves:
+                row[D_PURCHASED_DEFAULTS] = rv.flow[F_DEFAULT]
+                row[D_PURCHASED_BALANCE] = (0.0 if called else rv.flow[F_BALANCE_END]) + bought

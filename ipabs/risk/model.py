@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -11,6 +11,7 @@ from ipabs.collateral.royalty import royalty_grid
 from ipabs.deal.risk import RiskModel
 from ipabs.deal.schema import MONTHS_PER_PERIOD
 from ipabs.engine.compile import CompiledModel
+from ipabs.engine.revolving_numba_fns import REC_BETA, REC_CONSTANT, REC_LOGNORMAL
 from ipabs.errors import IpabsError
 from ipabs.risk.deterministic import lag_table, period_months, prepayment_curve
 from ipabs.risk.normal_numba_fns import norm_ppf_array
@@ -19,9 +20,6 @@ from ipabs.risk.search_numba_fns import buckets_of
 COPULA_GAUSSIAN = 0
 COPULA_STUDENT_T = 1
 
-REC_CONSTANT = 0
-REC_LOGNORMAL = 1
-REC_BETA = 2
 RECOVERY_CODES = {"constant": REC_CONSTANT, "lognormal": REC_LOGNORMAL, "beta": REC_BETA}
 
 BETA_TABLE_SIZE = 4097  # quantile table of the beta value factor, on a uniform grid of (0, 1)
@@ -95,6 +93,13 @@ class RiskArrays(NamedTuple):
     times: np.ndarray  # (T,) years from closing to each payment date
     gap_id: np.ndarray  # (T,) which of gap_years precedes each date (the first: from closing)
     gap_years: np.ndarray  # (G,) the distinct gaps between dates, in years
+    # ---- revolving: purchase templates as obligors (J templates)
+    rv_factor: np.ndarray  # (J, 3) factor index for global, industry, region (-1: none)
+    rv_loading: np.ndarray  # (J, 3)
+    rv_idio: np.ndarray  # (J,)
+    rv_threshold: np.ndarray  # (J, T, T) threshold of default by age a of a purchase in period s
+    rv_smm: np.ndarray  # (T,) prepayment rate of purchased assets
+    rv_ratio: np.ndarray  # (J,) appraisal / loan balance (nan: none)
 
 
 def cumulative_pd(
@@ -329,8 +334,9 @@ def compile_risk(model: CompiledModel, risk: RiskModel | None = None) -> RiskArr
     ob = model.obligors
 
     # --- obligor groups: same thresholds, industry and region share one conditional PD
-    industries = sorted({x for x in ob.industry if x})
-    regions = sorted({x for x in ob.region if x})
+    templates = model.spec.revolving.templates if model.spec.revolving is not None else []
+    industries = sorted({x for x in ob.industry if x} | {x.industry for x in templates if x.industry})
+    regions = sorted({x for x in ob.region if x} | {x.region for x in templates if x.region})
     lg, li, lr = risk.loadings()
     n_factors = 1 + len(industries) + len(regions)
     pds = _obligor_pds(model, risk)
@@ -392,6 +398,7 @@ def compile_risk(model: CompiledModel, risk: RiskModel | None = None) -> RiskArr
     hazard = risk.royalty.invalidation_hazard
     g_threshold = np.array(thresholds, dtype=np.float64).reshape(-1, n)
     search = period_search(g_threshold)
+    rv = _revolving_risk(model, risk, templates, industries, regions, months)
     return RiskArrays(
         n_periods=n,
         n_factors=n_factors,
@@ -454,4 +461,65 @@ def compile_risk(model: CompiledModel, risk: RiskModel | None = None) -> RiskArr
         times=times,
         gap_id=gap_id,
         gap_years=gap_days / 365.0,
+        rv_factor=rv[0],
+        rv_loading=rv[1],
+        rv_idio=rv[2],
+        rv_threshold=rv[3],
+        rv_smm=rv[4],
+        rv_ratio=rv[5],
     )
+
+
+def _revolving_risk(
+    model: CompiledModel,
+    risk: RiskModel,
+    templates: list[Any],
+    industries: list[str],
+    regions: list[str],
+    months: np.ndarray,
+) -> tuple[np.ndarray, ...]:
+    """Factors, thresholds by age since purchase, prepayments and appraisal ratios of the
+    purchase templates (see :mod:`ipabs.engine.revolving_numba_fns`)."""
+    grid = model.grid
+    n = len(grid) - 1
+    j_n = len(templates)
+    lg, li, lr = risk.loadings()
+    factor = np.full((j_n, 3), -1, dtype=np.int64)
+    loading = np.zeros((j_n, 3))
+    threshold = np.full((j_n, n, n), -np.inf)
+    for j, tpl in enumerate(templates):
+        ind = 1 + industries.index(tpl.industry) if tpl.industry and li > 0 else -1
+        reg = 1 + len(industries) + regions.index(tpl.region) if tpl.region and lr > 0 else -1
+        factor[j] = (0, ind, reg)
+        loading[j] = (lg, li if ind >= 0 else 0.0, lr if reg >= 0 else 0.0)
+        if tpl.pd is not None:
+            annual = float(tpl.pd)
+        elif tpl.grade is not None and tpl.grade in risk.pd_by_grade:
+            annual = risk.pd_by_grade[tpl.grade]
+        elif tpl.grade is not None:
+            raise IpabsError(
+                f"purchase template {tpl.name!r} has grade {tpl.grade!r}, "
+                "which risk.pd_by_grade does not list"
+            )
+        elif risk.default_pd is not None:
+            annual = risk.default_pd
+        else:
+            raise IpabsError(
+                f"no default probability for purchase template {tpl.name!r}: give it `pd` or a `grade` "
+                "listed in risk.pd_by_grade, or give risk.default_pd"
+            )
+        for s in range(n - 1):  # bought on period s's date: ages 0 .. n - s - 2
+            years = (grid[s + 2 :] - grid[s + 1]) / 365.0
+            cum = cumulative_pd(annual, None, years, risk.pd_multiplier)
+            if cum.max(initial=0.0) >= 1.0:
+                raise IpabsError(
+                    f"risk.pd_multiplier {risk.pd_multiplier:g} lifts the default probability of purchase "
+                    f"template {tpl.name!r} to 1 or more: lower the multiplier or the template's PD"
+                )
+            threshold[j, s, : len(years)] = _thresholds(cum, risk)
+    idio = np.sqrt(1.0 - (loading**2).sum(axis=1))
+    ratio = np.array(
+        [np.nan if t.appraisal_ratio is None else float(t.appraisal_ratio) for t in templates],
+        dtype=np.float64,
+    )
+    return factor, loading, idio, threshold, prepayment_curve(risk.prepayment, months), ratio

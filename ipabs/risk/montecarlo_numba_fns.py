@@ -30,6 +30,16 @@ from ipabs.engine.layout import (
     allocate_tables,
 )
 from ipabs.engine.metrics_numba_fns import weighted_average_life, yield_on_grid
+from ipabs.engine.revolving_numba_fns import (
+    MODE_NONE,
+    MODE_RANDOM,
+    T_DEFAULTED,
+    T_DEFAULTS,
+    T_LOSS,
+    T_PURCHASED,
+    RevolvingPath,
+    recovery_value,
+)
 from ipabs.engine.waterfall_numba_fns import allocate_work, waterfall_path
 from ipabs.risk.collections_numba_fns import (
     C_BALANCE_END,
@@ -52,7 +62,6 @@ from ipabs.risk.model import (
     A_SCHED_PRINCIPAL,
     COPULA_STUDENT_T,
     REC_CONSTANT,
-    REC_LOGNORMAL,
 )
 from ipabs.risk.normal_numba_fns import ACKLAM_TAIL, acklam_centre, norm_cdf, norm_ppf_tails
 from ipabs.risk.rng_numba_fns import bits_to_uniform, chi_square, normal, seed_state, uniform, xoshiro_step
@@ -84,7 +93,12 @@ P_LOSS_RATE = 1  # defaulted balance less recoveries and guarantees / original p
 P_DEFAULTS = 2  # number of obligors that default while they owe an asset or royalty payment
 P_ROYALTY = 3  # royalty and income-share cash collected
 P_WEIGHT = 4  # likelihood ratio of the path (1 without importance sampling)
-POOL_OUTCOMES = ("default_rate", "loss_rate", "defaults", "royalty_collected", "weight")
+P_PURCHASED = 5  # par bought in the revolving period
+POOL_OUTCOMES = ("default_rate", "loss_rate", "defaults", "royalty_collected", "weight", "purchased")
+
+# the generator stream of purchased assets: apart from the pool's, so that purchases (which
+# depend on the waterfall) never shift the pool's draws
+REVOLVING_STREAM = 1 << 40
 
 
 @njit(leaf=True, inline="always")
@@ -118,6 +132,7 @@ def draw_defaults(ra, sc):  # type: ignore[no-untyped-def]
     scale = 1.0
     if ra.copula == COPULA_STUDENT_T:
         scale = math.sqrt(chi_square(state, ra.dof) / ra.dof)
+    sc.t_scale[0] = scale
     for g in range(ra.g_threshold.shape[0]):
         m = 0.0
         for j in range(3):
@@ -278,19 +293,10 @@ def _twist_theta(p, count, target, tilt):  # type: ignore[no-untyped-def]
 
 @njit(leaf=True, inline="always")
 def _recovery_value(ra, state, z0):  # type: ignore[no-untyped-def]
-    x = ra.rec_loading * z0 + math.sqrt(1.0 - ra.rec_loading * ra.rec_loading) * normal(state)
-    if ra.rec_model == REC_LOGNORMAL:
-        return math.exp(ra.rec_mu + ra.rec_sigma * x)
-    # beta: quantile table on a uniform grid, linearly interpolated
-    q = ra.rec_beta_quantile
-    pos = norm_cdf(x) * q.shape[0] - 0.5
-    if pos <= 0.0:
-        return q[0]
-    i = int(pos)
-    if i >= q.shape[0] - 1:
-        return q[q.shape[0] - 1]
-    w = pos - i
-    return q[i] * (1.0 - w) + q[i + 1] * w
+    eps = normal(state)
+    return recovery_value(
+        ra.rec_model, ra.rec_loading, ra.rec_mu, ra.rec_sigma, ra.rec_beta_quantile, z0, eps
+    )
 
 
 @njit(leaf=True)
@@ -437,7 +443,19 @@ def simulate_path(cd, ra, seed, stream, path, sc, tables, full):  # type: ignore
             coll[t, c] = x
     for s in range(sc.support_stop.shape[0]):
         sc.support_stop[s] = sc.ob_period[ra.support_obligor[s]]
-    waterfall_path(cd, coll, sc.support_stop, tables, sc.work, sc.flags, full)
+    rv = sc.rv
+    if rv.mode != MODE_NONE:  # purchased loans load on the path's factors
+        seed_state(rv.state, seed, path, stream + REVOLVING_STREAM)
+        rv.factor[0] = sc.z[0]
+        rv.factor[1] = sc.t_scale[0]
+        for j in range(rv.mean.shape[0]):
+            m = 0.0
+            for k in range(3):
+                f = ra.rv_factor[j, k]
+                if f >= 0:
+                    m += ra.rv_loading[j, k] * sc.z[f]
+            rv.mean[j] = m
+    waterfall_path(cd, coll, sc.support_stop, tables, sc.work, sc.flags, full, rv)
 
 
 class PathScratch(NamedTuple):
@@ -470,6 +488,8 @@ class PathScratch(NamedTuple):
     n_defaulters: np.ndarray  # [number of defaulters of the last path drawn]
     work: np.ndarray  # waterfall state
     flags: np.ndarray  # waterfall trigger state
+    t_scale: np.ndarray  # [the path's Student-t scale (1: Gaussian copula)]
+    rv: RevolvingPath  # purchased assets (revolving period)
 
 
 @njit
@@ -482,6 +502,35 @@ def allocate_scratch(cd, ra):  # type: ignore[no-untyped-def]
     g_count = np.zeros(n_groups)
     for o in range(n_ob):
         g_count[ra.ob_group[o]] += 1.0
+    n_tpl = ra.rv_idio.shape[0]
+    n_cohorts = (cd.rv_last + 1) * n_tpl if cd.rv_last >= 0 else 0
+    rv = RevolvingPath(
+        MODE_RANDOM if n_cohorts > 0 else MODE_NONE,
+        np.zeros(n_t),
+        ra.rv_smm.copy(),
+        np.full(n_tpl, ra.rec_rate),
+        ra.lag_period[ra.rec_lag].copy(),
+        np.zeros(4, dtype=np.uint64),
+        np.array([0.0, 1.0]),
+        np.zeros(n_tpl),
+        ra.rv_idio.copy(),
+        ra.rv_threshold,
+        ra.rec_model,
+        np.array([ra.rec_loading, ra.rec_mu, ra.rec_sigma, ra.rec_cost]),
+        ra.rec_beta_quantile,
+        ra.rv_ratio.copy(),
+        np.zeros(n_cohorts, dtype=np.int64),
+        np.zeros(n_cohorts, dtype=np.int64),
+        np.zeros(n_cohorts),
+        np.zeros(n_cohorts),
+        np.zeros(n_cohorts),
+        np.zeros(n_cohorts),
+        np.zeros((n_cohorts, n_t)),
+        np.zeros(1, dtype=np.int64),
+        np.zeros((n_t, 2)),
+        np.zeros(8),
+        np.zeros(4),
+    )
     return PathScratch(
         np.zeros(4, dtype=np.uint64),
         np.zeros(ra.n_factors),
@@ -510,6 +559,8 @@ def allocate_scratch(cd, ra):  # type: ignore[no-untyped-def]
         np.zeros(1, dtype=np.int64),
         work,
         flags,
+        np.ones(1),
+        rv,
     )
 
 
@@ -561,12 +612,21 @@ def path_outcomes(cd, ra, scratch, tables, tranche_row, pool_row):  # type: igno
         losses += coll[t, C_LOSS]
         royalty += coll[t, C_ROYALTY]
     orig_pool = cd.original_pool_balance
+    rv = scratch.rv
+    hits = 0.0
+    purchased = 0.0
+    if rv.mode != MODE_NONE:  # assets bought count as pool assets: rates are of all ever owned
+        defaults += rv.total[T_DEFAULTED]
+        losses += rv.total[T_LOSS]
+        hits += rv.total[T_DEFAULTS]
+        purchased = rv.total[T_PURCHASED]
+        orig_pool += purchased
     pool_row[P_DEFAULT_RATE] = defaults / orig_pool if orig_pool > 0.0 else 0.0
     pool_row[P_LOSS_RATE] = losses / orig_pool if orig_pool > 0.0 else 0.0
-    hits = 0
     for i in range(scratch.n_defaulters[0]):  # only defaulters can have hit
         hits += ob_hit[scratch.d_obligor[i]]
     pool_row[P_DEFAULTS] = hits
+    pool_row[P_PURCHASED] = purchased
     pool_row[P_ROYALTY] = royalty
     pool_row[P_WEIGHT] = scratch.weight[0]
 

@@ -8,7 +8,9 @@ import numpy as np
 
 from ipabs.collateral.royalty import royalty_schedule
 from ipabs.dates import from_day
+from ipabs.deal.schema import Scenario
 from ipabs.engine.compile import CompiledModel
+from ipabs.engine.revolving_numba_fns import MODE_EXPECTED, MODE_NONE, RevolvingPath, revolving_path
 from ipabs.errors import IpabsError
 from ipabs.risk.deterministic import (
     default_curve,
@@ -36,6 +38,39 @@ class DriverInputs:
     roy_pay_period: np.ndarray
     roy_mdr: np.ndarray
     support_stop: np.ndarray
+    revolving: RevolvingPath
+
+
+def revolving_inputs(model: CompiledModel, scenario: Scenario) -> RevolvingPath:
+    """Expected-value assumptions for the assets a revolving period buys: the scenario's
+    default, prepayment and recovery assumptions of the revolving pool (by period of the deal)."""
+    spec = model.spec
+    grid = model.grid
+    n = len(grid) - 1
+    rv = spec.revolving
+    if rv is None or model.cd.rv_last < 0:
+        return revolving_path(MODE_NONE, 0, n, 0)
+    pool = rv.pool or spec.pools[0].name
+    asm = resolve(scenario, pool, "")
+    months = period_months(grid)
+    rec = asm.recovery
+    rates = []
+    for tpl in rv.templates:
+        if rec.basis == "appraisal":  # the pledged IP's appraisal is `appraisal_ratio` x the loan
+            rates.append(rec.rate * (tpl.appraisal_ratio or 0.0))
+        else:
+            rates.append(rec.rate)
+    n_templates = len(rv.templates)
+    return revolving_path(
+        MODE_EXPECTED,
+        n_templates,
+        n,
+        (model.cd.rv_last + 1) * n_templates,
+        mdr=default_curve(asm.defaults, months, None, rec.lag_months),
+        smm=prepayment_curve(asm.prepayment, months),
+        rec_rate=np.minimum(np.array(rates, dtype=np.float64), 1.0),
+        rec_lag=lag_table(grid, [rec.lag_months])[0],
+    )
 
 
 def scenario_inputs(model: CompiledModel, name: str | None = None) -> DriverInputs:
@@ -137,4 +172,5 @@ def scenario_inputs(model: CompiledModel, name: str | None = None) -> DriverInpu
         roy_pay_period=pay_period,
         roy_mdr=roy_mdr,
         support_stop=sup_stop,
+        revolving=revolving_inputs(model, sc),
     )
