@@ -258,3 +258,19 @@ def test_an_obligor_default_trigger_names_a_known_obligor() -> None:
     with pytest.raises(DealError) as err:
         parse_deal(deal(triggers=trigger))
     assert any(i.path == "triggers[0].obligor" and "Seller" in i.hint for i in err.value.issues)
+
+
+def test_the_revolving_example_of_the_docs_runs_and_buys() -> None:
+    import re
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parents[1] / "docs" / "structures.md").read_text(encoding="utf-8")
+    body = text.split("## Revolving purchase\n", 1)[1].split("\n## ", 1)[0]
+    (example,) = re.findall(r"```yaml\n(.*?)```", body, flags=re.S)
+    r = run_text(example)
+    assert col(r, "deal.purchased").sum() > 50e6
+    # payment dates to 2025-04-01 buy; 2025-07-01 is after `until`
+    assert col(r, "deal.revolving")[:5].all() and not col(r, "deal.revolving")[5:].any()
+    assert_conserved(r, 1e8)
+    res = simulate(compile_text(example), paths=200, seed=1)
+    assert res.pool_outcomes[:, P_PURCHASED].mean() > 50e6

@@ -540,7 +540,7 @@ CASES = [
         13,
         "triggers[0].effect",
         ("the trigger has no effect",),
-        "set sequential, trap or waterfall",
+        "set sequential, trap, waterfall or end_revolving",
     ),
     Case(
         "unknown index",
