@@ -156,6 +156,9 @@ def deals(
             d["cap_per_period"] = round(pool * _pct(draw, 0, 50), 2)
         if draw(st.booleans()):
             d["cap_total"] = round(pool * _pct(draw, 0, 200), 2)
+        reimburse = draw(st.booleans())  # the payer is paid back from excess cash
+        if reimburse:
+            d["reimbursement_rate"] = _pct(draw, 0, 100)
         support.append(d)
     liquidity = draw(st.booleans())
     if liquidity:
@@ -214,7 +217,8 @@ def deals(
     if reserve:
         normal.append({"draw": {"from": "reserve", "covers": ["senior.interest"]}})
     if dpu:
-        covers = ["senior.interest"] + (["senior.principal"] if draw(st.booleans()) else [])
+        principal = ["senior.principal", "senior.principal_at_maturity", "senior.principal_at_final"]
+        covers = ["senior.interest"] + ([draw(st.sampled_from(principal))] if draw(st.booleans()) else [])
         normal.append({"draw": {"from": "dpu", "covers": covers}})
     if liquidity:
         normal.append({"draw": {"from": "lf", "covers": ["senior.interest"]}})
@@ -241,6 +245,8 @@ def deals(
         if draw(st.booleans()):
             step["down_to"] = {"share": _pct(draw, 0, 1000), "of": "pool_balance"}
         normal.append({"pay_principal": step})
+    if dpu and reimburse:
+        normal.append({"reimburse": "dpu"})
     normal.append({"pay_residual": last})
     waterfalls: dict[str, Any] = {"normal": normal}
     if accelerated:
@@ -414,6 +420,16 @@ def test_no_negative_amounts_and_nothing_paid_beyond_what_is_owed(
     # support caps and limits
     for s, sup in enumerate(facts["support"]):
         draws = t.support[:, s, L.SUP_DRAW]
+        back = t.support[:, s, L.SUP_REIMBURSED]
+        paid_back = t.support[:, s, L.SUP_INTEREST_PAID] + t.support[:, s, L.SUP_REPAID]
+        np.testing.assert_allclose(back, paid_back, atol=tol)
+        # draws owed back: drawn less repaid so far (a payer no step reimburses is owed nothing)
+        owed = np.cumsum(draws) - np.cumsum(t.support[:, s, L.SUP_REPAID])
+        if sup["kind"] == "deficiency_payment" and "reimbursement_rate" not in sup:
+            owed = np.zeros_like(owed)
+            assert np.all(back == 0.0)
+        np.testing.assert_allclose(t.support[:, s, L.SUP_OUTSTANDING], owed, atol=1e-6 * facts["pool"])
+        assert np.all(t.support[:, s, L.SUP_UNREIMBURSED] >= t.support[:, s, L.SUP_OUTSTANDING] - tol)
         if sup["kind"] == "deficiency_payment":
             assert np.all(draws <= sup.get("cap_per_period", np.inf) + tol)
             assert draws.sum() <= sup.get("cap_total", np.inf) + tol

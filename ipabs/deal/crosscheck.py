@@ -325,7 +325,12 @@ class _Checker:
     def _claims(self) -> list[str]:
         out = list(self.fees)
         for t in self.tranches:
-            out += [f"{t}.interest", f"{t}.principal"]
+            out += [
+                f"{t}.interest",
+                f"{t}.principal",
+                f"{t}.principal_at_final",
+                f"{t}.principal_at_maturity",
+            ]
         return out
 
     def step(self, path: tuple[Any, ...], step: Step, claims: list[str]) -> None:
@@ -352,10 +357,14 @@ class _Checker:
                     self.add(
                         self.written((*p, "covers", j), (*p, "covers")),
                         f"unknown claim {c!r}",
-                        suggest(c, claims) or "write TRANCHE.interest, TRANCHE.principal or a fee name",
+                        suggest(c, claims)
+                        or "write TRANCHE.interest, TRANCHE.principal, TRANCHE.principal_at_maturity, "
+                        "TRANCHE.principal_at_final or a fee name",
                     )
         elif kind == "repay_liquidity":
             self.ref(p, value, self.liquidity, "liquidity facility")
+        elif kind == "reimburse":
+            self.ref(p, value, self.support, "support")
         elif kind == "pay_residual":
             self.ref(p, value, self.tranches, "tranche")
 

@@ -556,13 +556,21 @@ class Account(Model):
 
 class DeficiencyPayment(Model):
     """A deficiency payment undertaking: the provider pays shortfalls of the items it covers,
-    up to its caps, while it has not defaulted."""
+    up to its caps, while it has not defaulted. Its payments are reimbursed only when a
+    ``reimburse`` step names it: that step pays interest at ``reimbursement_rate`` on the draws
+    unreimbursed at the start of the period (plus interest unpaid before), then the draws.
+    Reimbursement does not restore the caps (they count every payment made)."""
 
     name: Name = Field(description="Support name (used by `draw` steps).")
     kind: Literal["deficiency_payment"] = Field(description="Support kind: `deficiency_payment`.")
     provider: Name = Field(description="Provider obligor name.")
     cap_per_period: Money | None = Field(None, description="Maximum payment per period.")
     cap_total: Money | None = Field(None, description="Maximum payment over the deal's life.")
+    reimbursement_rate: InterestRate = Field(
+        0.0,
+        description="Annual interest on unreimbursed payments (only with a `reimburse` step), "
+        "on the amount outstanding at the start of each period, between -100% and 100%.",
+    )
 
 
 class LiquidityFacility(Model):
@@ -671,7 +679,10 @@ class PayPrincipal(Model):
 class Draw(Model):
     """Draw an account or a support provider for the unpaid part of ``covers``.
 
-    A claim is ``TRANCHE.interest``, ``TRANCHE.principal`` (principal due) or a fee name.
+    A claim is ``TRANCHE.interest``, ``TRANCHE.principal`` (principal due each period),
+    ``TRANCHE.principal_at_maturity`` (principal unpaid on the tranche's expected maturity date
+    and after; legal final when it has none), ``TRANCHE.principal_at_final`` (principal unpaid at
+    the legal final date only) or a fee name.
     """
 
     source: Name = Field(alias="from", description="Account or support (deficiency, liquidity).")
@@ -697,6 +708,11 @@ class Step(Model):
     draw: Draw | None = Field(None, description="Draw an account or support provider.")
     trap_cash: Name | None = Field(None, description="Trap the active share of cash in an account.")
     repay_liquidity: Name | None = Field(None, description="Repay a liquidity facility.")
+    reimburse: Name | None = Field(
+        None,
+        description="Reimburse a support provider from available cash: interest on its "
+        "unreimbursed draws, then the draws (a liquidity facility: as `repay_liquidity`).",
+    )
     pay_residual: Name | None = Field(None, description="Pay all cash left to a tranche.")
 
     @field_validator("pay_fee", "pay_interest", mode="before")

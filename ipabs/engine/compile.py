@@ -256,7 +256,7 @@ def compile_deal(loaded: LoadedDeal) -> CompiledModel:
             sup_kind.append(L.SUP_DEFICIENCY)
             cap_p.append(np.inf if x.cap_per_period is None else x.cap_per_period)
             cap_t.append(np.inf if x.cap_total is None else x.cap_total)
-            sup_rate.append(0.0)
+            sup_rate.append(x.reimbursement_rate)
         else:
             sup_kind.append(L.SUP_LIQUIDITY)
             cap_p.append(np.inf)
@@ -272,7 +272,12 @@ def compile_deal(loaded: LoadedDeal) -> CompiledModel:
         claim_kind.append(L.CLAIM_FEE)
         claim_index.append(i)
     for name, i in tranche_index.items():
-        for what, code in (("interest", L.CLAIM_INTEREST), ("principal", L.CLAIM_PRINCIPAL)):
+        for what, code in (
+            ("interest", L.CLAIM_INTEREST),
+            ("principal", L.CLAIM_PRINCIPAL),
+            ("principal_at_final", L.CLAIM_PRINCIPAL_AT_FINAL),
+            ("principal_at_maturity", L.CLAIM_PRINCIPAL_AT_MATURITY),
+        ):
             claims[f"{name}.{what}"] = len(claim_kind)
             claim_kind.append(code)
             claim_index.append(i)
@@ -321,12 +326,16 @@ def compile_deal(loaded: LoadedDeal) -> CompiledModel:
                 is_acc = v.source in account_index
                 src = account_index[v.source] if is_acc else support_index[v.source]
                 ops.append((op, 0 if is_acc else 1, src, lists.add([claims[c] for c in v.covers]), -1))
-            elif kind == "repay_liquidity":
+            elif kind in ("repay_liquidity", "reimburse"):
                 ops.append((op, support_index[v], 0, 0, -1))
             elif kind == "pay_residual":
                 ops.append((op, tranche_index[v], 0, 0, -1))
         wf_ptr.append(len(ops))
     normal = waterfall_index.get("normal", 0)
+    # a deficiency payer is owed its payments back only when a step reimburses it; a
+    # liquidity facility always is
+    named = {s.value for steps in spec.waterfalls.values() for s in steps if s.kind == "reimburse"}
+    reimbursable = [not isinstance(x, DeficiencyPayment) or x.name in named for x in spec.support]
 
     pool_balance = float(assets.balance.sum())
     call = spec.clean_up_call
@@ -390,6 +399,7 @@ def compile_deal(loaded: LoadedDeal) -> CompiledModel:
         call_threshold=-1.0 if call is None else float(call.threshold),
         call_price=1.0 if call is None else float(call.price),
         original_pool_balance=pool_balance,
+        sup_reimbursable=i64(reimbursable),
     )
     return CompiledModel(
         deal=loaded,

@@ -49,6 +49,9 @@ SUP_LIQUIDITY = 1
 CLAIM_FEE = 0
 CLAIM_INTEREST = 1
 CLAIM_PRINCIPAL = 2
+# ---- support
+CLAIM_PRINCIPAL_AT_FINAL = 3  # principal unpaid at the legal final date only
+CLAIM_PRINCIPAL_AT_MATURITY = 4  # principal unpaid from the tranche's expected maturity on
 
 # ---- trigger kinds
 TRG_CUMULATIVE_DEFAULT = 0
@@ -73,6 +76,8 @@ OP_DRAW = 4  # a: 0 account / 1 support, b: its index, c: group of claims
 OP_TRAP_CASH = 5  # a: account
 OP_REPAY_LIQUIDITY = 6  # a: support
 OP_PAY_RESIDUAL = 7  # a: tranche
+# ---- support
+OP_REIMBURSE = 14  # a: support
 STEP_CODES = {
     "pay_fee": OP_PAY_FEE,
     "pay_interest": OP_PAY_INTEREST,
@@ -82,6 +87,8 @@ STEP_CODES = {
     "trap_cash": OP_TRAP_CASH,
     "repay_liquidity": OP_REPAY_LIQUIDITY,
     "pay_residual": OP_PAY_RESIDUAL,
+    # ---- support
+    "reimburse": OP_REIMBURSE,
 }
 LIMIT_AVAILABLE = 0
 LIMIT_PRINCIPAL_COLLECTIONS = 1
@@ -148,6 +155,8 @@ class CompiledDeal(NamedTuple):
     call_threshold: float  # share of the original pool; negative: no call
     call_price: float
     original_pool_balance: float
+    # ---- support
+    sup_reimbursable: np.ndarray  # (S,) 1 when a reimburse or repay_liquidity step names it
 
 
 # ---- output tables: last axis of each
@@ -189,7 +198,19 @@ SUP_REPAID = 1
 SUP_INTEREST_PAID = 2
 SUP_OUTSTANDING = 3
 SUP_CUMULATIVE_DRAW = 4
-SUPPORT_FIELDS = ("draw", "principal_repaid", "interest_paid", "outstanding", "cumulative_draw")
+# ---- support
+SUP_REIMBURSED = 5  # draws and interest paid back to the provider in the period
+SUP_UNREIMBURSED = 6  # draws and interest still owed to the provider after the period
+SUPPORT_FIELDS = (
+    "draw",
+    "principal_repaid",
+    "interest_paid",
+    "outstanding",
+    "cumulative_draw",
+    # ---- support
+    "reimbursed",
+    "unreimbursed",
+)
 
 TRG_VALUE = 0
 TRG_BREACHED = 1

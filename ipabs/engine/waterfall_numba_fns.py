@@ -30,6 +30,8 @@ from ipabs.engine.layout import (
     AMT_SCHEDULE,
     CLAIM_FEE,
     CLAIM_INTEREST,
+    CLAIM_PRINCIPAL_AT_FINAL,
+    CLAIM_PRINCIPAL_AT_MATURITY,
     D_ACCOUNT_DEPOSITS,
     D_ACCOUNT_WITHDRAWALS,
     D_CALL_PROCEEDS,
@@ -57,6 +59,7 @@ from ipabs.engine.layout import (
     OP_PAY_INTEREST,
     OP_PAY_PRINCIPAL,
     OP_PAY_RESIDUAL,
+    OP_REIMBURSE,
     OP_REPAY_LIQUIDITY,
     OP_TRAP_CASH,
     Q_BALANCE,
@@ -71,7 +74,9 @@ from ipabs.engine.layout import (
     SUP_DRAW,
     SUP_INTEREST_PAID,
     SUP_OUTSTANDING,
+    SUP_REIMBURSED,
     SUP_REPAID,
+    SUP_UNREIMBURSED,
     TR_BALANCE_END,
     TR_BALANCE_START,
     TR_INTEREST_ARREARS,
@@ -172,13 +177,18 @@ def _account_target(cd, k, t, last, accelerated, pool_start, pool_end, bal, int_
 
 
 @njit(leaf=True, inline="always")
-def _claim_due(claim_index, claim_kind, c, fee_due, int_due, prin_due, bal):  # type: ignore[no-untyped-def]
+def _claim_due(claim_index, claim_kind, c, fee_due, int_due, prin_due, bal, t, last, due_period):  # type: ignore[no-untyped-def]
     ci = claim_index[c]
     kind = claim_kind[c]
     if kind == CLAIM_FEE:
         return fee_due[ci]
     if kind == CLAIM_INTEREST:
         return int_due[ci]
+    # a guarantee of principal at legal final (or from expected maturity) owes nothing before
+    if kind == CLAIM_PRINCIPAL_AT_FINAL and not last:
+        return 0.0
+    if kind == CLAIM_PRINCIPAL_AT_MATURITY and not last and t < due_period[ci]:
+        return 0.0
     return min(prin_due[ci], bal[ci])
 
 
@@ -276,6 +286,7 @@ def waterfall_path(cd, coll, support_stop, out, work, flags, full):  # type: ign
     out_support = out.support
     out_tranche = out.tranche
     out_trigger = out.trigger
+    cd_sup_reimbursable = cd.sup_reimbursable
 
     n_t = cd_n_periods
     n_tr = cd_tr_balance.shape[0]
@@ -631,7 +642,16 @@ def waterfall_path(cd, coll, support_stop, out, work, flags, full):  # type: ign
                 need_total = 0.0
                 for j in range(cd_grp_ptr[grp], cd_grp_ptr[grp + 1]):
                     need_total += _claim_due(
-                        cd_claim_index, cd_claim_kind, cd_grp_item[j], fee_due, int_due, prin_due, bal
+                        cd_claim_index,
+                        cd_claim_kind,
+                        cd_grp_item[j],
+                        fee_due,
+                        int_due,
+                        prin_due,
+                        bal,
+                        t,
+                        last,
+                        cd_tr_due_period,
                     )
                 if a == 0:  # an account
                     room = acc_bal[src]
@@ -652,7 +672,7 @@ def waterfall_path(cd, coll, support_stop, out, work, flags, full):  # type: ign
                     else:
                         sup_period[src] += x_total
                         sup_total[src] += x_total
-                        if cd_sup_kind[src] != SUP_DEFICIENCY:
+                        if cd_sup_kind[src] != SUP_DEFICIENCY or cd_sup_reimbursable[src]:
                             lf_outstanding[src] += x_total
                         out_support[t, src, SUP_DRAW] += x_total
                         draws_total += x_total
@@ -662,7 +682,18 @@ def waterfall_path(cd, coll, support_stop, out, work, flags, full):  # type: ign
                         ci = cd_claim_index[c]
                         x = min(
                             left,
-                            _claim_due(cd_claim_index, cd_claim_kind, c, fee_due, int_due, prin_due, bal),
+                            _claim_due(
+                                cd_claim_index,
+                                cd_claim_kind,
+                                c,
+                                fee_due,
+                                int_due,
+                                prin_due,
+                                bal,
+                                t,
+                                last,
+                                cd_tr_due_period,
+                            ),
                         )
                         if x <= 0.0:
                             continue
@@ -681,7 +712,7 @@ def waterfall_path(cd, coll, support_stop, out, work, flags, full):  # type: ign
                             out_tranche[t, ci, TR_PRINCIPAL_PAID] += x
                             out_tranche[t, ci, TR_SUPPORT_RECEIVED] += x
                         paid_total += x
-            elif op == OP_REPAY_LIQUIDITY:
+            elif op == OP_REPAY_LIQUIDITY or op == OP_REIMBURSE:
                 # interest runs on what was outstanding since the last date, not on today's draws
                 interest = lf_start[a] * cd_sup_rate[a] * yf + lf_int_arrears[a]
                 xi = min(avail, interest)
@@ -692,6 +723,7 @@ def waterfall_path(cd, coll, support_stop, out, work, flags, full):  # type: ign
                 avail -= xp
                 out_support[t, a, SUP_INTEREST_PAID] += xi
                 out_support[t, a, SUP_REPAID] += xp
+                out_support[t, a, SUP_REIMBURSED] += xi + xp
                 paid_total += xi + xp
             elif op == OP_PAY_RESIDUAL:
                 if avail > EPS:
@@ -724,6 +756,7 @@ def waterfall_path(cd, coll, support_stop, out, work, flags, full):  # type: ign
             for s in range(n_sup):
                 out_support[t, s, SUP_OUTSTANDING] = lf_outstanding[s]
                 out_support[t, s, SUP_CUMULATIVE_DRAW] = sup_total[s]
+                out_support[t, s, SUP_UNREIMBURSED] = lf_outstanding[s] + lf_int_arrears[s]
             row[D_SUPPORT_DRAWS] = draws_total
             row[D_ACCOUNT_WITHDRAWALS] = withdraw_total
             row[D_PAYMENTS] = paid_total
