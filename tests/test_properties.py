@@ -22,7 +22,14 @@ from hypothesis import strategies as st
 from ipabs.dates import add_months
 from ipabs.engine import layout as L
 from ipabs.results import RunResult, conservation_residual
-from ipabs.risk.collections_numba_fns import C_DEFAULT, C_ROYALTY
+from ipabs.risk.collections_numba_fns import (
+    C_DEFAULT,
+    C_GUARANTEE,
+    C_INSURANCE,
+    C_RECOVERY,
+    C_RISK_SHARING,
+    C_ROYALTY,
+)
 
 # When a property fails, hypothesis's pytest plugin imports libcst to suggest a patch; libcst's
 # import raises a DeprecationWarning (mypy_extensions.TypedDict), which the project's
@@ -172,6 +179,38 @@ def deals(
                 "rate": _pct(draw, 0, 100),
             }
         )
+    loss_cover: list[dict[str, Any]] = []
+    if draw(st.booleans()):  # a risk-sharing pool on the whole pool, or insurance of one borrower
+        if draw(st.booleans()):
+            obligors.append({"name": "Fund"})
+            payer: dict[str, Any] = {"obligor": "Fund", "share": _pct(draw, 0, 100, 100.0)}
+            if draw(st.booleans()):
+                payer["cap_per_year"] = round(pool * _pct(draw, 0, 100), 2)
+            if draw(st.booleans()):
+                payer["cap_total"] = round(pool * _pct(draw, 0, 200), 2)
+            loss_cover.append(
+                {
+                    "name": "sharing",
+                    "kind": "risk_sharing",
+                    "covers": ["pool"],
+                    "payers": [payer],
+                    "basis": draw(st.sampled_from(["realised_loss", "defaulted_principal"])),
+                    "lag_months": draw(st.integers(0, 12)),
+                }
+            )
+        else:
+            obligors.append({"name": "Insurer"})
+            cover: dict[str, Any] = {
+                "name": "insurance",
+                "kind": "insurance",
+                "insurer": "Insurer",
+                "covers": [pool_loans[0]["obligor"]],
+                "share": _pct(draw, 0, 100, 100.0),
+                "waiting_months": draw(st.integers(0, 6)),
+            }
+            if draw(st.booleans()):
+                cover["cap_total"] = round(pool * _pct(draw, 0, 100), 2)
+            loss_cover.append(cover)
     accelerated = False
     trap = False
     if with_trap or dscr_switch or (not safe and draw(st.booleans())):
@@ -294,6 +333,8 @@ def deals(
         spec["support"] = support
     if triggers:
         spec["triggers"] = triggers
+    if loss_cover:
+        spec["loss_cover"] = loss_cover
     if draw(st.booleans()):
         spec["clean_up_call"] = {
             "threshold": _pct(draw, 0, 300),
@@ -394,6 +435,11 @@ def test_no_negative_amounts_and_nothing_paid_beyond_what_is_owed(
     ]
     assert np.all(t.deal[:, money] >= -tol)
     assert np.all(res.collections >= -tol), "negative asset cash flow"
+    # what defaults bring (guarantees, recoveries, loss cover) never exceeds what defaulted (a
+    # clean-up call drops the later defaults of the assets sold)
+    c = res.collections.sum(axis=(0, 1))
+    brought = c[C_GUARANTEE] + c[C_RECOVERY] + c[C_RISK_SHARING] + c[C_INSURANCE]
+    assert "clean_up_call" in spec or brought <= c[C_DEFAULT] + tol
 
     tr = t.tranche
     assert np.all(tr[:, :, L.TR_INTEREST_PAID] <= tr[:, :, L.TR_INTEREST_DUE] + tol)

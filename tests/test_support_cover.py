@@ -18,6 +18,7 @@ from test_montecarlo import assert_periods_equal
 
 from ipabs import api
 from ipabs.deal.load import parse_deal
+from ipabs.engine.compile import CompiledModel
 from ipabs.errors import DealError, Issue
 from ipabs.montecarlo import simulate
 
@@ -287,3 +288,271 @@ def test_zero_pd_paths_equal_the_deterministic_run_with_reimbursement_and_maturi
     for i, kept in result.kept.items():
         assert_periods_equal(kept.periods, det.periods, f"path {i}")
     assert np.all(result.tranche_outcomes == result.tranche_outcomes[:1])
+
+
+# --------------------------------------------------------------------------- 3. loss cover
+
+COVER_DEAL = (
+    ANNUAL_4Y.format(name="loss cover")
+    + """obligors:
+  - {name: Fund, pd: 0.05}
+  - {name: GuarCo, pd: 0.1}
+  - {name: Insurer, pd: 0.02}
+pools:
+  - name: park
+    loans:
+      - {obligor: A, balance: 4m, rate: 5%, term_months: 48, payment_frequency: annual, pd: 0.1}
+      - {obligor: B, balance: 4m, rate: 5%, term_months: 48, payment_frequency: annual, pd: 0.1}
+      - {obligor: C, balance: 2m, rate: 5%, term_months: 48, payment_frequency: annual, pd: 0.1}
+scenarios:
+  base:
+    defaults: {obligors: {A: 1, C: 2}}
+    recovery: {rate: 0.3, lag_months: 12}
+  fund_defaults:
+    defaults: {obligors: {A: 1, C: 2, Fund: 2}}
+    recovery: {rate: 0.3, lag_months: 12}
+  two_years:
+    defaults: {obligors: {A: 1, B: 2}}
+    recovery: {rate: 0.3, lag_months: 12}
+tranches:
+  - {name: senior, balance: 8m, coupon: 3%}
+  - {name: sub, balance: 2m}
+loss_cover:
+  - name: pool_fund
+    kind: risk_sharing
+    covers: [A, B]
+    BASIS
+    payers:
+      - {obligor: Fund, share: 40%, cap_per_year: 500k}
+      - {obligor: GuarCo, share: 30%, cap_total: 1m}
+  - {name: policy, kind: insurance, insurer: Insurer, covers: [C], waiting_months: 3, cap_total: 1.5m}
+risk:
+  correlation: 0.2
+  recovery: {model: constant, rate: 0.3, lag_months: 12}
+waterfalls:
+  normal:
+    - pay_interest: senior
+    - pay_principal: senior
+    - pay_residual: sub
+"""
+)
+REALISED = COVER_DEAL.replace("    BASIS\n", "")
+DEFAULTED = COVER_DEAL.replace("BASIS", "basis: defaulted_principal\n    lag_months: 6")
+
+
+def _cover_columns(text: str, scenario: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    res = run_text(text, scenario)
+    assert_conserved(res, 1e7)
+    return col(res, "pool.risk_sharing"), col(res, "pool.insurance"), col(res, "pool.recovery")
+
+
+def test_risk_sharing_of_realised_losses_and_insurance_with_a_policy_limit() -> None:
+    # A (4m) defaults in period 1: 30% = 1.2m recovered 12 months after 2026-01-01, in period
+    # 2; the realised loss 2.8m is shared then (lag 0): the fund 40% = 1.12m, capped at 500k for
+    # the deal year; the guarantee company 30% = 840k. C (2m) defaults in period 2: the insurer
+    # owes 100% x 2m three months after 2027-01-01 (period 3), paid up to its 1.5m limit; it
+    # takes over 1.5m / 2m = 75% of C's 600k recovery (period 3): the deal keeps 150k.
+    rs, ins, rec = _cover_columns(REALISED, "base")
+    assert_cents(rs, [0, 500_000 + 840_000, 0, 0], "risk sharing")
+    assert_cents(ins, [0, 0, 1_500_000, 0], "insurance")
+    assert_cents(rec, [0, 1_200_000, 600_000 * 0.25, 0], "recovery kept")
+    res = run_text(REALISED, "base")
+    leap = 366 / 365
+    # B pays 200,000 a year (x 366/365 in year 4) and 4m at maturity; C 100,000 in year 1
+    cash = [300_000, 200_000 + 1_200_000 + 1_340_000, 200_000 + 150_000 + 1_500_000, 200_000 * leap + 4e6]
+    assert_cents(col(res, "deal.collections"), cash, "collections")
+    # loss cover is principal collections: everything left after interest pays the senior
+    assert_cents(col(res, "pool.loss"), [2_800_000, 2_000_000 - 600_000, 0, 0], "loss before cover")
+
+
+def test_a_defaulted_payer_pays_nothing_from_its_default_period() -> None:
+    rs, _ins, _rec = _cover_columns(REALISED, "fund_defaults")
+    assert_cents(rs, [0, 840_000, 0, 0], "only the guarantee company pays")
+
+
+def test_caps_per_deal_year_and_in_total() -> None:
+    # A's loss (2.8m) is shared in period 2 (deal year 2026-01-01 -> 2027-01-01), B's (B
+    # defaults in period 2, recovers 1.2m in period 3) in period 3, the next deal year: the
+    # fund pays 500k in each year; the guarantee company 840k, then the 160k left of its 1m cap.
+    rs, _ins, _rec = _cover_columns(REALISED, "two_years")
+    assert_cents(rs, [0, 500_000 + 840_000, 500_000 + 160_000, 0], "risk sharing")
+
+
+def test_risk_sharing_of_defaulted_principal_takes_over_the_recovery() -> None:
+    # A defaults in period 1: its 4m is shared 6 months after 2026-01-01 (period 2): the fund
+    # pays 500k (cap), the guarantee company 30% x 4m = 1.2m, capped at 1m. They paid 1.5m / 4m
+    # = 37.5% of it and take 37.5% of A's 1.2m recovery: the deal keeps 750k.
+    rs, _ins, rec = _cover_columns(DEFAULTED, "base")
+    assert_cents(rs, [0, 1_500_000, 0, 0], "risk sharing")
+    assert_cents(rec, [0, 1_200_000 * (1 - 1_500_000 / 4_000_000), 150_000, 0], "recovery kept")
+
+
+# --------------------------------------------------------------------------- loss cover: Monte Carlo
+
+
+def test_zero_pd_paths_equal_the_deterministic_run_with_loss_cover() -> None:
+    text = REALISED.replace("  correlation: 0.2\n", "  correlation: 0.2\n  pd_multiplier: 0\n")
+    text = text.replace("scenarios:\n", "scenarios:\n  quiet: {recovery: {rate: 0.3, lag_months: 12}}\n")
+    model = compile_text(text)
+    det = api.run(model, "quiet")
+    result = simulate(model, paths=8, seed=2, threads=2, keep=[0, 7])
+    for i, kept in result.kept.items():
+        assert_periods_equal(kept.periods, det.periods, f"path {i}")
+
+
+def _named_defaults(model: CompiledModel, seed: int, path: int) -> dict[str, int]:
+    from test_montecarlo import default_periods
+
+    return default_periods(model, seed, path)
+
+
+def test_paths_equal_deterministic_runs_with_the_same_named_defaults() -> None:
+    """On each path, caps, payer defaults and the recoveries payers take over are those of the
+    deterministic scenario in which the same obligors default in the same periods."""
+    for text in (REALISED, DEFAULTED):
+        hot = text.replace("pd: 0.1}", "pd: 0.3}").replace("pd: 0.05}", "pd: 0.3}")
+        model = compile_text(hot)
+        seed, n_paths = 7, 40
+        named = {i: _named_defaults(model, seed, i) for i in range(n_paths)}
+        borrowers = ("A", "B", "C")
+        chosen = [i for i in range(n_paths) if any(b in named[i] for b in borrowers)][:10]
+        payer_first = [
+            i
+            for i in range(n_paths)
+            if named[i].get("Fund", 99) < max(named[i].get(b, -1) for b in ("A", "B"))
+        ]
+        assert payer_first, "a path where the fund defaults before a loss is paid"
+        chosen = sorted({*chosen, payer_first[0]})
+        recovery = "recovery: {rate: 0.3, lag_months: 12}"
+        scenarios = "\n".join(
+            f"  path_{i}: {{{recovery}, defaults: {{obligors: {{"
+            + ", ".join(f"{name}: {t + 1}" for name, t in named[i].items())
+            + "}}}"
+            for i in chosen
+        )
+        det_model = compile_text(
+            hot.split("scenarios:\n")[0]
+            + "scenarios:\n"
+            + scenarios
+            + "\ntranches:"
+            + hot.split("\ntranches:", 1)[1]
+        )
+        result = simulate(model, paths=n_paths, seed=seed, threads=2, keep=chosen)
+        paid = 0.0
+        for i in chosen:
+            det = api.run(det_model, f"path_{i}")
+            assert_periods_equal(result.kept[i].periods, det.periods, f"path {i} (defaults {named[i]})")
+            paid += col(det, "pool.risk_sharing").sum() + col(det, "pool.insurance").sum()
+        assert paid > 0.0
+
+
+# One zero-coupon note on one bullet loan that recovers nothing: on a path the note loses the
+# loan (1m) if the borrower defaults, less what the fund pays: 60% of the loss when the
+# borrower defaults before the fund (in an earlier period), else nothing.
+PAYER_DEFAULT_DEAL = (
+    ANNUAL_3Y.format(name="payer default")
+    + """obligors:
+  - {name: Fund, pd: 0.25}
+pools:
+  - name: park
+    loans:
+      - {obligor: Borrower, pd: 0.3, balance: 1m, rate: 0, term_months: 36, amortisation: bullet}
+tranches:
+  - {name: notes, balance: 1m}
+loss_cover:
+  - {name: fund, kind: risk_sharing, covers: [park], payers: [{obligor: Fund, share: 60%}]}
+risk:
+  correlation: 0
+  recovery: {model: constant, rate: 0}
+waterfalls:
+  normal:
+    - pay_principal: notes
+"""
+)
+
+
+def test_a_payer_that_defaulted_before_the_payment_pays_nothing_on_every_path() -> None:
+    model = compile_text(PAYER_DEFAULT_DEAL)
+    seed, n_paths = 11, 200
+    result = simulate(model, paths=n_paths, seed=seed, threads=2, keep=list(range(60)))
+    seen = set()
+    for i, kept in result.kept.items():
+        named = _named_defaults(model, seed, i)
+        paid = col(kept, "pool.risk_sharing")
+        expected = np.zeros(model.n_periods)
+        if "Borrower" in named:
+            tau = named["Borrower"]
+            if named.get("Fund", model.n_periods) > tau:
+                expected[tau] = 0.6 * 1_000_000
+                seen.add("paid")
+            else:
+                seen.add("fund in default")
+        assert_cents(paid, expected, f"path {i} (defaults {named})")
+    assert seen == {"paid", "fund in default"}
+
+
+def test_expected_cover_payment_matches_the_independent_closed_form() -> None:
+    """Independent defaults (no correlation): the fund pays 60% x 1m for a default in year t
+    when it survives year t: E = 0.6m x sum_t P(borrower defaults in t) x P(fund survives t)."""
+    import mc_reference as ref
+    from test_montecarlo import assert_within, mean_se
+
+    from ipabs.risk.montecarlo_numba_fns import O_LOSS, P_DEFAULT_RATE
+
+    model = compile_text(PAYER_DEFAULT_DEAL)
+    result = simulate(model, paths=40_000, seed=4, threads=2)
+    defaulted = result.pool_outcomes[:, P_DEFAULT_RATE] * 1_000_000
+    cover = defaulted - result.tranche_outcomes[:, 0, O_LOSS]
+    times = (model.grid[1:] - model.grid[0]) / 365.0
+    borrower = np.diff(np.concatenate([[0.0], ref.cumulative_pd_annual(0.3, times)]))
+    fund_alive = 1.0 - ref.cumulative_pd_annual(0.25, times)
+    exact = 0.6 * 1_000_000 * float((borrower * fund_alive).sum())
+    m, se = mean_se(cover)
+    assert_within(m, exact, se, "expected payment by the fund")
+
+
+# --------------------------------------------------------------------------- loss cover: located errors
+
+MINIMAL_COVER = """loss_cover:
+  - name: fund
+    kind: risk_sharing
+    covers: [BetaSoft]
+    payers:
+      - {obligor: StateGuarantor, share: 40%, cap_per_year: 1m}
+      - {obligor: AlphaTech, share: 30%}
+  - {name: policy, kind: insurance, insurer: StateGuarantor, covers: [AlphaTech]}
+
+"""
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "line", "column", "path", "message", "hint"),
+    [
+        ("covers: [BetaSoft]", "covers: [BetaSof]", 58, 14, "loss_cover[0].covers[0]",
+         "unknown pool, loan or obligor 'BetaSof'", "did you mean 'BetaSoft'?"),
+        ("obligor: StateGuarantor, share", "obligor: StateGuarant, share", 60, 19,
+         "loss_cover[0].payers[0].obligor", "unknown obligor 'StateGuarant'",
+         "did you mean 'StateGuarantor'?"),
+        ("insurer: StateGuarantor", "insurer: Nobody", 62, 46, "loss_cover[1].insurer",
+         "unknown obligor 'Nobody'", ""),
+        ("share: 30%", "share: 70%", 60, 7, "loss_cover[0].payers",
+         "the payers' shares add up to 110.0000%, above 100%", ""),
+        ("cap_per_year: 1m", "cap_per_year: -1m", 60, 61, "loss_cover[0].payers[0].cap_per_year",
+         "", ""),
+        ("covers: [AlphaTech]", "covers: [park]", 62, 71, "loss_cover[1].covers[0]",
+         "'park' is already covered by 'fund'", ""),
+        ("kind: insurance", "kind: insurence", 62, 26, "loss_cover[1].kind", "", ""),
+        ("{name: policy", "{name: fund", 62, 12, "loss_cover[1].name", "duplicate name 'fund'", ""),
+    ],
+)  # fmt: skip
+def test_loss_cover_mistakes_are_located(
+    minimal_text: str, old: str, new: str, line: int, column: int, path: str, message: str, hint: str
+) -> None:
+    text = minimal_text.replace("\ntriggers:\n", "\n" + MINIMAL_COVER + "triggers:\n")
+    parse_deal(text, "deal.yaml")  # valid as written
+    assert text.count(old) == 1
+    issue = _issue(text.replace(old, new))
+    assert (issue.line, issue.column, issue.path) == (line, column, path), str(issue)
+    assert message in issue.message, str(issue)
+    if hint:
+        assert issue.hint == hint, str(issue)

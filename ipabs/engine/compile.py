@@ -17,7 +17,7 @@ from ipabs.collateral.assets import (
     index_arrays,
 )
 from ipabs.collateral.schedule_numba_fns import contractual_flows, index_rate
-from ipabs.dates import DAY_COUNTS, from_day, grid_days, payment_dates, to_day, year_fraction
+from ipabs.dates import DAY_COUNTS, add_months, from_day, grid_days, payment_dates, to_day, year_fraction
 from ipabs.deal.load import LoadedDeal
 from ipabs.deal.schema import (
     MONTHS_PER_PERIOD,
@@ -25,6 +25,7 @@ from ipabs.deal.schema import (
     DeficiencyPayment,
     FloatingRate,
     Formula,
+    GuaranteeInsurance,
     Schedule,
 )
 from ipabs.deal.types import parse_quantity
@@ -49,6 +50,8 @@ class CompiledModel:
         Contractual asset cash flows per collection period.
     support_provider : ndarray, shape (S,)
         Obligor index of each support provider.
+    cover : CoverArrays
+        Risk-sharing pools and guarantee insurance (``loss_cover``).
     """
 
     deal: LoadedDeal
@@ -68,6 +71,9 @@ class CompiledModel:
     trigger_names: list[str]
     waterfall_names: list[str]
     pool_names: list[str]
+    # ---- support
+    cover: L.CoverArrays
+    cover_names: list[str]
 
     @property
     def spec(self) -> Deal:
@@ -419,4 +425,57 @@ def compile_deal(loaded: LoadedDeal) -> CompiledModel:
         trigger_names=[g.name for g in spec.triggers],
         waterfall_names=list(waterfall_index),
         pool_names=[p.name for p in spec.pools],
+        cover=_loss_cover(spec, assets, obligors, dates),
+        cover_names=[c.name for c in spec.loss_cover],
+    )
+
+
+def _loss_cover(spec: Deal, assets: AssetArrays, obligors: Obligors, dates: list[Any]) -> L.CoverArrays:
+    """The ``loss_cover`` section as arrays: which cover each asset has, and the payers."""
+    pools = [p.name for p in spec.pools]
+    a_cover = np.full(len(assets), -1, dtype=np.int64)
+    kinds, lags, ptr = [], [], [0]
+    p_obligor, p_share, p_year, p_total = [], [], [], []
+    for c, cover in enumerate(spec.loss_cover):
+        targets = set(cover.covers)
+        for a in range(len(assets)):
+            if (
+                pools[int(assets.pool[a])] in targets
+                or assets.id[a] in targets
+                or obligors.names[int(assets.obligor[a])] in targets
+            ):
+                a_cover[a] = c
+        if isinstance(cover, GuaranteeInsurance):
+            kinds.append(L.COVER_INSURANCE)
+            lags.append(cover.waiting_months)
+            payers = [(cover.insurer, cover.share, None, cover.cap_total)]
+        else:
+            realised = cover.basis == "realised_loss"
+            kinds.append(L.COVER_REALISED_LOSS if realised else L.COVER_DEFAULTED_PRINCIPAL)
+            lags.append(cover.lag_months)
+            payers = [(p.obligor, p.share, p.cap_per_year, p.cap_total) for p in cover.payers]
+        for name, share, cap_year, cap_total in payers:
+            p_obligor.append(obligors.index[name])
+            p_share.append(share)
+            p_year.append(np.inf if cap_year is None else cap_year)
+            p_total.append(np.inf if cap_total is None else cap_total)
+        ptr.append(len(p_obligor))
+    # a payment date in (closing + 12k months, closing + 12(k+1) months] is in deal year k
+    closing = spec.deal.closing_date
+    year = []
+    for d in dates:
+        k = 0
+        while add_months(closing, 12 * (k + 1)) < d:
+            k += 1
+        year.append(k)
+    return L.CoverArrays(
+        a_cover=a_cover,
+        cv_kind=np.array(kinds, dtype=np.int64),
+        cv_lag_months=np.array(lags, dtype=np.int64),
+        cv_payer_ptr=np.array(ptr, dtype=np.int64),
+        py_obligor=np.array(p_obligor, dtype=np.int64),
+        py_share=np.array(p_share, dtype=np.float64),
+        py_cap_year=np.array(p_year, dtype=np.float64),
+        py_cap_total=np.array(p_total, dtype=np.float64),
+        period_year=np.array(year, dtype=np.int64),
     )

@@ -257,6 +257,26 @@ N_TRIGGER_FIELDS = len(TRIGGER_FIELDS)
 N_DEAL_FIELDS = len(DEAL_FIELDS)
 
 
+# ---- support: loss cover (risk-sharing pools, guarantee insurance)
+COVER_REALISED_LOSS = 0  # risk sharing of the loss left after recovery
+COVER_DEFAULTED_PRINCIPAL = 1  # risk sharing of the defaulted balance; payers take the recovery
+COVER_INSURANCE = 2  # guarantee insurance of the defaulted balance; the insurer takes the recovery
+
+
+class CoverArrays(NamedTuple):
+    """Loss cover as arrays. Dimensions: A assets, V covers, Q payers (of all covers), T periods."""
+
+    a_cover: np.ndarray  # (A,) cover of each asset, -1 none
+    cv_kind: np.ndarray  # (V,) COVER_*
+    cv_lag_months: np.ndarray  # (V,) lag_months or waiting_months
+    cv_payer_ptr: np.ndarray  # (V+1,) payers of cover c: cv_payer_ptr[c] .. cv_payer_ptr[c+1]
+    py_obligor: np.ndarray  # (Q,) obligor index
+    py_share: np.ndarray  # (Q,)
+    py_cap_year: np.ndarray  # (Q,) inf: none
+    py_cap_total: np.ndarray  # (Q,) inf: none
+    period_year: np.ndarray  # (T,) deal year (0-based, 12 months from closing) of each payment date
+
+
 class WaterfallTables(NamedTuple):
     """Per-period tables one waterfall run writes (preallocated by the caller)."""
 

@@ -100,9 +100,11 @@ from ipabs.risk.collections_numba_fns import (
     C_BALANCE_START,
     C_DEFAULT,
     C_GUARANTEE,
+    C_INSURANCE,
     C_INTEREST,
     C_PREPAYMENT,
     C_RECOVERY,
+    C_RISK_SHARING,
     C_ROYALTY,
     C_SCHED_PRINCIPAL,
 )
@@ -359,6 +361,7 @@ def waterfall_path(cd, coll, support_stop, out, work, flags, full):  # type: ign
         # 1. collections ---------------------------------------------------------------
         if called:
             asset_cash = coll[t, C_RECOVERY] + coll[t, C_GUARANTEE]
+            asset_cash += coll[t, C_RISK_SHARING] + coll[t, C_INSURANCE]  # loss cover
             principal_coll = asset_cash
             pool_start = 0.0
             pool_end = 0.0
@@ -370,12 +373,16 @@ def waterfall_path(cd, coll, support_stop, out, work, flags, full):  # type: ign
                 + coll[t, C_RECOVERY]
                 + coll[t, C_GUARANTEE]
                 + coll[t, C_ROYALTY]
+                + coll[t, C_RISK_SHARING]
+                + coll[t, C_INSURANCE]
             )
             principal_coll = (
                 coll[t, C_SCHED_PRINCIPAL]
                 + coll[t, C_PREPAYMENT]
                 + coll[t, C_RECOVERY]
                 + coll[t, C_GUARANTEE]
+                + coll[t, C_RISK_SHARING]
+                + coll[t, C_INSURANCE]
             )
             pool_start = coll[t, C_BALANCE_START]
             pool_end = coll[t, C_BALANCE_END]

@@ -11,6 +11,7 @@ from ipabs.collateral.royalty import royalty_grid
 from ipabs.deal.risk import RiskModel
 from ipabs.deal.schema import MONTHS_PER_PERIOD
 from ipabs.engine.compile import CompiledModel
+from ipabs.engine.layout import COVER_REALISED_LOSS, CoverArrays
 from ipabs.errors import IpabsError
 from ipabs.risk.deterministic import lag_table, period_months, prepayment_curve
 from ipabs.risk.normal_numba_fns import norm_ppf_array
@@ -95,6 +96,9 @@ class RiskArrays(NamedTuple):
     times: np.ndarray  # (T,) years from closing to each payment date
     gap_id: np.ndarray  # (T,) which of gap_years precedes each date (the first: from closing)
     gap_years: np.ndarray  # (G,) the distinct gaps between dates, in years
+    # ---- support
+    cover: CoverArrays  # loss cover (risk-sharing pools, guarantee insurance)
+    a_cover_lag: np.ndarray  # (A,) lag id of the period its cover pays a default in (-1: none)
 
 
 def cumulative_pd(
@@ -371,7 +375,17 @@ def compile_risk(model: CompiledModel, risk: RiskModel | None = None) -> RiskArr
         np.add.at(totals[:, :, col], model.assets.pool, arr)
 
     rec = risk.recovery
-    lags = sorted({rec.lag_months, *model.assets.guarantee_lag_months.tolist(), 0})
+    # a realised loss is covered lag_months after its recovery; a defaulted balance after its default
+    cover = model.cover
+    cover_lag = [
+        -1
+        if c < 0
+        else int(cover.cv_lag_months[c]) + (rec.lag_months if cover.cv_kind[c] == COVER_REALISED_LOSS else 0)
+        for c in cover.a_cover.tolist()
+    ]
+    lags = sorted(
+        {rec.lag_months, *model.assets.guarantee_lag_months.tolist(), 0, *(x for x in cover_lag if x >= 0)}
+    )
     lag_id = {lag: i for i, lag in enumerate(lags)}
     beta_q = np.zeros(0)
     mu = sigma = 0.0
@@ -454,4 +468,6 @@ def compile_risk(model: CompiledModel, risk: RiskModel | None = None) -> RiskArr
         times=times,
         gap_id=gap_id,
         gap_years=gap_days / 365.0,
+        cover=cover,
+        a_cover_lag=np.array([lag_id[x] if x >= 0 else -1 for x in cover_lag], dtype=np.int64),
     )
