@@ -556,3 +556,16 @@ def test_loss_cover_mistakes_are_located(
     assert message in issue.message, str(issue)
     if hint:
         assert issue.hint == hint, str(issue)
+
+
+def test_loss_cover_example_of_the_docs_runs_as_described() -> None:
+    model = compile_text(_documented("Risk-sharing pools and guarantee insurance"))
+    base = api.run(model, "base")
+    assert_conserved(base, 1e7)
+    assert_cents(col(base, "pool.risk_sharing"), [0, 500_000 + 840_000, 0, 0], "risk sharing")
+    assert_cents(col(base, "pool.insurance"), [0, 0, 1_500_000, 0], "insurance")
+    assert_cents(col(base, "pool.recovery"), [0, 1_200_000, 150_000, 0], "recovery kept")
+    fails = api.run(model, "guarantee_co_fails")
+    assert_cents(col(fails, "pool.risk_sharing"), [0, 500_000, 0, 0], "only the fund pays")
+    result = simulate(model, paths=2_000, seed=1, threads=2)
+    assert 0.0 < result.tranches.loc["sub", "expected_loss"] < 1.0
