@@ -561,8 +561,10 @@ def test_dscr_divides_by_the_interest_and_principal_due_of_the_tranche_table(
 @given(deals(zero_cdr=True))
 def test_royalty_collected_is_the_streams_own_payments(case: tuple[dict[str, Any], dict[str, Any]]) -> None:
     # A stream whose dates differ from the note dates loses nothing and gains nothing: the
-    # collections are the sum of its own payments on or before legal final.
+    # collections are the sum of its own payments on or before legal final. (A clean-up call
+    # sells the stream with the pool: its later payments are not the deal's.)
     spec, facts = case
+    spec = {k: v for k, v in spec.items() if k != "clean_up_call"}
     stream = facts["royalty"]
     res = run_spec(spec)
     collected = res.collections[..., C_ROYALTY].sum()
