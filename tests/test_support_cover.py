@@ -270,18 +270,31 @@ def test_support_example_of_the_docs_runs_and_pays_the_sponsor_back() -> None:
 
 
 def test_zero_pd_paths_equal_the_deterministic_run_with_reimbursement_and_maturity_guarantee() -> None:
-    """A 20% mezzanine coupon the pool cannot pay: the keepwell pays every period and is paid
-    back from the principal of loan C; the wrap pays the senior at its expected maturity."""
-    text = _documented("Support that pays and gets paid back").replace("coupon: 12%", "coupon: 20%")
+    """A 50% mezzanine coupon the pool cannot pay: the keepwell pays every period and is paid
+    back at legal final; the wrap pays the senior at its expected maturity, and the equity's
+    principal is guaranteed at legal final only."""
+    text = _documented("Support that pays and gets paid back").replace("coupon: 12%", "coupon: 50%")
     text = text.replace("scenarios:\n", "scenarios:\n  base: {recovery: {rate: 0.5, lag_months: 24}}\n")
     text = text.replace(
         "      - {obligor: B,",
         "      - {obligor: C, balance: 1m, rate: 0, term_months: 36, payment_frequency: annual,"
         " amortisation: bullet}\n      - {obligor: B,",
     )
+    # and a guarantee of the equity's principal at legal final, which the pool falls short of
+    # once the senior's wrap is capped at 3m
+    text = text.replace(
+        "  - {name: wrap, kind: deficiency_payment, provider: Sponsor}",
+        "  - {name: final_wrap, kind: deficiency_payment, provider: Sponsor}\n"
+        "  - {name: wrap, kind: deficiency_payment, provider: Sponsor, cap_total: 3m}",
+    )
+    text = text.replace(
+        "    - pay_residual: equity\n",
+        "    - pay_residual: equity\n    - draw: {from: final_wrap, covers: [equity.principal_at_final]}\n",
+    )
     text += "risk:\n  default_pd: 0\n  recovery: {model: constant, rate: 0.5, lag_months: 24}\n"
     model = compile_text(text)
     det = api.run(model, "base")
+    assert col(det, "final_wrap.draw")[:3].sum() == 0.0 and col(det, "final_wrap.draw")[3] > 0.0
     assert col(det, "keepwell.draw")[0] > 0.0 and col(det, "keepwell.reimbursed").sum() > 0.0
     assert col(det, "wrap.draw")[2] > 0.0
     result = simulate(model, paths=16, seed=3, threads=2, keep=[0, 15])
