@@ -59,6 +59,9 @@ def collections(
         inp.roy_pay_period,
         inp.roy_mdr,
         out,
+        model.cover,
+        inp.cover_period,
+        inp.cover_stop,
     )
     return out
 

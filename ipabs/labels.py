@@ -108,6 +108,8 @@ ZH: dict[str, str] = {
     "prepayment": "早偿",
     "recovery": "违约回收",
     "guarantee": "担保代偿",
+    "risk sharing": "风险补偿",
+    "insurance": "保证保险赔付",
     "royalty": "许可费收入",
     "defaults": "违约金额",
     "pool balance": "资产池余额",

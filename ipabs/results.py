@@ -14,7 +14,13 @@ from ipabs.engine import layout as L
 from ipabs.engine.compile import CompiledModel
 from ipabs.engine.metrics_numba_fns import present_value, weighted_average_life, yield_at_price
 from ipabs.io import json_value, write_tables
-from ipabs.risk.collections_numba_fns import C_GUARANTEE, C_RECOVERY, COLLECTION_COLUMNS
+from ipabs.risk.collections_numba_fns import (
+    C_GUARANTEE,
+    C_INSURANCE,
+    C_RECOVERY,
+    C_RISK_SHARING,
+    COLLECTION_COLUMNS,
+)
 
 if TYPE_CHECKING:
     from ipabs.report.charts import RunPlots
@@ -161,14 +167,14 @@ def tranche_summary(model: CompiledModel, tables: L.WaterfallTables) -> pd.DataF
 
 def collected(coll: np.ndarray, tables: L.WaterfallTables) -> np.ndarray:
     """The asset cash the deal actually kept: after a clean-up call the sold assets' flows stop
-    (only recoveries and guarantee payments on earlier defaults still arrive)."""
+    (only recoveries, guarantee and loss-cover payments on earlier defaults still arrive)."""
     called = np.nonzero(tables.deal[:, L.D_CALLED] > 0)[0]
     if not len(called):
         return coll
     out = coll.copy()
     t = int(called[0])  # the call period keeps its flows; its end balance is what was sold
     keep = np.zeros(out.shape[2], dtype=bool)
-    keep[[C_RECOVERY, C_GUARANTEE]] = True
+    keep[[C_RECOVERY, C_GUARANTEE, C_RISK_SHARING, C_INSURANCE]] = True
     out[:, t + 1 :, ~keep] = 0.0
     return out
 

@@ -115,7 +115,7 @@ CASES = [
         5,
         "support[0].cap",
         ("unknown key 'cap'",),
-        "allowed keys: name, kind, provider, cap_per_period, cap_total",
+        "allowed keys: name, kind, provider, cap_per_period, cap_total, reimbursement_rate",
     ),
     Case(
         "misspelt trigger key",

@@ -294,6 +294,7 @@ class StressCase:
             inputs,
             guarantee_stop=np.full_like(inputs.guarantee_stop, n),
             support_stop=np.full_like(inputs.support_stop, n),
+            cover_stop=np.full_like(inputs.cover_stop, n),
         )
         clean = collections(stressed, inputs=inputs).sum(axis=0)
         performing = clean[:, C_BALANCE_START].copy()
@@ -421,6 +422,7 @@ def _risk_recoveries(model: CompiledModel, inputs: DriverInputs, stress: Stress)
     """``inputs`` with the recoveries of the risk section (see :func:`risk_recovery_basis`),
     cut and delayed by the stress."""
     from ipabs.risk.deterministic import lag_table
+    from ipabs.risk.scenario import cover_periods
 
     if model.spec.risk is None:
         raise IpabsError(
@@ -449,6 +451,7 @@ def _risk_recoveries(model: CompiledModel, inputs: DriverInputs, stress: Stress)
         recovery_lag=np.full(len(appraisal), index[lag], dtype=np.int64),
         guarantee_lag=np.array([index[x] for x in g_lag], dtype=np.int64),
         lag_period=lag_table(model.grid, lags),
+        cover_period=cover_periods(model, np.full(len(appraisal), lag, dtype=np.int64)),
     )
 
 

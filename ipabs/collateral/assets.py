@@ -109,6 +109,12 @@ class Obligors:
                         add(g)
         for s in deal.support:
             add(s.provider)
+        for cover in deal.loss_cover:
+            for payer in getattr(cover, "payers", ()):
+                add(payer.obligor)
+            insurer = getattr(cover, "insurer", None)
+            if insurer is not None:
+                add(insurer)
         return cls(
             names,
             {n: i for i, n in enumerate(names)},

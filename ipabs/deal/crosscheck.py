@@ -72,6 +72,7 @@ class _Checker:
             ("support", self.support),
             ("pools", self.pools),
             ("triggers", [t.name for t in self.deal.triggers]),
+            ("loss_cover", [c.name for c in self.deal.loss_cover]),
         ):
             seen: set[str] = set()
             for i, n in enumerate(names):
@@ -363,7 +364,12 @@ class _Checker:
     def _claims(self) -> list[str]:
         out = list(self.fees)
         for t in self.tranches:
-            out += [f"{t}.interest", f"{t}.principal"]
+            out += [
+                f"{t}.interest",
+                f"{t}.principal",
+                f"{t}.principal_at_final",
+                f"{t}.principal_at_maturity",
+            ]
         return out
 
     def step(self, path: tuple[Any, ...], step: Step, claims: list[str], ledger: str = "combined") -> None:
@@ -413,12 +419,64 @@ class _Checker:
                     self.add(
                         self.written((*p, "covers", j), (*p, "covers")),
                         f"unknown claim {c!r}",
-                        suggest(c, claims) or "write TRANCHE.interest, TRANCHE.principal or a fee name",
+                        suggest(c, claims)
+                        or "write TRANCHE.interest, TRANCHE.principal, TRANCHE.principal_at_maturity, "
+                        "TRANCHE.principal_at_final or a fee name",
                     )
         elif kind == "repay_liquidity":
             self.ref(p, value, self.liquidity, "liquidity facility")
+        elif kind == "reimburse":
+            self.ref(p, value, self.support, "support")
         elif kind == "pay_residual":
             self.ref(p, value, self.tranches, "tranche")
+
+    def loss_cover(self) -> None:
+        """Payers and insurers are obligors; each covered name is a pool, an asset id or an
+        obligor with loans or leases; no asset is covered twice."""
+        deal = self.deal
+        assets: list[tuple[str, str, str]] = []  # (pool, id, obligor) of each covered kind of asset
+        for pool in deal.pools:
+            for a in (*pool.loans, *pool.leases):
+                assets.append((pool.name, a.id or "", a.obligor))
+            tape = self.tapes.get(pool.name)
+            if tape is not None:
+                assets.extend((pool.name, "", o) for o in tape.obligor_names())
+        ids = [i for _p, i, _o in assets if i]
+        owners = [o for _p, _i, o in assets]
+        fixed = [(pool.name, r.obligor) for pool in deal.pools for r in pool.royalties if r.kind == "fixed"]
+        targets = list(dict.fromkeys([*self.pools, *ids, *owners, *(o for _p, o in fixed)]))
+        covered_by: dict[str, str] = {}
+        for i, cover in enumerate(deal.loss_cover):
+            base = ("loss_cover", i)
+            payers = getattr(cover, "payers", None)
+            if payers is not None:
+                for j, payer in enumerate(payers):
+                    self.ref((*base, "payers", j, "obligor"), payer.obligor, self.obligors, "obligor")
+            else:
+                self.ref((*base, "insurer"), cover.insurer, self.obligors, "obligor")
+            for j, name in enumerate(cover.covers):
+                path = self.written((*base, "covers", j), (*base, "covers"))
+                if name not in targets:
+                    self.add(
+                        path,
+                        f"unknown pool, loan or obligor {name!r}",
+                        suggest(name, targets) or "name a pool, a loan or lease id, or a borrower",
+                    )
+                    continue
+                hit = {
+                    f"{p}/{ident}/{o}"
+                    for p, ident, o in assets + [(p, "", o) for p, o in fixed]
+                    if name in (p, ident, o)
+                }
+                twice = sorted(covered_by[k] for k in hit if covered_by.get(k, cover.name) != cover.name)
+                if twice:
+                    self.add(
+                        path,
+                        f"{name!r} is already covered by {twice[0]!r}: an asset has at most one loss cover",
+                        "cover each loan in one entry (an entry may have several payers)",
+                    )
+                for k in hit:
+                    covered_by.setdefault(k, cover.name)
 
     def scenarios(self) -> None:
         from ipabs.dates import payment_dates
@@ -456,6 +514,7 @@ class _Checker:
         self.assets()
         self.collateral()
         self.liabilities()
+        self.loss_cover()
         self.scenarios()
         return self.issues
 

@@ -647,13 +647,21 @@ class Account(Model):
 
 class DeficiencyPayment(Model):
     """A deficiency payment undertaking: the provider pays shortfalls of the items it covers,
-    up to its caps, while it has not defaulted."""
+    up to its caps, while it has not defaulted. Its payments are reimbursed only when a
+    ``reimburse`` step names it: that step pays interest at ``reimbursement_rate`` on the draws
+    unreimbursed at the start of the period (plus interest unpaid before), then the draws.
+    Reimbursement does not restore the caps (they count every payment made)."""
 
     name: Name = Field(description="Support name (used by `draw` steps).")
     kind: Literal["deficiency_payment"] = Field(description="Support kind: `deficiency_payment`.")
     provider: Name = Field(description="Provider obligor name.")
     cap_per_period: Money | None = Field(None, description="Maximum payment per period.")
     cap_total: Money | None = Field(None, description="Maximum payment over the deal's life.")
+    reimbursement_rate: InterestRate = Field(
+        0.0,
+        description="Annual interest on unreimbursed payments (only with a `reimburse` step), "
+        "on the amount outstanding at the start of each period, between -100% and 100%.",
+    )
 
 
 class LiquidityFacility(Model):
@@ -668,6 +676,93 @@ class LiquidityFacility(Model):
 
 
 Support = Annotated[DeficiencyPayment | LiquidityFacility, Field(discriminator="kind")]
+
+
+# ---- support: loss cover of defaulted assets
+
+
+class CoverPayer(Model):
+    """A party sharing the losses of a risk-sharing pool."""
+
+    obligor: Name = Field(description="Payer obligor name (it can default: then it pays nothing more).")
+    share: Share = Field(description="Share of each covered loss it pays.")
+    cap_per_year: Money | None = Field(
+        None,
+        description="Maximum it pays per deal year (12 months from closing; a payment date "
+        "counts in the year in which it falls).",
+    )
+    cap_total: Money | None = Field(None, description="Maximum it pays over the deal's life.")
+
+
+COVER_TARGETS = (
+    "Pool names, loan or lease ids, or obligor names whose loans and leases are covered (an asset "
+    "is covered by at most one entry; running royalties and income shares are not covered)."
+)
+
+
+class RiskSharing(Model):
+    """A risk-sharing pool (风险补偿资金池, 多方共担): each payer pays its `share` of the losses on
+    the covered loans, up to its caps, while it has not defaulted; the share no payer takes stays
+    with the deal.
+
+    ``basis: realised_loss``: the loss is the defaulted balance less the loan-guarantee payment
+    and the recovery; it is paid ``lag_months`` after the recovery arrives (the recovery lag after
+    the default period). ``basis: defaulted_principal``: the defaulted balance less the
+    loan-guarantee payment is paid ``lag_months`` after the default period, and the payers take
+    over the recovery on what they paid (the deal keeps the recovery times the share unpaid).
+    """
+
+    name: Name = Field(description="Cover name.")
+    kind: Literal["risk_sharing"] = Field(description="Cover kind: `risk_sharing`.")
+    covers: Annotated[list[str], Field(min_length=1)] = Field(description=COVER_TARGETS)
+    payers: Annotated[list[CoverPayer], Field(min_length=1)] = Field(
+        description="Payers and their shares (at most 100% together)."
+    )
+    basis: Literal["realised_loss", "defaulted_principal"] = Field(
+        "realised_loss", description="What is shared: realised_loss or defaulted_principal."
+    )
+    lag_months: int = Field(
+        0,
+        ge=0,
+        le=MAX_TERM_MONTHS,
+        description="Months from the realised loss (realised_loss) or from the default period "
+        "(defaulted_principal) to payment; a payment after legal final is lost.",
+    )
+
+    @field_validator("payers")
+    @classmethod
+    def _shares(cls, v: list[CoverPayer]) -> list[CoverPayer]:
+        total = sum(p.share for p in v)
+        if total > 1.0 + 1e-12:
+            raise ValueError(
+                f"the payers' shares add up to {total:.4%}, above 100%: the deal cannot be paid "
+                "more than its loss; lower the shares"
+            )
+        return v
+
+
+class GuaranteeInsurance(Model):
+    """Guarantee insurance (保证保险): the insurer pays `share` of the defaulted balance (less any
+    loan-guarantee payment) `waiting_months` after the default period, up to `cap_total`, while
+    it has not defaulted, and takes over the recovery on what it paid. The premium is an
+    ordinary fee (e.g. a `rate` on the pool balance)."""
+
+    name: Name = Field(description="Cover name.")
+    kind: Literal["insurance"] = Field(description="Cover kind: `insurance`.")
+    insurer: Name = Field(description="Insurer obligor name (it can default: then it pays nothing more).")
+    covers: Annotated[list[str], Field(min_length=1)] = Field(description=COVER_TARGETS)
+    share: Share = Field(1.0, description="Share of the defaulted balance insured.")
+    waiting_months: int = Field(
+        0,
+        ge=0,
+        le=MAX_TERM_MONTHS,
+        description="Months from the end of the default period to the claim payment; a payment "
+        "after legal final is lost.",
+    )
+    cap_total: Money | None = Field(None, description="Policy limit: maximum paid over the deal's life.")
+
+
+LossCover = Annotated[RiskSharing | GuaranteeInsurance, Field(discriminator="kind")]
 
 
 class TriggerEffect(Model):
@@ -774,7 +869,10 @@ class PayPrincipal(Model):
 class Draw(Model):
     """Draw an account or a support provider for the unpaid part of ``covers``.
 
-    A claim is ``TRANCHE.interest``, ``TRANCHE.principal`` (principal due) or a fee name.
+    A claim is ``TRANCHE.interest``, ``TRANCHE.principal`` (principal due each period),
+    ``TRANCHE.principal_at_maturity`` (principal unpaid on the tranche's expected maturity date
+    and after; legal final when it has none), ``TRANCHE.principal_at_final`` (principal unpaid at
+    the legal final date only) or a fee name.
     """
 
     source: Name = Field(alias="from", description="Account or support (deficiency, liquidity).")
@@ -806,6 +904,11 @@ class Step(Model):
     draw: Draw | None = Field(None, description="Draw an account or support provider.")
     trap_cash: Name | None = Field(None, description="Trap the active share of cash in an account.")
     repay_liquidity: Name | None = Field(None, description="Repay a liquidity facility.")
+    reimburse: Name | None = Field(
+        None,
+        description="Reimburse a support provider from available cash: interest on its "
+        "unreimbursed draws, then the draws (a liquidity facility: as `repay_liquidity`).",
+    )
     pay_residual: Name | None = Field(None, description="Pay all cash left to a tranche.")
     to_principal: ToPrincipal | None = Field(
         None,
@@ -947,6 +1050,11 @@ class Deal(Model):
     )
     triggers: list[Trigger] = Field(
         default_factory=list, description="Tests that change the waterfall while active."
+    )
+    loss_cover: list[LossCover] = Field(
+        default_factory=list,
+        description="Risk-sharing pools and guarantee insurance paying part of the losses on "
+        "defaulted loans (collected as principal).",
     )
     clean_up_call: CleanUpCall | None = Field(None, description="Optional clean-up call.")
     ledgers: Ledgers | None = Field(

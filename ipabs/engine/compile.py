@@ -26,6 +26,7 @@ from ipabs.deal.schema import (
     DeficiencyPayment,
     FloatingRate,
     Formula,
+    GuaranteeInsurance,
     Schedule,
 )
 from ipabs.deal.types import parse_quantity
@@ -52,6 +53,8 @@ class CompiledModel:
     support_provider : ndarray, shape (S + K,)
         Obligor index of each support provider, then of the K obligors that
         ``obligor_default`` triggers watch.
+    cover : CoverArrays
+        Risk-sharing pools and guarantee insurance (``loss_cover``).
     """
 
     deal: LoadedDeal
@@ -71,6 +74,9 @@ class CompiledModel:
     trigger_names: list[str]
     waterfall_names: list[str]
     pool_names: list[str]
+    # ---- support
+    cover: L.CoverArrays
+    cover_names: list[str]
 
     @property
     def spec(self) -> Deal:
@@ -275,7 +281,7 @@ def compile_deal(loaded: LoadedDeal) -> CompiledModel:
             sup_kind.append(L.SUP_DEFICIENCY)
             cap_p.append(np.inf if x.cap_per_period is None else x.cap_per_period)
             cap_t.append(np.inf if x.cap_total is None else x.cap_total)
-            sup_rate.append(0.0)
+            sup_rate.append(x.reimbursement_rate)
         else:
             sup_kind.append(L.SUP_LIQUIDITY)
             cap_p.append(np.inf)
@@ -291,7 +297,12 @@ def compile_deal(loaded: LoadedDeal) -> CompiledModel:
         claim_kind.append(L.CLAIM_FEE)
         claim_index.append(i)
     for name, i in tranche_index.items():
-        for what, code in (("interest", L.CLAIM_INTEREST), ("principal", L.CLAIM_PRINCIPAL)):
+        for what, code in (
+            ("interest", L.CLAIM_INTEREST),
+            ("principal", L.CLAIM_PRINCIPAL),
+            ("principal_at_final", L.CLAIM_PRINCIPAL_AT_FINAL),
+            ("principal_at_maturity", L.CLAIM_PRINCIPAL_AT_MATURITY),
+        ):
             claims[f"{name}.{what}"] = len(claim_kind)
             claim_kind.append(code)
             claim_index.append(i)
@@ -352,7 +363,7 @@ def compile_deal(loaded: LoadedDeal) -> CompiledModel:
                 is_acc = v.source in account_index
                 src = account_index[v.source] if is_acc else support_index[v.source]
                 ops.append((op, 0 if is_acc else 1, src, lists.add([claims[c] for c in v.covers]), -1))
-            elif kind == "repay_liquidity":
+            elif kind in ("repay_liquidity", "reimburse"):
                 ops.append((op, support_index[v], 0, 0, -1))
             elif kind == "pay_residual":
                 ops.append((op, tranche_index[v], 0, 0, -1))
@@ -371,6 +382,10 @@ def compile_deal(loaded: LoadedDeal) -> CompiledModel:
                 raise AssertionError(f"no opcode for step kind {kind!r}")
         wf_ptr.append(len(ops))
     normal = waterfall_index.get("normal", 0)
+    # a deficiency payer is owed its payments back only when a step reimburses it; a
+    # liquidity facility always is
+    named = {s.value for *_, s in spec.waterfall_steps() if s.kind == "reimburse"}
+    reimbursable = [not isinstance(x, DeficiencyPayment) or x.name in named for x in spec.support]
 
     pool_balance = float(assets.balance.sum())
     call = spec.clean_up_call
@@ -474,6 +489,7 @@ def compile_deal(loaded: LoadedDeal) -> CompiledModel:
         rv_bal=rv.unit_balance,
         trg_end_revolving=i64(trg["end"]),
         trg_obligor=i64(trg["ob"]),
+        sup_reimbursable=i64(reimbursable),
     )
     return CompiledModel(
         deal=loaded,
@@ -493,4 +509,57 @@ def compile_deal(loaded: LoadedDeal) -> CompiledModel:
         trigger_names=[g.name for g in spec.triggers],
         waterfall_names=list(waterfall_index),
         pool_names=[p.name for p in spec.pools],
+        cover=_loss_cover(spec, assets, obligors, dates),
+        cover_names=[c.name for c in spec.loss_cover],
+    )
+
+
+def _loss_cover(spec: Deal, assets: AssetArrays, obligors: Obligors, dates: list[Any]) -> L.CoverArrays:
+    """The ``loss_cover`` section as arrays: which cover each asset has, and the payers."""
+    pools = [p.name for p in spec.pools]
+    a_cover = np.full(len(assets), -1, dtype=np.int64)
+    kinds, lags, ptr = [], [], [0]
+    p_obligor, p_share, p_year, p_total = [], [], [], []
+    for c, cover in enumerate(spec.loss_cover):
+        targets = set(cover.covers)
+        for a in range(len(assets)):
+            if (
+                pools[int(assets.pool[a])] in targets
+                or assets.id[a] in targets
+                or obligors.names[int(assets.obligor[a])] in targets
+            ):
+                a_cover[a] = c
+        if isinstance(cover, GuaranteeInsurance):
+            kinds.append(L.COVER_INSURANCE)
+            lags.append(cover.waiting_months)
+            payers = [(cover.insurer, cover.share, None, cover.cap_total)]
+        else:
+            realised = cover.basis == "realised_loss"
+            kinds.append(L.COVER_REALISED_LOSS if realised else L.COVER_DEFAULTED_PRINCIPAL)
+            lags.append(cover.lag_months)
+            payers = [(p.obligor, p.share, p.cap_per_year, p.cap_total) for p in cover.payers]
+        for name, share, cap_year, cap_total in payers:
+            p_obligor.append(obligors.index[name])
+            p_share.append(share)
+            p_year.append(np.inf if cap_year is None else cap_year)
+            p_total.append(np.inf if cap_total is None else cap_total)
+        ptr.append(len(p_obligor))
+    # a payment date in (closing + 12k months, closing + 12(k+1) months] is in deal year k
+    closing = spec.deal.closing_date
+    year = []
+    for d in dates:
+        k = 0
+        while add_months(closing, 12 * (k + 1)) < d:
+            k += 1
+        year.append(k)
+    return L.CoverArrays(
+        a_cover=a_cover,
+        cv_kind=np.array(kinds, dtype=np.int64),
+        cv_lag_months=np.array(lags, dtype=np.int64),
+        cv_payer_ptr=np.array(ptr, dtype=np.int64),
+        py_obligor=np.array(p_obligor, dtype=np.int64),
+        py_share=np.array(p_share, dtype=np.float64),
+        py_cap_year=np.array(p_year, dtype=np.float64),
+        py_cap_total=np.array(p_total, dtype=np.float64),
+        period_year=np.array(year, dtype=np.int64),
     )

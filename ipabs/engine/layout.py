@@ -66,6 +66,9 @@ SUP_LIQUIDITY = 1
 CLAIM_FEE = 0
 CLAIM_INTEREST = 1
 CLAIM_PRINCIPAL = 2
+# ---- support
+CLAIM_PRINCIPAL_AT_FINAL = 3  # principal unpaid at the legal final date only
+CLAIM_PRINCIPAL_AT_MATURITY = 4  # principal unpaid from the tranche's expected maturity on
 
 # ---- trigger kinds
 TRG_CUMULATIVE_DEFAULT = 0
@@ -103,6 +106,8 @@ OP_TO_PRINCIPAL = 8  # a: 0 the deficiency, 1 all cash left, 2 an amount; b: amo
 OP_PAY_FEE_ABOVE_CAP = 9  # a: group of fees
 # ---- revolving
 OP_BUY_ASSETS = 10
+# ---- support
+OP_REIMBURSE = 14  # a: support
 STEP_CODES = {
     "pay_fee": OP_PAY_FEE,
     "pay_interest": OP_PAY_INTEREST,
@@ -115,6 +120,8 @@ STEP_CODES = {
     "to_principal": OP_TO_PRINCIPAL,
     "pay_fee_above_cap": OP_PAY_FEE_ABOVE_CAP,
     "buy_assets": OP_BUY_ASSETS,
+    # ---- support
+    "reimburse": OP_REIMBURSE,
 }
 # the cash a step pays from
 POT_COMBINED = 0  # a waterfall without ledgers: all cash in one pot
@@ -216,6 +223,8 @@ class CompiledDeal(NamedTuple):
     rv_bal: np.ndarray  # (J, T, T)
     trg_end_revolving: np.ndarray  # (G,) 1 when the trigger ends the revolving period
     trg_obligor: np.ndarray  # (G,) obligor_default: index into the stop array (-1: none)
+    # ---- support
+    sup_reimbursable: np.ndarray  # (S,) 1 when a reimburse or repay_liquidity step names it
 
 
 # ---- output tables: last axis of each
@@ -263,7 +272,19 @@ SUP_REPAID = 1
 SUP_INTEREST_PAID = 2
 SUP_OUTSTANDING = 3
 SUP_CUMULATIVE_DRAW = 4
-SUPPORT_FIELDS = ("draw", "principal_repaid", "interest_paid", "outstanding", "cumulative_draw")
+# ---- support
+SUP_REIMBURSED = 5  # draws and interest paid back to the provider in the period
+SUP_UNREIMBURSED = 6  # draws and interest still owed to the provider after the period
+SUPPORT_FIELDS = (
+    "draw",
+    "principal_repaid",
+    "interest_paid",
+    "outstanding",
+    "cumulative_draw",
+    # ---- support
+    "reimbursed",
+    "unreimbursed",
+)
 
 TRG_VALUE = 0
 TRG_BREACHED = 1
@@ -338,6 +359,26 @@ N_ACCOUNT_FIELDS = len(ACCOUNT_FIELDS)
 N_SUPPORT_FIELDS = len(SUPPORT_FIELDS)
 N_TRIGGER_FIELDS = len(TRIGGER_FIELDS)
 N_DEAL_FIELDS = len(DEAL_FIELDS)
+
+
+# ---- support: loss cover (risk-sharing pools, guarantee insurance)
+COVER_REALISED_LOSS = 0  # risk sharing of the loss left after recovery
+COVER_DEFAULTED_PRINCIPAL = 1  # risk sharing of the defaulted balance; payers take the recovery
+COVER_INSURANCE = 2  # guarantee insurance of the defaulted balance; the insurer takes the recovery
+
+
+class CoverArrays(NamedTuple):
+    """Loss cover as arrays. Dimensions: A assets, V covers, Q payers (of all covers), T periods."""
+
+    a_cover: np.ndarray  # (A,) cover of each asset, -1 none
+    cv_kind: np.ndarray  # (V,) COVER_*
+    cv_lag_months: np.ndarray  # (V,) lag_months or waiting_months
+    cv_payer_ptr: np.ndarray  # (V+1,) payers of cover c: cv_payer_ptr[c] .. cv_payer_ptr[c+1]
+    py_obligor: np.ndarray  # (Q,) obligor index
+    py_share: np.ndarray  # (Q,)
+    py_cap_year: np.ndarray  # (Q,) inf: none
+    py_cap_total: np.ndarray  # (Q,) inf: none
+    period_year: np.ndarray  # (T,) deal year (0-based, 12 months from closing) of each payment date
 
 
 class WaterfallTables(NamedTuple):

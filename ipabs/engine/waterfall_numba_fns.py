@@ -30,6 +30,8 @@ from ipabs.engine.layout import (
     AMT_SCHEDULE,
     CLAIM_FEE,
     CLAIM_INTEREST,
+    CLAIM_PRINCIPAL_AT_FINAL,
+    CLAIM_PRINCIPAL_AT_MATURITY,
     D_ACCOUNT_DEPOSITS,
     D_ACCOUNT_WITHDRAWALS,
     D_CALL_PROCEEDS,
@@ -77,6 +79,7 @@ from ipabs.engine.layout import (
     OP_PAY_INTEREST,
     OP_PAY_PRINCIPAL,
     OP_PAY_RESIDUAL,
+    OP_REIMBURSE,
     OP_REPAY_LIQUIDITY,
     OP_TO_PRINCIPAL,
     OP_TRAP_CASH,
@@ -97,7 +100,9 @@ from ipabs.engine.layout import (
     SUP_DRAW,
     SUP_INTEREST_PAID,
     SUP_OUTSTANDING,
+    SUP_REIMBURSED,
     SUP_REPAID,
+    SUP_UNREIMBURSED,
     TO_PRINCIPAL_ALL,
     TO_PRINCIPAL_DEFICIENCY,
     TR_BALANCE_END,
@@ -144,10 +149,12 @@ from ipabs.risk.collections_numba_fns import (
     C_BALANCE_START,
     C_DEFAULT,
     C_GUARANTEE,
+    C_INSURANCE,
     C_INTEREST,
     C_PREPAYMENT,
     C_REALISED_LOSS,
     C_RECOVERY,
+    C_RISK_SHARING,
     C_ROYALTY,
     C_SCHED_PRINCIPAL,
 )
@@ -224,13 +231,18 @@ def _account_target(cd, k, t, last, accelerated, pool_start, pool_end, bal, int_
 
 
 @njit(leaf=True, inline="always")
-def _claim_due(claim_index, claim_kind, c, fee_due, int_due, prin_due, bal):  # type: ignore[no-untyped-def]
+def _claim_due(claim_index, claim_kind, c, fee_due, int_due, prin_due, bal, t, last, due_period):  # type: ignore[no-untyped-def]
     ci = claim_index[c]
     kind = claim_kind[c]
     if kind == CLAIM_FEE:
         return fee_due[ci]
     if kind == CLAIM_INTEREST:
         return int_due[ci]
+    # a guarantee of principal at legal final (or from expected maturity) owes nothing before
+    if kind == CLAIM_PRINCIPAL_AT_FINAL and not last:
+        return 0.0
+    if kind == CLAIM_PRINCIPAL_AT_MATURITY and not last and t < due_period[ci]:
+        return 0.0
     return min(prin_due[ci], bal[ci])
 
 
@@ -345,6 +357,7 @@ def waterfall_path(cd, coll, support_stop, out, work, flags, full, rv):  # type:
     out_support = out.support
     out_tranche = out.tranche
     out_trigger = out.trigger
+    cd_sup_reimbursable = cd.sup_reimbursable
 
     n_t = cd_n_periods
     n_tr = cd_tr_balance.shape[0]
@@ -435,21 +448,21 @@ def waterfall_path(cd, coll, support_stop, out, work, flags, full, rv):  # type:
         # recoveries split between the ledgers by the deal's rule (all principal by default)
         rec_principal = coll[t, C_RECOVERY] * rec_share
         rec_income = coll[t, C_RECOVERY] - rec_principal
+        # payments by guarantors, risk-sharing pools and insurers make up principal losses
+        covered = coll[t, C_GUARANTEE] + coll[t, C_RISK_SHARING] + coll[t, C_INSURANCE]
         defaults = 0.0
         if called:  # the pool is sold: only recoveries and guarantees of earlier defaults
             interest_coll = 0.0
             royalty_coll = 0.0
             income_coll = rec_income
-            principal_coll = rec_principal + coll[t, C_GUARANTEE]
+            principal_coll = rec_principal + covered
             pool_start = 0.0
             pool_end = 0.0
         else:
             interest_coll = coll[t, C_INTEREST]
             royalty_coll = coll[t, C_ROYALTY]
             income_coll = interest_coll + royalty_coll + rec_income
-            principal_coll = (
-                coll[t, C_SCHED_PRINCIPAL] + coll[t, C_PREPAYMENT] + rec_principal + coll[t, C_GUARANTEE]
-            )
+            principal_coll = coll[t, C_SCHED_PRINCIPAL] + coll[t, C_PREPAYMENT] + rec_principal + covered
             pool_start = coll[t, C_BALANCE_START]
             pool_end = coll[t, C_BALANCE_END]
             defaults = coll[t, C_DEFAULT]
@@ -864,7 +877,16 @@ def waterfall_path(cd, coll, support_stop, out, work, flags, full, rv):  # type:
                 need_total = 0.0
                 for j in range(cd_grp_ptr[grp], cd_grp_ptr[grp + 1]):
                     need_total += _claim_due(
-                        cd_claim_index, cd_claim_kind, cd_grp_item[j], fee_due, int_due, prin_due, bal
+                        cd_claim_index,
+                        cd_claim_kind,
+                        cd_grp_item[j],
+                        fee_due,
+                        int_due,
+                        prin_due,
+                        bal,
+                        t,
+                        last,
+                        cd_tr_due_period,
                     )
                 if a == 0:  # an account
                     room = acc_bal[src]
@@ -885,7 +907,7 @@ def waterfall_path(cd, coll, support_stop, out, work, flags, full, rv):  # type:
                     else:
                         sup_period[src] += x_total
                         sup_total[src] += x_total
-                        if cd_sup_kind[src] != SUP_DEFICIENCY:
+                        if cd_sup_kind[src] != SUP_DEFICIENCY or cd_sup_reimbursable[src]:
                             lf_outstanding[src] += x_total
                         out_support[t, src, SUP_DRAW] += x_total
                         draws_total += x_total
@@ -895,7 +917,18 @@ def waterfall_path(cd, coll, support_stop, out, work, flags, full, rv):  # type:
                         ci = cd_claim_index[c]
                         x = min(
                             left,
-                            _claim_due(cd_claim_index, cd_claim_kind, c, fee_due, int_due, prin_due, bal),
+                            _claim_due(
+                                cd_claim_index,
+                                cd_claim_kind,
+                                c,
+                                fee_due,
+                                int_due,
+                                prin_due,
+                                bal,
+                                t,
+                                last,
+                                cd_tr_due_period,
+                            ),
                         )
                         if x <= 0.0:
                             continue
@@ -914,7 +947,7 @@ def waterfall_path(cd, coll, support_stop, out, work, flags, full, rv):  # type:
                             out_tranche[t, ci, TR_PRINCIPAL_PAID] += x
                             out_tranche[t, ci, TR_SUPPORT_RECEIVED] += x
                         paid_total += x
-            elif op == OP_REPAY_LIQUIDITY:
+            elif op == OP_REPAY_LIQUIDITY or op == OP_REIMBURSE:
                 # interest runs on what was outstanding since the last date, not on today's draws
                 interest = lf_start[a] * cd_sup_rate[a] * yf + lf_int_arrears[a]
                 xi = min(avail, interest)
@@ -925,6 +958,7 @@ def waterfall_path(cd, coll, support_stop, out, work, flags, full, rv):  # type:
                 avail -= xp
                 out_support[t, a, SUP_INTEREST_PAID] += xi
                 out_support[t, a, SUP_REPAID] += xp
+                out_support[t, a, SUP_REIMBURSED] += xi + xp
                 paid_total += xi + xp
                 if on_principal:
                     principal_used += xi
@@ -971,6 +1005,7 @@ def waterfall_path(cd, coll, support_stop, out, work, flags, full, rv):  # type:
             for s in range(n_sup):
                 out_support[t, s, SUP_OUTSTANDING] = lf_outstanding[s]
                 out_support[t, s, SUP_CUMULATIVE_DRAW] = sup_total[s]
+                out_support[t, s, SUP_UNREIMBURSED] = lf_outstanding[s] + lf_int_arrears[s]
             row[D_SUPPORT_DRAWS] = draws_total
             row[D_ACCOUNT_WITHDRAWALS] = withdraw_total
             row[D_PAYMENTS] = paid_total

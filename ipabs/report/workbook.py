@@ -183,6 +183,8 @@ def _pool(ws: Any, data: ReportData) -> None:
         ("prepayment", "pool.prepayment", MONEY),
         ("recovery", "pool.recovery", MONEY),
         ("guarantee", "pool.guarantee", MONEY),
+        ("risk sharing", "pool.risk_sharing", MONEY),
+        ("insurance", "pool.insurance", MONEY),
         ("royalty", "pool.royalty", MONEY),
         ("defaults", "pool.defaults", MONEY),
         ("loss", "pool.loss", MONEY),

@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from ipabs._jit import njit
+from ipabs.engine.layout import COVER_INSURANCE, COVER_REALISED_LOSS, CoverArrays
 
 C_INTEREST = 0  # interest collected on performing assets
 C_SCHED_PRINCIPAL = 1  # scheduled principal collected
@@ -20,8 +21,12 @@ C_DEFAULT = 6  # principal balance that defaulted in the period
 C_BALANCE_START = 7  # performing balance at the start of the period
 C_BALANCE_END = 8  # performing balance at the end of the period
 C_LOSS = 9  # defaulted balance less what recovery and guarantee will bring
-C_REALISED_LOSS = 10  # that loss, in the period its recovery is received (liquidation)
-N_COLLECTION_COLUMNS = 11
+# ---- support
+C_RISK_SHARING = 10  # payments by risk-sharing pools (loss_cover)
+C_INSURANCE = 11  # payments by guarantee insurers (loss_cover)
+# ---- ledgers
+C_REALISED_LOSS = 12  # defaulted balance less recovery and guarantee, when the recovery is received
+N_COLLECTION_COLUMNS = 13
 
 COLLECTION_COLUMNS = (
     "interest",
@@ -34,6 +39,10 @@ COLLECTION_COLUMNS = (
     "balance_start",
     "balance_end",
     "loss",
+    # ---- support
+    "risk_sharing",
+    "insurance",
+    # ---- ledgers
     "realised_loss",
 )
 
@@ -132,6 +141,54 @@ def performing_flows_kernel(
             prev_sched = sched_balance[a, t]
 
 
+@njit(leaf=True)
+def pay_loss_cover(cover, payer_stop, claim, paid_share, state, coll_pool):  # type: ignore[no-untyped-def]
+    """Pay the claims on each loss cover in period order into ``coll_pool`` (P, T, C).
+
+    ``claim[c, p, t]`` is what cover ``c`` owes pool ``p`` in period ``t`` before shares and
+    caps. Each payer pays its share of the period's claim, no more than what is left of its cap
+    for the deal year and of its total cap, and nothing from the period ``payer_stop`` (its
+    default) on; claims of one period share a binding cap pro rata. ``paid_share[c, t]`` is set
+    to the share of the period's claim paid (for the recoveries the payers take over).
+    ``state`` (Q, 3) is scratch.
+    """
+    n_cover, n_pool, n_t = claim.shape
+    for c in range(n_cover):
+        col = C_INSURANCE if cover.cv_kind[c] == COVER_INSURANCE else C_RISK_SHARING
+        q0 = cover.cv_payer_ptr[c]
+        q1 = cover.cv_payer_ptr[c + 1]
+        for q in range(q0, q1):
+            state[q, 0] = -1.0  # deal year of the payments counted in state[q, 1]
+            state[q, 1] = 0.0
+            state[q, 2] = 0.0  # paid in total
+        for t in range(n_t):
+            paid_share[c, t] = 0.0
+            total = 0.0
+            for p in range(n_pool):
+                total += claim[c, p, t]
+            if total <= 0.0:
+                continue
+            year = cover.period_year[t]
+            paid = 0.0
+            for q in range(q0, q1):
+                if t >= payer_stop[q]:  # a payer in default pays nothing more
+                    continue
+                if state[q, 0] != year:
+                    state[q, 0] = year
+                    state[q, 1] = 0.0
+                x = cover.py_share[q] * total
+                x = min(x, cover.py_cap_year[q] - state[q, 1], cover.py_cap_total[q] - state[q, 2])
+                if x > 0.0:
+                    state[q, 1] += x
+                    state[q, 2] += x
+                    paid += x
+            share = paid / total
+            paid_share[c, t] = share
+            if share > 0.0:
+                for p in range(n_pool):
+                    coll_pool[p, t, col] += share * claim[c, p, t]
+
+
 @njit
 def deterministic_collections(
     pool: np.ndarray,  # (A,)
@@ -153,6 +210,9 @@ def deterministic_collections(
     roy_pay_period: np.ndarray,  # (R, K) period in which a slot's accrual is paid; -1 never
     roy_mdr: np.ndarray,  # (R, T) licensee default rate per period
     out: np.ndarray,  # (P, T, N_COLLECTION_COLUMNS) out
+    cover: CoverArrays,
+    cover_period: np.ndarray,  # (A, T) period paying the cover of a default in t; -1 none
+    cover_stop: np.ndarray,  # (Q,) period from which each cover payer pays nothing
 ) -> None:
     """Expected-value cash flows under deterministic default and prepayment rates.
 
@@ -160,9 +220,16 @@ def deterministic_collections(
     period; interest and scheduled principal are collected on what survives; prepayments are
     the SMM of the start balance less its expected scheduled amortisation. A default's
     guarantee and recovery arrive after their lags.
+
+    Loss cover (``cover``) pays on these expected defaults, its caps applied to the expected
+    flows in time order (:func:`pay_loss_cover`): a scenario approximation of the cover's
+    expected payments, exact when the caps do not bind.
     """
     out[:] = 0.0
     n_assets, n_periods = sched_interest.shape
+    n_cover = cover.cv_kind.shape[0]
+    claim = np.zeros((n_cover, out.shape[0], n_periods))
+    taken_rec = np.zeros((n_assets if n_cover > 0 else 0, n_periods))  # recovery payers may take
     for a in range(n_assets):
         p = pool[a]
         q = 1.0  # performance factor: actual / scheduled balance
@@ -198,6 +265,28 @@ def deterministic_collections(
                 out[p, t, C_LOSS] += defaulted - covered - rec
                 if tr >= 0:  # liquidation ends within the deal's life: the loss is realised
                     out[p, tr, C_REALISED_LOSS] += defaulted - covered - rec
+                if n_cover > 0 and cover.a_cover[a] >= 0:
+                    c = cover.a_cover[a]
+                    tc = cover_period[a, t]
+                    if tc >= 0:
+                        if cover.cv_kind[c] == COVER_REALISED_LOSS:
+                            claim[c, p, tc] += defaulted - covered - rec
+                        else:
+                            claim[c, p, tc] += defaulted - covered
+                            taken_rec[a, t] = rec
+    if n_cover > 0:
+        paid_share = np.zeros((n_cover, n_periods))
+        state = np.zeros((cover.py_share.shape[0], 3))
+        pay_loss_cover(cover, cover_stop, claim, paid_share, state, out)
+        # the payers take over the recovery on what they paid
+        for a in range(n_assets):
+            c = cover.a_cover[a]
+            if c < 0 or cover.cv_kind[c] == COVER_REALISED_LOSS:
+                continue
+            for t in range(n_periods):
+                if taken_rec[a, t] > 0.0:
+                    tr = lag_period[recovery_lag[a], t]
+                    out[pool[a], tr, C_RECOVERY] -= paid_share[c, cover_period[a, t]] * taken_rec[a, t]
     n_roy = roy_accrual.shape[0]
     alive = np.empty(n_periods)
     for r in range(n_roy):

@@ -11,6 +11,7 @@ from ipabs.collateral.royalty import royalty_grid
 from ipabs.deal.risk import RiskModel
 from ipabs.deal.schema import MONTHS_PER_PERIOD
 from ipabs.engine.compile import CompiledModel
+from ipabs.engine.layout import COVER_REALISED_LOSS, CoverArrays
 from ipabs.engine.revolving_numba_fns import REC_BETA, REC_CONSTANT, REC_LOGNORMAL
 from ipabs.errors import IpabsError
 from ipabs.risk.deterministic import lag_table, period_months, prepayment_curve
@@ -100,6 +101,9 @@ class RiskArrays(NamedTuple):
     rv_threshold: np.ndarray  # (J, T, T) threshold of default by age a of a purchase in period s
     rv_smm: np.ndarray  # (T,) prepayment rate of purchased assets
     rv_ratio: np.ndarray  # (J,) appraisal / loan balance (nan: none)
+    # ---- support
+    cover: CoverArrays  # loss cover (risk-sharing pools, guarantee insurance)
+    a_cover_lag: np.ndarray  # (A,) lag id of the period its cover pays a default in (-1: none)
 
 
 def cumulative_pd(
@@ -377,7 +381,17 @@ def compile_risk(model: CompiledModel, risk: RiskModel | None = None) -> RiskArr
         np.add.at(totals[:, :, col], model.assets.pool, arr)
 
     rec = risk.recovery
-    lags = sorted({rec.lag_months, *model.assets.guarantee_lag_months.tolist(), 0})
+    # a realised loss is covered lag_months after its recovery; a defaulted balance after its default
+    cover = model.cover
+    cover_lag = [
+        -1
+        if c < 0
+        else int(cover.cv_lag_months[c]) + (rec.lag_months if cover.cv_kind[c] == COVER_REALISED_LOSS else 0)
+        for c in cover.a_cover.tolist()
+    ]
+    lags = sorted(
+        {rec.lag_months, *model.assets.guarantee_lag_months.tolist(), 0, *(x for x in cover_lag if x >= 0)}
+    )
     lag_id = {lag: i for i, lag in enumerate(lags)}
     beta_q = np.zeros(0)
     mu = sigma = 0.0
@@ -467,6 +481,8 @@ def compile_risk(model: CompiledModel, risk: RiskModel | None = None) -> RiskArr
         rv_threshold=rv[3],
         rv_smm=rv[4],
         rv_ratio=rv[5],
+        cover=cover,
+        a_cover_lag=np.array([lag_id[x] if x >= 0 else -1 for x in cover_lag], dtype=np.int64),
     )
 
 

@@ -21,6 +21,7 @@ import numpy as np
 from ipabs._jit import njit
 from ipabs.collateral.royalty import royalty_accrual
 from ipabs.engine.layout import (
+    COVER_REALISED_LOSS,
     TR_BALANCE_END,
     TR_INTEREST_ARREARS,
     TR_INTEREST_PAID,
@@ -53,6 +54,7 @@ from ipabs.risk.collections_numba_fns import (
     C_RECOVERY,
     C_ROYALTY,
     C_SCHED_PRINCIPAL,
+    pay_loss_cover,
 )
 from ipabs.risk.model import (
     A_BALANCE_END,
@@ -311,6 +313,10 @@ def path_collections(ra, sc, n_defaulters):  # type: ignore[no-untyped-def]
     brownian = sc.brownian
     ob_hit = sc.ob_hit
     base = ra.base_totals
+    n_cover = ra.cover.cv_kind.shape[0]
+    a_cover = ra.cover.a_cover
+    cover_claim = sc.cover_claim
+    cover_taken = sc.cover_taken
     for p in range(base.shape[0]):
         for t in range(base.shape[1]):
             for c in range(base.shape[2]):
@@ -364,6 +370,17 @@ def path_collections(ra, sc, n_defaulters):  # type: ignore[no-untyped-def]
             coll_pool[p, tau, C_LOSS] += exposure - rec
             if tr >= 0:  # liquidation ends within the deal's life: the loss is realised
                 coll_pool[p, tr, C_REALISED_LOSS] += exposure - rec
+            if n_cover > 0 and a_cover[a] >= 0:  # loss cover: claims now, paid below
+                c = a_cover[a]
+                tc = ra.lag_period[ra.a_cover_lag[a], tau]
+                if tc >= 0:
+                    if ra.cover.cv_kind[c] == COVER_REALISED_LOSS:
+                        cover_claim[c, p, tc] += exposure - rec
+                    else:
+                        cover_claim[c, p, tc] += exposure
+                        cover_taken[a] = rec
+    if n_cover > 0:
+        _pay_cover(ra, sc, n_defaulters)
 
     vol = ra.r_volatility
     rho = ra.r_loading
@@ -423,6 +440,35 @@ def path_collections(ra, sc, n_defaulters):  # type: ignore[no-untyped-def]
                 coll_pool[p, tp, C_ROYALTY] += amount
             elif tp >= tau_l:
                 ob_hit[ra.r_obligor[r]] = 1
+
+
+@njit(leaf=True)
+def _pay_cover(ra, sc, n_defaulters):  # type: ignore[no-untyped-def]
+    """Pay the path's loss-cover claims (``sc.cover_claim``) in period order, caps and payer
+    defaults applied; the payers of a defaulted balance take over the recovery on what they
+    paid. Leaves the claim scratch cleared for the next path."""
+    ob_period = sc.ob_period
+    coll_pool = sc.coll_pool
+    cover = ra.cover
+    for q in range(cover.py_obligor.shape[0]):
+        sc.payer_stop[q] = ob_period[cover.py_obligor[q]]
+    pay_loss_cover(cover, sc.payer_stop, sc.cover_claim, sc.cover_paid, sc.payer_state, coll_pool)
+    for i in range(n_defaulters):
+        o = sc.d_obligor[i]
+        tau = ob_period[o]
+        for j in range(ra.ob_asset_ptr[o], ra.ob_asset_ptr[o + 1]):
+            a = ra.ob_asset[j]
+            if sc.cover_taken[a] > 0.0:
+                c = cover.a_cover[a]
+                tc = ra.lag_period[ra.a_cover_lag[a], tau]
+                tr = ra.lag_period[ra.rec_lag, tau]
+                coll_pool[ra.a_pool[a], tr, C_RECOVERY] -= sc.cover_paid[c, tc] * sc.cover_taken[a]
+                sc.cover_taken[a] = 0.0
+    claim = sc.cover_claim
+    for c in range(claim.shape[0]):
+        for p in range(claim.shape[1]):
+            for t in range(claim.shape[2]):
+                claim[c, p, t] = 0.0
 
 
 @njit(leaf=True)
@@ -490,6 +536,12 @@ class PathScratch(NamedTuple):
     flags: np.ndarray  # waterfall trigger state
     t_scale: np.ndarray  # [the path's Student-t scale (1: Gaussian copula)]
     rv: RevolvingPath  # purchased assets (revolving period)
+    # ---- support: loss cover (all empty when the deal has none)
+    cover_claim: np.ndarray  # (V, P, T) claims on each cover by pool and payment period
+    cover_paid: np.ndarray  # (V, T) share of each period's claim paid
+    cover_taken: np.ndarray  # (A,) recovery the payers take over, per defaulted asset
+    payer_state: np.ndarray  # (Q, 3) deal year, paid in that year, paid in total
+    payer_stop: np.ndarray  # (Q,) default period of each payer
 
 
 @njit
@@ -499,6 +551,8 @@ def allocate_scratch(cd, ra):  # type: ignore[no-untyped-def]
     n_ob = ra.ob_group.shape[0]
     n_groups = ra.g_threshold.shape[0]
     work, flags = allocate_work(cd)
+    n_cover = ra.cover.cv_kind.shape[0]
+    n_taken = ra.a_pool.shape[0] if n_cover > 0 else 0
     g_count = np.zeros(n_groups)
     for o in range(n_ob):
         g_count[ra.ob_group[o]] += 1.0
@@ -561,6 +615,11 @@ def allocate_scratch(cd, ra):  # type: ignore[no-untyped-def]
         flags,
         np.ones(1),
         rv,
+        np.zeros((n_cover, ra.base_totals.shape[0], n_t)),
+        np.zeros((n_cover, n_t)),
+        np.zeros(n_taken),
+        np.zeros((ra.cover.py_obligor.shape[0], 3)),
+        np.zeros(ra.cover.py_obligor.shape[0], dtype=np.int64),
     )
 
 

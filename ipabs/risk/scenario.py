@@ -39,6 +39,9 @@ class DriverInputs:
     roy_mdr: np.ndarray
     support_stop: np.ndarray
     revolving: RevolvingPath
+    # ---- support
+    cover_period: np.ndarray  # (A, T) period paying the loss cover of a default in t; -1 none
+    cover_stop: np.ndarray  # (Q,) period from which each loss-cover payer pays nothing
 
 
 def revolving_inputs(model: CompiledModel, scenario: Scenario) -> RevolvingPath:
@@ -71,6 +74,38 @@ def revolving_inputs(model: CompiledModel, scenario: Scenario) -> RevolvingPath:
         rec_rate=np.minimum(np.array(rates, dtype=np.float64), 1.0),
         rec_lag=lag_table(grid, [rec.lag_months])[0],
     )
+
+
+def cover_periods(model: CompiledModel, recovery_lag_months: np.ndarray) -> np.ndarray:
+    """(A, T): the period in which an asset's loss cover pays for a default in each period, or
+    -1 (no cover, or a payment after legal final). A realised loss is paid ``lag_months`` after
+    the recovery (the asset's recovery lag after the default period); a defaulted balance
+    ``lag_months`` (insurance: ``waiting_months``) after the default period."""
+    from ipabs.engine.layout import COVER_REALISED_LOSS
+
+    cover = model.cover
+    out = np.full((len(model.assets), model.n_periods), -1, dtype=np.int64)
+    covered = np.nonzero(cover.a_cover >= 0)[0]
+    if not len(covered):
+        return out
+    lags = {}
+    for a in covered.tolist():
+        c = int(cover.a_cover[a])
+        lag = int(cover.cv_lag_months[c])
+        if cover.cv_kind[c] == COVER_REALISED_LOSS:
+            lag += int(recovery_lag_months[a])
+        lags[a] = lag
+    distinct = sorted(set(lags.values()))
+    table = lag_table(model.grid, distinct)
+    for a, lag in lags.items():
+        out[a] = table[distinct.index(lag)]
+    return out
+
+
+def cover_stops(model: CompiledModel, named: dict[int, int]) -> np.ndarray:
+    """(Q,): the period from which each loss-cover payer pays nothing: its named default, or T."""
+    n = model.n_periods
+    return np.array([named.get(int(o), n) for o in model.cover.py_obligor], dtype=np.int64)
 
 
 def scenario_inputs(model: CompiledModel, name: str | None = None) -> DriverInputs:
@@ -173,4 +208,6 @@ def scenario_inputs(model: CompiledModel, name: str | None = None) -> DriverInpu
         roy_mdr=roy_mdr,
         support_stop=sup_stop,
         revolving=revolving_inputs(model, sc),
+        cover_period=cover_periods(model, rec_lag_m),
+        cover_stop=cover_stops(model, named),
     )
