@@ -483,8 +483,9 @@ class Revolving(Model):
 
     until: Date | None = Field(None, description="Last payment date with purchases.")
     periods: int | None = Field(None, ge=1, description="Number of payment dates with purchases.")
-    price: Annotated[float, Field(gt=0.0, le=2.0)] = Field(
-        1.0, description="Purchase price per unit of par (below 1: bought at a discount)."
+    price: NonNegativeRate = Field(
+        1.0,
+        description="Purchase price per unit of par, above 0 and at most 2 (below 1: bought at a discount).",
     )
     pool: Name | None = Field(
         None,
@@ -500,6 +501,8 @@ class Revolving(Model):
     def _end(self) -> Revolving:
         if (self.until is None) == (self.periods is None):
             raise ValueError("give exactly one of `until` (a date) or `periods` (a number of payment dates)")
+        if not 0.0 < self.price <= 2.0:
+            raise ValueError(f"price must be above 0 and at most 2 (200% of par); got {self.price:g}")
         total = sum(t.share for t in self.templates)
         if abs(total - 1.0) > 1e-9:
             raise ValueError(f"template shares must add up to 100%; they add up to {total:.6g}")
