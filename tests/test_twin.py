@@ -115,13 +115,25 @@ risk:
   factors: {global: 0.4, industry: 0.3, region: 0.2}
   recovery: {model: beta, value_mean: 0.3, value_dispersion: 0.2, systematic_loading: 0.4, lag_months: 6}
   royalty: {volatility: 0.3, systematic_loading: 0.4, invalidation_hazard: 0.1, invalidation_cut: 0.5}
+revolving:
+  periods: 3
+  templates:
+    - {name: new, share: 100%, loan_size: 1m, rate: 6%, term_months: 6, pd: 0.25, industry: ai,
+       region: park, appraisal_ratio: 2}
+ledgers: {recoveries: {principal: 80%}, principal_deficiency_debits: [defaults]}
+loss_allocation: {method: write_down, at: liquidation}
 waterfalls:
   normal:
-    - pay_interest: senior
-    - draw: {from: reserve, covers: senior.interest}
-    - draw: {from: dpu, covers: [senior.interest, senior.principal]}
-    - pay_principal: senior
-    - pay_residual: sub
+    income:
+      - pay_interest: senior
+      - draw: {from: reserve, covers: senior.interest}
+      - to_principal: all
+    principal:
+      - pay_interest: senior
+      - draw: {from: dpu, covers: [senior.interest, senior.principal]}
+      - buy_assets: all
+      - pay_principal: senior
+      - pay_residual: sub
 """
 
 
