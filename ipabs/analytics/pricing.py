@@ -126,7 +126,10 @@ def _run_tables(
 
     inputs = scenario_inputs(model, scenario)
     coll = collections(model, inputs=inputs)
-    cd = model.cd if cd is None else cd
+    if cd is None:
+        from ipabs.engine.compile import scenario_deal
+
+        cd = scenario_deal(model, scenario) if scenario in model.spec.scenarios else model.cd
     tables = L.allocate_tables(cd)
     run_waterfall(cd, coll.sum(axis=0), inputs.support_stop, tables)
     return tables
@@ -465,15 +468,19 @@ def par_coupon(
     -------
     float
         The lowest annual coupon in [0, :data:`PAR_COUPON_MAX`] at which the clean price
-        crosses 100; nan for a floating-rate tranche or when none does (e.g. a residual
+        crosses 100; nan for a floating-rate tranche, one whose coupon changes by date (a
+        coupon schedule or a put's reset coupon), or when none does (e.g. a residual
         tranche whose payments do not depend on its coupon).
     """
     from scipy.optimize import brentq
 
     model, name = scenario_model(model, scenario)
     k = _tranche_index(model, tranche)
-    if not isinstance(model.spec.tranches[k].coupon, float):
-        return math.nan
+    spec_k = model.spec.tranches[k]
+    if not isinstance(spec_k.coupon, float) or (
+        spec_k.put is not None and spec_k.put.reset_coupon is not None
+    ):
+        return math.nan  # floating, or a coupon that changes (schedule, put reset): no one par coupon
     settle = settle or from_day(int(model.grid[0]))
 
     def err(c: float) -> float:

@@ -44,6 +44,8 @@ ACC_TRAP = 1
 # ---- support kinds
 SUP_DEFICIENCY = 0
 SUP_LIQUIDITY = 1
+# ---- note options
+SUP_LIQUIDITY_SUPPORT = 11  # buys the notes put back on a put date (never drawn by a step)
 
 # ---- claim kinds (what a draw covers)
 CLAIM_FEE = 0
@@ -63,6 +65,9 @@ TRIGGER_CODES = {
     "overcollateralisation": TRG_OVERCOLLATERALISATION,
     "interest_shortfall": TRG_INTEREST_SHORTFALL,
 }
+# ---- note options
+TRG_PUT_UNFUNDED = 7
+TRIGGER_CODES["put_unfunded"] = TRG_PUT_UNFUNDED
 
 # ---- step opcodes; arguments a, b, c, d per opcode
 OP_PAY_FEE = 0  # a: group of fees
@@ -148,6 +153,16 @@ class CompiledDeal(NamedTuple):
     call_threshold: float  # share of the original pool; negative: no call
     call_price: float
     original_pool_balance: float
+    # ---- note options
+    icall_period: int  # first period whose payment date may see the issuer call (T: none)
+    icall_factor: float  # exercised while pool balance < factor x original (inf: always)
+    icall_price: float  # share of the performing balance paid
+    icall_refinance: int  # 1: also only while icall_rate is below the notes' average coupon
+    icall_rate: np.ndarray  # (T,) refinancing rate at each payment date
+    tr_put_period: np.ndarray  # (N,) period whose payment date is the put date (-1: no put)
+    tr_put_share: np.ndarray  # (N,) share of the balance put
+    tr_put_supporter: np.ndarray  # (N,) liquidity support buying the notes (-1: no put)
+    put_any: int  # 1 when some tranche has a put
 
 
 # ---- output tables: last axis of each
@@ -171,6 +186,10 @@ TRANCHE_FIELDS = (
     "interest_shortfall",
     "support_received",
 )
+# ---- note options
+TR_PUT_EXERCISED = 9  # balance put back on the put date (after the date's payments)
+TR_PUT_UNFUNDED = 10  # the part of it the supporter did not buy: an event of default
+TRANCHE_FIELDS = (*TRANCHE_FIELDS, "put_exercised", "put_unfunded")
 
 FEE_DUE = 0
 FEE_PAID = 1
@@ -190,6 +209,10 @@ SUP_INTEREST_PAID = 2
 SUP_OUTSTANDING = 3
 SUP_CUMULATIVE_DRAW = 4
 SUPPORT_FIELDS = ("draw", "principal_repaid", "interest_paid", "outstanding", "cumulative_draw")
+# ---- note options
+SUP_PUT_BOUGHT = 5  # notes bought from holders who put, this period
+SUP_NOTES_HELD = 6  # notes held from puts at the end of the period (they amortise with the tranche)
+SUPPORT_FIELDS = (*SUPPORT_FIELDS, "put_bought", "notes_held")
 
 TRG_VALUE = 0
 TRG_BREACHED = 1
@@ -226,6 +249,9 @@ DEAL_FIELDS = (
     "pool_balance",
     "called",
 )
+# ---- note options
+D_CALL_KIND = 14  # why the pool was sold, on the call date: 1 clean-up call, 2 issuer call
+DEAL_FIELDS = (*DEAL_FIELDS, "call_kind")
 
 
 N_TRANCHE_FIELDS = len(TRANCHE_FIELDS)

@@ -32,6 +32,7 @@ from ipabs.engine.layout import (
     CLAIM_INTEREST,
     D_ACCOUNT_DEPOSITS,
     D_ACCOUNT_WITHDRAWALS,
+    D_CALL_KIND,
     D_CALL_PROCEEDS,
     D_CALLED,
     D_CARRY_IN,
@@ -70,7 +71,9 @@ from ipabs.engine.layout import (
     SUP_DEFICIENCY,
     SUP_DRAW,
     SUP_INTEREST_PAID,
+    SUP_NOTES_HELD,
     SUP_OUTSTANDING,
+    SUP_PUT_BOUGHT,
     SUP_REPAID,
     TR_BALANCE_END,
     TR_BALANCE_START,
@@ -79,6 +82,8 @@ from ipabs.engine.layout import (
     TR_INTEREST_PAID,
     TR_PRINCIPAL_DUE,
     TR_PRINCIPAL_PAID,
+    TR_PUT_EXERCISED,
+    TR_PUT_UNFUNDED,
     TR_RESIDUAL_PAID,
     TR_SUPPORT_RECEIVED,
     TRG_ACTIVE,
@@ -87,6 +92,7 @@ from ipabs.engine.layout import (
     TRG_DSCR,
     TRG_INTEREST_SHORTFALL,
     TRG_OVERCOLLATERALISATION,
+    TRG_PUT_UNFUNDED,
     TRG_RESERVE_BELOW_TARGET,
     TRG_VALUE,
 )
@@ -182,6 +188,47 @@ def _claim_due(claim_index, claim_kind, c, fee_due, int_due, prin_due, bal):  # 
     return min(prin_due[ci], bal[ci])
 
 
+# ---- note options -----------------------------------------------------------------------
+
+
+@njit(leaf=True, inline="always")
+def _settle_puts(cd, t, bal, support_stop, out_tranche, out_support, full):  # type: ignore[no-untyped-def]
+    """Investor puts on payment date ``t``, after its payments: holders of ``share`` of each
+    tranche whose put date it is sell their notes at par to the supporter, which buys what its
+    limit (less what it bought before) allows while it has not defaulted; the rest is unfunded.
+    The notes stay outstanding: the trust's cash does not change. With ``full``, the support
+    table records the notes bought and the notes held (bought notes amortise with the tranche).
+    Reads earlier puts back from the tranche table, so it keeps no state of its own."""
+    n_tr = bal.shape[0]
+    for k in range(n_tr):
+        if cd.tr_put_period[k] != t:
+            continue
+        s = cd.tr_put_supporter[k]
+        amount = cd.tr_put_share[k] * bal[k]
+        room = 0.0
+        if t < support_stop[s]:
+            used = 0.0
+            for j in range(n_tr):
+                tj = cd.tr_put_period[j]
+                if cd.tr_put_supporter[j] == s and tj >= 0 and (tj < t or (tj == t and j < k)):
+                    used += out_tranche[tj, j, TR_PUT_EXERCISED] - out_tranche[tj, j, TR_PUT_UNFUNDED]
+            room = max(cd.sup_cap_total[s] - used, 0.0)
+        funded = min(amount, room)
+        out_tranche[t, k, TR_PUT_EXERCISED] = amount
+        out_tranche[t, k, TR_PUT_UNFUNDED] = amount - funded if amount - funded > EPS else 0.0
+        if full:
+            out_support[t, s, SUP_PUT_BOUGHT] += funded
+    if full:
+        for k in range(n_tr):
+            tk = cd.tr_put_period[k]
+            if tk < 0 or tk > t:
+                continue
+            at_put = out_tranche[tk, k, TR_BALANCE_END]
+            bought = out_tranche[tk, k, TR_PUT_EXERCISED] - out_tranche[tk, k, TR_PUT_UNFUNDED]
+            if at_put > EPS:
+                out_support[t, cd.tr_put_supporter[k], SUP_NOTES_HELD] += bought * bal[k] / at_put
+
+
 @njit
 def run_waterfall(
     cd,  # CompiledDeal
@@ -270,6 +317,15 @@ def waterfall_path(cd, coll, support_stop, out, work, flags, full):  # type: ign
     cd_trg_waterfall = cd.trg_waterfall
     cd_wf_ptr = cd.wf_ptr
     cd_year_frac = cd.year_frac
+    # ---- note options
+    cd_icall_factor = cd.icall_factor
+    cd_icall_period = cd.icall_period
+    cd_icall_price = cd.icall_price
+    cd_icall_rate = cd.icall_rate
+    cd_icall_refinance = cd.icall_refinance
+    cd_put_any = cd.put_any
+    cd_tr_put_period = cd.tr_put_period
+    # ----
     out_account = out.account
     out_deal = out.deal
     out_fee = out.fee
@@ -313,6 +369,7 @@ def waterfall_path(cd, coll, support_stop, out, work, flags, full):  # type: ign
     carry = 0.0
     cum_default = 0.0
     called = False
+    issuer_called = False  # ---- note options: the issuer call makes every balance due
 
     out_tranche[:] = 0.0
     if full:
@@ -381,6 +438,27 @@ def waterfall_path(cd, coll, support_stop, out, work, flags, full):  # type: ign
             principal_coll += call_proceeds
             pool_end = 0.0
             called = True
+        # ---- note options: issuer call (icall_period is T when the deal has none)
+        if t >= cd_icall_period and not called and pool_end > EPS and bal.sum() > EPS:
+            exercise = pool_end < cd_icall_factor * cd_original_pool_balance
+            if exercise and cd_icall_refinance == 1:
+                # refinancing is cheaper than the notes' average coupon of the next period
+                tn = t + 1 if t + 1 < n_t else t
+                coupons = 0.0
+                for k in range(n_tr):
+                    coupons += bal[k] * cd_tr_rate[k, tn]
+                exercise = cd_icall_rate[t] * bal.sum() < coupons
+            if exercise:
+                call_proceeds = cd_icall_price * pool_end
+                principal_coll += call_proceeds
+                pool_end = 0.0
+                called = True
+                issuer_called = True
+                if full:
+                    row[D_CALL_KIND] = 2.0
+        if full and call_proceeds > 0.0 and not issuer_called:
+            row[D_CALL_KIND] = 1.0
+        # ----
         avail = carry + asset_cash + call_proceeds
         if full:  # a Monte Carlo path keeps only the tranche table: skip the others' rows
             row[D_CARRY_IN] = carry
@@ -482,6 +560,15 @@ def waterfall_path(cd, coll, support_stop, out, work, flags, full):  # type: ign
                         if not cd_tr_defer[k]:
                             value += arrears[k]
                     breached = value > EPS
+                elif kind == TRG_PUT_UNFUNDED:  # ---- note options
+                    # puts of the tested tranches left unfunded on an earlier date
+                    value = 0.0
+                    for j in range(cd_grp_ptr[cd_trg_group[g]], cd_grp_ptr[cd_trg_group[g] + 1]):
+                        k = cd_grp_item[j]
+                        tp = cd_tr_put_period[k]
+                        if tp >= 0 and tp < t:
+                            value += out_tranche[tp, k, TR_PUT_UNFUNDED]
+                    breached = value > EPS
                 if breached:
                     breaches[g] += 1
                 else:
@@ -515,6 +602,8 @@ def waterfall_path(cd, coll, support_stop, out, work, flags, full):  # type: ign
                 prin_due[k] = bal[k] - cd_tr_schedule[k, t]
             else:
                 prin_due[k] = 0.0
+            if issuer_called:  # ---- note options
+                prin_due[k] = bal[k]
             out_tranche[t, k, TR_PRINCIPAL_DUE] = prin_due[k]
 
         # 4. account releases ----------------------------------------------------------
@@ -562,7 +651,7 @@ def waterfall_path(cd, coll, support_stop, out, work, flags, full):  # type: ign
                 limit = cd_st_c[st]
                 cap = avail
                 # at legal final and after a switch everything is due: limits and targets lapse
-                ends = last or accelerated
+                ends = last or accelerated or issuer_called
                 if limit == LIMIT_PRINCIPAL_COLLECTIONS and not ends:
                     cap = min(cap, principal_coll)
                 if limit == LIMIT_DUE:
@@ -712,6 +801,8 @@ def waterfall_path(cd, coll, support_stop, out, work, flags, full):  # type: ign
             out_tranche[t, k, TR_INTEREST_ARREARS] = arrears[k]
         for f in range(n_fee):
             fee_arrears[f] = fee_due[f] if fee_due[f] > EPS else 0.0
+        if cd_put_any == 1:  # ---- note options: investor puts, after the date's payments
+            _settle_puts(cd, t, bal, support_stop, out_tranche, out_support, full)
         carry = avail
         if full:
             for f in range(n_fee):
