@@ -477,9 +477,7 @@ class CouponStep(Model):
     interest period is the one in force on the period's first day."""
 
     date: Date = Field(alias="from", description="Date from which the coupon applies.")
-    rate: Coupon = Field(
-        description="Fixed annual coupon in [0%, 100%), or {index, spread, floor} floating."
-    )
+    rate: Coupon = Field(description="Fixed annual coupon in [0%, 100%), or {index, spread, floor} floating.")
 
     @field_validator("rate")
     @classmethod
@@ -674,9 +672,7 @@ class LiquiditySupport(Model):
     limit: Money = Field(description="Maximum amount of notes it buys over the deal's life.")
 
 
-Support = Annotated[
-    DeficiencyPayment | LiquidityFacility | LiquiditySupport, Field(discriminator="kind")
-]
+Support = Annotated[DeficiencyPayment | LiquidityFacility | LiquiditySupport, Field(discriminator="kind")]
 
 
 class TriggerEffect(Model):
