@@ -9,13 +9,19 @@ and the SIFMA PSA/CPR formulas, without ipabs.
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pytest
 from helpers import assert_cents, assert_conserved, col, compile_text, run_text
 
 from ipabs import api
 from ipabs.deal.load import parse_deal
+from ipabs.engine.layout import allocate_tables
 from ipabs.errors import DealError
+from ipabs.montecarlo import simulate
+from ipabs.risk.model import compile_risk
+from ipabs.risk.montecarlo_numba_fns import O_PUT_UNFUNDED, allocate_scratch, simulate_path
 
 ANNUAL_3Y = """
 deal:
@@ -490,3 +496,120 @@ def test_a_liquidity_support_is_not_drawn() -> None:
     )
     issues = _issues(bad)
     assert [(p, "liquidity_support" in m) for _, p, m in issues] == [("waterfalls.normal[1].draw.from", True)]
+
+
+# --------------------------------------------------------------------------- Monte Carlo
+
+OPTIONS_DEAL = """
+deal:
+  name: every note option
+  closing_date: 2025-01-01
+  first_payment_date: 2025-04-01
+  payment_frequency: quarterly
+  legal_final_date: 2028-01-01
+indices:
+  LPR1Y: [{from: 2025-01-01, rate: 3.1%}, {from: 2026-01-01, rate: 2.6%}]
+obligors:
+  - {name: Supporter}
+pools:
+  - name: park
+    loans:
+      - {obligor: A, balance: 6m, rate: 5%, term_months: 36, amortisation: equal_principal}
+      - {obligor: B, balance: 4m, rate: 5.5%, term_months: 24, amortisation: annuity}
+      - {obligor: C, balance: 3m, rate: 4.5%, term_months: 30, amortisation: equal_principal}
+tranches:
+  - {name: pac, balance: 6m, coupon: 3%, planned_amortisation: {band: {low: {psa: 100}, high: {cpr: 30%}}}}
+  - name: companion
+    balance: 4m
+    coupon: [{from: 2025-01-01, rate: 3.5%}, {from: 2025-06-30, rate: {index: LPR1Y, spread: 1.5%}}]
+    put: {date: 2026-01-01, reset_coupon: 4.8%, share: 80%, supporter: backstop}
+  - {name: equity, balance: 3m}
+support:
+  - {name: backstop, kind: liquidity_support, provider: Supporter, limit: 2m}
+triggers:
+  - {name: put_eod, kind: put_unfunded, curable: false, effect: {waterfall: accelerated}}
+issuer_call: {from: 2026-07-01, price: 99%, exercise: {pool_factor_below: 0.25}}
+scenarios:
+  base: {prepayment: {cpr: 10%}}
+risk:
+  correlation: 0.3
+  default_pd: {pd}
+  prepayment: {cpr: 10%}
+  recovery: {model: constant, rate: 0.3, lag_months: 3}
+waterfalls:
+  normal:
+    - pay_interest: [pac, companion]
+    - pay_principal: {tranches: pac, limit: due}
+    - pay_principal: companion
+    - pay_principal: pac
+    - pay_residual: equity
+  accelerated:
+    - pay_interest: [pac, companion]
+    - pay_principal: [pac, companion]
+    - pay_residual: equity
+"""
+
+
+def _numeric_periods_equal(actual: Any, expected: Any, what: str) -> None:
+    assert list(actual.columns) == list(expected.columns), what
+    for c in expected.columns:
+        e = expected[c]
+        if e.dtype.kind in "fiu":
+            assert_cents(actual[c].to_numpy(np.float64), e.to_numpy(np.float64), f"{what}: {c}")
+        else:
+            assert list(actual[c]) == list(e), f"{what}: {c}"
+
+
+def test_zero_pd_paths_with_every_note_option_equal_the_deterministic_run() -> None:
+    model = compile_text(OPTIONS_DEAL.replace("{pd}", "0"))
+    det = api.run(model, "base")
+    # every option is at work in the deterministic run
+    assert col(det, "companion.put_unfunded")[3] > 0, "the put should be partly unfunded"
+    assert (det.periods["deal.waterfall"] == "accelerated").any()
+    assert np.isfinite(model.cd.tr_schedule[0]).all()
+    assert len(set(model.cd.tr_rate[1].round(6))) == 3, "step-up then reset coupons"
+    result = simulate(model, paths=8, seed=5, threads=1, keep=[0, 7])
+    for i, kept in result.kept.items():
+        _numeric_periods_equal(kept.periods, det.periods, f"path {i}")
+    tr = result.tranche_outcomes
+    assert np.all(tr[:, 1, O_PUT_UNFUNDED] == col(det, "companion.put_unfunded").sum())
+
+
+def test_zero_pd_issuer_call_path_equals_the_deterministic_run() -> None:
+    # no put trouble (a large limit): the pool amortises to the call
+    text = OPTIONS_DEAL.replace("{pd}", "0").replace("limit: 2m", "limit: 10m")
+    model = compile_text(text)
+    det = api.run(model, "base")
+    assert (col(det, "deal.call_kind") == 2).sum() == 1, "the issuer call should be exercised"
+    result = simulate(model, paths=4, seed=5, threads=1, keep=[3])
+    _numeric_periods_equal(result.kept[3].periods, det.periods, "path 3")
+
+
+def test_put_is_unfunded_on_exactly_the_paths_where_the_supporter_defaulted_first() -> None:
+    # the supporter alone may default (half of them by legal final); a limit above any put
+    text = (
+        OPTIONS_DEAL.replace("{pd}", "0")
+        .replace("limit: 2m", "limit: 10m")
+        .replace("{name: Supporter}", "{name: Supporter, cumulative_pd: {pd: 0.5}}")
+    )
+    model = compile_text(text)
+    paths = 400
+    result = simulate(model, paths=paths, seed=21, threads=1)
+    unfunded = result.tranche_outcomes[:, 1, O_PUT_UNFUNDED]
+    # each path's supporter default period, drawn again path by path with the same generator
+    arrays = compile_risk(model)
+    scratch = allocate_scratch(model.cd, arrays)
+    tables = allocate_tables(model.cd)
+    supporter = model.obligors.index["Supporter"]
+    put_period = int(model.cd.tr_put_period[1])  # 2026-01-01 is the 4th payment date
+    assert put_period == 3
+    defaulted = np.zeros(paths, dtype=bool)
+    for i in range(paths):
+        simulate_path(model.cd, arrays, 21, 0, i, scratch, tables, False)
+        defaulted[i] = scratch.ob_period[supporter] <= put_period
+    assert ((unfunded > 0) == defaulted).all()
+    assert 0 < defaulted.sum() < paths
+    # and as often as its PD to the end of the put period says: 1 - 0.5^(days / days to legal final)
+    days = (model.grid[put_period + 1] - model.grid[0]) / (model.grid[-1] - model.grid[0])
+    p = 1 - 0.5**days
+    assert abs(defaulted.mean() - p) < 4 * np.sqrt(p * (1 - p) / paths)
