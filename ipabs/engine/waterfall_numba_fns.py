@@ -534,7 +534,7 @@ def waterfall_path(cd, coll, support_stop, out, work, flags, full):  # type: ign
                     for j in range(cd_grp_ptr[cd_trg_group[g]], cd_grp_ptr[cd_trg_group[g] + 1]):
                         k = cd_grp_item[j]
                         service += int_due_total[k]
-                        if all_due or t >= cd_tr_due_period[k] or last:
+                        if all_due or t >= cd_tr_due_period[k] or last or issuer_called:
                             service += bal[k]
                         elif cd_tr_schedule[k, t] < bal[k]:
                             service += bal[k] - cd_tr_schedule[k, t]
