@@ -9,6 +9,8 @@ and the SIFMA PSA/CPR formulas, without ipabs.
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -613,3 +615,26 @@ def test_put_is_unfunded_on_exactly_the_paths_where_the_supporter_defaulted_firs
     days = (model.grid[put_period + 1] - model.grid[0]) / (model.grid[-1] - model.grid[0])
     p = 1 - 0.5**days
     assert abs(defaulted.mean() - p) < 4 * np.sqrt(p * (1 - p) / paths)
+
+
+def test_the_documented_example_does_what_its_comments_say() -> None:
+    text = (Path(__file__).resolve().parents[1] / "docs" / "structures.md").read_text(encoding="utf-8")
+    block = re.search(r"### Example.*?```yaml\n(.*?)```", text, re.S)
+    assert block is not None
+    deal = parse_deal(block.group(1), "structures.md")
+    base = api.run(deal, "base")
+    put = 3  # 2026-01-01
+    balance = col(base, "companion.balance_end")[put]
+    assert balance == pytest.approx(3.04e6, abs=5e3)
+    assert col(base, "companion.put_exercised")[put] == pytest.approx(0.8 * balance)
+    assert col(base, "companion.put_unfunded")[put] == pytest.approx(0.8 * balance - 2e6)
+    assert list(base.periods["deal.waterfall"])[put:] == ["normal"] + ["accelerated"] * 8
+    full = api.run(deal, "full_support")
+    assert col(full, "companion.put_exercised")[put] == pytest.approx(0.5 * balance)
+    assert col(full, "companion.put_unfunded").sum() == 0.0
+    assert set(full.periods["deal.waterfall"]) == {"normal"}
+    called = int(np.argmax(col(full, "deal.call_kind") == 2))
+    assert full.periods["payment_date"].iloc[called].date().isoformat() == "2027-01-01"
+    assert col(full, "pool.balance_end")[called] < 0.25 * 13e6
+    assert_conserved(base, 1e7)
+    assert_conserved(full, 1e7)

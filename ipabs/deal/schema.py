@@ -449,6 +449,58 @@ class Override(Model):
         return self
 
 
+# ---- note options a scenario can override
+
+
+def _coupon_not_negative(v: Any) -> Any:
+    if isinstance(v, float) and v < 0:
+        # the waterfall never takes interest back from noteholders: a negative coupon would
+        # be shown but paid as 0
+        raise ValueError(
+            "a fixed note coupon must not be negative (notes pay no negative interest); "
+            "write 0 or a positive coupon"
+        )
+    return v
+
+
+class PoolFactorBelow(Model):
+    """Exercise while the performing pool balance is below a share of the original."""
+
+    pool_factor_below: Share = Field(description="Exercised when pool balance < this x original.")
+
+
+class RefinancingRate(Model):
+    """The rate at which the issuer could refinance: an index plus a spread."""
+
+    index: Name = Field(description="Name of a curve in the top-level `indices` section.")
+    spread: InterestRate = Field(0.0, description="Spread over the index.")
+
+
+class RefinancingBelowCoupon(Model):
+    """Exercise when refinancing is cheaper: index + spread on the payment date is below the
+    balance-weighted average coupon that the notes outstanding would pay for the next period."""
+
+    refinancing_below_coupon: RefinancingRate = Field(description="{index, spread}.")
+
+
+CallExercise = Annotated[
+    Literal["always", "never"] | PoolFactorBelow | RefinancingBelowCoupon,
+    Field(union_mode="left_to_right"),
+]
+
+
+class PutOverride(Model):
+    """A scenario's view of one tranche's investor put."""
+
+    share: Share | None = Field(None, description="Replaces the share of holders who put.")
+    reset_coupon: Coupon | None = Field(None, description="Replaces the reset coupon.")
+
+    @field_validator("reset_coupon")
+    @classmethod
+    def _no_negative_reset(cls, v: Any) -> Any:
+        return _coupon_not_negative(v)
+
+
 class Scenario(Model):
     """A named deterministic scenario."""
 
@@ -491,17 +543,6 @@ TrancheCoupon = Annotated[
 ]
 
 
-def _coupon_not_negative(v: Any) -> Any:
-    if isinstance(v, float) and v < 0:
-        # the waterfall never takes interest back from noteholders: a negative coupon would
-        # be shown but paid as 0
-        raise ValueError(
-            "a fixed note coupon must not be negative (notes pay no negative interest); "
-            "write 0 or a positive coupon"
-        )
-    return v
-
-
 class InvestorPut(Model):
     """An investor put with a coupon reset (3+N, 回售 with 票面利率调整): on ``date`` holders
     of ``share`` of the tranche sell their notes back at par to ``supporter`` (a
@@ -532,9 +573,10 @@ class PrepaymentBand(Model):
 
 
 class PlannedAmortisation(Model):
-    """A planned amortisation class (PAC): the tranche's target balance after each period is
-    its balance less the cumulative pool principal (scheduled and prepaid, no defaults) of
-    the slower of the two band speeds in each period, never below 0."""
+    """A planned amortisation class (PAC): the pool's principal (scheduled and prepaid, no
+    defaults) is projected at each of the two band speeds; the tranche's target balance after
+    each period is its balance less the cumulative smaller of the two in each period, never
+    below 0 (see docs/structures.md)."""
 
     band: PrepaymentBand = Field(description="{low: speed, high: speed}.")
 
@@ -735,32 +777,6 @@ class CleanUpCall(Model):
     price: Share = Field(1.0, description="Price as a share of the performing balance.")
 
 
-class PoolFactorBelow(Model):
-    """Exercise while the performing pool balance is below a share of the original."""
-
-    pool_factor_below: Share = Field(description="Exercised when pool balance < this x original.")
-
-
-class RefinancingRate(Model):
-    """The rate at which the issuer could refinance: an index plus a spread."""
-
-    index: Name = Field(description="Name of a curve in the top-level `indices` section.")
-    spread: InterestRate = Field(0.0, description="Spread over the index.")
-
-
-class RefinancingBelowCoupon(Model):
-    """Exercise when refinancing is cheaper: index + spread on the payment date is below the
-    balance-weighted average coupon that the notes outstanding would pay for the next period."""
-
-    refinancing_below_coupon: RefinancingRate = Field(description="{index, spread}.")
-
-
-CallExercise = Annotated[
-    Literal["always", "never"] | PoolFactorBelow | RefinancingBelowCoupon,
-    Field(union_mode="left_to_right"),
-]
-
-
 class IssuerCall(Model):
     """The issuer's optional redemption: on the first payment date on or after ``from`` on
     which the exercise condition holds, the pool is sold at ``price x`` its performing balance
@@ -773,18 +789,6 @@ class IssuerCall(Model):
         description="always, never, {pool_factor_below: share} or "
         "{refinancing_below_coupon: {index, spread}}; a scenario may override it.",
     )
-
-
-class PutOverride(Model):
-    """A scenario's view of one tranche's investor put."""
-
-    share: Share | None = Field(None, description="Replaces the share of holders who put.")
-    reset_coupon: Coupon | None = Field(None, description="Replaces the reset coupon.")
-
-    @field_validator("reset_coupon")
-    @classmethod
-    def _no_negative_reset(cls, v: Any) -> Any:
-        return _coupon_not_negative(v)
 
 
 # --------------------------------------------------------------------------- waterfall steps
