@@ -638,3 +638,13 @@ def test_the_documented_example_does_what_its_comments_say() -> None:
     assert col(full, "pool.balance_end")[called] < 0.25 * 13e6
     assert_conserved(base, 1e7)
     assert_conserved(full, 1e7)
+
+
+def test_the_trigger_chart_tests_an_unfunded_put_against_zero() -> None:
+    from ipabs.report.charts import trigger_thresholds
+
+    # the kernel ignores a threshold here (any unfunded amount breaches): so does the chart
+    deal = parse_deal(
+        PUT_DEAL.replace("kind: put_unfunded,", "kind: put_unfunded, threshold: 0.5,"), "deal.yaml"
+    )
+    assert np.all(trigger_thresholds(deal)["put_eod"] == 0.0)

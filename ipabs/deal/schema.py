@@ -745,7 +745,8 @@ class Trigger(Model):
         "period, < threshold; "
         "interest_shortfall: interest of `tranches` (those that may not defer) unpaid on the previous date; "
         "put_unfunded: an investor put of `tranches` (default: every tranche with a put) that its "
-        "supporter did not fund, on an earlier payment date (an event of default from the next date)."
+        "supporter did not fund, on an earlier payment date (an event of default from the next date; "
+        "any unfunded amount breaches it, whatever the threshold)."
     )
     threshold: NonNegativeRate | Annotated[list[NonNegativeRate], Field(min_length=1)] = Field(
         0.0,
