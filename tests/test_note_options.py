@@ -648,3 +648,11 @@ def test_the_trigger_chart_tests_an_unfunded_put_against_zero() -> None:
         PUT_DEAL.replace("kind: put_unfunded,", "kind: put_unfunded, threshold: 0.5,"), "deal.yaml"
     )
     assert np.all(trigger_thresholds(deal)["put_eod"] == 0.0)
+
+
+def test_pricing_reads_the_coupons_a_scenario_resets() -> None:
+    from ipabs.analytics.pricing import tranche_flows
+
+    model = compile_text(PUT_DEAL)
+    assert list(tranche_flows(model, "senior", "base").coupon) == pytest.approx([0.03, 0.05, 0.05])
+    assert list(tranche_flows(model, "senior", "small_put").coupon) == pytest.approx([0.03, 0.04, 0.04])

@@ -37,7 +37,7 @@ from ipabs.deal.assumptions import DefaultAssumption, PrepaymentAssumption
 from ipabs.deal.curve import CurveSpec, load_curve
 from ipabs.deal.load import LoadedDeal
 from ipabs.engine import layout as L
-from ipabs.engine.compile import CompiledModel
+from ipabs.engine.compile import CompiledModel, scenario_deal
 from ipabs.engine.metrics_numba_fns import yield_at_price
 from ipabs.errors import IpabsError
 from ipabs.io import json_value
@@ -127,8 +127,6 @@ def _run_tables(
     inputs = scenario_inputs(model, scenario)
     coll = collections(model, inputs=inputs)
     if cd is None:
-        from ipabs.engine.compile import scenario_deal
-
         cd = scenario_deal(model, scenario) if scenario in model.spec.scenarios else model.cd
     tables = L.allocate_tables(cd)
     run_waterfall(cd, coll.sum(axis=0), inputs.support_stop, tables)
@@ -148,11 +146,16 @@ def _flows(model: CompiledModel, k: int, scenario: str, tables: L.WaterfallTable
         principal=tr[:, k, L.TR_PRINCIPAL_PAID].copy(),
         residual=tr[:, k, L.TR_RESIDUAL_PAID].copy(),
         balance_start=tr[:, k, L.TR_BALANCE_START].copy(),
-        coupon=model.cd.tr_rate[k].copy(),
+        coupon=_scenario_rates(model, scenario)[k].copy(),
         original_balance=float(model.cd.tr_balance[k]),
         loss=float(tr[-1, k, L.TR_BALANCE_END] + tr[-1, k, L.TR_INTEREST_ARREARS]),
         day_count=model.spec.deal.day_count,
     )
+
+
+def _scenario_rates(model: CompiledModel, scenario: str) -> np.ndarray:
+    """The coupons a scenario's notes pay (a scenario may reset a put's coupon)."""
+    return (scenario_deal(model, scenario) if scenario in model.spec.scenarios else model.cd).tr_rate
 
 
 def tranche_flows(
