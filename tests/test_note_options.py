@@ -656,3 +656,16 @@ def test_pricing_reads_the_coupons_a_scenario_resets() -> None:
     model = compile_text(PUT_DEAL)
     assert list(tranche_flows(model, "senior", "base").coupon) == pytest.approx([0.03, 0.05, 0.05])
     assert list(tranche_flows(model, "senior", "small_put").coupon) == pytest.approx([0.03, 0.04, 0.04])
+
+
+def test_call_kind_marks_the_clean_up_call_date_even_at_price_zero() -> None:
+    text = CALL_DEAL.replace(
+        "issuer_call: {from: 2026-01-01, price: 98%, exercise: {pool_factor_below: 0.5}}",
+        "clean_up_call: {threshold: 0.5, price: 0}",
+    )
+    text = text[: text.index("scenarios:")] + text[text.index("waterfalls:") :]
+    res = run_text(text)
+    # the pool falls to 3m = 1/3 of 9m in period 2: called, for nothing
+    assert_cents(col(res, "deal.called"), [0, 1, 1], "called")
+    assert_cents(col(res, "deal.call_kind"), [0, 1, 0], "call kind")
+    assert_cents(col(res, "deal.call_proceeds"), [0, 0, 0], "proceeds")

@@ -454,10 +454,8 @@ def waterfall_path(cd, coll, support_stop, out, work, flags, full):  # type: ign
                 pool_end = 0.0
                 called = True
                 issuer_called = True
-                if full:
-                    row[D_CALL_KIND] = 2.0
-        if full and call_proceeds > 0.0 and not issuer_called:
-            row[D_CALL_KIND] = 1.0
+        if full and called and (t == 0 or out_deal[t - 1, D_CALLED] == 0.0):  # the call date
+            row[D_CALL_KIND] = 2.0 if issuer_called else 1.0
         # ----
         avail = carry + asset_cash + call_proceeds
         if full:  # a Monte Carlo path keeps only the tranche table: skip the others' rows
