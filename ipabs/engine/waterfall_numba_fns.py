@@ -3,12 +3,14 @@ step. The deterministic run and every Monte Carlo path call this same function.
 
 Per payment date, in order:
 
-1. collect the period's asset cash (and exercise the clean-up call when the pool is small);
+1. collect the period's asset cash (and exercise the clean-up call when the pool is small, or
+   the issuer call when its condition holds);
 2. compute what is due: note interest (plus arrears), principal due, fees (plus arrears);
 3. test the triggers and set the period's mode: sequential principal, trap share, waterfall;
 4. release account balances above target (all of it at legal final or after acceleration);
 5. run the steps of the active waterfall;
-6. carry unpaid interest and fees as arrears and any unapplied cash to the next date.
+6. carry unpaid interest and fees as arrears and any unapplied cash to the next date, and
+   settle investor puts falling on the date (they move no trust cash).
 
 A switching trigger (acceleration, event of default) makes the whole balance of every tranche
 due. At the legal final date everything is due; what stays unpaid is the tranche's loss.
