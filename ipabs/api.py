@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ipabs.deal.load import LoadedDeal, load_deal
-from ipabs.engine.compile import CompiledModel, compile_deal
+from ipabs.engine.compile import CompiledModel, compile_deal, scenario_deal
 from ipabs.engine.layout import allocate_tables
 from ipabs.engine.waterfall_numba_fns import run_waterfall
 from ipabs.risk.collections_numba_fns import N_COLLECTION_COLUMNS, deterministic_collections
@@ -94,6 +94,7 @@ def run(deal: LoadedDeal | CompiledModel | str | Path, scenario: str | None = No
     name = scenario if scenario is not None else next(iter(model.spec.scenarios))
     inputs = scenario_inputs(model, name)
     coll = collections(model, inputs=inputs)
-    tables = allocate_tables(model.cd)
-    run_waterfall(model.cd, coll.sum(axis=0), inputs.support_stop, tables, inputs.revolving)
+    cd = scenario_deal(model, name)  # the scenario's issuer call policy and put terms
+    tables = allocate_tables(cd)
+    run_waterfall(cd, coll.sum(axis=0), inputs.support_stop, tables, inputs.revolving)
     return build_result(model, name, coll, tables)

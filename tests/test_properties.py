@@ -1,7 +1,8 @@
 """Property tests: invariants of every run over randomly generated valid deals.
 
 Deals are built as dicts (random loans, 1-3 tranches, optional fee, reserve, deficiency payment,
-liquidity facility, trigger, clean-up call; a random CDR / CPR / recovery / lag scenario, maybe a
+liquidity facility, trigger, clean-up call, note options: coupon schedule, planned
+amortisation, investor put, issuer call; a random CDR / CPR / recovery / lag scenario, maybe a
 named default), dumped with ``yaml.safe_dump`` and loaded like a deal file. Hypothesis runs
 derandomized so that a run is repeatable.
 """
@@ -344,12 +345,13 @@ def deals(
     royalty = draw(royalties(spec["deal"]["legal_final_date"])) if draw(st.booleans()) else None
     if royalty is not None:
         spec["pools"][0]["royalties"] = [royalty]
+    draw(note_options(spec, pool, m, n_periods, safe))
     if not safe:
         _with_ledgers(draw, spec, pool)
     facts = {
         "pool": pool,
         "initial_accounts": float(sum(a.get("initial", 0.0) for a in accounts)),
-        "support": support,
+        "support": spec.get("support", []),
         "royalty": royalty,
     }
     return spec, facts
@@ -398,6 +400,66 @@ def _with_ledgers(draw: Any, spec: dict[str, Any], pool: float) -> None:
             "recoveries": {"principal": _pct(draw, 0, 1000)} if recoveries == "split" else recoveries,
             "principal_deficiency_debits": debits,
         }
+
+
+@st.composite
+def note_options(draw: Any, spec: dict[str, Any], pool: float, m: int, n_periods: int, safe: bool) -> None:
+    """Add note options to ``spec`` in place: maybe a step-up coupon schedule, a planned
+    amortisation band, an investor put (its supporter a new obligor, maybe with a
+    `put_unfunded` trigger) and an issuer call. A safe deal keeps coupons at most 5%, calls at
+    par and gets no trigger."""
+    tranches = spec["tranches"]
+    dates = [add_months(CLOSING, m * j) for j in range(1, n_periods + 1)]
+    top = 50 if safe else 80
+    if draw(st.booleans()):
+        k = draw(st.integers(0, len(tranches) - 1))
+        starts = sorted(draw(st.sets(st.sampled_from(dates), min_size=1, max_size=2)))
+        tranches[k]["coupon"] = [{"from": CLOSING, "rate": tranches[k]["coupon"]}] + [
+            {"from": d - dt.timedelta(days=draw(st.integers(0, 20))), "rate": _pct(draw, 0, top)}
+            for d in starts
+        ]
+    if draw(st.booleans()):
+        speeds = [{"cpr": _pct(draw, 0, 400)}, {"psa": draw(st.integers(0, 500))}]
+        tranches[0]["planned_amortisation"] = {"band": {"low": speeds[0], "high": speeds[1]}}
+    if draw(st.booleans()):
+        k = draw(st.integers(0, len(tranches) - 1))
+        put: dict[str, Any] = {
+            "date": draw(st.sampled_from(dates)),
+            "share": _pct(draw, 0, 1000),
+            "supporter": "backer",
+        }
+        if draw(st.booleans()):
+            put["reset_coupon"] = _pct(draw, 0, top)
+        tranches[k]["put"] = put
+        spec.setdefault("obligors", []).append({"name": "Backer"})
+        limit = round(pool * _pct(draw, 0, 1000), 2)
+        spec.setdefault("support", []).append(
+            {"name": "backer", "kind": "liquidity_support", "provider": "Backer", "limit": limit}
+        )
+        if draw(st.booleans()):
+            spec["scenarios"]["base"]["defaults"].setdefault("obligors", {})["Backer"] = draw(
+                st.integers(1, n_periods)
+            )
+        if not safe and draw(st.booleans()):
+            effect = (
+                {"waterfall": "accelerated"} if "accelerated" in spec["waterfalls"] else {"sequential": True}
+            )
+            trigger = {"name": "put_eod", "kind": "put_unfunded", "curable": False, "effect": effect}
+            spec.setdefault("triggers", []).append(trigger)
+    if draw(st.booleans()):
+        exercise = draw(st.sampled_from(["always", "never", "factor", "refinancing"]))
+        call: dict[str, Any] = {
+            "from": draw(st.sampled_from(dates)),
+            "price": 1.0 if safe else _pct(draw, 800, 1000),
+        }
+        if exercise == "factor":
+            call["exercise"] = {"pool_factor_below": _pct(draw, 0, 1000)}
+        elif exercise == "refinancing":
+            spec["indices"] = {"REFI": _pct(draw, 0, 80)}
+            call["exercise"] = {"refinancing_below_coupon": {"index": "REFI", "spread": _pct(draw, 0, 30)}}
+        else:
+            call["exercise"] = exercise
+        spec["issuer_call"] = call
 
 
 @st.composite
@@ -553,6 +615,33 @@ def test_no_negative_amounts_and_nothing_paid_beyond_what_is_owed(
 
 @PROPERTY
 @given(deals())
+def test_puts_are_the_share_put_and_the_supporter_buys_within_its_limit(
+    case: tuple[dict[str, Any], dict[str, Any]],
+) -> None:
+    spec, facts = case
+    res = run_spec(spec)
+    tol = 1e-9 * facts["pool"]
+    tr = res.tables.tranche
+    for k, t in enumerate(spec["tranches"]):
+        put = t.get("put")
+        if put is None:
+            assert np.all(tr[:, k, L.TR_PUT_EXERCISED] == 0.0)
+            continue
+        when = res.periods.index[res.periods["payment_date"] == np.datetime64(put["date"])][0]
+        exercised = tr[:, k, L.TR_PUT_EXERCISED]
+        assert exercised[when] == pytest.approx(put["share"] * tr[when, k, L.TR_BALANCE_END], abs=tol)
+        assert np.count_nonzero(exercised) <= 1
+        assert np.all(tr[:, k, L.TR_PUT_UNFUNDED] <= exercised + tol)
+    for s, sup in enumerate(facts["support"]):
+        if sup["kind"] == "liquidity_support":
+            bought = res.tables.support[:, s, L.SUP_PUT_BOUGHT]
+            assert bought.sum() <= sup["limit"] + tol
+            funded = tr[:, :, L.TR_PUT_EXERCISED] - tr[:, :, L.TR_PUT_UNFUNDED]
+            assert bought.sum() == pytest.approx(funded.sum(), abs=tol)
+
+
+@PROPERTY
+@given(deals())
 def test_tranche_balances_never_increase(case: tuple[dict[str, Any], dict[str, Any]]) -> None:
     spec, facts = case
     res = run_spec(spec)
@@ -632,7 +721,9 @@ def test_royalty_collected_is_the_streams_own_payments(case: tuple[dict[str, Any
     # collections are the sum of its own payments on or before legal final. (A clean-up call
     # sells the stream with the pool: its later payments are not the deal's.)
     spec, facts = case
-    spec = {k: v for k, v in spec.items() if k != "clean_up_call"}
+    # a call sells the pool, royalty streams and all
+    spec.pop("issuer_call", None)
+    spec.pop("clean_up_call", None)
     stream = facts["royalty"]
     # a clean-up call sells the pool, royalty streams included (docs/outputs.md): not here
     spec.pop("clean_up_call", None)

@@ -294,3 +294,32 @@ def test_hospital_liquidity_and_deficiency() -> None:
     gone = result(f, "guarantor_default")
     assert period_of(gone, "district_deficiency", "draw")[5:].sum() == 0
     assert gone.summary.loc["senior", "loss"] > 0
+
+
+def test_3plusn_put_supporter_and_redemption() -> None:
+    f = "ip_3plusn_put.yaml"
+    put = 11  # 2028-06-30, the 12th quarterly date
+    base = result(f, "base")
+    senior_after = period_of(base, "senior", "balance_end")[put]
+    # every holder puts and the supporter, whose limit is the whole senior, buys it all
+    assert period_of(base, "senior", "put_exercised")[put] == pytest.approx(senior_after)
+    assert period_of(base, "parent_support", "put_bought")[put] == pytest.approx(senior_after)
+    assert period_of(base, "senior", "put_unfunded").sum() == 0
+    assert (base.periods["deal.waterfall"] == "normal").all()
+    # the coupon resets from 3.30% to 3.60% for the periods after the put date
+    assert model(f).cd.tr_rate[0, put] == pytest.approx(0.033)
+    assert model(f).cd.tr_rate[0, put + 1] == pytest.approx(0.036)
+
+    partial = result(f, "partial_put")
+    assert period_of(partial, "senior", "put_exercised")[put] == pytest.approx(0.4 * senior_after)
+
+    failed = result(f, "supporter_default")
+    assert period_of(failed, "senior", "put_unfunded")[put] == pytest.approx(senior_after)
+    assert (failed.periods["deal.waterfall"].iloc[put + 1 :] == "accelerated").all()
+    assert (failed.periods["deal.waterfall"].iloc[: put + 1] == "normal").all()
+    assert failed.summary.loc["senior", "loss"] == pytest.approx(0.0, abs=TOL)
+
+    redeemed = result(f, "redeemed_at_put")
+    assert period_of(redeemed, "deal", "call_kind")[put] == 2
+    assert period_of(redeemed, "senior", "balance_end")[put] == pytest.approx(0.0, abs=TOL)
+    assert period_of(redeemed, "senior", "put_exercised").sum() == pytest.approx(0.0, abs=TOL)

@@ -335,7 +335,7 @@ CASES = [
         5,
         "support[0]",
         ("missing required field 'kind'",),
-        "add `kind:`, one of 'deficiency_payment', 'liquidity_facility'",
+        "add `kind:`, one of 'deficiency_payment', 'liquidity_facility', 'liquidity_support'",
     ),
     Case(
         "misspelt support kind",

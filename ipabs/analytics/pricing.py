@@ -37,7 +37,7 @@ from ipabs.deal.assumptions import DefaultAssumption, PrepaymentAssumption
 from ipabs.deal.curve import CurveSpec, load_curve
 from ipabs.deal.load import LoadedDeal
 from ipabs.engine import layout as L
-from ipabs.engine.compile import CompiledModel
+from ipabs.engine.compile import CompiledModel, scenario_deal
 from ipabs.engine.metrics_numba_fns import yield_at_price
 from ipabs.errors import IpabsError
 from ipabs.io import json_value
@@ -126,7 +126,8 @@ def _run_tables(
 
     inputs = scenario_inputs(model, scenario)
     coll = collections(model, inputs=inputs)
-    cd = model.cd if cd is None else cd
+    if cd is None:
+        cd = scenario_deal(model, scenario) if scenario in model.spec.scenarios else model.cd
     tables = L.allocate_tables(cd)
     run_waterfall(cd, coll.sum(axis=0), inputs.support_stop, tables, inputs.revolving)
     return tables
@@ -145,13 +146,18 @@ def _flows(model: CompiledModel, k: int, scenario: str, tables: L.WaterfallTable
         principal=tr[:, k, L.TR_PRINCIPAL_PAID].copy(),
         residual=tr[:, k, L.TR_RESIDUAL_PAID].copy(),
         balance_start=tr[:, k, L.TR_BALANCE_START].copy(),
-        coupon=model.cd.tr_rate[k].copy(),
+        coupon=_scenario_rates(model, scenario)[k].copy(),
         original_balance=float(model.cd.tr_balance[k]),
         loss=float(
             tr[-1, k, L.TR_BALANCE_END] + tr[-1, k, L.TR_WRITTEN_DOWN] + tr[-1, k, L.TR_INTEREST_ARREARS]
         ),
         day_count=model.spec.deal.day_count,
     )
+
+
+def _scenario_rates(model: CompiledModel, scenario: str) -> np.ndarray:
+    """The coupons a scenario's notes pay (a scenario may reset a put's coupon)."""
+    return (scenario_deal(model, scenario) if scenario in model.spec.scenarios else model.cd).tr_rate
 
 
 def tranche_flows(
@@ -467,15 +473,19 @@ def par_coupon(
     -------
     float
         The lowest annual coupon in [0, :data:`PAR_COUPON_MAX`] at which the clean price
-        crosses 100; nan for a floating-rate tranche or when none does (e.g. a residual
+        crosses 100; nan for a floating-rate tranche, one whose coupon changes by date (a
+        coupon schedule or a put's reset coupon), or when none does (e.g. a residual
         tranche whose payments do not depend on its coupon).
     """
     from scipy.optimize import brentq
 
     model, name = scenario_model(model, scenario)
     k = _tranche_index(model, tranche)
-    if not isinstance(model.spec.tranches[k].coupon, float):
-        return math.nan
+    spec_k = model.spec.tranches[k]
+    if not isinstance(spec_k.coupon, float) or (
+        spec_k.put is not None and spec_k.put.reset_coupon is not None
+    ):
+        return math.nan  # floating, or a coupon that changes (schedule, put reset): no one par coupon
     settle = settle or from_day(int(model.grid[0]))
 
     def err(c: float) -> float:

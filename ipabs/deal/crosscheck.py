@@ -7,7 +7,16 @@ import numbers
 from collections.abc import Iterable
 from typing import Any
 
-from ipabs.deal.schema import MONTHS_PER_PERIOD, Deal, FloatingRate, Formula, LiquidityFacility, Step
+from ipabs.deal.schema import (
+    MONTHS_PER_PERIOD,
+    Deal,
+    FloatingRate,
+    Formula,
+    LiquidityFacility,
+    LiquiditySupport,
+    RefinancingBelowCoupon,
+    Step,
+)
 from ipabs.deal.source import SourceMap
 from ipabs.deal.types import parse_quantity
 from ipabs.deal.validate import suggest
@@ -227,7 +236,7 @@ class _Checker:
                         elif prev is None:
                             seen_pd[a.obligor] = (attrs, base)
         for name, tranche in enumerate(self.deal.tranches):
-            if hasattr(tranche.coupon, "index"):
+            if not isinstance(tranche.coupon, list) and hasattr(tranche.coupon, "index"):
                 self.ref(
                     ("tranches", name, "coupon", "index"),
                     tranche.coupon.index,
@@ -235,8 +244,98 @@ class _Checker:
                     "index",
                 )
                 self.coupon_not_negative(name, tranche.coupon)
+        self.note_options()
 
-    def coupon_not_negative(self, k: int, coupon: Any) -> None:
+    # ---- note options
+    def floating(self, path: tuple[Any, ...], coupon: Any) -> None:
+        """A floating coupon's index must exist, and the coupon must not go negative."""
+        if hasattr(coupon, "index"):
+            self.ref((*path, "index"), coupon.index, list(self.deal.indices), "index")
+            self.coupon_not_negative(path[1], coupon, path)
+
+    def note_options(self) -> None:
+        """Coupon schedules, investor puts and issuer calls."""
+        from ipabs.dates import payment_dates
+
+        info = self.deal.deal
+        close, final = info.closing_date, info.legal_final_date
+        dates = payment_dates(info.first_payment_date, final, MONTHS_PER_PERIOD[info.payment_frequency])
+        for i, tr in enumerate(self.deal.tranches):
+            base = ("tranches", i)
+            if isinstance(tr.coupon, list):
+                for j, step in enumerate(tr.coupon):
+                    self.floating((*base, "coupon", j, "rate"), step.rate)
+                    if j == 0 and step.date > close:
+                        self.add(
+                            (*base, "coupon", 0, "from"),
+                            f"the first coupon applies from {step.date.isoformat()}, after the closing "
+                            f"date {close.isoformat()}: no coupon is set for the first days",
+                            f"start the schedule on or before {close.isoformat()}",
+                        )
+                    if j > 0 and step.date <= tr.coupon[j - 1].date:
+                        self.add(
+                            (*base, "coupon", j, "from"),
+                            "coupon schedule dates must increase",
+                            "list the coupons in date order, one per date",
+                        )
+            put = tr.put
+            if put is None:
+                continue
+            if put.date not in dates:
+                near = min(dates, key=lambda d: abs((d - put.date).days))
+                self.add(
+                    (*base, "put", "date"),
+                    f"the put date {put.date.isoformat()} is not a payment date",
+                    f"puts settle on payment dates; the nearest is {near.isoformat()}",
+                )
+            if put.reset_coupon is not None:
+                self.floating((*base, "put", "reset_coupon"), put.reset_coupon)
+            kinds = {x.name: x for x in self.deal.support}
+            if put.supporter not in kinds:
+                self.ref((*base, "put", "supporter"), put.supporter, self.support, "support")
+            elif not isinstance(kinds[put.supporter], LiquiditySupport):
+                self.add(
+                    (*base, "put", "supporter"),
+                    f"support {put.supporter!r} is a {kinds[put.supporter].kind}; a put's supporter "
+                    "must be of kind liquidity_support",
+                    "add a support {name, kind: liquidity_support, provider, limit} and name it here",
+                )
+        call = self.deal.issuer_call
+        if call is not None:
+            if not close < call.date <= final:
+                self.add(
+                    ("issuer_call", "from"),
+                    "the issuer call date must fall after closing and on or before legal final",
+                )
+            self.call_policy(("issuer_call", "exercise"), call.exercise)
+        for name, sc in self.deal.scenarios.items():
+            base = ("scenarios", name)
+            if sc.issuer_call is not None:
+                if call is None:
+                    self.add(
+                        (*base, "issuer_call"),
+                        "the scenario sets an issuer call policy but the deal has no issuer_call",
+                        "add a top-level `issuer_call: {from: DATE}` or drop this key",
+                    )
+                self.call_policy((*base, "issuer_call"), sc.issuer_call)
+            with_put = [t.name for t in self.deal.tranches if t.put is not None]
+            for tname, ov in sc.puts.items():
+                if tname not in with_put:
+                    if tname in self.tranches:
+                        self.add((*base, "puts", tname), f"tranche {tname!r} has no put", key=True)
+                    else:
+                        self.ref((*base, "puts", tname), tname, self.tranches, "tranche", key=True)
+                if ov.reset_coupon is not None and hasattr(ov.reset_coupon, "index"):
+                    path = (*base, "puts", tname, "reset_coupon", "index")
+                    self.ref(path, ov.reset_coupon.index, list(self.deal.indices), "index")
+
+    def call_policy(self, path: tuple[Any, ...], policy: Any) -> None:
+        if isinstance(policy, RefinancingBelowCoupon):
+            r = policy.refinancing_below_coupon
+            where = (*path, "refinancing_below_coupon", "index")
+            self.ref(where, r.index, list(self.deal.indices), "index")
+
+    def coupon_not_negative(self, k: int, coupon: Any, path: tuple[Any, ...] | None = None) -> None:
         """A floating note coupon must not fall below 0 on the deal's index curve: notes pay
         no negative interest, so the coupon shown would not be the one paid."""
         curve = self.deal.indices.get(coupon.index)
@@ -248,7 +347,7 @@ class _Checker:
             lowest = max(lowest, coupon.floor)
         if lowest < 0:
             self.add(
-                ("tranches", k, "coupon"),
+                ("tranches", k, "coupon") if path is None else path,
                 f"the coupon falls to {lowest:.4%} where index {coupon.index} is lowest; a note "
                 "coupon must not be negative (notes pay no negative interest)",
                 "add `floor: 0` to the coupon, or raise the spread",
@@ -298,6 +397,17 @@ class _Checker:
                 self.ref((*base, "tranches", j), n, self.tranches, "tranche")
             if t.kind in ("dscr", "overcollateralisation", "interest_shortfall") and not t.tranches:
                 self.add(base, f"a {t.kind} trigger needs `tranches`", "name the notes it tests")
+            if t.kind == "put_unfunded":  # ---- note options
+                with_put = [x.name for x in self.deal.tranches if x.put is not None]
+                if not with_put:
+                    self.add(
+                        (*base, "kind"),
+                        "a put_unfunded trigger needs a tranche with a `put`",
+                        "give a tranche `put: {date, supporter}`",
+                    )
+                for j, n in enumerate(t.tranches):
+                    if n in self.tranches and n not in with_put:
+                        self.add((*base, "tranches", j), f"tranche {n!r} has no put")
             if t.kind == "reserve_below_target":
                 if t.account is None:
                     self.add(base, "a reserve_below_target trigger needs `account`")
@@ -414,6 +524,12 @@ class _Checker:
             self.ref(p, value, self.accounts, "account")
         elif kind == "draw":
             self.ref((*p, "from"), value.source, self.accounts + self.support, "account or support")
+            if any(x.name == value.source and isinstance(x, LiquiditySupport) for x in self.deal.support):
+                self.add(
+                    (*p, "from"),
+                    f"{value.source!r} is a liquidity_support: it buys notes put back, and is not drawn",
+                    "draw from an account, a deficiency_payment or a liquidity_facility",
+                )
             for j, c in enumerate(value.covers):
                 if c not in claims:
                     self.add(

@@ -529,6 +529,58 @@ class Override(Model):
         return self
 
 
+# ---- note options a scenario can override
+
+
+def _coupon_not_negative(v: Any) -> Any:
+    if isinstance(v, float) and v < 0:
+        # the waterfall never takes interest back from noteholders: a negative coupon would
+        # be shown but paid as 0
+        raise ValueError(
+            "a fixed note coupon must not be negative (notes pay no negative interest); "
+            "write 0 or a positive coupon"
+        )
+    return v
+
+
+class PoolFactorBelow(Model):
+    """Exercise while the performing pool balance is below a share of the original."""
+
+    pool_factor_below: Share = Field(description="Exercised when pool balance < this x original.")
+
+
+class RefinancingRate(Model):
+    """The rate at which the issuer could refinance: an index plus a spread."""
+
+    index: Name = Field(description="Name of a curve in the top-level `indices` section.")
+    spread: InterestRate = Field(0.0, description="Spread over the index.")
+
+
+class RefinancingBelowCoupon(Model):
+    """Exercise when refinancing is cheaper: index + spread on the payment date is below the
+    balance-weighted average coupon that the notes outstanding would pay for the next period."""
+
+    refinancing_below_coupon: RefinancingRate = Field(description="{index, spread}.")
+
+
+CallExercise = Annotated[
+    Literal["always", "never"] | PoolFactorBelow | RefinancingBelowCoupon,
+    Field(union_mode="left_to_right"),
+]
+
+
+class PutOverride(Model):
+    """A scenario's view of one tranche's investor put."""
+
+    share: Share | None = Field(None, description="Replaces the share of holders who put.")
+    reset_coupon: Coupon | None = Field(None, description="Replaces the reset coupon.")
+
+    @field_validator("reset_coupon")
+    @classmethod
+    def _no_negative_reset(cls, v: Any) -> Any:
+        return _coupon_not_negative(v)
+
+
 class Scenario(Model):
     """A named deterministic scenario."""
 
@@ -540,9 +592,73 @@ class Scenario(Model):
     recovery: RecoveryAssumption = Field(default_factory=RecoveryAssumption, description="Recoveries.")
     royalty: RoyaltyAssumption = Field(default_factory=RoyaltyAssumption, description="Royalty bases.")
     overrides: list[Override] = Field(default_factory=list, description="Per pool or obligor.")
+    issuer_call: CallExercise | None = Field(
+        None, description="Replaces the deal's issuer call exercise policy in this scenario."
+    )
+    puts: dict[Name, PutOverride] = Field(
+        default_factory=dict,
+        description="Tranche -> {share, reset_coupon} replacing its put's in this scenario.",
+    )
 
 
 # --------------------------------------------------------------------------- liabilities
+
+
+class CouponStep(Model):
+    """One entry of a coupon schedule: the coupon in force from a date. The coupon of an
+    interest period is the one in force on the period's first day."""
+
+    date: Date = Field(alias="from", description="Date from which the coupon applies.")
+    rate: Coupon = Field(description="Fixed annual coupon in [0%, 100%), or {index, spread, floor} floating.")
+
+    @field_validator("rate")
+    @classmethod
+    def _no_negative_rate(cls, v: Any) -> Any:
+        return _coupon_not_negative(v)
+
+
+TrancheCoupon = Annotated[
+    InterestRate | FloatingRate | Annotated[list[CouponStep], Field(min_length=1)],
+    Field(union_mode="left_to_right"),
+]
+
+
+class InvestorPut(Model):
+    """An investor put with a coupon reset (3+N, 回售 with 票面利率调整): on ``date`` holders
+    of ``share`` of the tranche sell their notes back at par to ``supporter`` (a
+    `liquidity_support`), and from that date the coupon is ``reset_coupon``. The notes stay
+    outstanding on the same terms, so the trust's cash flows do not change; what the
+    supporter cannot fund is an event of default (a `put_unfunded` trigger)."""
+
+    date: Date = Field(description="Put date: one of the deal's payment dates.")
+    reset_coupon: Coupon | None = Field(
+        None,
+        description="Coupon from the put date (fixed, or {index, spread, floor}); default: unchanged.",
+    )
+    share: Share = Field(1.0, description="Share of the balance whose holders put (default 100%).")
+    supporter: Name = Field(description="The `liquidity_support` that buys the notes put.")
+
+    @field_validator("reset_coupon")
+    @classmethod
+    def _no_negative_reset(cls, v: Any) -> Any:
+        return _coupon_not_negative(v)
+
+
+class PrepaymentBand(Model):
+    """The two prepayment speeds of a planned amortisation band, each {psa}, {cpr} or
+    {cpr_vector}."""
+
+    low: PrepaymentAssumption = Field(description="Slow end of the band, e.g. {psa: 100}.")
+    high: PrepaymentAssumption = Field(description="Fast end of the band, e.g. {psa: 300}.")
+
+
+class PlannedAmortisation(Model):
+    """A planned amortisation class (PAC): the pool's principal (scheduled and prepaid, no
+    defaults) is projected at each of the two band speeds; the tranche's target balance after
+    each period is its balance less the cumulative smaller of the two in each period, never
+    below 0 (see docs/structures.md)."""
+
+    band: PrepaymentBand = Field(description="{low: speed, high: speed}.")
 
 
 class Tranche(Model):
@@ -550,10 +666,12 @@ class Tranche(Model):
 
     name: Name = Field(description="Tranche name.")
     balance: Money = Field(description="Original principal balance.")
-    coupon: Coupon = Field(
+    coupon: TrancheCoupon = Field(
         0.0,
         description="Fixed annual coupon in [0%, 100%), or {index, spread} floating (a negative "
-        "all-in floating rate is paid as 0).",
+        "all-in floating rate is paid as 0), or a schedule [{from: DATE, rate: coupon}, ...] "
+        "(step-up coupons; the first `from` on or before the closing date, dates increasing; an "
+        "interest period pays the coupon in force on its first day).",
     )
     defer_interest: bool = Field(
         False,
@@ -570,18 +688,28 @@ class Tranche(Model):
         "above it is due.",
     )
     rating: str | None = Field(None, description="Rating at issue (informational).")
+    put: InvestorPut | None = Field(
+        None, description="Investor put with coupon reset (3+N): {date, reset_coupon, share, supporter}."
+    )
+    planned_amortisation: PlannedAmortisation | None = Field(
+        None,
+        description="Planned amortisation class: the target balances follow the pool's principal "
+        "at the slower of two prepayment speeds, {band: {low: {psa: 100}, high: {psa: 300}}}.",
+    )
 
     @field_validator("coupon")
     @classmethod
     def _no_negative_coupon(cls, v: Any) -> Any:
-        if isinstance(v, float) and v < 0:
-            # the waterfall never takes interest back from noteholders: a negative coupon would
-            # be shown but paid as 0
+        return _coupon_not_negative(v)
+
+    @model_validator(mode="after")
+    def _one_schedule(self) -> Tranche:
+        if self.planned_amortisation is not None and self.amortisation_schedule is not None:
             raise ValueError(
-                "a fixed note coupon must not be negative (notes pay no negative interest); "
-                "write 0 or a positive coupon"
+                "planned_amortisation cannot be combined with amortisation_schedule: give one "
+                "target balance schedule"
             )
-        return v
+        return self
 
     @model_validator(mode="after")
     def _schedule_within_balance(self) -> Tranche:
@@ -678,7 +806,17 @@ class LiquidityFacility(Model):
     rate: InterestRate = Field(0.0, description="Annual interest on drawn amounts, between -100% and 100%.")
 
 
-Support = Annotated[DeficiencyPayment | LiquidityFacility, Field(discriminator="kind")]
+class LiquiditySupport(Model):
+    """A liquidity supporter (流动性支持) of investor puts: it buys the notes put back on a
+    put date at par, up to ``limit`` in all, while it has not defaulted."""
+
+    name: Name = Field(description="Support name (named by a tranche's `put.supporter`).")
+    kind: Literal["liquidity_support"] = Field(description="Support kind: `liquidity_support`.")
+    provider: Name = Field(description="Provider obligor name (give it a PD to let it default).")
+    limit: Money = Field(description="Maximum amount of notes it buys over the deal's life.")
+
+
+Support = Annotated[DeficiencyPayment | LiquidityFacility | LiquiditySupport, Field(discriminator="kind")]
 
 
 # ---- support: loss cover of defaulted assets
@@ -792,6 +930,7 @@ class Trigger(Model):
         "principal_deficiency",
         "obligor_default",
         "uninvested_cash",
+        "put_unfunded",
     ] = Field(
         description="cumulative_default_rate: cumulative defaults / original pool > threshold; "
         "dscr: (collections - senior fees) / (interest and principal due of `tranches`; the "
@@ -804,7 +943,10 @@ class Trigger(Model):
         "`tranches` (or of the pool) > threshold, and not zero; "
         "obligor_default: `obligor` (e.g. the seller) has defaulted; "
         "uninvested_cash: cash a `buy_assets` step could not spend on the previous date over the "
-        "original pool balance > threshold (with `consecutive`: uninvested for N dates)."
+        "original pool balance > threshold (with `consecutive`: uninvested for N dates); "
+        "put_unfunded: an investor put of `tranches` (default: every tranche with a put) that its "
+        "supporter did not fund, on an earlier payment date (an event of default from the next date; "
+        "any unfunded amount breaches it, whatever the threshold)."
     )
     threshold: NonNegativeRate | Annotated[list[NonNegativeRate], Field(min_length=1)] = Field(
         0.0,
@@ -835,6 +977,20 @@ class CleanUpCall(Model):
 
     threshold: Share = Field(description="Exercised when pool balance <= threshold x original.")
     price: Share = Field(1.0, description="Price as a share of the performing balance.")
+
+
+class IssuerCall(Model):
+    """The issuer's optional redemption: on the first payment date on or after ``from`` on
+    which the exercise condition holds, the pool is sold at ``price x`` its performing balance
+    (as for a clean-up call) and every note's whole balance becomes due."""
+
+    date: Date = Field(alias="from", description="First date on which the call may be exercised.")
+    price: Share = Field(1.0, description="Price as a share of the performing balance.")
+    exercise: CallExercise = Field(
+        "always",
+        description="always, never, {pool_factor_below: share} or "
+        "{refinancing_below_coupon: {index, spread}}; a scenario may override it.",
+    )
 
 
 # --------------------------------------------------------------------------- waterfall steps
@@ -1067,6 +1223,9 @@ class Deal(Model):
         None, description="Write losses down on the notes (default: no write-down)."
     )
     revolving: Revolving | None = Field(None, description="A revolving period and what it buys.")
+    issuer_call: IssuerCall | None = Field(
+        None, description="Optional issuer call (optional redemption) from a date."
+    )
     risk: RiskModel | None = Field(None, description="Monte Carlo risk model.")
     waterfalls: dict[Name, Waterfall] = Field(
         description="Named priorities of payments; the first (or `normal`) runs unless a trigger "

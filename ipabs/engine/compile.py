@@ -17,6 +17,7 @@ from ipabs.collateral.assets import (
     build_royalties,
     index_arrays,
 )
+from ipabs.collateral.prepayment import period_months, prepayment_curve
 from ipabs.collateral.schedule_numba_fns import contractual_flows, index_rate
 from ipabs.dates import DAY_COUNTS, add_months, from_day, grid_days, payment_dates, to_day, year_fraction
 from ipabs.deal.load import LoadedDeal
@@ -27,7 +28,11 @@ from ipabs.deal.schema import (
     FloatingRate,
     Formula,
     GuaranteeInsurance,
+    LiquiditySupport,
+    PoolFactorBelow,
+    RefinancingBelowCoupon,
     Schedule,
+    Tranche,
 )
 from ipabs.deal.types import parse_quantity
 from ipabs.engine import layout as L
@@ -149,6 +154,14 @@ def _rate_path(
     coupon: Any, grid: np.ndarray, idx: tuple[np.ndarray, np.ndarray, np.ndarray], index_ids: dict[str, int]
 ) -> np.ndarray:
     n = len(grid) - 1
+    if isinstance(coupon, list):  # ---- note options: a coupon schedule by date
+        # each period pays the coupon in force on its first day
+        out = np.zeros(n)
+        for step in coupon:
+            path = _rate_path(step.rate, grid, idx, index_ids)
+            live = grid[:-1] >= to_day(step.date)
+            out[live] = path[live]
+        return out
     if isinstance(coupon, FloatingRate):
         ptr, days, rates = idx
         out = np.array(
@@ -173,6 +186,151 @@ def deal_years(closing: dt.date, dates: list[dt.date]) -> np.ndarray:
             k += 1
         out[t] = k
     return out
+
+
+# ---- note options -----------------------------------------------------------------------
+
+
+def _payment_period(grid: np.ndarray, day: int) -> int:
+    """The period whose payment date is ``day``, or the first one after it (T: none)."""
+    return int(np.searchsorted(grid[1:], day, side="left"))
+
+
+def tranche_rates(
+    tranche: Tranche,
+    grid: np.ndarray,
+    idx: tuple[np.ndarray, np.ndarray, np.ndarray],
+    index_ids: dict[str, int],
+    reset_coupon: Any = None,
+) -> np.ndarray:
+    """Annual coupon of ``tranche`` in each period: its coupon (or coupon schedule), then
+    from its put date the put's reset coupon (``reset_coupon`` replaces the deal's).
+
+    Returns
+    -------
+    ndarray, shape (T,)
+    """
+    out = _rate_path(tranche.coupon, grid, idx, index_ids)
+    put = tranche.put
+    reset = reset_coupon if reset_coupon is not None else (put.reset_coupon if put is not None else None)
+    if put is not None and reset is not None:
+        path = _rate_path(reset, grid, idx, index_ids)
+        live = grid[:-1] >= to_day(put.date)  # the interest periods starting on or after it
+        out[live] = path[live]
+    return out
+
+
+def issuer_call_arrays(
+    spec: Deal,
+    grid: np.ndarray,
+    idx: tuple[np.ndarray, np.ndarray, np.ndarray],
+    index_ids: dict[str, int],
+    exercise: Any = None,
+) -> tuple[int, float, float, int, np.ndarray]:
+    """The issuer call as (first period, pool factor, price, refinancing test on, refinancing
+    rate per payment date); ``exercise`` replaces the deal's exercise policy."""
+    n = len(grid) - 1
+    call = spec.issuer_call
+    rate = np.zeros(n)
+    if call is None:
+        return n, np.inf, 1.0, 0, rate
+    policy = call.exercise if exercise is None else exercise
+    period = _payment_period(grid, to_day(call.date))
+    if policy == "never":
+        return n, np.inf, call.price, 0, rate
+    if isinstance(policy, PoolFactorBelow):
+        return period, float(policy.pool_factor_below), call.price, 0, rate
+    if isinstance(policy, RefinancingBelowCoupon):
+        r = policy.refinancing_below_coupon
+        ptr, days, rates = idx
+        rate = np.array(
+            [index_rate(int(grid[t + 1]), index_ids[r.index], ptr, days, rates) for t in range(n)]
+        )
+        return period, np.inf, call.price, 1, rate + r.spread
+    return period, np.inf, call.price, 0, rate
+
+
+def put_arrays(
+    spec: Deal, grid: np.ndarray, support_index: dict[str, int], shares: dict[str, float] | None = None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per tranche: the period of its put date (-1: no put), the share put (``shares``
+    replaces the deal's) and the supporter's index (-1: no put)."""
+    shares = shares or {}
+    period, share, supporter = [], [], []
+    for tr in spec.tranches:
+        put = tr.put
+        if put is None:
+            period.append(-1)
+            share.append(0.0)
+            supporter.append(-1)
+        else:
+            period.append(_payment_period(grid, to_day(put.date)))
+            share.append(float(shares.get(tr.name, put.share)))
+            supporter.append(support_index[put.supporter])
+    return (
+        np.array(period, dtype=np.int64),
+        np.array(share, dtype=np.float64),
+        np.array(supporter, dtype=np.int64),
+    )
+
+
+def pool_principal(
+    sched_principal: np.ndarray, sched_balance: np.ndarray, grid: np.ndarray, speed: Any
+) -> np.ndarray:
+    """Principal (scheduled and prepaid) the whole pool pays in each period with no defaults at
+    prepayment ``speed``, by the rules of the deterministic scenarios: a share ``q`` of each
+    asset still performs, it pays ``q x`` its scheduled principal and prepays ``q x SMM x`` its
+    scheduled balance at the end of the period, and ``q`` falls by ``1 - SMM``.
+
+    Returns
+    -------
+    ndarray, shape (T,)
+    """
+    smm = prepayment_curve(speed, period_months(grid))
+    q = np.concatenate(([1.0], np.cumprod(1.0 - smm)[:-1]))  # performing share at each start
+    return q * (sched_principal.sum(axis=0) + smm * sched_balance.sum(axis=0))
+
+
+def planned_schedule(balance: float, low: np.ndarray, high: np.ndarray) -> np.ndarray:
+    """A planned amortisation class's target balances: ``balance`` less the cumulative smaller
+    of the two band speeds' pool principal in each period, never below 0."""
+    return np.maximum(balance - np.cumsum(np.minimum(low, high)), 0.0)
+
+
+def scenario_deal(model: CompiledModel, name: str) -> L.CompiledDeal:
+    """The compiled deal as scenario ``name`` sees it: its issuer call exercise policy and its
+    puts' shares and reset coupons replace the deal's (the Monte Carlo uses the deal's own).
+
+    Returns
+    -------
+    CompiledDeal
+        ``model.cd`` itself when the scenario changes none of them.
+    """
+    spec = model.spec
+    sc = spec.scenarios[name]
+    if sc.issuer_call is None and not sc.puts:
+        return model.cd
+    idx = index_arrays(spec)
+    index_ids = {n: i for i, n in enumerate(spec.indices)}
+    grid = model.grid
+    rates = model.cd.tr_rate.copy()
+    for k, tr in enumerate(spec.tranches):
+        ov = sc.puts.get(tr.name)
+        if ov is not None and ov.reset_coupon is not None:
+            rates[k] = tranche_rates(tr, grid, idx, index_ids, ov.reset_coupon)
+    shares = {t: float(ov.share) for t, ov in sc.puts.items() if ov.share is not None}
+    support_index = {x.name: i for i, x in enumerate(spec.support)}
+    _period, put_share, _supporter = put_arrays(spec, grid, support_index, shares)
+    period, factor, price, refinance, rate = issuer_call_arrays(spec, grid, idx, index_ids, sc.issuer_call)
+    return model.cd._replace(
+        tr_rate=rates,
+        tr_put_share=put_share,
+        icall_period=period,
+        icall_factor=factor,
+        icall_price=price,
+        icall_refinance=refinance,
+        icall_rate=rate,
+    )
 
 
 def compile_deal(loaded: LoadedDeal) -> CompiledModel:
@@ -247,7 +405,14 @@ def compile_deal(loaded: LoadedDeal) -> CompiledModel:
             due_period.append(n - 1)
         if tr.amortisation_schedule:
             schedules[i] = _per_period(tr.amortisation_schedule, n)
-    tr_rate = np.array([_rate_path(t.coupon, grid, idx, index_ids) for t in spec.tranches]).reshape(
+        if tr.planned_amortisation is not None:  # ---- note options
+            band = tr.planned_amortisation.band
+            schedules[i] = planned_schedule(
+                tr.balance,
+                pool_principal(s_prin, s_bal, grid, band.low),
+                pool_principal(s_prin, s_bal, grid, band.high),
+            )
+    tr_rate = np.array([tranche_rates(t, grid, idx, index_ids) for t in spec.tranches]).reshape(
         len(spec.tranches), n
     )
 
@@ -282,6 +447,11 @@ def compile_deal(loaded: LoadedDeal) -> CompiledModel:
             cap_p.append(np.inf if x.cap_per_period is None else x.cap_per_period)
             cap_t.append(np.inf if x.cap_total is None else x.cap_total)
             sup_rate.append(x.reimbursement_rate)
+        elif isinstance(x, LiquiditySupport):  # ---- note options
+            sup_kind.append(L.SUP_LIQUIDITY_SUPPORT)
+            cap_p.append(np.inf)
+            cap_t.append(x.limit)
+            sup_rate.append(0.0)
         else:
             sup_kind.append(L.SUP_LIQUIDITY)
             cap_p.append(np.inf)
@@ -314,7 +484,10 @@ def compile_deal(loaded: LoadedDeal) -> CompiledModel:
     thresholds = np.zeros((len(spec.triggers), n))
     for i, g in enumerate(spec.triggers):
         trg["kind"].append(L.TRIGGER_CODES[g.kind])
-        trg["group"].append(lists.add([tranche_index[x] for x in g.tranches]) if g.tranches else -1)
+        tested = g.tranches
+        if g.kind == "put_unfunded" and not tested:  # ---- note options: every tranche with a put
+            tested = [t.name for t in spec.tranches if t.put is not None]
+        trg["group"].append(lists.add([tranche_index[x] for x in tested]) if tested else -1)
         trg["account"].append(account_index[g.account] if g.account else -1)
         trg["consec"].append(g.consecutive)
         trg["curable"].append(g.curable)
@@ -418,6 +591,8 @@ def compile_deal(loaded: LoadedDeal) -> CompiledModel:
     rv = compile_revolving(spec, grid, idx)
 
     arows = amounts.rows
+    icall = issuer_call_arrays(spec, grid, idx, index_ids)
+    put_period, put_share, put_supporter = put_arrays(spec, grid, support_index)
     cd = L.CompiledDeal(
         n_periods=n,
         year_frac=year_frac,
@@ -490,6 +665,15 @@ def compile_deal(loaded: LoadedDeal) -> CompiledModel:
         trg_end_revolving=i64(trg["end"]),
         trg_obligor=i64(trg["ob"]),
         sup_reimbursable=i64(reimbursable),
+        icall_period=icall[0],
+        icall_factor=icall[1],
+        icall_price=icall[2],
+        icall_refinance=icall[3],
+        icall_rate=icall[4],
+        tr_put_period=put_period,
+        tr_put_share=put_share,
+        tr_put_supporter=put_supporter,
+        put_any=int(bool((put_period >= 0).any())),
     )
     return CompiledModel(
         deal=loaded,

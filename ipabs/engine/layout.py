@@ -61,6 +61,8 @@ ACC_TRAP = 1
 # ---- support kinds
 SUP_DEFICIENCY = 0
 SUP_LIQUIDITY = 1
+# ---- note options
+SUP_LIQUIDITY_SUPPORT = 11  # buys the notes put back on a put date (never drawn by a step)
 
 # ---- claim kinds (what a draw covers)
 CLAIM_FEE = 0
@@ -91,6 +93,9 @@ TRIGGER_CODES = {
     "obligor_default": TRG_OBLIGOR_DEFAULT,
     "uninvested_cash": TRG_UNINVESTED_CASH,
 }
+# ---- note options
+TRG_PUT_UNFUNDED = 7
+TRIGGER_CODES["put_unfunded"] = TRG_PUT_UNFUNDED
 
 # ---- step opcodes; arguments a, b, c, d per opcode
 OP_PAY_FEE = 0  # a: group of fees
@@ -225,6 +230,16 @@ class CompiledDeal(NamedTuple):
     trg_obligor: np.ndarray  # (G,) obligor_default: index into the stop array (-1: none)
     # ---- support
     sup_reimbursable: np.ndarray  # (S,) 1 when a reimburse or repay_liquidity step names it
+    # ---- note options
+    icall_period: int  # first period whose payment date may see the issuer call (T: none)
+    icall_factor: float  # exercised while pool balance < factor x original (inf: always)
+    icall_price: float  # share of the performing balance paid
+    icall_refinance: int  # 1: also only while icall_rate is below the notes' average coupon
+    icall_rate: np.ndarray  # (T,) refinancing rate at each payment date
+    tr_put_period: np.ndarray  # (N,) period whose payment date is the put date (-1: no put)
+    tr_put_share: np.ndarray  # (N,) share of the balance put
+    tr_put_supporter: np.ndarray  # (N,) liquidity support buying the notes (-1: no put)
+    put_any: int  # 1 when some tranche has a put
 
 
 # ---- output tables: last axis of each
@@ -252,6 +267,10 @@ TRANCHE_FIELDS = (
     "write_down",
     "written_down",
 )
+# ---- note options
+TR_PUT_EXERCISED = 11  # balance put back on the put date (after the date's payments)
+TR_PUT_UNFUNDED = 12  # the part of it the supporter did not buy: an event of default
+TRANCHE_FIELDS = (*TRANCHE_FIELDS, "put_exercised", "put_unfunded")
 
 FEE_DUE = 0
 FEE_PAID = 1
@@ -275,6 +294,9 @@ SUP_CUMULATIVE_DRAW = 4
 # ---- support
 SUP_REIMBURSED = 5  # draws and interest paid back to the provider in the period
 SUP_UNREIMBURSED = 6  # draws and interest still owed to the provider after the period
+# ---- note options
+SUP_PUT_BOUGHT = 7  # notes bought from holders who put, this period
+SUP_NOTES_HELD = 8  # notes held from puts at the end of the period (they amortise with the tranche)
 SUPPORT_FIELDS = (
     "draw",
     "principal_repaid",
@@ -284,6 +306,9 @@ SUPPORT_FIELDS = (
     # ---- support
     "reimbursed",
     "unreimbursed",
+    # ---- note options
+    "put_bought",
+    "notes_held",
 )
 
 TRG_VALUE = 0
@@ -351,6 +376,9 @@ DEAL_FIELDS = (
     "purchased_defaults",
     "purchased_balance",
 )
+# ---- note options
+D_CALL_KIND = 28  # why the pool was sold, on the call date: 1 clean-up call, 2 issuer call
+DEAL_FIELDS = (*DEAL_FIELDS, "call_kind")
 
 
 N_TRANCHE_FIELDS = len(TRANCHE_FIELDS)

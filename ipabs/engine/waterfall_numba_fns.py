@@ -3,12 +3,14 @@ step. The deterministic run and every Monte Carlo path call this same function.
 
 Per payment date, in order:
 
-1. collect the period's asset cash (and exercise the clean-up call when the pool is small);
+1. collect the period's asset cash (and exercise the clean-up call when the pool is small, or
+   the issuer call when its condition holds);
 2. compute what is due: note interest (plus arrears), principal due, fees (plus arrears);
 3. test the triggers and set the period's mode: sequential principal, trap share, waterfall;
 4. release account balances above target (all of it at legal final or after acceleration);
 5. run the steps of the active waterfall;
-6. carry unpaid interest and fees as arrears and any unapplied cash to the next date.
+6. carry unpaid interest and fees as arrears and any unapplied cash to the next date, and
+   settle investor puts falling on the date (they move no trust cash).
 
 A switching trigger (acceleration, event of default) makes the whole balance of every tranche
 due. At the legal final date everything is due; what stays unpaid is the tranche's loss.
@@ -34,6 +36,7 @@ from ipabs.engine.layout import (
     CLAIM_PRINCIPAL_AT_MATURITY,
     D_ACCOUNT_DEPOSITS,
     D_ACCOUNT_WITHDRAWALS,
+    D_CALL_KIND,
     D_CALL_PROCEEDS,
     D_CALLED,
     D_CARRY_IN,
@@ -99,7 +102,9 @@ from ipabs.engine.layout import (
     SUP_DEFICIENCY,
     SUP_DRAW,
     SUP_INTEREST_PAID,
+    SUP_NOTES_HELD,
     SUP_OUTSTANDING,
+    SUP_PUT_BOUGHT,
     SUP_REIMBURSED,
     SUP_REPAID,
     SUP_UNREIMBURSED,
@@ -112,6 +117,8 @@ from ipabs.engine.layout import (
     TR_INTEREST_PAID,
     TR_PRINCIPAL_DUE,
     TR_PRINCIPAL_PAID,
+    TR_PUT_EXERCISED,
+    TR_PUT_UNFUNDED,
     TR_RESIDUAL_PAID,
     TR_SUPPORT_RECEIVED,
     TR_WRITE_DOWN,
@@ -124,6 +131,7 @@ from ipabs.engine.layout import (
     TRG_OBLIGOR_DEFAULT,
     TRG_OVERCOLLATERALISATION,
     TRG_PRINCIPAL_DEFICIENCY,
+    TRG_PUT_UNFUNDED,
     TRG_RESERVE_BELOW_TARGET,
     TRG_UNINVESTED_CASH,
     TRG_VALUE,
@@ -246,6 +254,47 @@ def _claim_due(claim_index, claim_kind, c, fee_due, int_due, prin_due, bal, t, l
     return min(prin_due[ci], bal[ci])
 
 
+# ---- note options -----------------------------------------------------------------------
+
+
+@njit(leaf=True, inline="always")
+def _settle_puts(cd, t, bal, support_stop, out_tranche, out_support, full):  # type: ignore[no-untyped-def]
+    """Investor puts on payment date ``t``, after its payments: holders of ``share`` of each
+    tranche whose put date it is sell their notes at par to the supporter, which buys what its
+    limit (less what it bought before) allows while it has not defaulted; the rest is unfunded.
+    The notes stay outstanding: the trust's cash does not change. With ``full``, the support
+    table records the notes bought and the notes held (bought notes amortise with the tranche).
+    Reads earlier puts back from the tranche table, so it keeps no state of its own."""
+    n_tr = bal.shape[0]
+    for k in range(n_tr):
+        if cd.tr_put_period[k] != t:
+            continue
+        s = cd.tr_put_supporter[k]
+        amount = cd.tr_put_share[k] * bal[k]
+        room = 0.0
+        if t < support_stop[s]:
+            used = 0.0
+            for j in range(n_tr):
+                tj = cd.tr_put_period[j]
+                if cd.tr_put_supporter[j] == s and tj >= 0 and (tj < t or (tj == t and j < k)):
+                    used += out_tranche[tj, j, TR_PUT_EXERCISED] - out_tranche[tj, j, TR_PUT_UNFUNDED]
+            room = max(cd.sup_cap_total[s] - used, 0.0)
+        funded = min(amount, room)
+        out_tranche[t, k, TR_PUT_EXERCISED] = amount
+        out_tranche[t, k, TR_PUT_UNFUNDED] = amount - funded if amount - funded > EPS else 0.0
+        if full:
+            out_support[t, s, SUP_PUT_BOUGHT] += funded
+    if full:
+        for k in range(n_tr):
+            tk = cd.tr_put_period[k]
+            if tk < 0 or tk > t:
+                continue
+            at_put = out_tranche[tk, k, TR_BALANCE_END]
+            bought = out_tranche[tk, k, TR_PUT_EXERCISED] - out_tranche[tk, k, TR_PUT_UNFUNDED]
+            if at_put > EPS:
+                out_support[t, cd.tr_put_supporter[k], SUP_NOTES_HELD] += bought * bal[k] / at_put
+
+
 @njit
 def run_waterfall(
     cd,  # CompiledDeal
@@ -351,6 +400,15 @@ def waterfall_path(cd, coll, support_stop, out, work, flags, full, rv):  # type:
     revolves = rv.mode != MODE_NONE and cd.rv_last >= 0
     cd_trg_end_revolving = cd.trg_end_revolving
     cd_trg_obligor = cd.trg_obligor
+    # ---- note options
+    cd_icall_factor = cd.icall_factor
+    cd_icall_period = cd.icall_period
+    cd_icall_price = cd.icall_price
+    cd_icall_rate = cd.icall_rate
+    cd_icall_refinance = cd.icall_refinance
+    cd_put_any = cd.put_any
+    cd_tr_put_period = cd.tr_put_period
+    # ----
     out_account = out.account
     out_deal = out.deal
     out_fee = out.fee
@@ -412,6 +470,7 @@ def waterfall_path(cd, coll, support_stop, out, work, flags, full, rv):  # type:
     uninvested = 0.0  # cash a buy_assets step kept on the previous date
     if revolves:
         reset(rv)
+    issuer_called = False  # ---- note options: the issuer call makes every balance due
 
     out_tranche[:] = 0.0
     if full:
@@ -507,6 +566,25 @@ def waterfall_path(cd, coll, support_stop, out, work, flags, full, rv):  # type:
             principal_coll += call_proceeds
             pool_end = 0.0
             called = True
+        # ---- note options: issuer call (icall_period is T when the deal has none)
+        if t >= cd_icall_period and not called and pool_end > EPS and bal.sum() > EPS:
+            exercise = pool_end < cd_icall_factor * cd_original_pool_balance
+            if exercise and cd_icall_refinance == 1:
+                # refinancing is cheaper than the notes' average coupon of the next period
+                tn = t + 1 if t + 1 < n_t else t
+                coupons = 0.0
+                for k in range(n_tr):
+                    coupons += bal[k] * cd_tr_rate[k, tn]
+                exercise = cd_icall_rate[t] * bal.sum() < coupons
+            if exercise:
+                call_proceeds = cd_icall_price * pool_end
+                principal_coll += call_proceeds
+                pool_end = 0.0
+                called = True
+                issuer_called = True
+        if full and called and (t == 0 or out_deal[t - 1, D_CALLED] == 0.0):  # the call date
+            row[D_CALL_KIND] = 2.0 if issuer_called else 1.0
+        # ----
         # the principal deficiency ledger records losses when the deal says so
         if pdl_debits & PDL_DEBIT_DEFAULTS:
             pdl += defaults
@@ -627,7 +705,7 @@ def waterfall_path(cd, coll, support_stop, out, work, flags, full, rv):  # type:
                     for j in range(cd_grp_ptr[cd_trg_group[g]], cd_grp_ptr[cd_trg_group[g] + 1]):
                         k = cd_grp_item[j]
                         service += int_due_total[k]
-                        if all_due or t >= cd_tr_due_period[k] or last:
+                        if all_due or t >= cd_tr_due_period[k] or last or issuer_called:
                             service += bal[k]
                         elif cd_tr_schedule[k, t] < bal[k]:
                             service += bal[k] - cd_tr_schedule[k, t]
@@ -668,6 +746,15 @@ def waterfall_path(cd, coll, support_stop, out, work, flags, full, rv):  # type:
                 elif kind == TRG_UNINVESTED_CASH:
                     value = uninvested / cd_original_pool_balance if cd_original_pool_balance > 0 else 0.0
                     breached = uninvested > EPS and value > thr
+                elif kind == TRG_PUT_UNFUNDED:  # ---- note options
+                    # puts of the tested tranches left unfunded on an earlier date
+                    value = 0.0
+                    for j in range(cd_grp_ptr[cd_trg_group[g]], cd_grp_ptr[cd_trg_group[g] + 1]):
+                        k = cd_grp_item[j]
+                        tp = cd_tr_put_period[k]
+                        if tp >= 0 and tp < t:
+                            value += out_tranche[tp, k, TR_PUT_UNFUNDED]
+                    breached = value > EPS
                 if breached:
                     breaches[g] += 1
                 else:
@@ -706,6 +793,8 @@ def waterfall_path(cd, coll, support_stop, out, work, flags, full, rv):  # type:
                 prin_due[k] = bal[k] - cd_tr_schedule[k, t]
             else:
                 prin_due[k] = 0.0
+            if issuer_called:  # ---- note options
+                prin_due[k] = bal[k]
             out_tranche[t, k, TR_PRINCIPAL_DUE] = prin_due[k]
 
         # 4. account releases ----------------------------------------------------------
@@ -808,7 +897,7 @@ def waterfall_path(cd, coll, support_stop, out, work, flags, full, rv):  # type:
                 limit = cd_st_c[st]
                 cap = avail
                 # at legal final and after a switch everything is due: limits and targets lapse
-                ends = last or accelerated
+                ends = last or accelerated or issuer_called
                 if limit == LIMIT_PRINCIPAL_COLLECTIONS and not ends:
                     cap = min(cap, principal_coll)
                 if limit == LIMIT_DUE:
@@ -991,6 +1080,8 @@ def waterfall_path(cd, coll, support_stop, out, work, flags, full, rv):  # type:
             out_tranche[t, k, TR_INTEREST_ARREARS] = arrears[k]
         for f in range(n_fee):
             fee_arrears[f] = fee_due[f] if fee_due[f] > EPS else 0.0
+        if cd_put_any == 1:  # ---- note options: investor puts, after the date's payments
+            _settle_puts(cd, t, bal, support_stop, out_tranche, out_support, full)
         carry = avail_i + avail_p
         carry_p = avail_p
         if full:

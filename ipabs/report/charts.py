@@ -508,7 +508,7 @@ def trigger_thresholds(deal: LoadedDeal | str | Path) -> dict[str, np.ndarray]:
     """Each trigger's threshold per period, as the waterfall compares it with ``value``.
 
     ``reserve_below_target`` tests against 1 when its threshold is 0; ``interest_shortfall``
-    against 0 (any unpaid interest).
+    and ``put_unfunded`` against 0 (any unpaid interest, any unfunded put).
     """
     from ipabs.api import _model
 
@@ -518,7 +518,7 @@ def trigger_thresholds(deal: LoadedDeal | str | Path) -> dict[str, np.ndarray]:
         thr = np.array(model.cd.trg_threshold[g], dtype=np.float64)
         if trig.kind == "reserve_below_target":
             thr = np.where(thr > 0.0, thr, 1.0)
-        elif trig.kind == "interest_shortfall":
+        elif trig.kind in ("interest_shortfall", "put_unfunded"):
             thr = np.zeros_like(thr)
         out[trig.name] = thr
     return out

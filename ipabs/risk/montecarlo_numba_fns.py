@@ -26,6 +26,7 @@ from ipabs.engine.layout import (
     TR_INTEREST_ARREARS,
     TR_INTEREST_PAID,
     TR_PRINCIPAL_PAID,
+    TR_PUT_UNFUNDED,
     TR_RESIDUAL_PAID,
     TR_WRITTEN_DOWN,
     allocate_tables,
@@ -88,6 +89,9 @@ TRANCHE_OUTCOMES = (
     "yield",
     "duration_years",
 )
+# ---- note options
+O_PUT_UNFUNDED = 8  # investor put amount the supporter did not fund (> 0: an event of default)
+TRANCHE_OUTCOMES = (*TRANCHE_OUTCOMES, "put_unfunded")
 
 # per-path pool outcomes
 P_DEFAULT_RATE = 0  # cumulative defaulted balance / original pool balance
@@ -663,6 +667,8 @@ def path_outcomes(cd, ra, scratch, tables, tranche_row, pool_row):  # type: igno
             else np.nan
         )
         tranche_row[k, O_DURATION] = timed / pv if pv > 0.0 else np.nan
+        tp = cd.tr_put_period[k]  # ---- note options
+        tranche_row[k, O_PUT_UNFUNDED] = tables.tranche[tp, k, TR_PUT_UNFUNDED] if tp >= 0 else 0.0
     defaults = 0.0
     losses = 0.0
     royalty = 0.0
