@@ -525,7 +525,8 @@ def waterfall_path(cd, coll, support_stop, out, work, flags, full, rv):  # type:
             pool_start = coll[t, C_BALANCE_START]
             pool_end = coll[t, C_BALANCE_END]
             defaults = coll[t, C_DEFAULT]
-        realised_loss = coll[t, C_REALISED_LOSS]
+        # after a call the pool's assets are sold: their later losses are the buyer's
+        realised_loss = 0.0 if called else coll[t, C_REALISED_LOSS]
         purchased_cash = 0.0
         if revolves:  # assets bought on earlier dates (after a call: their pending recoveries)
             flow = rv.flow
