@@ -653,6 +653,13 @@ def compile_deal(loaded: LoadedDeal) -> CompiledModel:
         pdl_debits=pdl_debits,
         write_down=write_down,
         write_down_group=wd_group,
+        period_quantities=int(
+            any(r[0] == L.AMT_FORMULA and r[1] >= L.Q_INTEREST_COLLECTIONS for r in arows)
+            or any(
+                k == L.FEE_RATE and q >= L.Q_INTEREST_COLLECTIONS
+                for k, q in zip(fee_kind, fee_base, strict=True)
+            )
+        ),
         rv_last=rv.last_period,
         rv_price=rv.price,
         rv_share=rv.share,

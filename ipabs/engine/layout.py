@@ -216,6 +216,7 @@ class CompiledDeal(NamedTuple):
     pdl_debits: int  # PDL_DEBIT_* flags besides principal used for fees and interest
     write_down: int  # WRITE_DOWN_*
     write_down_group: int  # group of tranches written down, in order (-1: none)
+    period_quantities: int  # 1 when an amount reads this period's collections or the ledger
     # ---- revolving (see ipabs.engine.revolving.RevolvingTerms; J templates)
     rv_last: int  # last period whose payment date may buy (-1: no revolving)
     rv_price: float

@@ -391,6 +391,10 @@ def waterfall_path(cd, coll, support_stop, out, work, flags, full, rv):  # type:
     cd_year_frac = cd.year_frac
     cd_st_pot = cd.st_pot
     cd_fee_cap_year = cd.fee_cap_year
+    fee_caps = False  # some fee has an annual cap
+    for f in range(cd_fee_cap_year.shape[0]):
+        if cd_fee_cap_year[f] < np.inf:
+            fee_caps = True
     cd_year_id = cd.year_id
     cd_acc_to_principal = cd.acc_to_principal
     rec_share = cd.rec_principal_share
@@ -549,12 +553,13 @@ def waterfall_path(cd, coll, support_stop, out, work, flags, full, rv):  # type:
                 pool_end += flow[F_BALANCE_END]
         cum_default += defaults
         asset_cash = income_coll + principal_coll
-        pq[0] = interest_coll
-        pq[1] = income_coll
-        pq[2] = principal_coll
-        pq[3] = asset_cash
-        pq[4] = royalty_coll
-        pq[5] = defaults
+        if cd.period_quantities:  # amounts that read this period's collections
+            pq[0] = interest_coll
+            pq[1] = income_coll
+            pq[2] = principal_coll
+            pq[3] = asset_cash
+            pq[4] = royalty_coll
+            pq[5] = defaults
         call_proceeds = 0.0
         if (
             not called
@@ -615,12 +620,12 @@ def waterfall_path(cd, coll, support_stop, out, work, flags, full, rv):  # type:
         # 2. what is due ---------------------------------------------------------------
         outstanding = bal.sum() + arrears.sum()
         alive = outstanding > EPS or asset_cash > EPS
-        for k in range(n_tr):
-            out_tranche[t, k, TR_BALANCE_START] = bal[k]
         # Loss allocation by write-down: losses of the period (defaults at the start of the
         # period, as the pool's interest stops on them; or losses realised on liquidation)
         # reduce the balances in the deal's order before interest accrues on them.
         if write_down != 0:
+            for k in range(n_tr):
+                out_tranche[t, k, TR_BALANCE_START] = bal[k]
             loss = defaults if write_down == WRITE_DOWN_AT_DEFAULT else realised_loss
             wd_total = 0.0
             for j in range(cd_grp_ptr[wd_group], cd_grp_ptr[wd_group + 1]):
@@ -633,13 +638,16 @@ def waterfall_path(cd, coll, support_stop, out, work, flags, full, rv):  # type:
                     wd_total += x
             if full:
                 row[D_WRITE_DOWN] = wd_total
+            for k in range(n_tr):
+                out_tranche[t, k, TR_WRITTEN_DOWN] = written_down[k]
         for k in range(n_tr):
-            out_tranche[t, k, TR_WRITTEN_DOWN] = written_down[k]
+            if write_down == 0:
+                out_tranche[t, k, TR_BALANCE_START] = bal[k]
             int_due_total[k] = bal[k] * cd_tr_rate[k, t] * yf + arrears[k]
             int_due[k] = int_due_total[k]
             out_tranche[t, k, TR_INTEREST_DUE] = int_due_total[k]
         senior_fees = 0.0
-        if cd_year_id[t] != year:  # a new deal year: annual fee caps start again
+        if fee_caps and cd_year_id[t] != year:  # a new deal year: annual fee caps start again
             year = cd_year_id[t]
             for f in range(n_fee):
                 fee_year_paid[f] = 0.0
@@ -658,12 +666,12 @@ def waterfall_path(cd, coll, support_stop, out, work, flags, full, rv):  # type:
                     )
                     due = cd_fee_amount[f] * base * yf
             fee_due[f] = due + fee_arrears[f]
-            # above the annual cap a fee is owed junior (paid by pay_fee_above_cap steps)
-            room = max(cd_fee_cap_year[f] - fee_year_paid[f], 0.0)
-            if fee_due[f] > room:
-                fee_above_cap[f] += fee_due[f] - room
-                fee_due[f] = room
-            fee_due_start[f] = fee_due[f]
+            if fee_caps:  # above its annual cap a fee is owed junior (pay_fee_above_cap steps)
+                room = max(cd_fee_cap_year[f] - fee_year_paid[f], 0.0)
+                if fee_due[f] > room:
+                    fee_above_cap[f] += fee_due[f] - room
+                    fee_due[f] = room
+                fee_due_start[f] = fee_due[f]
             if full:
                 out_fee[t, f, FEE_DUE] = fee_due[f]
             if cd_fee_senior[f]:
@@ -777,10 +785,12 @@ def waterfall_path(cd, coll, support_stop, out, work, flags, full, rv):  # type:
             if wf == cd_normal_waterfall or all_due:
                 break
         accelerated = wf != cd_normal_waterfall
-        for g in range(n_trg):  # an early amortisation event ends the revolving period for good
-            if active[g] == 1 and cd_trg_end_revolving[g]:
-                revolving_ended = True
-        revolving = revolves and t <= cd.rv_last and not revolving_ended and not called
+        revolving = False
+        if revolves:
+            for g in range(n_trg):  # an early amortisation event ends the revolving period for good
+                if active[g] == 1 and cd_trg_end_revolving[g]:
+                    revolving_ended = True
+            revolving = t <= cd.rv_last and not revolving_ended and not called
         if full:
             row[D_REVOLVING] = 1.0 if revolving else 0.0
             row[D_WATERFALL] = wf
@@ -829,15 +839,16 @@ def waterfall_path(cd, coll, support_stop, out, work, flags, full, rv):  # type:
         # cash; principal that pays fees or interest is recorded in the principal deficiency
         # ledger, which income moved to principal (to_principal) clears.
         on_principal = False
-        if cd_st_pot[cd_wf_ptr[wf]] == POT_COMBINED:
+        split = cd_st_pot[cd_wf_ptr[wf]] != POT_COMBINED  # the waterfall has ledgers
+        if split:
+            avail = avail_i
+        else:
             avail = avail_i + avail_p
             avail_p = 0.0
-        else:
-            avail = avail_i
         for st in range(cd_wf_ptr[wf], cd_wf_ptr[wf + 1]):
             op = cd_st_op[st]
             a = cd_st_a[st]
-            if not on_principal and cd_st_pot[st] == POT_PRINCIPAL:
+            if split and not on_principal and cd_st_pot[st] == POT_PRINCIPAL:
                 avail_i = avail
                 avail = avail_p
                 on_principal = True
@@ -1071,8 +1082,9 @@ def waterfall_path(cd, coll, support_stop, out, work, flags, full, rv):  # type:
         if principal_used > 0.0:
             pdl += principal_used
             pq[6] = pdl
-        for f in range(n_fee):  # what the senior position paid counts towards the annual cap
-            fee_year_paid[f] += fee_due_start[f] - fee_due[f]
+        if fee_caps:
+            for f in range(n_fee):  # what the senior position paid counts towards the annual cap
+                fee_year_paid[f] += fee_due_start[f] - fee_due[f]
         for k in range(n_tr):
             arrears[k] = int_due[k] if int_due[k] > EPS else 0.0
             if bal[k] < EPS:
