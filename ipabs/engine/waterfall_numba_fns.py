@@ -336,7 +336,7 @@ def allocate_work(cd):  # type: ignore[no-untyped-def]
     return np.empty(size), np.empty(4 * n_trg, dtype=np.int64)
 
 
-@njit(leaf=True)
+@njit(leaf=True, inline="always")
 def waterfall_path(cd, coll, support_stop, out, work, flags, full, rv):  # type: ignore[no-untyped-def]
     """:func:`run_waterfall` on caller-owned scratch (``work``, ``flags`` from
     :func:`allocate_work`): allocates nothing, so a Monte Carlo chunk calls it once per path.

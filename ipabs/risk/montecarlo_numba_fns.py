@@ -114,7 +114,7 @@ def _conditional_pd(ra, g, t, scale, m):  # type: ignore[no-untyped-def]
     return norm_cdf((ra.g_threshold[g, t] * scale - m) / ra.g_idio[g])
 
 
-@njit(leaf=True)
+@njit(leaf=True, inline="always")
 def draw_defaults(ra, sc):  # type: ignore[no-untyped-def]
     """Draw the factors and every obligor's default period into ``sc.ob_period`` (T when it
     survives the horizon). The defaulters are listed, in obligor order, in the first entries of
@@ -305,7 +305,7 @@ def _recovery_value(ra, state, z0):  # type: ignore[no-untyped-def]
     )
 
 
-@njit(leaf=True)
+@njit(leaf=True, inline="always")
 def path_collections(ra, sc, n_defaulters):  # type: ignore[no-untyped-def]
     """Asset cash flows of one path per pool (``sc.coll_pool``), given the default periods and
     the list of defaulters from :func:`draw_defaults`. ``sc.ob_hit[o]`` is set to 1 when
@@ -475,7 +475,7 @@ def _pay_cover(ra, sc, n_defaulters):  # type: ignore[no-untyped-def]
                 claim[c, p, t] = 0.0
 
 
-@njit(leaf=True)
+@njit(leaf=True, inline="always")
 def simulate_path(cd, ra, seed, stream, path, sc, tables, full):  # type: ignore[no-untyped-def]
     """Run path ``path`` of (``seed``, ``stream``) into ``tables`` and the scratch ``sc``,
     with the systematic factors' mean at ``sc.shift``; ``full`` False fills only the tranche
@@ -627,7 +627,7 @@ def allocate_scratch(cd, ra):  # type: ignore[no-untyped-def]
     )
 
 
-@njit(leaf=True)
+@njit(leaf=True, inline="always")
 def path_outcomes(cd, ra, scratch, tables, tranche_row, pool_row):  # type: ignore[no-untyped-def]
     """Reduce one path's tables to its outcomes."""
     ob_hit = scratch.ob_hit
@@ -696,6 +696,26 @@ def path_outcomes(cd, ra, scratch, tables, tranche_row, pool_row):  # type: igno
     pool_row[P_WEIGHT] = scratch.weight[0]
 
 
+@njit(leaf=True)
+def simulate_rows(cd, ra, seed, stream, first_path, sc, tables, tranche_out, pool_out, factor_out, group_out):  # type: ignore[no-untyped-def]
+    """The paths of :func:`simulate_chunk` on its scratch. The per-path kernels are inlined
+    into this one loop: a call passes the deal, the risk arrays and the scratch (thousands of
+    array descriptors), which cost more than a small path's own work when paid per path."""
+    for i in range(pool_out.shape[0]):
+        simulate_path(cd, ra, seed, stream, first_path + i, sc, tables, False)
+        path_outcomes(cd, ra, sc, tables, tranche_out[i], pool_out[i])
+        for k in range(factor_out.shape[1]):
+            factor_out[i, k] = sc.z[k]
+        if group_out.shape[1] > 0:  # per group: defaulters by the horizon, conditional PD
+            n_groups = sc.g_horizon.shape[0]
+            for g in range(n_groups):
+                group_out[i, g] = 0.0
+                group_out[i, n_groups + g] = sc.g_horizon[g]
+            for o in range(ra.ob_group.shape[0]):
+                if sc.ob_period[o] < ra.n_periods:
+                    group_out[i, ra.ob_group[o]] += 1.0
+
+
 @njit(nogil=True)
 def simulate_chunk(
     cd, ra, seed, stream, first_path, shift, tilt, twist, alpha, tranche_out, pool_out, factor_out, group_out
@@ -720,16 +740,6 @@ def simulate_chunk(
         scratch.g_tilt[g] = tilt[g]
     scratch.sampling[0] = twist
     scratch.sampling[1] = alpha
-    for i in range(pool_out.shape[0]):
-        simulate_path(cd, ra, seed, stream, first_path + i, scratch, tables, False)
-        path_outcomes(cd, ra, scratch, tables, tranche_out[i], pool_out[i])
-        for k in range(factor_out.shape[1]):
-            factor_out[i, k] = scratch.z[k]
-        if group_out.shape[1] > 0:  # per group: defaulters by the horizon, conditional PD
-            n_groups = scratch.g_horizon.shape[0]
-            for g in range(n_groups):
-                group_out[i, g] = 0.0
-                group_out[i, n_groups + g] = scratch.g_horizon[g]
-            for o in range(ra.ob_group.shape[0]):
-                if scratch.ob_period[o] < ra.n_periods:
-                    group_out[i, ra.ob_group[o]] += 1.0
+    simulate_rows(
+        cd, ra, seed, stream, first_path, scratch, tables, tranche_out, pool_out, factor_out, group_out
+    )
