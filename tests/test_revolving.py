@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from helpers import assert_cents, assert_conserved, col, compile_text, run_text
+from test_montecarlo import assert_periods_equal
 
 from ipabs.deal.load import parse_deal
 from ipabs.errors import DealError
@@ -177,14 +178,8 @@ def test_zero_pd_paths_equal_the_deterministic_run() -> None:
     model = compile_text(text)
     det = run_text(text)
     res = simulate(model, paths=4, seed=5, keep=[0, 3])
-    for kept in res.kept.values():
-        for column in det.periods.columns:
-            if column in ("payment_date", "deal.waterfall"):
-                assert list(kept.periods[column]) == list(det.periods[column])
-            else:
-                np.testing.assert_allclose(
-                    kept.periods[column], det.periods[column], atol=1e-9, err_msg=column
-                )
+    for i, kept in res.kept.items():
+        assert_periods_equal(kept.periods, det.periods, f"path {i}")
     assert np.all(res.pool_outcomes[:, P_PURCHASED] == pytest.approx(col(det, "deal.purchased")[0]))
 
 

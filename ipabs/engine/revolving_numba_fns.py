@@ -107,21 +107,44 @@ def revolving_path(
     def f64(x: np.ndarray | None, shape: tuple[int, ...], fill: float = 0.0) -> np.ndarray:
         return np.full(shape, fill) if x is None else np.ascontiguousarray(x, dtype=np.float64)
 
-    return RevolvingPath(
+    return new_revolving_path(
         mode,
         f64(mdr, (n,)),
         f64(smm, (n,)),
         f64(rec_rate, (j,)),
         np.full(n, -1, dtype=np.int64) if rec_lag is None else np.ascontiguousarray(rec_lag, dtype=np.int64),
-        np.zeros(4, dtype=np.uint64),
-        np.array([0.0, 1.0]),
-        np.zeros(j),
         f64(idio, (j,), 1.0),
         f64(threshold, (j, n, n), -np.inf),
         rec_model,
         f64(rec_param, (4,)),
         f64(rec_quantile, (0,)),
         f64(appraisal_ratio, (j,), np.nan),
+        n_cohorts,
+    )
+
+
+@njit
+def new_revolving_path(  # type: ignore[no-untyped-def]
+    mode, mdr, smm, rec_rate, rec_lag, idio, threshold, rec_model, rec_param, rec_quantile, ratio, n_cohorts
+):
+    """A :class:`RevolvingPath` over the given assumptions, with fresh scratch for
+    ``n_cohorts`` cohorts (the one constructor: deterministic runs and Monte Carlo threads)."""
+    n = mdr.shape[0]
+    return RevolvingPath(
+        mode,
+        mdr,
+        smm,
+        rec_rate,
+        rec_lag,
+        np.zeros(4, dtype=np.uint64),
+        np.array([0.0, 1.0]),
+        np.zeros(idio.shape[0]),
+        idio,
+        threshold,
+        rec_model,
+        rec_param,
+        rec_quantile,
+        ratio,
         np.zeros(n_cohorts, dtype=np.int64),
         np.zeros(n_cohorts, dtype=np.int64),
         np.zeros(n_cohorts),

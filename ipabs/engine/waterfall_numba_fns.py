@@ -336,7 +336,7 @@ def allocate_work(cd):  # type: ignore[no-untyped-def]
     return np.empty(size), np.empty(4 * n_trg, dtype=np.int64)
 
 
-@njit(leaf=True, inline="always")
+@njit(leaf=True)
 def waterfall_path(cd, coll, support_stop, out, work, flags, full, rv):  # type: ignore[no-untyped-def]
     """:func:`run_waterfall` on caller-owned scratch (``work``, ``flags`` from
     :func:`allocate_work`): allocates nothing, so a Monte Carlo chunk calls it once per path.
@@ -852,11 +852,15 @@ def waterfall_path(cd, coll, support_stop, out, work, flags, full, rv):  # type:
                 avail_i = avail
                 avail = avail_p
                 on_principal = True
-            if op == OP_PAY_FEE:
-                total = _group_sum(cd_grp_ptr, cd_grp_item, fee_due, a)
+            if op == OP_PAY_FEE or op == OP_PAY_FEE_ABOVE_CAP:
+                # a fee's due amount, or what accrued above its annual cap (owed junior)
+                capped = op == OP_PAY_FEE_ABOVE_CAP
+                owed = fee_above_cap if capped else fee_due
+                total = _group_sum(cd_grp_ptr, cd_grp_item, owed, a)
                 pay = min(avail, total)
                 if pay > EPS:
-                    _pay_group(cd_grp_ptr, cd_grp_item, a, fee_due, out_fee[t, :, FEE_PAID], pay, total)
+                    paid_to = out_fee[t, :, FEE_ABOVE_CAP_PAID if capped else FEE_PAID]
+                    _pay_group(cd_grp_ptr, cd_grp_item, a, owed, paid_to, pay, total)
                     avail -= pay
                     paid_total += pay
                     if on_principal:
@@ -895,16 +899,6 @@ def waterfall_path(cd, coll, support_stop, out, work, flags, full, rv):  # type:
                         purchase_paid += x
                     kept += avail  # what could not be spent waits for the next date
                     avail = 0.0
-            elif op == OP_PAY_FEE_ABOVE_CAP:
-                total = _group_sum(cd_grp_ptr, cd_grp_item, fee_above_cap, a)
-                pay = min(avail, total)
-                if pay > EPS:
-                    paid_to = out_fee[t, :, FEE_ABOVE_CAP_PAID]
-                    _pay_group(cd_grp_ptr, cd_grp_item, a, fee_above_cap, paid_to, pay, total)
-                    avail -= pay
-                    paid_total += pay
-                    if on_principal:
-                        principal_used += pay
             elif op == OP_PAY_PRINCIPAL:
                 limit = cd_st_c[st]
                 cap = avail

@@ -40,6 +40,7 @@ from ipabs.engine.revolving_numba_fns import (
     T_LOSS,
     T_PURCHASED,
     RevolvingPath,
+    new_revolving_path,
     recovery_value,
 )
 from ipabs.engine.waterfall_numba_fns import allocate_work, waterfall_path
@@ -562,32 +563,19 @@ def allocate_scratch(cd, ra):  # type: ignore[no-untyped-def]
         g_count[ra.ob_group[o]] += 1.0
     n_tpl = ra.rv_idio.shape[0]
     n_cohorts = (cd.rv_last + 1) * n_tpl if cd.rv_last >= 0 else 0
-    rv = RevolvingPath(
+    rv = new_revolving_path(
         MODE_RANDOM if n_cohorts > 0 else MODE_NONE,
         np.zeros(n_t),
         ra.rv_smm.copy(),
         np.full(n_tpl, ra.rec_rate),
         ra.lag_period[ra.rec_lag].copy(),
-        np.zeros(4, dtype=np.uint64),
-        np.array([0.0, 1.0]),
-        np.zeros(n_tpl),
         ra.rv_idio.copy(),
         ra.rv_threshold,
         ra.rec_model,
         np.array([ra.rec_loading, ra.rec_mu, ra.rec_sigma, ra.rec_cost]),
         ra.rec_beta_quantile,
         ra.rv_ratio.copy(),
-        np.zeros(n_cohorts, dtype=np.int64),
-        np.zeros(n_cohorts, dtype=np.int64),
-        np.zeros(n_cohorts),
-        np.zeros(n_cohorts),
-        np.zeros(n_cohorts),
-        np.zeros(n_cohorts),
-        np.zeros((n_cohorts, n_t)),
-        np.zeros(1, dtype=np.int64),
-        np.zeros((n_t, 2)),
-        np.zeros(8),
-        np.zeros(4),
+        n_cohorts,
     )
     return PathScratch(
         np.zeros(4, dtype=np.uint64),
@@ -698,9 +686,11 @@ def path_outcomes(cd, ra, scratch, tables, tranche_row, pool_row):  # type: igno
 
 @njit(leaf=True)
 def simulate_rows(cd, ra, seed, stream, first_path, sc, tables, tranche_out, pool_out, factor_out, group_out):  # type: ignore[no-untyped-def]
-    """The paths of :func:`simulate_chunk` on its scratch. The per-path kernels are inlined
-    into this one loop: a call passes the deal, the risk arrays and the scratch (thousands of
-    array descriptors), which cost more than a small path's own work when paid per path."""
+    """The paths of :func:`simulate_chunk` on its scratch. The draws, collections and
+    outcomes kernels are inlined into this one loop and the waterfall is one call per path: a
+    call passes the deal, the risk arrays and the scratch (thousands of array descriptors), which
+    cost more than a small path's own work when paid several times per path. (Inlining the
+    waterfall too would double its compile time for a few percent.)"""
     for i in range(pool_out.shape[0]):
         simulate_path(cd, ra, seed, stream, first_path + i, sc, tables, False)
         path_outcomes(cd, ra, sc, tables, tranche_out[i], pool_out[i])
