@@ -269,3 +269,25 @@ def test_the_revolving_example_of_the_docs_runs_and_buys() -> None:
     assert_conserved(r, 1e8)
     res = simulate(compile_text(example), paths=200, seed=1)
     assert res.pool_outcomes[:, P_PURCHASED].mean() > 50e6
+
+
+def test_breakeven_stresses_refuse_a_revolving_deal_rather_than_miss_its_purchases() -> None:
+    # a stress of the pool's defaults would leave purchased assets at the scenario's rates
+    from pathlib import Path
+
+    from ipabs.cli import EXIT_INVALID, main
+
+    deal = Path(__file__).resolve().parents[1] / "scenarios" / "pudong_revolving_ip_pledge.yaml"
+    assert main(["breakeven", str(deal), "--tranche", "senior"]) == EXIT_INVALID
+
+
+def test_ratings_of_a_revolving_deal_say_why_they_skip_the_breakeven(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from pathlib import Path
+
+    from ipabs.cli import EXIT_OK, main
+
+    deal = Path(__file__).resolve().parents[1] / "scenarios" / "pudong_revolving_ip_pledge.yaml"
+    assert main(["rate", str(deal), "--paths", "2000"]) == EXIT_OK
+    assert "do not reach the assets a revolving period buys" in " ".join(capsys.readouterr().out.split())

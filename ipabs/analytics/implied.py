@@ -422,6 +422,12 @@ def implied_ratings(
         "such deals through their scenarios (ipabs run) and rate them by expected loss and "
         "default probability"
     )
+    if applies and model.spec.revolving is not None:
+        applies = False
+        reason = (
+            "breakeven stresses do not reach the assets a revolving period buys yet: the deal is "
+            "rated by expected loss and default probability only"
+        )
     base_rate, base_basis = math.nan, reason
     if applies:
         try:

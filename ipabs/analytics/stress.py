@@ -275,6 +275,14 @@ class StressCase:
                 "a breakeven default rate is a share of that balance, so royalty-only deals are "
                 "stressed through their scenarios instead"
             )
+        if model.spec.revolving is not None:
+            # a stress shapes the pool's defaults; purchased assets would keep the scenario's rates
+            # and the breakeven would come out too high
+            raise IpabsError(
+                f"{model.spec.deal.name}: breakeven stresses do not reach the assets a revolving period "
+                "buys yet; size a revolving deal with the Monte Carlo (ipabs size, ipabs mc) or with "
+                "scenarios whose defaults apply to purchases too"
+            )
         spec = _stressed_spec(model, name, stress)
         deal = dataclasses.replace(model.deal, spec=spec)
         # index curves enter asset schedules and note coupons: recompile only when they move
