@@ -185,7 +185,12 @@ def _best(fn: Callable[[], Any], repeat: int) -> tuple[float, Any]:
 def _draw_loop(cd, ra, seed, paths):  # type: ignore[no-untyped-def]
     """``draw_defaults`` for ``paths`` paths; returns the sum of the default periods (T for an
     obligor that survives), read from the defaulters it lists."""
-    sc = allocate_scratch(cd, ra)
+    return _draw_paths(ra, allocate_scratch(cd, ra), seed, paths)
+
+
+@njit(leaf=True)
+def _draw_paths(ra, sc, seed, paths):  # type: ignore[no-untyped-def]
+    # a leaf loop, as the simulation's: draw_defaults is inlined into it
     n_ob = sc.ob_period.shape[0]
     total = 0
     for p in range(paths):
