@@ -234,6 +234,12 @@ def test_runs_do_not_depend_on_threads() -> None:
         ("share: 100%", "share: 60%", "revolving", "add up to 100%"),
         ("loan_size: 10", "loan_size: 0", "revolving.templates[0].loan_size", ""),
         ("    - buy_assets: all\n", "    - buy_assets: some\n", "waterfalls.normal[1].buy_assets", ""),
+        (
+            "    - pay_residual: sub\n",
+            "    - buy_assets: all\n    - pay_residual: sub\n",
+            "waterfalls.normal[3].buy_assets",
+            "buys assets twice",
+        ),
     ],
 )
 def test_revolving_mistakes_are_located(old: str, new: str, where: str, message: str) -> None:

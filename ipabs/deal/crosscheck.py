@@ -456,7 +456,17 @@ class _Checker:
                         list(self.deal.indices),
                         "index",
                     )
-            if not any(s.kind == "buy_assets" for *_, s in self.deal.waterfall_steps()):
+            buys: dict[str, int] = {}
+            for w, path, _ledger, s in self.deal.waterfall_steps():
+                if s.kind == "buy_assets":
+                    buys[w] = buys.get(w, 0) + 1
+                    if buys[w] == 2:
+                        self.add(
+                            (*path, "buy_assets"),
+                            f"waterfall {w!r} buys assets twice",
+                            "keep one `buy_assets` step per waterfall: it spends all the cash in hand",
+                        )
+            if not buys:
                 self.add(
                     ("revolving",),
                     "no waterfall has a `buy_assets` step: nothing would be bought",

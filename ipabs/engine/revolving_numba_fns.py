@@ -294,9 +294,9 @@ def buy(cd, rv, t, cash, pool_balance):  # type: ignore[no-untyped-def]
         if cd.rv_max_share[j] < 1.0:
             room = cd.rv_max_share[j] * after - performing_balance(cd, rv, t, j)
             x = min(x, max(room, 0.0))
-        if x <= EPS:
-            continue
         c = rv.n_cohorts[0]
+        if x <= EPS or c >= rv.c_template.shape[0]:  # room for one cohort per template and date
+            continue
         rv.n_cohorts[0] = c + 1
         n = math.ceil(x / cd.rv_loan_size[j] - 1e-9)
         rv.c_template[c] = j
