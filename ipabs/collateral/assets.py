@@ -184,6 +184,15 @@ class RoyaltyArrays:
         return len(self.id)
 
 
+def rate_terms(rate: Any, index_ids: dict[str, int]) -> tuple[float, int, float, float]:
+    """An asset rate as the schedule kernel reads it: (fixed rate or nan, index id or -1,
+    spread, floor or -inf)."""
+    if isinstance(rate, FloatingRate):
+        floor = -np.inf if rate.floor is None else rate.floor
+        return np.nan, index_ids[rate.index], rate.spread, floor
+    return float(rate), -1, 0.0, -np.inf
+
+
 def implied_rate(balance: float, payments: list[float], months: int) -> float:
     """Annual nominal rate (compounded every ``months``) at which ``payments`` (one every
     ``months``, the first one period after closing) are worth ``balance``."""
@@ -210,10 +219,7 @@ class _Builder:
         self.tapes: list[dict[str, Any]] = []
 
     def _rate(self, rate: Any) -> tuple[float, int, float, float]:
-        if isinstance(rate, FloatingRate):
-            floor = -np.inf if rate.floor is None else rate.floor
-            return np.nan, self.index_ids[rate.index], rate.spread, floor
-        return float(rate), -1, 0.0, -np.inf
+        return rate_terms(rate, self.index_ids)
 
     def _common(self, pool: int, asset: Loan | Lease, kind: str, ident: str) -> dict[str, Any]:
         g = asset.guarantee

@@ -46,15 +46,25 @@ def period_months(grid: np.ndarray) -> np.ndarray:
     return out
 
 
+def annual_rates(flat: float | None, vector: list[float] | None, months: np.ndarray) -> np.ndarray | None:
+    """Per-period rates from an annual rate, or from a vector of annual rates by period (the
+    last repeating); None when neither is given."""
+    n = len(months)
+    if flat is not None:
+        return period_rate(np.full(n, flat), months)  # type: ignore[return-value]
+    if vector is not None:
+        v = np.array([vector[min(t, len(vector) - 1)] for t in range(n)])
+        return period_rate(v, months)  # type: ignore[return-value]
+    return None
+
+
 def prepayment_curve(p: PrepaymentAssumption, months: np.ndarray) -> np.ndarray:
     """Per-period prepayment rate SMM (share of the start balance less its expected
     scheduled amortisation, as in SIFMA's standard formulas)."""
     n = len(months)
-    if p.cpr is not None:
-        return period_rate(np.full(n, p.cpr), months)  # type: ignore[return-value]
-    if p.cpr_vector is not None:
-        v = np.array([p.cpr_vector[min(t, len(p.cpr_vector) - 1)] for t in range(n)])
-        return period_rate(v, months)  # type: ignore[return-value]
+    rates = annual_rates(p.cpr, p.cpr_vector, months)
+    if rates is not None:
+        return rates
     if p.psa is not None:
         m = np.arange(1, int(months.sum()) + 1)
         return monthly_to_periods(np.asarray(period_rate(psa_cpr(m, p.psa), 1)), months)

@@ -7,9 +7,10 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from ipabs.collateral.assets import rate_terms
 from ipabs.collateral.schedule_numba_fns import AMORTISATION_CODES, asset_rate, contractual_flows
 from ipabs.dates import DAY_COUNTS, add_months, from_day, to_day
-from ipabs.deal.schema import MONTHS_PER_PERIOD, Deal, FloatingRate
+from ipabs.deal.schema import MONTHS_PER_PERIOD, Deal
 
 
 class RevolvingTerms(NamedTuple):
@@ -69,15 +70,11 @@ def compile_revolving(
     u_prin = np.zeros((j_n, n, n))
     u_bal = np.zeros((j_n, n, n))
     eligible = np.zeros((j_n, n), dtype=np.int64)
-    fixed = np.array([np.nan if isinstance(x.rate, FloatingRate) else float(x.rate) for x in tpl])
-    index_id = np.array([index_ids[x.rate.index] if isinstance(x.rate, FloatingRate) else -1 for x in tpl])
-    spread = np.array([x.rate.spread if isinstance(x.rate, FloatingRate) else 0.0 for x in tpl])
-    floor = np.array(
-        [
-            x.rate.floor if isinstance(x.rate, FloatingRate) and x.rate.floor is not None else -np.inf
-            for x in tpl
-        ]
-    )
+    terms = [rate_terms(x.rate, index_ids) for x in tpl]
+    fixed = np.array([r[0] for r in terms], dtype=np.float64)
+    index_id = np.array([r[1] for r in terms], dtype=np.int64)
+    spread = np.array([r[2] for r in terms], dtype=np.float64)
+    floor = np.array([r[3] for r in terms], dtype=np.float64)
     limits = rv.limits
     for s in range(min(last + 1, n - 1)):  # a purchase on the last date would never pay
         start = dates[s]
@@ -87,7 +84,7 @@ def compile_revolving(
         contractual_flows(
             np.ones(j_n),
             fixed,
-            index_id.astype(np.int64),
+            index_id,
             spread,
             floor,
             np.array([to_day(add_months(start, x.term_months)) for x in tpl], dtype=np.int64),

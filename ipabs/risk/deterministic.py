@@ -17,6 +17,7 @@ import numpy as np
 
 # the prepayment rules moved down to the collateral layer (planned amortisation uses them at
 # compile time); re-exported here, where they were
+from ipabs.collateral.prepayment import annual_rates
 from ipabs.collateral.prepayment import monthly_to_periods as monthly_to_periods
 from ipabs.collateral.prepayment import period_months as period_months
 from ipabs.collateral.prepayment import period_rate as period_rate
@@ -76,11 +77,9 @@ def default_curve(
 ) -> np.ndarray:
     """Per-period default rate of one asset (before named obligor defaults)."""
     n = len(months)
-    if d.cdr is not None:
-        return period_rate(np.full(n, d.cdr), months)  # type: ignore[return-value]
-    if d.cdr_vector is not None:
-        v = np.array([d.cdr_vector[min(t, len(d.cdr_vector) - 1)] for t in range(n)])
-        return period_rate(v, months)  # type: ignore[return-value]
+    rates = annual_rates(d.cdr, d.cdr_vector, months)
+    if rates is not None:
+        return rates
     if d.sda is not None:
         total = int(months.sum())
         m = np.arange(1, total + 1)
