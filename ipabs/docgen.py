@@ -106,13 +106,26 @@ def render() -> str:
         "Unknown keys are errors (with a suggestion for a misspelling). Names start with a letter",
         "and use letters, digits, `_` or `-`.",
         "",
-        "Quantities usable in formulas and fee bases: "
-        + ", ".join(f"`{q}`" for q in T.QUANTITIES)
-        + ", and of a tranche group: "
-        + ", ".join(f"`{g}(A+B)`" for g in T.GROUP_QUANTITIES)
-        + ".",
-        "",
         "An **amount** field that says `Formula` or `Schedule` also takes a plain number.",
+        "",
+        "## Quantities",
+        "",
+        "Every quantity the triggers test, and the amounts they compare, in one list. A "
+        "`Formula` (`{share, of, floor, cap}`) may read any of them; a fee's `base` reads the "
+        "amounts of the first block. Ratios (DSCR, excess spread...) and `trigger(NAME)` are "
+        "computed when the triggers are tested, after the fees fall due: fees cannot read them. "
+        "T names tranches (`a1+a2` for several); N is a number of months.",
+        "",
+        "| quantity | unit | meaning |",
+        "|---|---|---|",
+        *(f"| `{q}` | {unit} | {meaning} |" for q, unit, meaning in T.QUANTITY_TABLE),
+        "",
+        "Trigger kinds and the quantity each tests: `cumulative_default_rate`, `dscr` "
+        "(`dscr(T)`, or trailing over `periods`), `overcollateralisation`, `excess_spread` "
+        "(averaged over `periods`), `interest_shortfall`, `principal_deficiency` (the ledger "
+        "over the original balance), `collections_vs_projection`, `loan_to_value`, "
+        "`reserve_below_target`, `obligor_default`, `uninvested_cash`, `put_unfunded`: see "
+        "[Trigger](#trigger).",
         "",
         "Bounds (a value outside them is an error, located in the file): interest rates, "
         "coupons, spreads and index levels lie strictly between -100% and 100%, as in a loan "

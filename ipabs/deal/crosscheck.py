@@ -18,7 +18,7 @@ from ipabs.deal.schema import (
     Step,
 )
 from ipabs.deal.source import SourceMap
-from ipabs.deal.types import parse_quantity
+from ipabs.deal.types import TEST_QUANTITIES, parse_quantity
 from ipabs.deal.validate import suggest
 from ipabs.errors import Issue, format_path
 
@@ -105,14 +105,31 @@ class _Checker:
                     "a draw names its source; give the account and the support different names",
                 )
 
-    def quantity(self, path: tuple[Any, ...], text: str) -> None:
-        _kind, names = parse_quantity(text)
-        for n in names:
-            self.ref(path, n, self.tranches, "tranche")
+    def quantity(self, path: tuple[Any, ...], text: str, before_triggers: bool = False) -> None:
+        """Check the names a quantity refers to; ``before_triggers``: it is read before the
+        triggers are tested (a fee), so it may not be a test quantity."""
+        ref = parse_quantity(text)
+        if ref.kind == "trigger":
+            self.ref(path, ref.names[0], {t.name for t in self.deal.triggers}, "trigger")
+        else:
+            for n in ref.names:
+                self.ref(path, n, self.tranches, "tranche")
+        if before_triggers and ref.kind in TEST_QUANTITIES:
+            self.add(
+                path,
+                f"a fee cannot read {text!r}: fees fall due before the triggers are tested",
+                "use an amount quantity (see the list of quantities), or a reserve target",
+            )
+        if before_triggers and ref.months:
+            self.add(
+                path,
+                f"a fee cannot read {text!r}: it sums fees and interest of future dates",
+                "use it in a reserve target",
+            )
 
-    def amount(self, path: tuple[Any, ...], amount: Any) -> None:
+    def amount(self, path: tuple[Any, ...], amount: Any, before_triggers: bool = False) -> None:
         if isinstance(amount, Formula):
-            self.quantity((*path, "of"), amount.of)
+            self.quantity((*path, "of"), amount.of, before_triggers)
             if amount.cap is not None and amount.cap < amount.floor:
                 self.add(path, "cap is below floor", "raise the cap or lower the floor")
 
@@ -253,6 +270,19 @@ class _Checker:
             self.ref((*path, "index"), coupon.index, list(self.deal.indices), "index")
             self.coupon_not_negative(path[1], coupon, path)
 
+    def n_payment_dates(self) -> int | None:
+        """Number of payment dates (None when the dates themselves are inconsistent)."""
+        from ipabs.dates import payment_dates
+
+        info = self.deal.deal
+        if info.first_payment_date > info.legal_final_date:
+            return None
+        return len(
+            payment_dates(
+                info.first_payment_date, info.legal_final_date, MONTHS_PER_PERIOD[info.payment_frequency]
+            )
+        )
+
     def note_options(self) -> None:
         """Coupon schedules, investor puts and issuer calls."""
         from ipabs.dates import payment_dates
@@ -386,7 +416,7 @@ class _Checker:
 
     def liabilities(self) -> None:
         for i, f in enumerate(self.deal.fees):
-            self.quantity(("fees", i, "base"), f.base)
+            self.quantity(("fees", i, "base"), f.base, before_triggers=True)
         for i, a in enumerate(self.deal.accounts):
             self.amount(("accounts", i, "target"), a.target)
         for i, s in enumerate(self.deal.support):
@@ -408,6 +438,16 @@ class _Checker:
                 for j, n in enumerate(t.tranches):
                     if n in self.tranches and n not in with_put:
                         self.add((*base, "tranches", j), f"tranche {n!r} has no put")
+            if t.valuation is not None:  # ---- covenants
+                self.amount((*base, "valuation"), t.valuation)
+            if t.kind == "collections_vs_projection" and isinstance(t.projection, list):
+                n = self.n_payment_dates()
+                if n is not None and len(t.projection) != n:
+                    self.add(
+                        (*base, "projection"),
+                        f"the projection has {len(t.projection)} amounts; the deal has {n} payment dates",
+                        f"give one projected amount per payment date ({n})",
+                    )
             if t.kind == "reserve_below_target":
                 if t.account is None:
                     self.add(base, "a reserve_below_target trigger needs `account`")
@@ -440,7 +480,7 @@ class _Checker:
                     "a trap effect needs a `trap_cash` step in a waterfall",
                 )
         for i, f in enumerate(self.deal.fees):
-            self.amount(("fees", i, "period_amount"), f.period_amount)
+            self.amount(("fees", i, "period_amount"), f.period_amount, before_triggers=True)
         claims = self._claims()
         for _w, path, ledger, step in self.deal.waterfall_steps():
             self.step(path, step, claims, ledger)

@@ -51,10 +51,8 @@ class Formula(Model):
 
     share: Rate = Field(1.0, description="Multiplier applied to the quantity (decimal or '2%').")
     of: str = Field(
-        description="Quantity: pool_balance, pool_balance_start, original_pool_balance, "
-        "notes_balance, balance(T[+T]), original_balance(T[+T]), interest_due(T[+T]); this "
-        "period's interest_collections, income_collections, principal_collections, collections, "
-        "royalty_collections or defaults; or principal_deficiency (the ledger's balance)."
+        description="Quantity: one of the list of quantities at the top of this reference, e.g. "
+        "pool_balance, balance(senior), next_interest(senior, 12) or trigger(NAME)."
     )
     floor: Money = Field(0.0, description="Lower bound of the amount.")
     cap: Money | None = Field(None, description="Upper bound of the amount (none if omitted).")
@@ -774,6 +772,12 @@ class Account(Model):
         description="The ledger that receives the account's releases, in waterfalls with income "
         "and principal ledgers.",
     )
+    after_switch: Literal["release", "keep_funded"] = Field(
+        "release",
+        description="After a trigger switches the waterfall (acceleration, event of default): "
+        "`release` the balance into available funds, or `keep_funded` (the target still "
+        "applies, the account is released at legal final or when the notes are repaid).",
+    )
 
 
 class DeficiencyPayment(Model):
@@ -917,6 +921,10 @@ class TriggerEffect(Model):
     )
 
 
+TRAILING_TRIGGERS = ("dscr", "collections_vs_projection", "excess_spread")
+"""Trigger kinds whose test may run over a trailing window (`periods`)."""
+
+
 class Trigger(Model):
     """A trigger: a test evaluated at each payment date before the waterfall."""
 
@@ -931,6 +939,9 @@ class Trigger(Model):
         "obligor_default",
         "uninvested_cash",
         "put_unfunded",
+        "collections_vs_projection",
+        "excess_spread",
+        "loan_to_value",
     ] = Field(
         description="cumulative_default_rate: cumulative defaults / original pool > threshold; "
         "dscr: (collections - senior fees) / (interest and principal due of `tranches`; the "
@@ -946,7 +957,14 @@ class Trigger(Model):
         "original pool balance > threshold (with `consecutive`: uninvested for N dates); "
         "put_unfunded: an investor put of `tranches` (default: every tranche with a put) that its "
         "supporter did not fund, on an earlier payment date (an event of default from the next date; "
-        "any unfunded amount breaches it, whatever the threshold)."
+        "any unfunded amount breaches it, whatever the threshold); "
+        "collections_vs_projection: collections (`of`) / the `projection` of them fixed at "
+        "closing < threshold (with `periods`: sums over the last N periods); "
+        "excess_spread: the annualised excess spread (see the quantities) < threshold (with "
+        "`periods`: its average over the last N periods); "
+        "loan_to_value: balance of `tranches` (default: all notes) / `valuation` > threshold. "
+        "With `periods`, a dscr is trailing: the sum of its numerators over the sum of its "
+        "denominators over the last N periods (fewer at the start)."
     )
     threshold: NonNegativeRate | Annotated[list[NonNegativeRate], Field(min_length=1)] = Field(
         0.0,
@@ -956,9 +974,52 @@ class Trigger(Model):
     tranches: list[Name] = Field(default_factory=list, description="Tranches the test uses.")
     account: Name | None = Field(None, description="reserve_below_target: the account.")
     obligor: Name | None = Field(None, description="obligor_default: the obligor.")
+    periods: int | None = Field(
+        None,
+        ge=1,
+        le=MAX_TERM_MONTHS,
+        description="dscr, collections_vs_projection, excess_spread: a trailing window of the "
+        "last N payment periods (this one included) instead of this period alone.",
+    )
+    of: Literal[
+        "royalty_collections",
+        "collections",
+        "income_collections",
+        "interest_collections",
+        "principal_collections",
+    ] = Field("royalty_collections", description="collections_vs_projection: the collections tested.")
+    projection: Literal["contractual"] | Annotated[list[Money], Field(min_length=1)] = Field(
+        "contractual",
+        description="collections_vs_projection: the base case fixed at closing: `contractual` "
+        "(royalty streams' own sales or income processes, loans' and leases' scheduled cash, "
+        "no defaults, prepayments or haircuts) or one amount per payment date (e.g. the "
+        "offering circular's table).",
+    )
+    valuation: Amount | None = Field(
+        None,
+        description="loan_to_value: the collateral value: an amount, a Schedule (e.g. the "
+        "appraiser's projected values) or a Formula.",
+    )
     consecutive: int = Field(1, ge=1, description="Breaches in a row before it fires.")
     curable: bool = Field(True, description="It switches off when the test passes again.")
     effect: TriggerEffect = Field(description="What happens while it is active.")
+
+    @model_validator(mode="after")
+    def _kind_fields(self) -> Trigger:
+        if self.periods is not None and self.kind not in TRAILING_TRIGGERS:
+            raise ValueError(
+                f"`periods` (a trailing window) applies to {', '.join(TRAILING_TRIGGERS)} "
+                f"triggers, not to {self.kind}"
+            )
+        if self.kind == "loan_to_value" and self.valuation is None:
+            raise ValueError("a loan_to_value trigger needs `valuation`: an amount, a Schedule or a Formula")
+        if self.valuation is not None and self.kind != "loan_to_value":
+            raise ValueError("`valuation` belongs to loan_to_value triggers")
+        if self.kind != "collections_vs_projection" and (
+            self.projection != "contractual" or "of" in self.model_fields_set
+        ):
+            raise ValueError("`of` and `projection` belong to collections_vs_projection triggers")
+        return self
 
     @model_validator(mode="after")
     def _rate_threshold(self) -> Trigger:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from typing import Annotated, Any
+from typing import Annotated, Any, NamedTuple
 
 from pydantic import AfterValidator, BeforeValidator, Field
 
@@ -187,42 +187,120 @@ def _name(value: Any) -> Any:
 Name = Annotated[str, BeforeValidator(_name)]
 """An identifier for a tranche, fee, account, pool, obligor or waterfall."""
 
-QUANTITIES = (
-    "pool_balance",
-    "pool_balance_start",
-    "original_pool_balance",
-    "notes_balance",
-    "interest_collections",
-    "income_collections",
-    "principal_collections",
-    "collections",
-    "royalty_collections",
-    "defaults",
-    "principal_deficiency",
+QUANTITY_TABLE: tuple[tuple[str, str, str], ...] = (
+    ("pool_balance", "amount", "performing pool balance at the end of the period"),
+    ("pool_balance_start", "amount", "performing pool balance at the start of the period"),
+    ("original_pool_balance", "amount", "pool balance at closing"),
+    ("notes_balance", "amount", "balance of all notes"),
+    ("balance(T)", "amount", "balance of the tranches T (`a1+a2` for several)"),
+    ("original_balance(T)", "amount", "original balance of the tranches T"),
+    ("interest_due(T)", "amount", "interest due on the tranches T this period, arrears included"),
+    ("interest_collections", "amount", "this period's interest collections"),
+    (
+        "income_collections",
+        "amount",
+        "this period's income collections (interest, royalties, income recoveries)",
+    ),
+    ("principal_collections", "amount", "this period's principal collections"),
+    ("collections", "amount", "this period's asset collections"),
+    ("royalty_collections", "amount", "this period's royalty and income-share collections"),
+    ("defaults", "amount", "balance defaulting this period"),
+    ("principal_deficiency", "amount", "the principal deficiency ledger's balance"),
+    (
+        "next_interest(T, N)",
+        "amount",
+        "interest the tranches T owe over the payment dates in the next N months, on their "
+        "balance when the amount is computed, at each period's coupon and day count",
+    ),
+    (
+        "next_fees(N)",
+        "amount",
+        "senior fees due over the payment dates in the next N months: annual and per-period "
+        "amounts as scheduled, rate fees on today's base, formula fees at today's value",
+    ),
+    ("cumulative_default_rate", "ratio", "defaults so far / everything the trust has owned"),
+    (
+        "dscr(T)",
+        "ratio",
+        "(collections - senior fees due) / (interest and principal due of the tranches T)",
+    ),
+    ("overcollateralisation(T)", "ratio", "pool balance at the start of the period / balance of T"),
+    (
+        "excess_spread",
+        "ratio",
+        "(income collections - senior fees - note interest, both accrued this period) / "
+        "pool balance at the start of the period (the notes' balance for a pool without one), "
+        "annualised by the period's year fraction",
+    ),
+    ("interest_shortfall(T)", "amount", "unpaid interest of the tranches T that may not defer"),
+    (
+        "trigger(NAME)",
+        "as the trigger",
+        "the value trigger NAME tested this period (its trailing window, projection or "
+        "valuation included): see the trigger kinds",
+    ),
 )
+"""Every quantity a formula may read: (syntax, unit, meaning). Rendered in the deal-language
+reference as the one list of test quantities."""
+
+QUANTITIES = tuple(q for q, _, _ in QUANTITY_TABLE if "(" not in q)
 """Deal-level quantities an amount formula may refer to."""
 
-GROUP_QUANTITIES = ("balance", "original_balance", "interest_due")
+GROUP_QUANTITIES = (
+    "balance",
+    "original_balance",
+    "interest_due",
+    "dscr",
+    "overcollateralisation",
+    "interest_shortfall",
+)
 """Quantities of a named group of tranches: ``balance(senior)``, ``interest_due(a1+a2)``."""
+
+TEST_QUANTITIES = (
+    "cumulative_default_rate",
+    "excess_spread",
+    "dscr",
+    "overcollateralisation",
+    "interest_shortfall",
+    "trigger",
+)
+"""Quantities computed when the triggers are tested: not available to fees (computed before)."""
 
 _GROUP = re.compile(r"^\s*(\w+)\s*\(\s*([^()]+?)\s*\)\s*$")
 
 
-def parse_quantity(text: str) -> tuple[str, tuple[str, ...]]:
-    """Parse a quantity reference.
+class QuantityRef(NamedTuple):
+    """A parsed quantity: its kind, the names it refers to (tranches, or a trigger) and the
+    months of a forward-looking quantity (0 otherwise)."""
+
+    kind: str
+    names: tuple[str, ...]
+    months: int = 0
+
+
+def _months(text: str, original: str) -> int:
+    t = text.strip()
+    if not t.isdigit() or not 1 <= int(t) <= MAX_TERM_MONTHS:
+        raise ValueError(
+            f"{original!r}: the months must be a whole number from 1 to {MAX_TERM_MONTHS}, not {t!r}"
+        )
+    return int(t)
+
+
+def parse_quantity(text: str) -> QuantityRef:
+    """Parse a quantity reference (see :data:`QUANTITY_TABLE`).
 
     Parameters
     ----------
     text : str
-        ``pool_balance``, ``original_pool_balance``, ``notes_balance``, ``pool_balance_start``,
-        this period's ``interest_collections``, ``income_collections``,
-        ``principal_collections``, ``collections``, ``royalty_collections``, ``defaults``, the
-        ``principal_deficiency`` ledger, or ``balance(NAME[+NAME...])``,
-        ``original_balance(...)``, ``interest_due(...)``.
+        A deal-level quantity (``pool_balance``, ``collections``, ``excess_spread``...), a
+        quantity of a tranche group (``balance(a1+a2)``, ``dscr(senior)``...), the
+        forward-looking ``next_interest(T, N)`` and ``next_fees(N)`` (N months), or
+        ``trigger(NAME)``.
 
     Returns
     -------
-    (kind, names)
+    QuantityRef
         ``names`` is empty for deal-level quantities.
 
     Raises
@@ -232,11 +310,22 @@ def parse_quantity(text: str) -> tuple[str, tuple[str, ...]]:
     """
     t = text.strip()
     if t in QUANTITIES:
-        return t, ()
+        return QuantityRef(t, ())
     m = _GROUP.match(t)
-    if m and m.group(1) in GROUP_QUANTITIES:
-        names = tuple(n.strip() for n in m.group(2).split("+"))
-        if all(names):
-            return m.group(1), names
-    allowed = ", ".join(QUANTITIES) + ", " + ", ".join(f"{g}(TRANCHE[+TRANCHE])" for g in GROUP_QUANTITIES)
+    if m:
+        kind, args = m.group(1), m.group(2)
+        if kind in GROUP_QUANTITIES:
+            names = tuple(n.strip() for n in args.split("+"))
+            if all(names):
+                return QuantityRef(kind, names)
+        if kind == "trigger" and _NAME.match(args.strip()):
+            return QuantityRef(kind, (args.strip(),))
+        if kind == "next_fees":
+            return QuantityRef(kind, (), _months(args, text))
+        if kind == "next_interest" and "," in args:
+            group, months = args.rsplit(",", 1)
+            names = tuple(n.strip() for n in group.split("+"))
+            if all(names):
+                return QuantityRef(kind, names, _months(months, text))
+    allowed = ", ".join(q for q, _, _ in QUANTITY_TABLE)
     raise ValueError(f"{text!r} is not a quantity; use one of: {allowed}")

@@ -18,8 +18,18 @@ from ipabs.collateral.assets import (
     index_arrays,
 )
 from ipabs.collateral.prepayment import period_months, prepayment_curve
+from ipabs.collateral.royalty import royalty_schedule
 from ipabs.collateral.schedule_numba_fns import contractual_flows, index_rate
-from ipabs.dates import DAY_COUNTS, add_months, from_day, grid_days, payment_dates, to_day, year_fraction
+from ipabs.dates import (
+    DAY_COUNTS,
+    add_months,
+    add_months_day,
+    from_day,
+    grid_days,
+    payment_dates,
+    to_day,
+    year_fraction,
+)
 from ipabs.deal.load import LoadedDeal
 from ipabs.deal.schema import (
     MONTHS_PER_PERIOD,
@@ -117,21 +127,43 @@ class _Lists:
 
 
 class _Amounts:
-    def __init__(self, n_periods: int, lists: _Lists, tranche_index: dict[str, int]):
+    def __init__(
+        self,
+        grid: np.ndarray,
+        lists: _Lists,
+        tranche_index: dict[str, int],
+        trigger_index: dict[str, int] | None = None,
+    ):
         self.rows: list[tuple[int, int, int, float, float, float, np.ndarray]] = []
-        self.n = n_periods
+        self.horizons: list[np.ndarray] = []
+        self.grid = grid
+        self.n = len(grid) - 1
         self.lists = lists
         self.tranche_index = tranche_index
+        self.trigger_index = trigger_index or {}
 
     def quantity(self, text: str) -> tuple[int, int]:
-        kind, names = parse_quantity(text)
+        kind, names, _months = parse_quantity(text)
+        if kind == "trigger":  # ---- covenants: the group slot holds the trigger's index
+            return L.Q_TRIGGER, self.trigger_index[names[0]]
         group = self.lists.add([self.tranche_index[n] for n in names]) if names else -1
         return L.QUANTITY_CODES[kind], group
 
+    def horizon(self, months: int) -> np.ndarray:
+        """For each period, the first period whose payment date falls more than ``months``
+        months after its own payment date (``next_*`` quantities sum the periods before it)."""
+        pay = self.grid[1:]
+        ends = [add_months_day(int(pay[t]), months) for t in range(self.n)]
+        return np.searchsorted(pay, np.array(ends, dtype=np.int64), side="right").astype(np.int64)
+
     def add(self, amount: Any) -> int:
         values = np.zeros(self.n)
+        horizon = np.zeros(self.n, dtype=np.int64)
         if isinstance(amount, Formula):
             q, g = self.quantity(amount.of)
+            months = parse_quantity(amount.of).months
+            if months:
+                horizon = self.horizon(months)
             cap = np.inf if amount.cap is None else amount.cap
             self.rows.append((L.AMT_FORMULA, q, g, amount.share, amount.floor, cap, values))
         elif isinstance(amount, Schedule):
@@ -141,6 +173,7 @@ class _Amounts:
         else:
             values[:] = float(amount)
             self.rows.append((L.AMT_FIXED, 0, -1, 1.0, 0.0, np.inf, values))
+        self.horizons.append(horizon)
         return len(self.rows) - 1
 
 
@@ -174,6 +207,39 @@ def _rate_path(
             out = np.maximum(out, coupon.floor)
         return out
     return np.full(n, float(coupon))
+
+
+def contractual_collections(
+    sched_interest: np.ndarray, sched_principal: np.ndarray, royalties: RoyaltyArrays, grid: np.ndarray
+) -> dict[str, np.ndarray]:
+    """The base case fixed at closing, per payment period: the assets' scheduled interest and
+    principal and the royalty streams' own sales or income processes, with no defaults,
+    prepayments or haircuts (the ``contractual`` projection of a collections_vs_projection
+    trigger).
+
+    Returns
+    -------
+    dict
+        ``interest_collections``, ``principal_collections``, ``royalty_collections``,
+        ``income_collections`` and ``collections``, each of shape (T,).
+    """
+    n = len(grid) - 1
+    royalty = np.zeros(n)
+    if len(royalties):
+        accrual, pay_period = royalty_schedule(
+            royalties, grid, np.asarray(royalties.growth, dtype=np.float64), np.zeros(len(royalties))
+        )
+        paid = pay_period >= 0
+        np.add.at(royalty, pay_period[paid], accrual[paid])
+    interest = sched_interest.sum(axis=0) if sched_interest.size else np.zeros(n)
+    principal = sched_principal.sum(axis=0) if sched_principal.size else np.zeros(n)
+    return {
+        "interest_collections": interest,
+        "principal_collections": principal,
+        "royalty_collections": royalty,
+        "income_collections": interest + royalty,
+        "collections": interest + principal + royalty,
+    }
 
 
 def deal_years(closing: dt.date, dates: list[dt.date]) -> np.ndarray:
@@ -392,7 +458,8 @@ def compile_deal(loaded: LoadedDeal) -> CompiledModel:
     support_index = {x.name: i for i, x in enumerate(spec.support)}
     waterfall_index = {w: i for i, w in enumerate(spec.waterfalls)}
     lists = _Lists()
-    amounts = _Amounts(n, lists, tranche_index)
+    trigger_index = {g.name: i for i, g in enumerate(spec.triggers)}
+    amounts = _Amounts(grid, lists, tranche_index, trigger_index)
 
     # tranches
     due_period = []
@@ -479,9 +546,15 @@ def compile_deal(loaded: LoadedDeal) -> CompiledModel:
 
     # triggers
     trg: dict[str, list[Any]] = {
-        k: [] for k in ("kind", "group", "account", "consec", "curable", "seq", "trap", "wf", "end", "ob")
+        k: []
+        for k in (
+            *("kind", "group", "account", "consec", "curable", "seq", "trap", "wf", "end", "ob"),
+            *("periods", "of", "valuation"),
+        )
     }
     thresholds = np.zeros((len(spec.triggers), n))
+    projections = np.zeros((len(spec.triggers), n))  # ---- covenants
+    contractual = contractual_collections(s_int, s_prin, royalties, grid)
     for i, g in enumerate(spec.triggers):
         trg["kind"].append(L.TRIGGER_CODES[g.kind])
         tested = g.tranches
@@ -501,6 +574,15 @@ def compile_deal(loaded: LoadedDeal) -> CompiledModel:
         else:
             trg["ob"].append(-1)
         thresholds[i] = _per_period(g.threshold, n)
+        # ---- covenants
+        trg["periods"].append(g.periods or 1)
+        trg["of"].append(L.QUANTITY_CODES[g.of] - L.Q_INTEREST_COLLECTIONS)
+        trg["valuation"].append(amounts.add(g.valuation) if g.valuation is not None else -1)
+        if g.kind == "collections_vs_projection":
+            if g.projection == "contractual":
+                projections[i] = contractual[g.of]
+            else:
+                projections[i, : min(n, len(g.projection))] = g.projection[:n]
 
     # waterfalls
     ops: list[tuple[int, int, int, int, int]] = []
@@ -655,6 +737,7 @@ def compile_deal(loaded: LoadedDeal) -> CompiledModel:
         write_down_group=wd_group,
         period_quantities=int(
             any(r[0] == L.AMT_FORMULA and r[1] >= L.Q_INTEREST_COLLECTIONS for r in arows)
+            or any(g.kind == "collections_vs_projection" for g in spec.triggers)
             or any(
                 k == L.FEE_RATE and q >= L.Q_INTEREST_COLLECTIONS
                 for k, q in zip(fee_kind, fee_base, strict=True)
@@ -681,6 +764,13 @@ def compile_deal(loaded: LoadedDeal) -> CompiledModel:
         tr_put_share=put_share,
         tr_put_supporter=put_supporter,
         put_any=int(bool((put_period >= 0).any())),
+        # ---- covenants
+        trg_periods=i64(trg["periods"]),
+        trg_of=i64(trg["of"]),
+        trg_projection=projections,
+        trg_valuation=i64(trg["valuation"]),
+        amt_horizon=np.array(amounts.horizons, dtype=np.int64).reshape(len(arows), n),
+        acc_keep=i64([x.after_switch == "keep_funded" for x in spec.accounts]),
     )
     return CompiledModel(
         deal=loaded,

@@ -25,7 +25,20 @@ Q_COLLECTIONS = 10
 Q_ROYALTY_COLLECTIONS = 11
 Q_DEFAULTS = 12
 Q_PRINCIPAL_DEFICIENCY = 13
-N_PERIOD_QUANTITIES = 7  # codes 7.. are read from the period's quantity vector
+# ---- covenants: test quantities (computed when the triggers are tested)
+Q_CUMULATIVE_DEFAULT_RATE = 14
+Q_EXCESS_SPREAD = 15
+Q_DSCR = 16  # of a tranche group
+Q_OVERCOLLATERALISATION = 17  # of a tranche group
+Q_NEXT_INTEREST = 18  # of a tranche group, over the amount's horizon (amt_horizon)
+Q_NEXT_FEES = 19  # over the amount's horizon
+Q_TRIGGER = 20  # the value of a trigger (its index in amt_group)
+# The period's quantity vector: codes Q_INTEREST_COLLECTIONS..Q_EXCESS_SPREAD are read from
+# its first slots, then the scalars the test quantities need, then each trigger's value.
+PQ_SENIOR_FEES = 9
+PQ_ALL_DUE = 10  # 1 when every balance is due (switched waterfall, issuer call)
+PQ_PERIOD = 11
+N_PERIOD_QUANTITIES = 12
 QUANTITY_CODES = {
     "pool_balance": Q_POOL_BALANCE,
     "pool_balance_start": Q_POOL_BALANCE_START,
@@ -41,6 +54,13 @@ QUANTITY_CODES = {
     "royalty_collections": Q_ROYALTY_COLLECTIONS,
     "defaults": Q_DEFAULTS,
     "principal_deficiency": Q_PRINCIPAL_DEFICIENCY,
+    "cumulative_default_rate": Q_CUMULATIVE_DEFAULT_RATE,
+    "excess_spread": Q_EXCESS_SPREAD,
+    "dscr": Q_DSCR,
+    "overcollateralisation": Q_OVERCOLLATERALISATION,
+    "next_interest": Q_NEXT_INTEREST,
+    "next_fees": Q_NEXT_FEES,
+    "trigger": Q_TRIGGER,
 }
 
 # ---- amount kinds
@@ -96,6 +116,13 @@ TRIGGER_CODES = {
 # ---- note options
 TRG_PUT_UNFUNDED = 7
 TRIGGER_CODES["put_unfunded"] = TRG_PUT_UNFUNDED
+# ---- covenants
+TRG_COLLECTIONS_VS_PROJECTION = 12
+TRG_EXCESS_SPREAD = 13
+TRG_LOAN_TO_VALUE = 14
+TRIGGER_CODES["collections_vs_projection"] = TRG_COLLECTIONS_VS_PROJECTION
+TRIGGER_CODES["excess_spread"] = TRG_EXCESS_SPREAD
+TRIGGER_CODES["loan_to_value"] = TRG_LOAN_TO_VALUE
 
 # ---- step opcodes; arguments a, b, c, d per opcode
 OP_PAY_FEE = 0  # a: group of fees
@@ -241,6 +268,13 @@ class CompiledDeal(NamedTuple):
     tr_put_share: np.ndarray  # (N,) share of the balance put
     tr_put_supporter: np.ndarray  # (N,) liquidity support buying the notes (-1: no put)
     put_any: int  # 1 when some tranche has a put
+    # ---- covenants
+    trg_periods: np.ndarray  # (G,) trailing window in periods (1: this period alone)
+    trg_of: np.ndarray  # (G,) collections_vs_projection: slot of the collections in pq
+    trg_projection: np.ndarray  # (G, T) collections_vs_projection: the projected collections
+    trg_valuation: np.ndarray  # (G,) loan_to_value: amount index of the valuation (-1: none)
+    amt_horizon: np.ndarray  # (M, T) next_*: first period after the amount's horizon
+    acc_keep: np.ndarray  # (K,) 1 when the account stays funded after a waterfall switch
 
 
 # ---- output tables: last axis of each

@@ -29,6 +29,7 @@ from ipabs.engine.layout import (
     ACC_TRAP,
     ACC_WITHDRAWAL,
     AMT_FIXED,
+    AMT_FORMULA,
     AMT_SCHEDULE,
     CLAIM_FEE,
     CLAIM_INTEREST,
@@ -90,14 +91,23 @@ from ipabs.engine.layout import (
     PDL_DEBIT_LOSSES,
     POT_COMBINED,
     POT_PRINCIPAL,
+    PQ_ALL_DUE,
+    PQ_PERIOD,
+    PQ_SENIOR_FEES,
     Q_BALANCE,
+    Q_DSCR,
+    Q_EXCESS_SPREAD,
     Q_INTEREST_COLLECTIONS,
     Q_INTEREST_DUE,
+    Q_NEXT_FEES,
+    Q_NEXT_INTEREST,
     Q_NOTES_BALANCE,
     Q_ORIGINAL_BALANCE,
     Q_ORIGINAL_POOL_BALANCE,
+    Q_OVERCOLLATERALISATION,
     Q_POOL_BALANCE,
     Q_POOL_BALANCE_START,
+    Q_TRIGGER,
     SUP_CUMULATIVE_DRAW,
     SUP_DEFICIENCY,
     SUP_DRAW,
@@ -125,9 +135,12 @@ from ipabs.engine.layout import (
     TR_WRITTEN_DOWN,
     TRG_ACTIVE,
     TRG_BREACHED,
+    TRG_COLLECTIONS_VS_PROJECTION,
     TRG_CUMULATIVE_DEFAULT,
     TRG_DSCR,
+    TRG_EXCESS_SPREAD,
     TRG_INTEREST_SHORTFALL,
+    TRG_LOAN_TO_VALUE,
     TRG_OBLIGOR_DEFAULT,
     TRG_OVERCOLLATERALISATION,
     TRG_PRINCIPAL_DEFICIENCY,
@@ -201,9 +214,28 @@ def _pay_group(grp_ptr, grp_item, g, due, paid, pay, total):  # type: ignore[no-
 
 
 @njit(leaf=True, inline="always")
+def _debt_service(cd, g, t, all_due, bal, int_due_total):  # type: ignore[no-untyped-def]
+    """Interest and principal due of tranche group ``g`` (a DSCR's denominator): the whole
+    balance once it is due (``all_due``, its expected maturity, legal final), else its
+    scheduled amortisation."""
+    service = 0.0
+    last = t == cd.n_periods - 1
+    for j in range(cd.grp_ptr[g], cd.grp_ptr[g + 1]):
+        k = cd.grp_item[j]
+        service += int_due_total[k]
+        if all_due or t >= cd.tr_due_period[k] or last:
+            service += bal[k]
+        elif cd.tr_schedule[k, t] < bal[k]:
+            service += bal[k] - cd.tr_schedule[k, t]
+    return service
+
+
+@njit(leaf=True, inline="always")
 def _quantity(cd, code, g, pool_start, pool_end, bal, int_due_total, pq):  # type: ignore[no-untyped-def]
-    if code >= Q_INTEREST_COLLECTIONS:  # the period's collections and ledger (see allocate_work)
-        return pq[code - Q_INTEREST_COLLECTIONS]
+    if code >= Q_INTEREST_COLLECTIONS and code <= Q_EXCESS_SPREAD:
+        return pq[code - Q_INTEREST_COLLECTIONS]  # the period's collections, ledger and tests
+    if code == Q_TRIGGER:  # its value this period (see 3. triggers)
+        return pq[N_PERIOD_QUANTITIES + g]
     if code == Q_POOL_BALANCE:
         return pool_end
     if code == Q_POOL_BALANCE_START:
@@ -222,16 +254,83 @@ def _quantity(cd, code, g, pool_start, pool_end, bal, int_due_total, pq):  # typ
 
 
 @njit(leaf=True, inline="always")
+def _snapshot_tests(cd, t, pool_start, bal, int_due_total, pq):  # type: ignore[no-untyped-def]
+    """The DSCR and overcollateralisation formulas read, computed when the triggers are tested
+    (on the balances and dues at the start of the period), whatever step reads them later."""
+    base = N_PERIOD_QUANTITIES + cd.trg_kind.shape[0]
+    for m in range(cd.amt_kind.shape[0]):
+        code = cd.amt_quantity[m]
+        if cd.amt_kind[m] != AMT_FORMULA:
+            continue
+        g = cd.amt_group[m]
+        if code == Q_DSCR:
+            service = _debt_service(cd, g, t, pq[PQ_ALL_DUE] > 0.0, bal, int_due_total)
+            pq[base + m] = (pq[3] - pq[PQ_SENIOR_FEES]) / service if service > EPS else np.inf
+        elif code == Q_OVERCOLLATERALISATION:
+            notes = _group_sum(cd.grp_ptr, cd.grp_item, bal, g)
+            pq[base + m] = pool_start / notes if notes > EPS else np.inf
+
+
+@njit(leaf=True, inline="always")
+def _next_due(cd, code, g, t, end, pool_start, pool_end, bal, int_due_total, pq):  # type: ignore[no-untyped-def]
+    """What falls due on the payment dates after ``t`` up to (excluding) period ``end``:
+    interest of tranche group ``g`` on today's balances (``Q_NEXT_INTEREST``), or the senior
+    fees (``Q_NEXT_FEES``: annual and per-period amounts as scheduled, rate fees on today's
+    base, formula fees at today's value)."""
+    total = 0.0
+    for u in range(t + 1, end):
+        yf = cd.year_frac[u]
+        if code == Q_NEXT_INTEREST:
+            for j in range(cd.grp_ptr[g], cd.grp_ptr[g + 1]):
+                k = cd.grp_item[j]
+                total += bal[k] * cd.tr_rate[k, u] * yf
+            continue
+        for f in range(cd.fee_kind.shape[0]):
+            if not cd.fee_senior[f]:
+                continue
+            fk = cd.fee_kind[f]
+            if fk == FEE_ANNUAL:
+                total += cd.fee_amount[f] * yf
+            elif fk == FEE_PERIOD:
+                total += cd.fee_amount[f]
+            elif fk == FEE_AMOUNT:
+                m = cd.fee_base[f]
+                if cd.amt_kind[m] == AMT_FIXED or cd.amt_kind[m] == AMT_SCHEDULE:
+                    total += cd.amt_value[m, u]
+                else:
+                    q = _quantity(
+                        cd, cd.amt_quantity[m], cd.amt_group[m], pool_start, pool_end, bal, int_due_total, pq
+                    )
+                    total += max(cd.amt_floor[m], min(cd.amt_cap[m], cd.amt_share[m] * q))
+            else:
+                base = _quantity(
+                    cd, cd.fee_base[f], cd.fee_base_group[f], pool_start, pool_end, bal, int_due_total, pq
+                )
+                total += cd.fee_amount[f] * base * yf
+    return total
+
+
+@njit(leaf=True, inline="always")
 def _amount(cd, m, t, pool_start, pool_end, bal, int_due_total, pq):  # type: ignore[no-untyped-def]
     kind = cd.amt_kind[m]
     if kind == AMT_FIXED or kind == AMT_SCHEDULE:
         return cd.amt_value[m, t]
-    q = _quantity(cd, cd.amt_quantity[m], cd.amt_group[m], pool_start, pool_end, bal, int_due_total, pq)
+    code = cd.amt_quantity[m]
+    if code == Q_DSCR or code == Q_OVERCOLLATERALISATION:  # as tested (see _snapshot_tests)
+        q = pq[N_PERIOD_QUANTITIES + cd.trg_kind.shape[0] + m]
+    elif code == Q_NEXT_INTEREST or code == Q_NEXT_FEES:
+        q = _next_due(
+            cd, code, cd.amt_group[m], t, cd.amt_horizon[m, t], pool_start, pool_end, bal, int_due_total, pq
+        )
+    else:
+        q = _quantity(cd, code, cd.amt_group[m], pool_start, pool_end, bal, int_due_total, pq)
     return max(cd.amt_floor[m], min(cd.amt_cap[m], cd.amt_share[m] * q))
 
 
 @njit(leaf=True, inline="always")
 def _account_target(cd, k, t, last, accelerated, pool_start, pool_end, bal, int_due_total, pq):  # type: ignore[no-untyped-def]
+    if accelerated and cd.acc_keep[k]:  # ---- covenants: kept funded after a switch
+        accelerated = False
     if cd.acc_kind[k] == ACC_TRAP or last or accelerated or bal.sum() <= EPS:
         return 0.0
     target = _amount(cd, cd.acc_target[k], t, pool_start, pool_end, bal, int_due_total, pq)
@@ -332,7 +431,17 @@ def allocate_work(cd):  # type: ignore[no-untyped-def]
     n_acc = cd.acc_kind.shape[0]
     n_sup = cd.sup_kind.shape[0]
     n_trg = cd.trg_kind.shape[0]
-    size = 6 * n_tr + 5 * n_fee + n_acc + 5 * n_sup + N_PERIOD_QUANTITIES
+    # ---- covenants: each trigger's value, then its tests' numerators and denominators by period
+    n_amt = cd.amt_kind.shape[0]
+    size = (
+        6 * n_tr
+        + 5 * n_fee
+        + n_acc
+        + 5 * n_sup
+        + N_PERIOD_QUANTITIES
+        + n_trg * (1 + 2 * cd.n_periods)
+        + n_amt
+    )
     return np.empty(size), np.empty(4 * n_trg, dtype=np.int64)
 
 
@@ -454,7 +563,13 @@ def waterfall_path(cd, coll, support_stop, out, work, flags, full, rv):  # type:
     o += 3 * n_fee
     # the period's quantities (Q_INTEREST_COLLECTIONS onwards): interest, income, principal,
     # all and royalty collections, defaults, then the principal deficiency ledger
-    pq = work[o : o + N_PERIOD_QUANTITIES]
+    # then each trigger's value this period, then the test quantities formulas read
+    n_amt = cd.amt_kind.shape[0]
+    pq = work[o : o + N_PERIOD_QUANTITIES + n_trg + n_amt]
+    o += N_PERIOD_QUANTITIES + n_trg + n_amt
+    # ---- covenants: a trailing test's numerator and denominator in each period
+    test_num = work[o : o + n_trg * n_t].reshape((n_trg, n_t))
+    test_den = work[o + n_trg * n_t : o + 2 * n_trg * n_t].reshape((n_trg, n_t))
     # each n_trg long, then their copies at the start of the period (see 3. triggers)
     breaches = flags[0 : 2 * n_trg]
     active = flags[2 * n_trg : 4 * n_trg]  # 1 while the trigger is in effect
@@ -689,6 +804,19 @@ def waterfall_path(cd, coll, support_stop, out, work, flags, full, rv):  # type:
         for g in range(n_trg):
             breaches[n_trg + g] = breaches[g]
             active[n_trg + g] = active[g]
+        # ---- covenants: the period's test quantities (formulas read them too)
+        owned = cd_original_pool_balance + (rv.total[T_PURCHASED] if revolves else 0.0)
+        pq[7] = cum_default / owned if owned > 0 else 0.0
+        accrued = income_coll
+        for k in range(n_tr):
+            accrued -= int_due_total[k] - arrears[k]
+        for f in range(n_fee):
+            if cd_fee_senior[f]:
+                accrued -= max(fee_due[f] - fee_arrears[f], 0.0)
+        spread_base = pool_start if pool_start > EPS else bal.sum()
+        pq[8] = accrued / spread_base / yf if spread_base > EPS and yf > 0.0 else 0.0
+        pq[PQ_SENIOR_FEES] = senior_fees
+        pq[PQ_PERIOD] = t
         all_due = False
         for attempt in range(2):
             if attempt == 1:
@@ -699,6 +827,9 @@ def waterfall_path(cd, coll, support_stop, out, work, flags, full, rv):  # type:
             sequential = False
             trap_share = 0.0
             wf = cd_normal_waterfall
+            pq[PQ_ALL_DUE] = 1.0 if all_due or issuer_called else 0.0
+            if cd.period_quantities:
+                _snapshot_tests(cd, t, pool_start, bal, int_due_total, pq)
             for g in range(n_trg):
                 kind = cd_trg_kind[g]
                 thr = cd_trg_threshold[g, t]
@@ -706,23 +837,44 @@ def waterfall_path(cd, coll, support_stop, out, work, flags, full, rv):  # type:
                 breached = False
                 if kind == TRG_CUMULATIVE_DEFAULT:
                     # of everything the trust has owned: the pool at closing and all purchases
-                    base = cd_original_pool_balance + (rv.total[T_PURCHASED] if revolves else 0.0)
-                    value = cum_default / base if base > 0 else 0.0
+                    value = pq[7]
                     breached = value > thr
-                elif kind == TRG_DSCR:
-                    service = 0.0
-                    for j in range(cd_grp_ptr[cd_trg_group[g]], cd_grp_ptr[cd_trg_group[g] + 1]):
-                        k = cd_grp_item[j]
-                        service += int_due_total[k]
-                        if all_due or t >= cd_tr_due_period[k] or last or issuer_called:
-                            service += bal[k]
-                        elif cd_tr_schedule[k, t] < bal[k]:
-                            service += bal[k] - cd_tr_schedule[k, t]
-                    if service > EPS:
-                        value = (asset_cash - senior_fees) / service
+                elif kind == TRG_DSCR or kind == TRG_COLLECTIONS_VS_PROJECTION or kind == TRG_EXCESS_SPREAD:
+                    # ---- covenants: ratio tests, over a trailing window of periods
+                    if kind == TRG_DSCR:
+                        test_num[g, t] = asset_cash - senior_fees
+                        test_den[g, t] = _debt_service(
+                            cd, cd_trg_group[g], t, all_due or issuer_called, bal, int_due_total
+                        )
+                    elif kind == TRG_COLLECTIONS_VS_PROJECTION:
+                        test_num[g, t] = pq[cd.trg_of[g]]
+                        test_den[g, t] = cd.trg_projection[g, t]
+                    else:  # the average excess spread while notes are outstanding
+                        live = pool_start > EPS or bal.sum() > EPS
+                        test_num[g, t] = pq[8] if live else 0.0
+                        test_den[g, t] = 1.0 if live else 0.0
+                    num = 0.0
+                    den = 0.0
+                    for u in range(max(t - cd.trg_periods[g] + 1, 0), t + 1):
+                        num += test_num[g, u]
+                        den += test_den[g, u]
+                    if den > EPS:
+                        value = num / den
                         breached = value < thr
                     else:
                         value = np.inf
+                elif kind == TRG_LOAN_TO_VALUE:  # ---- covenants
+                    notes = bal.sum()
+                    if cd_trg_group[g] >= 0:
+                        notes = _group_sum(cd_grp_ptr, cd_grp_item, bal, cd_trg_group[g])
+                    valuation = _amount(
+                        cd, cd.trg_valuation[g], t, pool_start, pool_end, bal, int_due_total, pq
+                    )
+                    if valuation > EPS:
+                        value = notes / valuation
+                    else:
+                        value = np.inf if notes > EPS else 0.0
+                    breached = value > thr
                 elif kind == TRG_RESERVE_BELOW_TARGET:
                     k = cd_trg_account[g]
                     target = _account_target(
@@ -772,6 +924,7 @@ def waterfall_path(cd, coll, support_stop, out, work, flags, full, rv):  # type:
                     active[g] = 1
                 elif cd_trg_curable[g] and not breached:
                     active[g] = 0
+                pq[N_PERIOD_QUANTITIES + g] = value  # ---- covenants: trigger(NAME) reads it
                 if full:
                     out_trigger[t, g, TRG_VALUE] = value
                     out_trigger[t, g, TRG_BREACHED] = 1.0 if breached else 0.0
@@ -785,6 +938,7 @@ def waterfall_path(cd, coll, support_stop, out, work, flags, full, rv):  # type:
             if wf == cd_normal_waterfall or all_due:
                 break
         accelerated = wf != cd_normal_waterfall
+        pq[PQ_ALL_DUE] = 1.0 if accelerated or issuer_called else 0.0
         revolving = False
         if revolves:
             for g in range(n_trg):  # an early amortisation event ends the revolving period for good
@@ -820,7 +974,7 @@ def waterfall_path(cd, coll, support_stop, out, work, flags, full, rv):  # type:
                 target = _account_target(
                     cd, k, t, last, accelerated, pool_start, pool_end, bal, int_due_total, pq
                 )
-                if last or accelerated or bal.sum() <= EPS:
+                if last or (accelerated and not cd.acc_keep[k]) or bal.sum() <= EPS:
                     release = acc_bal[k]
                 elif cd_acc_release[k] and acc_bal[k] > target:
                     release = acc_bal[k] - target
