@@ -9,6 +9,7 @@ from typing import Any
 
 import numpy as np
 
+from ipabs.calendars import deal_calendar_dates
 from ipabs.collateral.assets import (
     AssetArrays,
     Obligors,
@@ -19,10 +20,9 @@ from ipabs.collateral.assets import (
 )
 from ipabs.collateral.prepayment import period_months, prepayment_curve
 from ipabs.collateral.schedule_numba_fns import contractual_flows, index_rate
-from ipabs.dates import DAY_COUNTS, add_months, from_day, grid_days, payment_dates, to_day, year_fraction
+from ipabs.dates import DAY_COUNTS, add_months, from_day, grid_days, to_day, year_fraction
 from ipabs.deal.load import LoadedDeal
 from ipabs.deal.schema import (
-    MONTHS_PER_PERIOD,
     Deal,
     DeficiencyPayment,
     FloatingRate,
@@ -82,6 +82,8 @@ class CompiledModel:
     # ---- support
     cover: L.CoverArrays
     cover_names: list[str]
+    # ---- calendars
+    collection_grid: np.ndarray  # [cut-off, end of collection period 1, ..., T] (day numbers)
 
     @property
     def spec(self) -> Deal:
@@ -347,9 +349,12 @@ def compile_deal(loaded: LoadedDeal) -> CompiledModel:
     """
     spec = loaded.spec
     info = spec.deal
-    months = MONTHS_PER_PERIOD[info.payment_frequency]
-    dates = payment_dates(info.first_payment_date, info.legal_final_date, months)
+    # ---- calendars: note interest periods run between (adjusted) payment dates from closing;
+    # collection periods from the cut-off to each determination date (default: the payment dates)
+    calendar_dates = deal_calendar_dates(info)
+    dates = calendar_dates.payments
     grid = grid_days(info.closing_date, dates)
+    collection_grid = grid_days(info.cut_off, calendar_dates.collection_ends)
     n = len(dates)
     dc = DAY_COUNTS[info.day_count]
     year_frac = np.array([year_fraction(int(grid[t]), int(grid[t + 1]), dc) for t in range(n)])
@@ -380,10 +385,11 @@ def compile_deal(loaded: LoadedDeal) -> CompiledModel:
         idx[0],
         idx[1],
         idx[2],
-        grid,
+        collection_grid,
         s_int,
         s_prin,
         s_bal,
+        assets.start_day,
     )
 
     tranche_index = {t.name: i for i, t in enumerate(spec.tranches)}
@@ -409,8 +415,8 @@ def compile_deal(loaded: LoadedDeal) -> CompiledModel:
             band = tr.planned_amortisation.band
             schedules[i] = planned_schedule(
                 tr.balance,
-                pool_principal(s_prin, s_bal, grid, band.low),
-                pool_principal(s_prin, s_bal, grid, band.high),
+                pool_principal(s_prin, s_bal, collection_grid, band.low),
+                pool_principal(s_prin, s_bal, collection_grid, band.high),
             )
     tr_rate = np.array([tranche_rates(t, grid, idx, index_ids) for t in spec.tranches]).reshape(
         len(spec.tranches), n
@@ -702,6 +708,7 @@ def compile_deal(loaded: LoadedDeal) -> CompiledModel:
         pool_names=[p.name for p in spec.pools],
         cover=_loss_cover(spec, assets, obligors, dates),
         cover_names=[c.name for c in spec.loss_cover],
+        collection_grid=collection_grid,
     )
 
 
