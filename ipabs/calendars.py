@@ -143,8 +143,8 @@ def deal_dates(
     up to ``legal_final`` (:func:`ipabs.dates.payment_dates`), each adjusted by ``convention``,
     and collection periods end on them. With ``first_determination``, determination dates run
     from it every ``months`` months (month ends stay month ends) and each payment date is
-    ``delay`` business days after its determination date, while that falls before legal final;
-    the legal final date (adjusted) is the last payment date, its collection period ending on it.
+    ``delay`` business days after its determination date, up to the legal final date (adjusted);
+    when that is not a regular payment date it ends a last period collecting up to it.
     """
     from ipabs.dates import payment_dates
 
@@ -161,12 +161,14 @@ def deal_dates(
     while True:
         det = add_months_eom(first_determination, k * months)
         pay = days.add_business_days(det, delay)
-        if pay >= final or det >= final:
+        if pay > final or det >= final:
             break
         dets.append(det)
         pays.append(pay)
+        if pay == final:  # the legal final date is a regular payment date
+            return DealDates(pays, dets, list(pays))
         k += 1
-    dets.append(final)
+    dets.append(final)  # a last, short period collects up to the legal final date
     pays.append(final)
     return DealDates(pays, dets, list(pays))
 
