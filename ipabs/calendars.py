@@ -118,7 +118,7 @@ class DealDates:
         Note payment dates (business-day adjusted), the last one the legal final date.
     collection_ends : list of date
         End of each collection period: the determination dates, or the payment dates when the deal
-        has none.
+        has none; a last period ends on the legal final date as written.
     nominal : list of date
         Payment dates before adjustment.
     """
@@ -141,10 +141,12 @@ def deal_dates(
 
     Without determination dates the payment dates are ``first_payment`` every ``months`` months
     up to ``legal_final`` (:func:`ipabs.dates.payment_dates`), each adjusted by ``convention``,
-    and collection periods end on them. With ``first_determination``, determination dates run
-    from it every ``months`` months (month ends stay month ends) and each payment date is
-    ``delay`` business days after its determination date, up to the legal final date (adjusted);
-    when that is not a regular payment date it ends a last period collecting up to it.
+    and collection periods end on them, the last one on the legal final date as written. With
+    ``first_determination``, determination dates run from it every ``months`` months (month ends
+    stay month ends) and each payment date is ``delay`` business days after its determination
+    date, up to the legal final date (adjusted);
+    when that is not a regular payment date it ends a last period collecting up to it (as
+    written).
     """
     from ipabs.dates import payment_dates
 
@@ -153,7 +155,8 @@ def deal_dates(
     if first_determination is None:
         nominal = payment_dates(first_payment, legal_final, months)
         pay = [days.adjust(d, convention) for d in nominal]
-        return DealDates(pay, list(pay), nominal)
+        # the last collection period runs to the legal final date as written
+        return DealDates(pay, [*pay[:-1], legal_final], nominal)
     final = days.adjust(legal_final, convention)
     dets: list[dt.date] = []
     pays: list[dt.date] = []
@@ -168,7 +171,7 @@ def deal_dates(
         if pay == final:  # the legal final date is a regular payment date
             return DealDates(pays, dets, list(pays))
         k += 1
-    dets.append(final)  # a last, short period collects up to the legal final date
+    dets.append(legal_final)  # a last, short period collects up to the legal final date
     pays.append(final)
     return DealDates(pays, dets, list(pays))
 

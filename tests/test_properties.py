@@ -348,6 +348,7 @@ def deals(
     draw(note_options(spec, pool, m, n_periods, safe))
     if not safe:
         _with_ledgers(draw, spec, pool)
+    _with_calendar(draw, spec)
     facts = {
         "pool": pool,
         "initial_accounts": float(sum(a.get("initial", 0.0) for a in accounts)),
@@ -355,6 +356,34 @@ def deals(
         "royalty": royalty,
     }
     return spec, facts
+
+
+# ---- calendars
+def _with_calendar(draw: Any, spec: dict[str, Any]) -> None:
+    """Maybe give ``spec`` seasoned loans (an age or an origination date), a cut-off date before
+    closing and business-day adjusted payment dates (not with a revolving period)."""
+    if "revolving" in spec:
+        return
+    if draw(st.booleans()):
+        for loan in spec["pools"][0]["loans"]:
+            if draw(st.booleans()):
+                loan["age_months"] = draw(st.integers(0, 130))
+            elif draw(st.booleans()):
+                loan["origination_date"] = add_months(CLOSING, -draw(st.integers(0, 60)))
+    custom = any("schedule" in loan for loan in spec["pools"][0]["loans"])  # dated from closing
+    if not custom and draw(st.booleans()):
+        spec["deal"]["cut_off_date"] = CLOSING - dt.timedelta(days=draw(st.integers(0, 90)))
+        for loan in spec["pools"][0]["loans"]:  # schedules must start after the cut-off
+            if "origination_date" in loan and loan["origination_date"] > spec["deal"]["cut_off_date"]:
+                del loan["origination_date"]
+    # puts and calls name adjusted payment dates; the generator writes them on the regular grid
+    dated = "issuer_call" in spec or any("put" in t for t in spec["tranches"])
+    if not dated and draw(st.booleans()):
+        spec["deal"]["calendar"] = {
+            "holidays": draw(st.sampled_from(["china_exchange", "weekends"])),
+            "business_day": draw(st.sampled_from(["following", "modified_following", "preceding"])),
+            "extra_holidays": [add_months(CLOSING, draw(st.integers(1, 24)))],
+        }
 
 
 def _with_ledgers(draw: Any, spec: dict[str, Any], pool: float) -> None:
