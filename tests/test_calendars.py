@@ -320,3 +320,20 @@ def test_bad_calendar_is_a_located_error(old: str, new: str, path: str, words: s
     assert words in str(issue), issue
     line = next(n for n, x in enumerate(text.splitlines(), 1) if old in x)
     assert issue.line == line and issue.column > 0, issue
+
+
+def test_the_example_of_the_docs_runs_as_described() -> None:
+    import re
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parents[1] / "docs" / "calendars.md").read_text(encoding="utf-8")
+    (example,) = re.findall(r"```yaml\n(.*?)```", text, flags=re.S)
+    model = compile_text(example)
+    assert model.payment_dates == [
+        d(x) for x in ("2026-07-07", "2026-10-14", "2027-01-08", "2027-04-07", "2027-07-07")
+    ]
+    ends = [dt.date.fromordinal(int(x) + 719163) for x in model.collection_grid[1:]]
+    assert ends == [d(x) for x in ("2026-06-30", "2026-09-30", "2026-12-31", "2027-03-31", "2027-06-30")]
+    assert model.assets.age_months.tolist() == [3, 6]
+    for name in ("base", "stress"):
+        assert_conserved(run_text(example, name), 1e6)

@@ -18,6 +18,10 @@ Rules, in the order they apply to each field:
 - otherwise the built-in default of :data:`TAPE_FIELDS` applies; ``obligor``, ``balance``, one
   of ``rate``/``index`` and one of ``maturity_date``/``term_months`` have none.
 
+A seasoned pool's tape may also carry ``age_months`` or ``origination_date``,
+``original_balance`` and ``original_term_months``, checked against the balance and remaining term
+at the cut-off date.
+
 Every check works on whole columns; a bad cell is reported as ``file:row:column`` with the
 row number a spreadsheet shows (the header is row 1), at most :data:`MAX_CELL_ISSUES` per tape.
 """

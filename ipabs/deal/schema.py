@@ -486,7 +486,9 @@ class TapeSource(Model):
     """A loan tape: a CSV or Excel file of loans, one row each.
 
     ``columns`` maps loan fields to column names; ``defaults`` gives values for fields the
-    tape lacks. The path is relative to the deal file.
+    tape lacks. The path is relative to the deal file. A seasoned pool's tape may carry
+    ``age_months`` or ``origination_date``, ``original_balance`` and ``original_term_months``
+    (see docs/calendars.md).
     """
 
     path: str = Field(description="CSV (.csv) or Excel (.xlsx) file, relative to the deal file.")
