@@ -331,3 +331,19 @@ def test_deals_without_seasoning_are_unchanged() -> None:
     b = collections_of(compile_text(pool(io_loan("A", ", age_months: 0"), "base: {prepayment: {psa: 200}}")))
     for k in a:
         np.testing.assert_array_equal(a[k], b[k])
+
+
+def test_planned_amortisation_band_counts_psa_from_the_loans_age() -> None:
+    from test_note_options import PAC_DEAL, _pool_principal_by_hand
+
+    text = PAC_DEAL.replace(
+        "amortisation: equal_principal}", "amortisation: equal_principal, age_months: 10}"
+    )
+    assert text.count("age_months: 10") == 2
+    month = np.arange(1, 25) + 10  # months 11-34 of the ramp
+    cpr = 3.0 * 0.002 * np.minimum(month, 30)  # 300% PSA
+    quarter = 1 - np.prod(((1 - cpr) ** (1 / 12)).reshape(8, 3), axis=1)
+    low = _pool_principal_by_hand(quarter)
+    high = _pool_principal_by_hand(np.full(8, 1 - (1 - 0.40) ** 0.25))
+    expected = np.maximum(6e6 - np.cumsum(np.minimum(low, high)), 0.0)
+    assert_cents(compile_text(text).cd.tr_schedule[0], expected, "PAC schedule of a seasoned pool")

@@ -277,20 +277,34 @@ def put_arrays(
 
 
 def pool_principal(
-    sched_principal: np.ndarray, sched_balance: np.ndarray, grid: np.ndarray, speed: Any
+    sched_principal: np.ndarray,
+    sched_balance: np.ndarray,
+    grid: np.ndarray,
+    speed: Any,
+    ages: np.ndarray | None = None,
 ) -> np.ndarray:
     """Principal (scheduled and prepaid) the whole pool pays in each period with no defaults at
     prepayment ``speed``, by the rules of the deterministic scenarios: a share ``q`` of each
     asset still performs, it pays ``q x`` its scheduled principal and prepays ``q x SMM x`` its
-    scheduled balance at the end of the period, and ``q`` falls by ``1 - SMM``.
+    scheduled balance at the end of the period, and ``q`` falls by ``1 - SMM``. ``ages`` (A,):
+    each asset's age at the cut-off, from which a PSA ramp counts.
 
     Returns
     -------
     ndarray, shape (T,)
     """
-    smm = prepayment_curve(speed, period_months(grid))
-    q = np.concatenate(([1.0], np.cumprod(1.0 - smm)[:-1]))  # performing share at each start
-    return q * (sched_principal.sum(axis=0) + smm * sched_balance.sum(axis=0))
+    months = period_months(grid)
+    if ages is None or not len(ages) or not ages.any():
+        smm = prepayment_curve(speed, months)
+        q = np.concatenate(([1.0], np.cumprod(1.0 - smm)[:-1]))  # performing share at each start
+        return q * (sched_principal.sum(axis=0) + smm * sched_balance.sum(axis=0))
+    out = np.zeros(sched_principal.shape[1])  # ---- seasoned pools: PSA counts each loan's age
+    for age in np.unique(ages).tolist():
+        mine = ages == age
+        smm = prepayment_curve(speed, months, int(age))
+        q = np.concatenate(([1.0], np.cumprod(1.0 - smm)[:-1]))
+        out += q * (sched_principal[mine].sum(axis=0) + smm * sched_balance[mine].sum(axis=0))
+    return out
 
 
 def planned_schedule(balance: float, low: np.ndarray, high: np.ndarray) -> np.ndarray:
@@ -415,8 +429,8 @@ def compile_deal(loaded: LoadedDeal) -> CompiledModel:
             band = tr.planned_amortisation.band
             schedules[i] = planned_schedule(
                 tr.balance,
-                pool_principal(s_prin, s_bal, collection_grid, band.low),
-                pool_principal(s_prin, s_bal, collection_grid, band.high),
+                pool_principal(s_prin, s_bal, collection_grid, band.low, assets.age_months),
+                pool_principal(s_prin, s_bal, collection_grid, band.high, assets.age_months),
             )
     tr_rate = np.array([tranche_rates(t, grid, idx, index_ids) for t in spec.tranches]).reshape(
         len(spec.tranches), n
