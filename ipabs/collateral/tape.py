@@ -149,7 +149,13 @@ TAPE_FIELDS: dict[str, TapeField] = {
 _NEEDED = ("obligor", "balance")
 _DTYPES = {"text": object, "choice": object, "date": "datetime64[s]"}
 _DTYPES.update(dict.fromkeys(("money", "rate", "share", "probability", "int"), "float64"))
-_PAIRS = {"rate": "index", "maturity_date": "term_months", "term_months": "maturity_date"}
+_PAIRS = {
+    "rate": "index",
+    "maturity_date": "term_months",
+    "term_months": "maturity_date",
+    "age_months": "origination_date",  # ---- seasoned pools: one or the other on a row
+    "origination_date": "age_months",
+}
 _STRIP = r"[,\s_，¥￥$]"  # thousands separators, spaces, currency signs (RE2 syntax)
 _NAME = re.compile(r"^[A-Za-z\u0080-\uffff][\w\u0080-\uffff\-]*$")  # as ipabs.deal.types.Name
 _YMD = r"^(?P<y>\d{4})-(?P<m>\d{1,2})-(?P<d>\d{1,2})$"
@@ -965,15 +971,15 @@ class _TapeReader:
             lambda i: f"original_term_months {ot[i]:g} must be at least 1",
             "give the term at origination in months",
         )
-        rows = np.flatnonzero(given["original_term_months"] & (ot >= 1) & ~self.bad_cells("age_months"))
+        unread = self.bad_cells("age_months") | self.bad_cells("origination_date")
+        rows = np.flatnonzero(~np.isnan(ot) & (ot >= 1) & ~unread)
         if not len(rows):
             return
         ages = np.zeros(len(ot))
         remaining = np.full(len(ot), np.nan)
         for i in rows.tolist():
             o = None if np.isnat(orig[i]) else orig[i].astype("datetime64[D]").item()
-            a = None if not given["age_months"][i] else int(age[i])
-            ages[i] = loan_age(a, o, cut_off)
+            ages[i] = loan_age(None if o is not None else int(age[i]), o, cut_off)  # as the asset builder
             if not np.isnan(col["term_months"][i]):
                 remaining[i] = col["term_months"][i]
             elif not np.isnat(col["maturity_date"][i]):
