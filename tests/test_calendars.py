@@ -304,9 +304,9 @@ def test_warns_when_the_deal_outlives_the_holiday_calendar() -> None:
         ),
         (
             "payment_delay_business_days: 5}",
-            "payment_delay_business_days: -1}",
+            "payment_delay_business_days: 0}",
             "deal.calendar.determination_dates.payment_delay_business_days",
-            "at least 0",
+            "at least 1",
         ),
     ],
 )

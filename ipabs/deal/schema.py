@@ -91,7 +91,7 @@ class DeterminationDates(Model):
 
     first: Date = Field(description="First determination date: the end of the first collection period.")
     payment_delay_business_days: int = Field(
-        ge=0, le=60, description="Business days from a determination date to its payment date."
+        ge=1, le=60, description="Business days from a determination date to its payment date."
     )
 
 
