@@ -15,7 +15,6 @@ import datetime as dt
 from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any
 
 from ipabs.dates import add_months
 
@@ -211,24 +210,3 @@ def loan_start(age_months: int | None, origination: dt.date | None, cut_off: dt.
     if age_months is not None:
         return add_months(cut_off, -int(age_months))
     return None
-
-
-def deal_calendar_dates(info: Any) -> DealDates:
-    """The periods of a deal header (:class:`ipabs.deal.schema.DealInfo`): its payment dates and
-    collection-period ends under its ``calendar`` (dates as written when it has none)."""
-    from ipabs.deal.schema import MONTHS_PER_PERIOD
-
-    months = MONTHS_PER_PERIOD[info.payment_frequency]
-    cal = info.calendar
-    if cal is None:
-        return deal_dates(info.first_payment_date, info.legal_final_date, months)
-    det = cal.determination_dates
-    return deal_dates(
-        info.first_payment_date,
-        info.legal_final_date,
-        months,
-        business_days(cal.holidays, cal.extra_holidays),
-        cal.business_day,
-        None if det is None else det.first,
-        0 if det is None else det.payment_delay_business_days,
-    )

@@ -394,7 +394,7 @@ def _with_calendar(draw: Any, spec: dict[str, Any]) -> None:
                 }
         spec["deal"]["calendar"] = calendar
         if "determination_dates" in calendar:
-            from ipabs.calendars import deal_calendar_dates
+            from ipabs.deal.calendar import deal_calendar_dates
             from ipabs.deal.schema import DealInfo
 
             dates = deal_calendar_dates(DealInfo.model_validate(info)).payments

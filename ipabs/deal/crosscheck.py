@@ -218,7 +218,7 @@ class _Checker:
                 "give the end of the first collection period",
             )
             return
-        from ipabs.calendars import deal_calendar_dates
+        from ipabs.deal.calendar import deal_calendar_dates
 
         first = deal_calendar_dates(info).payments[0]
         if first != info.first_payment_date:
@@ -325,7 +325,7 @@ class _Checker:
 
     def note_options(self) -> None:
         """Coupon schedules, investor puts and issuer calls."""
-        from ipabs.calendars import deal_calendar_dates
+        from ipabs.deal.calendar import deal_calendar_dates
 
         info = self.deal.deal
         close, final = info.closing_date, info.legal_final_date
@@ -675,7 +675,7 @@ class _Checker:
                     covered_by.setdefault(k, cover.name)
 
     def scenarios(self) -> None:
-        from ipabs.calendars import deal_calendar_dates
+        from ipabs.deal.calendar import deal_calendar_dates
 
         periods = len(deal_calendar_dates(self.deal.deal).payments)
         for name, sc in self.deal.scenarios.items():
@@ -782,8 +782,8 @@ def recovery_warnings(
     list of Issue
         One per recovery assumption that loses recoveries; empty when none does.
     """
-    from ipabs.calendars import deal_calendar_dates
     from ipabs.dates import add_months
+    from ipabs.deal.calendar import deal_calendar_dates
 
     info = deal.deal
     legal_final = info.legal_final_date

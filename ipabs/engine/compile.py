@@ -9,7 +9,6 @@ from typing import Any
 
 import numpy as np
 
-from ipabs.calendars import deal_calendar_dates
 from ipabs.collateral.assets import (
     AssetArrays,
     Obligors,
@@ -21,6 +20,7 @@ from ipabs.collateral.assets import (
 from ipabs.collateral.prepayment import period_months, prepayment_curve
 from ipabs.collateral.schedule_numba_fns import contractual_flows, index_rate
 from ipabs.dates import DAY_COUNTS, add_months, from_day, grid_days, to_day, year_fraction
+from ipabs.deal.calendar import deal_calendar_dates
 from ipabs.deal.load import LoadedDeal
 from ipabs.deal.schema import (
     Deal,
