@@ -337,3 +337,17 @@ def test_the_example_of_the_docs_runs_as_described() -> None:
     assert model.assets.age_months.tolist() == [3, 6]
     for name in ("base", "stress"):
         assert_conserved(run_text(example, name), 1e6)
+
+
+def test_a_revolving_deal_refuses_determination_dates_and_says_why() -> None:
+    from test_revolving import deal as revolving_deal
+
+    text = revolving_deal().replace(
+        "  legal_final_date: 2027-01-01\n",
+        "  legal_final_date: 2027-01-01\n  cut_off_date: 2023-12-31\n",
+    )
+    with pytest.raises(DealError) as err:
+        parse_deal(text, "deal.yaml")
+    issue = err.value.issues[0]
+    assert issue.path == "deal.cut_off_date" and issue.line > 0, issue
+    assert "revolving deal cannot have determination dates or a cut-off date" in str(issue)
