@@ -347,3 +347,21 @@ def test_planned_amortisation_band_counts_psa_from_the_loans_age() -> None:
     high = _pool_principal_by_hand(np.full(8, 1 - (1 - 0.40) ** 0.25))
     expected = np.maximum(6e6 - np.cumsum(np.minimum(low, high)), 0.0)
     assert_cents(compile_text(text).cd.tr_schedule[0], expected, "PAC schedule of a seasoned pool")
+
+
+def test_a_seasoned_bullet_pays_interest_since_origination_and_a_custom_schedule_since_the_cut_off() -> None:
+    # bullet originated 2025-03-31, maturing 2026-09-30 (ACT/365): 548 days of interest at maturity
+    bullet = (
+        "- {obligor: A, balance: 1000000, rate: 7.3%, maturity_date: 2026-09-30, amortisation: bullet, "
+        "origination_date: 2025-03-31}"
+    )
+    c = collections_of(compile_text(pool(bullet, "base: {}")))
+    assert c["interest"].sum() == pytest.approx(1_000_000 * 0.073 * 548 / 365, abs=0.005)
+    # a custom schedule (dates after the cut-off only) accrues from the cut-off: 2026-03-31 to
+    # 2026-06-30 is 91 days
+    custom = (
+        "- {obligor: A, balance: 1000000, rate: 7.3%, maturity_date: 2026-09-30, amortisation: custom, "
+        "schedule: [{date: 2026-06-30, principal: 500000}], age_months: 12}"
+    )
+    c = collections_of(compile_text(pool(custom, "base: {}")))
+    assert c["interest"][2] == pytest.approx(1_000_000 * 0.073 * 91 / 365, abs=0.005)

@@ -137,10 +137,11 @@ def contractual_flows(
                 dates[j] = add_months_day(mat, -(n - 1 - j) * freq_months[a])
         prev = close
         io_end = add_months_day(close, io_months[a])
-        if start_day[a] >= 0:  # ---- seasoned pools
+        if start_day[a] >= 0 and code != CUSTOM:  # ---- seasoned pools (a custom schedule
+            # names only its dates after the cut-off, so it accrues from the cut-off)
             io_end = add_months_day(start_day[a], io_months[a])
-            prev = start_day[a]
-            if code != BULLET and code != CUSTOM and n > 0:
+            prev = start_day[a]  # a bullet pays all interest since origination
+            if code != BULLET and n > 0:
                 last = add_months_day(mat, -n * freq_months[a])  # last scheduled date <= cut-off
                 if last > prev:
                     prev = last
