@@ -348,6 +348,7 @@ def deals(
     draw(note_options(spec, pool, m, n_periods, safe))
     if not safe:
         _with_ledgers(draw, spec, pool)
+    _with_calendar(draw, spec)
     facts = {
         "pool": pool,
         "initial_accounts": float(sum(a.get("initial", 0.0) for a in accounts)),
@@ -355,6 +356,49 @@ def deals(
         "royalty": royalty,
     }
     return spec, facts
+
+
+# ---- calendars
+def _with_calendar(draw: Any, spec: dict[str, Any]) -> None:
+    """Maybe give ``spec`` seasoned loans (an age or an origination date), a cut-off date before
+    closing and business-day adjusted payment dates (not with a revolving period)."""
+    if "revolving" in spec:
+        return
+    if draw(st.booleans()):
+        for loan in spec["pools"][0]["loans"]:
+            if draw(st.booleans()):
+                loan["age_months"] = draw(st.integers(0, 130))
+            elif draw(st.booleans()):
+                loan["origination_date"] = add_months(CLOSING, -draw(st.integers(0, 60)))
+    custom = any("schedule" in loan for loan in spec["pools"][0]["loans"])  # dated from closing
+    if not custom and draw(st.booleans()):
+        spec["deal"]["cut_off_date"] = CLOSING - dt.timedelta(days=draw(st.integers(0, 90)))
+        for loan in spec["pools"][0]["loans"]:  # schedules must start after the cut-off
+            if "origination_date" in loan and loan["origination_date"] > spec["deal"]["cut_off_date"]:
+                del loan["origination_date"]
+    # puts and calls name adjusted payment dates; the generator writes them on the regular grid
+    dated = "issuer_call" in spec or any("put" in t for t in spec["tranches"])
+    if not dated and draw(st.booleans()):
+        calendar: dict[str, Any] = {
+            "holidays": draw(st.sampled_from(["china_exchange", "weekends"])),
+            "business_day": draw(st.sampled_from(["following", "modified_following", "preceding"])),
+            "extra_holidays": [add_months(CLOSING, draw(st.integers(1, 24)))],
+        }
+        info = spec["deal"]
+        if draw(st.booleans()):  # collection periods end a few days before each payment date
+            first = info["first_payment_date"] - dt.timedelta(days=draw(st.integers(1, 10)))
+            if first > info.get("cut_off_date", CLOSING) and first > CLOSING:
+                calendar["determination_dates"] = {
+                    "first": first,
+                    "payment_delay_business_days": draw(st.integers(1, 3)),
+                }
+        spec["deal"]["calendar"] = calendar
+        if "determination_dates" in calendar:
+            from ipabs.deal.calendar import deal_calendar_dates
+            from ipabs.deal.schema import DealInfo
+
+            dates = deal_calendar_dates(DealInfo.model_validate(info)).payments
+            info["first_payment_date"] = dates[0]
 
 
 def _with_ledgers(draw: Any, spec: dict[str, Any], pool: float) -> None:
@@ -505,10 +549,10 @@ def royalties(draw: Any, final: dt.date) -> dict[str, Any]:
     return stream
 
 
-def own_royalty_payments(stream: dict[str, Any], final: dt.date) -> float:
+def own_royalty_payments(stream: dict[str, Any], final: dt.date, cut_off: dt.date = CLOSING) -> float:
     """What a flat stream pays on its own dates on or before legal final, from the calendar:
     on ``start + k x frequency`` (plus the lag) what accrued since the previous date (and
-    since closing), up to its end."""
+    since the cut-off date, by default closing), up to its end."""
     start = stream["start_date"]
     end = min(stream.get("end_date", final), final)
     months = FREQUENCIES[stream["payment_frequency"]]
@@ -517,7 +561,7 @@ def own_royalty_payments(stream: dict[str, Any], final: dt.date) -> float:
     prev, k = start, 1
     while prev < end:
         own = add_months(start, k * months)
-        days = (min(own, end) - max(prev, CLOSING)).days
+        days = (min(own, end) - max(prev, cut_off)).days
         if days > 0 and add_months(own, stream["payment_lag_months"]) <= final:
             total += annual * days / 365.0
         prev, k = own, k + 1
@@ -758,7 +802,13 @@ def test_royalty_collected_is_the_streams_own_payments(case: tuple[dict[str, Any
     spec.pop("clean_up_call", None)
     res = run_spec(spec)
     collected = res.collections[..., C_ROYALTY].sum()
-    expected = 0.0 if stream is None else own_royalty_payments(stream, spec["deal"]["legal_final_date"])
+    expected = (
+        0.0
+        if stream is None
+        else own_royalty_payments(
+            stream, spec["deal"]["legal_final_date"], spec["deal"].get("cut_off_date", CLOSING)
+        )
+    )
     assert collected == pytest.approx(expected, abs=0.005), (stream, res.collections[..., C_ROYALTY])
 
 

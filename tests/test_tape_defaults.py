@@ -35,6 +35,8 @@ ROWS: list[dict[str, Any]] = [
         "rate_floor": "",
         "maturity_date": "2026-07-15",
         "term_months": "",
+        "age_months": "6",
+        "origination_date": "",
     },
     {
         "id": "L2",
@@ -44,6 +46,8 @@ ROWS: list[dict[str, Any]] = [
         "rate_floor": "5%",
         "maturity_date": "",
         "term_months": "18",
+        "age_months": "",
+        "origination_date": "2024-07-15",
     },
 ]
 COMMON: dict[str, Any] = {
@@ -61,6 +65,9 @@ COMMON: dict[str, Any] = {
     "industry": "biotech",
     "region": "Pudong",
     "pd": "3%",
+    # a seasoned loan: 6 months old at closing, 18 months left
+    "original_balance": "1200000",
+    "original_term_months": "24",
 }
 # the value a `defaults` entry gives for a field whose rows differ (it fills only the rows
 # that field applies to: fixed or floating rows, rows without the other of the term pair)
@@ -71,6 +78,8 @@ PAIRED = {
     "rate_floor": "5%",
     "maturity_date": "2026-07-15",
     "term_months": "18",
+    "age_months": "6",
+    "origination_date": "2024-07-15",
 }
 
 HEADER = """deal:
@@ -121,8 +130,15 @@ def inline_loans(field: str | None) -> str:
             if row["maturity_date"]
             else f"term_months: {row['term_months']}"
         )
+        age = (
+            f"age_months: {row['age_months']}"
+            if row["age_months"]
+            else f"origination_date: {row['origination_date']}"
+        )
         out.append(
             f"      - {{id: {row['id']}, obligor: {c['obligor']}, balance: {c['balance']}, rate: {rate}, "
+            f"{age}, original_balance: {c['original_balance']}, "
+            f"original_term_months: {c['original_term_months']}, "
             f"{term}, amortisation: {c['amortisation']}, payment_frequency: {c['payment_frequency']}, "
             f"interest_only_months: {c['interest_only_months']}, day_count: {c['day_count']}, "
             f"pledged_ip: {{kind: {c['ip_kind']}, appraised_value: {c['appraised_value']}}}, "

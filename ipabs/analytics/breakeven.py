@@ -154,7 +154,8 @@ def base_default_rate(model: CompiledModel, scenario: str | None = None) -> tupl
         except IpabsError as exc:
             note = f" (risk section not used: {exc})"
         else:
-            times = (model.grid[1:] - model.grid[0]) / 365.0
+            cgrid = model.collection_grid  # the default clock starts at the cut-off, as in the Monte Carlo
+            times = (cgrid[1:] - cgrid[0]) / 365.0
             mult = float(getattr(risk, "pd_multiplier", 1.0))
             hazard = np.zeros((len(pds), model.n_periods))
             for o, (annual, curve) in enumerate(pds):

@@ -458,7 +458,7 @@ def _risk_recoveries(model: CompiledModel, inputs: DriverInputs, stress: Stress)
         recovery_cap=cap,
         recovery_lag=np.full(len(appraisal), index[lag], dtype=np.int64),
         guarantee_lag=np.array([index[x] for x in g_lag], dtype=np.int64),
-        lag_period=lag_table(model.grid, lags),
+        lag_period=lag_table(model.collection_grid, lags),
         cover_period=cover_periods(model, np.full(len(appraisal), lag, dtype=np.int64)),
     )
 
@@ -489,8 +489,9 @@ def timing_weights(model: CompiledModel, stress: Stress, clean: np.ndarray) -> n
     n = model.n_periods
     b0 = float(model.cd.original_pool_balance)
     alive = clean[:, C_BALANCE_START] > 1e-12 * b0
-    starts = (model.grid[:-1] - model.grid[0]) / 365.0
-    month0 = np.concatenate(([0], np.cumsum(period_months(model.grid))[:-1]))
+    cgrid = model.collection_grid  # defaults fall in collection periods
+    starts = (cgrid[:-1] - cgrid[0]) / 365.0
+    month0 = np.concatenate(([0], np.cumsum(period_months(cgrid))[:-1]))
     label = f"stress {stress.name!r}"
     last = np.nonzero(alive)[0]
     runoff = (
@@ -531,7 +532,7 @@ def timing_weights(model: CompiledModel, stress: Stress, clean: np.ndarray) -> n
             span = alive
         elif stress.horizon == "wal":
             principal = clean[:, C_SCHED_PRINCIPAL] + clean[:, C_PREPAYMENT]
-            times = (model.grid[1:] - model.grid[0]) / 365.0
+            times = (cgrid[1:] - cgrid[0]) / 365.0
             total = principal.sum()
             wal = float((times * principal).sum() / total) if total > 0.0 else np.inf
             span = alive & (starts < wal - 1e-9)

@@ -9,6 +9,7 @@ from typing import Any
 
 import numpy as np
 
+from ipabs.calendars import loan_age, loan_start
 from ipabs.collateral.schedule_numba_fns import AMORTISATION_CODES, CUSTOM
 from ipabs.dates import DAY_COUNTS, MONTHLY_GRID, add_months, to_day
 from ipabs.deal.schema import MONTHS_PER_PERIOD, Deal, FloatingRate, Lease, Loan, Royalty
@@ -153,6 +154,9 @@ class AssetArrays:
     guarantor: np.ndarray  # -1 when none
     guarantee_share: np.ndarray
     guarantee_lag_months: np.ndarray
+    # ---- seasoned pools
+    age_months: np.ndarray  # whole months from origination to the cut-off (0: a new loan)
+    start_day: np.ndarray  # origination day of a seasoned loan (interest accrues from it); -1 none
 
     def __len__(self) -> int:
         return len(self.id)
@@ -213,7 +217,7 @@ class _Builder:
         self.deal = deal
         self.obligors = obligors
         self.index_ids = {name: i for i, name in enumerate(deal.indices)}
-        self.close = deal.deal.closing_date
+        self.close = deal.deal.cut_off  # balances and remaining terms are as of the cut-off
         self.rows: list[dict[str, Any]] = []
         self.custom: list[list[tuple[int, float]]] = []
         self.tapes: list[dict[str, Any]] = []
@@ -234,6 +238,8 @@ class _Builder:
             "guarantor": -1 if g is None else self.obligors.index[g.guarantor],
             "guarantee_share": 0.0 if g is None else g.share,
             "guarantee_lag_months": 0 if g is None else g.lag_months,
+            "age_months": 0,
+            "start_day": -1,
         }
 
     def loan(self, pool: int, loan: Loan, n: int) -> None:
@@ -251,6 +257,11 @@ class _Builder:
             io_months=loan.interest_only_months,
             day_count=DAY_COUNTS[loan.day_count],
             balloon=0.0,
+        )
+        start = loan_start(loan.age_months, loan.origination_date, self.close)
+        row.update(
+            age_months=loan_age(loan.age_months, loan.origination_date, self.close),
+            start_day=-1 if start is None else to_day(start),
         )
         self.rows.append(row)
         self.custom.append([(to_day(p.date), p.principal) for p in (loan.schedule or [])])
@@ -288,6 +299,8 @@ class _Builder:
             "guarantor": -1,
             "guarantee_share": 0.0,
             "guarantee_lag_months": 0,
+            "age_months": 0,
+            "start_day": -1,
         }
         if isinstance(asset, Lease):
             row.update(self._common(pool, asset, kind, ident))
@@ -354,6 +367,15 @@ class _Builder:
             [self.obligors.index[g] if g else -1 for g in f["guarantor"].to_numpy(dtype=object)],
             dtype=np.int64,
         )
+        # ---- seasoned pools: the age column, or whole months since the origination date
+        age = f["age_months"].to_numpy(dtype=np.int64, copy=True)
+        orig = f["origination_date"].to_numpy(dtype="datetime64[D]")
+        start = np.full(len(f), -1, dtype=np.int64)
+        for i in np.flatnonzero(~np.isnat(orig) | (age > 0)).tolist():
+            o = None if np.isnat(orig[i]) else orig[i].item()
+            a = None if o is not None else int(age[i])
+            age[i] = loan_age(a, o, self.close)
+            start[i] = to_day(loan_start(a, o, self.close))  # type: ignore[arg-type]
         self.tapes.append(
             {
                 "id": [str(x) for x in _objects(f["id"])],
@@ -379,6 +401,8 @@ class _Builder:
                 "guarantor": guarantor,
                 "guarantee_share": f["guarantee_share"].to_numpy(dtype=np.float64),
                 "guarantee_lag_months": f["guarantee_lag_months"].to_numpy(dtype=np.int64),
+                "age_months": age,
+                "start_day": start,
             }
         )
 
@@ -394,6 +418,8 @@ _INT_FIELDS = (
     "day_count",
     "guarantor",
     "guarantee_lag_months",
+    "age_months",
+    "start_day",
 )
 _FLOAT_FIELDS = (
     "balance",

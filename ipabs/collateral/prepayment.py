@@ -58,14 +58,17 @@ def annual_rates(flat: float | None, vector: list[float] | None, months: np.ndar
     return None
 
 
-def prepayment_curve(p: PrepaymentAssumption, months: np.ndarray) -> np.ndarray:
+def prepayment_curve(p: PrepaymentAssumption, months: np.ndarray, age: int = 0) -> np.ndarray:
     """Per-period prepayment rate SMM (share of the start balance less its expected
-    scheduled amortisation, as in SIFMA's standard formulas)."""
+    scheduled amortisation, as in SIFMA's standard formulas).
+
+    ``age``: the loan's age in whole months at the start of the first period; the PSA ramp
+    counts loan age, so the first month of a loan aged 20 has the CPR of month 21."""
     n = len(months)
     rates = annual_rates(p.cpr, p.cpr_vector, months)
     if rates is not None:
         return rates
     if p.psa is not None:
-        m = np.arange(1, int(months.sum()) + 1)
+        m = np.arange(1, int(months.sum()) + 1) + age
         return monthly_to_periods(np.asarray(period_rate(psa_cpr(m, p.psa), 1)), months)
     return np.zeros(n)

@@ -95,8 +95,13 @@ def contractual_flows(
     out_interest: np.ndarray,  # (A, T) out
     out_principal: np.ndarray,  # (A, T) out
     out_balance: np.ndarray,  # (A, T) out: scheduled balance at the end of each period
+    start_day: np.ndarray,  # (A,) origination day of a seasoned loan, -1 for none
 ) -> None:
-    """Fill the contractual interest, principal and end-of-period balance of every asset."""
+    """Fill the contractual interest, principal and end-of-period balance of every asset.
+
+    A seasoned loan (``start_day >= 0``) pays on its first date after the cut-off the interest
+    accrued since its last scheduled date on or before the cut-off (or its origination), and its
+    interest-only months count from origination; other assets accrue from the cut-off."""
     n_assets = balance.shape[0]
     n_periods = grid.shape[0] - 1
     close = grid[0]
@@ -132,6 +137,14 @@ def contractual_flows(
                 dates[j] = add_months_day(mat, -(n - 1 - j) * freq_months[a])
         prev = close
         io_end = add_months_day(close, io_months[a])
+        if start_day[a] >= 0 and code != CUSTOM:  # ---- seasoned pools (a custom schedule
+            # names only its dates after the cut-off, so it accrues from the cut-off)
+            io_end = add_months_day(start_day[a], io_months[a])
+            prev = start_day[a]  # a bullet pays all interest since origination
+            if code != BULLET and n > 0:
+                last = add_months_day(mat, -n * freq_months[a])  # last scheduled date <= cut-off
+                if last > prev:
+                    prev = last
         for j in range(n):
             d = dates[j]
             r = asset_rate(a, prev, fixed_rate, index_id, spread, rate_floor, idx_ptr, idx_day, idx_rate)

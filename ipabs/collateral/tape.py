@@ -18,6 +18,10 @@ Rules, in the order they apply to each field:
 - otherwise the built-in default of :data:`TAPE_FIELDS` applies; ``obligor``, ``balance``, one
   of ``rate``/``index`` and one of ``maturity_date``/``term_months`` have none.
 
+A seasoned pool's tape may also carry ``age_months`` or ``origination_date``,
+``original_balance`` and ``original_term_months``, checked against the balance and remaining term
+at the cut-off date.
+
 Every check works on whole columns; a bad cell is reported as ``file:row:column`` with the
 row number a spreadsheet shows (the header is row 1), at most :data:`MAX_CELL_ISSUES` per tape.
 """
@@ -41,6 +45,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from ipabs.calendars import loan_age
 from ipabs.deal.schema import Amortisation, DayCount, Deal, Frequency, Loan, PledgedIP, Pool
 from ipabs.deal.source import SourceMap, not_utf8_issue
 from ipabs.deal.types import MAX_AMOUNT
@@ -132,6 +137,11 @@ TAPE_FIELDS: dict[str, TapeField] = {
         TapeField("industry", "text", ""),
         TapeField("region", "text", ""),
         TapeField("pd", "probability", np.nan),
+        # ---- seasoned pools
+        TapeField("age_months", "int", 0),
+        TapeField("origination_date", "date"),
+        TapeField("original_balance", "money", np.nan),
+        TapeField("original_term_months", "int"),
     )
 }
 """The normalised columns of :attr:`LoanTape.frame`, in order, with their kinds and defaults."""
@@ -139,7 +149,13 @@ TAPE_FIELDS: dict[str, TapeField] = {
 _NEEDED = ("obligor", "balance")
 _DTYPES = {"text": object, "choice": object, "date": "datetime64[s]"}
 _DTYPES.update(dict.fromkeys(("money", "rate", "share", "probability", "int"), "float64"))
-_PAIRS = {"rate": "index", "maturity_date": "term_months", "term_months": "maturity_date"}
+_PAIRS = {
+    "rate": "index",
+    "maturity_date": "term_months",
+    "term_months": "maturity_date",
+    "age_months": "origination_date",  # ---- seasoned pools: one or the other on a row
+    "origination_date": "age_months",
+}
 _STRIP = r"[,\s_，¥￥$]"  # thousands separators, spaces, currency signs (RE2 syntax)
 _NAME = re.compile(r"^[A-Za-z\u0080-\uffff][\w\u0080-\uffff\-]*$")  # as ipabs.deal.types.Name
 _YMD = r"^(?P<y>\d{4})-(?P<m>\d{1,2})-(?P<d>\d{1,2})$"
@@ -728,7 +744,13 @@ class _TapeReader:
             col[name], given[name] = self.parse(name, n)
         self.check_values(col, given)
         # counts outside any sensible range were reported; keep the casts below warning-free
-        for name in ("term_months", "interest_only_months", "guarantee_lag_months"):
+        for name in (
+            "term_months",
+            "interest_only_months",
+            "guarantee_lag_months",
+            "age_months",
+            "original_term_months",
+        ):
             v = col[name]
             col[name] = np.where(np.abs(v) < 1e6, v, np.nan)
         frame = pd.DataFrame({name: _column(TAPE_FIELDS[name], col[name]) for name in TAPE_FIELDS})
@@ -780,6 +802,7 @@ class _TapeReader:
             )
         self.check_rates(col, given)
         self.check_term(col)
+        self.check_seasoning(col, given)
         for name in ("interest_only_months", "guarantee_lag_months", "appraised_value"):
             v = col[name]
             self.bad(v < 0, name, lambda i, v=v, name=name: f"{name} {v[i]:g} must not be negative")
@@ -876,13 +899,14 @@ class _TapeReader:
             "give exactly one of them for each loan",
         )
         info = self.spec.deal
-        close = np.datetime64(info.closing_date, "s")
+        close = np.datetime64(info.cut_off, "s")
         final = np.datetime64(info.legal_final_date, "s")
+        when = "closing" if info.cut_off_date is None else "the cut-off date"
         self.bad(
             has_mat & (mat <= close),
             "maturity_date",
-            lambda i: f"matures on {_day(mat[i])}, on or before closing ({info.closing_date})",
-            "balances are as of closing: drop matured loans",
+            lambda i: f"matures on {_day(mat[i])}, on or before {when} ({info.cut_off})",
+            f"balances are as of {when}: drop matured loans",
         )
         self.bad(
             has_mat & (mat > final),
@@ -890,21 +914,84 @@ class _TapeReader:
             lambda i: f"matures on {_day(mat[i])}, after the legal final date ({info.legal_final_date})",
             "cash after legal final is not modelled: extend legal_final_date",
         )
-        longest = _months_within(info.closing_date, info.legal_final_date)
+        longest = _months_within(info.cut_off, info.legal_final_date)
         self.bad(
             has_term & (term < 1),
             "term_months",
             lambda i: f"term {term[i]:g} must be at least 1",
-            "give the remaining term in months from closing",
+            f"give the remaining term in months from {when}",
         )
         self.bad(
             has_term & (term > longest),
             "term_months",
             lambda i: (
                 f"a term of {term[i]:g} months runs past the legal final date "
-                f"({info.legal_final_date}, {longest} months after closing)"
+                f"({info.legal_final_date}, {longest} months after {when})"
             ),
             "shorten the term or extend legal_final_date",
+        )
+
+    # ---- seasoned pools
+    def check_seasoning(self, col: dict[str, np.ndarray], given: dict[str, np.ndarray]) -> None:
+        """Age or origination date, original balance and original term, consistent with the
+        balance and remaining term at the cut-off."""
+        from ipabs.calendars import months_to
+
+        cut_off = self.spec.deal.cut_off
+        age, orig = col["age_months"], col["origination_date"]
+        self.bad(
+            given["age_months"] & given["origination_date"],
+            "age_months",
+            lambda i: f"both age_months ({age[i]:g}) and origination_date ({_day(orig[i])}) are given",
+            "give one of them for each loan",
+        )
+        self.bad(
+            age < 0,
+            "age_months",
+            lambda i: f"age_months {age[i]:g} must not be negative",
+            "give the whole months from origination to the cut-off date",
+        )
+        self.bad(
+            ~np.isnat(orig) & (orig > np.datetime64(cut_off, "s")),
+            "origination_date",
+            lambda i: f"originated on {_day(orig[i])}, after the cut-off date ({cut_off})",
+            "balances are as of the cut-off date: leave out loans made after it",
+        )
+        bal, ob = col["balance"], col["original_balance"]
+        self.bad(
+            ob < bal * (1 - 1e-12),
+            "original_balance",
+            lambda i: f"original_balance {ob[i]:,.2f} is below the balance {bal[i]:,.2f}",
+            "give the principal at origination",
+        )
+        ot = col["original_term_months"]
+        self.bad(
+            ot < 1,
+            "original_term_months",
+            lambda i: f"original_term_months {ot[i]:g} must be at least 1",
+            "give the term at origination in months",
+        )
+        unread = self.bad_cells("age_months") | self.bad_cells("origination_date")
+        rows = np.flatnonzero(~np.isnan(ot) & (ot >= 1) & ~unread)
+        if not len(rows):
+            return
+        ages = np.zeros(len(ot))
+        remaining = np.full(len(ot), np.nan)
+        for i in rows.tolist():
+            o = None if np.isnat(orig[i]) else orig[i].astype("datetime64[D]").item()
+            ages[i] = loan_age(None if o is not None else int(age[i]), o, cut_off)  # as the asset builder
+            if not np.isnan(col["term_months"][i]):
+                remaining[i] = col["term_months"][i]
+            elif not np.isnat(col["maturity_date"][i]):
+                remaining[i] = months_to(cut_off, col["maturity_date"][i].astype("datetime64[D]").item())
+        self.bad(
+            ~np.isnan(remaining) & (np.abs(ages + remaining - ot) > 0.5),
+            "original_term_months",
+            lambda i: (
+                f"original_term_months {ot[i]:g} is not the age ({ages[i]:g}) plus the remaining "
+                f"term ({remaining[i]:g} months from the cut-off date)"
+            ),
+            "check the age, the maturity or term, and the original term",
         )
 
     def located(self, first: str, second: str) -> str:
@@ -1007,7 +1094,7 @@ def _column(field: TapeField, values: np.ndarray) -> Any:
     """The frame column of a field: str, Int64 (term_months), int64 or the array itself."""
     if field.kind in ("text", "choice"):
         return pd.Series(values, dtype="str")
-    if field.name == "term_months":
+    if field.name in ("term_months", "original_term_months"):
         return pd.array(values, dtype="Int64")
     if field.kind == "int":
         return np.nan_to_num(values).astype("int64")

@@ -136,23 +136,28 @@ class _Checker:
     def dates(self) -> None:
         info = self.deal.deal
         close, final = info.closing_date, info.legal_final_date
+        self.calendar()
         for i, t in enumerate(self.deal.tranches):
             if t.expected_maturity is not None and not close < t.expected_maturity <= final:
                 self.add(
                     ("tranches", i, "expected_maturity"),
                     "expected maturity must fall after closing and on or before legal final",
                 )
+        close = info.cut_off  # asset balances and terms are as of the cut-off (default: closing)
+        when = "closing" if info.cut_off_date is None else "the cut-off date"
         for pi, pool in enumerate(self.deal.pools):
             for section in ("loans", "leases", "royalties"):
                 for ai, a in enumerate(getattr(pool, section)):
                     base = ("pools", pi, section, ai)
+                    if section == "loans":
+                        self.seasoning(base, a)
                     mat = getattr(a, "maturity_date", None)
                     if mat is not None:
                         if mat <= close:
                             self.add(
                                 (*base, "maturity_date"),
-                                "matures on or before closing",
-                                "balances are as of closing; drop matured loans",
+                                f"matures on or before {when}",
+                                f"balances are as of {when}; drop matured loans",
                             )
                         elif mat > final:
                             self.add(
@@ -174,7 +179,7 @@ class _Checker:
                             if pay.date <= prev:
                                 self.add(
                                     (*base, "schedule", si, "date"),
-                                    "schedule dates must increase after closing",
+                                    f"schedule dates must increase after {when}",
                                 )
                             prev = pay.date
                         end = mat or _add_months(close, term or 0)
@@ -197,7 +202,7 @@ class _Checker:
                                 "drop payments or extend legal_final_date",
                             )
                     if section == "royalties":
-                        start = a.start_date or close
+                        start = a.start_date or info.closing_date
                         end = a.end_date or final
                         if end <= start:
                             self.add((*base, "end_date"), "end_date must be after start_date")
@@ -205,6 +210,71 @@ class _Checker:
                             self.add((*base, "end_date"), "runs past the legal final date")
                         if a.kind == "running" and a.cap is not None and a.cap < a.minimum:
                             self.add((*base, "cap"), "cap is below the minimum royalty")
+
+    # ---- calendars
+    def calendar(self) -> None:
+        """Determination dates inside the deal's life; the first payment date where the
+        determination dates put it; no revolving period with collection periods of their own."""
+        info = self.deal.deal
+        cal = info.calendar
+        det = None if cal is None else cal.determination_dates
+        if self.deal.revolving is not None and (det is not None or info.cut_off_date is not None):
+            self.add(
+                ("deal", "calendar" if det is not None else "cut_off_date"),
+                "a revolving deal cannot have determination dates or a cut-off date yet",
+                "leave them out (collection periods then end on the payment dates, from closing)",
+            )
+        if det is None:
+            return
+        path = ("deal", "calendar", "determination_dates", "first")
+        if not info.cut_off < det.first < info.first_payment_date:
+            self.add(
+                path,
+                f"the first determination date {det.first} must fall after the cut-off date "
+                f"({info.cut_off}) and before the first payment date ({info.first_payment_date})",
+                "give the end of the first collection period",
+            )
+            return
+        from ipabs.deal.calendar import deal_calendar_dates
+
+        first = deal_calendar_dates(info).payments[0]
+        if first != info.first_payment_date:
+            self.add(
+                ("deal", "first_payment_date"),
+                f"first_payment_date {info.first_payment_date} is not "
+                f"{det.payment_delay_business_days} business days after the first determination "
+                f"date {det.first}",
+                f"write first_payment_date: {first}, or change the determination dates",
+            )
+
+    # ---- seasoned pools
+    def seasoning(self, base: tuple[Any, ...], loan: Any) -> None:
+        """A seasoned loan's origination before the cut-off, and its original term equal to its
+        age plus its remaining term."""
+        from ipabs.calendars import loan_age, months_to
+
+        cut_off = self.deal.deal.cut_off
+        if loan.origination_date is not None and loan.origination_date > cut_off:
+            self.add(
+                (*base, "origination_date"),
+                f"originated on {loan.origination_date}, after the cut-off date ({cut_off})",
+                "balances are as of the cut-off date: leave out loans made after it",
+            )
+            return
+        if loan.original_term_months is None:
+            return
+        age = loan_age(loan.age_months, loan.origination_date, cut_off)
+        if loan.term_months is not None:
+            remaining = loan.term_months
+        else:
+            remaining = months_to(cut_off, loan.maturity_date)
+        if age + remaining != loan.original_term_months:
+            self.add(
+                (*base, "original_term_months"),
+                f"original_term_months {loan.original_term_months} is not the age ({age}) plus the "
+                f"remaining term ({remaining} months from the cut-off date)",
+                "check the age, the maturity or term, and the original term",
+            )
 
     def assets(self) -> None:
         seen_pd: dict[str, tuple[Any, tuple[Any, ...]]] = {
@@ -285,11 +355,11 @@ class _Checker:
 
     def note_options(self) -> None:
         """Coupon schedules, investor puts and issuer calls."""
-        from ipabs.dates import payment_dates
+        from ipabs.deal.calendar import deal_calendar_dates
 
         info = self.deal.deal
         close, final = info.closing_date, info.legal_final_date
-        dates = payment_dates(info.first_payment_date, final, MONTHS_PER_PERIOD[info.payment_frequency])
+        dates = deal_calendar_dates(info).payments  # puts and calls fall on the (adjusted) dates
         for i, tr in enumerate(self.deal.tranches):
             base = ("tranches", i)
             if isinstance(tr.coupon, list):
@@ -645,14 +715,9 @@ class _Checker:
                     covered_by.setdefault(k, cover.name)
 
     def scenarios(self) -> None:
-        from ipabs.dates import payment_dates
+        from ipabs.deal.calendar import deal_calendar_dates
 
-        info = self.deal.deal
-        periods = len(
-            payment_dates(
-                info.first_payment_date, info.legal_final_date, MONTHS_PER_PERIOD[info.payment_frequency]
-            )
-        )
+        periods = len(deal_calendar_dates(self.deal.deal).payments)
         for name, sc in self.deal.scenarios.items():
             base = ("scenarios", name)
             for ob, when in sc.defaults.obligors.items():
@@ -712,7 +777,7 @@ def cross_check(deal: Deal, smap: SourceMap, tapes: dict[str, Any] | None = None
 def _last_payment_dates(deal: Deal, tapes: dict[str, Any]) -> list[tuple[str, str, dt.date]]:
     """(pool, obligor, last contractual payment date) of every loan and lease: the last date on
     which it can default."""
-    closing = deal.deal.closing_date
+    closing = deal.deal.cut_off  # terms run from the cut-off
     out: list[tuple[str, str, dt.date]] = []
     for pool in deal.pools:
         for loan in pool.loans:
@@ -757,11 +822,12 @@ def recovery_warnings(
     list of Issue
         One per recovery assumption that loses recoveries; empty when none does.
     """
-    from ipabs.dates import add_months, payment_dates
+    from ipabs.dates import add_months
+    from ipabs.deal.calendar import deal_calendar_dates
 
     info = deal.deal
     legal_final = info.legal_final_date
-    dates = payment_dates(info.first_payment_date, legal_final, MONTHS_PER_PERIOD[info.payment_frequency])
+    dates = deal_calendar_dates(info).collection_ends
     assets = _last_payment_dates(deal, tapes or {})
     out: list[Issue] = []
 
@@ -816,3 +882,33 @@ def recovery_warnings(
         path = ("risk", "recovery", "lag_months")
         check(risk_map if risk_map is not None else smap, path, rec.lag_months, recovers, None, None)
     return out
+
+
+# ---- calendars
+def calendar_warnings(deal: Deal, smap: SourceMap) -> list[Issue]:
+    """A warning when the deal's dates run past the last year of the exchange holiday calendar:
+    from the next year on, only weekends and the deal's own holidays are non-business days."""
+    cal = deal.deal.calendar
+    if cal is None or cal.holidays != "china_exchange":
+        return []
+    if cal.business_day == "unadjusted" and cal.determination_dates is None:
+        return []  # no date moves to a business day
+    from ipabs.calendars import exchange_holidays
+
+    _days, last = exchange_holidays()
+    final = deal.deal.legal_final_date
+    if final.year <= last:
+        return []
+    path = ("deal", "calendar", "holidays")
+    line, col = smap.locate(path)
+    return [
+        Issue(
+            smap.file,
+            line,
+            col,
+            format_path(path),
+            f"the exchange holiday calendar is known to the end of {last}; dates from {last + 1} to the "
+            f"legal final date ({final}) are adjusted for weekends only",
+            "list later holidays in deal.calendar.extra_holidays once they are published",
+        )
+    ]

@@ -72,7 +72,7 @@ def _build(data: Any, smap: SourceMap, path: Path | None) -> LoadedDeal:
     except ValidationError as exc:
         raise DealError(translate(exc, data, smap, Deal)) from None
 
-    from ipabs.deal.crosscheck import cross_check, recovery_warnings
+    from ipabs.deal.crosscheck import calendar_warnings, cross_check, recovery_warnings
 
     base = path.parent if path is not None else Path.cwd()
     tapes: dict[str, Any] = {}
@@ -83,7 +83,8 @@ def _build(data: Any, smap: SourceMap, path: Path | None) -> LoadedDeal:
     issues = cross_check(spec, smap, tapes)
     if issues:
         raise DealError(issues)
-    return LoadedDeal(spec, smap, path, tapes, tuple(recovery_warnings(spec, smap, tapes)))
+    warnings = [*recovery_warnings(spec, smap, tapes), *calendar_warnings(spec, smap)]
+    return LoadedDeal(spec, smap, path, tapes, tuple(warnings))
 
 
 def load_deal(path: str | Path) -> LoadedDeal:

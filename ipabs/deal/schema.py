@@ -6,6 +6,7 @@ each field; ``docs/deal-language.md`` is generated from these docstrings and des
 
 from __future__ import annotations
 
+import datetime as dt
 from itertools import pairwise
 from typing import Annotated, Any, Literal
 
@@ -81,13 +82,49 @@ Amount = Annotated[
 # --------------------------------------------------------------------------- deal header
 
 
+# ---- calendars
+class DeterminationDates(Model):
+    """Collection periods that end on determination dates, each followed by its payment date a
+    number of business days later."""
+
+    first: Date = Field(description="First determination date: the end of the first collection period.")
+    payment_delay_business_days: int = Field(
+        ge=1, le=60, description="Business days from a determination date to its payment date."
+    )
+
+
+class BusinessCalendar(Model):
+    """Business days and how dates are moved onto them."""
+
+    holidays: Literal["china_exchange", "weekends"] = Field(
+        "china_exchange",
+        description="china_exchange: the Shanghai Stock Exchange's closures (weekends and the "
+        "published holidays; past the last published year only weekends); weekends: Saturdays "
+        "and Sundays only.",
+    )
+    extra_holidays: list[Date] = Field(
+        default_factory=list, description="Further non-business days (any year), e.g. a trustee's closures."
+    )
+    business_day: Literal["following", "modified_following", "preceding", "unadjusted"] = Field(
+        "modified_following",
+        description="Adjustment of the payment dates (and legal final date) that fall on a non-business day.",
+    )
+    determination_dates: DeterminationDates | None = Field(
+        None,
+        description="Collection periods ending on determination dates (default: on the payment dates).",
+    )
+
+
 class DealInfo(Model):
     """Deal header: identity, calendar and conventions. Every date of a deal lies between
     1900-01-01 and 2199-12-31."""
 
     name: str = Field(min_length=1, description="Deal name.")
     currency: str = Field("CNY", description="ISO currency code; all amounts are in it.")
-    closing_date: Date = Field(description="Closing (and cut-off) date; balances are as of it.")
+    closing_date: Date = Field(
+        description="Closing date; balances are as of it unless `cut_off_date` is given; note "
+        "interest accrues from it."
+    )
     first_payment_date: Date = Field(description="First note payment date.")
     payment_frequency: Frequency = Field(description="Note payment frequency; the simulation grid.")
     legal_final_date: Date = Field(description="Legal final maturity of the notes.")
@@ -98,13 +135,33 @@ class DealInfo(Model):
         "valued by appraisal). Required when it is.",
     )
 
+    # ---- calendars
+    cut_off_date: Date | None = Field(
+        None,
+        description="Cut-off date (default: closing): asset balances and remaining terms are as of "
+        "it, and collections after it belong to the trust (they reach the waterfall on the first "
+        "payment date). On or before closing.",
+    )
+    calendar: BusinessCalendar | None = Field(
+        None,
+        description="Business days, date adjustment and determination dates (default: payment "
+        "dates as written, collection periods ending on them).",
+    )
+
     @model_validator(mode="after")
     def _dates_in_order(self) -> DealInfo:
         if not self.closing_date < self.first_payment_date:
             raise ValueError("first_payment_date must be after closing_date")
         if not self.first_payment_date <= self.legal_final_date:
             raise ValueError("legal_final_date must not be before first_payment_date")
+        if self.cut_off_date is not None and self.cut_off_date > self.closing_date:
+            raise ValueError("cut_off_date must not be after closing_date")
         return self
+
+    @property
+    def cut_off(self) -> dt.date:
+        """The cut-off date: ``cut_off_date``, else the closing date."""
+        return self.cut_off_date or self.closing_date
 
 
 class IndexPoint(Model):
@@ -276,11 +333,38 @@ class Loan(_CreditInputs):
     day_count: DayCount = Field("ACT/365", description="Day count for loan interest.")
     pledged_ip: PledgedIP | None = Field(None, description="The IP pledged as collateral.")
     guarantee: LoanGuarantee | None = Field(None, description="Optional loan guarantee.")
+    # ---- seasoned pools
+    age_months: int | None = Field(
+        None,
+        ge=0,
+        le=MAX_TERM_MONTHS,
+        description="Whole months from origination to the cut-off date (PSA and SDA ramps count "
+        "from it; default 0, a new loan).",
+    )
+    origination_date: Date | None = Field(
+        None, description="Origination date, instead of `age_months` (on or before the cut-off)."
+    )
+    original_balance: Money | None = Field(
+        None, gt=0, description="Principal at origination (checked: not below `balance`)."
+    )
+    original_term_months: int | None = Field(
+        None,
+        ge=1,
+        le=MAX_TERM_MONTHS,
+        description="Term at origination in months (checked: equals the age plus the remaining term).",
+    )
 
     @model_validator(mode="after")
     def _term(self) -> Loan:
         if (self.maturity_date is None) == (self.term_months is None):
             raise ValueError("give exactly one of maturity_date or term_months")
+        if self.age_months is not None and self.origination_date is not None:
+            raise ValueError("age_months and origination_date are both given: give one of them")
+        if self.original_balance is not None and self.original_balance < self.balance * (1 - 1e-12):
+            raise ValueError(
+                f"original_balance {self.original_balance:,.2f} is below the current balance "
+                f"{self.balance:,.2f}: give the principal at origination"
+            )
         if self.amortisation == "custom" and not self.schedule:
             raise ValueError("amortisation: custom needs a `schedule` of principal payments")
         if self.amortisation != "custom" and self.schedule:
@@ -400,7 +484,9 @@ class TapeSource(Model):
     """A loan tape: a CSV or Excel file of loans, one row each.
 
     ``columns`` maps loan fields to column names; ``defaults`` gives values for fields the
-    tape lacks. The path is relative to the deal file.
+    tape lacks. The path is relative to the deal file. A seasoned pool's tape may carry
+    ``age_months`` or ``origination_date``, ``original_balance`` and ``original_term_months``
+    (see docs/calendars.md).
     """
 
     path: str = Field(description="CSV (.csv) or Excel (.xlsx) file, relative to the deal file.")

@@ -20,19 +20,10 @@ from ipabs.collateral.assets import (
 from ipabs.collateral.prepayment import period_months, prepayment_curve
 from ipabs.collateral.royalty import royalty_schedule
 from ipabs.collateral.schedule_numba_fns import contractual_flows, index_rate
-from ipabs.dates import (
-    DAY_COUNTS,
-    add_months,
-    add_months_day,
-    from_day,
-    grid_days,
-    payment_dates,
-    to_day,
-    year_fraction,
-)
+from ipabs.dates import DAY_COUNTS, add_months, add_months_day, from_day, grid_days, to_day, year_fraction
+from ipabs.deal.calendar import deal_calendar_dates
 from ipabs.deal.load import LoadedDeal
 from ipabs.deal.schema import (
-    MONTHS_PER_PERIOD,
     Deal,
     DeficiencyPayment,
     FloatingRate,
@@ -92,6 +83,8 @@ class CompiledModel:
     # ---- support
     cover: L.CoverArrays
     cover_names: list[str]
+    # ---- calendars
+    collection_grid: np.ndarray  # [cut-off, end of collection period 1, ..., T] (day numbers)
 
     @property
     def spec(self) -> Deal:
@@ -341,20 +334,34 @@ def put_arrays(
 
 
 def pool_principal(
-    sched_principal: np.ndarray, sched_balance: np.ndarray, grid: np.ndarray, speed: Any
+    sched_principal: np.ndarray,
+    sched_balance: np.ndarray,
+    grid: np.ndarray,
+    speed: Any,
+    ages: np.ndarray | None = None,
 ) -> np.ndarray:
     """Principal (scheduled and prepaid) the whole pool pays in each period with no defaults at
     prepayment ``speed``, by the rules of the deterministic scenarios: a share ``q`` of each
     asset still performs, it pays ``q x`` its scheduled principal and prepays ``q x SMM x`` its
-    scheduled balance at the end of the period, and ``q`` falls by ``1 - SMM``.
+    scheduled balance at the end of the period, and ``q`` falls by ``1 - SMM``. ``ages`` (A,):
+    each asset's age at the cut-off, from which a PSA ramp counts.
 
     Returns
     -------
     ndarray, shape (T,)
     """
-    smm = prepayment_curve(speed, period_months(grid))
-    q = np.concatenate(([1.0], np.cumprod(1.0 - smm)[:-1]))  # performing share at each start
-    return q * (sched_principal.sum(axis=0) + smm * sched_balance.sum(axis=0))
+    months = period_months(grid)
+    if ages is None or not len(ages) or not ages.any():
+        smm = prepayment_curve(speed, months)
+        q = np.concatenate(([1.0], np.cumprod(1.0 - smm)[:-1]))  # performing share at each start
+        return q * (sched_principal.sum(axis=0) + smm * sched_balance.sum(axis=0))
+    out = np.zeros(sched_principal.shape[1])  # ---- seasoned pools: PSA counts each loan's age
+    for age in np.unique(ages).tolist():
+        mine = ages == age
+        smm = prepayment_curve(speed, months, int(age))
+        q = np.concatenate(([1.0], np.cumprod(1.0 - smm)[:-1]))
+        out += q * (sched_principal[mine].sum(axis=0) + smm * sched_balance[mine].sum(axis=0))
+    return out
 
 
 def planned_schedule(balance: float, low: np.ndarray, high: np.ndarray) -> np.ndarray:
@@ -413,9 +420,12 @@ def compile_deal(loaded: LoadedDeal) -> CompiledModel:
     """
     spec = loaded.spec
     info = spec.deal
-    months = MONTHS_PER_PERIOD[info.payment_frequency]
-    dates = payment_dates(info.first_payment_date, info.legal_final_date, months)
+    # ---- calendars: note interest periods run between (adjusted) payment dates from closing;
+    # collection periods from the cut-off to each determination date (default: the payment dates)
+    calendar_dates = deal_calendar_dates(info)
+    dates = calendar_dates.payments
     grid = grid_days(info.closing_date, dates)
+    collection_grid = grid_days(info.cut_off, calendar_dates.collection_ends)
     n = len(dates)
     dc = DAY_COUNTS[info.day_count]
     year_frac = np.array([year_fraction(int(grid[t]), int(grid[t + 1]), dc) for t in range(n)])
@@ -446,10 +456,11 @@ def compile_deal(loaded: LoadedDeal) -> CompiledModel:
         idx[0],
         idx[1],
         idx[2],
-        grid,
+        collection_grid,
         s_int,
         s_prin,
         s_bal,
+        assets.start_day,
     )
 
     tranche_index = {t.name: i for i, t in enumerate(spec.tranches)}
@@ -476,8 +487,8 @@ def compile_deal(loaded: LoadedDeal) -> CompiledModel:
             band = tr.planned_amortisation.band
             schedules[i] = planned_schedule(
                 tr.balance,
-                pool_principal(s_prin, s_bal, grid, band.low),
-                pool_principal(s_prin, s_bal, grid, band.high),
+                pool_principal(s_prin, s_bal, collection_grid, band.low, assets.age_months),
+                pool_principal(s_prin, s_bal, collection_grid, band.high, assets.age_months),
             )
     tr_rate = np.array([tranche_rates(t, grid, idx, index_ids) for t in spec.tranches]).reshape(
         len(spec.tranches), n
@@ -554,7 +565,7 @@ def compile_deal(loaded: LoadedDeal) -> CompiledModel:
     }
     thresholds = np.zeros((len(spec.triggers), n))
     projections = np.zeros((len(spec.triggers), n))  # ---- covenants
-    contractual = contractual_collections(s_int, s_prin, royalties, grid)
+    contractual = contractual_collections(s_int, s_prin, royalties, collection_grid)
     for i, g in enumerate(spec.triggers):
         trg["kind"].append(L.TRIGGER_CODES[g.kind])
         tested = g.tranches
@@ -792,6 +803,7 @@ def compile_deal(loaded: LoadedDeal) -> CompiledModel:
         pool_names=[p.name for p in spec.pools],
         cover=_loss_cover(spec, assets, obligors, dates),
         cover_names=[c.name for c in spec.loss_cover],
+        collection_grid=collection_grid,
     )
 
 

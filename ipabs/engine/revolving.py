@@ -103,6 +103,7 @@ def compile_revolving(
             out_i,
             out_p,
             out_b,
+            np.full(j_n, -1, dtype=np.int64),
         )
         u_int[:, s, :m] = out_i
         u_prin[:, s, :m] = out_p

@@ -73,9 +73,12 @@ def resolve(scenario: Scenario, pool: str, obligor: str) -> Assumptions:
 
 
 def default_curve(
-    d: DefaultAssumption, months: np.ndarray, maturity_month: int | None, lag: int
+    d: DefaultAssumption, months: np.ndarray, maturity_month: int | None, lag: int, age: int = 0
 ) -> np.ndarray:
-    """Per-period default rate of one asset (before named obligor defaults)."""
+    """Per-period default rate of one asset (before named obligor defaults).
+
+    ``maturity_month``: months from the start of the first period to the asset's maturity (SDA's
+    lag rule); ``age``: the asset's age in whole months then (the SDA ramp counts loan age)."""
     n = len(months)
     rates = annual_rates(d.cdr, d.cdr_vector, months)
     if rates is not None:
@@ -83,7 +86,7 @@ def default_curve(
     if d.sda is not None:
         total = int(months.sum())
         m = np.arange(1, total + 1)
-        mdr = period_rate(sda_cdr(m, d.sda), 1)
+        mdr = period_rate(sda_cdr(m + age, d.sda), 1)
         if maturity_month is not None:
             mdr = np.where(m > maturity_month - lag, 0.0, mdr)
         return monthly_to_periods(np.asarray(mdr), months)

@@ -331,6 +331,10 @@ def compile_risk(model: CompiledModel, risk: RiskModel | None = None) -> RiskArr
     grid = model.grid
     n = model.n_periods
     times = (grid[1:] - grid[0]) / 365.0
+    # ---- calendars: the pool's default clock and cash run on the collection periods, from the
+    # cut-off (the same as the payment grid for a deal without a calendar or cut-off date)
+    cgrid = model.collection_grid
+    pd_times = (cgrid[1:] - cgrid[0]) / 365.0
     # a payment grid has few distinct gaps (28-31 days monthly): yields price with one
     # exponential per gap instead of one per date
     gap_days, gap_id = np.unique(np.diff(grid), return_inverse=True)
@@ -344,7 +348,7 @@ def compile_risk(model: CompiledModel, risk: RiskModel | None = None) -> RiskArr
     lg, li, lr = risk.loadings()
     n_factors = 1 + len(industries) + len(regions)
     pds = _obligor_pds(model, risk)
-    _check_multiplied(model, risk, pds, times)
+    _check_multiplied(model, risk, pds, pd_times)
     groups: dict[tuple, int] = {}
     thresholds, factors, loadings, cumulative = [], [], [], []
     ob_group = np.empty(len(ob.names), dtype=np.int64)
@@ -354,7 +358,7 @@ def compile_risk(model: CompiledModel, risk: RiskModel | None = None) -> RiskArr
         key = (annual, tuple(curve) if curve else None, ind, reg)
         if key not in groups:
             groups[key] = len(groups)
-            cum = cumulative_pd(annual, curve, times, risk.pd_multiplier)
+            cum = cumulative_pd(annual, curve, pd_times, risk.pd_multiplier)
             cumulative.append(cum)
             thresholds.append(_thresholds(cum, risk))
             factors.append((0, ind, reg))
@@ -364,8 +368,12 @@ def compile_risk(model: CompiledModel, risk: RiskModel | None = None) -> RiskArr
     idio = np.sqrt(1.0 - (g_loading**2).sum(axis=1))
 
     # --- assets under the prepayment assumption
-    months = period_months(grid)
-    smm = np.tile(prepayment_curve(risk.prepayment, months), (len(model.assets), 1))
+    months = period_months(cgrid)
+    # ---- seasoned pools: the PSA ramp counts each loan's age
+    ages = model.assets.age_months
+    smm = np.zeros((len(model.assets), n))
+    for age in np.unique(ages).tolist():
+        smm[ages == age] = prepayment_curve(risk.prepayment, months, int(age))
     # each asset's flows while its obligor survives depend on that obligor's default hazard
     g_hazard = period_hazards(np.array(cumulative, dtype=np.float64).reshape(-1, n))
     a_hazard = g_hazard[ob_group[model.assets.obligor]] if len(model.assets) else np.zeros((0, n))
@@ -407,7 +415,7 @@ def compile_risk(model: CompiledModel, risk: RiskModel | None = None) -> RiskArr
         beta_q = special.betaincinv(m * k, (1.0 - m) * k, u)
 
     roy = model.royalties
-    rg = royalty_grid(roy, grid, roy.growth)
+    rg = royalty_grid(roy, cgrid, roy.growth)
     frequency = 12 // MONTHS_PER_PERIOD[model.spec.deal.payment_frequency]
     hazard = risk.royalty.invalidation_hazard
     g_threshold = np.array(thresholds, dtype=np.float64).reshape(-1, n)
@@ -443,7 +451,7 @@ def compile_risk(model: CompiledModel, risk: RiskModel | None = None) -> RiskArr
             [lag_id[x] for x in model.assets.guarantee_lag_months.tolist()], dtype=np.int64
         ),
         rec_lag=lag_id[rec.lag_months],
-        lag_period=lag_table(grid, lags),
+        lag_period=lag_table(cgrid, lags),
         rec_model=RECOVERY_CODES[rec.model],
         rec_rate=rec.rate,
         rec_mu=mu,

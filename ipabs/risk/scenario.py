@@ -96,7 +96,7 @@ def cover_periods(model: CompiledModel, recovery_lag_months: np.ndarray) -> np.n
             lag += int(recovery_lag_months[a])
         lags[a] = lag
     distinct = sorted(set(lags.values()))
-    table = lag_table(model.grid, distinct)
+    table = lag_table(model.collection_grid, distinct)
     for a, lag in lags.items():
         out[a] = table[distinct.index(lag)]
     return out
@@ -123,7 +123,7 @@ def scenario_inputs(model: CompiledModel, name: str | None = None) -> DriverInpu
     if name not in spec.scenarios:
         raise IpabsError(f"no scenario {name!r} in {model.deal.source.file}; known: {', '.join(names)}")
     sc = spec.scenarios[name]
-    grid = model.grid
+    grid = model.collection_grid  # asset cash flows fall in collection periods
     n = len(grid) - 1
     months = period_months(grid)
     assets = model.assets
@@ -140,7 +140,7 @@ def scenario_inputs(model: CompiledModel, name: str | None = None) -> DriverInpu
     rec_rate = np.zeros(a_count)
     rec_cap = np.full(a_count, np.inf)
     rec_lag_m = np.zeros(a_count, dtype=np.int64)
-    cache: dict[tuple[int, int, int], tuple[np.ndarray, np.ndarray]] = {}
+    cache: dict[tuple[int, int, int, int], tuple[np.ndarray, np.ndarray]] = {}
     assumptions = {}
     for a in range(a_count):
         o = int(assets.obligor[a])
@@ -153,13 +153,14 @@ def scenario_inputs(model: CompiledModel, name: str | None = None) -> DriverInpu
         if asm.defaults.sda is not None:
             m = from_day(int(assets.maturity_day[a]))
             mat_month = (m.year - close.year) * 12 + m.month - close.month
-        key = (key_src, mat_month, asm.recovery.lag_months)
+        age = int(assets.age_months[a])  # ---- seasoned pools: PSA and SDA count loan age
+        key = (key_src, mat_month, asm.recovery.lag_months, age)
         if key not in cache:
             cache[key] = (
                 default_curve(
-                    asm.defaults, months, None if mat_month < 0 else mat_month, asm.recovery.lag_months
+                    asm.defaults, months, None if mat_month < 0 else mat_month, asm.recovery.lag_months, age
                 ),
-                prepayment_curve(asm.prepayment, months),
+                prepayment_curve(asm.prepayment, months, age),
             )
         mdr[a], smm[a] = cache[key]
         rec_lag_m[a] = asm.recovery.lag_months
