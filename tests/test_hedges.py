@@ -16,7 +16,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers import assert_cents, assert_conserved, col, run_text
+from helpers import assert_cents, assert_conserved, col, compile_text, run_text
+from test_montecarlo import assert_periods_equal, default_periods
+
+from ipabs import api
+from ipabs.montecarlo import simulate
 
 ROOT = Path(__file__).resolve().parents[1]
 LEAP = 366 / 365
@@ -280,3 +284,54 @@ def _swap_in(text: str, **terms: str) -> str:
         else:
             text = text.replace("\n    index: LPR1Y", new + "\n    index: LPR1Y")
     return text
+
+
+# --------------------------------------------------------------------------- 4. Monte Carlo
+
+# the trust pays the index and receives 3.5%: it receives in periods 1, 3 and 4
+MC_DEAL = _first(_swap(trust_pays="floating"), "swap").replace("  - {name: Bank}", "  - {name: Bank, pd: PD}")
+MC_DEAL = MC_DEAL.replace("      - {obligor: A,", "      - {obligor: A, pd: 0,")
+MC_DEAL += "risk:\n  correlation: 0\n  recovery: {model: constant, rate: 0}\n"
+
+
+def test_zero_pd_paths_equal_the_deterministic_run() -> None:
+    model = compile_text(MC_DEAL.replace("PD", "0"))
+    det = api.run(model, "base")
+    assert col(det, "swap.received").sum() > 0.0 and col(det, "swap.paid").sum() > 0.0
+    result = simulate(model, paths=8, seed=5, threads=2, keep=[0, 7])
+    for i, kept in result.kept.items():
+        assert_periods_equal(kept.periods, det.periods, f"path {i}")
+    assert np.all(result.tranche_outcomes == result.tranche_outcomes[:1])
+
+
+def test_a_defaulted_counterparty_pays_nothing_from_its_default_period_on_every_path() -> None:
+    """On each path where the bank defaults, the tables are those of the deterministic scenario
+    that defaults it in the same period: receipts stop exactly there (it recovers nothing of
+    the termination amount), and the swap is settled as usual before."""
+    model = compile_text(MC_DEAL.replace("PD", "0.3"))
+    seed, n_paths = 4, 40
+    named = {i: default_periods(model, seed, i) for i in range(n_paths)}
+    hit = [i for i in range(n_paths) if "Bank" in named[i]]
+    periods = {named[i]["Bank"] for i in hit}
+    assert {0, 2} <= periods, f"paths defaulting the bank in periods 1 and 3: {named}"
+    chosen = sorted({next(i for i in hit if named[i]["Bank"] == t) for t in periods} | {0})
+    scenarios = "".join(
+        f"  path_{i}:\n    defaults: {{obligors: {{Bank: {named[i]['Bank'] + 1}}}}}\n"
+        for i in chosen
+        if i in hit
+    )
+    det_model = compile_text(MC_DEAL.replace("PD", "0.3").replace("scenarios:\n", "scenarios:\n" + scenarios))
+    base = col(api.run(det_model, "base"), "swap.received")
+    result = simulate(model, paths=n_paths, seed=seed, threads=2, keep=chosen)
+    for i in chosen:
+        kept = result.kept[i].periods
+        if i not in hit:
+            assert_periods_equal(kept, api.run(det_model, "base").periods, f"path {i}")
+            continue
+        tau = named[i]["Bank"]
+        det = api.run(det_model, f"path_{i}")
+        assert_periods_equal(kept, det.periods, f"path {i} (bank defaults in period {tau + 1})")
+        received = kept["swap.received"].to_numpy(dtype=np.float64)
+        expected = np.where(np.arange(model.n_periods) < tau, base, 0.0)
+        assert_cents(received, expected, f"path {i}")
+        assert kept["swap.counterparty_defaulted"].to_numpy()[tau] == 1.0
