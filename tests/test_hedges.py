@@ -11,7 +11,10 @@ recomputed by plain arithmetic; no ipabs function produces them.
 
 from __future__ import annotations
 
+import os
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +23,8 @@ from helpers import assert_cents, assert_conserved, col, compile_text, run_text
 from test_montecarlo import assert_periods_equal, default_periods
 
 from ipabs import api
+from ipabs.deal.load import parse_deal
+from ipabs.errors import DealError, Issue
 from ipabs.montecarlo import simulate
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -335,3 +340,127 @@ def test_a_defaulted_counterparty_pays_nothing_from_its_default_period_on_every_
         expected = np.where(np.arange(model.n_periods) < tau, base, 0.0)
         assert_cents(received, expected, f"path {i}")
         assert kept["swap.counterparty_defaulted"].to_numpy()[tau] == 1.0
+
+
+# --------------------------------------------------------------------------- 5. located errors
+
+
+def _issues(text: str) -> list[Issue]:
+    with pytest.raises(DealError) as info:
+        parse_deal(text, "deal.yaml")
+    return info.value.issues
+
+
+def _line(text: str, needle: str) -> int:
+    return next(n for n, line in enumerate(text.splitlines(), 1) if needle in line)
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "path", "message", "hint"),
+    [
+        (
+            "    index: LPR1Y\n",
+            "    index: LPR2Y\n",
+            "hedges[0].index",
+            "unknown index 'LPR2Y'",
+            "did you mean 'LPR1Y'?",
+        ),
+        (
+            "    counterparty: Bank",
+            "    counterparty: Bnak",
+            "hedges[0].counterparty",
+            "unknown obligor 'Bnak'",
+            "did you mean 'Bank'?",
+        ),
+        (
+            "      - pay_hedge: swap",
+            "      - pay_hedge: swop",
+            "waterfalls.normal.income[2].pay_hedge",
+            "unknown hedge 'swop'",
+            "did you mean 'swap'?",
+        ),
+        (
+            "      - pay_hedge_termination: swap",
+            "      - pay_hedge_termination: cap",
+            "waterfalls.normal.principal[1].pay_hedge_termination",
+            "unknown hedge 'cap'",
+            "known hedges: swap",
+        ),
+        (
+            "    notional: {of: balance(senior)}",
+            "    notional: {schedule: [8m, -5m]}",
+            "hedges[0].notional",
+            "",
+            "",
+        ),
+        (
+            "    notional: {of: balance(senior)}",
+            "    notional: {of: balance(senoir)}",
+            "hedges[0].notional.of",
+            "unknown tranche 'senoir'",
+            "did you mean 'senior'?",
+        ),
+        (
+            "    fixed_rate: 3.5%",
+            "    fixed_rate: 3.5%\n    end_date: 2030-01-01",
+            "hedges[0].end_date",
+            "end_date 2030-01-01 is outside the deal's life",
+            "give a date from 2025-01-01 to 2029-01-01",
+        ),
+        (
+            "    kind: interest_rate_swap",
+            "    kind: interest_rate_swop",
+            "hedges[0]",
+            "",
+            "",
+        ),
+        (
+            "    fixed_rate: 3.5%",
+            "    fixed_rate: 3.5%\n    termination_recovery: 140%",
+            "hedges[0].termination_recovery",
+            "",
+            "",
+        ),
+    ],
+)
+def test_hedge_mistakes_are_located(old: str, new: str, path: str, message: str, hint: str) -> None:
+    assert DEAL.count(old) == 1
+    text = DEAL.replace(old, new)
+    issues = _issues(text)
+    assert len(issues) == 1, "\n".join(map(str, issues))
+    issue = issues[0]
+    assert issue.file == "deal.yaml"
+    assert issue.path.startswith(path), str(issue)
+    assert issue.line == _line(text, new.splitlines()[-1].strip()), str(issue)
+    assert issue.column > 0
+    assert message in issue.message, str(issue)
+    assert hint in (issue.hint or ""), str(issue)
+
+
+def test_a_swap_no_step_pays_is_refused() -> None:
+    text = DEAL.replace("      - pay_hedge: swap\n", "").replace("      - pay_hedge_termination: swap\n", "")
+    issues = _issues(text)
+    assert [i.path for i in issues] == ["hedges[0].name", "hedges[0].name"], "\n".join(map(str, issues))
+    assert issues[0].line == _line(text, "  - name: swap")
+    assert "no waterfall pays what the trust owes hedge 'swap'" in issues[0].message
+    assert issues[0].hint == "add a step `- pay_hedge: swap` where the deal ranks its net payment"
+    assert "termination amount" in issues[1].message
+    assert issues[1].hint == "add a step `- pay_hedge_termination: swap` (usually junior)"
+
+
+def test_a_bad_hedge_exits_2_with_the_location(tmp_path: Path) -> None:
+    path = tmp_path / "deal.yaml"
+    path.write_text(DEAL.replace("    counterparty: Bank", "    counterparty: Bnak"), encoding="utf-8")
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.run(
+        [sys.executable, "-m", "ipabs", "validate", str(path)],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=ROOT,
+    )
+    assert proc.returncode == 2, proc.stderr
+    out = proc.stdout + proc.stderr
+    line = _line(DEAL, "    counterparty: Bank")
+    assert f"deal.yaml:{line}:19" in out, out
+    assert "unknown obligor 'Bnak'" in out and "Traceback" not in out

@@ -618,6 +618,8 @@ class _Checker:
             for *_, s in self.deal.waterfall_steps()
             if s.kind in ("pay_hedge", "pay_hedge_termination")
         }
+        names = [h.name for h in self.deal.hedges]
+        misspelt = any(v not in names for _k, v in steps)  # reported at the step; no second error
         seen: set[str] = set()
         for i, h in enumerate(self.deal.hedges):
             base = ("hedges", i)
@@ -640,13 +642,17 @@ class _Checker:
             if h.start_date is not None and h.end_date is not None and not start < end:
                 self.add((*base, "end_date"), "end_date must be after start_date")
             owes = isinstance(h, InterestRateSwap) or h.premium_rate > 0
-            if owes and ("pay_hedge", h.name) not in steps:
+            if owes and not misspelt and ("pay_hedge", h.name) not in steps:
                 self.add(
                     (*base, "name"),
                     f"no waterfall pays what the trust owes hedge {h.name!r}",
                     f"add a step `- pay_hedge: {h.name}` where the deal ranks its net payment",
                 )
-            if isinstance(h, InterestRateSwap) and ("pay_hedge_termination", h.name) not in steps:
+            if (
+                isinstance(h, InterestRateSwap)
+                and not misspelt
+                and ("pay_hedge_termination", h.name) not in steps
+            ):
                 self.add(
                     (*base, "name"),
                     f"no waterfall pays a termination amount the trust owes swap {h.name!r}",
