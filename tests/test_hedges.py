@@ -552,3 +552,56 @@ def test_python_twin_matches_compiled_with_hedges(tmp_path: Path) -> None:
             np.testing.assert_allclose(
                 arr, twin[f"{name}/{field}"], rtol=1e-12, atol=1e-7, err_msg=f"{name}/{field}"
             )
+
+
+def test_swap_value_on_a_stepped_curve_matches_quantlib() -> None:
+    """QuantLib bootstraps the curve from a one-year deposit and two FRAs quoted at the index's
+    later levels (2%, 2.5%, 3.5%), projects the floating coupons from it and discounts the
+    swap's remaining flows, today's included (the coupon fixed at 4% a year earlier), to the
+    termination date."""
+    ql = pytest.importorskip("QuantLib")
+    text = DEAL.replace("legal_final_date: 2029-01-01", "legal_final_date: 2030-01-01").replace(
+        "{from: 2027-01-01, rate: 2%}]",
+        "{from: 2027-01-01, rate: 2%},\n    {from: 2028-01-01, rate: 2.5%}, {from: 2029-01-01, rate: 3.5%}]",
+    )
+    text = text.replace("defaults: {obligors: {Bank: 3}}", "defaults: {obligors: {Bank: 2}}")
+    text = _swap_in(text, fixed_rate="3%", notional="1m")
+    ours = col(run_text(text, "bank_defaults"), "swap.termination")
+
+    today = ql.Date(1, 1, 2027)
+    ql.Settings.instance().evaluationDate = today
+    ql.Settings.instance().includeReferenceDateEvents = True
+    try:
+        dc, cal = ql.Actual365Fixed(), ql.NullCalendar()
+        quote = ql.QuoteHandle
+        helpers = [
+            ql.DepositRateHelper(
+                quote(ql.SimpleQuote(0.02)), ql.Period(1, ql.Years), 0, cal, ql.Unadjusted, False, dc
+            ),
+            ql.FraRateHelper(quote(ql.SimpleQuote(0.025)), 12, 24, 0, cal, ql.Unadjusted, False, dc),
+            ql.FraRateHelper(quote(ql.SimpleQuote(0.035)), 24, 36, 0, cal, ql.Unadjusted, False, dc),
+        ]
+        curve = ql.YieldTermStructureHandle(ql.PiecewiseLogLinearDiscount(today, helpers, dc))
+        index = ql.IborIndex(
+            "LPR1Y", ql.Period(1, ql.Years), 0, ql.CNYCurrency(), cal, ql.Unadjusted, False, dc, curve
+        )
+        index.addFixing(ql.Date(1, 1, 2026), 0.04)
+        schedule = ql.Schedule(
+            ql.Date(1, 1, 2026),
+            ql.Date(1, 1, 2030),
+            ql.Period(1, ql.Years),
+            cal,
+            ql.Unadjusted,
+            ql.Unadjusted,
+            ql.DateGeneration.Forward,
+            False,
+        )
+        # the trust pays fixed: a payer swap
+        swap = ql.VanillaSwap(ql.VanillaSwap.Payer, 1e6, schedule, 0.03, dc, schedule, index, 0.0, dc)
+        swap.setPricingEngine(ql.DiscountingSwapEngine(curve, True))
+        npv = swap.NPV()
+    finally:
+        ql.Settings.instance().includeReferenceDateEvents = False
+        ql.Settings.instance().evaluationDate = ql.Date()
+    assert abs(npv) > 1.0
+    assert_cents(ours, [0, npv, 0, 0, 0], "termination value")
