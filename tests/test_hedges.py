@@ -605,3 +605,18 @@ def test_swap_value_on_a_stepped_curve_matches_quantlib() -> None:
         ql.Settings.instance().evaluationDate = ql.Date()
     assert abs(npv) > 1.0
     assert_cents(ours, [0, npv, 0, 0, 0], "termination value")
+
+
+def test_sources_and_uses_count_hedge_receipts_and_payments() -> None:
+    """The cash chart's sources equal its uses with hedges: receipts are a source, net and
+    termination payments a use (and a hedge is not a fee)."""
+    from ipabs.report.charts import cash_sources_and_uses
+
+    text = _documented().replace("    termination_recovery: 0\n", "    termination_recovery: 50%\n")
+    for scenario in ("base", "bank_defaults"):
+        res = api.run(compile_text(text), scenario)
+        sources, uses = cash_sources_and_uses(res)
+        assert_cents(sources.sum(axis=1).to_numpy(), uses.sum(axis=1).to_numpy(), scenario)
+        assert_cents(uses["fees"].to_numpy(), col(res, "trustee.paid"), "fees are the trustee's")
+        assert_cents(sources["deal.hedge_received"].to_numpy(), col(res, "deal.hedge_received"), "in")
+        assert_cents(uses["deal.hedge_paid"].to_numpy(), col(res, "deal.hedge_paid"), "out")

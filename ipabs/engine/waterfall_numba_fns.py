@@ -7,6 +7,8 @@ Per payment date, in order:
    the issuer call when its condition holds);
 2. compute what is due: note interest (plus arrears), principal due, fees (plus arrears);
 3. test the triggers and set the period's mode: sequential principal, trap share, waterfall;
+   then settle the rate hedges (receipts are income; a defaulted counterparty or, when the
+   hedge says so, a waterfall switch terminates a hedge at its mark-to-market);
 4. release account balances above target (all of it at legal final or after acceleration);
 5. run the steps of the active waterfall;
 6. carry unpaid interest and fees as arrears and any unapplied cash to the next date, and
