@@ -797,6 +797,12 @@ def hedge_arrays(
     The index of a period is its level on the period's first day (reset in advance). The
     discount factor to payment date ``t`` is ``prod_{u<=t} 1 / (1 + r_u x yf_u)`` on the
     hedge's index ``r_u`` and year fractions ``yf_u`` (see docs/hedges.md).
+
+    Returns
+    -------
+    dict
+        ``notional`` (list of amount indices, one per hedge, added to ``amounts``), and arrays
+        of shape (H, T): ``pay``, ``receive``, ``year_frac``, ``discount`` and ``live``.
     """
     n = len(grid) - 1
     h_count = len(spec.hedges)
