@@ -620,3 +620,21 @@ def test_sources_and_uses_count_hedge_receipts_and_payments() -> None:
         assert_cents(uses["fees"].to_numpy(), col(res, "trustee.paid"), "fees are the trustee's")
         assert_cents(sources["deal.hedge_received"].to_numpy(), col(res, "deal.hedge_received"), "in")
         assert_cents(uses["deal.hedge_paid"].to_numpy(), col(res, "deal.hedge_paid"), "out")
+
+
+def test_a_swap_settles_only_between_its_dates_and_a_forward_start_is_valued() -> None:
+    """Start 2026-01-01, end 2028-01-01: the swap settles periods 2 and 3 only. When the bank
+    defaults in period 1, the forward-starting swap ends at the value of those two periods on
+    the period-1 notional (8m): 8m x 0.5% / 1.04 - 8m x 1.5% / (1.04 x 1.02), owed by the trust."""
+    text = _swap(start_date="2026-01-01", end_date="2028-01-01")
+    res = run_text(_first(text, "swap"))
+    assert_cents(col(res, "swap.notional"), [0, 5.5e6, 3e6, 0], "notional")
+    assert_cents(col(res, "swap.received"), [0, 27_500, 0, 0], "received")
+    assert_cents(col(res, "swap.paid"), [0, 0, 45_000, 0], "paid")
+    early = run_text(
+        text.replace("defaults: {obligors: {Bank: 3}}", "defaults: {obligors: {Bank: 1}}"), "bank_defaults"
+    )
+    value = 8e6 * 0.005 / 1.04 - 8e6 * 0.015 / (1.04 * 1.02)
+    assert value == pytest.approx(-74_660.63, abs=0.005)
+    assert_cents(col(early, "swap.termination"), [value, 0, 0, 0], "forward value")
+    assert_cents(col(early, "swap.termination_unpaid")[:1], [-value], "owed by the trust")
