@@ -29,13 +29,14 @@ if TYPE_CHECKING:
 def conservation_residual(tables: L.WaterfallTables) -> np.ndarray:
     """Per-period cash-conservation residual (should be ~0).
 
-    ``brought forward + collections + call proceeds + support draws + account withdrawals
-    - payments - purchase price - account deposits - carried forward``.
+    ``brought forward + collections + call proceeds + hedge receipts + support draws + account
+    withdrawals - payments - purchase price - account deposits - carried forward``.
     """
     d = tables.deal
     return (
         d[:, L.D_CARRY_IN]
         + d[:, L.D_COLLECTIONS]
+        + d[:, L.D_HEDGE_RECEIVED]
         + d[:, L.D_CALL_PROCEEDS]
         + d[:, L.D_SUPPORT_DRAWS]
         + d[:, L.D_ACCOUNT_WITHDRAWALS]
@@ -198,6 +199,7 @@ def build_result(
         (model.account_names, tables.account, L.ACCOUNT_FIELDS),
         (model.support_names, tables.support, L.SUPPORT_FIELDS),
         (model.trigger_names, tables.trigger, L.TRIGGER_FIELDS),
+        (model.hedge_names, tables.hedge, L.HEDGE_FIELDS),  # ---- hedges
     )
     for names, arr, fields in groups:
         for j, name in enumerate(names):

@@ -29,6 +29,7 @@ def test_every_output_field_is_documented() -> None:
         *L.ACCOUNT_FIELDS,
         *L.SUPPORT_FIELDS,
         *L.TRIGGER_FIELDS,
+        *L.HEDGE_FIELDS,
     )
     missing = [f for f in fields if f"`{f}`" not in text]
     assert not missing, f"undocumented output fields: {missing}"

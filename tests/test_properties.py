@@ -348,6 +348,7 @@ def deals(
     draw(note_options(spec, pool, m, n_periods, safe))
     if not safe:
         _with_ledgers(draw, spec, pool)
+        draw(rate_hedges(spec, pool, m, n_periods))
     _with_calendar(draw, spec)
     facts = {
         "pool": pool,
@@ -468,6 +469,72 @@ def _with_ledgers(draw: Any, spec: dict[str, Any], pool: float) -> None:
             "recoveries": {"principal": _pct(draw, 0, 1000)} if recoveries == "split" else recoveries,
             "principal_deficiency_debits": debits,
         }
+
+
+# ---- hedges
+
+
+@st.composite
+def rate_hedges(draw: Any, spec: dict[str, Any], pool: float, m: int, n_periods: int) -> None:
+    """Maybe add to ``spec`` in place an interest-rate swap, a cap or both with one counterparty
+    (maybe defaulted by the scenario) on a stepped index: notionals following the senior or
+    pool balance, fixed or scheduled; their steps at random ranks of the normal waterfall (and
+    of the accelerated one, if any)."""
+    if not draw(st.booleans()):
+        return
+    starts = [add_months(CLOSING, m * j) for j in range(n_periods)]
+    curve = [{"from": CLOSING, "rate": _pct(draw, 0, 80)}]
+    if draw(st.booleans()):
+        curve.append({"from": draw(st.sampled_from(starts[1:])), "rate": _pct(draw, 0, 80)})
+    spec.setdefault("indices", {})["HEDGE_IX"] = curve
+    spec.setdefault("obligors", []).append({"name": "Swapper"})
+    hedges: list[dict[str, Any]] = []
+    for kind in draw(st.sampled_from([["swap"], ["cap"], ["swap", "cap"]])):
+        basis = draw(st.sampled_from(["senior", "pool", "fixed", "schedule"]))
+        notional: Any = {
+            "senior": {"of": "balance(senior)"},
+            "pool": {"share": _pct(draw, 0, 1000), "of": "pool_balance_start"},
+            "fixed": round(pool * _pct(draw, 0, 1000), 2),
+            "schedule": {"schedule": [round(pool * _pct(draw, 0, 1000), 2) for _ in range(3)]},
+        }[basis]
+        h: dict[str, Any] = {
+            "name": kind,
+            "counterparty": "Swapper",
+            "index": "HEDGE_IX",
+            "notional": notional,
+        }
+        if kind == "swap":
+            h["kind"] = "interest_rate_swap"
+            h["trust_pays"] = draw(st.sampled_from(["fixed", "floating"]))
+            h["fixed_rate"] = _pct(draw, 0, 80)
+            if draw(st.booleans()):
+                h["spread"] = _pct(draw, 0, 20)
+        else:
+            h["kind"] = "interest_rate_cap"
+            h["strike"] = _pct(draw, 0, 80)
+            if draw(st.booleans()):
+                h["premium_rate"] = _pct(draw, 0, 10)
+        if draw(st.booleans()):
+            h["day_count"] = draw(st.sampled_from(DAY_COUNTS))
+        if draw(st.booleans()):
+            h["start_date"] = draw(st.sampled_from(starts))
+        h["terminate_on_switch"] = draw(st.booleans())
+        h["termination_recovery"] = _pct(draw, 0, 1000)
+        hedges.append(h)
+    spec["hedges"] = hedges
+    for name, wf in spec["waterfalls"].items():
+        if name != "normal" and not draw(st.booleans()):
+            continue
+        paying = wf["income"] if isinstance(wf, dict) else wf
+        junior = wf["principal"] if isinstance(wf, dict) else wf
+        for h in hedges:
+            paying.insert(draw(st.integers(0, len(paying) - 1)), {"pay_hedge": h["name"]})
+            if h["kind"] == "interest_rate_swap":
+                junior.insert(draw(st.integers(0, len(junior) - 1)), {"pay_hedge_termination": h["name"]})
+    if draw(st.booleans()):
+        spec["scenarios"]["base"]["defaults"].setdefault("obligors", {})["Swapper"] = draw(
+            st.integers(1, n_periods)
+        )
 
 
 @st.composite
@@ -622,7 +689,7 @@ def test_no_negative_amounts_and_nothing_paid_beyond_what_is_owed(
     # the ledgers split the collections; the principal ledger's cash is part of the carry
     np.testing.assert_allclose(
         t.deal[:, L.D_INCOME_COLLECTIONS] + t.deal[:, L.D_PRINCIPAL_COLLECTIONS],
-        t.deal[:, L.D_COLLECTIONS] + t.deal[:, L.D_CALL_PROCEEDS],
+        t.deal[:, L.D_COLLECTIONS] + t.deal[:, L.D_CALL_PROCEEDS] + t.deal[:, L.D_HEDGE_RECEIVED],
         atol=tol,
     )
     assert np.all(t.deal[:, L.D_PRINCIPAL_CARRIED] <= t.deal[:, L.D_CARRY_OUT] + tol)
@@ -742,21 +809,23 @@ def test_payments_never_exceed_the_cash_that_came_in(case: tuple[dict[str, Any],
     to_fees = t.fee[:, :, L.FEE_PAID].sum() + t.fee[:, :, L.FEE_ABOVE_CAP_PAID].sum()
     to_liquidity = t.support[:, :, L.SUP_REPAID].sum() + t.support[:, :, L.SUP_INTEREST_PAID].sum()
     kept = t.account[-1, :, L.ACC_END].sum() if t.account.shape[1] else 0.0
+    to_hedges = t.hedge[:, :, L.HG_PAID].sum() + t.hedge[:, :, L.HG_TERMINATION_PAID].sum()
     cash_in = (
         d[:, L.D_COLLECTIONS].sum()
         + d[:, L.D_CALL_PROCEEDS].sum()
         + facts["initial_accounts"]
         + d[:, L.D_SUPPORT_DRAWS].sum()
+        + d[:, L.D_HEDGE_RECEIVED].sum()
     )
     tol = 1e-6 * facts["pool"]
     # what went out (payments, cash still in accounts, cash carried past legal final) is
     # exactly what came in, so the payments alone never exceed it
     bought = d[:, L.D_PURCHASE_PRICE].sum()  # cash paid for assets in a revolving period
-    out = to_notes + to_fees + to_liquidity + kept + bought + d[-1, L.D_CARRY_OUT]
+    out = to_notes + to_fees + to_liquidity + to_hedges + kept + bought + d[-1, L.D_CARRY_OUT]
     assert out == pytest.approx(cash_in, abs=tol)
-    assert to_notes + to_fees + to_liquidity <= cash_in + tol
-    # the payment column of the deal table agrees with the tranche, fee and support tables
-    assert d[:, L.D_PAYMENTS].sum() == pytest.approx(to_notes + to_fees + to_liquidity, abs=tol)
+    assert to_notes + to_fees + to_liquidity + to_hedges <= cash_in + tol
+    # the payment column of the deal table agrees with the tranche, fee, support and hedge tables
+    assert d[:, L.D_PAYMENTS].sum() == pytest.approx(to_notes + to_fees + to_liquidity + to_hedges, abs=tol)
 
 
 @PROPERTY
@@ -853,3 +922,60 @@ def test_yield_on_grid_matches_per_date_discounting(
     assert got == pytest.approx(want, rel=1e-9, abs=1e-11, nan_ok=True)
     if -0.9 < got < 5.0:  # the yield prices the cash at the price (far out, powers lose digits)
         assert np.sum(cash * (1.0 + got) ** -times) == pytest.approx(price, rel=1e-9)
+
+
+# ---- hedges
+
+
+@PROPERTY
+@given(deals())
+def test_hedges_settle_net_and_a_defaulted_counterparty_pays_only_its_recovery(
+    case: tuple[dict[str, Any], dict[str, Any]],
+) -> None:
+    spec, facts = case
+    res = run_spec(spec)
+    tol = 1e-9 * facts["pool"]
+    t = res.tables
+    hg = t.hedge
+    hedges = spec.get("hedges", [])
+    assert hg.shape[1] == len(hedges)
+    np.testing.assert_allclose(t.deal[:, L.D_HEDGE_RECEIVED], hg[:, :, L.HG_RECEIVED].sum(axis=1), atol=tol)
+    paid = hg[:, :, L.HG_PAID] + hg[:, :, L.HG_TERMINATION_PAID]
+    np.testing.assert_allclose(t.deal[:, L.D_HEDGE_PAID], paid.sum(axis=1), atol=tol)
+    defaulted_at = spec["scenarios"]["base"]["defaults"].get("obligors", {}).get("Swapper")
+    for j, h in enumerate(hedges):
+        x = hg[:, j, :]
+        money = [f for f in range(L.N_HEDGE_FIELDS) if f != L.HG_TERMINATION]
+        assert np.all(x[:, money] >= -tol), f"negative {h['name']} amount"
+        assert np.all(x[:, L.HG_PAID] <= x[:, L.HG_DUE] + tol)
+        np.testing.assert_allclose(
+            x[:, L.HG_UNPAID], x[:, L.HG_DUE] - x[:, L.HG_PAID], atol=1e-6 * facts["pool"]
+        )
+        # what is owed on a date is what was left unpaid before plus the date's net payment
+        before = np.concatenate(([0.0], x[:-1, L.HG_UNPAID]))
+        owed = np.maximum(x[:, L.HG_TRUST_LEG] - x[:, L.HG_COUNTERPARTY_LEG], 0.0)
+        np.testing.assert_allclose(x[:, L.HG_DUE], before + owed, atol=1e-6 * facts["pool"])
+        done = x[:, L.HG_TERMINATED]
+        assert np.all(np.diff(done) >= 0.0)
+        ends = np.nonzero(np.diff(np.concatenate(([0.0], done))) > 0)[0]
+        assert np.count_nonzero(x[:, L.HG_TERMINATION]) <= 1
+        value = x[:, L.HG_TERMINATION]
+        gone = x[:, L.HG_DEFAULTED] > 0
+        share = np.where(gone, h["termination_recovery"], 1.0)
+        # settled net while it runs; on its termination date the counterparty pays its share of
+        # a positive value; after that nothing
+        expected = np.where(
+            done > 0,
+            0.0,
+            np.maximum(x[:, L.HG_COUNTERPARTY_LEG] - x[:, L.HG_TRUST_LEG], 0.0),
+        )
+        expected[ends] = np.maximum(value[ends], 0.0) * share[ends]
+        np.testing.assert_allclose(x[:, L.HG_RECEIVED], expected, atol=1e-6 * facts["pool"])
+        assert np.all(x[done > 0, L.HG_NOTIONAL] == 0.0)
+        # a termination owed by the trust is paid at most once, in all
+        owed_total = -value[value < 0].sum()
+        assert x[:, L.HG_TERMINATION_PAID].sum() <= owed_total + tol
+        if defaulted_at is not None:
+            assert_defaulted = x[:, L.HG_DEFAULTED]
+            assert np.all(assert_defaulted[: defaulted_at - 1] == 0.0)
+            assert np.all(assert_defaulted[defaulted_at - 1 :] == 1.0)

@@ -12,6 +12,7 @@ from ipabs.deal.schema import (
     Deal,
     FloatingRate,
     Formula,
+    InterestRateSwap,
     LiquidityFacility,
     LiquiditySupport,
     RefinancingBelowCoupon,
@@ -665,6 +666,8 @@ class _Checker:
             self.ref(p, value, self.support, "support")
         elif kind == "pay_residual":
             self.ref(p, value, self.tranches, "tranche")
+        elif kind in ("pay_hedge", "pay_hedge_termination"):  # ---- hedges
+            self.ref(p, value, [h.name for h in self.deal.hedges], "hedge")
 
     def loss_cover(self) -> None:
         """Payers and insurers are obligors; each covered name is a pool, an asset id or an
@@ -714,6 +717,58 @@ class _Checker:
                 for k in hit:
                     covered_by.setdefault(k, cover.name)
 
+    # ---- hedges
+    def hedges(self) -> None:
+        """Counterparties are obligors, indices exist, dates lie in the deal's life, and the
+        waterfalls pay what the trust can owe each hedge."""
+        info = self.deal.deal
+        indices = list(self.deal.indices)
+        steps = {
+            (s.kind, s.value)
+            for *_, s in self.deal.waterfall_steps()
+            if s.kind in ("pay_hedge", "pay_hedge_termination")
+        }
+        names = [h.name for h in self.deal.hedges]
+        misspelt = any(v not in names for _k, v in steps)  # reported at the step; no second error
+        seen: set[str] = set()
+        for i, h in enumerate(self.deal.hedges):
+            base = ("hedges", i)
+            if h.name in seen:
+                self.add((*base, "name"), f"duplicate name {h.name!r}", "names must be unique")
+            seen.add(h.name)
+            self.ref((*base, "counterparty"), h.counterparty, self.obligors, "obligor")
+            self.ref((*base, "index"), h.index, indices, "index")
+            self.amount((*base, "notional"), h.notional)
+            start = h.start_date or info.closing_date
+            end = h.end_date or info.legal_final_date
+            for key, day in (("start_date", h.start_date), ("end_date", h.end_date)):
+                if day is not None and not info.closing_date <= day <= info.legal_final_date:
+                    first, last = info.closing_date.isoformat(), info.legal_final_date.isoformat()
+                    self.add(
+                        (*base, key),
+                        f"{key} {day.isoformat()} is outside the deal's life",
+                        f"give a date from {first} to {last}",
+                    )
+            if h.start_date is not None and h.end_date is not None and not start < end:
+                self.add((*base, "end_date"), "end_date must be after start_date")
+            owes = isinstance(h, InterestRateSwap) or h.premium_rate > 0
+            if owes and not misspelt and ("pay_hedge", h.name) not in steps:
+                self.add(
+                    (*base, "name"),
+                    f"no waterfall pays what the trust owes hedge {h.name!r}",
+                    f"add a step `- pay_hedge: {h.name}` where the deal ranks its net payment",
+                )
+            if (
+                isinstance(h, InterestRateSwap)
+                and not misspelt
+                and ("pay_hedge_termination", h.name) not in steps
+            ):
+                self.add(
+                    (*base, "name"),
+                    f"no waterfall pays a termination amount the trust owes swap {h.name!r}",
+                    f"add a step `- pay_hedge_termination: {h.name}` (usually junior)",
+                )
+
     def scenarios(self) -> None:
         from ipabs.deal.calendar import deal_calendar_dates
 
@@ -746,6 +801,7 @@ class _Checker:
         self.collateral()
         self.liabilities()
         self.loss_cover()
+        self.hedges()
         self.scenarios()
         return self.issues
 

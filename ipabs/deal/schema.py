@@ -996,6 +996,77 @@ class GuaranteeInsurance(Model):
 LossCover = Annotated[RiskSharing | GuaranteeInsurance, Field(discriminator="kind")]
 
 
+# ---- hedges
+
+
+class _HedgeTerms(Model):
+    name: Name = Field(description="Hedge name (used by `pay_hedge` and `pay_hedge_termination` steps).")
+    counterparty: Name = Field(
+        description="Counterparty obligor name (give it a PD to let it default in the Monte Carlo)."
+    )
+    index: Name = Field(description="Name of a curve in the top-level `indices` section.")
+    notional: Amount = Field(
+        description="Notional of each period: a fixed amount, a schedule, or a formula read at the "
+        "start of the period, e.g. {of: balance(senior)} or {of: pool_balance_start}."
+    )
+    day_count: DayCount | None = Field(
+        None, description="Day count of both legs (default: the deal's `day_count`)."
+    )
+    start_date: Date | None = Field(
+        None,
+        description="The hedge settles the interest periods starting on or after this date "
+        "(default: closing).",
+    )
+    end_date: Date | None = Field(
+        None,
+        description="The hedge settles the interest periods ending on or before this date "
+        "(default: legal final).",
+    )
+    terminate_on_switch: bool = Field(
+        False,
+        description="The hedge also terminates on the first payment date on which a trigger switches "
+        "the waterfall (an event of default or acceleration), at its mark-to-market.",
+    )
+    termination_recovery: Share = Field(
+        0.0,
+        description="Share of a termination amount owed to the trust that a defaulted counterparty "
+        "pays (default 0).",
+    )
+
+
+class InterestRateSwap(_HedgeTerms):
+    """An interest-rate swap (利率互换): each payment date the trust and the counterparty
+    settle net, on the period's notional and year fraction, the fixed leg (``fixed_rate``)
+    against the floating leg (``index`` at the start of the period plus ``spread``);
+    ``trust_pays`` says which leg the trust pays. See docs/hedges.md."""
+
+    kind: Literal["interest_rate_swap"] = Field(description="Hedge kind: `interest_rate_swap`.")
+    trust_pays: Literal["fixed", "floating"] = Field(
+        "fixed", description="The leg the trust pays: `fixed` (it receives the index) or `floating`."
+    )
+    fixed_rate: InterestRate = Field(description="Annual fixed rate, between -100% and 100%.")
+    spread: InterestRate = Field(0.0, description="Spread over the index of the floating leg.")
+
+
+class InterestRateCap(_HedgeTerms):
+    """An interest-rate cap (利率上限): each payment date the counterparty pays
+    ``max(index - strike, 0) x notional x year fraction``; the trust pays ``premium_rate`` on the
+    notional each period, if any, through its `pay_hedge` step. ``upfront_premium`` is paid at
+    closing out of the issue proceeds, outside the waterfall (recorded, not simulated)."""
+
+    kind: Literal["interest_rate_cap"] = Field(description="Hedge kind: `interest_rate_cap`.")
+    strike: InterestRate = Field(description="Annual strike rate, between -100% and 100%.")
+    premium_rate: NonNegativeRate = Field(
+        0.0, description="Annual premium on the notional the trust pays each period (default 0)."
+    )
+    upfront_premium: Money = Field(
+        0.0, description="Premium paid at closing, outside the waterfall (informational)."
+    )
+
+
+Hedge = Annotated[InterestRateSwap | InterestRateCap, Field(discriminator="kind")]
+
+
 class TriggerEffect(Model):
     """What a trigger does while active."""
 
@@ -1230,6 +1301,17 @@ class Step(Model):
         description="During the revolving period: buy new assets (`revolving`) with all cash in "
         "hand, within the limits; cash not spent waits for the next date. Does nothing after it.",
     )
+    # ---- hedges
+    pay_hedge: Name | None = Field(
+        None,
+        description="Pay a hedge's net payment owed by the trust this period, plus what is unpaid "
+        "from earlier dates (carried without interest).",
+    )
+    pay_hedge_termination: Name | None = Field(
+        None,
+        description="Pay a termination amount the trust owes on a terminated hedge, plus what is "
+        "unpaid from earlier dates (usually junior).",
+    )
 
     @field_validator("pay_fee", "pay_interest", "pay_fee_above_cap", mode="before")
     @classmethod
@@ -1372,6 +1454,11 @@ class Deal(Model):
     revolving: Revolving | None = Field(None, description="A revolving period and what it buys.")
     issuer_call: IssuerCall | None = Field(
         None, description="Optional issuer call (optional redemption) from a date."
+    )
+    # ---- hedges
+    hedges: list[Hedge] = Field(
+        default_factory=list,
+        description="Interest-rate swaps and caps between the trust and a counterparty (docs/hedges.md).",
     )
     risk: RiskModel | None = Field(None, description="Monte Carlo risk model.")
     waterfalls: dict[Name, Waterfall] = Field(

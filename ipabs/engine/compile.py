@@ -4,7 +4,7 @@ step to an opcode. Scenarios and Monte Carlo paths reuse one compiled model."""
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -29,6 +29,7 @@ from ipabs.deal.schema import (
     FloatingRate,
     Formula,
     GuaranteeInsurance,
+    InterestRateSwap,
     LiquiditySupport,
     PoolFactorBelow,
     RefinancingBelowCoupon,
@@ -85,6 +86,8 @@ class CompiledModel:
     cover_names: list[str]
     # ---- calendars
     collection_grid: np.ndarray  # [cut-off, end of collection period 1, ..., T] (day numbers)
+    # ---- hedges
+    hedge_names: list[str] = field(default_factory=list)
 
     @property
     def spec(self) -> Deal:
@@ -595,6 +598,14 @@ def compile_deal(loaded: LoadedDeal) -> CompiledModel:
             else:
                 projections[i, : min(n, len(g.projection))] = g.projection[:n]
 
+    # ---- hedges: their counterparties' default periods follow in the stop array
+    hedges = hedge_arrays(spec, grid, idx, index_ids, amounts, dc)
+    hedge_stop = []
+    for h in spec.hedges:
+        hedge_stop.append(len(provider))
+        provider.append(obligors.index[h.counterparty])
+    hedge_index = {h.name: i for i, h in enumerate(spec.hedges)}
+
     # waterfalls
     ops: list[tuple[int, int, int, int, int]] = []
     pots: list[int] = []
@@ -644,6 +655,8 @@ def compile_deal(loaded: LoadedDeal) -> CompiledModel:
                 ops.append((op, lists.add([fee_index[x] for x in v]), 0, 0, -1))
             elif kind == "buy_assets":
                 ops.append((op, 0, 0, 0, -1))
+            elif kind in ("pay_hedge", "pay_hedge_termination"):  # ---- hedges
+                ops.append((op, hedge_index[v], 0, 0, -1))
             else:  # every step kind compiles to one operation
                 raise AssertionError(f"no opcode for step kind {kind!r}")
         wf_ptr.append(len(ops))
@@ -782,6 +795,15 @@ def compile_deal(loaded: LoadedDeal) -> CompiledModel:
         trg_valuation=i64(trg["valuation"]),
         amt_horizon=np.array(amounts.horizons, dtype=np.int64).reshape(len(arows), n),
         acc_keep=i64([x.after_switch == "keep_funded" for x in spec.accounts]),
+        hg_notional=i64(hedges["notional"]),
+        hg_pay_rate=hedges["pay"],
+        hg_recv_rate=hedges["receive"],
+        hg_year_frac=hedges["year_frac"],
+        hg_discount=hedges["discount"],
+        hg_live=hedges["live"],
+        hg_stop=i64(hedge_stop),
+        hg_on_switch=i64([h.terminate_on_switch for h in spec.hedges]),
+        hg_recovery=f64([h.termination_recovery for h in spec.hedges]),
     )
     return CompiledModel(
         deal=loaded,
@@ -804,6 +826,7 @@ def compile_deal(loaded: LoadedDeal) -> CompiledModel:
         cover=_loss_cover(spec, assets, obligors, dates),
         cover_names=[c.name for c in spec.loss_cover],
         collection_grid=collection_grid,
+        hedge_names=list(hedge_index),
     )
 
 
@@ -856,3 +879,62 @@ def _loss_cover(spec: Deal, assets: AssetArrays, obligors: Obligors, dates: list
         py_cap_total=np.array(p_total, dtype=np.float64),
         period_year=np.array(year, dtype=np.int64),
     )
+
+
+# ---- hedges -------------------------------------------------------------------------------
+
+
+def hedge_arrays(
+    spec: Deal,
+    grid: np.ndarray,
+    idx: tuple[np.ndarray, np.ndarray, np.ndarray],
+    index_ids: dict[str, int],
+    amounts: _Amounts,
+    deal_day_count: int,
+) -> dict[str, Any]:
+    """The ``hedges`` section as arrays: per hedge its notional (an amount index) and, per
+    period, the annual rates of the trust's and the counterparty's legs, the year fraction, the
+    discount factor from closing to the payment date and whether the hedge settles the period.
+
+    The index of a period is its level on the period's first day (reset in advance). The
+    discount factor to payment date ``t`` is ``prod_{u<=t} 1 / (1 + r_u x yf_u)`` on the
+    hedge's index ``r_u`` and year fractions ``yf_u`` (see docs/hedges.md).
+
+    Returns
+    -------
+    dict
+        ``notional`` (list of amount indices, one per hedge, added to ``amounts``), and arrays
+        of shape (H, T): ``pay``, ``receive``, ``year_frac``, ``discount`` and ``live``.
+    """
+    n = len(grid) - 1
+    h_count = len(spec.hedges)
+    pay, receive = np.zeros((h_count, n)), np.zeros((h_count, n))
+    year_frac, discount = np.zeros((h_count, n)), np.ones((h_count, n))
+    live = np.zeros((h_count, n), dtype=np.int64)
+    notional = []
+    ptr, days, rates = idx
+    for i, h in enumerate(spec.hedges):
+        dc = deal_day_count if h.day_count is None else DAY_COUNTS[h.day_count]
+        yf = np.array([year_fraction(int(grid[t]), int(grid[t + 1]), dc) for t in range(n)])
+        level = np.array([index_rate(int(grid[t]), index_ids[h.index], ptr, days, rates) for t in range(n)])
+        if isinstance(h, InterestRateSwap):
+            fixed = np.full(n, float(h.fixed_rate))
+            floating = level + h.spread
+            pay[i], receive[i] = (fixed, floating) if h.trust_pays == "fixed" else (floating, fixed)
+        else:
+            pay[i] = h.premium_rate
+            receive[i] = np.maximum(level - h.strike, 0.0)
+        year_frac[i] = yf
+        discount[i] = np.cumprod(1.0 / (1.0 + level * yf))
+        start = grid[0] if h.start_date is None else to_day(h.start_date)
+        end = grid[-1] if h.end_date is None else to_day(h.end_date)
+        live[i] = (grid[:-1] >= start) & (grid[1:] <= end)
+        notional.append(amounts.add(h.notional))
+    return {
+        "notional": notional,
+        "pay": pay,
+        "receive": receive,
+        "year_frac": year_frac,
+        "discount": discount,
+        "live": live,
+    }

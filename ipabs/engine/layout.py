@@ -155,6 +155,11 @@ STEP_CODES = {
     # ---- support
     "reimburse": OP_REIMBURSE,
 }
+# ---- hedges
+OP_PAY_HEDGE = 20  # a: hedge
+OP_PAY_HEDGE_TERMINATION = 21  # a: hedge
+STEP_CODES["pay_hedge"] = OP_PAY_HEDGE
+STEP_CODES["pay_hedge_termination"] = OP_PAY_HEDGE_TERMINATION
 # the cash a step pays from
 POT_COMBINED = 0  # a waterfall without ledgers: all cash in one pot
 POT_INCOME = 1
@@ -275,6 +280,16 @@ class CompiledDeal(NamedTuple):
     trg_valuation: np.ndarray  # (G,) loan_to_value: amount index of the valuation (-1: none)
     amt_horizon: np.ndarray  # (M, T) next_*: first period after the amount's horizon
     acc_keep: np.ndarray  # (K,) 1 when the account stays funded after a waterfall switch
+    # ---- hedges (H hedges; see docs/hedges.md)
+    hg_notional: np.ndarray  # (H,) amount index of the notional
+    hg_pay_rate: np.ndarray  # (H, T) annual rate of the leg the trust pays (fixed, index or premium)
+    hg_recv_rate: np.ndarray  # (H, T) annual rate of the counterparty's leg (index, fixed or caplet)
+    hg_year_frac: np.ndarray  # (H, T) the hedge's day-count fraction of each period
+    hg_discount: np.ndarray  # (H, T) discount factor from closing to each payment date (its index)
+    hg_live: np.ndarray  # (H, T) 1 when the hedge settles the period
+    hg_stop: np.ndarray  # (H,) index of the counterparty in the stop array
+    hg_on_switch: np.ndarray  # (H,) 1 when a waterfall switch terminates it
+    hg_recovery: np.ndarray  # (H,) share of a termination owed to the trust a defaulted counterparty pays
 
 
 # ---- output tables: last axis of each
@@ -414,6 +429,39 @@ DEAL_FIELDS = (
 # ---- note options
 D_CALL_KIND = 28  # why the pool was sold, on the call date: 1 clean-up call, 2 issuer call
 DEAL_FIELDS = (*DEAL_FIELDS, "call_kind")
+# ---- hedges
+D_HEDGE_RECEIVED = len(DEAL_FIELDS)  # received from hedge counterparties (income collections)
+D_HEDGE_PAID = D_HEDGE_RECEIVED + 1  # paid to hedge counterparties (part of payments)
+DEAL_FIELDS = (*DEAL_FIELDS, "hedge_received", "hedge_paid")
+
+# ---- hedges: the hedge table, one row per hedge
+HG_NOTIONAL = 0  # notional of the period (0 once terminated or outside its dates)
+HG_TRUST_LEG = 1  # what the trust's leg owes for the period (fixed, floating or premium)
+HG_COUNTERPARTY_LEG = 2  # what the counterparty's leg owes for the period
+HG_DUE = 3  # the trust's net payment due, unpaid amounts of earlier dates included
+HG_PAID = 4  # net payment paid by the trust's pay_hedge steps
+HG_UNPAID = 5  # net payment unpaid after the date (carried)
+HG_RECEIVED = 6  # received from the counterparty: net payments and termination amounts
+HG_TERMINATION = 7  # on the termination date: the mark-to-market to the trust (negative: owed by it)
+HG_TERMINATION_PAID = 8  # termination amount paid by pay_hedge_termination steps
+HG_TERMINATION_UNPAID = 9  # termination amount owed by the trust, unpaid after the date
+HG_DEFAULTED = 10  # 1 from the counterparty's default period on
+HG_TERMINATED = 11  # 1 from the termination date on
+HEDGE_FIELDS = (
+    "notional",
+    "trust_leg",
+    "counterparty_leg",
+    "due",
+    "paid",
+    "unpaid",
+    "received",
+    "termination",
+    "termination_paid",
+    "termination_unpaid",
+    "counterparty_defaulted",
+    "terminated",
+)
+N_HEDGE_FIELDS = len(HEDGE_FIELDS)
 
 
 N_TRANCHE_FIELDS = len(TRANCHE_FIELDS)
@@ -453,6 +501,8 @@ class WaterfallTables(NamedTuple):
     support: np.ndarray  # (T, S, len(SUPPORT_FIELDS))
     trigger: np.ndarray  # (T, G, len(TRIGGER_FIELDS))
     deal: np.ndarray  # (T, len(DEAL_FIELDS))
+    # ---- hedges
+    hedge: np.ndarray  # (T, H, len(HEDGE_FIELDS))
 
 
 @njit
@@ -467,4 +517,5 @@ def allocate_tables(cd: CompiledDeal) -> WaterfallTables:
         np.zeros((t, cd.sup_kind.shape[0], N_SUPPORT_FIELDS)),
         np.zeros((t, cd.trg_kind.shape[0], N_TRIGGER_FIELDS)),
         np.zeros((t, N_DEAL_FIELDS)),
+        np.zeros((t, cd.hg_notional.shape[0], N_HEDGE_FIELDS)),
     )

@@ -7,6 +7,8 @@ Per payment date, in order:
    the issuer call when its condition holds);
 2. compute what is due: note interest (plus arrears), principal due, fees (plus arrears);
 3. test the triggers and set the period's mode: sequential principal, trap share, waterfall;
+   then settle the rate hedges (receipts are income; a defaulted counterparty or, when the
+   hedge says so, a waterfall switch terminates a hedge at its mark-to-market);
 4. release account balances above target (all of it at legal final or after acceleration);
 5. run the steps of the active waterfall;
 6. carry unpaid interest and fees as arrears and any unapplied cash to the next date, and
@@ -44,6 +46,8 @@ from ipabs.engine.layout import (
     D_CARRY_OUT,
     D_COLLECTIONS,
     D_CUMULATIVE_DEFAULTS,
+    D_HEDGE_PAID,
+    D_HEDGE_RECEIVED,
     D_INCOME_COLLECTIONS,
     D_PAYMENTS,
     D_POOL_BALANCE,
@@ -72,6 +76,18 @@ from ipabs.engine.layout import (
     FEE_DUE,
     FEE_PAID,
     FEE_PERIOD,
+    HG_COUNTERPARTY_LEG,
+    HG_DEFAULTED,
+    HG_DUE,
+    HG_NOTIONAL,
+    HG_PAID,
+    HG_RECEIVED,
+    HG_TERMINATED,
+    HG_TERMINATION,
+    HG_TERMINATION_PAID,
+    HG_TERMINATION_UNPAID,
+    HG_TRUST_LEG,
+    HG_UNPAID,
     LIMIT_DUE,
     LIMIT_PRINCIPAL_COLLECTIONS,
     N_PERIOD_QUANTITIES,
@@ -80,6 +96,8 @@ from ipabs.engine.layout import (
     OP_FUND_ACCOUNT,
     OP_PAY_FEE,
     OP_PAY_FEE_ABOVE_CAP,
+    OP_PAY_HEDGE,
+    OP_PAY_HEDGE_TERMINATION,
     OP_PAY_INTEREST,
     OP_PAY_PRINCIPAL,
     OP_PAY_RESIDUAL,
@@ -394,6 +412,27 @@ def _settle_puts(cd, t, bal, support_stop, out_tranche, out_support, full):  # t
                 out_support[t, cd.tr_put_supporter[k], SUP_NOTES_HELD] += bought * bal[k] / at_put
 
 
+# ---- hedges -------------------------------------------------------------------------------
+
+
+@njit(leaf=True, inline="always")
+def _hedge_value(cd, h, t, notional):  # type: ignore[no-untyped-def]
+    """Mark-to-market to the trust of hedge ``h`` on payment date ``t``: the net payments of
+    the periods it settles from ``t`` on (period ``t``'s own included, undiscounted), each
+    discounted on the hedge's index curve to that date. A notional that follows a formula is
+    held at ``notional`` (this period's); a fixed or scheduled one follows its values."""
+    m = cd.hg_notional[h]
+    formula = cd.amt_kind[m] != AMT_FIXED and cd.amt_kind[m] != AMT_SCHEDULE
+    base = cd.hg_discount[h, t]
+    value = 0.0
+    for u in range(t, cd.n_periods):
+        if cd.hg_live[h, u] == 1:
+            n_u = notional if formula else cd.amt_value[m, u]
+            net = n_u * (cd.hg_recv_rate[h, u] - cd.hg_pay_rate[h, u]) * cd.hg_year_frac[h, u]
+            value += net * cd.hg_discount[h, u] / base
+    return value
+
+
 @njit
 def run_waterfall(
     cd,  # CompiledDeal
@@ -433,6 +472,7 @@ def allocate_work(cd):  # type: ignore[no-untyped-def]
     n_trg = cd.trg_kind.shape[0]
     # ---- covenants: each trigger's value, then its tests' numerators and denominators by period
     n_amt = cd.amt_kind.shape[0]
+    n_hg = cd.hg_notional.shape[0]  # ---- hedges: what the trust owes, and the terminated flag
     size = (
         6 * n_tr
         + 5 * n_fee
@@ -441,6 +481,7 @@ def allocate_work(cd):  # type: ignore[no-untyped-def]
         + N_PERIOD_QUANTITIES
         + n_trg * (1 + 2 * cd.n_periods)
         + n_amt
+        + 3 * n_hg
     )
     return np.empty(size), np.empty(4 * n_trg, dtype=np.int64)
 
@@ -570,6 +611,13 @@ def waterfall_path(cd, coll, support_stop, out, work, flags, full, rv):  # type:
     # ---- covenants: a trailing test's numerator and denominator in each period
     test_num = work[o : o + n_trg * n_t].reshape((n_trg, n_t))
     test_den = work[o + n_trg * n_t : o + 2 * n_trg * n_t].reshape((n_trg, n_t))
+    o += 2 * n_trg * n_t
+    # ---- hedges: net payments and termination amounts the trust owes, and 1 once terminated
+    n_hg = cd.hg_notional.shape[0]
+    hg_owed = work[o : o + n_hg]
+    hg_term = work[o + n_hg : o + 2 * n_hg]
+    hg_done = work[o + 2 * n_hg : o + 3 * n_hg]
+    out_hedge = out.hedge
     # each n_trg long, then their copies at the start of the period (see 3. triggers)
     breaches = flags[0 : 2 * n_trg]
     active = flags[2 * n_trg : 4 * n_trg]  # 1 while the trigger is in effect
@@ -598,6 +646,7 @@ def waterfall_path(cd, coll, support_stop, out, work, flags, full, rv):  # type:
         out_support[:] = 0.0
         out_trigger[:] = 0.0
         out_deal[:] = 0.0
+        out_hedge[:] = 0.0
 
     # After the last period with any asset cash, a period in which nothing is owed or held
     # changes nothing: a Monte Carlo path stops there (its tranche rows stay zero).
@@ -945,6 +994,53 @@ def waterfall_path(cd, coll, support_stop, out, work, flags, full, rv):  # type:
                 if active[g] == 1 and cd_trg_end_revolving[g]:
                     revolving_ended = True
             revolving = t <= cd.rv_last and not revolving_ended and not called
+        hedge_received = 0.0  # ---- hedges: settle, or terminate, each hedge
+        hedge_paid = 0.0
+        if n_hg > 0:
+            for h in range(n_hg):
+                defaulted = t >= support_stop[cd.hg_stop[h]]
+                notional = 0.0
+                trust_leg = 0.0
+                cp_leg = 0.0
+                received = 0.0
+                if hg_done[h] == 0.0 and outstanding > EPS:
+                    n_now = _amount(cd, cd.hg_notional[h], t, pool_start, pool_end, bal, int_due_total, pq)
+                    if defaulted or (cd.hg_on_switch[h] == 1 and accelerated):
+                        # terminated at its mark-to-market: owed by the trust, it waits for a
+                        # pay_hedge_termination step; owed to it, a defaulted counterparty
+                        # pays the stated recovery share of it
+                        value = _hedge_value(cd, h, t, n_now)
+                        hg_done[h] = 1.0
+                        if value < 0.0:
+                            hg_term[h] += -value
+                        else:
+                            received = value * (cd.hg_recovery[h] if defaulted else 1.0)
+                        if full:
+                            out_hedge[t, h, HG_TERMINATION] = value
+                    elif cd.hg_live[h, t] == 1:
+                        notional = n_now
+                        trust_leg = notional * cd.hg_pay_rate[h, t] * cd.hg_year_frac[h, t]
+                        cp_leg = notional * cd.hg_recv_rate[h, t] * cd.hg_year_frac[h, t]
+                        if cp_leg >= trust_leg:
+                            received = cp_leg - trust_leg
+                        else:
+                            hg_owed[h] += trust_leg - cp_leg
+                hedge_received += received
+                if full:
+                    out_hedge[t, h, HG_NOTIONAL] = notional
+                    out_hedge[t, h, HG_TRUST_LEG] = trust_leg
+                    out_hedge[t, h, HG_COUNTERPARTY_LEG] = cp_leg
+                    out_hedge[t, h, HG_DUE] = hg_owed[h]
+                    out_hedge[t, h, HG_RECEIVED] = received
+                    out_hedge[t, h, HG_DEFAULTED] = 1.0 if defaulted else 0.0
+                    out_hedge[t, h, HG_TERMINATED] = hg_done[h]
+            # receipts are income collections of the period
+            avail_i += hedge_received
+            income_coll += hedge_received
+            if cd.period_quantities:
+                pq[1] = income_coll
+            if full:
+                row[D_INCOME_COLLECTIONS] = income_coll
         if full:
             row[D_REVOLVING] = 1.0 if revolving else 0.0
             row[D_WATERFALL] = wf
@@ -1211,6 +1307,18 @@ def waterfall_path(cd, coll, support_stop, out, work, flags, full, rv):  # type:
                 paid_total += xi + xp
                 if on_principal:
                     principal_used += xi
+            elif op == OP_PAY_HEDGE or op == OP_PAY_HEDGE_TERMINATION:  # ---- hedges
+                owed_h = hg_owed if op == OP_PAY_HEDGE else hg_term
+                x = min(avail, owed_h[a])
+                if x > EPS:
+                    owed_h[a] -= x
+                    avail -= x
+                    paid_total += x
+                    hedge_paid += x
+                    if on_principal:
+                        principal_used += x
+                    if full:
+                        out_hedge[t, a, HG_PAID if op == OP_PAY_HEDGE else HG_TERMINATION_PAID] += x
             elif op == OP_PAY_RESIDUAL:
                 if avail > EPS:
                     x = min(avail, bal[a])
@@ -1241,6 +1349,14 @@ def waterfall_path(cd, coll, support_stop, out, work, flags, full, rv):  # type:
             out_tranche[t, k, TR_INTEREST_ARREARS] = arrears[k]
         for f in range(n_fee):
             fee_arrears[f] = fee_due[f] if fee_due[f] > EPS else 0.0
+        for h in range(n_hg):  # ---- hedges: what stays unpaid is carried
+            if hg_owed[h] <= EPS:
+                hg_owed[h] = 0.0
+            if hg_term[h] <= EPS:
+                hg_term[h] = 0.0
+            if full:
+                out_hedge[t, h, HG_UNPAID] = hg_owed[h]
+                out_hedge[t, h, HG_TERMINATION_UNPAID] = hg_term[h]
         if cd_put_any == 1:  # ---- note options: investor puts, after the date's payments
             _settle_puts(cd, t, bal, support_stop, out_tranche, out_support, full)
         carry = avail_i + avail_p
@@ -1272,6 +1388,8 @@ def waterfall_path(cd, coll, support_stop, out, work, flags, full, rv):  # type:
             row[D_PURCHASE_PRICE] = purchase_paid
             row[D_UNINVESTED] = kept
             row[D_PURCHASED_COLLECTIONS] = purchased_cash
+            row[D_HEDGE_RECEIVED] = hedge_received  # ---- hedges
+            row[D_HEDGE_PAID] = hedge_paid
             if revolves:
                 row[D_PURCHASED_DEFAULTS] = rv.flow[F_DEFAULT]
                 row[D_PURCHASED_BALANCE] = (0.0 if called else rv.flow[F_BALANCE_END]) + bought

@@ -69,6 +69,7 @@ LABELS: dict[str, tuple[str, str]] = {
     "pool.royalty": ("royalties and income shares", "许可费及收益分成"),
     "deal.call_proceeds": ("clean-up call", "清仓回购"),
     "deal.support_draws": ("support draws", "差额支付及流动性支持"),
+    "deal.hedge_received": ("hedge receipts", "利率对冲收入"),
     "deal.account_withdrawals": ("account withdrawals", "储备金等账户提取"),
     "deal.cash_brought_forward": ("brought forward", "上期结转"),
     "fees": ("fees", "税费及费用"),
@@ -76,6 +77,7 @@ LABELS: dict[str, tuple[str, str]] = {
     "principal_paid": ("principal paid", "证券本金"),
     "residual_paid": ("residual paid", "次级剩余收益"),
     "support_repaid": ("liquidity repaid", "流动性支持偿还"),
+    "deal.hedge_paid": ("hedge payments", "利率对冲支付"),
     "deal.account_deposits": ("account deposits", "储备金等账户存入"),
     "deal.cash_carried_forward": ("carried forward", "结转下期"),
     "triggers_title": ("Trigger tests", "触发事件测试"),
@@ -139,6 +141,7 @@ SOURCES = (
     "pool.royalty",
     "deal.call_proceeds",
     "deal.support_draws",
+    "deal.hedge_received",
     "deal.account_withdrawals",
     "deal.cash_brought_forward",
 )
@@ -150,11 +153,12 @@ USES = (
     "principal_paid",
     "residual_paid",
     "support_repaid",
+    "deal.hedge_paid",
     "deal.account_deposits",
     "deal.cash_carried_forward",
 )
 """Cash out, per period: fees, the tranches' interest, principal and residual, liquidity
-repayments, account deposits and cash carried forward."""
+repayments, payments to hedge counterparties, account deposits and cash carried forward."""
 
 
 # --------------------------------------------------------------------------- shared pieces
@@ -442,7 +446,12 @@ def cash_sources_and_uses(result: RunResult) -> tuple[pd.DataFrame, pd.DataFrame
     p = result.periods
     cols = p.columns
     tranches = list(result.summary.index)
-    fees = [c[: -len(".unpaid")] for c in cols if c.endswith(".unpaid")]
+    # fees are the groups with an `unpaid` column, hedges excepted (they have a counterparty leg)
+    fees = [
+        c[: -len(".unpaid")]
+        for c in cols
+        if c.endswith(".unpaid") and f"{c[: -len('.unpaid')]}.counterparty_leg" not in cols
+    ]
     supports = [c[: -len(".cumulative_draw")] for c in cols if c.endswith(".cumulative_draw")]
 
     def total(columns: list[str]) -> pd.Series:
@@ -458,6 +467,7 @@ def cash_sources_and_uses(result: RunResult) -> tuple[pd.DataFrame, pd.DataFrame
             "support_repaid": total(
                 [f"{s}.{x}" for s in supports for x in ("principal_repaid", "interest_paid")]
             ),
+            "deal.hedge_paid": p["deal.hedge_paid"],
             "deal.account_deposits": p["deal.account_deposits"],
             "deal.cash_carried_forward": p["deal.cash_carried_forward"],
         }
@@ -468,8 +478,9 @@ def cash_sources_and_uses(result: RunResult) -> tuple[pd.DataFrame, pd.DataFrame
 
 def sources_and_uses(result: RunResult, *, lang: str = "en") -> Figure:
     """Stacked bars per period: cash in above zero (collections by kind, call proceeds, support
-    draws, account withdrawals, cash brought forward), cash out below (fees, interest,
-    principal, residual, liquidity repayments, account deposits, cash carried forward).
+    draws, hedge receipts, account withdrawals, cash brought forward), cash out below (fees,
+    interest, principal, residual, liquidity repayments, hedge payments, account deposits, cash
+    carried forward).
 
     Kinds that are zero in every period are left out. Each bar container carries its column
     name (:data:`SOURCES`, :data:`USES`) as the ``gid`` of its bars.
