@@ -348,6 +348,7 @@ def deals(
     draw(note_options(spec, pool, m, n_periods, safe))
     if not safe:
         _with_ledgers(draw, spec, pool)
+    _with_time_varying(draw, spec, n_periods)
     facts = {
         "pool": pool,
         "initial_accounts": float(sum(a.get("initial", 0.0) for a in accounts)),
@@ -355,6 +356,32 @@ def deals(
         "royalty": royalty,
     }
     return spec, facts
+
+
+# ---- time-varying scenarios
+
+
+def _with_time_varying(draw: Any, spec: dict[str, Any], n_periods: int) -> None:
+    """Maybe move the royalty base along a random path: growth or level vectors by period and
+    dated shocks (a jump and a new growth rate) between closing and legal final."""
+    if "royalties" not in spec["pools"][0] or not draw(st.booleans()):
+        return
+    path: dict[str, Any] = {}
+    if draw(st.booleans()):
+        path["growth_vector"] = [_pct(draw, -500, 500) for _ in range(draw(st.integers(1, n_periods)))]
+    if draw(st.booleans()):
+        path["level_vector"] = [_pct(draw, 0, 1500) for _ in range(draw(st.integers(1, n_periods)))]
+    span = (spec["deal"]["legal_final_date"] - CLOSING).days
+    days = sorted(set(draw(st.lists(st.integers(-30, span), min_size=1, max_size=3))))
+    path["shocks"] = [
+        {
+            "from": CLOSING + dt.timedelta(days=d),
+            "level": _pct(draw, -900, 500),
+            "growth": _pct(draw, -300, 300),
+        }
+        for d in days
+    ]
+    spec["scenarios"]["base"]["royalty"] = path
 
 
 def _with_ledgers(draw: Any, spec: dict[str, Any], pool: float) -> None:
@@ -756,6 +783,7 @@ def test_royalty_collected_is_the_streams_own_payments(case: tuple[dict[str, Any
     stream = facts["royalty"]
     # a clean-up call sells the pool, royalty streams included (docs/outputs.md): not here
     spec.pop("clean_up_call", None)
+    spec["scenarios"]["base"].pop("royalty", None)  # the stream's own flat base
     res = run_spec(spec)
     collected = res.collections[..., C_ROYALTY].sum()
     expected = 0.0 if stream is None else own_royalty_payments(stream, spec["deal"]["legal_final_date"])

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from itertools import pairwise
 from typing import Annotated, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from ipabs.deal.base import Model
-from ipabs.deal.types import MAX_TERM_MONTHS, Date, NonNegative, Rate, Share
+from ipabs.deal.types import MAX_TERM_MONTHS, Date, NonNegative, NonNegativeRate, Rate, Share
 
 
 class DefaultAssumption(Model):
@@ -68,8 +69,70 @@ class RecoveryAssumption(Model):
     )
 
 
-class RoyaltyAssumption(Model):
-    """Royalty base assumptions of a scenario."""
+# ---- time-varying royalty bases
 
-    growth: Rate | None = Field(None, description="Replaces the streams' base growth rate.")
+
+class RoyaltyShock(Model):
+    """A dated change of a royalty base (licensee sales or company income): on ``from`` the
+    base moves at once by ``level`` (-40% keeps 60% of it), and from then on it grows at
+    ``growth`` a year (none: the growth it had)."""
+
+    from_: Date = Field(alias="from", description="Date from which the change applies.")
+    level: Rate = Field(
+        0.0, gt=-1, description="Jump of the base on the date, as a share of it (-40%: 60% remains)."
+    )
+    growth: Rate | None = Field(
+        None, gt=-1, description="Annual growth of the base from the date on (none: unchanged)."
+    )
+
+
+class RoyaltyPath(Model):
+    """How royalty bases move over time: a growth rate, growth and level vectors by payment
+    period, and dated shocks. Shared by a scenario's `royalty` and the Monte Carlo's
+    `risk.royalty` (whose random factor then multiplies this path)."""
+
+    growth: Rate | None = Field(None, gt=-1, description="Replaces the streams' base growth rate (annual).")
+    growth_vector: list[Annotated[Rate, Field(gt=-1)]] | None = Field(
+        None,
+        min_length=1,
+        description="Annual growth of the base in each payment period of the deal (the first "
+        "value also before closing); the last value repeats. Replaces `growth`.",
+    )
+    level_vector: list[NonNegativeRate] | None = Field(
+        None,
+        min_length=1,
+        description="Factor on the projected base in each payment period (1: as projected, 0.6: "
+        "40% below); the last value repeats.",
+    )
+    shocks: list[RoyaltyShock] = Field(
+        default_factory=list,
+        description="Dated jumps and growth changes of the base, in date order "
+        "(`{from: 2001-01-01, level: -40%, growth: -10%}`).",
+    )
+
+    @field_validator("shocks")
+    @classmethod
+    def _in_date_order(cls, v: list[RoyaltyShock]) -> list[RoyaltyShock]:
+        for a, b in pairwise(v):
+            if b.from_ <= a.from_:
+                raise ValueError(
+                    f"shocks must be in date order with distinct dates: {b.from_} follows {a.from_}"
+                )
+        return v
+
+    @model_validator(mode="after")
+    def _one_growth(self) -> RoyaltyPath:
+        if self.growth is not None and self.growth_vector is not None:
+            raise ValueError("give one of growth or growth_vector, not both")
+        return self
+
+    def is_flat(self) -> bool:
+        """True when the path is one constant growth rate (no vectors, no shocks)."""
+        return self.growth_vector is None and self.level_vector is None and not self.shocks
+
+
+class RoyaltyAssumption(RoyaltyPath):
+    """Royalty base assumptions of a scenario: the base's path (:class:`RoyaltyPath`) and a
+    haircut on every payment."""
+
     haircut: Share = Field(0.0, description="Share cut from every royalty and income-share payment.")

@@ -9,7 +9,7 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from ipabs.deal.assumptions import PrepaymentAssumption
+from ipabs.deal.assumptions import PrepaymentAssumption, RoyaltyPath
 from ipabs.deal.base import Model
 from ipabs.deal.types import (
     MAX_TERM_MONTHS,
@@ -91,15 +91,17 @@ class RecoveryModel(Model):
         return self
 
 
-class RoyaltyRisk(Model):
+class RoyaltyRisk(RoyaltyPath):
     """Risk of royalty and income-share streams.
 
     The annual base (sales or income) is ``expected base x exp(volatility x W_t -
     volatility^2 t / 2)`` with a Brownian motion ``W`` whose value at the stream's horizon has
     correlation ``systematic_loading`` with the global factor, so the mean base equals the
-    deterministic one. A patent is invalidated at a constant yearly hazard; afterwards the
-    stream loses ``invalidation_cut`` of its payments. Royalties stop at patent expiry and when
-    the licensee defaults.
+    deterministic one. The expected base follows the streams' own growth unless ``growth``,
+    ``growth_vector``, ``level_vector`` or ``shocks`` give it a path (the same fields and
+    meaning as a scenario's `royalty`; here they apply to every stream). A patent is
+    invalidated at a constant yearly hazard; afterwards the stream loses ``invalidation_cut``
+    of its payments. Royalties stop at patent expiry and when the licensee defaults.
     """
 
     volatility: NonNegativeRate = Field(0.0, description="Annual volatility of the log base (0.2 or '20%').")

@@ -7,7 +7,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from ipabs.collateral.royalty import royalty_grid
+from ipabs.collateral.royalty import base_path, royalty_grid
 from ipabs.deal.risk import RiskModel
 from ipabs.deal.schema import MONTHS_PER_PERIOD
 from ipabs.engine.compile import CompiledModel
@@ -407,7 +407,10 @@ def compile_risk(model: CompiledModel, risk: RiskModel | None = None) -> RiskArr
         beta_q = special.betaincinv(m * k, (1.0 - m) * k, u)
 
     roy = model.royalties
-    rg = royalty_grid(roy, grid, roy.growth)
+    # the expected base follows risk.royalty's path (growth, vectors, shocks) when it gives one
+    rg = royalty_grid(
+        roy, grid, roy.growth, [base_path(risk.royalty, float(roy.growth[r])) for r in range(len(roy))]
+    )
     frequency = 12 // MONTHS_PER_PERIOD[model.spec.deal.payment_frequency]
     hazard = risk.royalty.invalidation_hazard
     g_threshold = np.array(thresholds, dtype=np.float64).reshape(-1, n)

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ipabs.collateral.royalty import royalty_schedule
+from ipabs.collateral.royalty import base_path, royalty_schedule
 from ipabs.dates import from_day
 from ipabs.deal.schema import Scenario
 from ipabs.engine.compile import CompiledModel
@@ -183,6 +183,7 @@ def scenario_inputs(model: CompiledModel, name: str | None = None) -> DriverInpu
     roy_mdr = np.zeros((len(roy), n))
     growth = []
     haircut = []
+    paths = []
     for r in range(len(roy)):
         o = int(roy.obligor[r])
         asm = resolve(sc, pools[int(roy.pool[r])], ob_names[o])
@@ -191,7 +192,8 @@ def scenario_inputs(model: CompiledModel, name: str | None = None) -> DriverInpu
             roy_mdr[r, named[o]] = 1.0
         growth.append(roy.growth[r] if asm.royalty.growth is None else asm.royalty.growth)
         haircut.append(asm.royalty.haircut)
-    accrual, pay_period = royalty_schedule(roy, grid, np.array(growth), np.array(haircut))
+        paths.append(base_path(asm.royalty, float(roy.growth[r])))
+    accrual, pay_period = royalty_schedule(roy, grid, np.array(growth), np.array(haircut), paths)
 
     sup_stop = np.array([named.get(int(p), n) for p in model.support_provider], dtype=np.int64)
     return DriverInputs(

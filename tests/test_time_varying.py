@@ -1,0 +1,215 @@
+"""Time-varying scenarios: royalty bases along growth and level vectors and dated shocks.
+
+The expected royalties are built here from the calendar and the closed form of the base (a
+running royalty of 10% accrues ``10% x sales(mid-slot) x days / 365``), not from the
+engine's slots or its path function.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from itertools import pairwise
+
+import numpy as np
+import pytest
+from helpers import CENT, assert_cents, col, compile_text
+
+from ipabs import api
+from ipabs.deal.load import parse_deal
+from ipabs.deal.risk import RiskModel
+from ipabs.errors import DealError
+from ipabs.montecarlo import simulate
+from ipabs.risk.montecarlo_numba_fns import P_ROYALTY
+
+CLOSING = dt.date(2000, 1, 1)
+# quarterly note dates; the stream pays on the same dates
+DATES = [dt.date(2000 + (3 * k // 12), 1 + (3 * k) % 12, 1) for k in range(1, 9)]
+SALES = 1_200_000.0
+RATE = 0.10
+
+
+def deal(royalty: str = "{}", overrides: str = "", risk: str = "", second_stream: bool = False) -> str:
+    """A flat-rate running royalty on sales of 1.2m growing 5% a year, quarterly from
+    2000-01-01 to 2002-01-01, and a zero-coupon note taking all cash."""
+    second = (
+        "\n      - {obligor: Other, kind: running, rate: 10%, sales: {initial: 1.2m, growth: 5%}}"
+        if second_stream
+        else ""
+    )
+    return f"""deal:
+  name: time-varying royalties
+  closing_date: 2000-01-01
+  first_payment_date: 2000-04-01
+  payment_frequency: quarterly
+  legal_final_date: 2002-01-01
+  collateral_shortfall_reason: the streams are valued by appraisal
+pools:
+  - name: pool
+    royalties:
+      - {{obligor: Licensee, kind: running, rate: 10%, sales: {{initial: 1.2m, growth: 5%}}}}{second}
+tranches:
+  - {{name: notes, balance: 1m}}
+waterfalls:
+  normal:
+    - pay_principal: notes
+    - pay_residual: notes
+scenarios:
+  base:
+    royalty: {royalty}
+{overrides}{risk}"""
+
+
+def days(a: dt.date, b: dt.date) -> float:
+    return float((b - a).days)
+
+
+def expected(sales_at, cuts: tuple[dt.date, ...] = ()) -> np.ndarray:  # type: ignore[no-untyped-def]
+    """Royalty per quarter: each quarter (cut at ``cuts``) accrues 10% x sales at the middle
+    of each piece x its days / 365, paid at the quarter's end."""
+    out = []
+    prev = CLOSING
+    for end in DATES:
+        bounds = [prev, *(c for c in cuts if prev < c < end), end]
+        total = 0.0
+        for s, e in pairwise(bounds):
+            mid = days(CLOSING, s) + days(s, e) / 2.0  # days from closing to the middle
+            total += RATE * sales_at(mid) * days(s, e) / 365.0
+        out.append(total)
+        prev = end
+    return np.array(out)
+
+
+def test_destocking_shock_cuts_the_base_by_40_percent_then_10_percent_a_year() -> None:
+    # from 2001-01-01 the licensee destocks: sales drop 40% at once, then fall 10% a year
+    shock_day = days(CLOSING, dt.date(2001, 1, 1))
+
+    def sales(mid: float) -> float:
+        if mid <= shock_day:
+            return SALES * 1.05 ** (mid / 365.0)
+        return SALES * 1.05 ** (shock_day / 365.0) * 0.6 * 0.9 ** ((mid - shock_day) / 365.0)
+
+    text = deal("{shocks: [{from: 2001-01-01, level: -40%, growth: -10%}]}")
+    royalty = col(api.run(compile_text(text)), "pool.royalty")
+    assert_cents(royalty, expected(sales), "royalty per quarter")
+    # the first four quarters are untouched: 10% x 1.2m x 1.05^(mid) x days/365
+    q1 = RATE * SALES * 1.05 ** (45.5 / 365.0) * 91 / 365.0
+    assert royalty[0] == pytest.approx(q1, abs=CENT)
+
+
+def test_a_shock_inside_a_quarter_splits_the_quarters_accrual_at_its_date() -> None:
+    # a level-only shock on 2001-02-15 (mid-quarter): the base keeps growing 5% a year
+    shock = dt.date(2001, 2, 15)
+    shock_day = days(CLOSING, shock)
+
+    def sales(mid: float) -> float:
+        return SALES * 1.05 ** (mid / 365.0) * (0.5 if mid > shock_day else 1.0)
+
+    text = deal("{shocks: [{from: 2001-02-15, level: -50%}]}")
+    royalty = col(api.run(compile_text(text)), "pool.royalty")
+    want = expected(sales, cuts=(shock,))
+    assert_cents(royalty, want, "royalty per quarter")
+    # Jan 1 -> Feb 15 (45 days) at full sales, Feb 15 -> Apr 1 (45 days) at half
+    q5 = RATE * SALES * (1.05 ** ((366 + 22.5) / 365) * 45 + 0.5 * 1.05 ** ((366 + 67.5) / 365) * 45) / 365
+    assert royalty[4] == pytest.approx(q5, abs=CENT)
+
+
+def test_growth_vector_by_payment_period() -> None:
+    # flat for the first four quarters, then 20% a year from 2001-01-01 (the 5th period)
+    start_5 = days(CLOSING, dt.date(2001, 1, 1))
+
+    def sales(mid: float) -> float:
+        return SALES * 1.2 ** (max(mid - start_5, 0.0) / 365.0)
+
+    text = deal("{growth_vector: [0%, 0%, 0%, 0%, 20%]}")
+    royalty = col(api.run(compile_text(text)), "pool.royalty")
+    assert_cents(royalty, expected(sales), "royalty per quarter")
+    assert royalty[0] == pytest.approx(RATE * SALES * 91 / 365, abs=CENT)
+
+
+def test_level_vector_scales_the_projected_base_by_period() -> None:
+    def sales(mid: float) -> float:
+        level = 1.0 if mid < days(CLOSING, DATES[2]) else 0.5  # periods 4.. at half
+        return SALES * 1.05 ** (mid / 365.0) * level
+
+    text = deal("{level_vector: [1, 1, 1, 50%]}")
+    royalty = col(api.run(compile_text(text)), "pool.royalty")
+    assert_cents(royalty, expected(sales), "royalty per quarter")
+
+
+def test_shock_on_one_stream_through_an_obligor_override() -> None:
+    flat = expected(lambda mid: SALES * 1.05 ** (mid / 365.0))
+    shock_day = days(CLOSING, dt.date(2001, 1, 1))
+
+    def shocked(mid: float) -> float:
+        return SALES * 1.05 ** (mid / 365.0) * (0.6 if mid > shock_day else 1.0)
+
+    shock = "{shocks: [{from: 2001-01-01, level: -40%}]}"
+    overrides = f"    overrides:\n      - {{obligor: Other, royalty: {shock}}}\n"
+    text = deal(overrides=overrides, second_stream=True)
+    royalty = col(api.run(compile_text(text)), "pool.royalty")
+    assert_cents(royalty, flat + expected(shocked), "royalty per quarter")
+
+
+def test_monte_carlo_base_follows_the_risk_models_path() -> None:
+    # risk.royalty carries the same shock as the scenario: with no volatility and no defaults
+    # every path collects the deterministic royalties, period by period
+    shock = "{from: 2001-01-01, level: -40%, growth: -10%}"
+    risk = (
+        f"risk:\n  default_pd: 0\n  royalty: {{volatility: 0, invalidation_hazard: 0, shocks: [{shock}]}}\n"
+    )
+    model = compile_text(deal(f"{{shocks: [{shock}]}}", risk=risk))
+    det = col(api.run(model), "pool.royalty")
+    result = simulate(model, paths=3, seed=5, threads=1, keep=[1])
+    assert np.allclose(result.pool_outcomes[:, P_ROYALTY], det.sum(), rtol=0, atol=CENT)
+    kept = result.kept[1].periods["pool.royalty"].to_numpy(dtype=np.float64)
+    assert_cents(kept, det, "path royalty per quarter")
+    # a risk model without the shock projects the unshocked base
+    flat = RiskModel.model_validate({"default_pd": 0.0, "royalty": {"volatility": 0.0}})
+    plain = simulate(model, paths=1, seed=5, threads=1, risk=flat)
+    unshocked = expected(lambda mid: SALES * 1.05 ** (mid / 365.0)).sum()
+    assert math.isclose(plain.pool_outcomes[0, P_ROYALTY], unshocked, abs_tol=CENT)
+
+
+BAD = [
+    # (id, royalty, field path, words)
+    (
+        "shocks out of date order",
+        "{shocks: [{from: 2001-06-01, level: -10%}, {from: 2001-01-01, level: -40%}]}",
+        "scenarios.base.royalty.shocks",
+        "date order",
+    ),
+    ("shock of -100%", "{shocks: [{from: 2001-01-01, level: -100%}]}", "shocks[0].level", "greater than -1"),
+    ("growth and growth_vector", "{growth: 2%, growth_vector: [1%]}", "scenarios.base.royalty", "not both"),
+    ("empty level_vector", "{level_vector: []}", "royalty.level_vector", "at least 1"),
+    ("negative level", "{level_vector: [1, -0.5]}", "royalty.level_vector[1]", "negative"),
+]
+
+
+@pytest.mark.parametrize(("royalty", "path", "words"), [b[1:] for b in BAD], ids=[b[0] for b in BAD])
+def test_bad_royalty_path_is_a_located_error(royalty: str, path: str, words: str) -> None:
+    text = deal(royalty)
+    with pytest.raises(DealError) as info:
+        parse_deal(text, "deal.yaml")
+    (issue,) = info.value.issues
+    assert issue.path.endswith(path), issue
+    assert words in issue.message, issue
+    assert issue.line == next(n for n, line in enumerate(text.splitlines(), 1) if "royalty: {" in line)
+    assert issue.column > 0, issue
+
+
+def test_the_documented_destocking_example_runs() -> None:
+    import re
+    from pathlib import Path
+
+    from helpers import assert_conserved
+
+    doc = (Path(__file__).resolve().parents[1] / "docs" / "scenarios.md").read_text(encoding="utf-8")
+    text = re.search(r"```yaml\n(.*?)```", doc, re.S).group(1)  # type: ignore[union-attr]
+    model = compile_text(text)
+    runs = {name: api.run(model, name) for name in ("base", "destocking", "slowdown")}
+    for result in runs.values():
+        assert_conserved(result, 1e6)
+    base, destocked = (col(runs[n], "pool.royalty") for n in ("base", "destocking"))
+    assert_cents(destocked[:4], base[:4], "before the shock")
+    assert np.all(destocked[4:] < base[4:])
