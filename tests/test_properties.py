@@ -362,8 +362,17 @@ def deals(
 
 
 def _with_time_varying(draw: Any, spec: dict[str, Any], n_periods: int) -> None:
-    """Maybe move the royalty base along a random path: growth or level vectors by period and
-    dated shocks (a jump and a new growth rate) between closing and legal final."""
+    """Maybe recover in instalments instead of after one lag, and maybe move the royalty base
+    along a random path: growth or level vectors by period and dated shocks (a jump and a new
+    growth rate) between closing and legal final."""
+    if "revolving" not in spec and draw(st.booleans()):
+        recovery = spec["scenarios"]["base"]["recovery"]
+        months = sorted(set(draw(st.lists(st.integers(0, 30), min_size=1, max_size=3))))
+        tenths = [1] * len(months)
+        for _ in range(10 - len(months)):  # shares in tenths, adding up to exactly 1
+            tenths[draw(st.integers(0, len(months) - 1))] += 1
+        recovery.pop("lag_months", None)
+        recovery["timing"] = [{"months": m, "share": k / 10} for m, k in zip(months, tenths, strict=True)]
     if "royalties" not in spec["pools"][0] or not draw(st.booleans()):
         return
     path: dict[str, Any] = {}

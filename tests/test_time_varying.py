@@ -213,3 +213,173 @@ def test_the_documented_destocking_example_runs() -> None:
     base, destocked = (col(runs[n], "pool.royalty") for n in ("base", "destocking"))
     assert_cents(destocked[:4], base[:4], "before the shock")
     assert np.all(destocked[4:] < base[4:])
+
+
+# --------------------------------------------------------------------------- recovery timing
+
+
+def recovery_deal(recovery: str, default_period: int, risk_recovery: str = "{rate: 50%}") -> str:
+    """Two 1m zero-rate bullet loans due 2026-01-01, monthly notes; A defaults in the given
+    period; the principal deficiency ledger records realised losses."""
+    return f"""deal:
+  name: recovery timing
+  closing_date: 2024-01-01
+  first_payment_date: 2024-02-01
+  payment_frequency: monthly
+  legal_final_date: 2026-01-01
+pools:
+  - name: pool
+    loans:
+      - {{obligor: A, balance: 1m, rate: 0, term_months: 24, amortisation: bullet,
+         payment_frequency: monthly}}
+      - {{obligor: B, balance: 1m, rate: 0, term_months: 24, amortisation: bullet,
+         payment_frequency: monthly}}
+scenarios:
+  base:
+    defaults: {{obligors: {{A: {default_period}}}}}
+    recovery: {recovery}
+tranches:
+  - {{name: notes, balance: 2m}}
+ledgers:
+  principal_deficiency_debits: [realised_losses]
+waterfalls:
+  normal:
+    income:
+      - pay_residual: notes
+    principal:
+      - pay_principal: notes
+      - pay_residual: notes
+risk:
+  default_pd: 0
+  recovery: {risk_recovery}
+"""
+
+
+def period_of(day: dt.date) -> int:
+    """0-based monthly note period ending on ``day`` (a first of the month)."""
+    return (day.year - 2024) * 12 + day.month - 2
+
+
+def test_recovery_split_30_70_at_6_and_18_months() -> None:
+    # A defaults in period 3 (Mar 1 -> Apr 1, 2024) with 1m outstanding; 50% is recovered,
+    # 30% of it on 2024-10-01 (6 months after the period's end), 70% on 2025-10-01 (18 months)
+    text = recovery_deal("{rate: 50%, timing: [{months: 6, share: 30%}, {months: 18, share: 70%}]}", 3)
+    res = api.run(compile_text(text))
+    n = 24
+    recovery = np.zeros(n)
+    recovery[period_of(dt.date(2024, 10, 1))] = 150_000.0
+    recovery[period_of(dt.date(2025, 10, 1))] = 350_000.0
+    assert period_of(dt.date(2024, 10, 1)) == 8 and period_of(dt.date(2025, 10, 1)) == 20
+    assert_cents(col(res, "pool.recovery"), recovery, "recovery")
+    loss = np.zeros(n)
+    loss[2] = 500_000.0  # the expected loss is known at default
+    assert_cents(col(res, "pool.loss"), loss, "loss")
+    realised = np.zeros(n)
+    realised[20] = 500_000.0  # the loss is realised with the last instalment
+    assert_cents(col(res, "pool.realised_loss"), realised, "realised loss")
+    # the deficiency ledger records the realised loss at the end of the liquidation
+    ledger = np.where(np.arange(n) >= 20, 500_000.0, 0.0)
+    ledger[-1] = col(res, "deal.principal_deficiency")[-1]  # legal final: the ledger may close
+    assert_cents(col(res, "deal.principal_deficiency")[:-1], ledger[:-1], "principal deficiency")
+
+
+def test_an_instalment_after_legal_final_is_lost_and_the_loss_never_realised() -> None:
+    # A defaults in period 12 (ends 2025-01-01): 30% arrives 2025-07-01, 70% would come on
+    # 2026-07-01, after legal final, and is lost
+    text = recovery_deal("{rate: 50%, timing: [{months: 6, share: 30%}, {months: 18, share: 70%}]}", 12)
+    res = api.run(compile_text(text))
+    recovery = np.zeros(24)
+    recovery[period_of(dt.date(2025, 7, 1))] = 150_000.0
+    assert_cents(col(res, "pool.recovery"), recovery, "recovery")
+    assert col(res, "pool.loss")[11] == pytest.approx(850_000.0, abs=CENT)
+    assert col(res, "pool.realised_loss").sum() == 0.0
+
+
+def test_timing_in_one_instalment_equals_lag_months() -> None:
+    lag = api.run(compile_text(recovery_deal("{rate: 50%, lag_months: 7}", 4)))
+    timing = api.run(compile_text(recovery_deal("{rate: 50%, timing: [{months: 7, share: 1}]}", 4)))
+    for name in ("pool.recovery", "pool.loss", "pool.realised_loss", "notes.principal_paid"):
+        assert np.array_equal(col(lag, name), col(timing, name)), name
+
+
+def test_monte_carlo_recovers_in_the_same_instalments() -> None:
+    # every obligor defaults with probability 60% a year; on each kept path a default in
+    # period tau brings 30% of the recovery 6 months after tau's end and 70% 18 months after
+    text = recovery_deal(
+        "{rate: 50%}", 3, "{rate: 50%, timing: [{months: 6, share: 30%}, {months: 18, share: 70%}]}"
+    )
+    model = compile_text(text.replace("default_pd: 0", "default_pd: 60%"))
+    result = simulate(model, paths=24, seed=11, threads=1, keep=list(range(24)))
+    seen = 0
+    for kept in result.kept.values():
+        defaults = kept.periods["pool.defaults"].to_numpy(dtype=np.float64)
+        recovery = np.zeros(24)
+        realised = np.zeros(24)
+        for tau in np.nonzero(defaults)[0]:
+            end = int(tau) + 1  # months from closing (2024-01-01) to the end of period tau
+            rec = 0.5 * defaults[tau]
+            for months, share in ((6, 0.3), (18, 0.7)):
+                if end + months <= 24:
+                    recovery[end + months - 1] += share * rec
+            if end + 18 <= 24:
+                realised[end + 18 - 1] += defaults[tau] - rec
+            seen += 1
+        assert_cents(kept.periods["pool.recovery"].to_numpy(dtype=np.float64), recovery, "path recovery")
+        assert_cents(kept.periods["pool.realised_loss"].to_numpy(dtype=np.float64), realised, "realised")
+    assert seen >= 5  # the paths did default
+
+
+BAD_TIMING = [
+    # (id, recovery, field path, words)
+    (
+        "shares not adding to 100%",
+        "{rate: 50%, timing: [{months: 6, share: 30%}, {months: 18, share: 60%}]}",
+        "recovery.timing",
+        "add up to 100%",
+    ),
+    (
+        "months out of order",
+        "{rate: 50%, timing: [{months: 18, share: 70%}, {months: 6, share: 30%}]}",
+        "recovery.timing",
+        "month order",
+    ),
+    (
+        "timing and lag_months",
+        "{rate: 50%, lag_months: 6, timing: [{months: 6, share: 1}]}",
+        "scenarios.base.recovery",
+        "not both",
+    ),
+    ("negative months", "{rate: 50%, timing: [{months: -1, share: 1}]}", "timing[0].months", "0"),
+]
+
+
+@pytest.mark.parametrize(
+    ("recovery", "path", "words"), [b[1:] for b in BAD_TIMING], ids=[b[0] for b in BAD_TIMING]
+)
+def test_bad_recovery_timing_is_a_located_error(recovery: str, path: str, words: str) -> None:
+    text = recovery_deal(recovery, 3)
+    with pytest.raises(DealError) as info:
+        parse_deal(text, "deal.yaml")
+    (issue,) = info.value.issues
+    assert issue.path.endswith(path), issue
+    assert words in issue.message, issue
+    assert issue.line == next(n for n, line in enumerate(text.splitlines(), 1) if "recovery: {rate" in line)
+    assert issue.column > 0, issue
+
+
+def test_bad_risk_recovery_timing_is_a_located_error() -> None:
+    text = recovery_deal("{rate: 50%}", 3, "{rate: 50%, timing: [{months: 6, share: 50%}]}")
+    with pytest.raises(DealError) as info:
+        parse_deal(text, "deal.yaml")
+    (issue,) = info.value.issues
+    assert issue.path == "risk.recovery.timing", issue
+    assert "add up to 100%" in issue.message
+    assert issue.line == len(text.splitlines())
+
+
+def test_an_instalment_after_legal_final_is_warned() -> None:
+    # the last instalment 18 months after default: defaults in the last 18 months lose it
+    text = recovery_deal("{rate: 50%, timing: [{months: 6, share: 30%}, {months: 18, share: 70%}]}", 3)
+    deal = parse_deal(text, "deal.yaml")
+    warned = [w for w in deal.warnings if "instalment" in w.message]
+    assert warned and warned[0].path == "scenarios.base.recovery.timing", deal.warnings

@@ -50,8 +50,64 @@ class PrepaymentAssumption(Model):
         return self
 
 
+# ---- recovery timing
+
+
+class RecoveryPiece(Model):
+    """One instalment of a recovery: ``share`` of it is received ``months`` after the end of
+    the default period."""
+
+    months: int = Field(ge=0, le=MAX_TERM_MONTHS, description="Months from the end of the default period.")
+    share: Share = Field(description="Share of the recovery received then.")
+
+
+def check_timing(timing: list[RecoveryPiece] | None) -> list[RecoveryPiece] | None:
+    """Recovery instalments come in month order (distinct months) and their shares add up to 1."""
+    if timing is None:
+        return None
+    for a, b in pairwise(timing):
+        if b.months <= a.months:
+            raise ValueError(
+                f"timing must be in month order with distinct months: {b.months} follows {a.months}"
+            )
+    total = sum(x.share for x in timing)
+    if abs(total - 1.0) > 1e-9:
+        raise ValueError(f"the shares of the recovery timing must add up to 100%; they add up to {total:.6g}")
+    return timing
+
+
+def check_one_timing(model: Model) -> None:
+    """``lag_months`` and ``timing`` are two ways to say when recoveries come: one at most."""
+    if getattr(model, "timing", None) is not None and "lag_months" in model.model_fields_set:
+        raise ValueError("give one of lag_months or timing, not both")
+
+
+def recovery_pieces(recovery: Model) -> list[tuple[int, float]]:
+    """(months after the default period, share) of each instalment of a recovery: its
+    ``timing``, or all of it after ``lag_months``."""
+    timing = getattr(recovery, "timing", None)
+    if timing:
+        return [(x.months, float(x.share)) for x in timing]
+    return [(int(recovery.lag_months), 1.0)]  # type: ignore[attr-defined]
+
+
+def last_recovery_months(recovery: Model) -> int:
+    """Months from the end of the default period to the last recovery instalment: the end of
+    the liquidation, when the loss is realised."""
+    return max(m for m, _ in recovery_pieces(recovery))
+
+
+TIMING_DESCRIPTION = (
+    "Recovery received in instalments: `[{months: 6, share: 30%}, {months: 18, share: 70%}]` "
+    "(months after the end of the default period, in order; shares add up to 100%). Instead "
+    "of `lag_months`. The loss is realised with the last instalment; instalments after the legal "
+    "final date are lost."
+)
+
+
 class RecoveryAssumption(Model):
-    """Recovery on defaulted assets, after a liquidation lag."""
+    """Recovery on defaulted assets, after a liquidation lag (``lag_months``) or in
+    instalments (``timing``)."""
 
     rate: Share = Field(0.0, description="Recovered share of the basis.")
     basis: Literal["balance", "appraisal"] = Field(
@@ -67,6 +123,17 @@ class RecoveryAssumption(Model):
         "default period; the same default as `risk.recovery.lag_months`). A recovery falling "
         "after the legal final date is lost; validation warns when that can happen.",
     )
+    timing: list[RecoveryPiece] | None = Field(None, min_length=1, description=TIMING_DESCRIPTION)
+
+    @field_validator("timing")
+    @classmethod
+    def _timing(cls, v: list[RecoveryPiece] | None) -> list[RecoveryPiece] | None:
+        return check_timing(v)
+
+    @model_validator(mode="after")
+    def _one_timing(self) -> RecoveryAssumption:
+        check_one_timing(self)
+        return self
 
 
 # ---- time-varying royalty bases

@@ -7,9 +7,16 @@ from __future__ import annotations
 import math
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
-from ipabs.deal.assumptions import PrepaymentAssumption, RoyaltyPath
+from ipabs.deal.assumptions import (
+    TIMING_DESCRIPTION,
+    PrepaymentAssumption,
+    RecoveryPiece,
+    RoyaltyPath,
+    check_one_timing,
+    check_timing,
+)
 from ipabs.deal.base import Model
 from ipabs.deal.types import (
     MAX_TERM_MONTHS,
@@ -76,9 +83,16 @@ class RecoveryModel(Model):
         "default period; the same default as a scenario's `recovery.lag_months`). A recovery "
         "falling after the legal final date is lost; validation warns when that can happen.",
     )
+    timing: list[RecoveryPiece] | None = Field(None, min_length=1, description=TIMING_DESCRIPTION)
+
+    @field_validator("timing")
+    @classmethod
+    def _timing(cls, v: list[RecoveryPiece] | None) -> list[RecoveryPiece] | None:
+        return check_timing(v)
 
     @model_validator(mode="after")
     def _beta_feasible(self) -> RecoveryModel:
+        check_one_timing(self)
         if self.model == "beta":
             m, s = self.value_mean, self.value_dispersion
             if not 0.0 < m < 1.0:
