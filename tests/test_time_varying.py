@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import math
 from itertools import pairwise
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -383,3 +384,64 @@ def test_an_instalment_after_legal_final_is_warned() -> None:
     deal = parse_deal(text, "deal.yaml")
     warned = [w for w in deal.warnings if "instalment" in w.message]
     assert warned and warned[0].path == "scenarios.base.recovery.timing", deal.warnings
+
+
+# --------------------------------------------------------------------------- twin
+
+
+@pytest.mark.slow
+def test_python_twin_matches_compiled_with_instalments_and_shocks(tmp_path: Path) -> None:
+    """The Monte Carlo twin deal without its revolving period, recovering in instalments and
+    with a shocked royalty base, in a scenario and in the risk model."""
+    import os
+    import subprocess
+    import sys
+
+    from test_twin import MC_DEAL, MC_TWIN_SCRIPT, ROOT, TWIN_SCRIPT, twin_sampling
+
+    timing = "timing: [{months: 3, share: 25%}, {months: 9, share: 75%}]"
+    shocks = "shocks: [{from: 2025-09-01, level: -40%, growth: -10%}]"
+    text = MC_DEAL.split("revolving:")[0] + MC_DEAL.split("appraisal_ratio: 2}\n")[1]
+    text = text.replace("      - buy_assets: all\n", "").replace("lag_months: 6", timing)
+    text = text.replace("invalidation_cut: 0.5}", f"invalidation_cut: 0.5, {shocks}}}")
+    text += f"scenarios:\n  base:\n    defaults: {{cdr: 20%}}\n    recovery: {{rate: 40%, {timing}}}\n"
+    text += f"    royalty: {{{shocks}}}\n"
+    deal = tmp_path / "twin.yaml"
+    deal.write_text(text, encoding="utf-8")
+    env = {**os.environ, "NUMBA_DISABLE_JIT": "1", "PYTHONWARNINGS": "error"}
+    det_target, mc_target = tmp_path / "det.npz", tmp_path / "mc.npz"
+    subprocess.run(
+        [sys.executable, "-c", TWIN_SCRIPT, str(deal), str(det_target)], check=True, env=env, cwd=ROOT
+    )
+    env.pop("PYTHONWARNINGS")
+    subprocess.run(
+        [sys.executable, "-c", MC_TWIN_SCRIPT, str(deal), str(mc_target), "40", "plain"],
+        check=True,
+        env=env,
+        cwd=ROOT,
+    )
+    det_twin, mc_twin = np.load(det_target), np.load(mc_target)
+    r = api.run(compile_text(text))
+    assert r.collections[..., 3].sum() > 0  # recoveries in instalments were paid
+    for field, arr in {**r.tables._asdict(), "collections": r.collections}.items():
+        np.testing.assert_allclose(arr, det_twin[f"base/{field}"], rtol=1e-12, atol=1e-7, err_msg=field)
+    compiled = simulate(deal, paths=40, seed=11, sampling=twin_sampling(str(deal), "plain"))
+    assert compiled.pool_outcomes[:, 2].sum() > 0, "the twin check needs paths with defaults"
+    np.testing.assert_allclose(compiled.tranche_outcomes, mc_twin["tranche"], rtol=1e-12, atol=1e-7)
+    np.testing.assert_allclose(compiled.pool_outcomes, mc_twin["pool"], rtol=1e-12, atol=1e-9)
+
+
+def test_instalments_are_refused_with_a_revolving_period() -> None:
+    from ipabs.errors import IpabsError
+
+    path = Path(__file__).resolve().parents[1] / "scenarios" / "pudong_revolving_ip_pledge.yaml"
+    text = path.read_text(encoding="utf-8")
+    timing = "timing: [{months: 6, share: 50%}, {months: 18, share: 50%}]"
+    text = text.replace("recovery: {rate: 15%, lag_months: 18}", f"recovery: {{rate: 15%, {timing}}}", 1)
+    model = compile_text(text)
+    with pytest.raises(IpabsError, match="not supported with a revolving period"):
+        api.run(model, "defaults_2pct")
+    pieces = [{"months": 6, "share": 0.5}, {"months": 18, "share": 0.5}]
+    risk = RiskModel.model_validate({"default_pd": 0.01, "recovery": {"rate": 0.1, "timing": pieces}})
+    with pytest.raises(IpabsError, match="not supported with a revolving period"):
+        simulate(model, paths=2, seed=1, threads=1, risk=risk)
