@@ -193,10 +193,6 @@ class RoyaltyPath(Model):
             raise ValueError("give one of growth or growth_vector, not both")
         return self
 
-    def is_flat(self) -> bool:
-        """True when the path is one constant growth rate (no vectors, no shocks)."""
-        return self.growth_vector is None and self.level_vector is None and not self.shocks
-
 
 class RoyaltyAssumption(RoyaltyPath):
     """Royalty base assumptions of a scenario: the base's path (:class:`RoyaltyPath`) and a
