@@ -445,3 +445,24 @@ def test_instalments_are_refused_with_a_revolving_period() -> None:
     risk = RiskModel.model_validate({"default_pd": 0.01, "recovery": {"rate": 0.1, "timing": pieces}})
     with pytest.raises(IpabsError, match="not supported with a revolving period"):
         simulate(model, paths=2, seed=1, threads=1, risk=risk)
+
+
+def test_the_documented_workout_example_recovers_in_instalments() -> None:
+    import re
+
+    from helpers import assert_conserved
+
+    doc = (Path(__file__).resolve().parents[1] / "docs" / "scenarios.md").read_text(encoding="utf-8")
+    text = re.findall(r"```yaml\n(.*?)```", doc, re.S)[1]
+    res = api.run(compile_text(text), "workout")
+    assert_conserved(res, 1e6)
+    recovery = np.zeros(24)
+    recovery[[8, 20]] = [150_000.0, 350_000.0]  # periods ending 2024-10-01 and 2025-10-01
+    assert_cents(col(res, "pool.recovery"), recovery, "recovery")
+    realised = np.zeros(24)
+    realised[20] = 500_000.0
+    assert_cents(col(res, "pool.realised_loss"), realised, "realised loss")
+    # the ledger takes the realised loss in period 21; that period's income starts clearing it
+    ledger = col(res, "deal.principal_deficiency")
+    assert_cents(ledger[:20], np.zeros(20), "no deficiency before the liquidation ends")
+    assert ledger[20] == pytest.approx(500_000.0 - col(res, "pool.interest")[20], abs=CENT)
