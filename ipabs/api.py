@@ -62,6 +62,9 @@ def collections(
         model.cover,
         inp.cover_period,
         inp.cover_stop,
+        inp.rec_piece_ptr,
+        inp.rec_piece_lag,
+        inp.rec_piece_share,
     )
     return out
 

@@ -350,6 +350,7 @@ def deals(
         _with_ledgers(draw, spec, pool)
         draw(rate_hedges(spec, pool, m, n_periods))
     _with_calendar(draw, spec)
+    _with_time_varying(draw, spec, n_periods)
     facts = {
         "pool": pool,
         "initial_accounts": float(sum(a.get("initial", 0.0) for a in accounts)),
@@ -400,6 +401,41 @@ def _with_calendar(draw: Any, spec: dict[str, Any]) -> None:
 
             dates = deal_calendar_dates(DealInfo.model_validate(info)).payments
             info["first_payment_date"] = dates[0]
+
+
+# ---- time-varying scenarios
+
+
+def _with_time_varying(draw: Any, spec: dict[str, Any], n_periods: int) -> None:
+    """Maybe recover in instalments instead of after one lag, and maybe move the royalty base
+    along a random path: growth or level vectors by period and dated shocks (a jump and a new
+    growth rate) between closing and legal final."""
+    if "revolving" not in spec and draw(st.booleans()):
+        recovery = spec["scenarios"]["base"]["recovery"]
+        months = sorted(set(draw(st.lists(st.integers(0, 30), min_size=1, max_size=3))))
+        tenths = [1] * len(months)
+        for _ in range(10 - len(months)):  # shares in tenths, adding up to exactly 1
+            tenths[draw(st.integers(0, len(months) - 1))] += 1
+        recovery.pop("lag_months", None)
+        recovery["timing"] = [{"months": m, "share": k / 10} for m, k in zip(months, tenths, strict=True)]
+    if "royalties" not in spec["pools"][0] or not draw(st.booleans()):
+        return
+    path: dict[str, Any] = {}
+    if draw(st.booleans()):
+        path["growth_vector"] = [_pct(draw, -500, 500) for _ in range(draw(st.integers(1, n_periods)))]
+    if draw(st.booleans()):
+        path["level_vector"] = [_pct(draw, 0, 1500) for _ in range(draw(st.integers(1, n_periods)))]
+    span = (spec["deal"]["legal_final_date"] - CLOSING).days
+    days = sorted(set(draw(st.lists(st.integers(-30, span), min_size=1, max_size=3))))
+    path["shocks"] = [
+        {
+            "from": CLOSING + dt.timedelta(days=d),
+            "level": _pct(draw, -900, 500),
+            "growth": _pct(draw, -300, 300),
+        }
+        for d in days
+    ]
+    spec["scenarios"]["base"]["royalty"] = path
 
 
 def _with_ledgers(draw: Any, spec: dict[str, Any], pool: float) -> None:
@@ -869,6 +905,7 @@ def test_royalty_collected_is_the_streams_own_payments(case: tuple[dict[str, Any
     stream = facts["royalty"]
     # a clean-up call sells the pool, royalty streams included (docs/outputs.md): not here
     spec.pop("clean_up_call", None)
+    spec["scenarios"]["base"].pop("royalty", None)  # the stream's own flat base
     res = run_spec(spec)
     collected = res.collections[..., C_ROYALTY].sum()
     expected = (

@@ -398,7 +398,10 @@ def _scenario_recovery_basis(name: str, sc: Any) -> str:
     what = (
         "defaulted balance" if r.basis == "balance" else "appraised IP value (at most the defaulted balance)"
     )
-    text = f"scenario {name!r}: {pct(r.rate)} of the {what}, {r.lag_months} months after default"
+    when = f"{r.lag_months} months after default"
+    if r.timing is not None:
+        when = "in instalments " + ", ".join(f"{pct(x.share)} after {x.months} months" for x in r.timing)
+    text = f"scenario {name!r}: {pct(r.rate)} of the {what}, {when}"
     if any(ov.recovery is not None for ov in sc.overrides):
         text += "; other rates where the scenario overrides them"
     return text

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 import numpy as np
 from pydantic import Field, ValidationError, model_validator
 
+from ipabs.deal.assumptions import recovery_pieces
 from ipabs.deal.base import Model
 from ipabs.deal.types import Name, NonNegative, Rate, Share
 from ipabs.errors import DealError, IpabsError, Issue
@@ -198,9 +199,12 @@ def _stressed_spec(model: CompiledModel, scenario: str, stress: Stress) -> Any:
     keep = 1.0 - stress.recovery_haircut
 
     def recovery(r: Any) -> Any:
-        return r.model_copy(
-            update={"rate": r.rate * keep, "lag_months": r.lag_months + stress.recovery_lag_months}
-        )
+        update = {"rate": r.rate * keep, "lag_months": r.lag_months + stress.recovery_lag_months}
+        if r.timing is not None:  # every instalment is delayed
+            update["timing"] = [
+                x.model_copy(update={"months": x.months + stress.recovery_lag_months}) for x in r.timing
+            ]
+        return r.model_copy(update=update)
 
     sc = spec.scenarios[scenario]
     overrides = [
@@ -413,6 +417,8 @@ def risk_recovery_basis(risk: Any, unvalued: bool = True) -> str:
 
     rec = risk.recovery
     lag = f"{rec.lag_months} months after default"
+    if rec.timing is not None:
+        lag = "in instalments " + ", ".join(f"{pct(x.share)} after {x.months} months" for x in rec.timing)
     if rec.model == "constant":
         return f"risk section: {pct(rec.rate)} of the defaulted balance, {lag}"
     value = max(rec.value_mean - rec.disposal_cost, 0.0)
@@ -448,18 +454,23 @@ def _risk_recoveries(model: CompiledModel, inputs: DriverInputs, stress: Stress)
         valued = ~np.isnan(appraisal)
         rate[valued] = 1.0
         cap[valued] = appraisal[valued] * max(rec.value_mean - rec.disposal_cost, 0.0) * keep
-    lag = rec.lag_months + stress.recovery_lag_months
+    pieces = [(m + stress.recovery_lag_months, w) for m, w in recovery_pieces(rec)]
+    lag = max(m for m, _ in pieces)  # the last instalment: the loss is realised then
     g_lag = [int(x) for x in model.assets.guarantee_lag_months.tolist()]
-    lags = sorted({0, lag, *g_lag})
+    lags = sorted({0, lag, *g_lag, *(m for m, _ in pieces)})
     index = {x: i for i, x in enumerate(lags)}
+    n_assets = len(appraisal)
     return dataclasses.replace(
         inputs,
         recovery_rate=rate,
         recovery_cap=cap,
-        recovery_lag=np.full(len(appraisal), index[lag], dtype=np.int64),
+        recovery_lag=np.full(n_assets, index[lag], dtype=np.int64),
         guarantee_lag=np.array([index[x] for x in g_lag], dtype=np.int64),
         lag_period=lag_table(model.collection_grid, lags),
-        cover_period=cover_periods(model, np.full(len(appraisal), lag, dtype=np.int64)),
+        cover_period=cover_periods(model, np.full(n_assets, lag, dtype=np.int64)),
+        rec_piece_ptr=np.arange(n_assets + 1, dtype=np.int64) * len(pieces),
+        rec_piece_lag=np.tile(np.array([index[m] for m, _ in pieces], dtype=np.int64), n_assets),
+        rec_piece_share=np.tile(np.array([w for _, w in pieces], dtype=np.float64), n_assets),
     )
 
 

@@ -47,20 +47,22 @@ class RoyaltyGrid:
 
 
 def _stream_slots(
-    start: int, end: int, months: int, lag: int, grid: np.ndarray
+    start: int, end: int, months: int, lag: int, grid: np.ndarray, extra: tuple[int, ...] = ()
 ) -> list[tuple[int, int, int]]:
     """(slot start, slot end, payment day) of one stream's accrual slots, in time order.
 
     Slots run from ``max(closing, start)`` to ``end``, cut at the note dates (so that no slot
     spans two collection periods' worth of accrual) and at the stream's own payment dates
-    ``start + k x months`` (so that each slot is paid on exactly one of them). A slot is paid
-    on the first of the stream's dates on or after its end, plus ``lag`` months.
+    ``start + k x months`` (so that each slot is paid on exactly one of them), and at the
+    ``extra`` days (a shock of the base: no slot straddles a jump). A slot is paid on the
+    first of the stream's dates on or after its end, plus ``lag`` months.
     """
     lo = max(int(grid[0]), start)
     if end <= lo:
         return []
     cuts = {lo, end}
     cuts.update(int(d) for d in grid if lo < d < end)
+    cuts.update(int(d) for d in extra if lo < d < end)
     k = 1
     own = []  # the stream's own payment dates up to the first one on or after `end`
     while True:
@@ -81,8 +83,98 @@ def _stream_slots(
     return slots
 
 
-def royalty_grid(roy: RoyaltyArrays, grid: np.ndarray, growth: np.ndarray) -> RoyaltyGrid:
-    """Lay every stream's accrual slots on the period grid with the given annual ``growth`` (R,).
+# ---- time-varying royalty bases
+
+
+@dataclass(frozen=True)
+class BasePath:
+    """The path of one stream's expected base relative to its start (see
+    :class:`~ipabs.deal.assumptions.RoyaltyPath`), in day numbers.
+
+    The base at day ``x`` is ``initial x exp(integral of log(1 + g) dt) x product of (1 +
+    level) x level_vector[period of x]``: ``g`` is the annual growth in force (the growth of
+    the latest shock at or before ``x`` that sets one, else ``growth_vector`` of the payment
+    period, else ``growth``), ``t`` in years (ACT/365) from the stream's start, and the
+    product runs over the shocks after the stream's start and on or before ``x``.
+    """
+
+    growth: float
+    growth_vector: tuple[float, ...] = ()
+    level_vector: tuple[float, ...] = ()
+    shock_day: tuple[int, ...] = ()
+    shock_level: tuple[float, ...] = ()
+    shock_growth: tuple[float, ...] = ()  # nan: the growth in force continues
+
+    def is_flat(self) -> bool:
+        """One constant growth rate: the base is ``initial x (1 + growth)^years``."""
+        return not (self.growth_vector or self.level_vector or self.shock_day)
+
+
+def base_path(path: object, stream_growth: float) -> BasePath:
+    """A stream's :class:`BasePath` from a :class:`~ipabs.deal.assumptions.RoyaltyPath`
+    (a scenario's `royalty` or `risk.royalty`) and the stream's own growth."""
+    from ipabs.dates import to_day
+    from ipabs.deal.assumptions import RoyaltyPath
+
+    assert isinstance(path, RoyaltyPath)
+    return BasePath(
+        growth=float(stream_growth if path.growth is None else path.growth),
+        growth_vector=tuple(float(x) for x in path.growth_vector or ()),
+        level_vector=tuple(float(x) for x in path.level_vector or ()),
+        shock_day=tuple(to_day(s.from_) for s in path.shocks),
+        shock_level=tuple(float(s.level) for s in path.shocks),
+        shock_growth=tuple(np.nan if s.growth is None else float(s.growth) for s in path.shocks),
+    )
+
+
+def _period_of(day: float, grid: np.ndarray) -> int:
+    """0-based note period containing ``day`` (``grid[t] < day <= grid[t + 1]``); days before
+    closing count in the first period and days after legal final in the last."""
+    t = int(np.searchsorted(grid, day, side="left")) - 1
+    return min(max(t, 0), len(grid) - 2)
+
+
+def _growth_at(path: BasePath, day: float, grid: np.ndarray) -> float:
+    """Annual growth in force at ``day`` (inside a segment, never on a breakpoint)."""
+    for k in range(len(path.shock_day) - 1, -1, -1):
+        if path.shock_day[k] <= day and not np.isnan(path.shock_growth[k]):
+            return path.shock_growth[k]
+    if path.growth_vector:
+        v = path.growth_vector
+        return v[min(_period_of(day, grid), len(v) - 1)]
+    return path.growth
+
+
+def path_factor(path: BasePath, start: int, day: float, grid: np.ndarray) -> float:
+    """Base at ``day`` over the base at the stream's ``start`` (days), on the note ``grid``."""
+    if path.is_flat():
+        return (1.0 + path.growth) ** ((day - start) / 365.0)
+    lo, hi = (start, day) if day >= start else (day, start)
+    cuts = {lo, hi}
+    if path.growth_vector:
+        cuts.update(float(d) for d in grid[1:-1] if lo < d < hi)
+    cuts.update(float(d) for d in path.shock_day if lo < d < hi)
+    edges = sorted(cuts)
+    log_growth = 0.0
+    for a, b in pairwise(edges):
+        log_growth += np.log1p(_growth_at(path, (a + b) / 2.0, grid)) * (b - a) / 365.0
+    if day < start:
+        log_growth = -log_growth
+    factor = float(np.exp(log_growth))
+    for d, level in zip(path.shock_day, path.shock_level, strict=True):
+        if start < d <= day:
+            factor *= 1.0 + level
+    if path.level_vector:
+        v = path.level_vector
+        factor *= v[min(_period_of(day, grid), len(v) - 1)]
+    return factor
+
+
+def royalty_grid(
+    roy: RoyaltyArrays, grid: np.ndarray, growth: np.ndarray, paths: list[BasePath] | None = None
+) -> RoyaltyGrid:
+    """Lay every stream's accrual slots on the period grid with the given annual ``growth`` (R,),
+    or along the given base ``paths`` (one per stream; their shocks also cut the slots).
 
     Each slot's accrual is collected in the note period in which its payment day falls
     (``previous date < day <= payment date``); a payment day after legal final is never
@@ -95,6 +187,7 @@ def royalty_grid(roy: RoyaltyArrays, grid: np.ndarray, growth: np.ndarray) -> Ro
             int(roy.freq_months[r]),
             int(roy.lag_months[r]),
             grid,
+            () if paths is None else paths[r].shock_day,
         )
         for r in range(len(roy))
     ]
@@ -109,7 +202,11 @@ def royalty_grid(roy: RoyaltyArrays, grid: np.ndarray, growth: np.ndarray) -> Ro
         for j, (s, e, pay_day) in enumerate(stream):
             yf[r, j] = (e - s) / 365.0
             mid[r, j] = ((s + e) / 2.0 - start) / 365.0
-            base[r, j] = roy.initial[r] * (1.0 + growth[r]) ** mid[r, j]
+            if paths is None or paths[r].is_flat():
+                g_r = growth[r] if paths is None else paths[r].growth
+                base[r, j] = roy.initial[r] * (1.0 + g_r) ** mid[r, j]
+            else:
+                base[r, j] = roy.initial[r] * path_factor(paths[r], start, (s + e) / 2.0, grid)
             if pay_day <= grid[-1]:
                 pay[r, j] = max(int(np.searchsorted(grid, pay_day, side="left")) - 1, 0)
     return RoyaltyGrid(base, yf, mid, pay)
@@ -148,7 +245,11 @@ def royalty_accrual(
 
 
 def royalty_schedule(
-    roy: RoyaltyArrays, grid: np.ndarray, growth: np.ndarray, haircut: np.ndarray
+    roy: RoyaltyArrays,
+    grid: np.ndarray,
+    growth: np.ndarray,
+    haircut: np.ndarray,
+    paths: list[BasePath] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Deterministic royalty accrued in each slot and the period in which it is paid.
 
@@ -157,13 +258,15 @@ def royalty_schedule(
     roy : RoyaltyArrays
     grid : ndarray, shape (T+1,)
     growth, haircut : ndarray, shape (R,)
+    paths : list of BasePath, optional
+        One per stream: the base's path (replaces ``growth``).
 
     Returns
     -------
     accrual : ndarray, shape (R, K)
     pay_period : ndarray, shape (R, K), int64
     """
-    g = royalty_grid(roy, grid, growth)
+    g = royalty_grid(roy, grid, growth, paths)
     accrual = np.zeros_like(g.base)
     for r in range(len(roy)):
         for t in range(g.base.shape[1]):

@@ -913,30 +913,42 @@ def recovery_warnings(
             if cutoff is not None
             else "every default"
         )
+        what = (
+            f"a recovery lag of {lag} months"
+            if path[-1] == "lag_months"
+            else (f"the last recovery instalment {lag} months after default")
+        )
         message = (
-            f"with a recovery lag of {lag} months, recoveries on {when} fall after the legal final "
+            f"with {what}, recoveries on {when} fall after the legal final "
             f"date {legal_final.isoformat()} and are lost; {len(lost)} of {len(ends)} assets can still "
             f"default then (the last payment is on {max(lost).isoformat()})"
         )
-        hint = "shorten lag_months or move legal_final_date if those recoveries should count"
+        hint = f"shorten {path[-1]} or move legal_final_date if those recoveries should count"
         line, col = where.locate(path)  # the nearest written parent when the lag is left out
         out.append(Issue(where.file, line, col, format_path(path), message, hint))
+
+    from ipabs.deal.assumptions import last_recovery_months
+
+    def field(r: Any) -> str:  # where the recovery's timing is written
+        return "lag_months" if r.timing is None else "timing"
 
     for name, sc in deal.scenarios.items():
         base = ("scenarios", name)
         rec = sc.recovery
-        check(smap, (*base, "recovery", "lag_months"), rec.lag_months, rec.rate > 0, None, None)
+        path = (*base, "recovery", field(rec))
+        check(smap, path, last_recovery_months(rec), rec.rate > 0, None, None)
         for i, ov in enumerate(sc.overrides):
             if ov.recovery is not None:
                 r = ov.recovery
-                path = (*base, "overrides", i, "recovery", "lag_months")
-                check(smap, path, r.lag_months, r.rate > 0, ov.pool, ov.obligor)
+                path = (*base, "overrides", i, "recovery", field(r))
+                check(smap, path, last_recovery_months(r), r.rate > 0, ov.pool, ov.obligor)
     model = risk if risk is not None else deal.risk
     if model is not None:
         rec = model.recovery
         recovers = rec.model != "constant" or rec.rate > 0
-        path = ("risk", "recovery", "lag_months")
-        check(risk_map if risk_map is not None else smap, path, rec.lag_months, recovers, None, None)
+        path = ("risk", "recovery", field(rec))
+        where = risk_map if risk_map is not None else smap
+        check(where, path, last_recovery_months(rec), recovers, None, None)
     return out
 
 

@@ -7,9 +7,16 @@ from __future__ import annotations
 import math
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
-from ipabs.deal.assumptions import PrepaymentAssumption
+from ipabs.deal.assumptions import (
+    TIMING_DESCRIPTION,
+    PrepaymentAssumption,
+    RecoveryPiece,
+    RoyaltyPath,
+    check_one_timing,
+    check_timing,
+)
 from ipabs.deal.base import Model
 from ipabs.deal.types import (
     MAX_TERM_MONTHS,
@@ -76,9 +83,16 @@ class RecoveryModel(Model):
         "default period; the same default as a scenario's `recovery.lag_months`). A recovery "
         "falling after the legal final date is lost; validation warns when that can happen.",
     )
+    timing: list[RecoveryPiece] | None = Field(None, min_length=1, description=TIMING_DESCRIPTION)
+
+    @field_validator("timing")
+    @classmethod
+    def _timing(cls, v: list[RecoveryPiece] | None) -> list[RecoveryPiece] | None:
+        return check_timing(v)
 
     @model_validator(mode="after")
     def _beta_feasible(self) -> RecoveryModel:
+        check_one_timing(self)
         if self.model == "beta":
             m, s = self.value_mean, self.value_dispersion
             if not 0.0 < m < 1.0:
@@ -91,15 +105,17 @@ class RecoveryModel(Model):
         return self
 
 
-class RoyaltyRisk(Model):
+class RoyaltyRisk(RoyaltyPath):
     """Risk of royalty and income-share streams.
 
     The annual base (sales or income) is ``expected base x exp(volatility x W_t -
     volatility^2 t / 2)`` with a Brownian motion ``W`` whose value at the stream's horizon has
     correlation ``systematic_loading`` with the global factor, so the mean base equals the
-    deterministic one. A patent is invalidated at a constant yearly hazard; afterwards the
-    stream loses ``invalidation_cut`` of its payments. Royalties stop at patent expiry and when
-    the licensee defaults.
+    deterministic one. The expected base follows the streams' own growth unless ``growth``,
+    ``growth_vector``, ``level_vector`` or ``shocks`` give it a path (the same fields and
+    meaning as a scenario's `royalty`; here they apply to every stream). A patent is
+    invalidated at a constant yearly hazard; afterwards the stream loses ``invalidation_cut``
+    of its payments. Royalties stop at patent expiry and when the licensee defaults.
     """
 
     volatility: NonNegativeRate = Field(0.0, description="Annual volatility of the log base (0.2 or '20%').")

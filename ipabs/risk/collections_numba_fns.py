@@ -189,6 +189,28 @@ def pay_loss_cover(cover, payer_stop, claim, paid_share, state, coll_pool):  # t
                     coll_pool[p, t, col] += share * claim[c, p, t]
 
 
+# ---- recovery timing
+
+
+@njit(leaf=True, inline="always")
+def recovery_instalments(  # type: ignore[no-untyped-def]
+    rec, p, t, k0, k1, piece_lag, piece_share, lag_period, sign, out
+):
+    """Add ``sign x`` each instalment ``k0 <= k < k1`` of a recovery ``rec`` on a default in
+    period ``t`` to pool ``p``'s recoveries (``out`` (P, T, C)), in the period its lag reaches;
+    an instalment after legal final is lost. Returns what is received (times 1)."""
+    received = 0.0
+    if rec <= 0.0:
+        return received
+    for k in range(k0, k1):
+        tk = lag_period[piece_lag[k], t]
+        if tk >= 0:
+            x = piece_share[k] * rec
+            out[p, tk, C_RECOVERY] += sign * x
+            received += x
+    return received
+
+
 @njit
 def deterministic_collections(
     pool: np.ndarray,  # (A,)
@@ -213,13 +235,18 @@ def deterministic_collections(
     cover: CoverArrays,
     cover_period: np.ndarray,  # (A, T) period paying the cover of a default in t; -1 none
     cover_stop: np.ndarray,  # (Q,) period from which each cover payer pays nothing
+    rec_piece_ptr: np.ndarray,  # (A+1,) recovery instalments of each asset
+    rec_piece_lag: np.ndarray,  # (S,) lag id of each instalment
+    rec_piece_share: np.ndarray,  # (S,) share of the recovery paid in each instalment
 ) -> None:
     """Expected-value cash flows under deterministic default and prepayment rates.
 
     Per period (:func:`sifma_period`): defaults hit the performing balance at the start of the
     period; interest and scheduled principal are collected on what survives; prepayments are
     the SMM of the start balance less its expected scheduled amortisation. A default's
-    guarantee and recovery arrive after their lags.
+    guarantee arrives after its lag, its recovery in instalments after theirs
+    (:func:`recovery_instalments`; ``recovery_lag`` is the last one's, when the loss is
+    realised).
 
     Loss cover (``cover``) pays on these expected defaults, its caps applied to the expected
     flows in time order (:func:`pay_loss_cover`): a scenario approximation of the cover's
@@ -258,10 +285,19 @@ def deterministic_collections(
                 rec = min(recovery_rate[a] * (defaulted - covered), share_defaulting * recovery_cap[a])
                 rec = max(min(rec, defaulted - covered), 0.0)
                 tr = lag_period[recovery_lag[a], t]
-                if tr >= 0 and rec > 0.0:
-                    out[p, tr, C_RECOVERY] += rec
-                else:
-                    rec = 0.0
+                full = rec
+                rec = recovery_instalments(
+                    rec,
+                    p,
+                    t,
+                    rec_piece_ptr[a],
+                    rec_piece_ptr[a + 1],
+                    rec_piece_lag,
+                    rec_piece_share,
+                    lag_period,
+                    1.0,
+                    out,
+                )
                 out[p, t, C_LOSS] += defaulted - covered - rec
                 if tr >= 0:  # liquidation ends within the deal's life: the loss is realised
                     out[p, tr, C_REALISED_LOSS] += defaulted - covered - rec
@@ -273,7 +309,7 @@ def deterministic_collections(
                             claim[c, p, tc] += defaulted - covered - rec
                         else:
                             claim[c, p, tc] += defaulted - covered
-                            taken_rec[a, t] = rec
+                            taken_rec[a, t] = full
     if n_cover > 0:
         paid_share = np.zeros((n_cover, n_periods))
         state = np.zeros((cover.py_share.shape[0], 3))
@@ -285,8 +321,18 @@ def deterministic_collections(
                 continue
             for t in range(n_periods):
                 if taken_rec[a, t] > 0.0:
-                    tr = lag_period[recovery_lag[a], t]
-                    out[pool[a], tr, C_RECOVERY] -= paid_share[c, cover_period[a, t]] * taken_rec[a, t]
+                    recovery_instalments(
+                        taken_rec[a, t],
+                        pool[a],
+                        t,
+                        rec_piece_ptr[a],
+                        rec_piece_ptr[a + 1],
+                        rec_piece_lag,
+                        rec_piece_share,
+                        lag_period,
+                        -paid_share[c, cover_period[a, t]],
+                        out,
+                    )
     n_roy = roy_accrual.shape[0]
     alive = np.empty(n_periods)
     for r in range(n_roy):

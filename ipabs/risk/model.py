@@ -7,7 +7,8 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from ipabs.collateral.royalty import royalty_grid
+from ipabs.collateral.royalty import base_path, royalty_grid
+from ipabs.deal.assumptions import last_recovery_months, recovery_pieces
 from ipabs.deal.risk import RiskModel
 from ipabs.deal.schema import MONTHS_PER_PERIOD
 from ipabs.engine.compile import CompiledModel
@@ -104,6 +105,9 @@ class RiskArrays(NamedTuple):
     # ---- support
     cover: CoverArrays  # loss cover (risk-sharing pools, guarantee insurance)
     a_cover_lag: np.ndarray  # (A,) lag id of the period its cover pays a default in (-1: none)
+    # ---- recovery timing: the recovery comes in instalments (rec_lag is the last one's)
+    rec_piece_lag: np.ndarray  # (S,) lag id of each instalment
+    rec_piece_share: np.ndarray  # (S,) share of the recovery paid in each instalment
 
 
 def cumulative_pd(
@@ -389,16 +393,29 @@ def compile_risk(model: CompiledModel, risk: RiskModel | None = None) -> RiskArr
         np.add.at(totals[:, :, col], model.assets.pool, arr)
 
     rec = risk.recovery
+    pieces = recovery_pieces(rec)
+    last = last_recovery_months(rec)  # the liquidation ends with the last instalment
+    if len(pieces) > 1 and model.cd.rv_last >= 0:
+        raise IpabsError(
+            f"{model.deal.source.file}: risk.recovery.timing in instalments is not supported with a "
+            "revolving period (the purchased assets recover in one payment); use lag_months"
+        )
     # a realised loss is covered lag_months after its recovery; a defaulted balance after its default
     cover = model.cover
     cover_lag = [
         -1
         if c < 0
-        else int(cover.cv_lag_months[c]) + (rec.lag_months if cover.cv_kind[c] == COVER_REALISED_LOSS else 0)
+        else int(cover.cv_lag_months[c]) + (last if cover.cv_kind[c] == COVER_REALISED_LOSS else 0)
         for c in cover.a_cover.tolist()
     ]
     lags = sorted(
-        {rec.lag_months, *model.assets.guarantee_lag_months.tolist(), 0, *(x for x in cover_lag if x >= 0)}
+        {
+            last,
+            *(m for m, _ in pieces),
+            *model.assets.guarantee_lag_months.tolist(),
+            0,
+            *(x for x in cover_lag if x >= 0),
+        }
     )
     lag_id = {lag: i for i, lag in enumerate(lags)}
     beta_q = np.zeros(0)
@@ -415,7 +432,10 @@ def compile_risk(model: CompiledModel, risk: RiskModel | None = None) -> RiskArr
         beta_q = special.betaincinv(m * k, (1.0 - m) * k, u)
 
     roy = model.royalties
-    rg = royalty_grid(roy, cgrid, roy.growth)
+    # the expected base follows risk.royalty's path (growth, vectors, shocks) when it gives one
+    rg = royalty_grid(
+        roy, cgrid, roy.growth, [base_path(risk.royalty, float(roy.growth[r])) for r in range(len(roy))]
+    )
     frequency = 12 // MONTHS_PER_PERIOD[model.spec.deal.payment_frequency]
     hazard = risk.royalty.invalidation_hazard
     g_threshold = np.array(thresholds, dtype=np.float64).reshape(-1, n)
@@ -450,7 +470,7 @@ def compile_risk(model: CompiledModel, risk: RiskModel | None = None) -> RiskArr
         a_guarantee_lag=np.array(
             [lag_id[x] for x in model.assets.guarantee_lag_months.tolist()], dtype=np.int64
         ),
-        rec_lag=lag_id[rec.lag_months],
+        rec_lag=lag_id[last],
         lag_period=lag_table(cgrid, lags),
         rec_model=RECOVERY_CODES[rec.model],
         rec_rate=rec.rate,
@@ -491,6 +511,8 @@ def compile_risk(model: CompiledModel, risk: RiskModel | None = None) -> RiskArr
         rv_ratio=rv[5],
         cover=cover,
         a_cover_lag=np.array([lag_id[x] if x >= 0 else -1 for x in cover_lag], dtype=np.int64),
+        rec_piece_lag=np.array([lag_id[m] for m, _ in pieces], dtype=np.int64),
+        rec_piece_share=np.array([w for _, w in pieces], dtype=np.float64),
     )
 
 

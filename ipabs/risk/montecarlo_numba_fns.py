@@ -53,10 +53,10 @@ from ipabs.risk.collections_numba_fns import (
     C_LOSS,
     C_PREPAYMENT,
     C_REALISED_LOSS,
-    C_RECOVERY,
     C_ROYALTY,
     C_SCHED_PRINCIPAL,
     pay_loss_cover,
+    recovery_instalments,
 )
 from ipabs.risk.model import (
     A_BALANCE_END,
@@ -367,11 +367,12 @@ def path_collections(ra, sc, n_defaulters):  # type: ignore[no-untyped-def]
             else:
                 value = _recovery_value(ra, state, z[0])
                 rec = min(exposure, max(appraisal * (value - ra.rec_cost), 0.0))
-            tr = ra.lag_period[ra.rec_lag, tau]
-            if tr >= 0 and rec > 0.0:
-                coll_pool[p, tr, C_RECOVERY] += rec
-            else:
-                rec = 0.0
+            tr = ra.lag_period[ra.rec_lag, tau]  # the last instalment: the loss is realised
+            full = rec
+            n_pieces = ra.rec_piece_lag.shape[0]
+            rec = recovery_instalments(
+                rec, p, tau, 0, n_pieces, ra.rec_piece_lag, ra.rec_piece_share, ra.lag_period, 1.0, coll_pool
+            )
             coll_pool[p, tau, C_LOSS] += exposure - rec
             if tr >= 0:  # liquidation ends within the deal's life: the loss is realised
                 coll_pool[p, tr, C_REALISED_LOSS] += exposure - rec
@@ -383,7 +384,7 @@ def path_collections(ra, sc, n_defaulters):  # type: ignore[no-untyped-def]
                         cover_claim[c, p, tc] += exposure - rec
                     else:
                         cover_claim[c, p, tc] += exposure
-                        cover_taken[a] = rec
+                        cover_taken[a] = full if rec > 0.0 else 0.0
     if n_cover > 0:
         _pay_cover(ra, sc, n_defaulters)
 
@@ -466,8 +467,18 @@ def _pay_cover(ra, sc, n_defaulters):  # type: ignore[no-untyped-def]
             if sc.cover_taken[a] > 0.0:
                 c = cover.a_cover[a]
                 tc = ra.lag_period[ra.a_cover_lag[a], tau]
-                tr = ra.lag_period[ra.rec_lag, tau]
-                coll_pool[ra.a_pool[a], tr, C_RECOVERY] -= sc.cover_paid[c, tc] * sc.cover_taken[a]
+                recovery_instalments(
+                    sc.cover_taken[a],
+                    ra.a_pool[a],
+                    tau,
+                    0,
+                    ra.rec_piece_lag.shape[0],
+                    ra.rec_piece_lag,
+                    ra.rec_piece_share,
+                    ra.lag_period,
+                    -sc.cover_paid[c, tc],
+                    coll_pool,
+                )
                 sc.cover_taken[a] = 0.0
     claim = sc.cover_claim
     for c in range(claim.shape[0]):

@@ -6,8 +6,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ipabs.collateral.royalty import royalty_schedule
+from ipabs.collateral.royalty import base_path, royalty_schedule
 from ipabs.dates import from_day
+from ipabs.deal.assumptions import last_recovery_months, recovery_pieces
 from ipabs.deal.schema import Scenario
 from ipabs.engine.compile import CompiledModel
 from ipabs.engine.revolving_numba_fns import MODE_EXPECTED, MODE_NONE, RevolvingPath, revolving_path
@@ -42,6 +43,12 @@ class DriverInputs:
     # ---- support
     cover_period: np.ndarray  # (A, T) period paying the loss cover of a default in t; -1 none
     cover_stop: np.ndarray  # (Q,) period from which each loss-cover payer pays nothing
+    # ---- recovery timing: asset a's recovery comes in instalments k in
+    # rec_piece_ptr[a]:rec_piece_ptr[a+1], share rec_piece_share[k] after lag id rec_piece_lag[k]
+    # (recovery_lag is the last instalment's: the loss is realised then)
+    rec_piece_ptr: np.ndarray  # (A+1,)
+    rec_piece_lag: np.ndarray  # (S,)
+    rec_piece_share: np.ndarray  # (S,)
 
 
 def revolving_inputs(model: CompiledModel, scenario: Scenario) -> RevolvingPath:
@@ -57,6 +64,11 @@ def revolving_inputs(model: CompiledModel, scenario: Scenario) -> RevolvingPath:
     asm = resolve(scenario, pool, "")
     months = period_months(grid)
     rec = asm.recovery
+    if len(recovery_pieces(rec)) > 1:
+        raise IpabsError(
+            f"{model.deal.source.file}: recovery.timing in instalments is not supported with a "
+            "revolving period (the purchased assets recover in one payment); use lag_months"
+        )
     rates = []
     for tpl in rv.templates:
         if rec.basis == "appraisal":  # the pledged IP's appraisal is `appraisal_ratio` x the loan
@@ -141,6 +153,7 @@ def scenario_inputs(model: CompiledModel, name: str | None = None) -> DriverInpu
     rec_cap = np.full(a_count, np.inf)
     rec_lag_m = np.zeros(a_count, dtype=np.int64)
     cache: dict[tuple[int, int, int, int], tuple[np.ndarray, np.ndarray]] = {}
+    pieces: list[list[tuple[int, float]]] = []
     assumptions = {}
     for a in range(a_count):
         o = int(assets.obligor[a])
@@ -154,16 +167,16 @@ def scenario_inputs(model: CompiledModel, name: str | None = None) -> DriverInpu
             m = from_day(int(assets.maturity_day[a]))
             mat_month = (m.year - close.year) * 12 + m.month - close.month
         age = int(assets.age_months[a])  # ---- seasoned pools: PSA and SDA count loan age
-        key = (key_src, mat_month, asm.recovery.lag_months, age)
+        last = last_recovery_months(asm.recovery)  # the liquidation ends then (SDA's lag rule)
+        key = (key_src, mat_month, last, age)
         if key not in cache:
             cache[key] = (
-                default_curve(
-                    asm.defaults, months, None if mat_month < 0 else mat_month, asm.recovery.lag_months, age
-                ),
+                default_curve(asm.defaults, months, None if mat_month < 0 else mat_month, last, age),
                 prepayment_curve(asm.prepayment, months, age),
             )
         mdr[a], smm[a] = cache[key]
-        rec_lag_m[a] = asm.recovery.lag_months
+        rec_lag_m[a] = last
+        pieces.append(recovery_pieces(asm.recovery))
         if asm.recovery.basis == "appraisal":
             appraisal = assets.appraised_value[a]
             rec_rate[a] = 1.0
@@ -175,7 +188,8 @@ def scenario_inputs(model: CompiledModel, name: str | None = None) -> DriverInpu
             mdr[a, named[o] + 1 :] = 0.0
 
     g_lag_m = assets.guarantee_lag_months
-    lags = sorted(set(rec_lag_m.tolist()) | set(g_lag_m.tolist()) | {0})
+    piece_months = {m for asset in pieces for m, _ in asset}
+    lags = sorted(set(rec_lag_m.tolist()) | set(g_lag_m.tolist()) | {0} | piece_months)
     lag_id = {lag: i for i, lag in enumerate(lags)}
     table = lag_table(grid, lags)
     g_stop = np.array([named.get(int(g), n) if g >= 0 else n for g in assets.guarantor], dtype=np.int64)
@@ -184,6 +198,7 @@ def scenario_inputs(model: CompiledModel, name: str | None = None) -> DriverInpu
     roy_mdr = np.zeros((len(roy), n))
     growth = []
     haircut = []
+    paths = []
     for r in range(len(roy)):
         o = int(roy.obligor[r])
         asm = resolve(sc, pools[int(roy.pool[r])], ob_names[o])
@@ -192,7 +207,8 @@ def scenario_inputs(model: CompiledModel, name: str | None = None) -> DriverInpu
             roy_mdr[r, named[o]] = 1.0
         growth.append(roy.growth[r] if asm.royalty.growth is None else asm.royalty.growth)
         haircut.append(asm.royalty.haircut)
-    accrual, pay_period = royalty_schedule(roy, grid, np.array(growth), np.array(haircut))
+        paths.append(base_path(asm.royalty, float(roy.growth[r])))
+    accrual, pay_period = royalty_schedule(roy, grid, np.array(growth), np.array(haircut), paths)
 
     sup_stop = np.array([named.get(int(p), n) for p in model.support_provider], dtype=np.int64)
     return DriverInputs(
@@ -211,4 +227,7 @@ def scenario_inputs(model: CompiledModel, name: str | None = None) -> DriverInpu
         revolving=revolving_inputs(model, sc),
         cover_period=cover_periods(model, rec_lag_m),
         cover_stop=cover_stops(model, named),
+        rec_piece_ptr=np.cumsum([0] + [len(x) for x in pieces]).astype(np.int64),
+        rec_piece_lag=np.array([lag_id[m] for x in pieces for m, _ in x], dtype=np.int64),
+        rec_piece_share=np.array([w for x in pieces for _, w in x], dtype=np.float64),
     )
