@@ -5,12 +5,17 @@ cent, the Monte Carlo against the deterministic run, and located errors."""
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
 import numpy as np
 import pytest
 from helpers import assert_cents, assert_conserved, col, compile_text, run_text
 from test_montecarlo import assert_periods_equal
 
-from ipabs.deal.load import parse_deal
+from ipabs import api
+from ipabs.deal.load import load_deal, parse_deal
+from ipabs.engine.compile import compile_deal
 from ipabs.errors import DealError
 from ipabs.montecarlo import simulate
 
@@ -378,3 +383,34 @@ def test_fees_cannot_read_test_quantities(fee: str, message: str) -> None:
         parse_deal(text, "deal.yaml")
     assert message in str(err.value), str(err.value)
     assert "deal.yaml:" in str(err.value)
+
+
+def test_the_documented_covenant_example_runs_as_described() -> None:
+    text = (Path(__file__).resolve().parents[1] / "docs" / "covenants.md").read_text(encoding="utf-8")
+    example = re.findall(r"```yaml\n(.*?)```", text, re.S)[-1]
+    base = run_text(example)
+    cut = run_text(example, "cut")
+    # as projected, royalties fall behind the rising table only from period 4 on two-year sums
+    assert _trigger(base, "sales", "breached").tolist() == [0, 0, 0, 1, 1]
+    # a 20% haircut breaches the 85% covenant at once: every note is then due
+    assert _trigger(cut, "sales", "value")[0] == pytest.approx(0.8)
+    assert (cut.periods["deal.waterfall"] == "amortise").all()
+    assert cut.summary.loc["senior", "loss"] == pytest.approx(0.0, abs=1e-9)
+    assert_conserved(cut, 400)
+
+
+def test_the_shipped_royalty_deal_breaches_its_covenants_as_its_comments_say() -> None:
+    path = Path(__file__).resolve().parents[1] / "scenarios" / "royalty_sales_covenant.yaml"
+    model = compile_deal(load_deal(path))
+    first = {}
+    for name in model.spec.scenarios:
+        p = api.run(model, name).periods
+        first[name] = {
+            t: int(np.argmax(p[f"{t}.active"].to_numpy() > 0)) + 1 if (p[f"{t}.active"] > 0).any() else None
+            for t in ("sales_covenant", "trailing_dscr", "loan_to_value")
+        }
+    assert first["base"] == {"sales_covenant": None, "trailing_dscr": None, "loan_to_value": None}
+    assert first["destocking_2027"] == {"sales_covenant": 9, "trailing_dscr": None, "loan_to_value": None}
+    assert first["slow_growth"]["trailing_dscr"] is None
+    assert first["licensee_default"]["sales_covenant"] == 7
+    assert first["licensee_default"]["trailing_dscr"] == 15

@@ -621,10 +621,8 @@ CASES = [
         13,
         "accounts[0].target",
         ("missing required field 'of'",),
-        "add `of:` - Quantity: pool_balance, pool_balance_start, original_pool_balance, "
-        "notes_balance, balance(T[+T]), original_balance(T[+T]), interest_due(T[+T]); this "
-        "period's interest_collections, income_collections, principal_collections, collections, "
-        "royalty_collections or defaults; or principal_deficiency (the ledger's balance).",
+        "add `of:` - Quantity, e.g. pool_balance, balance(senior), next_interest(senior, 12) or "
+        "trigger(NAME): see the list of quantities in docs/deal-language.md.",
     ),
     Case(
         "negative value in a schedule",

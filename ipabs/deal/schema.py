@@ -52,8 +52,8 @@ class Formula(Model):
 
     share: Rate = Field(1.0, description="Multiplier applied to the quantity (decimal or '2%').")
     of: str = Field(
-        description="Quantity: one of the list of quantities at the top of this reference, e.g. "
-        "pool_balance, balance(senior), next_interest(senior, 12) or trigger(NAME)."
+        description="Quantity, e.g. pool_balance, balance(senior), next_interest(senior, 12) or "
+        "trigger(NAME): see the list of quantities in docs/deal-language.md."
     )
     floor: Money = Field(0.0, description="Lower bound of the amount.")
     cap: Money | None = Field(None, description="Upper bound of the amount (none if omitted).")
