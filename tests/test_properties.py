@@ -351,6 +351,8 @@ def deals(
         draw(rate_hedges(spec, pool, m, n_periods))
     _with_calendar(draw, spec)
     _with_time_varying(draw, spec, n_periods)
+    if not safe:
+        _with_covenants(draw, spec, n_periods)
     facts = {
         "pool": pool,
         "initial_accounts": float(sum(a.get("initial", 0.0) for a in accounts)),
@@ -882,10 +884,16 @@ def test_dscr_divides_by_the_interest_and_principal_due_of_the_tranche_table(
 ) -> None:
     # Before and after a waterfall switch alike, a DSCR test's debt service is what the
     # tranche table says is due (the whole balance once the waterfall has switched).
+    # A trailing DSCR (`periods`) divides the window's sums.
     spec, facts = case
     t = run_spec(spec).tables
     service = t.tranche[:, 0, L.TR_INTEREST_DUE] + t.tranche[:, 0, L.TR_PRINCIPAL_DUE]
     net = t.deal[:, L.D_COLLECTIONS] - t.fee[:, :, L.FEE_DUE].sum(axis=1)  # every fee is senior
+    window = spec["triggers"][0].get("periods", 1)
+    if window > 1:
+        kernel = np.ones(window)
+        service = np.convolve(service, kernel)[: len(service)]
+        net = np.convolve(net, kernel)[: len(net)]
     value = t.trigger[:, 0, L.TRG_VALUE]
     live = service > 1e-6
     assert np.all(np.isinf(value[~live]))
@@ -1016,3 +1024,48 @@ def test_hedges_settle_net_and_a_defaulted_counterparty_pays_only_its_recovery(
             assert_defaulted = x[:, L.HG_DEFAULTED]
             assert np.all(assert_defaulted[: defaulted_at - 1] == 0.0)
             assert np.all(assert_defaulted[defaulted_at - 1 :] == 1.0)
+
+
+# ---- covenants
+
+
+def _with_covenants(draw: Any, spec: dict[str, Any], n_periods: int) -> None:
+    """Maybe make a DSCR trailing, add a covenant test (excess spread, loan-to-value against a
+    valuation, collections against the contractual projection or a table), give a reserve a
+    forward-looking target of the next months' interest or fees, or keep it funded after a
+    waterfall switch."""
+    for trig in spec.get("triggers", []):
+        if trig["kind"] == "dscr" and draw(st.booleans()):
+            trig["periods"] = draw(st.integers(1, 6))
+    if draw(st.booleans()):
+        kind = draw(st.sampled_from(["excess_spread", "loan_to_value", "collections_vs_projection"]))
+        test: dict[str, Any] = {"name": "covenant", "kind": kind, "effect": {"sequential": True}}
+        pool = sum(float(x["balance"]) for x in spec["pools"][0]["loans"])
+        if kind == "excess_spread":
+            test["threshold"] = _pct(draw, 0, 100)
+            test["periods"] = draw(st.integers(1, 4))
+        elif kind == "loan_to_value":
+            test["threshold"] = _pct(draw, 500, 1000)
+            test["valuation"] = (
+                {"share": _pct(draw, 800, 1500), "of": "pool_balance_start"}
+                if draw(st.booleans())
+                else {"schedule": [round(pool * _pct(draw, 300, 1200), 2) for _ in range(3)]}
+            )
+        else:
+            test["of"] = draw(st.sampled_from(["collections", "income_collections", "interest_collections"]))
+            test["threshold"] = _pct(draw, 500, 1000)
+            test["periods"] = draw(st.integers(1, 4))
+            if draw(st.booleans()):
+                test["projection"] = [round(pool * _pct(draw, 0, 100), 2) for _ in range(n_periods)]
+        spec.setdefault("triggers", []).append(test)
+    for acc in spec.get("accounts", []):
+        if acc.get("kind", "reserve") != "reserve":
+            continue
+        if draw(st.booleans()):
+            months = draw(st.integers(1, 24))
+            acc["target"] = {
+                "share": _pct(draw, 0, 200, 100.0),
+                "of": draw(st.sampled_from([f"next_interest(senior, {months})", f"next_fees({months})"])),
+            }
+        if draw(st.booleans()):
+            acc["after_switch"] = "keep_funded"
