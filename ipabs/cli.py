@@ -122,15 +122,16 @@ def cmd_validate(args: argparse.Namespace) -> int:
     return EXIT_INVALID if bad else EXIT_OK
 
 
-def _warn(warnings: Any, section: str = "", *, result: bool = False) -> None:
-    """Print located validation warnings (of one top-level ``section`` when given) to stderr;
-    with ``--quiet`` only when they are the ``result`` of the command (``validate``)."""
+def _warn(warnings: Any, section: str | tuple[str, ...] = "", *, result: bool = False) -> None:
+    """Print located validation warnings (of the top-level ``section`` or sections when given)
+    to stderr; with ``--quiet`` only when they are the ``result`` of the command (``validate``)."""
     from ipabs.console import is_quiet
 
     if is_quiet() and not result:
         return
+    sections = (section,) if isinstance(section, str) else section
     for w in warnings:
-        if not section or w.path.split(".", 1)[0] == section:
+        if not section or w.path.split(".", 1)[0] in sections:
             print(f"warning: {w}", file=sys.stderr)
 
 
@@ -140,7 +141,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     from ipabs.deal.load import load_deal
 
     deal = load_deal(args.deal)
-    _warn(deal.warnings, "scenarios")
+    # the scenarios' warnings, and the calendar's (the dates a run uses)
+    _warn(deal.warnings, ("scenarios", "deal"))
     if args.scenario is not None and args.scenario not in deal.spec.scenarios:
         known = ", ".join(deal.spec.scenarios)
         raise IpabsError(f"{args.deal}: no scenario {args.scenario!r}; known scenarios: {known}")

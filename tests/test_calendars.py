@@ -5,6 +5,7 @@ Shanghai Stock Exchange's published closures and against QuantLib (a test extra)
 from __future__ import annotations
 
 import datetime as dt
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -12,6 +13,7 @@ from helpers import assert_cents, assert_conserved, col, compile_text, run_text
 from test_montecarlo import assert_periods_equal
 
 from ipabs.calendars import BusinessDays, add_months_eom, business_days
+from ipabs.cli import EXIT_OK, main
 from ipabs.dates import DAY_COUNTS, to_day, year_fraction
 from ipabs.deal.load import parse_deal
 from ipabs.errors import DealError
@@ -351,3 +353,15 @@ def test_a_revolving_deal_refuses_determination_dates_and_says_why() -> None:
     issue = err.value.issues[0]
     assert issue.path == "deal.cut_off_date" and issue.line > 0, issue
     assert "revolving deal cannot have determination dates or a cut-off date" in str(issue)
+
+
+def test_run_prints_the_calendar_warning_with_the_results(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # the dates a run uses past the calendar's last year are weekends-only: say so in `run` too
+    text = DEAL.replace("RISK", "").replace("legal_final_date: 2027-07-07", "legal_final_date: 2035-07-16")
+    path = tmp_path / "deal.yaml"
+    path.write_text(text, encoding="utf-8")
+    assert main(["run", str(path)]) == EXIT_OK
+    err = capsys.readouterr().err
+    assert "warning: " in err and "deal.calendar.holidays" in err and "weekends only" in err
