@@ -231,20 +231,23 @@ def _pay_group(grp_ptr, grp_item, g, due, paid, pay, total):  # type: ignore[no-
             paid[m] += x
 
 
-@njit(leaf=True, inline="always")
-def _debt_service(cd, g, t, all_due, bal, int_due_total):  # type: ignore[no-untyped-def]
+# Not inlined (two call sites; arrays, not the compiled deal, so the call is cheap).
+@njit(leaf=True)
+def _debt_service(
+    grp_ptr, grp_item, tr_due_period, tr_schedule, n_periods, g, t, all_due, bal, int_due_total
+):  # type: ignore[no-untyped-def]
     """Interest and principal due of tranche group ``g`` (a DSCR's denominator): the whole
     balance once it is due (``all_due``, its expected maturity, legal final), else its
     scheduled amortisation."""
     service = 0.0
-    last = t == cd.n_periods - 1
-    for j in range(cd.grp_ptr[g], cd.grp_ptr[g + 1]):
-        k = cd.grp_item[j]
+    last = t == n_periods - 1
+    for j in range(grp_ptr[g], grp_ptr[g + 1]):
+        k = grp_item[j]
         service += int_due_total[k]
-        if all_due or t >= cd.tr_due_period[k] or last:
+        if all_due or t >= tr_due_period[k] or last:
             service += bal[k]
-        elif cd.tr_schedule[k, t] < bal[k]:
-            service += bal[k] - cd.tr_schedule[k, t]
+        elif tr_schedule[k, t] < bal[k]:
+            service += bal[k] - tr_schedule[k, t]
     return service
 
 
@@ -271,7 +274,8 @@ def _quantity(cd, code, g, pool_start, pool_end, bal, int_due_total, pq):  # typ
     return 0.0
 
 
-@njit(leaf=True, inline="always")
+# Not inlined: once a period, and only for deals whose formulas read period quantities.
+@njit(leaf=True)
 def _snapshot_tests(cd, t, pool_start, bal, int_due_total, pq):  # type: ignore[no-untyped-def]
     """The DSCR and overcollateralisation formulas read, computed when the triggers are tested
     (on the balances and dues at the start of the period), whatever step reads them later."""
@@ -282,14 +286,26 @@ def _snapshot_tests(cd, t, pool_start, bal, int_due_total, pq):  # type: ignore[
             continue
         g = cd.amt_group[m]
         if code == Q_DSCR:
-            service = _debt_service(cd, g, t, pq[PQ_ALL_DUE] > 0.0, bal, int_due_total)
+            service = _debt_service(
+                cd.grp_ptr,
+                cd.grp_item,
+                cd.tr_due_period,
+                cd.tr_schedule,
+                cd.n_periods,
+                g,
+                t,
+                pq[PQ_ALL_DUE] > 0.0,
+                bal,
+                int_due_total,
+            )
             pq[base + m] = (pq[3] - pq[PQ_SENIOR_FEES]) / service if service > EPS else np.inf
         elif code == Q_OVERCOLLATERALISATION:
             notes = _group_sum(cd.grp_ptr, cd.grp_item, bal, g)
             pq[base + m] = pool_start / notes if notes > EPS else np.inf
 
 
-@njit(leaf=True, inline="always")
+# Not inlined: amounts are inlined at a dozen places, and this loop is rarely run.
+@njit(leaf=True)
 def _next_due(cd, code, g, t, end, pool_start, pool_end, bal, int_due_total, pq):  # type: ignore[no-untyped-def]
     """What falls due on the payment dates after ``t`` up to (excluding) period ``end``:
     interest of tranche group ``g`` on today's balances (``Q_NEXT_INTEREST``), or the senior
@@ -415,7 +431,8 @@ def _settle_puts(cd, t, bal, support_stop, out_tranche, out_support, full):  # t
 # ---- hedges -------------------------------------------------------------------------------
 
 
-@njit(leaf=True, inline="always")
+# Not inlined: a termination is rare, and its loop would bloat every call site.
+@njit(leaf=True)
 def _hedge_value(cd, h, t, notional):  # type: ignore[no-untyped-def]
     """Mark-to-market to the trust of hedge ``h`` on payment date ``t``: the net payments of
     the periods it settles from ``t`` on (period ``t``'s own included, undiscounted), each
@@ -893,7 +910,16 @@ def waterfall_path(cd, coll, support_stop, out, work, flags, full, rv):  # type:
                     if kind == TRG_DSCR:
                         test_num[g, t] = asset_cash - senior_fees
                         test_den[g, t] = _debt_service(
-                            cd, cd_trg_group[g], t, all_due or issuer_called, bal, int_due_total
+                            cd_grp_ptr,
+                            cd_grp_item,
+                            cd_tr_due_period,
+                            cd_tr_schedule,
+                            n_t,
+                            cd_trg_group[g],
+                            t,
+                            all_due or issuer_called,
+                            bal,
+                            int_due_total,
                         )
                     elif kind == TRG_COLLECTIONS_VS_PROJECTION:
                         test_num[g, t] = pq[cd.trg_of[g]]
