@@ -65,6 +65,10 @@ def collections(
         inp.rec_piece_ptr,
         inp.rec_piece_lag,
         inp.rec_piece_share,
+        inp.dq_on,
+        inp.dq_roll,
+        inp.dq_cure,
+        inp.months,
     )
     return out
 

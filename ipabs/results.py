@@ -29,8 +29,9 @@ if TYPE_CHECKING:
 def conservation_residual(tables: L.WaterfallTables) -> np.ndarray:
     """Per-period cash-conservation residual (should be ~0).
 
-    ``brought forward + collections + call proceeds + hedge receipts + support draws + account
-    withdrawals - payments - purchase price - account deposits - carried forward``.
+    ``brought forward + collections + call proceeds + hedge receipts + servicer advances -
+    advances repaid + support draws + account withdrawals - payments - purchase price - account
+    deposits - carried forward``.
     """
     d = tables.deal
     return (
@@ -38,6 +39,9 @@ def conservation_residual(tables: L.WaterfallTables) -> np.ndarray:
         + d[:, L.D_COLLECTIONS]
         + d[:, L.D_HEDGE_RECEIVED]
         + d[:, L.D_CALL_PROCEEDS]
+        + d[:, L.D_ADVANCED_INTEREST]
+        + d[:, L.D_ADVANCED_PRINCIPAL]
+        - d[:, L.D_ADVANCES_REPAID]
         + d[:, L.D_SUPPORT_DRAWS]
         + d[:, L.D_ACCOUNT_WITHDRAWALS]
         - d[:, L.D_PAYMENTS]

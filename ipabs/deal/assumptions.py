@@ -199,3 +199,38 @@ class RoyaltyAssumption(RoyaltyPath):
     haircut on every payment."""
 
     haircut: Share = Field(0.0, description="Share cut from every royalty and income-share payment.")
+
+
+# ---- delinquency
+
+
+class DelinquencyAssumption(Model):
+    """Monthly roll rates between days-past-due buckets (docs/delinquency.md).
+
+    Each month a current loan falls 30 days behind with ``roll_rates[0]``; a loan 30, 60 or 90+
+    days behind rolls on with ``roll_rates[1]``, ``[2]``, ``[3]`` (from 90+ into default) or
+    cures, paying its arrears, with ``cure_rates[0]``, ``[1]``, ``[2]``; otherwise it stays.
+    Delinquent loans pay nothing until they cure."""
+
+    roll_rates: list[Annotated[Rate, Field(ge=0, le=1)]] = Field(
+        min_length=4,
+        max_length=4,
+        description="Monthly rates current -> 30, 30 -> 60, 60 -> 90+, 90+ -> default.",
+    )
+    cure_rates: list[Annotated[Rate, Field(ge=0, le=1)]] = Field(
+        default_factory=lambda: [0.0, 0.0, 0.0],
+        min_length=3,
+        max_length=3,
+        description="Monthly rates 30 -> current, 60 -> current, 90+ -> current.",
+    )
+
+    @model_validator(mode="after")
+    def _leaving(self) -> DelinquencyAssumption:
+        for k, bucket in enumerate(("30", "60", "90+")):
+            total = self.roll_rates[k + 1] + self.cure_rates[k]
+            if total > 1.0 + 1e-12:
+                raise ValueError(
+                    f"loans {bucket} days behind roll on ({self.roll_rates[k + 1]:.4g}) and cure "
+                    f"({self.cure_rates[k]:.4g}) at more than 100% a month together; lower one"
+                )
+        return self

@@ -794,6 +794,12 @@ class _Checker:
                         "name defaulting obligors in the scenario's own `defaults.obligors`",
                     )
 
+    # ---- delinquency
+    def advances(self) -> None:
+        adv = self.deal.servicer_advances
+        if adv is not None:
+            self.ref(("servicer_advances", "servicer"), adv.servicer, self.obligors, "obligor")
+
     def run(self) -> list[Issue]:
         self.unique()
         self.dates()
@@ -802,6 +808,7 @@ class _Checker:
         self.liabilities()
         self.loss_cover()
         self.hedges()
+        self.advances()
         self.scenarios()
         return self.issues
 

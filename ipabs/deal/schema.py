@@ -14,6 +14,7 @@ from pydantic import Field, field_validator, model_validator
 
 from ipabs.deal.assumptions import (
     DefaultAssumption,
+    DelinquencyAssumption,
     PrepaymentAssumption,
     RecoveryAssumption,
     RoyaltyAssumption,
@@ -605,6 +606,10 @@ class Override(Model):
     prepayment: PrepaymentAssumption | None = Field(None, description="Replaces the prepayments.")
     recovery: RecoveryAssumption | None = Field(None, description="Replaces the recovery.")
     royalty: RoyaltyAssumption | None = Field(None, description="Replaces the royalty assumptions.")
+    # ---- delinquency
+    delinquency: DelinquencyAssumption | None = Field(
+        None, description="Replaces the scenario's delinquency roll rates."
+    )
 
     @model_validator(mode="after")
     def _target(self) -> Override:
@@ -675,6 +680,12 @@ class Scenario(Model):
     )
     recovery: RecoveryAssumption = Field(default_factory=RecoveryAssumption, description="Recoveries.")
     royalty: RoyaltyAssumption = Field(default_factory=RoyaltyAssumption, description="Royalty bases.")
+    # ---- delinquency
+    delinquency: DelinquencyAssumption | None = Field(
+        None,
+        description="Monthly roll rates between days-past-due buckets and cure rates "
+        "(docs/delinquency.md); without them loans are current until they default.",
+    )
     overrides: list[Override] = Field(default_factory=list, description="Per pool or obligor.")
     issuer_call: CallExercise | None = Field(
         None, description="Replaces the deal's issuer call exercise policy in this scenario."
@@ -1078,7 +1089,7 @@ class TriggerEffect(Model):
     )
 
 
-TRAILING_TRIGGERS = ("dscr", "collections_vs_projection", "excess_spread")
+TRAILING_TRIGGERS = ("dscr", "collections_vs_projection", "excess_spread", "delinquency")
 """Trigger kinds whose test may run over a trailing window (`periods`)."""
 
 
@@ -1099,6 +1110,7 @@ class Trigger(Model):
         "collections_vs_projection",
         "excess_spread",
         "loan_to_value",
+        "delinquency",
     ] = Field(
         description="cumulative_default_rate: cumulative defaults / original pool > threshold; "
         "dscr: (collections - senior fees) / (interest and principal due of `tranches`; the "
@@ -1119,7 +1131,9 @@ class Trigger(Model):
         "closing < threshold (with `periods`: sums over the last N periods); "
         "excess_spread: the annualised excess spread (see the quantities) < threshold (with "
         "`periods`: its average over the last N periods); "
-        "loan_to_value: balance of `tranches` (default: all notes) / `valuation` > threshold. "
+        "loan_to_value: balance of `tranches` (default: all notes) / `valuation` > threshold; "
+        "delinquency: the balance at least `days_past_due` days behind / the pool balance, both "
+        "at the end of the period, > threshold (with `periods`: the average of the last N ratios). "
         "With `periods`, a dscr is trailing: the sum of its numerators over the sum of its "
         "denominators over the last N periods (fewer at the start)."
     )
@@ -1157,6 +1171,10 @@ class Trigger(Model):
         description="loan_to_value: the collateral value: an amount, a Schedule (e.g. the "
         "appraiser's projected values) or a Formula.",
     )
+    # ---- delinquency
+    days_past_due: Literal[30, 60, 90] = Field(
+        60, description="delinquency: the bucket the ratio counts from (60: loans 60 or more days behind)."
+    )
     consecutive: int = Field(1, ge=1, description="Breaches in a row before it fires.")
     curable: bool = Field(True, description="It switches off when the test passes again.")
     effect: TriggerEffect = Field(description="What happens while it is active.")
@@ -1172,6 +1190,8 @@ class Trigger(Model):
             raise ValueError("a loan_to_value trigger needs `valuation`: an amount, a Schedule or a Formula")
         if self.valuation is not None and self.kind != "loan_to_value":
             raise ValueError("`valuation` belongs to loan_to_value triggers")
+        if self.kind != "delinquency" and "days_past_due" in self.model_fields_set:
+            raise ValueError("`days_past_due` belongs to delinquency triggers")
         if self.kind != "collections_vs_projection" and (
             self.projection != "contractual" or "of" in self.model_fields_set
         ):
@@ -1415,6 +1435,30 @@ class LossAllocation(Model):
 # --------------------------------------------------------------------------- the deal
 
 
+# ---- delinquency
+
+
+class ServicerAdvances(Model):
+    """Advances by the servicer (服务机构垫付) of the payments delinquent loans miss.
+
+    Each period the servicer pays the trust the scheduled interest (and, with ``principal``,
+    the scheduled principal) that loans behind on their payments missed, until it defaults
+    itself. It is repaid first, before the priority of payments and out of the period's income
+    then principal collections, the advances on the arrears that left the delinquent buckets
+    in the period: collected from a cured loan, or lost with a defaulted one (a nonrecoverable
+    advance)."""
+
+    servicer: Name = Field(description="The servicer, an obligor: it advances nothing from its default on.")
+    interest: bool = Field(True, description="Advance missed scheduled interest.")
+    principal: bool = Field(False, description="Advance missed scheduled principal.")
+
+    @model_validator(mode="after")
+    def _something(self) -> ServicerAdvances:
+        if not (self.interest or self.principal):
+            raise ValueError("servicer_advances advance nothing: set `interest` or `principal` to true")
+        return self
+
+
 class Deal(Model):
     """A whole deal file."""
 
@@ -1459,6 +1503,12 @@ class Deal(Model):
     hedges: list[Hedge] = Field(
         default_factory=list,
         description="Interest-rate swaps and caps between the trust and a counterparty (docs/hedges.md).",
+    )
+    # ---- delinquency
+    servicer_advances: ServicerAdvances | None = Field(
+        None,
+        description="The servicer advances what delinquent loans miss, and is repaid before the "
+        "priority of payments (docs/delinquency.md).",
     )
     risk: RiskModel | None = Field(None, description="Monte Carlo risk model.")
     waterfalls: dict[Name, Waterfall] = Field(

@@ -233,6 +233,11 @@ QUANTITY_TABLE: tuple[tuple[str, str, str], ...] = (
         "annualised by the period's year fraction",
     ),
     ("interest_shortfall(T)", "amount", "unpaid interest of the tranches T that may not defer"),
+    # ---- delinquency
+    ("delinquent_30", "amount", "balance of loans 30 or more days past due at the end of the period"),
+    ("delinquent_60", "amount", "balance of loans 60 or more days past due at the end of the period"),
+    ("delinquent_90", "amount", "balance of loans 90 or more days past due at the end of the period"),
+    ("advances_outstanding", "amount", "servicer advances not yet repaid, after this date's repayment"),
     (
         "trigger(NAME)",
         "as the trigger",

@@ -563,7 +563,7 @@ def compile_deal(loaded: LoadedDeal) -> CompiledModel:
         k: []
         for k in (
             *("kind", "group", "account", "consec", "curable", "seq", "trap", "wf", "end", "ob"),
-            *("periods", "of", "valuation"),
+            *("periods", "of", "valuation", "days"),
         )
     }
     thresholds = np.zeros((len(spec.triggers), n))
@@ -592,6 +592,7 @@ def compile_deal(loaded: LoadedDeal) -> CompiledModel:
         trg["periods"].append(g.periods or 1)
         trg["of"].append(L.QUANTITY_CODES[g.of] - L.Q_INTEREST_COLLECTIONS)
         trg["valuation"].append(amounts.add(g.valuation) if g.valuation is not None else -1)
+        trg["days"].append(g.days_past_due // 30 - 1)  # ---- delinquency
         if g.kind == "collections_vs_projection":
             if g.projection == "contractual":
                 projections[i] = contractual[g.of]
@@ -605,6 +606,13 @@ def compile_deal(loaded: LoadedDeal) -> CompiledModel:
         hedge_stop.append(len(provider))
         provider.append(obligors.index[h.counterparty])
     hedge_index = {h.name: i for i, h in enumerate(spec.hedges)}
+    # ---- delinquency: the servicer's default period follows too
+    adv = spec.servicer_advances
+    adv_on = 0 if adv is None else int(adv.interest) + 2 * int(adv.principal)
+    adv_stop = -1
+    if adv is not None:
+        adv_stop = len(provider)
+        provider.append(obligors.index[adv.servicer])
 
     # waterfalls
     ops: list[tuple[int, int, int, int, int]] = []
@@ -804,6 +812,9 @@ def compile_deal(loaded: LoadedDeal) -> CompiledModel:
         hg_stop=i64(hedge_stop),
         hg_on_switch=i64([h.terminate_on_switch for h in spec.hedges]),
         hg_recovery=f64([h.termination_recovery for h in spec.hedges]),
+        trg_days=i64(trg["days"]),
+        adv_on=adv_on,
+        adv_stop=adv_stop,
     )
     return CompiledModel(
         deal=loaded,

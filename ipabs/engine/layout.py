@@ -33,12 +33,19 @@ Q_OVERCOLLATERALISATION = 17  # of a tranche group
 Q_NEXT_INTEREST = 18  # of a tranche group, over the amount's horizon (amt_horizon)
 Q_NEXT_FEES = 19  # over the amount's horizon
 Q_TRIGGER = 20  # the value of a trigger (its index in amt_group)
+# ---- delinquency: balances behind at the end of the period, servicer advances outstanding
+Q_DELINQUENT_30 = 22
+Q_DELINQUENT_60 = 23
+Q_DELINQUENT_90 = 24
+Q_ADVANCES_OUTSTANDING = 25
 # The period's quantity vector: codes Q_INTEREST_COLLECTIONS..Q_EXCESS_SPREAD are read from
 # its first slots, then the scalars the test quantities need, then each trigger's value.
 PQ_SENIOR_FEES = 9
 PQ_ALL_DUE = 10  # 1 when every balance is due (switched waterfall, issuer call)
 PQ_PERIOD = 11
-N_PERIOD_QUANTITIES = 12
+# ---- delinquency: Q_DELINQUENT_30 .. Q_ADVANCES_OUTSTANDING read these slots in order
+PQ_DELINQUENT_30 = 12
+N_PERIOD_QUANTITIES = 16
 QUANTITY_CODES = {
     "pool_balance": Q_POOL_BALANCE,
     "pool_balance_start": Q_POOL_BALANCE_START,
@@ -61,6 +68,11 @@ QUANTITY_CODES = {
     "next_interest": Q_NEXT_INTEREST,
     "next_fees": Q_NEXT_FEES,
     "trigger": Q_TRIGGER,
+    # ---- delinquency
+    "delinquent_30": Q_DELINQUENT_30,
+    "delinquent_60": Q_DELINQUENT_60,
+    "delinquent_90": Q_DELINQUENT_90,
+    "advances_outstanding": Q_ADVANCES_OUTSTANDING,
 }
 
 # ---- amount kinds
@@ -123,6 +135,9 @@ TRG_LOAN_TO_VALUE = 14
 TRIGGER_CODES["collections_vs_projection"] = TRG_COLLECTIONS_VS_PROJECTION
 TRIGGER_CODES["excess_spread"] = TRG_EXCESS_SPREAD
 TRIGGER_CODES["loan_to_value"] = TRG_LOAN_TO_VALUE
+# ---- delinquency
+TRG_DELINQUENCY = 24
+TRIGGER_CODES["delinquency"] = TRG_DELINQUENCY
 
 # ---- step opcodes; arguments a, b, c, d per opcode
 OP_PAY_FEE = 0  # a: group of fees
@@ -290,6 +305,10 @@ class CompiledDeal(NamedTuple):
     hg_stop: np.ndarray  # (H,) index of the counterparty in the stop array
     hg_on_switch: np.ndarray  # (H,) 1 when a waterfall switch terminates it
     hg_recovery: np.ndarray  # (H,) share of a termination owed to the trust a defaulted counterparty pays
+    # ---- delinquency
+    trg_days: np.ndarray  # (G,) delinquency: first bucket counted (0: 30+, 1: 60+, 2: 90+ days)
+    adv_on: int  # 1 when the servicer advances: bit 1 interest, bit 2 principal
+    adv_stop: int  # index of the servicer in the stop array
 
 
 # ---- output tables: last axis of each
@@ -433,6 +452,19 @@ DEAL_FIELDS = (*DEAL_FIELDS, "call_kind")
 D_HEDGE_RECEIVED = len(DEAL_FIELDS)  # received from hedge counterparties (income collections)
 D_HEDGE_PAID = D_HEDGE_RECEIVED + 1  # paid to hedge counterparties (part of payments)
 DEAL_FIELDS = (*DEAL_FIELDS, "hedge_received", "hedge_paid")
+# ---- delinquency: servicer advances (part of income and principal collections) and their
+# repayment to the servicer (taken from collections before the priority of payments)
+D_ADVANCED_INTEREST = len(DEAL_FIELDS)
+D_ADVANCED_PRINCIPAL = D_ADVANCED_INTEREST + 1
+D_ADVANCES_REPAID = D_ADVANCED_INTEREST + 2
+D_ADVANCES_OUTSTANDING = D_ADVANCED_INTEREST + 3  # owed to the servicer at the end of the period
+DEAL_FIELDS = (
+    *DEAL_FIELDS,
+    "advanced_interest",
+    "advanced_principal",
+    "advances_repaid",
+    "advances_outstanding",
+)
 
 # ---- hedges: the hedge table, one row per hedge
 HG_NOTIONAL = 0  # notional of the period (0 once terminated or outside its dates)

@@ -39,6 +39,10 @@ from ipabs.engine.layout import (
     CLAIM_PRINCIPAL_AT_MATURITY,
     D_ACCOUNT_DEPOSITS,
     D_ACCOUNT_WITHDRAWALS,
+    D_ADVANCED_INTEREST,
+    D_ADVANCED_PRINCIPAL,
+    D_ADVANCES_OUTSTANDING,
+    D_ADVANCES_REPAID,
     D_CALL_KIND,
     D_CALL_PROCEEDS,
     D_CALLED,
@@ -110,9 +114,12 @@ from ipabs.engine.layout import (
     POT_COMBINED,
     POT_PRINCIPAL,
     PQ_ALL_DUE,
+    PQ_DELINQUENT_30,
     PQ_PERIOD,
     PQ_SENIOR_FEES,
+    Q_ADVANCES_OUTSTANDING,
     Q_BALANCE,
+    Q_DELINQUENT_30,
     Q_DSCR,
     Q_EXCESS_SPREAD,
     Q_INTEREST_COLLECTIONS,
@@ -155,6 +162,7 @@ from ipabs.engine.layout import (
     TRG_BREACHED,
     TRG_COLLECTIONS_VS_PROJECTION,
     TRG_CUMULATIVE_DEFAULT,
+    TRG_DELINQUENCY,
     TRG_DSCR,
     TRG_EXCESS_SPREAD,
     TRG_INTEREST_SHORTFALL,
@@ -184,12 +192,17 @@ from ipabs.engine.revolving_numba_fns import (
     reset,
 )
 from ipabs.risk.collections_numba_fns import (
+    C_ARREARS_INTEREST,
+    C_ARREARS_PRINCIPAL,
     C_BALANCE_END,
     C_BALANCE_START,
     C_DEFAULT,
+    C_DELINQUENT_30,
     C_GUARANTEE,
     C_INSURANCE,
     C_INTEREST,
+    C_MISSED_INTEREST,
+    C_MISSED_PRINCIPAL,
     C_PREPAYMENT,
     C_REALISED_LOSS,
     C_RECOVERY,
@@ -257,6 +270,8 @@ def _quantity(cd, code, g, pool_start, pool_end, bal, int_due_total, pq):  # typ
         return pq[code - Q_INTEREST_COLLECTIONS]  # the period's collections, ledger and tests
     if code == Q_TRIGGER:  # its value this period (see 3. triggers)
         return pq[N_PERIOD_QUANTITIES + g]
+    if code >= Q_DELINQUENT_30 and code <= Q_ADVANCES_OUTSTANDING:  # ---- delinquency
+        return pq[PQ_DELINQUENT_30 + code - Q_DELINQUENT_30]
     if code == Q_POOL_BALANCE:
         return pool_end
     if code == Q_POOL_BALANCE_START:
@@ -450,6 +465,39 @@ def _hedge_value(cd, h, t, notional):  # type: ignore[no-untyped-def]
     return value
 
 
+# ---- delinquency
+
+
+@njit(leaf=True)
+def _servicer_advances(adv_on, coll, t, advancing, called, state):  # type: ignore[no-untyped-def]
+    """Servicer advances of period ``t``: returns the interest and principal advanced now (on
+    what delinquent loans missed, while the servicer is ``advancing``) and moves the advances
+    on arrears that left the delinquent buckets (cured or defaulted) to what is owed to the
+    servicer. ``state``: advances outstanding on interest arrears, on principal arrears, and
+    owed (due, unpaid). Each arrears ledger clears its advances in the share it cleared; after
+    a call the pool is sold and every advance is due."""
+    for j in range(2):
+        col = C_ARREARS_INTEREST if j == 0 else C_ARREARS_PRINCIPAL
+        missed = C_MISSED_INTEREST if j == 0 else C_MISSED_PRINCIPAL
+        before = coll[t - 1, col] if t > 0 else 0.0
+        share = 1.0
+        if before > EPS and not called:
+            share = min(max((before + coll[t, missed] - coll[t, col]) / before, 0.0), 1.0)
+        due = state[j] * share
+        state[j] -= due
+        state[2] += due
+    adv_i = 0.0
+    adv_p = 0.0
+    if advancing and not called:
+        if adv_on & 1:
+            adv_i = coll[t, C_MISSED_INTEREST]
+            state[0] += adv_i
+        if adv_on & 2:
+            adv_p = coll[t, C_MISSED_PRINCIPAL]
+            state[1] += adv_p
+    return adv_i, adv_p
+
+
 @njit
 def run_waterfall(
     cd,  # CompiledDeal
@@ -499,6 +547,7 @@ def allocate_work(cd):  # type: ignore[no-untyped-def]
         + n_trg * (1 + 2 * cd.n_periods)
         + n_amt
         + 3 * n_hg
+        + 3  # ---- delinquency: servicer advances
     )
     return np.empty(size), np.empty(4 * n_trg, dtype=np.int64)
 
@@ -634,6 +683,8 @@ def waterfall_path(cd, coll, support_stop, out, work, flags, full, rv):  # type:
     hg_owed = work[o : o + n_hg]
     hg_term = work[o + n_hg : o + 2 * n_hg]
     hg_done = work[o + 2 * n_hg : o + 3 * n_hg]
+    o += 3 * n_hg
+    adv_state = work[o : o + 3]  # ---- delinquency: see _servicer_advances
     out_hedge = out.hedge
     # each n_trg long, then their copies at the start of the period (see 3. triggers)
     breaches = flags[0 : 2 * n_trg]
@@ -681,7 +732,7 @@ def waterfall_path(cd, coll, support_stop, out, work, flags, full, rv):  # type:
     for t in range(n_t):
         if t >= t_end and carry <= 0.0:
             held = bal.sum() + arrears.sum() + fee_arrears.sum() + acc_bal.sum()
-            held += lf_outstanding.sum() + lf_int_arrears.sum()
+            held += lf_outstanding.sum() + lf_int_arrears.sum() + adv_state[2]
             if held <= 0.0:
                 break
         last = t == n_t - 1
@@ -788,6 +839,29 @@ def waterfall_path(cd, coll, support_stop, out, work, flags, full, rv):  # type:
             row[D_CALLED] = 1.0 if called else 0.0
             row[D_INCOME_COLLECTIONS] = income_coll
             row[D_PRINCIPAL_COLLECTIONS] = principal_coll
+        # ---- delinquency: the buckets formulas read, and the servicer's advances, which it is
+        # repaid out of income then principal cash before the priority of payments
+        behind = 0.0  # balances at least 90, 60, 30 days behind
+        for j in range(2, -1, -1):
+            behind += 0.0 if called else coll[t, C_DELINQUENT_30 + j]
+            pq[PQ_DELINQUENT_30 + j] = behind
+        if cd.adv_on > 0:
+            adv_i, adv_p = _servicer_advances(
+                cd.adv_on, coll, t, t < support_stop[cd.adv_stop], called, adv_state
+            )
+            avail_i += adv_i
+            avail_p += adv_p
+            repay_i = min(adv_state[2], max(avail_i, 0.0))
+            repay_p = min(adv_state[2] - repay_i, max(avail_p, 0.0))
+            avail_i -= repay_i
+            avail_p -= repay_p
+            adv_state[2] -= repay_i + repay_p
+            if full:
+                row[D_ADVANCED_INTEREST] = adv_i
+                row[D_ADVANCED_PRINCIPAL] = adv_p
+                row[D_ADVANCES_REPAID] = repay_i + repay_p
+                row[D_ADVANCES_OUTSTANDING] = adv_state[0] + adv_state[1] + adv_state[2]
+        pq[PQ_DELINQUENT_30 + 3] = adv_state[0] + adv_state[1] + adv_state[2]
         paid_total = 0.0
         purchase_paid = 0.0
         bought = 0.0
@@ -905,7 +979,12 @@ def waterfall_path(cd, coll, support_stop, out, work, flags, full, rv):  # type:
                     # of everything the trust has owned: the pool at closing and all purchases
                     value = pq[7]
                     breached = value > thr
-                elif kind == TRG_DSCR or kind == TRG_COLLECTIONS_VS_PROJECTION or kind == TRG_EXCESS_SPREAD:
+                elif (
+                    kind == TRG_DSCR
+                    or kind == TRG_COLLECTIONS_VS_PROJECTION
+                    or kind == TRG_EXCESS_SPREAD
+                    or kind == TRG_DELINQUENCY
+                ):
                     # ---- covenants: ratio tests, over a trailing window of periods
                     if kind == TRG_DSCR:
                         test_num[g, t] = asset_cash - senior_fees
@@ -924,16 +1003,24 @@ def waterfall_path(cd, coll, support_stop, out, work, flags, full, rv):  # type:
                     elif kind == TRG_COLLECTIONS_VS_PROJECTION:
                         test_num[g, t] = pq[cd.trg_of[g]]
                         test_den[g, t] = cd.trg_projection[g, t]
-                    else:  # the average excess spread while notes are outstanding
+                    elif kind == TRG_EXCESS_SPREAD:  # its average while notes are outstanding
                         live = pool_start > EPS or bal.sum() > EPS
                         test_num[g, t] = pq[8] if live else 0.0
+                        test_den[g, t] = 1.0 if live else 0.0
+                    else:  # ---- delinquency: the average ratio while the pool has a balance
+                        behind = pq[PQ_DELINQUENT_30 + cd.trg_days[g]]
+                        live = pool_end > EPS
+                        test_num[g, t] = behind / pool_end if live else 0.0
                         test_den[g, t] = 1.0 if live else 0.0
                     num = 0.0
                     den = 0.0
                     for u in range(max(t - cd.trg_periods[g] + 1, 0), t + 1):
                         num += test_num[g, u]
                         den += test_den[g, u]
-                    if den > EPS:
+                    if kind == TRG_DELINQUENCY:
+                        value = num / den if den > EPS else 0.0
+                        breached = value > thr
+                    elif den > EPS:
                         value = num / den
                         breached = value < thr
                     else:

@@ -10,6 +10,24 @@ import numpy as np
 
 from ipabs._jit import njit
 from ipabs.engine.layout import COVER_INSURANCE, COVER_REALISED_LOSS, CoverArrays
+from ipabs.risk.delinquency_numba_fns import (
+    DQ_ARREARS_INTEREST,
+    DQ_ARREARS_PRINCIPAL,
+    DQ_BALANCE_END,
+    DQ_BALANCE_START,
+    DQ_DEFAULT,
+    DQ_DEFAULT_SHARE,
+    DQ_DELINQUENT_30,
+    DQ_DELINQUENT_60,
+    DQ_DELINQUENT_90,
+    DQ_INTEREST,
+    DQ_MISSED_INTEREST,
+    DQ_MISSED_PRINCIPAL,
+    DQ_PREPAYMENT,
+    DQ_PRINCIPAL,
+    N_DQ_COLUMNS,
+    delinquency_flows,
+)
 
 C_INTEREST = 0  # interest collected on performing assets
 C_SCHED_PRINCIPAL = 1  # scheduled principal collected
@@ -26,7 +44,15 @@ C_RISK_SHARING = 10  # payments by risk-sharing pools (loss_cover)
 C_INSURANCE = 11  # payments by guarantee insurers (loss_cover)
 # ---- ledgers
 C_REALISED_LOSS = 12  # defaulted balance less recovery and guarantee, when the recovery is received
-N_COLLECTION_COLUMNS = 13
+# ---- delinquency (docs/delinquency.md): stocks at the end of the period, and the period's misses
+C_DELINQUENT_30 = 13  # balance 30-59 days past due
+C_DELINQUENT_60 = 14  # 60-89 days
+C_DELINQUENT_90 = 15  # 90 days or more
+C_MISSED_INTEREST = 16  # scheduled interest delinquent loans missed in the period
+C_MISSED_PRINCIPAL = 17  # scheduled principal delinquent loans missed in the period
+C_ARREARS_INTEREST = 18  # interest arrears owed by delinquent loans
+C_ARREARS_PRINCIPAL = 19  # principal arrears of delinquent loans (part of their balance)
+N_COLLECTION_COLUMNS = 20
 
 COLLECTION_COLUMNS = (
     "interest",
@@ -44,6 +70,14 @@ COLLECTION_COLUMNS = (
     "insurance",
     # ---- ledgers
     "realised_loss",
+    # ---- delinquency
+    "delinquent_30",
+    "delinquent_60",
+    "delinquent_90",
+    "missed_interest",
+    "missed_principal",
+    "arrears_interest",
+    "arrears_principal",
 )
 
 
@@ -238,6 +272,10 @@ def deterministic_collections(
     rec_piece_ptr: np.ndarray,  # (A+1,) recovery instalments of each asset
     rec_piece_lag: np.ndarray,  # (S,) lag id of each instalment
     rec_piece_share: np.ndarray,  # (S,) share of the recovery paid in each instalment
+    dq_on: np.ndarray,  # (A,) 1 when the asset's loans follow the delinquency chain
+    dq_roll: np.ndarray,  # (A, 4) monthly roll rates
+    dq_cure: np.ndarray,  # (A, 3) monthly cure rates
+    months: np.ndarray,  # (T,) months in each collection period (the chain's steps)
 ) -> None:
     """Expected-value cash flows under deterministic default and prepayment rates.
 
@@ -246,7 +284,8 @@ def deterministic_collections(
     the SMM of the start balance less its expected scheduled amortisation. A default's
     guarantee arrives after its lag, its recovery in instalments after theirs
     (:func:`recovery_instalments`; ``recovery_lag`` is the last one's, when the loss is
-    realised).
+    realised). An asset whose loans follow the delinquency chain (``dq_on``) takes its flows,
+    its defaults and its delinquent buckets from :func:`delinquency_flows`.
 
     Loss cover (``cover``) pays on these expected defaults, its caps applied to the expected
     flows in time order (:func:`pay_loss_cover`): a scenario approximation of the cover's
@@ -257,22 +296,54 @@ def deterministic_collections(
     n_cover = cover.cv_kind.shape[0]
     claim = np.zeros((n_cover, out.shape[0], n_periods))
     taken_rec = np.zeros((n_assets if n_cover > 0 else 0, n_periods))  # recovery payers may take
+    dq = np.zeros((n_periods, N_DQ_COLUMNS))
     for a in range(n_assets):
         p = pool[a]
         q = 1.0  # performance factor: actual / scheduled balance
         prev_sched = balance[a]
+        chain = dq_on[a] == 1
+        if chain:  # ---- delinquency
+            delinquency_flows(
+                sched_interest[a],
+                sched_principal[a],
+                sched_balance[a],
+                balance[a],
+                mdr[a],
+                smm[a],
+                months,
+                dq_roll[a],
+                dq_cure[a],
+                dq,
+            )
         for t in range(n_periods):
-            start = q * prev_sched
-            out[p, t, C_BALANCE_START] += start
-            d_rate = mdr[a, t]
-            defaulted = start * d_rate
-            share_defaulting = q * d_rate  # of the obligors (not of the balance) at closing
-            survivors, prepaid_factor, q = sifma_period(q, d_rate, smm[a, t])
-            out[p, t, C_INTEREST] += survivors * sched_interest[a, t]
-            out[p, t, C_SCHED_PRINCIPAL] += survivors * sched_principal[a, t]
-            out[p, t, C_PREPAYMENT] += prepaid_factor * sched_balance[a, t]
-            out[p, t, C_BALANCE_END] += q * sched_balance[a, t]
-            prev_sched = sched_balance[a, t]
+            if chain:
+                row = dq[t]
+                out[p, t, C_BALANCE_START] += row[DQ_BALANCE_START]
+                out[p, t, C_INTEREST] += row[DQ_INTEREST]
+                out[p, t, C_SCHED_PRINCIPAL] += row[DQ_PRINCIPAL]
+                out[p, t, C_PREPAYMENT] += row[DQ_PREPAYMENT]
+                out[p, t, C_BALANCE_END] += row[DQ_BALANCE_END]
+                out[p, t, C_DELINQUENT_30] += row[DQ_DELINQUENT_30]
+                out[p, t, C_DELINQUENT_60] += row[DQ_DELINQUENT_60]
+                out[p, t, C_DELINQUENT_90] += row[DQ_DELINQUENT_90]
+                out[p, t, C_MISSED_INTEREST] += row[DQ_MISSED_INTEREST]
+                out[p, t, C_MISSED_PRINCIPAL] += row[DQ_MISSED_PRINCIPAL]
+                out[p, t, C_ARREARS_INTEREST] += row[DQ_ARREARS_INTEREST]
+                out[p, t, C_ARREARS_PRINCIPAL] += row[DQ_ARREARS_PRINCIPAL]
+                defaulted = row[DQ_DEFAULT]
+                share_defaulting = row[DQ_DEFAULT_SHARE]
+            else:
+                start = q * prev_sched
+                out[p, t, C_BALANCE_START] += start
+                d_rate = mdr[a, t]
+                defaulted = start * d_rate
+                share_defaulting = q * d_rate  # of the obligors (not of the balance) at closing
+                survivors, prepaid_factor, q = sifma_period(q, d_rate, smm[a, t])
+                out[p, t, C_INTEREST] += survivors * sched_interest[a, t]
+                out[p, t, C_SCHED_PRINCIPAL] += survivors * sched_principal[a, t]
+                out[p, t, C_PREPAYMENT] += prepaid_factor * sched_balance[a, t]
+                out[p, t, C_BALANCE_END] += q * sched_balance[a, t]
+                prev_sched = sched_balance[a, t]
             if defaulted > 0.0:
                 out[p, t, C_DEFAULT] += defaulted
                 covered = 0.0

@@ -26,6 +26,7 @@ from ipabs.collateral.prepayment import psa_cpr as psa_cpr
 from ipabs.dates import add_months_day
 from ipabs.deal.schema import (
     DefaultAssumption,
+    DelinquencyAssumption,
     PrepaymentAssumption,
     RecoveryAssumption,
     RoyaltyAssumption,
@@ -52,6 +53,7 @@ class Assumptions:
     prepayment: PrepaymentAssumption
     recovery: RecoveryAssumption
     royalty: RoyaltyAssumption
+    delinquency: DelinquencyAssumption | None = None  # ---- delinquency
 
 
 def resolve(scenario: Scenario, pool: str, obligor: str) -> Assumptions:
@@ -61,6 +63,7 @@ def resolve(scenario: Scenario, pool: str, obligor: str) -> Assumptions:
         "prepayment": scenario.prepayment,
         "recovery": scenario.recovery,
         "royalty": scenario.royalty,
+        "delinquency": scenario.delinquency,
     }
     for level in ("pool", "obligor"):
         for ov in scenario.overrides:

@@ -49,6 +49,12 @@ class DriverInputs:
     rec_piece_ptr: np.ndarray  # (A+1,)
     rec_piece_lag: np.ndarray  # (S,)
     rec_piece_share: np.ndarray  # (S,)
+    # ---- delinquency: assets whose loans follow the roll-rate chain, its rates, and the
+    # chain's monthly steps in each collection period
+    dq_on: np.ndarray  # (A,) int
+    dq_roll: np.ndarray  # (A, 4)
+    dq_cure: np.ndarray  # (A, 3)
+    months: np.ndarray  # (T,) int
 
 
 def revolving_inputs(model: CompiledModel, scenario: Scenario) -> RevolvingPath:
@@ -154,6 +160,9 @@ def scenario_inputs(model: CompiledModel, name: str | None = None) -> DriverInpu
     rec_lag_m = np.zeros(a_count, dtype=np.int64)
     cache: dict[tuple[int, int, int, int], tuple[np.ndarray, np.ndarray]] = {}
     pieces: list[list[tuple[int, float]]] = []
+    dq_on = np.zeros(a_count, dtype=np.int64)  # ---- delinquency
+    dq_roll = np.zeros((a_count, 4))
+    dq_cure = np.zeros((a_count, 3))
     assumptions = {}
     for a in range(a_count):
         o = int(assets.obligor[a])
@@ -176,6 +185,10 @@ def scenario_inputs(model: CompiledModel, name: str | None = None) -> DriverInpu
             )
         mdr[a], smm[a] = cache[key]
         rec_lag_m[a] = last
+        if asm.delinquency is not None:
+            dq_on[a] = 1
+            dq_roll[a] = asm.delinquency.roll_rates
+            dq_cure[a] = asm.delinquency.cure_rates
         pieces.append(recovery_pieces(asm.recovery))
         if asm.recovery.basis == "appraisal":
             appraisal = assets.appraised_value[a]
@@ -230,4 +243,8 @@ def scenario_inputs(model: CompiledModel, name: str | None = None) -> DriverInpu
         rec_piece_ptr=np.cumsum([0] + [len(x) for x in pieces]).astype(np.int64),
         rec_piece_lag=np.array([lag_id[m] for x in pieces for m, _ in x], dtype=np.int64),
         rec_piece_share=np.array([w for x in pieces for _, w in x], dtype=np.float64),
+        dq_on=dq_on,
+        dq_roll=dq_roll,
+        dq_cure=dq_cure,
+        months=months,
     )
