@@ -233,7 +233,10 @@ def test_a_defaulted_servicer_advances_nothing_more() -> None:
 
 
 def test_principal_advances() -> None:
-    r = run_text(_deal(amort="annuity", advances="servicer_advances: {servicer: S, interest: false, principal: true}"), "late")
+    r = run_text(
+        _deal(amort="annuity", advances="servicer_advances: {servicer: S, interest: false, principal: true}"),
+        "late",
+    )
     np.testing.assert_allclose(col(r, "deal.advanced_principal"), col(r, "pool.missed_principal"), atol=1e-12)
     assert not col(r, "deal.advanced_interest").any()
     assert_conserved(r)

@@ -11,6 +11,7 @@ from pydantic import Field, field_validator, model_validator
 
 from ipabs.deal.assumptions import (
     TIMING_DESCRIPTION,
+    DelinquencyAssumption,
     PrepaymentAssumption,
     RecoveryPiece,
     RoyaltyPath,
@@ -162,6 +163,12 @@ class RiskModel(Model):
         default_factory=PrepaymentAssumption, description="Prepayment speed (deterministic)."
     )
     royalty: RoyaltyRisk = Field(default_factory=RoyaltyRisk, description="Royalty risk.")
+    # ---- delinquency
+    delinquency: DelinquencyAssumption | None = Field(
+        None,
+        description="Roll and cure rates (docs/delinquency.md): surviving loans fall behind and "
+        "cure; a defaulter is behind for the months its roll to default takes.",
+    )
 
     @model_validator(mode="after")
     def _consistent(self) -> RiskModel:

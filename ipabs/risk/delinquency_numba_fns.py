@@ -23,7 +23,12 @@ With all roll rates zero the flows are those of SIFMA's formulas.
 
 from __future__ import annotations
 
+import math
+
+import numpy as np
+
 from ipabs._jit import njit
+from ipabs.risk.rng_numba_fns import uniform
 
 # columns of the per-asset output
 DQ_INTEREST = 0  # interest collected: current loans' scheduled interest and cured arrears
@@ -141,3 +146,78 @@ def delinquency_flows(  # type: ignore[no-untyped-def]
         row[DQ_ARREARS_INTEREST] = ai1 + ai2 + ai3
         row[DQ_ARREARS_PRINCIPAL] = ap1 + ap2 + ap3
         prev = b_end
+
+
+def cured_episode_rates(roll: np.ndarray, cure: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The chain of a loan whose delinquencies all cure (a Monte Carlo survivor).
+
+    ``h[k]``, the chance that a loan ``k`` buckets behind cures before it defaults, solves
+    ``h[k] (roll[k] + cure[k]) = cure[k] + roll[k] h[k + 1]`` (``h`` past 90+ is 0). Conditioned
+    on curing (Doob's h-transform), a bucket rolls on with ``roll[k] h[k + 1] / h[k]``, cures
+    with ``cure[k] / h[k]`` and stays as before; loans fall behind at ``roll[0] h[1]``, the
+    episodes that end in a cure.
+
+    Returns
+    -------
+    roll, cure : ndarray
+        The conditioned monthly rates (``roll[3]`` is 0).
+    """
+    h = np.ones(5)  # h[0] unused, h[1..3] the buckets, h[4] default
+    h[4] = 0.0
+    for k in (3, 2, 1):
+        leave = roll[k] + cure[k - 1]
+        h[k] = (cure[k - 1] + roll[k] * h[k + 1]) / leave if leave > 0.0 else 1.0
+    out_roll = np.zeros(4)
+    out_cure = np.zeros(3)
+    out_roll[0] = roll[0] * h[1]
+    for k in (1, 2, 3):
+        if h[k] > 0.0:
+            out_roll[k] = roll[k] * h[k + 1] / h[k]
+            out_cure[k - 1] = cure[k - 1] / h[k]
+    return out_roll, out_cure
+
+
+@njit(leaf=True, inline="always")
+def months_to_default(state, exit_rate):  # type: ignore[no-untyped-def]
+    """Months a loan that rolls to default spends behind: in each bucket a geometric number
+    of months (at least 1) with the bucket's monthly exit rate (roll + cure), which is its
+    sojourn given that it leaves by rolling on."""
+    total = 0
+    for k in range(3):
+        p = exit_rate[k]
+        if p > 0.0 and p < 1.0:
+            # a non-negative ratio: int() is its floor
+            total += 1 + int(math.log(uniform(state)) / math.log(1.0 - p))
+        else:
+            total += 1
+    return total
+
+
+@njit
+def survivor_delinquency_flows(  # type: ignore[no-untyped-def]
+    sched_interest, sched_principal, sched_balance, balance, hazard, smm, months, roll, cure, out
+):
+    """:func:`delinquency_flows` of every asset on the Monte Carlo paths where its obligor has
+    not defaulted (yet): no defaults through the chain (``roll`` and ``cure`` are the rates
+    conditioned on curing, :func:`cured_episode_rates`), and, as for loans without
+    delinquency, a survivor prepays ``smm / (1 - hazard)`` so that prepayments over all paths
+    are SIFMA's. ``out`` (A, T, N_DQ_COLUMNS)."""
+    n_assets, n = sched_interest.shape
+    no_defaults = np.zeros(n)
+    adjusted = np.empty(n)
+    for a in range(n_assets):
+        for t in range(n):
+            h = hazard[a, t]
+            adjusted[t] = min(smm[a, t], 1.0 - h) / (1.0 - h) if h < 1.0 else 0.0
+        delinquency_flows(
+            sched_interest[a],
+            sched_principal[a],
+            sched_balance[a],
+            balance[a],
+            no_defaults,
+            adjusted,
+            months,
+            roll,
+            cure,
+            out[a],
+        )

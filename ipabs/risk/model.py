@@ -8,7 +8,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from ipabs.collateral.royalty import base_path, royalty_grid
-from ipabs.deal.assumptions import last_recovery_months, recovery_pieces
+from ipabs.deal.assumptions import DelinquencyAssumption, last_recovery_months, recovery_pieces
 from ipabs.deal.risk import RiskModel
 from ipabs.deal.schema import MONTHS_PER_PERIOD
 from ipabs.engine.compile import CompiledModel
@@ -33,6 +33,13 @@ A_SCHED_PRINCIPAL = 1
 A_PREPAYMENT = 2
 A_BALANCE_START = 3
 A_BALANCE_END = 4
+# ---- delinquency: only when the risk model has roll rates (a_flows then has N_A_DQ_COLUMNS)
+A_DELINQUENT_30 = 5  # the buckets' balances, as C_DELINQUENT_30 .. C_ARREARS_PRINCIPAL
+A_MISSED_INTEREST = 8
+A_MISSED_PRINCIPAL = 9
+A_ARREARS_INTEREST = 10
+A_ARREARS_PRINCIPAL = 11
+N_A_DQ_COLUMNS = 12
 
 
 class RiskArrays(NamedTuple):
@@ -108,6 +115,10 @@ class RiskArrays(NamedTuple):
     # ---- recovery timing: the recovery comes in instalments (rec_lag is the last one's)
     rec_piece_lag: np.ndarray  # (S,) lag id of each instalment
     rec_piece_share: np.ndarray  # (S,) share of the recovery paid in each instalment
+    # ---- delinquency
+    dq_on: int  # 1 when loans fall behind (a_flows carries the buckets)
+    dq_exit: np.ndarray  # (3,) monthly roll + cure rate of each bucket (a defaulter's months behind)
+    month_start: np.ndarray  # (T+1,) months from the start of the first collection period
 
 
 def cumulative_pd(
@@ -310,6 +321,45 @@ def _active_end(*flows: np.ndarray) -> np.ndarray:
     return np.where(active.any(axis=1), last, 0).astype(np.int64)
 
 
+def survivor_flows(
+    model: CompiledModel, smm: np.ndarray, hazard: np.ndarray, dq: DelinquencyAssumption, months: np.ndarray
+) -> np.ndarray:
+    """(A, T, N_A_DQ_COLUMNS): each asset's flows on the paths where its obligor survives, its
+    loans falling behind and curing with the chain conditioned on curing (the copula decides
+    who defaults; see :func:`~ipabs.risk.delinquency_numba_fns.cured_episode_rates`)."""
+    from ipabs.risk.delinquency_numba_fns import (
+        DQ_ARREARS_PRINCIPAL,
+        DQ_BALANCE_END,
+        DQ_BALANCE_START,
+        DQ_DELINQUENT_30,
+        DQ_INTEREST,
+        DQ_PREPAYMENT,
+        DQ_PRINCIPAL,
+        N_DQ_COLUMNS,
+        cured_episode_rates,
+        survivor_delinquency_flows,
+    )
+
+    roll, cure = cured_episode_rates(np.array(dq.roll_rates), np.array(dq.cure_rates))
+    n_assets, n = model.sched_balance.shape
+    raw = np.empty((n_assets, n, N_DQ_COLUMNS))
+    survivor_delinquency_flows(
+        model.sched_interest,
+        model.sched_principal,
+        model.sched_balance,
+        model.assets.balance.astype(np.float64),
+        np.ascontiguousarray(hazard, dtype=np.float64),
+        np.ascontiguousarray(smm, dtype=np.float64),
+        months.astype(np.int64),
+        roll,
+        cure,
+        raw,
+    )
+    order = [DQ_INTEREST, DQ_PRINCIPAL, DQ_PREPAYMENT, DQ_BALANCE_START, DQ_BALANCE_END]
+    order += list(range(DQ_DELINQUENT_30, DQ_ARREARS_PRINCIPAL + 1))
+    return np.ascontiguousarray(raw[:, :, order])
+
+
 def compile_risk(model: CompiledModel, risk: RiskModel | None = None) -> RiskArrays:
     """Compile the deal's (or the given) risk model for the Monte Carlo kernel.
 
@@ -321,6 +371,7 @@ def compile_risk(model: CompiledModel, risk: RiskModel | None = None) -> RiskArr
     from ipabs.risk.collections_numba_fns import (
         C_BALANCE_END,
         C_BALANCE_START,
+        C_DELINQUENT_30,
         C_INTEREST,
         C_PREPAYMENT,
         C_SCHED_PRINCIPAL,
@@ -381,16 +432,18 @@ def compile_risk(model: CompiledModel, risk: RiskModel | None = None) -> RiskArr
     # each asset's flows while its obligor survives depend on that obligor's default hazard
     g_hazard = period_hazards(np.array(cumulative, dtype=np.float64).reshape(-1, n))
     a_hazard = g_hazard[ob_group[model.assets.obligor]] if len(model.assets) else np.zeros((0, n))
-    interest, principal, prepaid, start, end = performing_flows(model, smm, a_hazard)
+    dq = risk.delinquency  # ---- delinquency: survivors fall behind and cure
+    if dq is None:
+        interest, principal, prepaid, start, end = performing_flows(model, smm, a_hazard)
+        a_flows = np.ascontiguousarray(np.stack([interest, principal, prepaid, start, end], axis=-1))
+    else:
+        a_flows = survivor_flows(model, smm, a_hazard, dq, months)
     totals = np.zeros((len(model.pool_names), n, N_COLLECTION_COLUMNS))
-    for col, arr in (
-        (C_INTEREST, interest),
-        (C_SCHED_PRINCIPAL, principal),
-        (C_PREPAYMENT, prepaid),
-        (C_BALANCE_START, start),
-        (C_BALANCE_END, end),
-    ):
-        np.add.at(totals[:, :, col], model.assets.pool, arr)
+    columns = [C_INTEREST, C_SCHED_PRINCIPAL, C_PREPAYMENT, C_BALANCE_START, C_BALANCE_END]
+    if dq is not None:
+        columns += [C_DELINQUENT_30 + k for k in range(N_A_DQ_COLUMNS - A_DELINQUENT_30)]
+    for k, col in enumerate(columns):
+        np.add.at(totals[:, :, col], model.assets.pool, a_flows[:, :, k])
 
     rec = risk.recovery
     pieces = recovery_pieces(rec)
@@ -458,12 +511,12 @@ def compile_risk(model: CompiledModel, risk: RiskModel | None = None) -> RiskArr
         a_obligor=model.assets.obligor,
         # one record per asset and period, so that taking a defaulted asset out reads one
         # contiguous block
-        a_flows=np.ascontiguousarray(np.stack([interest, principal, prepaid, start, end], axis=-1)),
+        a_flows=a_flows,
         ob_asset_ptr=np.concatenate(
             [[0], np.cumsum(np.bincount(model.assets.obligor, minlength=len(ob_group)))]
         ).astype(np.int64),
         ob_asset=np.argsort(model.assets.obligor, kind="stable").astype(np.int64),
-        a_end=_active_end(interest, principal, prepaid, start, end),
+        a_end=_active_end(*(a_flows[:, :, k] for k in range(a_flows.shape[2]))),
         a_appraisal=model.assets.appraised_value,
         a_guarantor=model.assets.guarantor,
         a_guarantee_share=model.assets.guarantee_share,
@@ -512,6 +565,13 @@ def compile_risk(model: CompiledModel, risk: RiskModel | None = None) -> RiskArr
         cover=cover,
         a_cover_lag=np.array([lag_id[x] if x >= 0 else -1 for x in cover_lag], dtype=np.int64),
         rec_piece_lag=np.array([lag_id[m] for m, _ in pieces], dtype=np.int64),
+        dq_on=int(risk.delinquency is not None),
+        dq_exit=np.array(
+            [0.0, 0.0, 0.0]
+            if risk.delinquency is None
+            else [risk.delinquency.roll_rates[k + 1] + risk.delinquency.cure_rates[k] for k in range(3)]
+        ),
+        month_start=np.concatenate([[0], np.cumsum(months)]).astype(np.int64),
         rec_piece_share=np.array([w for _, w in pieces], dtype=np.float64),
     )
 

@@ -45,12 +45,17 @@ from ipabs.engine.revolving_numba_fns import (
 )
 from ipabs.engine.waterfall_numba_fns import allocate_work, waterfall_path
 from ipabs.risk.collections_numba_fns import (
+    C_ARREARS_INTEREST,
+    C_ARREARS_PRINCIPAL,
     C_BALANCE_END,
     C_BALANCE_START,
     C_DEFAULT,
+    C_DELINQUENT_30,
     C_GUARANTEE,
     C_INTEREST,
     C_LOSS,
+    C_MISSED_INTEREST,
+    C_MISSED_PRINCIPAL,
     C_PREPAYMENT,
     C_REALISED_LOSS,
     C_ROYALTY,
@@ -58,13 +63,18 @@ from ipabs.risk.collections_numba_fns import (
     pay_loss_cover,
     recovery_instalments,
 )
+from ipabs.risk.delinquency_numba_fns import months_to_default
 from ipabs.risk.model import (
     A_BALANCE_END,
     A_BALANCE_START,
+    A_DELINQUENT_30,
     A_INTEREST,
+    A_MISSED_INTEREST,
+    A_MISSED_PRINCIPAL,
     A_PREPAYMENT,
     A_SCHED_PRINCIPAL,
     COPULA_STUDENT_T,
+    N_A_DQ_COLUMNS,
     REC_CONSTANT,
 )
 from ipabs.risk.normal_numba_fns import ACKLAM_TAIL, acklam_centre, norm_cdf, norm_ppf_tails
@@ -306,6 +316,43 @@ def _recovery_value(ra, state, z0):  # type: ignore[no-untyped-def]
     )
 
 
+# ---- delinquency
+
+
+@njit(leaf=True)
+def _fall_behind(ra, a, p, t0, m0, tau, exposure, coll_pool):  # type: ignore[no-untyped-def]
+    """Asset ``a`` of a defaulter pays nothing from period ``t0`` (it fell behind in month
+    ``m0``) and defaults in ``tau``: its survivor flows come out from ``t0`` on; until ``tau``
+    its balance stays at ``exposure`` in the bucket of its months behind at each period end,
+    and it misses the payments survivors make."""
+    flows = ra.a_flows
+    for t in range(t0, ra.a_end[a]):
+        coll_pool[p, t, C_INTEREST] -= flows[a, t, A_INTEREST]
+        coll_pool[p, t, C_SCHED_PRINCIPAL] -= flows[a, t, A_SCHED_PRINCIPAL]
+        coll_pool[p, t, C_PREPAYMENT] -= flows[a, t, A_PREPAYMENT]
+        coll_pool[p, t, C_BALANCE_START] -= flows[a, t, A_BALANCE_START]
+        coll_pool[p, t, C_BALANCE_END] -= flows[a, t, A_BALANCE_END]
+        for k in range(N_A_DQ_COLUMNS - A_DELINQUENT_30):
+            coll_pool[p, t, C_DELINQUENT_30 + k] -= flows[a, t, A_DELINQUENT_30 + k]
+    arrears_i = 0.0
+    arrears_p = 0.0
+    for t in range(t0, tau):
+        behind = min(ra.month_start[t + 1] - m0, 3)  # months behind at the period end
+        coll_pool[p, t, C_BALANCE_START] += exposure
+        coll_pool[p, t, C_BALANCE_END] += exposure
+        coll_pool[p, t, C_DELINQUENT_30 + behind - 1] += exposure
+        if t < ra.a_end[a]:
+            missed_i = flows[a, t, A_INTEREST] + flows[a, t, A_MISSED_INTEREST]
+            missed_p = flows[a, t, A_SCHED_PRINCIPAL] + flows[a, t, A_MISSED_PRINCIPAL]
+            coll_pool[p, t, C_MISSED_INTEREST] += missed_i
+            coll_pool[p, t, C_MISSED_PRINCIPAL] += missed_p
+            arrears_i += missed_i
+            arrears_p += missed_p
+        coll_pool[p, t, C_ARREARS_INTEREST] += arrears_i
+        coll_pool[p, t, C_ARREARS_PRINCIPAL] += arrears_p
+    coll_pool[p, tau, C_BALANCE_START] += exposure
+
+
 @njit(leaf=True, inline="always")
 def path_collections(ra, sc, n_defaulters):  # type: ignore[no-untyped-def]
     """Asset cash flows of one path per pool (``sc.coll_pool``), given the default periods and
@@ -331,27 +378,39 @@ def path_collections(ra, sc, n_defaulters):  # type: ignore[no-untyped-def]
     for i in range(n_defaulters):
         o = sc.d_obligor[i]
         tau = ob_period[o]
+        # ---- delinquency: the defaulter stopped paying the months its roll took, from
+        # period t0 on (month m0 of the collection periods)
+        t0 = tau
+        m0 = 0
+        if ra.dq_on == 1:
+            m0 = ra.month_start[tau] - months_to_default(state, ra.dq_exit)
+            t0 = 0
+            while t0 + 1 < tau and ra.month_start[t0 + 1] <= m0:
+                t0 += 1
         for j in range(ra.ob_asset_ptr[o], ra.ob_asset_ptr[o + 1]):
             a = ra.ob_asset[j]
             # an asset already repaid owes nothing: decided from the small array of last
             # periods, before reading its flows
-            if tau >= ra.a_end[a]:
+            if t0 >= ra.a_end[a]:
                 continue
-            exposure_at_default = flows[a, tau, A_BALANCE_START]
+            exposure_at_default = flows[a, t0, A_BALANCE_START]
             if exposure_at_default <= 0.0:
                 continue
             p = ra.a_pool[a]
             ob_hit[o] = 1
-            coll_pool[p, tau, C_INTEREST] -= flows[a, tau, A_INTEREST]
-            coll_pool[p, tau, C_SCHED_PRINCIPAL] -= flows[a, tau, A_SCHED_PRINCIPAL]
-            coll_pool[p, tau, C_PREPAYMENT] -= flows[a, tau, A_PREPAYMENT]
-            coll_pool[p, tau, C_BALANCE_END] -= flows[a, tau, A_BALANCE_END]
-            for t in range(tau + 1, ra.a_end[a]):  # nothing to take out after the last flow
-                coll_pool[p, t, C_INTEREST] -= flows[a, t, A_INTEREST]
-                coll_pool[p, t, C_SCHED_PRINCIPAL] -= flows[a, t, A_SCHED_PRINCIPAL]
-                coll_pool[p, t, C_PREPAYMENT] -= flows[a, t, A_PREPAYMENT]
-                coll_pool[p, t, C_BALANCE_START] -= flows[a, t, A_BALANCE_START]
-                coll_pool[p, t, C_BALANCE_END] -= flows[a, t, A_BALANCE_END]
+            if ra.dq_on == 1:
+                _fall_behind(ra, a, p, t0, m0, tau, exposure_at_default, coll_pool)
+            else:
+                coll_pool[p, tau, C_INTEREST] -= flows[a, tau, A_INTEREST]
+                coll_pool[p, tau, C_SCHED_PRINCIPAL] -= flows[a, tau, A_SCHED_PRINCIPAL]
+                coll_pool[p, tau, C_PREPAYMENT] -= flows[a, tau, A_PREPAYMENT]
+                coll_pool[p, tau, C_BALANCE_END] -= flows[a, tau, A_BALANCE_END]
+                for t in range(tau + 1, ra.a_end[a]):  # nothing to take out after the last flow
+                    coll_pool[p, t, C_INTEREST] -= flows[a, t, A_INTEREST]
+                    coll_pool[p, t, C_SCHED_PRINCIPAL] -= flows[a, t, A_SCHED_PRINCIPAL]
+                    coll_pool[p, t, C_PREPAYMENT] -= flows[a, t, A_PREPAYMENT]
+                    coll_pool[p, t, C_BALANCE_START] -= flows[a, t, A_BALANCE_START]
+                    coll_pool[p, t, C_BALANCE_END] -= flows[a, t, A_BALANCE_END]
             coll_pool[p, tau, C_DEFAULT] += exposure_at_default
             covered = 0.0
             g = ra.a_guarantor[a]
