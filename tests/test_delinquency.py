@@ -293,3 +293,110 @@ def test_the_documented_example_runs_as_described() -> None:
     assert col(r, "dq60.breached").any()
     assert col(r, "deal.advanced_interest").sum() > 0
     assert_conserved(r)
+
+
+# ---- Monte Carlo
+
+
+def _mc_deal(roll: list[float], cure: list[float], pd: float = 0.0) -> str:
+    rates = f"{{roll_rates: {roll}, cure_rates: {cure}}}"
+    text = _deal(amort="annuity", advances=ADVANCES)
+    text = text.replace("{obligor: A,", f"{{obligor: A, pd: {pd},")
+    text = text.replace("{name: S, pd: 1%}", "{name: S, pd: 0}")
+    text = text.replace("  base: {}", f"  base: {{}}\n  chain:\n    delinquency: {rates}")
+    risk = f"risk:\n  factors: {{global: 0.3}}\n  delinquency: {rates}\n"
+    return text.replace("waterfalls:", risk + "waterfalls:", 1)
+
+
+def _cured_chain(roll: list[float], cure: list[float]) -> tuple[list[float], list[float]]:
+    """The chain conditioned on curing, from the absorption probabilities of the chain on
+    (30, 60, 90+) with absorbing states cure and default: h = (I - Q)^-1 b."""
+    q = np.array(
+        [
+            [1 - roll[1] - cure[0], roll[1], 0.0],
+            [0.0, 1 - roll[2] - cure[1], roll[2]],
+            [0.0, 0.0, 1 - roll[3] - cure[2]],
+        ]
+    )
+    h = np.linalg.solve(np.eye(3) - q, np.array(cure))
+    new_roll = [float(x) for x in (roll[0] * h[0], roll[1] * h[1] / h[0], roll[2] * h[2] / h[1], 0.0)]
+    new_cure = [float(cure[k] / h[k]) for k in range(3)]
+    return new_roll, new_cure
+
+
+def test_zero_pd_monte_carlo_paths_equal_the_deterministic_chain() -> None:
+    from test_montecarlo import assert_periods_equal
+
+    from ipabs.montecarlo import simulate
+
+    # no roll into default: the survivors' chain is the scenario's
+    text = _mc_deal([0.1, 0.5, 0.5, 0.0], [0.2, 0.1, 0.05])
+    det = run_text(text, "chain")
+    assert col(det, "dq60.breached").any() and col(det, "deal.advanced_interest").any()
+    res = simulate(compile_text(text), paths=4, seed=3, keep=[0, 2])
+    for i, kept in res.kept.items():
+        assert_periods_equal(kept.periods, det.periods, f"path {i}")
+
+
+def test_survivors_follow_the_chain_conditioned_on_curing() -> None:
+    from test_montecarlo import assert_periods_equal
+
+    from ipabs.montecarlo import simulate
+
+    roll, cure = [0.1, 0.5, 0.5, 0.5], [0.2, 0.1, 0.05]
+    text = _mc_deal(roll, cure)
+    new_roll, new_cure = _cured_chain(roll, cure)
+    cured = text.replace(
+        f"  chain:\n    delinquency: {{roll_rates: {roll}, cure_rates: {cure}}}",
+        f"  chain:\n    delinquency: {{roll_rates: {new_roll}, cure_rates: {new_cure}}}",
+    )
+    det = run_text(cured, "chain")
+    res = simulate(compile_text(text), paths=2, seed=3, keep=[0])
+    assert_periods_equal(res.kept[0].periods, det.periods, "survivor")
+
+
+def test_a_defaulter_stops_paying_for_the_months_its_roll_takes() -> None:
+    from ipabs.montecarlo import simulate
+
+    text = _mc_deal([0.1, 0.5, 0.5, 0.5], [0.2, 0.1, 0.05], pd=0.5)
+    model = compile_text(text)
+    res = simulate(model, paths=60, seed=11, keep=range(60))
+    seen = 0
+    for kept in res.kept.values():
+        p = kept.periods
+        defaults = p["pool.defaults"].to_numpy()
+        if not defaults.any():
+            continue
+        tau = int(np.nonzero(defaults)[0][0])
+        if tau >= 20:  # near the loan's maturity (24 months) the balance left is small
+            continue
+        behind = p["pool.delinquent_30"] + p["pool.delinquent_60"] + p["pool.delinquent_90"]
+        # the loan is behind (and not paying) without a break up to its default, at least
+        # three months: 30, 60 and 90+ days
+        run = 0
+        while tau - run - 1 >= 0 and behind.iloc[tau - run - 1] > 0.99 * defaults[tau]:
+            run += 1
+        assert run >= min(3, tau), (tau, run)
+        if run >= 3:
+            assert p["pool.delinquent_90"].iloc[tau - 1] == pytest.approx(defaults[tau])
+            assert p["pool.interest"].iloc[tau - run : tau].abs().max() < 1e-9
+            seen += 1
+        assert_conserved(kept)
+    assert seen >= 10
+
+
+def test_the_months_behind_before_default_are_geometric_sojourns() -> None:
+    from ipabs.risk.delinquency_numba_fns import months_to_default
+    from ipabs.risk.rng_numba_fns import seed_state
+
+    exit_rate = np.array([0.7, 0.6, 0.55])  # roll + cure of the 30, 60 and 90+ buckets
+    state = np.zeros(4, dtype=np.uint64)
+    seed_state(state, 7, 0, 0)
+    draws = np.array([months_to_default(state, exit_rate) for _ in range(20_000)])
+    # each bucket's sojourn given that it rolls on is geometric: mean 1/p, variance (1-p)/p^2
+    mean = (1 / exit_rate).sum()
+    var = ((1 - exit_rate) / exit_rate**2).sum()
+    se = np.sqrt(var / len(draws))
+    assert abs(draws.mean() - mean) < 4 * se
+    assert draws.min() == 3
+    assert abs(draws.var() - var) < 0.1 * var
