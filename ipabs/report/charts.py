@@ -70,6 +70,8 @@ LABELS: dict[str, tuple[str, str]] = {
     "deal.call_proceeds": ("clean-up call", "清仓回购"),
     "deal.support_draws": ("support draws", "差额支付及流动性支持"),
     "deal.hedge_received": ("hedge receipts", "利率对冲收入"),
+    "deal.advanced_interest": ("servicer advances (interest)", "服务机构垫付利息"),
+    "deal.advanced_principal": ("servicer advances (principal)", "服务机构垫付本金"),
     "deal.account_withdrawals": ("account withdrawals", "储备金等账户提取"),
     "deal.cash_brought_forward": ("brought forward", "上期结转"),
     "fees": ("fees", "税费及费用"),
@@ -78,6 +80,7 @@ LABELS: dict[str, tuple[str, str]] = {
     "residual_paid": ("residual paid", "次级剩余收益"),
     "support_repaid": ("liquidity repaid", "流动性支持偿还"),
     "deal.hedge_paid": ("hedge payments", "利率对冲支付"),
+    "deal.advances_repaid": ("advances repaid", "偿还服务机构垫付"),
     "deal.account_deposits": ("account deposits", "储备金等账户存入"),
     "deal.cash_carried_forward": ("carried forward", "结转下期"),
     "triggers_title": ("Trigger tests", "触发事件测试"),
@@ -142,6 +145,8 @@ SOURCES = (
     "deal.call_proceeds",
     "deal.support_draws",
     "deal.hedge_received",
+    "deal.advanced_interest",
+    "deal.advanced_principal",
     "deal.account_withdrawals",
     "deal.cash_brought_forward",
 )
@@ -154,11 +159,13 @@ USES = (
     "residual_paid",
     "support_repaid",
     "deal.hedge_paid",
+    "deal.advances_repaid",
     "deal.account_deposits",
     "deal.cash_carried_forward",
 )
 """Cash out, per period: fees, the tranches' interest, principal and residual, liquidity
-repayments, payments to hedge counterparties, account deposits and cash carried forward."""
+repayments, payments to hedge counterparties, advances repaid to the servicer, account
+deposits and cash carried forward."""
 
 
 # --------------------------------------------------------------------------- shared pieces
@@ -468,6 +475,7 @@ def cash_sources_and_uses(result: RunResult) -> tuple[pd.DataFrame, pd.DataFrame
                 [f"{s}.{x}" for s in supports for x in ("principal_repaid", "interest_paid")]
             ),
             "deal.hedge_paid": p["deal.hedge_paid"],
+            "deal.advances_repaid": p["deal.advances_repaid"],
             "deal.account_deposits": p["deal.account_deposits"],
             "deal.cash_carried_forward": p["deal.cash_carried_forward"],
         }
