@@ -125,7 +125,10 @@ def _sample(tp: Any) -> tuple[Any, Any] | None:
     """(input, expected) with "3%" in every float slot of ``tp``, or None when it has none."""
     if _is_money(tp):
         return None
+    length = 1  # a list as long as its least length (a list of roll rates has four)
     while typing.get_origin(tp) is Annotated:
+        for m in tp.__metadata__:
+            length = max(length, getattr(m, "min_length", 1) or 1)
         tp = typing.get_args(tp)[0]
     origin = typing.get_origin(tp)
     if origin in (typing.Union, types.UnionType):
@@ -136,7 +139,7 @@ def _sample(tp: Any) -> tuple[Any, Any] | None:
         return None
     if origin is list:
         found = _sample(typing.get_args(tp)[0])
-        return None if found is None else ([found[0]], [found[1]])
+        return None if found is None else ([found[0]] * length, [found[1]] * length)
     if origin is dict:
         found = _sample(typing.get_args(tp)[1])
         return None if found is None else ({"k": found[0]}, {"k": found[1]})

@@ -115,6 +115,8 @@ risk:
   factors: {global: 0.4, industry: 0.3, region: 0.2}
   recovery: {model: beta, value_mean: 0.3, value_dispersion: 0.2, systematic_loading: 0.4, lag_months: 6}
   royalty: {volatility: 0.3, systematic_loading: 0.4, invalidation_hazard: 0.1, invalidation_cut: 0.5}
+  delinquency: {roll_rates: [5%, 40%, 50%, 50%], cure_rates: [30%, 20%, 10%]}
+servicer_advances: {servicer: Group, principal: true}
 revolving:
   periods: 3
   templates:
