@@ -33,12 +33,15 @@ Q_OVERCOLLATERALISATION = 17  # of a tranche group
 Q_NEXT_INTEREST = 18  # of a tranche group, over the amount's horizon (amt_horizon)
 Q_NEXT_FEES = 19  # over the amount's horizon
 Q_TRIGGER = 20  # the value of a trigger (its index in amt_group)
+# ---- collateral value
+Q_COLLATERAL_VALUE = 21  # pledged IP of performing assets and royalty catalogues, period start
 # The period's quantity vector: codes Q_INTEREST_COLLECTIONS..Q_EXCESS_SPREAD are read from
 # its first slots, then the scalars the test quantities need, then each trigger's value.
 PQ_SENIOR_FEES = 9
 PQ_ALL_DUE = 10  # 1 when every balance is due (switched waterfall, issuer call)
 PQ_PERIOD = 11
-N_PERIOD_QUANTITIES = 12
+PQ_COLLATERAL_VALUE = 12  # ---- collateral value (collections column C_COLLATERAL_VALUE)
+N_PERIOD_QUANTITIES = 13
 QUANTITY_CODES = {
     "pool_balance": Q_POOL_BALANCE,
     "pool_balance_start": Q_POOL_BALANCE_START,
@@ -61,6 +64,7 @@ QUANTITY_CODES = {
     "next_interest": Q_NEXT_INTEREST,
     "next_fees": Q_NEXT_FEES,
     "trigger": Q_TRIGGER,
+    "collateral_value": Q_COLLATERAL_VALUE,
 }
 
 # ---- amount kinds

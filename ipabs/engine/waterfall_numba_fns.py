@@ -110,9 +110,11 @@ from ipabs.engine.layout import (
     POT_COMBINED,
     POT_PRINCIPAL,
     PQ_ALL_DUE,
+    PQ_COLLATERAL_VALUE,
     PQ_PERIOD,
     PQ_SENIOR_FEES,
     Q_BALANCE,
+    Q_COLLATERAL_VALUE,
     Q_DSCR,
     Q_EXCESS_SPREAD,
     Q_INTEREST_COLLECTIONS,
@@ -171,6 +173,7 @@ from ipabs.engine.layout import (
 from ipabs.engine.revolving_numba_fns import (
     F_BALANCE_END,
     F_BALANCE_START,
+    F_COLLATERAL_VALUE,
     F_DEFAULT,
     F_INTEREST,
     F_PREPAYMENT,
@@ -186,6 +189,7 @@ from ipabs.engine.revolving_numba_fns import (
 from ipabs.risk.collections_numba_fns import (
     C_BALANCE_END,
     C_BALANCE_START,
+    C_COLLATERAL_VALUE,
     C_DEFAULT,
     C_GUARANTEE,
     C_INSURANCE,
@@ -257,6 +261,8 @@ def _quantity(cd, code, g, pool_start, pool_end, bal, int_due_total, pq):  # typ
         return pq[code - Q_INTEREST_COLLECTIONS]  # the period's collections, ledger and tests
     if code == Q_TRIGGER:  # its value this period (see 3. triggers)
         return pq[N_PERIOD_QUANTITIES + g]
+    if code == Q_COLLATERAL_VALUE:  # ---- collateral value, read with the collections
+        return pq[PQ_COLLATERAL_VALUE]
     if code == Q_POOL_BALANCE:
         return pool_end
     if code == Q_POOL_BALANCE_START:
@@ -672,7 +678,7 @@ def waterfall_path(cd, coll, support_stop, out, work, flags, full, rv):  # type:
         t_end = 0
         for t in range(n_t - 1, -1, -1):
             for c in range(coll.shape[1]):
-                if coll[t, c] != 0.0:
+                if coll[t, c] != 0.0 and c != C_COLLATERAL_VALUE:  # a value, not cash
                     t_end = t + 1
                     break
             if t_end > 0:
@@ -713,6 +719,7 @@ def waterfall_path(cd, coll, support_stop, out, work, flags, full, rv):  # type:
         # after a call the pool's assets are sold: their later losses are the buyer's
         realised_loss = 0.0 if called else coll[t, C_REALISED_LOSS]
         purchased_cash = 0.0
+        purchased_value = 0.0
         if revolves:  # assets bought on earlier dates (after a call: their pending recoveries)
             flow = rv.flow
             if called:
@@ -732,6 +739,7 @@ def waterfall_path(cd, coll, support_stop, out, work, flags, full, rv):  # type:
             if not called:
                 pool_start += flow[F_BALANCE_START]
                 pool_end += flow[F_BALANCE_END]
+                purchased_value = flow[F_COLLATERAL_VALUE]
         cum_default += defaults
         asset_cash = income_coll + principal_coll
         if cd.period_quantities:  # amounts that read this period's collections
@@ -741,6 +749,8 @@ def waterfall_path(cd, coll, support_stop, out, work, flags, full, rv):  # type:
             pq[3] = asset_cash
             pq[4] = royalty_coll
             pq[5] = defaults
+            # ---- collateral value: a called pool is sold, its pledges released
+            pq[PQ_COLLATERAL_VALUE] = 0.0 if called else coll[t, C_COLLATERAL_VALUE] + purchased_value
         call_proceeds = 0.0
         if (
             not called

@@ -26,7 +26,9 @@ C_RISK_SHARING = 10  # payments by risk-sharing pools (loss_cover)
 C_INSURANCE = 11  # payments by guarantee insurers (loss_cover)
 # ---- ledgers
 C_REALISED_LOSS = 12  # defaulted balance less recovery and guarantee, when the recovery is received
-N_COLLECTION_COLUMNS = 13
+# ---- collateral value
+C_COLLATERAL_VALUE = 13  # pledged IP of performing assets and royalty catalogues, at period start
+N_COLLECTION_COLUMNS = 14
 
 COLLECTION_COLUMNS = (
     "interest",
@@ -44,7 +46,11 @@ COLLECTION_COLUMNS = (
     "insurance",
     # ---- ledgers
     "realised_loss",
+    # ---- collateral value
+    "collateral_value",
 )
+STOCK_COLUMNS = (C_COLLATERAL_VALUE,)
+"""Columns that hold a value, not a flow: they do not keep a finished Monte Carlo path running."""
 
 
 @njit(leaf=True, inline="always")
@@ -110,14 +116,17 @@ def performing_flows_kernel(
     balance: np.ndarray,  # (A,) balance at closing
     hazard: np.ndarray,  # (A, T) probability that the obligor defaults in t, having survived t-1
     smm: np.ndarray,  # (A, T)
-    out: np.ndarray,  # (A, T, 5) out: interest, scheduled principal, prepayment, start, end
+    value: np.ndarray,  # (A, T) what the asset is worth on schedule (see asset_values)
+    out: np.ndarray,  # (A, T, 6) out: interest, scheduled principal, prepayment, start, end, value
 ) -> None:
     """Flows of each asset on the paths where its obligor has not defaulted (yet).
 
     A surviving obligor prepays ``smm / (1 - hazard)`` of its balance after amortisation: over
     all paths the expected flows are then those of :func:`sifma_period` with ``mdr = hazard``,
     the same rule as the deterministic scenarios (prepayments are SMM of the start balance
-    less its expected amortisation, not of what survives the period's defaults).
+    less its expected amortisation, not of what survives the period's defaults). Its collateral
+    value at the start of a period is ``value x`` its performing factor then (zero once its
+    scheduled balance is repaid).
     """
     n_assets, n_periods = sched_interest.shape
     for a in range(n_assets):
@@ -126,6 +135,7 @@ def performing_flows_kernel(
         for t in range(n_periods):
             h = hazard[a, t]
             out[a, t, 3] = q * prev_sched
+            out[a, t, 5] = q * value[a, t] if prev_sched > 0.0 else 0.0
             out[a, t, 0] = q * sched_interest[a, t]
             out[a, t, 1] = q * sched_principal[a, t]
             if h < 1.0:
@@ -238,6 +248,8 @@ def deterministic_collections(
     rec_piece_ptr: np.ndarray,  # (A+1,) recovery instalments of each asset
     rec_piece_lag: np.ndarray,  # (S,) lag id of each instalment
     rec_piece_share: np.ndarray,  # (S,) share of the recovery paid in each instalment
+    asset_value: np.ndarray,  # (A, T) what each asset is worth on schedule (see asset_values)
+    roy_value: np.ndarray,  # (R, T) each stream's valuation on the scenario's path, haircut applied
 ) -> None:
     """Expected-value cash flows under deterministic default and prepayment rates.
 
@@ -251,6 +263,11 @@ def deterministic_collections(
     Loss cover (``cover``) pays on these expected defaults, its caps applied to the expected
     flows in time order (:func:`pay_loss_cover`): a scenario approximation of the cover's
     expected payments, exact when the caps do not bind.
+
+    Collateral value at the start of a period: each asset's ``asset_value`` times its
+    performing factor (performing over scheduled balance, zero once the scheduled balance is
+    repaid), and each stream's ``roy_value`` times the probability that its licensee has not
+    defaulted by the end of the period (as for its royalties).
     """
     out[:] = 0.0
     n_assets, n_periods = sched_interest.shape
@@ -264,6 +281,8 @@ def deterministic_collections(
         for t in range(n_periods):
             start = q * prev_sched
             out[p, t, C_BALANCE_START] += start
+            if prev_sched > 0.0:
+                out[p, t, C_COLLATERAL_VALUE] += q * asset_value[a, t]
             d_rate = mdr[a, t]
             defaulted = start * d_rate
             share_defaulting = q * d_rate  # of the obligors (not of the balance) at closing
@@ -341,6 +360,7 @@ def deterministic_collections(
         for t in range(n_periods):
             survival *= 1.0 - roy_mdr[r, t]
             alive[t] = survival
+            out[p, t, C_COLLATERAL_VALUE] += survival * roy_value[r, t]
         for j in range(roy_accrual.shape[1]):
             tp = roy_pay_period[r, j]
             if tp >= 0:

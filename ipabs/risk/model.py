@@ -8,6 +8,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from ipabs.collateral.royalty import base_path, royalty_grid
+from ipabs.collateral.value import royalty_values, value_slots, value_years
 from ipabs.deal.assumptions import last_recovery_months, recovery_pieces
 from ipabs.deal.risk import RiskModel
 from ipabs.deal.schema import MONTHS_PER_PERIOD
@@ -33,6 +34,7 @@ A_SCHED_PRINCIPAL = 1
 A_PREPAYMENT = 2
 A_BALANCE_START = 3
 A_BALANCE_END = 4
+A_COLLATERAL_VALUE = 5  # ---- collateral value: at the start of the period
 
 
 class RiskArrays(NamedTuple):
@@ -54,7 +56,7 @@ class RiskArrays(NamedTuple):
     g_idio: np.ndarray  # (G,) sqrt(1 - sum of squared loadings)
     a_pool: np.ndarray  # (A,)
     a_obligor: np.ndarray  # (A,)
-    a_flows: np.ndarray  # (A, T, 5) performing flows under the prepayment assumption (A_*)
+    a_flows: np.ndarray  # (A, T, 6) performing flows under the prepayment assumption (A_*)
     ob_asset_ptr: np.ndarray  # (O+1,) assets of obligor o: ob_asset[ob_asset_ptr[o]:ob_asset_ptr[o+1]]
     ob_asset: np.ndarray  # (A,) asset indices grouped by obligor, in asset order within each
     a_end: np.ndarray  # (A,) one past the last period in which the asset has any flow
@@ -89,6 +91,10 @@ class RiskArrays(NamedTuple):
     r_loading: float
     r_invalidation_rate: float  # per year (continuous hazard)
     r_invalidation_cut: float
+    # ---- collateral value of the streams (see ipabs.collateral.value)
+    r_value: np.ndarray  # (R, T) valuation along risk.royalty's path, at the start of each period
+    r_value_slot: np.ndarray  # (R, T) accrual slot whose Brownian factor values the period (-1: none)
+    r_value_years: np.ndarray  # (R, T) years from the stream's start to the start of each period
     support_obligor: np.ndarray  # (S,)
     tr_discount: np.ndarray  # (N, T) discount factor of each payment date at each coupon
     tr_yield_guess: np.ndarray  # (N,) each coupon as an annual effective rate: where yield searches start
@@ -278,16 +284,18 @@ def performing_flows(
     model: CompiledModel, smm: np.ndarray, hazard: np.ndarray | None = None
 ) -> tuple[np.ndarray, ...]:
     """Per-asset flows on the paths where the asset's obligor has not defaulted: interest,
-    scheduled principal, prepayment, balance at start and end of each period (each (A, T)).
+    scheduled principal, prepayment, balance at start and end of each period, and collateral
+    value at the start of each period (each (A, T)).
 
     ``hazard`` (A, T) is the obligor's probability of defaulting in each period having
     survived the earlier ones (none: zero). Prepayments follow SIFMA's standard formulas
     in expectation over the paths (:func:`~ipabs.risk.collections_numba_fns.performing_flows_kernel`).
     """
+    from ipabs.collateral.value import asset_values
     from ipabs.risk.collections_numba_fns import performing_flows_kernel
 
     n_assets, n = model.sched_balance.shape
-    out = np.empty((n_assets, n, 5))
+    out = np.empty((n_assets, n, 6))
     h = np.zeros((n_assets, n)) if hazard is None else np.ascontiguousarray(hazard, dtype=np.float64)
     performing_flows_kernel(
         model.sched_interest,
@@ -296,9 +304,10 @@ def performing_flows(
         model.assets.balance.astype(np.float64),
         h,
         np.ascontiguousarray(smm, dtype=np.float64),
+        asset_values(model.assets, n),
         out,
     )
-    return tuple(np.ascontiguousarray(out[:, :, k]) for k in range(5))
+    return tuple(np.ascontiguousarray(out[:, :, k]) for k in range(6))
 
 
 def _active_end(*flows: np.ndarray) -> np.ndarray:
@@ -321,6 +330,7 @@ def compile_risk(model: CompiledModel, risk: RiskModel | None = None) -> RiskArr
     from ipabs.risk.collections_numba_fns import (
         C_BALANCE_END,
         C_BALANCE_START,
+        C_COLLATERAL_VALUE,
         C_INTEREST,
         C_PREPAYMENT,
         C_SCHED_PRINCIPAL,
@@ -381,7 +391,7 @@ def compile_risk(model: CompiledModel, risk: RiskModel | None = None) -> RiskArr
     # each asset's flows while its obligor survives depend on that obligor's default hazard
     g_hazard = period_hazards(np.array(cumulative, dtype=np.float64).reshape(-1, n))
     a_hazard = g_hazard[ob_group[model.assets.obligor]] if len(model.assets) else np.zeros((0, n))
-    interest, principal, prepaid, start, end = performing_flows(model, smm, a_hazard)
+    interest, principal, prepaid, start, end, value = performing_flows(model, smm, a_hazard)
     totals = np.zeros((len(model.pool_names), n, N_COLLECTION_COLUMNS))
     for col, arr in (
         (C_INTEREST, interest),
@@ -389,6 +399,7 @@ def compile_risk(model: CompiledModel, risk: RiskModel | None = None) -> RiskArr
         (C_PREPAYMENT, prepaid),
         (C_BALANCE_START, start),
         (C_BALANCE_END, end),
+        (C_COLLATERAL_VALUE, value),
     ):
         np.add.at(totals[:, :, col], model.assets.pool, arr)
 
@@ -433,9 +444,8 @@ def compile_risk(model: CompiledModel, risk: RiskModel | None = None) -> RiskArr
 
     roy = model.royalties
     # the expected base follows risk.royalty's path (growth, vectors, shocks) when it gives one
-    rg = royalty_grid(
-        roy, cgrid, roy.growth, [base_path(risk.royalty, float(roy.growth[r])) for r in range(len(roy))]
-    )
+    r_paths = [base_path(risk.royalty, float(roy.growth[r])) for r in range(len(roy))]
+    rg = royalty_grid(roy, cgrid, roy.growth, r_paths)
     frequency = 12 // MONTHS_PER_PERIOD[model.spec.deal.payment_frequency]
     hazard = risk.royalty.invalidation_hazard
     g_threshold = np.array(thresholds, dtype=np.float64).reshape(-1, n)
@@ -458,12 +468,12 @@ def compile_risk(model: CompiledModel, risk: RiskModel | None = None) -> RiskArr
         a_obligor=model.assets.obligor,
         # one record per asset and period, so that taking a defaulted asset out reads one
         # contiguous block
-        a_flows=np.ascontiguousarray(np.stack([interest, principal, prepaid, start, end], axis=-1)),
+        a_flows=np.ascontiguousarray(np.stack([interest, principal, prepaid, start, end, value], axis=-1)),
         ob_asset_ptr=np.concatenate(
             [[0], np.cumsum(np.bincount(model.assets.obligor, minlength=len(ob_group)))]
         ).astype(np.int64),
         ob_asset=np.argsort(model.assets.obligor, kind="stable").astype(np.int64),
-        a_end=_active_end(interest, principal, prepaid, start, end),
+        a_end=_active_end(interest, principal, prepaid, start, end, value),
         a_appraisal=model.assets.appraised_value,
         a_guarantor=model.assets.guarantor,
         a_guarantee_share=model.assets.guarantee_share,
@@ -497,6 +507,9 @@ def compile_risk(model: CompiledModel, risk: RiskModel | None = None) -> RiskArr
         r_loading=risk.royalty.systematic_loading,
         r_invalidation_rate=-math.log(1.0 - hazard) if hazard > 0 else 0.0,
         r_invalidation_cut=risk.royalty.invalidation_cut,
+        r_value=royalty_values(roy, cgrid, r_paths),
+        r_value_slot=value_slots(roy, rg, cgrid),
+        r_value_years=value_years(roy, cgrid),
         support_obligor=model.support_provider,
         tr_discount=(1.0 + model.cd.tr_rate[:, :1] / frequency) ** (-frequency * times[None, :]),
         tr_yield_guess=(1.0 + model.cd.tr_rate[:, 0] / frequency) ** frequency - 1.0,
