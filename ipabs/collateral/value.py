@@ -11,6 +11,8 @@ factor and invalidation.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 
 from ipabs.collateral.assets import AssetArrays, RoyaltyArrays
@@ -39,8 +41,9 @@ def asset_values(assets: AssetArrays, n: int) -> np.ndarray:
 def royalty_values(roy: RoyaltyArrays, grid: np.ndarray, paths: list[BasePath]) -> np.ndarray:
     """(R, T): each stream's ``valuation`` at the start of each period (day ``grid[t]``) times
     the base along ``paths`` over the base at the stream's own growth, both at that day (days
-    before the stream's start count as its start); zero from the stream's end (its licence end
-    or patent expiry) and for a stream without a valuation."""
+    before the stream's start count as its start; a level vector's factor is period t's, and
+    a shock dated that day counts); zero from the stream's end (its licence end or patent
+    expiry) and for a stream without a valuation."""
     n = len(grid) - 1
     out = np.zeros((len(roy), n))
     for r in range(len(roy)):
@@ -50,11 +53,14 @@ def royalty_values(roy: RoyaltyArrays, grid: np.ndarray, paths: list[BasePath]) 
         start = int(roy.start_day[r])
         own = BasePath(growth=float(roy.growth[r]))
         v = by_period(values, n)
+        if paths[r].level_vector:  # the period's own level, not the one ending on its first day
+            v *= by_period(paths[r].level_vector, n)
+        path = replace(paths[r], level_vector=())
         for t in range(n):
             day = float(max(int(grid[t]), start))
             if day >= roy.end_day[r]:
                 break
-            ratio = path_factor(paths[r], start, day, grid) / path_factor(own, start, day, grid)
+            ratio = path_factor(path, start, day, grid) / path_factor(own, start, day, grid)
             out[r, t] = v[t] * ratio
     return out
 
