@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -290,3 +291,74 @@ def test_python_twin_agrees(tmp_path: Path) -> None:
     assert set(compiled) == set(twin.files)
     for key, arr in compiled.items():
         np.testing.assert_allclose(arr, twin[key], rtol=1e-12, atol=1e-7, err_msg=key)
+
+
+REVOLVING = """
+deal:
+  name: revolving collateral
+  closing_date: 2024-01-01
+  first_payment_date: 2025-01-01
+  payment_frequency: annual
+  legal_final_date: 2027-01-01
+pools:
+  - name: p
+    loans:
+      - {obligor: A, balance: 100, rate: 10%, term_months: 12, payment_frequency: annual, pd: 0,
+         pledged_ip: {appraised_value: 50}}
+scenarios:
+  base:
+    defaults: {cdr: 0}
+    recovery: {rate: 0}
+revolving:
+  periods: 1
+  templates:
+    - {name: one_year, share: 100%, loan_size: 10, rate: 8%, term_months: 12,
+       payment_frequency: annual, pd: 0, appraisal_ratio: 2}
+tranches:
+  - {name: senior, balance: 90, coupon: 5%}
+  - {name: sub, balance: 10}
+triggers:
+  - {name: ltv, kind: loan_to_value, threshold: 5, valuation: {share: 100%, of: collateral_value},
+     effect: {sequential: true}}
+risk:
+  factors: {global: 0.3}
+  recovery: {model: constant, rate: 0}
+waterfalls:
+  normal:
+    - pay_interest: senior
+    - buy_assets: all
+    - pay_principal: [senior, sub]
+    - pay_residual: sub
+"""
+
+
+def test_loans_bought_while_revolving_count_their_pledged_ip() -> None:
+    model = compile_text(REVOLVING)
+    det = run_text(REVOLVING)
+    bought = col(det, "deal.purchased")[0]
+    assert bought > 90.0  # the first period's collections buy one-year loans
+    # the pool's own column: A's pledge until it matures after period 1
+    assert_cents(col(det, "pool.collateral_value"), [50, 0, 0], "pool column")
+    # the quantity adds the loans bought: 2 x their par while they perform (period 2)
+    notes = col(det, "senior.balance_start") + col(det, "sub.balance_start")
+    assert_cents(col(det, "ltv.value")[:2] * 1e6, [notes[0] / 50 * 1e6, notes[1] / (2 * bought) * 1e6], "ltv")
+    assert np.isinf(col(det, "ltv.value")[2]) or notes[2] == 0.0
+    res = simulate(model, paths=2, seed=4, keep=[0, 1])  # no defaults: every path is the base
+    for i, kept in res.kept.items():
+        assert_periods_equal(kept.periods, det.periods, f"path {i}")
+
+
+def test_the_documented_collateral_value_example_runs_as_described() -> None:
+    text = (ROOT / "docs" / "covenants.md").read_text(encoding="utf-8")
+    [example] = [b for b in re.findall(r"```yaml\n(.*?)```", text, re.S) if "of: collateral_value" in b]
+    base = run_text(example, "base")
+    assert_cents(col(base, "pool.collateral_value"), [550, 510, 470, 430, 390], "base")
+    assert_cents(col(base, "senior.balance_start"), [300, 260, 220, 180, 140], "senior")
+    assert not (base.periods["ltv.breached"] > 0).any()
+    default = run_text(example, "licensee_default")
+    assert_cents(col(default, "pool.collateral_value"), [550, 510, 150, 150, 150], "default")
+    assert list(default.periods["ltv.breached"] > 0) == [False, False, True, True, True]
+    res = simulate(compile_text(example), paths=200, seed=1, keep=[0, 1, 2])
+    values = [col(k, "pool.collateral_value") for k in res.kept.values()]
+    assert all(v[0] == 550.0 for v in values)  # nothing has moved at closing
+    assert len({round(v[1], 6) for v in values}) == 3  # the catalogue moves with each path's sales
