@@ -80,6 +80,23 @@ def test_a_named_default_takes_the_pledged_ip_out_from_the_next_period() -> None
     assert_conserved(r, 100)
 
 
+def test_fees_and_reserve_targets_read_the_collateral_value() -> None:
+    text = _loans().replace(
+        "triggers:",
+        "fees:\n  - {name: valuer, rate: 1%, base: collateral_value}\n"
+        "accounts:\n  - {name: reserve, target: {share: 2%, of: collateral_value}}\ntriggers:",
+    )
+    text = text.replace(
+        "    - pay_interest: senior\n",
+        "    - pay_fee: valuer\n    - pay_interest: senior\n    - fund_account: reserve\n",
+    )
+    r = run_text(text, "b_defaults")
+    # 1% a year (30/360: every year fraction is 1) of 140, 140, 90, 90, 90
+    assert_cents(col(r, "valuer.paid"), [1.4, 1.4, 0.9, 0.9, 0.9], "fee")
+    assert_cents(col(r, "reserve.target")[:4], [2.8, 2.8, 1.8, 1.8], "target")  # zero at legal final
+    assert_conserved(r, 100)
+
+
 def test_a_cdr_scenario_values_each_pledge_at_its_performing_factor() -> None:
     # SIFMA on a bullet loan, annual periods: defaults MDR = 10% and prepayments SMM = 5% of
     # the start balance (nothing amortises before maturity), so the performing factor falls
