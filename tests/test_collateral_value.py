@@ -379,3 +379,19 @@ def test_the_documented_collateral_value_example_runs_as_described() -> None:
     values = [col(k, "pool.collateral_value") for k in res.kept.values()]
     assert all(v[0] == 550.0 for v in values)  # nothing has moved at closing
     assert len({round(v[1], 6) for v in values}) == 3  # the catalogue moves with each path's sales
+
+
+def test_a_matured_loan_counts_nothing_whatever_the_rounding_of_its_schedule() -> None:
+    # the seasoned deal's amortising loans end with a scheduled balance of a few 1e-10 (the
+    # rounding of their instalments): repaid, not a pledge still in force
+    from ipabs.api import _model
+
+    model = _model(ROOT / "scenarios" / "suzhou_seasoned_ip_pledge.yaml")
+    assert not model.royalties.valuation_path or not any(model.royalties.valuation_path)
+    appraisal = np.nan_to_num(model.assets.appraised_value)
+    start = model.collection_grid[:-1]
+    # a loan maturing on or before the first day of a period is repaid by then
+    bound = (appraisal[:, None] * (model.assets.maturity_day[:, None] > start[None, :])).sum(axis=0)
+    for name in model.spec.scenarios:
+        value = collections_of(model, name)["collateral_value"]
+        assert np.all(value <= bound + 1e-6), (name, value, bound)

@@ -241,7 +241,9 @@ def period_flows(cd, rv, t):  # type: ignore[no-untyped-def]
         flow[F_PREPAYMENT] += prepaid * cd.rv_bal[j, s, a] * par
         flow[F_BALANCE_START] += start
         ratio = rv.appraisal_ratio[j]
-        if not math.isnan(ratio):  # each loan's pledged IP is appraised at ratio x its par
+        # each loan's pledged IP is appraised at ratio x its par, until its schedule is repaid
+        # (a rounding residue of the unit schedule is not a balance: see REPAID_SHARE)
+        if not math.isnan(ratio) and unit_start > 1e-9:
             flow[F_COLLATERAL_VALUE] += ratio * q * par
         flow[F_BALANCE_END] += q_end * cd.rv_bal[j, s, a] * par
         rv.c_factor[c] = q_end

@@ -49,8 +49,9 @@ COLLECTION_COLUMNS = (
     # ---- collateral value
     "collateral_value",
 )
-STOCK_COLUMNS = (C_COLLATERAL_VALUE,)
-"""Columns that hold a value, not a flow: they do not keep a finished Monte Carlo path running."""
+REPAID_SHARE = 1e-9
+"""A scheduled balance at most this share of the balance at closing is repaid: instalments
+leave a rounding residue (a few 1e-10) that must not keep a loan's pledge in the collateral."""
 
 
 @njit(leaf=True, inline="always")
@@ -126,7 +127,7 @@ def performing_flows_kernel(
     the same rule as the deterministic scenarios (prepayments are SMM of the start balance
     less its expected amortisation, not of what survives the period's defaults). Its collateral
     value at the start of a period is ``value x`` its performing factor then (zero once its
-    scheduled balance is repaid).
+    scheduled balance is repaid, to :data:`REPAID_SHARE`).
     """
     n_assets, n_periods = sched_interest.shape
     for a in range(n_assets):
@@ -135,7 +136,7 @@ def performing_flows_kernel(
         for t in range(n_periods):
             h = hazard[a, t]
             out[a, t, 3] = q * prev_sched
-            out[a, t, 5] = q * value[a, t] if prev_sched > 0.0 else 0.0
+            out[a, t, 5] = q * value[a, t] if prev_sched > REPAID_SHARE * balance[a] else 0.0
             out[a, t, 0] = q * sched_interest[a, t]
             out[a, t, 1] = q * sched_principal[a, t]
             if h < 1.0:
@@ -281,7 +282,7 @@ def deterministic_collections(
         for t in range(n_periods):
             start = q * prev_sched
             out[p, t, C_BALANCE_START] += start
-            if prev_sched > 0.0:
+            if prev_sched > REPAID_SHARE * balance[a]:  # not repaid (see REPAID_SHARE)
                 out[p, t, C_COLLATERAL_VALUE] += q * asset_value[a, t]
             d_rate = mdr[a, t]
             defaulted = start * d_rate
