@@ -65,6 +65,8 @@ def collections(
         inp.rec_piece_ptr,
         inp.rec_piece_lag,
         inp.rec_piece_share,
+        inp.asset_value,
+        inp.roy_value,
         inp.dq_on,
         inp.dq_roll,
         inp.dq_cure,

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import pytest
 import yaml
-from helpers import compile_text, run_text
+from helpers import col, compile_text, run_text
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -362,6 +362,7 @@ def deals(
     _with_time_varying(draw, spec, n_periods)
     if not safe:
         _with_covenants(draw, spec, n_periods)
+        _with_collateral_value(draw, spec, n_periods)
         _with_delinquency(draw, spec, n_periods)
     facts = {
         "pool": pool,
@@ -645,6 +646,38 @@ def note_options(draw: Any, spec: dict[str, Any], pool: float, m: int, n_periods
         spec["issuer_call"] = call
 
 
+# ---- collateral value
+
+
+def _with_collateral_value(draw: Any, spec: dict[str, Any], n_periods: int) -> None:
+    """Maybe appraise loans' pledged IP and the royalty stream's catalogue (an amount or one
+    per payment date), and test the notes against the collateral value."""
+    pool = spec["pools"][0]
+    if not draw(st.booleans()):
+        return
+    for loan in pool["loans"]:
+        if "pledged_ip" not in loan and draw(st.booleans()):
+            loan["pledged_ip"] = {"appraised_value": draw(st.integers(0, 300)) * 10_000}
+    balance = sum(float(x["balance"]) for x in pool["loans"])
+    for stream in pool.get("royalties", []):
+        if draw(st.booleans()):
+            stream["valuation"] = (
+                round(balance * _pct(draw, 0, 1500), 2)
+                if draw(st.booleans())
+                else [round(balance * _pct(draw, 0, 1500), 2) for _ in range(draw(st.integers(1, n_periods)))]
+            )
+    if draw(st.booleans()):
+        spec.setdefault("triggers", []).append(
+            {
+                "name": "collateral_test",
+                "kind": "loan_to_value",
+                "threshold": _pct(draw, 300, 1500),
+                "valuation": {"share": 1.0, "of": "collateral_value"},
+                "effect": {"sequential": True},
+            }
+        )
+
+
 @st.composite
 def royalties(draw: Any, final: dt.date) -> dict[str, Any]:
     """A flat running royalty paying on its own dates: its start is up to 20 days before or 40
@@ -912,6 +945,35 @@ def test_dscr_divides_by_the_interest_and_principal_due_of_the_tranche_table(
     live = service > 1e-6
     assert np.all(np.isinf(value[~live]))
     np.testing.assert_allclose(value[live] * service[live], net[live], rtol=1e-9, atol=1e-9 * facts["pool"])
+
+
+@PROPERTY
+@given(deals())
+def test_the_collateral_value_is_the_appraisals_at_most_and_the_loan_to_value_test_reads_it(
+    case: tuple[dict[str, Any], dict[str, Any]],
+) -> None:
+    spec, _facts = case
+    res = run_spec(spec)
+    value = col(res, "pool.collateral_value")
+    loans = spec["pools"][0]["loans"]
+    appraised = sum(float(x.get("pledged_ip", {}).get("appraised_value", 0.0)) for x in loans)
+    streams = [x for x in spec["pools"][0].get("royalties", []) if "valuation" in x]
+    assert np.all(value >= 0.0)
+    if not streams:  # a pledge never counts more than its appraisal (q <= 1)
+        assert np.all(value <= appraised * (1.0 + 1e-12) + 1e-6)
+        # nothing has defaulted, prepaid or been sold before the first period
+        if not res.periods["deal.called"].iloc[0] > 0:
+            assert value[0] == pytest.approx(appraised, rel=1e-12, abs=1e-6)
+    # the test also counts assets bought while revolving, which the pool's column does not
+    if "collateral_test" in res.periods.columns.str.split(".").str[0] and "revolving" not in spec:
+        # the notes when the triggers are tested: after a write-down at default
+        notes = sum(
+            col(res, f"{t['name']}.balance_start") - col(res, f"{t['name']}.write_down")
+            for t in spec["tranches"]
+        )
+        ltv = col(res, "collateral_test.value")
+        live = (value > 1e-6) & (col(res, "deal.called") == 0)
+        np.testing.assert_allclose(ltv[live] * value[live], notes[live], rtol=1e-9, atol=1e-6)
 
 
 @PROPERTY

@@ -491,7 +491,14 @@ def test_monte_carlo_surviving_flows_follow_the_same_rule_in_expectation() -> No
     from scipy.stats import norm
 
     from ipabs import api
-    from ipabs.risk.model import A_BALANCE_START, A_INTEREST, A_PREPAYMENT, A_SCHED_PRINCIPAL, compile_risk
+    from ipabs.risk.model import (
+        A_BALANCE_START,
+        A_COLLATERAL_VALUE,
+        A_INTEREST,
+        A_PREPAYMENT,
+        A_SCHED_PRINCIPAL,
+        compile_risk,
+    )
 
     second = (
         "      - {obligor: B, balance: 5m, rate: 0.06, term_months: 36, amortisation: annuity,\n"
@@ -516,6 +523,7 @@ def test_monte_carlo_surviving_flows_follow_the_same_rule_in_expectation() -> No
         ("interest", A_INTEREST, 1.0 - cum),
         ("scheduled_principal", A_SCHED_PRINCIPAL, 1.0 - cum),
         ("balance_start", A_BALANCE_START, alive_before),
+        ("collateral_value", A_COLLATERAL_VALUE, alive_before),  # a defaulter's pledge counts in its period
     ):
         index = COLUMNS.index(column)
         np.testing.assert_allclose(

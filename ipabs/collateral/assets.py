@@ -4,7 +4,7 @@ instalments) and royalty streams (running royalties, income shares)."""
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -157,6 +157,9 @@ class AssetArrays:
     # ---- seasoned pools
     age_months: np.ndarray  # whole months from origination to the cut-off (0: a new loan)
     start_day: np.ndarray  # origination day of a seasoned loan (interest accrues from it); -1 none
+    # ---- collateral value: a fixed licence's `valuation` per payment date (the last repeats),
+    # by asset index; other assets are worth their pledged IP's appraisal
+    valuation: dict[int, tuple[float, ...]] = field(default_factory=dict)
 
     def __len__(self) -> int:
         return len(self.id)
@@ -182,7 +185,9 @@ class RoyaltyArrays:
     end_day: np.ndarray  # min(end, patent expiry)
     freq_months: np.ndarray
     lag_months: np.ndarray
-    valuation: np.ndarray
+    valuation: np.ndarray  # (R,) the first value of `valuation` (nan: none)
+    # ---- collateral value: `valuation` per payment date (the last repeats; empty: none)
+    valuation_path: list[tuple[float, ...]] = field(default_factory=list)
 
     def __len__(self) -> int:
         return len(self.id)
@@ -221,6 +226,7 @@ class _Builder:
         self.rows: list[dict[str, Any]] = []
         self.custom: list[list[tuple[int, float]]] = []
         self.tapes: list[dict[str, Any]] = []
+        self.valuation: dict[int, tuple[float, ...]] = {}
 
     def _rate(self, rate: Any) -> tuple[float, int, float, float]:
         return rate_terms(rate, self.index_ids)
@@ -342,6 +348,8 @@ class _Builder:
         self.custom.append([])
 
     def licence(self, pool: int, roy: Royalty, n: int) -> None:
+        if roy.valuation is not None:
+            self.valuation[len(self.rows)] = _value_path(roy.valuation)
         payments = list(roy.instalments or [])
         balance = roy.balance if roy.balance is not None else float(sum(payments))
         self._instalments(
@@ -469,8 +477,14 @@ def build_assets(deal: Deal, obligors: Obligors, tapes: dict[str, Any]) -> Asset
         custom_ptr=np.array(ptr, dtype=np.int64),
         custom_day=np.array(days, dtype=np.int64),
         custom_amount=np.array(amounts, dtype=np.float64),
+        valuation=b.valuation,
         **cols,
     )
+
+
+def _value_path(valuation: float | list[float]) -> tuple[float, ...]:
+    """A stream's `valuation` as one value per payment date (the last repeats)."""
+    return tuple(float(x) for x in valuation) if isinstance(valuation, list) else (float(valuation),)
 
 
 def build_royalties(deal: Deal, obligors: Obligors) -> RoyaltyArrays:
@@ -500,7 +514,8 @@ def build_royalties(deal: Deal, obligors: Obligors) -> RoyaltyArrays:
                     "end_day": to_day(end),
                     "freq_months": MONTHS_PER_PERIOD[r.payment_frequency],
                     "lag_months": r.payment_lag_months,
-                    "valuation": np.nan if r.valuation is None else r.valuation,
+                    "valuation": np.nan if r.valuation is None else _value_path(r.valuation)[0],
+                    "valuation_path": () if r.valuation is None else _value_path(r.valuation),
                 }
             )
             tiers.append([(t.above, t.rate) for t in (r.tiers or [])])
@@ -529,6 +544,7 @@ def build_royalties(deal: Deal, obligors: Obligors) -> RoyaltyArrays:
         freq_months=col("freq_months", np.int64),
         lag_months=col("lag_months", np.int64),
         valuation=col("valuation", np.float64),
+        valuation_path=[r["valuation_path"] for r in rows],
     )
 
 

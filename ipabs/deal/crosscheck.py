@@ -470,10 +470,20 @@ class _Checker:
     def collateral(self) -> None:
         info = self.deal.deal
         total = 0.0
-        for pool in self.deal.pools:
+        for pi, pool in enumerate(self.deal.pools):
             total += sum(a.balance for a in (*pool.loans, *pool.leases))
-            for r in pool.royalties:
-                total += r.valuation if r.valuation is not None else (r.balance or 0.0)
+            for ri, r in enumerate(pool.royalties):
+                value = r.valuation
+                if isinstance(value, list):  # ---- collateral value: one per payment date
+                    n = self.n_payment_dates()
+                    if n is not None and len(value) > n:
+                        self.add(
+                            ("pools", pi, "royalties", ri, "valuation"),
+                            f"the valuation has {len(value)} amounts; the deal has {n} payment dates",
+                            f"give at most one value per payment date ({n}); the last one repeats",
+                        )
+                    value = value[0]
+                total += value if value is not None else (r.balance or 0.0)
             tape = self.tapes.get(pool.name)
             if tape is not None:
                 total += tape.total_balance()

@@ -454,9 +454,19 @@ class Royalty(_CreditInputs):
     payment_lag_months: int = Field(
         0, ge=0, le=MAX_TERM_MONTHS, description="Months between accrual and payment."
     )
-    valuation: Money | None = Field(
-        None, description="Appraised value of the stream (counts as collateral value)."
+    valuation: Annotated[Money | list[Money], Field(union_mode="left_to_right")] | None = Field(
+        None,
+        description="Appraised value of the catalogue behind the stream under the base projection: "
+        "an amount, or one per payment date (the last repeats). Counts as collateral (the first "
+        "value) and in the `collateral_value` quantity.",
     )
+
+    @field_validator("valuation")
+    @classmethod
+    def _check_valuation(cls, v: float | list[float] | None) -> float | list[float] | None:
+        if isinstance(v, list) and not v:
+            raise ValueError("give at least one value, or leave `valuation` out")
+        return v
 
     @model_validator(mode="after")
     def _kind_fields(self) -> Royalty:

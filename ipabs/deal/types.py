@@ -207,6 +207,14 @@ QUANTITY_TABLE: tuple[tuple[str, str, str], ...] = (
     ("defaults", "amount", "balance defaulting this period"),
     ("principal_deficiency", "amount", "the principal deficiency ledger's balance"),
     (
+        "collateral_value",
+        "amount",
+        "at the start of the period: the pledged IP's appraisal of each performing asset times "
+        "its performing factor (performing / scheduled balance), plus each royalty stream's "
+        "`valuation` at its path's sales level while the licensee has not defaulted; in the "
+        "Monte Carlo, path by path (docs/covenants.md)",
+    ),
+    (
         "next_interest(T, N)",
         "amount",
         "interest the tranches T owe over the payment dates in the next N months, on their "

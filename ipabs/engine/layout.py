@@ -33,6 +33,8 @@ Q_OVERCOLLATERALISATION = 17  # of a tranche group
 Q_NEXT_INTEREST = 18  # of a tranche group, over the amount's horizon (amt_horizon)
 Q_NEXT_FEES = 19  # over the amount's horizon
 Q_TRIGGER = 20  # the value of a trigger (its index in amt_group)
+# ---- collateral value
+Q_COLLATERAL_VALUE = 21  # pledged IP of performing assets and royalty catalogues, period start
 # ---- delinquency: balances behind at the end of the period, servicer advances outstanding
 Q_DELINQUENT_30 = 22
 Q_DELINQUENT_60 = 23
@@ -43,9 +45,10 @@ Q_ADVANCES_OUTSTANDING = 25
 PQ_SENIOR_FEES = 9
 PQ_ALL_DUE = 10  # 1 when every balance is due (switched waterfall, issuer call)
 PQ_PERIOD = 11
+PQ_COLLATERAL_VALUE = 12  # ---- collateral value (collections column C_COLLATERAL_VALUE)
 # ---- delinquency: Q_DELINQUENT_30 .. Q_ADVANCES_OUTSTANDING read these slots in order
-PQ_DELINQUENT_30 = 12
-N_PERIOD_QUANTITIES = 16
+PQ_DELINQUENT_30 = 13
+N_PERIOD_QUANTITIES = 17
 QUANTITY_CODES = {
     "pool_balance": Q_POOL_BALANCE,
     "pool_balance_start": Q_POOL_BALANCE_START,
@@ -68,6 +71,7 @@ QUANTITY_CODES = {
     "next_interest": Q_NEXT_INTEREST,
     "next_fees": Q_NEXT_FEES,
     "trigger": Q_TRIGGER,
+    "collateral_value": Q_COLLATERAL_VALUE,
     # ---- delinquency
     "delinquent_30": Q_DELINQUENT_30,
     "delinquent_60": Q_DELINQUENT_60,

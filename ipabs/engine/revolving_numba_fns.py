@@ -41,7 +41,8 @@ F_BALANCE_START = 4
 F_BALANCE_END = 5
 F_RECOVERY = 6
 F_REALISED_LOSS = 7
-N_FLOW = 8
+F_COLLATERAL_VALUE = 8  # ---- collateral value: pledged IP of the performing loans, period start
+N_FLOW = 9
 
 # RevolvingPath.total
 T_PURCHASED = 0  # par bought
@@ -239,11 +240,15 @@ def period_flows(cd, rv, t):  # type: ignore[no-untyped-def]
         flow[F_SCHED_PRINCIPAL] += survivors * cd.rv_prin[j, s, a] * par
         flow[F_PREPAYMENT] += prepaid * cd.rv_bal[j, s, a] * par
         flow[F_BALANCE_START] += start
+        ratio = rv.appraisal_ratio[j]
+        # each loan's pledged IP is appraised at ratio x its par, until its schedule is repaid
+        # (a rounding residue of the unit schedule is not a balance: see REPAID_SHARE)
+        if not math.isnan(ratio) and unit_start > 1e-9:
+            flow[F_COLLATERAL_VALUE] += ratio * q * par
         flow[F_BALANCE_END] += q_end * cd.rv_bal[j, s, a] * par
         rv.c_factor[c] = q_end
         if defaulted > 0.0:
             flow[F_DEFAULT] += defaulted
-            ratio = rv.appraisal_ratio[j]
             if rv.mode == MODE_RANDOM and rv.rec_model != REC_CONSTANT and not math.isnan(ratio):
                 # each defaulted loan sells its own pledged IP
                 exposure = defaulted / n_def

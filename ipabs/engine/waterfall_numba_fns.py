@@ -114,11 +114,13 @@ from ipabs.engine.layout import (
     POT_COMBINED,
     POT_PRINCIPAL,
     PQ_ALL_DUE,
+    PQ_COLLATERAL_VALUE,
     PQ_DELINQUENT_30,
     PQ_PERIOD,
     PQ_SENIOR_FEES,
     Q_ADVANCES_OUTSTANDING,
     Q_BALANCE,
+    Q_COLLATERAL_VALUE,
     Q_DELINQUENT_30,
     Q_DSCR,
     Q_EXCESS_SPREAD,
@@ -179,6 +181,7 @@ from ipabs.engine.layout import (
 from ipabs.engine.revolving_numba_fns import (
     F_BALANCE_END,
     F_BALANCE_START,
+    F_COLLATERAL_VALUE,
     F_DEFAULT,
     F_INTEREST,
     F_PREPAYMENT,
@@ -196,6 +199,7 @@ from ipabs.risk.collections_numba_fns import (
     C_ARREARS_PRINCIPAL,
     C_BALANCE_END,
     C_BALANCE_START,
+    C_COLLATERAL_VALUE,
     C_DEFAULT,
     C_DELINQUENT_30,
     C_GUARANTEE,
@@ -270,6 +274,8 @@ def _quantity(cd, code, g, pool_start, pool_end, bal, int_due_total, pq):  # typ
         return pq[code - Q_INTEREST_COLLECTIONS]  # the period's collections, ledger and tests
     if code == Q_TRIGGER:  # its value this period (see 3. triggers)
         return pq[N_PERIOD_QUANTITIES + g]
+    if code == Q_COLLATERAL_VALUE:  # ---- collateral value, read with the collections
+        return pq[PQ_COLLATERAL_VALUE]
     if code >= Q_DELINQUENT_30 and code <= Q_ADVANCES_OUTSTANDING:  # ---- delinquency
         return pq[PQ_DELINQUENT_30 + code - Q_DELINQUENT_30]
     if code == Q_POOL_BALANCE:
@@ -723,7 +729,7 @@ def waterfall_path(cd, coll, support_stop, out, work, flags, full, rv):  # type:
         t_end = 0
         for t in range(n_t - 1, -1, -1):
             for c in range(coll.shape[1]):
-                if coll[t, c] != 0.0:
+                if coll[t, c] != 0.0 and c != C_COLLATERAL_VALUE:  # a value, not cash
                     t_end = t + 1
                     break
             if t_end > 0:
@@ -764,6 +770,7 @@ def waterfall_path(cd, coll, support_stop, out, work, flags, full, rv):  # type:
         # after a call the pool's assets are sold: their later losses are the buyer's
         realised_loss = 0.0 if called else coll[t, C_REALISED_LOSS]
         purchased_cash = 0.0
+        purchased_value = 0.0
         if revolves:  # assets bought on earlier dates (after a call: their pending recoveries)
             flow = rv.flow
             if called:
@@ -783,6 +790,7 @@ def waterfall_path(cd, coll, support_stop, out, work, flags, full, rv):  # type:
             if not called:
                 pool_start += flow[F_BALANCE_START]
                 pool_end += flow[F_BALANCE_END]
+                purchased_value = flow[F_COLLATERAL_VALUE]
         cum_default += defaults
         asset_cash = income_coll + principal_coll
         if cd.period_quantities:  # amounts that read this period's collections
@@ -792,6 +800,8 @@ def waterfall_path(cd, coll, support_stop, out, work, flags, full, rv):  # type:
             pq[3] = asset_cash
             pq[4] = royalty_coll
             pq[5] = defaults
+            # ---- collateral value: a called pool is sold, its pledges released
+            pq[PQ_COLLATERAL_VALUE] = 0.0 if called else coll[t, C_COLLATERAL_VALUE] + purchased_value
         call_proceeds = 0.0
         if (
             not called

@@ -23,6 +23,7 @@ from ipabs.risk.delinquency_numba_fns import (
     DQ_INTEREST,
     DQ_MISSED_INTEREST,
     DQ_MISSED_PRINCIPAL,
+    DQ_PERFORMING_START,
     DQ_PREPAYMENT,
     DQ_PRINCIPAL,
     N_DQ_COLUMNS,
@@ -44,15 +45,17 @@ C_RISK_SHARING = 10  # payments by risk-sharing pools (loss_cover)
 C_INSURANCE = 11  # payments by guarantee insurers (loss_cover)
 # ---- ledgers
 C_REALISED_LOSS = 12  # defaulted balance less recovery and guarantee, when the recovery is received
+# ---- collateral value
+C_COLLATERAL_VALUE = 13  # pledged IP of performing assets and royalty catalogues, at period start
 # ---- delinquency (docs/delinquency.md): stocks at the end of the period, and the period's misses
-C_DELINQUENT_30 = 13  # balance 30-59 days past due
-C_DELINQUENT_60 = 14  # 60-89 days
-C_DELINQUENT_90 = 15  # 90 days or more
-C_MISSED_INTEREST = 16  # scheduled interest delinquent loans missed in the period
-C_MISSED_PRINCIPAL = 17  # scheduled principal delinquent loans missed in the period
-C_ARREARS_INTEREST = 18  # interest arrears owed by delinquent loans
-C_ARREARS_PRINCIPAL = 19  # principal arrears of delinquent loans (part of their balance)
-N_COLLECTION_COLUMNS = 20
+C_DELINQUENT_30 = 14  # balance 30-59 days past due
+C_DELINQUENT_60 = 15  # 60-89 days
+C_DELINQUENT_90 = 16  # 90 days or more
+C_MISSED_INTEREST = 17  # scheduled interest delinquent loans missed in the period
+C_MISSED_PRINCIPAL = 18  # scheduled principal delinquent loans missed in the period
+C_ARREARS_INTEREST = 19  # interest arrears owed by delinquent loans
+C_ARREARS_PRINCIPAL = 20  # principal arrears of delinquent loans (part of their balance)
+N_COLLECTION_COLUMNS = 21
 
 COLLECTION_COLUMNS = (
     "interest",
@@ -70,6 +73,8 @@ COLLECTION_COLUMNS = (
     "insurance",
     # ---- ledgers
     "realised_loss",
+    # ---- collateral value
+    "collateral_value",
     # ---- delinquency
     "delinquent_30",
     "delinquent_60",
@@ -79,6 +84,9 @@ COLLECTION_COLUMNS = (
     "arrears_interest",
     "arrears_principal",
 )
+REPAID_SHARE = 1e-9
+"""A scheduled balance at most this share of the balance at closing is repaid: instalments
+leave a rounding residue (a few 1e-10) that must not keep a loan's pledge in the collateral."""
 
 
 @njit(leaf=True, inline="always")
@@ -144,14 +152,17 @@ def performing_flows_kernel(
     balance: np.ndarray,  # (A,) balance at closing
     hazard: np.ndarray,  # (A, T) probability that the obligor defaults in t, having survived t-1
     smm: np.ndarray,  # (A, T)
-    out: np.ndarray,  # (A, T, 5) out: interest, scheduled principal, prepayment, start, end
+    value: np.ndarray,  # (A, T) what the asset is worth on schedule (see asset_values)
+    out: np.ndarray,  # (A, T, 6) out: interest, scheduled principal, prepayment, start, end, value
 ) -> None:
     """Flows of each asset on the paths where its obligor has not defaulted (yet).
 
     A surviving obligor prepays ``smm / (1 - hazard)`` of its balance after amortisation: over
     all paths the expected flows are then those of :func:`sifma_period` with ``mdr = hazard``,
     the same rule as the deterministic scenarios (prepayments are SMM of the start balance
-    less its expected amortisation, not of what survives the period's defaults).
+    less its expected amortisation, not of what survives the period's defaults). Its collateral
+    value at the start of a period is ``value x`` its performing factor then (zero once its
+    scheduled balance is repaid, to :data:`REPAID_SHARE`).
     """
     n_assets, n_periods = sched_interest.shape
     for a in range(n_assets):
@@ -160,6 +171,7 @@ def performing_flows_kernel(
         for t in range(n_periods):
             h = hazard[a, t]
             out[a, t, 3] = q * prev_sched
+            out[a, t, 5] = q * value[a, t] if prev_sched > REPAID_SHARE * balance[a] else 0.0
             out[a, t, 0] = q * sched_interest[a, t]
             out[a, t, 1] = q * sched_principal[a, t]
             if h < 1.0:
@@ -272,6 +284,8 @@ def deterministic_collections(
     rec_piece_ptr: np.ndarray,  # (A+1,) recovery instalments of each asset
     rec_piece_lag: np.ndarray,  # (S,) lag id of each instalment
     rec_piece_share: np.ndarray,  # (S,) share of the recovery paid in each instalment
+    asset_value: np.ndarray,  # (A, T) what each asset is worth on schedule (see asset_values)
+    roy_value: np.ndarray,  # (R, T) each stream's valuation on the scenario's path, haircut applied
     dq_on: np.ndarray,  # (A,) 1 when the asset's loans follow the delinquency chain
     dq_roll: np.ndarray,  # (A, 4) monthly roll rates
     dq_cure: np.ndarray,  # (A, 3) monthly cure rates
@@ -290,6 +304,11 @@ def deterministic_collections(
     Loss cover (``cover``) pays on these expected defaults, its caps applied to the expected
     flows in time order (:func:`pay_loss_cover`): a scenario approximation of the cover's
     expected payments, exact when the caps do not bind.
+
+    Collateral value at the start of a period: each asset's ``asset_value`` times its
+    performing factor (performing over scheduled balance, zero once the scheduled balance is
+    repaid), and each stream's ``roy_value`` times the probability that its licensee has not
+    defaulted by the end of the period (as for its royalties).
     """
     out[:] = 0.0
     n_assets, n_periods = sched_interest.shape
@@ -319,6 +338,8 @@ def deterministic_collections(
             if chain:
                 row = dq[t]
                 out[p, t, C_BALANCE_START] += row[DQ_BALANCE_START]
+                if prev_sched > REPAID_SHARE * balance[a]:  # not repaid (see REPAID_SHARE)
+                    out[p, t, C_COLLATERAL_VALUE] += row[DQ_PERFORMING_START] * asset_value[a, t]
                 out[p, t, C_INTEREST] += row[DQ_INTEREST]
                 out[p, t, C_SCHED_PRINCIPAL] += row[DQ_PRINCIPAL]
                 out[p, t, C_PREPAYMENT] += row[DQ_PREPAYMENT]
@@ -332,9 +353,12 @@ def deterministic_collections(
                 out[p, t, C_ARREARS_PRINCIPAL] += row[DQ_ARREARS_PRINCIPAL]
                 defaulted = row[DQ_DEFAULT]
                 share_defaulting = row[DQ_DEFAULT_SHARE]
+                prev_sched = sched_balance[a, t]
             else:
                 start = q * prev_sched
                 out[p, t, C_BALANCE_START] += start
+                if prev_sched > REPAID_SHARE * balance[a]:  # not repaid (see REPAID_SHARE)
+                    out[p, t, C_COLLATERAL_VALUE] += q * asset_value[a, t]
                 d_rate = mdr[a, t]
                 defaulted = start * d_rate
                 share_defaulting = q * d_rate  # of the obligors (not of the balance) at closing
@@ -412,6 +436,7 @@ def deterministic_collections(
         for t in range(n_periods):
             survival *= 1.0 - roy_mdr[r, t]
             alive[t] = survival
+            out[p, t, C_COLLATERAL_VALUE] += survival * roy_value[r, t]
         for j in range(roy_accrual.shape[1]):
             tp = roy_pay_period[r, j]
             if tp >= 0:

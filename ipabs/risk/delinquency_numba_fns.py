@@ -45,7 +45,8 @@ DQ_MISSED_PRINCIPAL = 10  # scheduled principal missed in the period
 DQ_ARREARS_INTEREST = 11  # interest arrears owed at the end of the period
 DQ_ARREARS_PRINCIPAL = 12  # principal arrears at the end of the period (in the balance)
 DQ_DEFAULT_SHARE = 13  # share of the loan defaulting in the period (scales a recovery cap)
-N_DQ_COLUMNS = 14
+DQ_PERFORMING_START = 14  # share of the loan not defaulted at the start of the period
+N_DQ_COLUMNS = 15
 
 
 @njit(leaf=True)
@@ -93,6 +94,7 @@ def delinquency_flows(  # type: ignore[no-untyped-def]
         row = out[t]
         row[:] = 0.0
         row[DQ_BALANCE_START] = (c + q1 + q2 + q3) * prev + ap1 + ap2 + ap3
+        row[DQ_PERFORMING_START] = c + q1 + q2 + q3
         if mdr[t] >= 1.0:  # a named default: the whole loan, delinquent parts included
             row[DQ_DEFAULT] = row[DQ_BALANCE_START]
             row[DQ_DEFAULT_SHARE] = c + q1 + q2 + q3

@@ -8,6 +8,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from ipabs.collateral.royalty import base_path, royalty_grid
+from ipabs.collateral.value import royalty_values, value_slots, value_years
 from ipabs.deal.assumptions import DelinquencyAssumption, last_recovery_months, recovery_pieces
 from ipabs.deal.risk import RiskModel
 from ipabs.deal.schema import MONTHS_PER_PERIOD
@@ -33,13 +34,14 @@ A_SCHED_PRINCIPAL = 1
 A_PREPAYMENT = 2
 A_BALANCE_START = 3
 A_BALANCE_END = 4
+A_COLLATERAL_VALUE = 5  # ---- collateral value: at the start of the period
 # ---- delinquency: only when the risk model has roll rates (a_flows then has N_A_DQ_COLUMNS)
-A_DELINQUENT_30 = 5  # the buckets' balances, as C_DELINQUENT_30 .. C_ARREARS_PRINCIPAL
-A_MISSED_INTEREST = 8
-A_MISSED_PRINCIPAL = 9
-A_ARREARS_INTEREST = 10
-A_ARREARS_PRINCIPAL = 11
-N_A_DQ_COLUMNS = 12
+A_DELINQUENT_30 = 6  # the buckets' balances, as C_DELINQUENT_30 .. C_ARREARS_PRINCIPAL
+A_MISSED_INTEREST = 9
+A_MISSED_PRINCIPAL = 10
+A_ARREARS_INTEREST = 11
+A_ARREARS_PRINCIPAL = 12
+N_A_DQ_COLUMNS = 13
 
 
 class RiskArrays(NamedTuple):
@@ -61,7 +63,7 @@ class RiskArrays(NamedTuple):
     g_idio: np.ndarray  # (G,) sqrt(1 - sum of squared loadings)
     a_pool: np.ndarray  # (A,)
     a_obligor: np.ndarray  # (A,)
-    a_flows: np.ndarray  # (A, T, 5) performing flows under the prepayment assumption (A_*)
+    a_flows: np.ndarray  # (A, T, 6) performing flows under the prepayment assumption (A_*)
     ob_asset_ptr: np.ndarray  # (O+1,) assets of obligor o: ob_asset[ob_asset_ptr[o]:ob_asset_ptr[o+1]]
     ob_asset: np.ndarray  # (A,) asset indices grouped by obligor, in asset order within each
     a_end: np.ndarray  # (A,) one past the last period in which the asset has any flow
@@ -96,6 +98,10 @@ class RiskArrays(NamedTuple):
     r_loading: float
     r_invalidation_rate: float  # per year (continuous hazard)
     r_invalidation_cut: float
+    # ---- collateral value of the streams (see ipabs.collateral.value)
+    r_value: np.ndarray  # (R, T) valuation along risk.royalty's path, at the start of each period
+    r_value_slot: np.ndarray  # (R, T) accrual slot whose Brownian factor values the period (-1: none)
+    r_value_years: np.ndarray  # (R, T) years from the stream's start to the start of each period
     support_obligor: np.ndarray  # (S,)
     tr_discount: np.ndarray  # (N, T) discount factor of each payment date at each coupon
     tr_yield_guess: np.ndarray  # (N,) each coupon as an annual effective rate: where yield searches start
@@ -289,16 +295,18 @@ def performing_flows(
     model: CompiledModel, smm: np.ndarray, hazard: np.ndarray | None = None
 ) -> tuple[np.ndarray, ...]:
     """Per-asset flows on the paths where the asset's obligor has not defaulted: interest,
-    scheduled principal, prepayment, balance at start and end of each period (each (A, T)).
+    scheduled principal, prepayment, balance at start and end of each period, and collateral
+    value at the start of each period (each (A, T)).
 
     ``hazard`` (A, T) is the obligor's probability of defaulting in each period having
     survived the earlier ones (none: zero). Prepayments follow SIFMA's standard formulas
     in expectation over the paths (:func:`~ipabs.risk.collections_numba_fns.performing_flows_kernel`).
     """
+    from ipabs.collateral.value import asset_values
     from ipabs.risk.collections_numba_fns import performing_flows_kernel
 
     n_assets, n = model.sched_balance.shape
-    out = np.empty((n_assets, n, 5))
+    out = np.empty((n_assets, n, 6))
     h = np.zeros((n_assets, n)) if hazard is None else np.ascontiguousarray(hazard, dtype=np.float64)
     performing_flows_kernel(
         model.sched_interest,
@@ -307,9 +315,10 @@ def performing_flows(
         model.assets.balance.astype(np.float64),
         h,
         np.ascontiguousarray(smm, dtype=np.float64),
+        asset_values(model.assets, n),
         out,
     )
-    return tuple(np.ascontiguousarray(out[:, :, k]) for k in range(5))
+    return tuple(np.ascontiguousarray(out[:, :, k]) for k in range(6))
 
 
 def _active_end(*flows: np.ndarray) -> np.ndarray:
@@ -327,12 +336,15 @@ def survivor_flows(
     """(A, T, N_A_DQ_COLUMNS): each asset's flows on the paths where its obligor survives, its
     loans falling behind and curing with the chain conditioned on curing (the copula decides
     who defaults; see :func:`~ipabs.risk.delinquency_numba_fns.cured_episode_rates`)."""
+    from ipabs.collateral.value import asset_values
+    from ipabs.risk.collections_numba_fns import REPAID_SHARE
     from ipabs.risk.delinquency_numba_fns import (
         DQ_ARREARS_PRINCIPAL,
         DQ_BALANCE_END,
         DQ_BALANCE_START,
         DQ_DELINQUENT_30,
         DQ_INTEREST,
+        DQ_PERFORMING_START,
         DQ_PREPAYMENT,
         DQ_PRINCIPAL,
         N_DQ_COLUMNS,
@@ -355,9 +367,15 @@ def survivor_flows(
         cure,
         raw,
     )
-    order = [DQ_INTEREST, DQ_PRINCIPAL, DQ_PREPAYMENT, DQ_BALANCE_START, DQ_BALANCE_END]
+    order = [DQ_INTEREST, DQ_PRINCIPAL, DQ_PREPAYMENT, DQ_BALANCE_START, DQ_BALANCE_END, DQ_PERFORMING_START]
     order += list(range(DQ_DELINQUENT_30, DQ_ARREARS_PRINCIPAL + 1))
-    return np.ascontiguousarray(raw[:, :, order])
+    out = np.ascontiguousarray(raw[:, :, order])
+    # ---- collateral value: the pledged IP of the loans not defaulted, until they are repaid
+    balance = model.assets.balance.astype(np.float64)
+    start_sched = np.concatenate([balance[:, None], model.sched_balance[:, :-1]], axis=1)
+    live = start_sched > REPAID_SHARE * balance[:, None]
+    out[:, :, A_COLLATERAL_VALUE] *= np.where(live, asset_values(model.assets, n), 0.0)
+    return out
 
 
 def compile_risk(model: CompiledModel, risk: RiskModel | None = None) -> RiskArrays:
@@ -371,6 +389,7 @@ def compile_risk(model: CompiledModel, risk: RiskModel | None = None) -> RiskArr
     from ipabs.risk.collections_numba_fns import (
         C_BALANCE_END,
         C_BALANCE_START,
+        C_COLLATERAL_VALUE,
         C_DELINQUENT_30,
         C_INTEREST,
         C_PREPAYMENT,
@@ -434,12 +453,19 @@ def compile_risk(model: CompiledModel, risk: RiskModel | None = None) -> RiskArr
     a_hazard = g_hazard[ob_group[model.assets.obligor]] if len(model.assets) else np.zeros((0, n))
     dq = risk.delinquency  # ---- delinquency: survivors fall behind and cure
     if dq is None:
-        interest, principal, prepaid, start, end = performing_flows(model, smm, a_hazard)
-        a_flows = np.ascontiguousarray(np.stack([interest, principal, prepaid, start, end], axis=-1))
+        interest, principal, prepaid, start, end, value = performing_flows(model, smm, a_hazard)
+        a_flows = np.ascontiguousarray(np.stack([interest, principal, prepaid, start, end, value], axis=-1))
     else:
         a_flows = survivor_flows(model, smm, a_hazard, dq, months)
     totals = np.zeros((len(model.pool_names), n, N_COLLECTION_COLUMNS))
-    columns = [C_INTEREST, C_SCHED_PRINCIPAL, C_PREPAYMENT, C_BALANCE_START, C_BALANCE_END]
+    columns = [
+        C_INTEREST,
+        C_SCHED_PRINCIPAL,
+        C_PREPAYMENT,
+        C_BALANCE_START,
+        C_BALANCE_END,
+        C_COLLATERAL_VALUE,
+    ]
     if dq is not None:
         columns += [C_DELINQUENT_30 + k for k in range(N_A_DQ_COLUMNS - A_DELINQUENT_30)]
     for k, col in enumerate(columns):
@@ -486,9 +512,8 @@ def compile_risk(model: CompiledModel, risk: RiskModel | None = None) -> RiskArr
 
     roy = model.royalties
     # the expected base follows risk.royalty's path (growth, vectors, shocks) when it gives one
-    rg = royalty_grid(
-        roy, cgrid, roy.growth, [base_path(risk.royalty, float(roy.growth[r])) for r in range(len(roy))]
-    )
+    r_paths = [base_path(risk.royalty, float(roy.growth[r])) for r in range(len(roy))]
+    rg = royalty_grid(roy, cgrid, roy.growth, r_paths)
     frequency = 12 // MONTHS_PER_PERIOD[model.spec.deal.payment_frequency]
     hazard = risk.royalty.invalidation_hazard
     g_threshold = np.array(thresholds, dtype=np.float64).reshape(-1, n)
@@ -550,6 +575,9 @@ def compile_risk(model: CompiledModel, risk: RiskModel | None = None) -> RiskArr
         r_loading=risk.royalty.systematic_loading,
         r_invalidation_rate=-math.log(1.0 - hazard) if hazard > 0 else 0.0,
         r_invalidation_cut=risk.royalty.invalidation_cut,
+        r_value=royalty_values(roy, cgrid, r_paths),
+        r_value_slot=value_slots(roy, rg, cgrid),
+        r_value_years=value_years(roy, cgrid),
         support_obligor=model.support_provider,
         tr_discount=(1.0 + model.cd.tr_rate[:, :1] / frequency) ** (-frequency * times[None, :]),
         tr_yield_guess=(1.0 + model.cd.tr_rate[:, 0] / frequency) ** frequency - 1.0,

@@ -49,6 +49,7 @@ from ipabs.risk.collections_numba_fns import (
     C_ARREARS_PRINCIPAL,
     C_BALANCE_END,
     C_BALANCE_START,
+    C_COLLATERAL_VALUE,
     C_DEFAULT,
     C_DELINQUENT_30,
     C_GUARANTEE,
@@ -67,6 +68,7 @@ from ipabs.risk.delinquency_numba_fns import months_to_default
 from ipabs.risk.model import (
     A_BALANCE_END,
     A_BALANCE_START,
+    A_COLLATERAL_VALUE,
     A_DELINQUENT_30,
     A_INTEREST,
     A_MISSED_INTEREST,
@@ -334,6 +336,8 @@ def _fall_behind(ra, a, p, t0, m0, tau, exposure, coll_pool):  # type: ignore[no
         coll_pool[p, t, C_BALANCE_END] -= flows[a, t, A_BALANCE_END]
         for k in range(N_A_DQ_COLUMNS - A_DELINQUENT_30):
             coll_pool[p, t, C_DELINQUENT_30 + k] -= flows[a, t, A_DELINQUENT_30 + k]
+        if t > tau:  # its pledged IP counts until it defaults, as without delinquency
+            coll_pool[p, t, C_COLLATERAL_VALUE] -= flows[a, t, A_COLLATERAL_VALUE]
     arrears_i = 0.0
     arrears_p = 0.0
     for t in range(t0, tau):
@@ -411,6 +415,7 @@ def path_collections(ra, sc, n_defaulters):  # type: ignore[no-untyped-def]
                     coll_pool[p, t, C_PREPAYMENT] -= flows[a, t, A_PREPAYMENT]
                     coll_pool[p, t, C_BALANCE_START] -= flows[a, t, A_BALANCE_START]
                     coll_pool[p, t, C_BALANCE_END] -= flows[a, t, A_BALANCE_END]
+                    coll_pool[p, t, C_COLLATERAL_VALUE] -= flows[a, t, A_COLLATERAL_VALUE]
             coll_pool[p, tau, C_DEFAULT] += exposure_at_default
             covered = 0.0
             g = ra.a_guarantor[a]
@@ -505,6 +510,20 @@ def path_collections(ra, sc, n_defaulters):  # type: ignore[no-untyped-def]
                 coll_pool[p, tp, C_ROYALTY] += amount
             elif tp >= tau_l:
                 ob_hit[ra.r_obligor[r]] = 1
+        # ---- collateral value: the catalogue at the Brownian factor of the last slot ended by
+        # the start of the period, nothing from the licensee's default period on, cut after
+        # invalidation
+        for t in range(min(tau_l, ra.r_value.shape[1])):
+            v = ra.r_value[r, t]
+            if v == 0.0:
+                continue
+            j = ra.r_value_slot[r, t]
+            if j >= 0 and vol > 0.0 and horizon > 0.0:
+                tm = ra.r_mid_years[r, j]
+                v *= math.exp(vol * brownian[j] - 0.5 * vol * vol * tm)
+            if ra.r_value_years[r, t] > invalid_at:
+                v *= 1.0 - ra.r_invalidation_cut
+            coll_pool[p, t, C_COLLATERAL_VALUE] += v
 
 
 @njit(leaf=True)

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ipabs.collateral.royalty import base_path, royalty_schedule
+from ipabs.collateral.value import asset_values, royalty_values
 from ipabs.dates import from_day
 from ipabs.deal.assumptions import last_recovery_months, recovery_pieces
 from ipabs.deal.schema import Scenario
@@ -49,6 +50,9 @@ class DriverInputs:
     rec_piece_ptr: np.ndarray  # (A+1,)
     rec_piece_lag: np.ndarray  # (S,)
     rec_piece_share: np.ndarray  # (S,)
+    # ---- collateral value (see ipabs.collateral.value)
+    asset_value: np.ndarray  # (A, T) what each asset is worth at the start of a period on schedule
+    roy_value: np.ndarray  # (R, T) each stream's valuation on the scenario's path, haircut applied
     # ---- delinquency: assets whose loans follow the roll-rate chain, its rates, and the
     # chain's monthly steps in each collection period
     dq_on: np.ndarray  # (A,) int
@@ -91,6 +95,11 @@ def revolving_inputs(model: CompiledModel, scenario: Scenario) -> RevolvingPath:
         smm=prepayment_curve(asm.prepayment, months),
         rec_rate=np.minimum(np.array(rates, dtype=np.float64), 1.0),
         rec_lag=lag_table(grid, [rec.lag_months])[0],
+        # ---- collateral value: the purchased loans' pledged IP
+        appraisal_ratio=np.array(
+            [np.nan if t.appraisal_ratio is None else float(t.appraisal_ratio) for t in rv.templates],
+            dtype=np.float64,
+        ),
     )
 
 
@@ -243,6 +252,8 @@ def scenario_inputs(model: CompiledModel, name: str | None = None) -> DriverInpu
         rec_piece_ptr=np.cumsum([0] + [len(x) for x in pieces]).astype(np.int64),
         rec_piece_lag=np.array([lag_id[m] for x in pieces for m, _ in x], dtype=np.int64),
         rec_piece_share=np.array([w for x in pieces for _, w in x], dtype=np.float64),
+        asset_value=asset_values(assets, n),
+        roy_value=royalty_values(roy, grid, paths) * (1.0 - np.array(haircut, dtype=np.float64))[:, None],
         dq_on=dq_on,
         dq_roll=dq_roll,
         dq_cure=dq_cure,
