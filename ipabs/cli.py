@@ -445,6 +445,10 @@ def build_parser() -> argparse.ArgumentParser:
     register_all(sub)
     for command in sub.choices.values():
         _console_options(command)
+    from ipabs.cluster import CLUSTER_COMMANDS, add_cluster_options
+
+    for name in CLUSTER_COMMANDS:
+        add_cluster_options(sub.choices[name])
     return p
 
 
@@ -498,7 +502,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        with _sigterm_raises(), settings(getattr(args, "lang", "en"), getattr(args, "quiet", False)):
+        from ipabs.cluster import connect
+
+        with (
+            _sigterm_raises(),
+            settings(getattr(args, "lang", "en"), getattr(args, "quiet", False)),
+            connect(getattr(args, "cluster", None), getattr(args, "scheduler", None)),
+        ):
             return int(args.func(args))
     except DealError as exc:
         for issue in exc.issues:

@@ -7,6 +7,7 @@ import os
 import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor, as_completed
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -26,6 +27,7 @@ from ipabs.analytics.importance import (
 from ipabs.analytics.tables import LEVELS as QUANTILES
 from ipabs.analytics.weights import diagnose
 from ipabs.api import _model
+from ipabs.cluster import active_client, block_bounds, using, worker_count
 from ipabs.console import ProgressBar
 from ipabs.deal.load import LoadedDeal
 from ipabs.deal.risk import RiskModel
@@ -318,6 +320,7 @@ def simulate(
     importance_sampling: bool | str = False,
     importance_tranche: str | None = None,
     sampling: Sampling | None = None,
+    client: Any = None,
 ) -> SimulationResult:
     """Monte Carlo of a deal's waterfall under its risk model.
 
@@ -350,6 +353,10 @@ def simulate(
     sampling : Sampling, optional
         Reuse the sampling of an earlier run (``result.sampling``) instead of choosing one:
         runs of changed structures then share their random numbers path by path.
+    client : distributed.Client, optional
+        Run the paths on this Dask cluster (default: the one made active by
+        :func:`ipabs.cluster.connect`, else this process). The result is the same, bit for
+        bit (docs/cluster.md).
 
     Returns
     -------
@@ -361,6 +368,38 @@ def simulate(
     >>> result = ipabs.simulate("scenarios/caohejing_ip_pledge.yaml", paths=20_000, seed=1)  # doctest: +SKIP
     >>> result.tranches[["expected_loss", "expected_loss_se", "probability_of_loss"]]  # doctest: +SKIP
     """
+    with using(client) if client is not None else nullcontext():
+        return _simulate(
+            deal,
+            paths,
+            seed,
+            threads=threads,
+            risk=risk,
+            keep=keep,
+            batch_size=batch_size,
+            progress=progress,
+            progress_stream=progress_stream,
+            importance_sampling=importance_sampling,
+            importance_tranche=importance_tranche,
+            sampling=sampling,
+        )
+
+
+def _simulate(
+    deal: LoadedDeal | CompiledModel | str | Path,
+    paths: int,
+    seed: int,
+    *,
+    threads: int | None,
+    risk: RiskModel | None,
+    keep: Iterable[int],
+    batch_size: int | None,
+    progress: bool | None,
+    progress_stream: TextIO | None,
+    importance_sampling: bool | str,
+    importance_tranche: str | None,
+    sampling: Sampling | None,
+) -> SimulationResult:
     if paths < 1:
         raise IpabsError(f"paths must be at least 1, got {paths}")
     if not 0 <= seed < 2**63:
@@ -439,6 +478,12 @@ def _run_paths(
     groups = np.empty((paths, 2 * arrays.g_threshold.shape[0] if group_defaults else 0))
     shift = np.ascontiguousarray(sampling.shift, dtype=np.float64)
     tilt = np.ascontiguousarray(sampling.group_tilt(arrays.g_threshold.shape[0]), dtype=np.float64)
+    client = active_client()
+    if client is not None:  # ---- on a Dask cluster
+        args = (seed, stream, shift, tilt, sampling.twist, sampling.alpha, groups.shape[1])
+        bounds = block_bounds(paths, worker_count(client), batch_size)
+        _run_on_cluster(client, model, arrays, args, bounds, (tr, pool, factors, groups), on_progress)
+        return tr, pool, factors, groups
     # at least twenty chunks (four per thread on larger machines) for progress and balance,
     # none under a thousand paths
     size = batch_size or max(1_000, math.ceil(paths / max(20, 4 * n_threads)))
@@ -477,3 +522,57 @@ def _run_paths(
                 future.cancel()
             raise
     return tr, pool, factors, groups
+
+
+# ---- on a Dask cluster (docs/cluster.md)
+
+
+def _block(
+    cd: Any, arrays: RiskArrays, args: tuple[Any, ...], lo: int, hi: int
+) -> tuple[int, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Paths ``lo .. hi - 1`` on a worker: the rows of :func:`_run_paths`'s four arrays."""
+    seed, stream, shift, tilt, twist, alpha, group_columns = args
+    n = hi - lo
+    tr = np.empty((n, cd.tr_balance.shape[0], len(TRANCHE_OUTCOMES)))
+    pool = np.empty((n, len(POOL_OUTCOMES)))
+    factors = np.empty((n, arrays.n_factors))
+    groups = np.empty((n, group_columns))
+    simulate_chunk(cd, arrays, seed, stream, lo, shift, tilt, twist, alpha, tr, pool, factors, groups)
+    return lo, tr, pool, factors, groups
+
+
+def _run_on_cluster(
+    client: Any,
+    model: CompiledModel,
+    arrays: RiskArrays,
+    args: tuple[Any, ...],
+    bounds: list[tuple[int, int]],
+    out: tuple[np.ndarray, ...],
+    on_progress: Callable[[int], None] | None,
+) -> None:
+    """Run the blocks on the cluster and write each one's rows into ``out`` as it arrives.
+
+    The kernel is compiled here first, so that workers on this machine load it from the
+    on-disk cache instead of each compiling it. A block whose worker dies is run again by the
+    scheduler (its result is the same: paths depend on (seed, path) only); each block is
+    written once, at its own rows.
+    """
+    from distributed import as_completed as arrived
+
+    _block(model.cd, arrays, args, 0, 1)  # compile (or load) the kernel in this process
+    # a list scatters each item whole, under keys of its own (a run never reuses another's)
+    cd, ra = client.scatter([model.cd, arrays], broadcast=True, hash=False)
+    futures = [client.submit(_block, cd, ra, args, lo, hi, pure=False) for lo, hi in bounds]
+    done = 0
+    try:
+        for future in arrived(futures):
+            lo, *parts = future.result()
+            hi = lo + parts[0].shape[0]
+            for target, part in zip(out, parts, strict=True):
+                target[lo:hi] = part
+            future.release()
+            done += hi - lo
+            if on_progress is not None:
+                on_progress(done)
+    finally:
+        client.cancel([f for f in futures if not f.done()])

@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from ipabs.cluster import accepts_client
 from ipabs.errors import IpabsError
 
 if TYPE_CHECKING:
@@ -320,6 +321,7 @@ def _best_rating(table: RatingTable, tdr: Mapping[str, float], bdr: float) -> st
     return None
 
 
+@accepts_client
 def implied_ratings(
     deal: LoadedDeal | str | Path,
     *,
@@ -361,6 +363,9 @@ def implied_ratings(
     progress : bool or None
         Show progress bars of the Monte Carlo and of each tranche's breakeven, with the time
         left, on standard error (None: only on a terminal).
+    client : distributed.Client, optional
+        Run the Monte Carlo paths on this Dask cluster (docs/cluster.md); results are the
+        same, bit for bit.
 
     Returns
     -------

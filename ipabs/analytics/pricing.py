@@ -32,6 +32,7 @@ import numpy as np
 import pandas as pd
 
 from ipabs.analytics.curve import Curve
+from ipabs.cluster import accepts_client
 from ipabs.dates import DAY_COUNTS, from_day, to_day, year_fraction
 from ipabs.deal.assumptions import DefaultAssumption, PrepaymentAssumption
 from ipabs.deal.curve import CurveSpec, load_curve
@@ -802,6 +803,7 @@ class MonteCarloPrice:
         }
 
 
+@accepts_client
 def mc_price(
     deal: LoadedDeal | CompiledModel | str | Path,
     tranche: str,
@@ -836,6 +838,9 @@ def mc_price(
     sampling : Sampling, optional
         Reuse an earlier run's sampling (``result.sampling``), e.g. importance sampling;
         default plain sampling. Estimates are weighted by the paths' likelihood ratios.
+    client : distributed.Client, optional
+        Run the Monte Carlo paths on this Dask cluster (docs/cluster.md); results are the
+        same, bit for bit.
 
     Returns
     -------

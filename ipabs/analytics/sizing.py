@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ipabs.cluster import accepts_client
 from ipabs.errors import IpabsError
 
 if TYPE_CHECKING:
@@ -196,6 +197,7 @@ def _trial(
     return Trial(size, float(metric), float(se), float(limit), float(horizon), bool(metric <= limit))
 
 
+@accepts_client
 def size_structure(
     deal: LoadedDeal | str | Path,
     tranche: str,
@@ -250,6 +252,9 @@ def size_structure(
     progress : bool or None
         Show a progress bar for each structure tried, with the time left, on standard error
         (None: only on a terminal).
+    client : distributed.Client, optional
+        Run the Monte Carlo paths on this Dask cluster (docs/cluster.md); results are the
+        same, bit for bit.
 
     Returns
     -------

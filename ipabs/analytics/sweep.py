@@ -16,6 +16,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
+from ipabs.cluster import accepts_client
 from ipabs.console import ProgressBar
 from ipabs.errors import DealError, IpabsError, format_path
 
@@ -534,6 +535,7 @@ def _invalid(
     return IpabsError(f"{args}: {shown} {verb} the deal invalid at point {k} of {n} ({where}):\n{detail}")
 
 
+@accepts_client
 def sweep(
     deal: LoadedDeal | str | Path,
     settings: Mapping[str, Sequence[Any]],
@@ -576,6 +578,9 @@ def sweep(
         Report points done on ``progress_stream`` (default standard error); None: only when
         it is a terminal.
     progress_stream : text stream, optional
+    client : distributed.Client, optional
+        Run the Monte Carlo paths on this Dask cluster (docs/cluster.md); results are the
+        same, bit for bit.
 
     Returns
     -------

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ipabs.cluster import accepts_client
 from ipabs.errors import IpabsError
 
 if TYPE_CHECKING:
@@ -142,6 +143,7 @@ def _tranche_names(deal: LoadedDeal) -> list[str]:
     return list(tranches) if isinstance(tranches, dict) else [t.name for t in tranches]
 
 
+@accepts_client
 def build_report(
     deal: LoadedDeal,
     *,
@@ -173,6 +175,9 @@ def build_report(
     threads : int, optional
     progress : bool or None
         Progress bars on standard error (None: only on a terminal).
+    client : distributed.Client, optional
+        Run the Monte Carlo paths on this Dask cluster (docs/cluster.md); results are the
+        same, bit for bit.
 
     Returns
     -------
