@@ -43,9 +43,9 @@ import ipabs
 from ipabs._jit import njit
 from ipabs.engine.compile import compile_deal
 from ipabs.montecarlo import simulate
+from ipabs.numerics.rng_numba_fns import seed_state, uniform
 from ipabs.risk.model import compile_risk
 from ipabs.risk.montecarlo_numba_fns import O_LOSS, allocate_scratch, draw_defaults
-from ipabs.risk.rng_numba_fns import seed_state, uniform
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import numpy_reference as ref

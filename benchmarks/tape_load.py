@@ -15,9 +15,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ipabs.collateral.tape import read_tapes
 from ipabs.deal.schema import Deal
 from ipabs.deal.source import parse_yaml
+from ipabs.deal.tape import read_tapes
 
 DEAL = """\
 deal: {name: Bench, closing_date: 2025-01-15, first_payment_date: 2025-04-15,

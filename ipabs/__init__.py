@@ -10,10 +10,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from ipabs._version import __version__
 from ipabs.deal.load import LoadedDeal, load_deal, parse_deal
 from ipabs.errors import DealError, IpabsError
-
-__version__ = "0.1.0"
 
 # The engine pulls in numba; load it on first use so `ipabs validate` stays quick.
 _LAZY = {

@@ -9,9 +9,9 @@ import numpy as np
 
 from ipabs.deal.load import LoadedDeal, load_deal
 from ipabs.engine.compile import CompiledModel, compile_deal, scenario_deal
-from ipabs.engine.layout import allocate_tables
+from ipabs.engine.layout import N_COLLECTION_COLUMNS, allocate_tables
 from ipabs.engine.waterfall_numba_fns import run_waterfall
-from ipabs.risk.collections_numba_fns import N_COLLECTION_COLUMNS, deterministic_collections
+from ipabs.risk.collections_numba_fns import deterministic_collections
 from ipabs.risk.scenario import DriverInputs, scenario_inputs
 
 if TYPE_CHECKING:
@@ -34,7 +34,7 @@ def collections(
     Returns
     -------
     ndarray, shape (P, T, N_COLLECTION_COLUMNS)
-        Columns as in :data:`ipabs.risk.collections_numba_fns.COLLECTION_COLUMNS`.
+        Columns as in :data:`ipabs.engine.layout.COLLECTION_COLUMNS`.
     """
     inp = inputs if inputs is not None else scenario_inputs(model, scenario)
     out = np.zeros((len(model.pool_names), model.n_periods, N_COLLECTION_COLUMNS))

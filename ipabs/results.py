@@ -12,15 +12,9 @@ import pandas as pd
 from ipabs.deal.schema import MONTHS_PER_PERIOD
 from ipabs.engine import layout as L
 from ipabs.engine.compile import CompiledModel
+from ipabs.engine.layout import C_GUARANTEE, C_INSURANCE, C_RECOVERY, C_RISK_SHARING, COLLECTION_COLUMNS
 from ipabs.engine.metrics_numba_fns import present_value, weighted_average_life, yield_at_price
 from ipabs.io import json_value, write_tables
-from ipabs.risk.collections_numba_fns import (
-    C_GUARANTEE,
-    C_INSURANCE,
-    C_RECOVERY,
-    C_RISK_SHARING,
-    COLLECTION_COLUMNS,
-)
 
 if TYPE_CHECKING:
     from ipabs.report.charts import RunPlots

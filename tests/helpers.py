@@ -11,8 +11,8 @@ import numpy as np
 from ipabs import api
 from ipabs.deal.load import parse_deal
 from ipabs.engine.compile import CompiledModel, compile_deal
+from ipabs.engine.layout import COLLECTION_COLUMNS
 from ipabs.results import RunResult, conservation_residual
-from ipabs.risk.collections_numba_fns import COLLECTION_COLUMNS
 
 CENT = 0.005
 """Half a cent: hand-computed waterfalls must agree to the cent."""

@@ -21,8 +21,8 @@ from ipabs.analytics.stress import (
 from ipabs.cli import EXIT_INVALID, EXIT_OK, main
 from ipabs.deal.load import parse_deal
 from ipabs.engine.compile import CompiledModel, compile_deal
+from ipabs.engine.layout import C_DEFAULT
 from ipabs.errors import DealError, IpabsError
-from ipabs.risk.collections_numba_fns import C_DEFAULT
 
 ROOT = Path(__file__).resolve().parents[1]
 CAOHEJING = ROOT / "scenarios" / "caohejing_ip_pledge.yaml"

@@ -13,6 +13,7 @@ from rich.cells import cell_len
 
 from ipabs import cli
 from ipabs.cli import _table, main
+from ipabs.commands import common
 from ipabs.labels import ZH, label
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -187,7 +188,7 @@ def test_compile_notice_for_every_kernel_command(
     """A cold cache (simulated) makes each kernel command say it compiles, once, before running."""
     terminal = FakeTerminal()
     monkeypatch.setattr("sys.stderr", terminal)
-    monkeypatch.setattr(cli, "_kernels_cached", lambda kernels: False)
+    monkeypatch.setattr(common, "_kernels_cached", lambda kernels: False)
     import numba
 
     monkeypatch.setattr(numba.config, "DISABLE_JIT", False)
@@ -252,9 +253,9 @@ def test_rate_counts_the_deterministic_kernels_too(monkeypatch: pytest.MonkeyPat
 
     monkeypatch.setattr(numba.config, "DISABLE_JIT", False)
     asked: list[list[object]] = []
-    monkeypatch.setattr(cli, "_kernels_cached", lambda kernels: asked.append(list(kernels)) or True)
-    cli.compile_notice(True, stream=FakeTerminal())
-    cli.compile_notice(True, stream=FakeTerminal(), deterministic=True)
+    monkeypatch.setattr(common, "_kernels_cached", lambda kernels: asked.append(list(kernels)) or True)
+    common.compile_notice(True, stream=FakeTerminal())
+    common.compile_notice(True, stream=FakeTerminal(), deterministic=True)
     assert simulate_chunk in asked[0] and run_waterfall not in asked[0]
     assert simulate_chunk in asked[1] and run_waterfall in asked[1]
 

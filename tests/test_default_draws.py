@@ -11,10 +11,10 @@ import pytest
 
 import ipabs
 from ipabs.engine.compile import compile_deal
+from ipabs.numerics.normal_numba_fns import ACKLAM_TAIL, acklam_centre, norm_ppf_fast, norm_ppf_tails
+from ipabs.numerics.rng_numba_fns import bits_to_uniform, seed_state
 from ipabs.risk.model import PeriodSearch, compile_risk, period_search
 from ipabs.risk.montecarlo_numba_fns import allocate_scratch, draw_defaults
-from ipabs.risk.normal_numba_fns import ACKLAM_TAIL, acklam_centre, norm_ppf_fast, norm_ppf_tails
-from ipabs.risk.rng_numba_fns import bits_to_uniform, seed_state
 from ipabs.risk.search_numba_fns import extra_steps, search_period
 
 ROOT = Path(__file__).resolve().parents[1]

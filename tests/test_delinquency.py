@@ -148,7 +148,7 @@ def _check_chain(freq: str, amort: str, scenario: str, mdr_cdr: float = 0.0, cpr
         mdr,
         smm,
     )
-    from ipabs.risk.collections_numba_fns import COLLECTION_COLUMNS
+    from ipabs.engine.layout import COLLECTION_COLUMNS
 
     names = {
         "interest": "interest",
@@ -386,8 +386,8 @@ def test_a_defaulter_stops_paying_for_the_months_its_roll_takes() -> None:
 
 
 def test_the_months_behind_before_default_are_geometric_sojourns() -> None:
+    from ipabs.numerics.rng_numba_fns import seed_state
     from ipabs.risk.delinquency_numba_fns import months_to_default
-    from ipabs.risk.rng_numba_fns import seed_state
 
     exit_rate = np.array([0.7, 0.6, 0.55])  # roll + cure of the 30, 60 and 90+ buckets
     state = np.zeros(4, dtype=np.uint64)

@@ -9,7 +9,7 @@ from pathlib import Path
 import ipabs
 from ipabs.docgen import render
 from ipabs.engine import layout as L
-from ipabs.risk.collections_numba_fns import COLLECTION_COLUMNS
+from ipabs.engine.layout import COLLECTION_COLUMNS
 
 ROOT = Path(__file__).resolve().parents[1]
 

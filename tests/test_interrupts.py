@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from ipabs import cli, io
+from ipabs.commands import common
 from ipabs.errors import IpabsError
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -201,13 +202,13 @@ class _Terminal(io_module.StringIO):
 @pytest.fixture
 def cold_cache(monkeypatch: pytest.MonkeyPatch) -> None:
     """Every kernel looks uncompiled, and compiling is on."""
-    monkeypatch.setattr(cli, "_compiled_before", lambda kernel: False)
+    monkeypatch.setattr(common, "_compiled_before", lambda kernel: False)
     monkeypatch.setattr("numba.config.DISABLE_JIT", False)
 
 
 def test_a_cold_cache_is_announced_on_a_terminal(cold_cache: None) -> None:
     terminal = _Terminal()
-    assert cli.compile_notice(True, stream=terminal)
+    assert common.compile_notice(True, stream=terminal)
     assert "compiling the simulation kernels" in terminal.getvalue()
 
 
@@ -215,11 +216,11 @@ def test_no_notice_on_a_pipe_with_json_or_a_warm_cache(
     cold_cache: None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     pipe = io_module.StringIO()
-    assert not cli.compile_notice(True, stream=pipe) and pipe.getvalue() == ""
+    assert not common.compile_notice(True, stream=pipe) and pipe.getvalue() == ""
     terminal = _Terminal()
-    assert not cli.compile_notice(False, quiet=True, stream=terminal)
-    monkeypatch.setattr(cli, "_compiled_before", lambda kernel: True)
-    assert not cli.compile_notice(False, stream=terminal) and terminal.getvalue() == ""
+    assert not common.compile_notice(False, quiet=True, stream=terminal)
+    monkeypatch.setattr(common, "_compiled_before", lambda kernel: True)
+    assert not common.compile_notice(False, stream=terminal) and terminal.getvalue() == ""
 
 
 def test_the_cache_probe_reads_numbas_index(tmp_path: Path) -> None:
@@ -228,8 +229,8 @@ def test_the_cache_probe_reads_numbas_index(tmp_path: Path) -> None:
 
     index = Path(run_waterfall._cache._cache_file._index_path)
     assert index.name.startswith("waterfall_numba_fns.run_waterfall") and index.suffix == ".nbi"
-    assert cli._compiled_before(run_waterfall) == index.exists()
-    assert cli._compiled_before(lambda: None)  # the pure-Python twin compiles nothing
+    assert common._compiled_before(run_waterfall) == index.exists()
+    assert common._compiled_before(lambda: None)  # the pure-Python twin compiles nothing
 
 
 def test_the_notice_stays_off_piped_json(deal: Path, capsys: pytest.CaptureFixture[str]) -> None:

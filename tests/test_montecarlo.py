@@ -35,6 +35,7 @@ from ipabs.engine.compile import CompiledModel
 from ipabs.engine.metrics_numba_fns import present_value
 from ipabs.errors import DealError, IpabsError
 from ipabs.montecarlo import SimulationResult, simulate
+from ipabs.numerics.rng_numba_fns import seed_state
 from ipabs.risk.model import compile_risk, cumulative_pd
 from ipabs.risk.montecarlo_numba_fns import (
     O_DISCOUNTED_LOSS,
@@ -53,7 +54,6 @@ from ipabs.risk.montecarlo_numba_fns import (
     allocate_scratch,
     draw_defaults,
 )
-from ipabs.risk.rng_numba_fns import seed_state
 
 K_SE = 4.0  # tolerance in standard errors
 UNIT = 1000.0  # bit-mask deals: obligor i owes UNIT x 2^i

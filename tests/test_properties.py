@@ -24,8 +24,7 @@ from hypothesis import strategies as st
 from ipabs import api
 from ipabs.dates import add_months, from_day
 from ipabs.engine import layout as L
-from ipabs.results import RunResult, conservation_residual
-from ipabs.risk.collections_numba_fns import (
+from ipabs.engine.layout import (
     C_ARREARS_PRINCIPAL,
     C_BALANCE_END,
     C_BALANCE_START,
@@ -41,6 +40,7 @@ from ipabs.risk.collections_numba_fns import (
     C_ROYALTY,
     C_SCHED_PRINCIPAL,
 )
+from ipabs.results import RunResult, conservation_residual
 
 # When a property fails, hypothesis's pytest plugin imports libcst to suggest a patch; libcst's
 # import raises a DeprecationWarning (mypy_extensions.TypedDict), which the project's

@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 from scipy import special, stats
 
-from ipabs.risk.normal_numba_fns import norm_cdf, norm_ppf, norm_ppf_array
-from ipabs.risk.rng_numba_fns import (
+from ipabs.numerics.normal_numba_fns import norm_cdf, norm_ppf, norm_ppf_array
+from ipabs.numerics.rng_numba_fns import (
     beta,
     chi_square,
     gamma,

@@ -24,7 +24,7 @@ import numpy as np
 import pytest
 from helpers import collections_of, compile_text
 
-from ipabs.risk.collections_numba_fns import COLLECTION_COLUMNS as COLUMNS
+from ipabs.engine.layout import COLLECTION_COLUMNS as COLUMNS
 from ipabs.risk.deterministic import psa_cpr, sda_cdr
 from ipabs.risk.scenario import scenario_inputs
 

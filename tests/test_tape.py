@@ -10,9 +10,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ipabs.collateral.tape import MAX_CELL_ISSUES, TAPE_FIELDS, LoanTape, read_tapes
 from ipabs.deal.schema import Deal
 from ipabs.deal.source import parse_yaml
+from ipabs.deal.tape import MAX_CELL_ISSUES, TAPE_FIELDS, LoanTape, read_tapes
 from ipabs.errors import DealError, Issue
 
 DATA = Path(__file__).parent / "data"

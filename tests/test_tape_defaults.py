@@ -19,8 +19,8 @@ import pytest
 from helpers import CENT, assert_cents
 
 from ipabs import api
-from ipabs.collateral.tape import TAPE_FIELDS
 from ipabs.deal.load import parse_deal
+from ipabs.deal.tape import TAPE_FIELDS
 from ipabs.engine.compile import compile_deal
 
 # Two loans: L1 fixed-rate with a maturity date, L2 floating (at its 5% floor: 3.1% + 1.5%)

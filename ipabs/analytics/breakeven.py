@@ -141,7 +141,7 @@ def base_default_rate(model: CompiledModel, scenario: str | None = None) -> tupl
     (rate, basis)
     """
     from ipabs.api import collections
-    from ipabs.risk.collections_numba_fns import C_DEFAULT
+    from ipabs.engine.layout import C_DEFAULT
     from ipabs.risk.model import _obligor_pds, cumulative_pd
 
     case = StressCase.build(model, Stress(name="base_case"), scenario)

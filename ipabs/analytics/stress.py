@@ -265,7 +265,7 @@ class StressCase:
         """
         from ipabs.api import collections
         from ipabs.engine.compile import compile_deal
-        from ipabs.risk.collections_numba_fns import C_BALANCE_START
+        from ipabs.engine.layout import C_BALANCE_START
         from ipabs.risk.scenario import scenario_inputs
 
         names = list(model.spec.scenarios)
@@ -494,7 +494,7 @@ def timing_weights(model: CompiledModel, stress: Stress, clean: np.ndarray) -> n
     IpabsError
         If weights fall where the pool has no performing balance, or the pool has none at all.
     """
-    from ipabs.risk.collections_numba_fns import C_BALANCE_START, C_PREPAYMENT, C_SCHED_PRINCIPAL
+    from ipabs.engine.layout import C_BALANCE_START, C_PREPAYMENT, C_SCHED_PRINCIPAL
     from ipabs.risk.deterministic import period_months
 
     n = model.n_periods

@@ -24,7 +24,7 @@ expected shortfall at 95 / 99 / 99.9%, ``expected_default_rate`` and the number 
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
@@ -46,7 +46,15 @@ from ipabs.risk.montecarlo_numba_fns import (
 if TYPE_CHECKING:
     import pandas as pd
 
-    from ipabs.montecarlo import SimulationResult
+
+class SimulationResult(Protocol):
+    """What the tables read of a Monte Carlo result (:class:`ipabs.montecarlo.SimulationResult`,
+    which sits above this module)."""
+
+    tranche_names: list[str]
+    tranche_outcomes: np.ndarray
+    pool_outcomes: np.ndarray
+    original_balances: np.ndarray
 
 LEVELS = (0.95, 0.99, 0.999)
 DISTRIBUTION_QUANTILES = (0.05, 0.5, 0.95)

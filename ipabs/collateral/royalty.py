@@ -20,7 +20,38 @@ import numpy as np
 from ipabs._jit import njit
 from ipabs.collateral.assets import RoyaltyArrays
 from ipabs.dates import add_months_day
-from ipabs.risk.collections_numba_fns import royalty_amount
+
+
+@njit(leaf=True, inline="always")
+def royalty_amount(
+    annual_base: float,
+    rate: float,
+    kind: int,
+    tier_lo: int,
+    tier_hi: int,
+    tier_above: np.ndarray,
+    tier_rate: np.ndarray,
+    minimum: float,
+    cap: float,
+) -> float:
+    """Annual royalty on an annual base: tiered rate x sales (kind 0) or share x income
+    (kind 1), bounded by the annual minimum and cap."""
+    base = max(annual_base, 0.0)
+    if kind == 1:
+        amount = rate * base
+    else:
+        amount = 0.0
+        lower = 0.0
+        r = rate
+        for j in range(tier_lo, tier_hi):
+            upper = tier_above[j]
+            if base > lower:
+                amount += r * (min(base, upper) - lower)
+            lower = upper
+            r = tier_rate[j]
+        if base > lower:
+            amount += r * (base - lower)
+    return min(max(amount, minimum), cap)
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ charts/*.png. The files appear all together or not at all."""
 
 def register(subparsers: Any) -> None:
     """Add the ``report`` command."""
-    from ipabs.cli import _positive, _seed
+    from ipabs.commands.common import _positive, _seed
 
     p = subparsers.add_parser(
         "report",
@@ -46,7 +46,15 @@ def run(args: argparse.Namespace) -> int:
     """Run ``ipabs report``."""
     import sys
 
-    from ipabs.cli import EXIT_OK, _check_out, _progress, _quiet, _warn, check_paths_fit, compile_notice
+    from ipabs.commands.common import (
+        EXIT_OK,
+        _check_out,
+        _progress,
+        _quiet,
+        _warn,
+        check_paths_fit,
+        compile_notice,
+    )
     from ipabs.console import is_quiet, render_table
     from ipabs.deal.load import load_deal, load_risk, risk_file_warnings
     from ipabs.errors import IpabsError

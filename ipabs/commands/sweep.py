@@ -8,7 +8,16 @@ import math
 from pathlib import Path
 from typing import Any
 
-from ipabs.cli import EXIT_OK, _positive, _progress, _quiet, _seed, _table, check_paths_fit, compile_notice
+from ipabs.commands.common import (
+    EXIT_OK,
+    _positive,
+    _progress,
+    _quiet,
+    _seed,
+    _table,
+    check_paths_fit,
+    compile_notice,
+)
 from ipabs.errors import IpabsError
 
 DESCRIPTION = """\

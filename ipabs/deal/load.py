@@ -35,7 +35,7 @@ class LoadedDeal:
     path : Path or None
         The deal file (None when parsed from a string).
     tapes : dict
-        Pool name -> :class:`ipabs.collateral.tape.LoanTape` for pools with a ``tape``.
+        Pool name -> :class:`ipabs.deal.tape.LoanTape` for pools with a ``tape``.
     warnings : tuple of Issue
         Located problems that do not stop a run but probably deserve a look (e.g. recoveries
         that fall after the legal final date), for the commands to print.
@@ -77,7 +77,7 @@ def _build(data: Any, smap: SourceMap, path: Path | None) -> LoadedDeal:
     base = path.parent if path is not None else Path.cwd()
     tapes: dict[str, Any] = {}
     if any(pool.tape is not None for pool in spec.pools):
-        from ipabs.collateral.tape import read_tapes  # pandas and pyarrow: only when needed
+        from ipabs.deal.tape import read_tapes  # pandas and pyarrow: only when needed
 
         tapes = read_tapes(spec, smap, base)
     issues = cross_check(spec, smap, tapes)

@@ -555,3 +555,61 @@ def allocate_tables(cd: CompiledDeal) -> WaterfallTables:
         np.zeros((t, N_DEAL_FIELDS)),
         np.zeros((t, cd.hg_notional.shape[0], N_HEDGE_FIELDS)),
     )
+
+
+# ---- collections: asset cash of one path per pool and collection period (last axis of the
+# (P, T, N_COLLECTION_COLUMNS) array the collections kernels fill and the waterfall reads)
+C_INTEREST = 0  # interest collected on performing assets
+C_SCHED_PRINCIPAL = 1  # scheduled principal collected
+C_PREPAYMENT = 2  # prepayments
+C_RECOVERY = 3  # recoveries on defaulted assets (after the lag)
+C_GUARANTEE = 4  # payments by loan guarantors
+C_ROYALTY = 5  # royalty and income-share payments
+C_DEFAULT = 6  # principal balance that defaulted in the period
+C_BALANCE_START = 7  # performing balance at the start of the period
+C_BALANCE_END = 8  # performing balance at the end of the period
+C_LOSS = 9  # defaulted balance less what recovery and guarantee will bring
+# ---- support
+C_RISK_SHARING = 10  # payments by risk-sharing pools (loss_cover)
+C_INSURANCE = 11  # payments by guarantee insurers (loss_cover)
+# ---- ledgers
+C_REALISED_LOSS = 12  # defaulted balance less recovery and guarantee, when the recovery is received
+# ---- collateral value
+C_COLLATERAL_VALUE = 13  # pledged IP of performing assets and royalty catalogues, at period start
+# ---- delinquency (docs/delinquency.md): stocks at the end of the period, and the period's misses
+C_DELINQUENT_30 = 14  # balance 30-59 days past due
+C_DELINQUENT_60 = 15  # 60-89 days
+C_DELINQUENT_90 = 16  # 90 days or more
+C_MISSED_INTEREST = 17  # scheduled interest delinquent loans missed in the period
+C_MISSED_PRINCIPAL = 18  # scheduled principal delinquent loans missed in the period
+C_ARREARS_INTEREST = 19  # interest arrears owed by delinquent loans
+C_ARREARS_PRINCIPAL = 20  # principal arrears of delinquent loans (part of their balance)
+N_COLLECTION_COLUMNS = 21
+
+COLLECTION_COLUMNS = (
+    "interest",
+    "scheduled_principal",
+    "prepayment",
+    "recovery",
+    "guarantee",
+    "royalty",
+    "defaults",
+    "balance_start",
+    "balance_end",
+    "loss",
+    # ---- support
+    "risk_sharing",
+    "insurance",
+    # ---- ledgers
+    "realised_loss",
+    # ---- collateral value
+    "collateral_value",
+    # ---- delinquency
+    "delinquent_30",
+    "delinquent_60",
+    "delinquent_90",
+    "missed_interest",
+    "missed_principal",
+    "arrears_interest",
+    "arrears_principal",
+)

@@ -21,8 +21,8 @@ from typing import NamedTuple
 import numpy as np
 
 from ipabs._jit import njit
-from ipabs.risk.normal_numba_fns import norm_cdf, norm_ppf
-from ipabs.risk.rng_numba_fns import normal, uniform
+from ipabs.numerics.normal_numba_fns import norm_cdf, norm_ppf
+from ipabs.numerics.rng_numba_fns import normal, uniform
 
 MODE_NONE = 0  # the deal has no revolving period
 MODE_EXPECTED = 1  # deterministic scenario: expected defaults

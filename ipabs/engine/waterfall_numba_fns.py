@@ -33,6 +33,24 @@ from ipabs.engine.layout import (
     AMT_FIXED,
     AMT_FORMULA,
     AMT_SCHEDULE,
+    C_ARREARS_INTEREST,
+    C_ARREARS_PRINCIPAL,
+    C_BALANCE_END,
+    C_BALANCE_START,
+    C_COLLATERAL_VALUE,
+    C_DEFAULT,
+    C_DELINQUENT_30,
+    C_GUARANTEE,
+    C_INSURANCE,
+    C_INTEREST,
+    C_MISSED_INTEREST,
+    C_MISSED_PRINCIPAL,
+    C_PREPAYMENT,
+    C_REALISED_LOSS,
+    C_RECOVERY,
+    C_RISK_SHARING,
+    C_ROYALTY,
+    C_SCHED_PRINCIPAL,
     CLAIM_FEE,
     CLAIM_INTEREST,
     CLAIM_PRINCIPAL_AT_FINAL,
@@ -193,26 +211,6 @@ from ipabs.engine.revolving_numba_fns import (
     buy,
     period_flows,
     reset,
-)
-from ipabs.risk.collections_numba_fns import (
-    C_ARREARS_INTEREST,
-    C_ARREARS_PRINCIPAL,
-    C_BALANCE_END,
-    C_BALANCE_START,
-    C_COLLATERAL_VALUE,
-    C_DEFAULT,
-    C_DELINQUENT_30,
-    C_GUARANTEE,
-    C_INSURANCE,
-    C_INTEREST,
-    C_MISSED_INTEREST,
-    C_MISSED_PRINCIPAL,
-    C_PREPAYMENT,
-    C_REALISED_LOSS,
-    C_RECOVERY,
-    C_RISK_SHARING,
-    C_ROYALTY,
-    C_SCHED_PRINCIPAL,
 )
 
 # Everything here is a leaf kernel (no allocation, no reference counting), and the helpers are
@@ -519,7 +517,7 @@ def run_waterfall(
     cd : CompiledDeal
         The compiled deal.
     coll : ndarray, shape (T, N_COLLECTION_COLUMNS)
-        Asset cash flows of the path (see :mod:`ipabs.risk.collections_numba_fns`).
+        Asset cash flows of the path (columns: :data:`ipabs.engine.layout.COLLECTION_COLUMNS`).
     support_stop : ndarray, shape (S + K,)
         First period in which each support provider, then each obligor an `obligor_default`
         trigger watches, is in default (T when never).

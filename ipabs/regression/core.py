@@ -284,8 +284,8 @@ def versions() -> dict[str, Any]:
     import numba
     import numpy
 
-    from ipabs import __version__
     from ipabs._jit import source_hash
+    from ipabs._version import __version__
 
     return {
         "ipabs": __version__,

@@ -1,6 +1,6 @@
 """Kernels: asset cash flows of one path, summed per pool and collection period.
 
-Column layout of the collections array (last axis), shared with the waterfall kernel.
+The columns of the collections array (last axis) are in :mod:`ipabs.engine.layout`.
 Dimensions: A assets, R royalty streams, P pools, T periods, L distinct lags.
 """
 
@@ -9,7 +9,32 @@ from __future__ import annotations
 import numpy as np
 
 from ipabs._jit import njit
-from ipabs.engine.layout import COVER_INSURANCE, COVER_REALISED_LOSS, CoverArrays
+from ipabs.engine.layout import (
+    C_ARREARS_INTEREST,
+    C_ARREARS_PRINCIPAL,
+    C_BALANCE_END,
+    C_BALANCE_START,
+    C_COLLATERAL_VALUE,
+    C_DEFAULT,
+    C_DELINQUENT_30,
+    C_DELINQUENT_60,
+    C_DELINQUENT_90,
+    C_GUARANTEE,
+    C_INSURANCE,
+    C_INTEREST,
+    C_LOSS,
+    C_MISSED_INTEREST,
+    C_MISSED_PRINCIPAL,
+    C_PREPAYMENT,
+    C_REALISED_LOSS,
+    C_RECOVERY,
+    C_RISK_SHARING,
+    C_ROYALTY,
+    C_SCHED_PRINCIPAL,
+    COVER_INSURANCE,
+    COVER_REALISED_LOSS,
+    CoverArrays,
+)
 from ipabs.risk.delinquency_numba_fns import (
     DQ_ARREARS_INTEREST,
     DQ_ARREARS_PRINCIPAL,
@@ -30,95 +55,9 @@ from ipabs.risk.delinquency_numba_fns import (
     delinquency_flows,
 )
 
-C_INTEREST = 0  # interest collected on performing assets
-C_SCHED_PRINCIPAL = 1  # scheduled principal collected
-C_PREPAYMENT = 2  # prepayments
-C_RECOVERY = 3  # recoveries on defaulted assets (after the lag)
-C_GUARANTEE = 4  # payments by loan guarantors
-C_ROYALTY = 5  # royalty and income-share payments
-C_DEFAULT = 6  # principal balance that defaulted in the period
-C_BALANCE_START = 7  # performing balance at the start of the period
-C_BALANCE_END = 8  # performing balance at the end of the period
-C_LOSS = 9  # defaulted balance less what recovery and guarantee will bring
-# ---- support
-C_RISK_SHARING = 10  # payments by risk-sharing pools (loss_cover)
-C_INSURANCE = 11  # payments by guarantee insurers (loss_cover)
-# ---- ledgers
-C_REALISED_LOSS = 12  # defaulted balance less recovery and guarantee, when the recovery is received
-# ---- collateral value
-C_COLLATERAL_VALUE = 13  # pledged IP of performing assets and royalty catalogues, at period start
-# ---- delinquency (docs/delinquency.md): stocks at the end of the period, and the period's misses
-C_DELINQUENT_30 = 14  # balance 30-59 days past due
-C_DELINQUENT_60 = 15  # 60-89 days
-C_DELINQUENT_90 = 16  # 90 days or more
-C_MISSED_INTEREST = 17  # scheduled interest delinquent loans missed in the period
-C_MISSED_PRINCIPAL = 18  # scheduled principal delinquent loans missed in the period
-C_ARREARS_INTEREST = 19  # interest arrears owed by delinquent loans
-C_ARREARS_PRINCIPAL = 20  # principal arrears of delinquent loans (part of their balance)
-N_COLLECTION_COLUMNS = 21
-
-COLLECTION_COLUMNS = (
-    "interest",
-    "scheduled_principal",
-    "prepayment",
-    "recovery",
-    "guarantee",
-    "royalty",
-    "defaults",
-    "balance_start",
-    "balance_end",
-    "loss",
-    # ---- support
-    "risk_sharing",
-    "insurance",
-    # ---- ledgers
-    "realised_loss",
-    # ---- collateral value
-    "collateral_value",
-    # ---- delinquency
-    "delinquent_30",
-    "delinquent_60",
-    "delinquent_90",
-    "missed_interest",
-    "missed_principal",
-    "arrears_interest",
-    "arrears_principal",
-)
 REPAID_SHARE = 1e-9
 """A scheduled balance at most this share of the balance at closing is repaid: instalments
 leave a rounding residue (a few 1e-10) that must not keep a loan's pledge in the collateral."""
-
-
-@njit(leaf=True, inline="always")
-def royalty_amount(
-    annual_base: float,
-    rate: float,
-    kind: int,
-    tier_lo: int,
-    tier_hi: int,
-    tier_above: np.ndarray,
-    tier_rate: np.ndarray,
-    minimum: float,
-    cap: float,
-) -> float:
-    """Annual royalty on an annual base: tiered rate x sales (kind 0) or share x income
-    (kind 1), bounded by the annual minimum and cap."""
-    base = max(annual_base, 0.0)
-    if kind == 1:
-        amount = rate * base
-    else:
-        amount = 0.0
-        lower = 0.0
-        r = rate
-        for j in range(tier_lo, tier_hi):
-            upper = tier_above[j]
-            if base > lower:
-                amount += r * (min(base, upper) - lower)
-            lower = upper
-            r = tier_rate[j]
-        if base > lower:
-            amount += r * (base - lower)
-    return min(max(amount, minimum), cap)
 
 
 @njit(leaf=True, inline="always")

@@ -28,7 +28,7 @@ import math
 import numpy as np
 
 from ipabs._jit import njit
-from ipabs.risk.rng_numba_fns import uniform
+from ipabs.numerics.rng_numba_fns import uniform
 
 # columns of the per-asset output
 DQ_INTEREST = 0  # interest collected: current loans' scheduled interest and cured arrears

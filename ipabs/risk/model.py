@@ -16,8 +16,8 @@ from ipabs.engine.compile import CompiledModel
 from ipabs.engine.layout import COVER_REALISED_LOSS, CoverArrays
 from ipabs.engine.revolving_numba_fns import REC_BETA, REC_CONSTANT, REC_LOGNORMAL
 from ipabs.errors import IpabsError
+from ipabs.numerics.normal_numba_fns import norm_ppf_array
 from ipabs.risk.deterministic import lag_table, period_months, prepayment_curve
-from ipabs.risk.normal_numba_fns import norm_ppf_array
 from ipabs.risk.search_numba_fns import buckets_of
 
 COPULA_GAUSSIAN = 0
@@ -386,7 +386,7 @@ def compile_risk(model: CompiledModel, risk: RiskModel | None = None) -> RiskArr
     IpabsError
         If the deal has no risk model or an obligor has no default probability.
     """
-    from ipabs.risk.collections_numba_fns import (
+    from ipabs.engine.layout import (
         C_BALANCE_END,
         C_BALANCE_START,
         C_COLLATERAL_VALUE,

@@ -21,6 +21,22 @@ import numpy as np
 from ipabs._jit import njit
 from ipabs.collateral.royalty import royalty_accrual
 from ipabs.engine.layout import (
+    C_ARREARS_INTEREST,
+    C_ARREARS_PRINCIPAL,
+    C_BALANCE_END,
+    C_BALANCE_START,
+    C_COLLATERAL_VALUE,
+    C_DEFAULT,
+    C_DELINQUENT_30,
+    C_GUARANTEE,
+    C_INTEREST,
+    C_LOSS,
+    C_MISSED_INTEREST,
+    C_MISSED_PRINCIPAL,
+    C_PREPAYMENT,
+    C_REALISED_LOSS,
+    C_ROYALTY,
+    C_SCHED_PRINCIPAL,
     COVER_REALISED_LOSS,
     TR_BALANCE_END,
     TR_INTEREST_ARREARS,
@@ -44,26 +60,16 @@ from ipabs.engine.revolving_numba_fns import (
     recovery_value,
 )
 from ipabs.engine.waterfall_numba_fns import allocate_work, waterfall_path
-from ipabs.risk.collections_numba_fns import (
-    C_ARREARS_INTEREST,
-    C_ARREARS_PRINCIPAL,
-    C_BALANCE_END,
-    C_BALANCE_START,
-    C_COLLATERAL_VALUE,
-    C_DEFAULT,
-    C_DELINQUENT_30,
-    C_GUARANTEE,
-    C_INTEREST,
-    C_LOSS,
-    C_MISSED_INTEREST,
-    C_MISSED_PRINCIPAL,
-    C_PREPAYMENT,
-    C_REALISED_LOSS,
-    C_ROYALTY,
-    C_SCHED_PRINCIPAL,
-    pay_loss_cover,
-    recovery_instalments,
+from ipabs.numerics.normal_numba_fns import ACKLAM_TAIL, acklam_centre, norm_cdf, norm_ppf_tails
+from ipabs.numerics.rng_numba_fns import (
+    bits_to_uniform,
+    chi_square,
+    normal,
+    seed_state,
+    uniform,
+    xoshiro_step,
 )
+from ipabs.risk.collections_numba_fns import pay_loss_cover, recovery_instalments
 from ipabs.risk.delinquency_numba_fns import months_to_default
 from ipabs.risk.model import (
     A_BALANCE_END,
@@ -79,8 +85,6 @@ from ipabs.risk.model import (
     N_A_DQ_COLUMNS,
     REC_CONSTANT,
 )
-from ipabs.risk.normal_numba_fns import ACKLAM_TAIL, acklam_centre, norm_cdf, norm_ppf_tails
-from ipabs.risk.rng_numba_fns import bits_to_uniform, chi_square, normal, seed_state, uniform, xoshiro_step
 from ipabs.risk.search_numba_fns import extra_steps, search_period
 
 # per-path tranche outcomes (last axis)
