@@ -17,7 +17,7 @@ import threading
 from collections.abc import Sequence
 from typing import Any
 
-from ipabs.commands.common import (
+from ipabs.commands._common import (
     EXIT_INTERNAL,
     EXIT_INVALID,
     EXIT_OK,

@@ -13,7 +13,7 @@ from rich.cells import cell_len
 
 from ipabs import cli
 from ipabs.cli import _table, main
-from ipabs.commands import common
+from ipabs.commands import _common as common
 from ipabs.labels import ZH, label
 
 ROOT = Path(__file__).resolve().parents[1]

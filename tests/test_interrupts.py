@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from ipabs import cli, io
-from ipabs.commands import common
+from ipabs.commands import _common as common
 from ipabs.errors import IpabsError
 
 ROOT = Path(__file__).resolve().parents[1]

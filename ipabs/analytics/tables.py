@@ -56,6 +56,7 @@ class SimulationResult(Protocol):
     pool_outcomes: np.ndarray
     original_balances: np.ndarray
 
+
 LEVELS = (0.95, 0.99, 0.999)
 DISTRIBUTION_QUANTILES = (0.05, 0.5, 0.95)
 

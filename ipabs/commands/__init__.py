@@ -1,9 +1,10 @@
 """Analysis commands of the ``ipabs`` command line, one module each.
 
-Each module defines ``register(subparsers)``, which adds its sub-command and sets
-``func`` (a function of the parsed arguments returning an exit code). :func:`ipabs.cli.build_parser`
-registers every module of this package in name order; modules import their heavy dependencies
-inside the command function so that ``ipabs --help`` stays fast.
+Each module (but ``_common``, what they share) defines ``register(subparsers)``, which adds
+its sub-command and sets ``func`` (a function of the parsed arguments returning an exit
+code). :func:`ipabs.cli.build_parser` registers every module of this package in name order;
+modules import their heavy dependencies inside the command function so that ``ipabs --help``
+stays fast.
 """
 
 from __future__ import annotations

@@ -7,7 +7,7 @@ import json
 import math
 from typing import Any
 
-from ipabs.commands.common import EXIT_OK, _progress, _quiet, _table, compile_notice
+from ipabs.commands._common import EXIT_OK, _progress, _quiet, _table, compile_notice
 from ipabs.format import pct, pct_given
 
 DESCRIPTION = """\

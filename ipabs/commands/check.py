@@ -8,7 +8,7 @@ import math
 import sys
 from typing import Any
 
-from ipabs.commands.common import EXIT_INVALID, EXIT_OK, _positive, _quiet, compile_notice
+from ipabs.commands._common import EXIT_INVALID, EXIT_OK, _positive, _quiet, compile_notice
 
 EXIT_MOVED = 1
 

@@ -6,7 +6,7 @@ import argparse
 import json
 from typing import Any
 
-from ipabs.commands.common import EXIT_OK, _positive, _quiet, _seed, _table, check_paths_fit, compile_notice
+from ipabs.commands._common import EXIT_OK, _positive, _quiet, _seed, _table, check_paths_fit, compile_notice
 
 DESCRIPTION = """\
 Compare two versions of a deal: the terms added, removed and changed by field path (tranches,

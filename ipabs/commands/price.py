@@ -7,7 +7,7 @@ import json
 import math
 from typing import Any
 
-from ipabs.commands.common import EXIT_OK, _positive, _seed, _table, check_paths_fit, compile_notice
+from ipabs.commands._common import EXIT_OK, _positive, _seed, _table, check_paths_fit, compile_notice
 from ipabs.errors import IpabsError
 from ipabs.format import money, number, pct, pct_estimate
 

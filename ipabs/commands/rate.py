@@ -11,7 +11,7 @@ from typing import Any
 
 def register(subparsers: Any) -> None:
     """Add the ``rate`` command."""
-    from ipabs.commands.common import _positive, _seed
+    from ipabs.commands._common import _positive, _seed
 
     p = subparsers.add_parser(
         "rate",
@@ -38,7 +38,7 @@ def register(subparsers: Any) -> None:
 
 
 def _text(r: Any) -> str:
-    from ipabs.commands.common import _table
+    from ipabs.commands._common import _table
     from ipabs.format import pct_estimate
 
     lines = [
@@ -82,7 +82,7 @@ def _text(r: Any) -> str:
 
 def _breakeven_lines(r: Any) -> list[str]:
     """Section 2 of the text: BDR per tranche against both kinds of TDR, and the TDRs used."""
-    from ipabs.commands.common import _table
+    from ipabs.commands._common import _table
     from ipabs.format import pct
 
     lines: list[str] = []
@@ -133,7 +133,7 @@ def _breakeven_lines(r: Any) -> list[str]:
 def run(args: argparse.Namespace) -> int:
     """Run ``ipabs rate``."""
     from ipabs.analytics.implied import implied_ratings
-    from ipabs.commands.common import EXIT_OK, _progress, _quiet, check_paths_fit, compile_notice
+    from ipabs.commands._common import EXIT_OK, _progress, _quiet, check_paths_fit, compile_notice
 
     check_paths_fit(args.deal, args.paths)
     # the breakeven runs the deterministic waterfall too

@@ -47,7 +47,7 @@ def cmd_ratings(args: argparse.Namespace) -> int:
     import json
 
     from ipabs.analytics.ratings import load_rating_table
-    from ipabs.commands.common import EXIT_OK
+    from ipabs.commands._common import EXIT_OK
 
     table = load_rating_table(args.table)
     if args.json:
@@ -79,7 +79,7 @@ def _document(table: Any, horizons: tuple[float, ...]) -> dict[str, Any]:
 def _text(table: Any, horizons: tuple[float, ...]) -> str:
     import textwrap
 
-    from ipabs.commands.common import _table
+    from ipabs.commands._common import _table
     from ipabs.format import pct
 
     if table.expected_losses is not None:

@@ -16,7 +16,7 @@ charts/*.png. The files appear all together or not at all."""
 
 def register(subparsers: Any) -> None:
     """Add the ``report`` command."""
-    from ipabs.commands.common import _positive, _seed
+    from ipabs.commands._common import _positive, _seed
 
     p = subparsers.add_parser(
         "report",
@@ -46,7 +46,7 @@ def run(args: argparse.Namespace) -> int:
     """Run ``ipabs report``."""
     import sys
 
-    from ipabs.commands.common import (
+    from ipabs.commands._common import (
         EXIT_OK,
         _check_out,
         _progress,

@@ -13,7 +13,7 @@ from ipabs.analytics.sizing import BY, CRITERIA
 
 def register(subparsers: Any) -> None:
     """Add the ``size`` command."""
-    from ipabs.commands.common import _positive, _seed
+    from ipabs.commands._common import _positive, _seed
 
     p = subparsers.add_parser(
         "size",
@@ -58,7 +58,7 @@ def register(subparsers: Any) -> None:
 
 
 def _text(r: Any) -> str:
-    from ipabs.commands.common import _table
+    from ipabs.commands._common import _table
     from ipabs.format import money, pct, pct_estimate
 
     what = {
@@ -106,7 +106,7 @@ def _text(r: Any) -> str:
 def run(args: argparse.Namespace) -> int:
     """Run ``ipabs size``."""
     from ipabs.analytics.sizing import size_structure
-    from ipabs.commands.common import EXIT_OK, _progress, _quiet, check_paths_fit, compile_notice
+    from ipabs.commands._common import EXIT_OK, _progress, _quiet, check_paths_fit, compile_notice
 
     check_paths_fit(args.deal, args.paths)
     compile_notice(True, quiet=_quiet(args))

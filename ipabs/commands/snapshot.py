@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from ipabs.commands.common import EXIT_OK, _positive, _quiet, _seed, check_paths_fit, compile_notice
+from ipabs.commands._common import EXIT_OK, _positive, _quiet, _seed, check_paths_fit, compile_notice
 
 DESCRIPTION = """\
 Record in a YAML file the deal's terms (every value by field path, and their fingerprint), the

@@ -8,7 +8,7 @@ import math
 from pathlib import Path
 from typing import Any
 
-from ipabs.commands.common import (
+from ipabs.commands._common import (
     EXIT_OK,
     _positive,
     _progress,

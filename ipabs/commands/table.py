@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from ipabs.commands.common import EXIT_OK, compile_notice
+from ipabs.commands._common import EXIT_OK, compile_notice
 from ipabs.commands.price import curve_argument, price_number, rate
 from ipabs.errors import IpabsError
 
