@@ -34,7 +34,7 @@ from ipabs.deal.risk import RiskModel
 from ipabs.engine.compile import CompiledModel
 from ipabs.engine.layout import allocate_tables
 from ipabs.errors import IpabsError
-from ipabs.io import json_value, write_tables
+from ipabs.io import check_memory, json_value, write_tables
 from ipabs.risk.model import RiskArrays, compile_risk
 from ipabs.risk.montecarlo_numba_fns import (
     O_LOSS,
@@ -385,6 +385,35 @@ def simulate(
         )
 
 
+def outcome_bytes(model: CompiledModel, paths: int, *, writing: bool = False) -> float:
+    """Bytes a run of ``paths`` paths keeps: each tranche's outcomes, the pool's outcomes and
+    the systematic factors of every path, a few transient columns for the summaries, and with
+    ``writing`` the per-path table and its Parquet copy."""
+    industries = {x for x in model.obligors.industry if x}
+    regions = {x for x in model.obligors.region if x}
+    outcomes = len(model.tranche_names) * len(TRANCHE_OUTCOMES) + len(POOL_OUTCOMES)
+    columns = outcomes + 1 + len(industries) + len(regions) + 3
+    if writing:
+        columns += 2 * (outcomes + 1)
+    return 8.0 * columns * paths
+
+
+def check_outcomes_fit(model: CompiledModel, paths: int, what: str, *, writing: bool = False) -> None:
+    """Refuse, before it starts, a run whose per-path outcomes cannot fit in the memory
+    available (:func:`outcome_bytes`).
+
+    Raises
+    ------
+    IpabsError
+        Saying how much memory the run needs, how much there is, and what to do.
+    """
+    check_memory(
+        outcome_bytes(model, paths, writing=writing),
+        what,
+        "give fewer paths; the standard errors shrink with the square root of the number of paths",
+    )
+
+
 def _simulate(
     deal: LoadedDeal | CompiledModel | str | Path,
     paths: int,
@@ -407,6 +436,7 @@ def _simulate(
     if batch_size is not None and batch_size < 1:
         raise IpabsError(f"batch_size must be at least 1, got {batch_size}")
     model = _model(deal)
+    check_outcomes_fit(model, paths, f"paths={paths:,}")
     arrays = compile_risk(model, risk)
     keep = sorted(set(int(i) for i in keep))
     bad = [i for i in keep if not 0 <= i < paths]

@@ -172,6 +172,13 @@ def test_paths_that_cannot_fit_in_memory_are_refused(
     assert "--paths 1,000,000,000,000 needs about" in err and "give fewer paths" in err
 
 
+def test_the_python_api_refuses_paths_that_cannot_fit_before_it_starts(deal: Path) -> None:
+    from ipabs.montecarlo import simulate
+
+    with pytest.raises(IpabsError, match=r"paths=1,000,000,000,000 needs about .*\(give fewer paths"):
+        simulate(deal, paths=10**12, seed=1)
+
+
 def test_the_memory_estimate_covers_what_a_run_allocates(deal: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Measured, not re-derived: the arrays a real run keeps per path never exceed the
     estimate, so memory that is enough by the estimate is enough for the arrays."""

@@ -130,19 +130,8 @@ def compile_notice(
 
 def check_paths_fit(deal: Any, paths: int, *, writing: bool = False) -> Any:
     """Refuse a Monte Carlo whose per-path arrays cannot fit in the memory available, before
-    it starts (exit 2 instead of a MemoryError after minutes).
-
-    The estimate counts what a run keeps for every path (see :mod:`ipabs.montecarlo`): each
-    tranche's outcomes, the pool's outcomes and the systematic factors, a few transient
-    columns for the summaries, and with ``writing`` the per-path table and its Parquet copy.
-
-    Parameters
-    ----------
-    deal : LoadedDeal, CompiledModel, str or Path
-    paths : int
-        Paths asked for (per run, for commands that run several).
-    writing : bool
-        Whether the per-path outcomes are written (``--out``).
+    it starts (exit 2 instead of a MemoryError after minutes); see
+    :func:`ipabs.montecarlo.check_outcomes_fit`.
 
     Returns
     -------
@@ -150,21 +139,10 @@ def check_paths_fit(deal: Any, paths: int, *, writing: bool = False) -> Any:
         The compiled deal (to pass on, so it is not compiled twice).
     """
     from ipabs.api import _model
-    from ipabs.io import check_memory
-    from ipabs.risk.montecarlo_numba_fns import POOL_OUTCOMES, TRANCHE_OUTCOMES
+    from ipabs.montecarlo import check_outcomes_fit
 
     model = _model(deal)
-    industries = {x for x in model.obligors.industry if x}
-    regions = {x for x in model.obligors.region if x}
-    outcomes = len(model.tranche_names) * len(TRANCHE_OUTCOMES) + len(POOL_OUTCOMES)
-    columns = outcomes + 1 + len(industries) + len(regions) + 3
-    if writing:
-        columns += 2 * (outcomes + 1)
-    check_memory(
-        8.0 * columns * paths,
-        f"--paths {paths:,}",
-        "give fewer paths; the standard errors shrink with the square root of the number of paths",
-    )
+    check_outcomes_fit(model, paths, f"--paths {paths:,}", writing=writing)
     return model
 
 
