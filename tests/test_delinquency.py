@@ -400,3 +400,26 @@ def test_the_months_behind_before_default_are_geometric_sojourns() -> None:
     assert abs(draws.mean() - mean) < 4 * se
     assert draws.min() == 3
     assert abs(draws.var() - var) < 0.1 * var
+
+
+def test_the_workbook_shows_the_buckets_when_a_scenario_has_them() -> None:
+    from types import SimpleNamespace
+
+    import openpyxl
+
+    from ipabs.report.workbook import _pool
+
+    text = _deal(advances=ADVANCES)
+    for lang, heading in (("en", "delinquent 60-89 days"), ("zh", "逾期60-89天")):
+        wb = openpyxl.Workbook()
+        data = SimpleNamespace(
+            lang=lang, runs={"late": run_text(text, "late"), "base": run_text(text, "base")}
+        )
+        _pool(wb.active, data)
+        headers = [c.value for c in wb.active[1]]
+        assert heading in headers
+        column = headers.index(heading) + 1
+        assert wb.active.cell(row=3, column=column).value == pytest.approx(5.0)  # period 2 of "late"
+    wb = openpyxl.Workbook()
+    _pool(wb.active, SimpleNamespace(lang="en", runs={"base": run_text(text, "base")}))
+    assert "delinquent 60-89 days" not in [c.value for c in wb.active[1]]

@@ -173,6 +173,16 @@ def _summary(ws: Any, data: ReportData) -> None:
     ws.freeze_panes = "B2"
 
 
+OPTIONAL_POOL_COLUMNS = (
+    ("collateral value", "pool.collateral_value"),
+    ("delinquent 30-59 days", "pool.delinquent_30"),
+    ("delinquent 60-89 days", "pool.delinquent_60"),
+    ("delinquent 90+ days", "pool.delinquent_90"),
+    ("servicer advances outstanding", "deal.advances_outstanding"),
+)
+"""Columns of the pool sheet shown only when some scenario of the deal has them."""
+
+
 def _pool(ws: Any, data: ReportData) -> None:
     lang = data.lang
     columns = [
@@ -190,6 +200,10 @@ def _pool(ws: Any, data: ReportData) -> None:
         ("loss", "pool.loss", MONEY),
         ("pool balance", "pool.balance_end", MONEY),
     ]
+    # what only some deals have: shown when a scenario has it
+    for heading, column in OPTIONAL_POOL_COLUMNS:
+        if any(column in r.periods and (r.periods[column] != 0).any() for r in data.runs.values()):
+            columns.append((heading, column, MONEY))
     headers = [label("scenario", lang)] + [label(h, lang) for h, _, _ in columns]
     rows = []
     for name, result in data.runs.items():
