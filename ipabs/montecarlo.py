@@ -604,5 +604,7 @@ def _run_on_cluster(
             done += hi - lo
             if on_progress is not None:
                 on_progress(done)
-    finally:
-        client.cancel([f for f in futures if not f.done()])
+    finally:  # on an error or an interrupt: the blocks still queued are dropped
+        pending = [f for f in futures if not f.done()]
+        if pending:
+            client.cancel(pending)
