@@ -15,17 +15,21 @@ from typing import TYPE_CHECKING, Any, TextIO
 
 import numpy as np
 
-from ipabs.analytics import metrics
-from ipabs.analytics.importance import (
-    LOSS_EPS,
-    Sampling,
-    choose_sampling,
-    run_checked,
-    target_tranche,
-    variance_reduction,
+from ipabs.analytics.accumulate import (
+    BLOCK,
+    Accumulator,
+    DiskQuantiles,
+    MemoryQuantiles,
+    RunSums,
+    metric_rows,
+    pool_summary,
+    quantile_columns,
+    tranche_summary,
+    write_quantile_columns,
 )
-from ipabs.analytics.tables import LEVELS as QUANTILES
-from ipabs.analytics.weights import diagnose
+from ipabs.analytics.importance import Sampling, choose_sampling, run_checked, target_tranche
+from ipabs.analytics.selection import DiskColumns
+from ipabs.analytics.weights import Diagnostics
 from ipabs.api import _model
 from ipabs.cluster import active_client, block_bounds, using, worker_count
 from ipabs.console import ProgressBar
@@ -34,15 +38,9 @@ from ipabs.deal.risk import RiskModel
 from ipabs.engine.compile import CompiledModel
 from ipabs.engine.layout import allocate_tables
 from ipabs.errors import IpabsError
-from ipabs.io import check_memory, json_value, write_tables
+from ipabs.io import available_memory, check_memory, json_value, write_tables
 from ipabs.risk.model import RiskArrays, compile_risk
 from ipabs.risk.montecarlo_numba_fns import (
-    O_LOSS,
-    O_WAL,
-    O_YIELD,
-    P_DEFAULT_RATE,
-    P_DEFAULTS,
-    P_LOSS_RATE,
     P_WEIGHT,
     POOL_OUTCOMES,
     TRANCHE_OUTCOMES,
@@ -75,8 +73,10 @@ class SimulationResult:
     ----------
     deal_name : str
     paths, seed : int
-    tranche_outcomes : ndarray, shape (paths, N, len(TRANCHE_OUTCOMES))
-    pool_outcomes : ndarray, shape (paths, len(POOL_OUTCOMES))
+    tranche_outcomes : ndarray, shape (paths, N, len(TRANCHE_OUTCOMES)), or None
+    pool_outcomes : ndarray, shape (paths, len(POOL_OUTCOMES)), or None
+        Per-path outcomes; None when the run streamed its paths (``outcomes="stream"``, or
+        ``"auto"`` beyond memory): it then kept only its summaries, in bounded memory.
     tranche_summary : list of dict
         Per tranche: expected loss (share of original balance) with its standard error,
         probability of any loss with its standard error, expected WAL, mean yield (the rows
@@ -92,20 +92,38 @@ class SimulationResult:
         :attr:`weights`, and every summary and metric uses it.
     original_balances : ndarray
         Each tranche's original balance.
+    sums : RunSums
+        The merged sums every summary comes from (:mod:`ipabs.analytics.accumulate`).
     """
 
     deal_name: str
     tranche_names: list[str]
     paths: int
     seed: int
-    tranche_outcomes: np.ndarray
-    pool_outcomes: np.ndarray
+    tranche_outcomes: np.ndarray | None
+    pool_outcomes: np.ndarray | None
     tranche_summary: list[dict[str, Any]]
     pool_summary: dict[str, Any]
     kept: dict[int, RunResult] = field(default_factory=dict)
     elapsed_seconds: float = 0.0
     sampling: Sampling | None = None
     original_balances: np.ndarray | None = None
+    sums: RunSums | None = None
+    metric_table: list[dict[str, Any]] | None = None  # a streamed run's metrics, computed as it ended
+
+    @property
+    def streamed(self) -> bool:
+        """True when the run kept no per-path outcomes (only its summaries)."""
+        return self.pool_outcomes is None
+
+    def _paths_needed(self, what: str) -> tuple[np.ndarray, np.ndarray]:
+        if self.tranche_outcomes is None or self.pool_outcomes is None:
+            raise IpabsError(
+                f"{what} needs the per-path outcomes, which this run of {self.paths:,} paths streamed "
+                "without keeping (outcomes='stream', or 'auto' beyond memory): run fewer paths with "
+                "outcomes='keep', or give out= to write them to disk as the run goes"
+            )
+        return self.tranche_outcomes, self.pool_outcomes
 
     @property
     def plot(self) -> SimulationPlots:
@@ -118,7 +136,7 @@ class SimulationResult:
     @property
     def weights(self) -> np.ndarray:
         """Likelihood-ratio weight of each path (all ones under plain sampling)."""
-        return self.pool_outcomes[:, P_WEIGHT]
+        return self._paths_needed("the paths' weights")[1][:, P_WEIGHT]
 
     @property
     def warnings(self) -> list[str]:
@@ -132,17 +150,42 @@ class SimulationResult:
 
     def metrics(self) -> pd.DataFrame:
         """Every tranche and pool metric with its standard error and 95% interval; see
-        :func:`ipabs.analytics.tables.risk_metrics`."""
+        :func:`ipabs.analytics.tables.risk_metrics` (the same figures, from the run's sums)."""
+        return self._metric_frame.copy()
+
+    @cached_property
+    def _metric_frame(self) -> pd.DataFrame:
+        import pandas as pd
+
         from ipabs.analytics.tables import risk_metrics
 
-        return risk_metrics(self)
+        if self.metric_table is not None:
+            rows = self.metric_table
+        elif self.sums is not None and self.tranche_outcomes is not None and self.pool_outcomes is not None:
+            source = MemoryQuantiles(self.tranche_outcomes, self.pool_outcomes)
+            rows = metric_rows(self.sums, source, self.tranche_names, self._balances)
+        else:
+            return risk_metrics(self)
+        frame = pd.DataFrame(rows)
+        frame["diagnostics"] = frame["diagnostics"].fillna("")
+        return frame
+
+    @property
+    def _balances(self) -> np.ndarray:
+        return np.asarray(self.original_balances, dtype=np.float64)
 
     def default_count_distribution(self) -> pd.DataFrame:
         """``P(N = k)`` for each number of defaults; see
         :func:`ipabs.analytics.tables.default_count_distribution`."""
+        import pandas as pd
+
         from ipabs.analytics.tables import default_count_distribution
 
-        return default_count_distribution(self)
+        if self.sums is None:
+            return default_count_distribution(self)
+        return pd.DataFrame(
+            self.sums.default_count_rows(), columns=["defaults", "probability", "se", "ci_low", "ci_high"]
+        )
 
     @cached_property
     def tranches(self) -> pd.DataFrame:
@@ -162,13 +205,8 @@ class SimulationResult:
         """One row per path: pool outcomes, then ``TRANCHE.OUTCOME`` columns."""
         import pandas as pd
 
-        cols: dict[str, Any] = {"path": np.arange(self.paths, dtype=np.int64)}
-        for i, name in enumerate(POOL_OUTCOMES):
-            cols[f"pool.{name}"] = self.pool_outcomes[:, i]
-        for k, tranche in enumerate(self.tranche_names):
-            for i, name in enumerate(TRANCHE_OUTCOMES):
-                cols[f"{tranche}.{name}"] = self.tranche_outcomes[:, k, i]
-        return pd.DataFrame(cols)
+        tr, pool = self._paths_needed("the per-path table")
+        return pd.DataFrame(path_columns(self.tranche_names, 0, tr, pool))
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict: ``tranches`` (list of objects with ``name``) and ``pool``."""
@@ -194,71 +232,32 @@ class SimulationResult:
     def write(self, out_dir: str | Path) -> list[Path]:
         """Write per-path outcomes (``paths.parquet``) and the summaries (CSV) into ``out_dir``;
         kept paths go to ``path_<i>/``. The files appear all together or not at all, even
-        when the run is interrupted (see :func:`ipabs.io.write_tables`)."""
-        files: dict[str, Any] = {
-            "paths.parquet": self.path_frame(),
+        when the run is interrupted (see :func:`ipabs.io.write_tables`). A streamed run has no
+        per-path outcomes left to write: give ``out=`` to :func:`simulate` instead, which
+        writes ``paths.parquet`` a block at a time as the paths come."""
+        return write_tables(out_dir, self._files())
+
+    def _files(self) -> dict[str, Any]:
+        files: dict[str, Any] = {} if self.streamed else {"paths.parquet": self.path_frame()}
+        files |= {
             "tranches.csv": self.tranches.reset_index(),
             "pool.csv": self.pool,
             "metrics.csv": self.metrics(),
         }
         for i, result in self.kept.items():
             files.update({f"path_{i}/{name}": frame for name, frame in result.files().items()})
-        return write_tables(out_dir, files)
+        return files
 
 
-def _summaries(
-    model: CompiledModel, tr: np.ndarray, pool: np.ndarray
-) -> tuple[list[dict[str, Any]], dict[str, Any]]:
-    w = pool[:, P_WEIGHT]
-    rows = []
-    for k, name in enumerate(model.tranche_names):
-        orig = float(model.cd.tr_balance[k])
-        scale = 1.0 / orig if orig > 0 else math.nan
-        loss = tr[:, k, O_LOSS] * scale
-        hit = (tr[:, k, O_LOSS] > LOSS_EPS).astype(np.float64)
-        el = metrics.mean(loss, w)
-        pl = metrics.mean(hit, w)
-        ew = metrics.conditional_mean(tr[:, k, O_WAL], w)
-        my = metrics.conditional_mean(tr[:, k, O_YIELD], w)
-        rows.append(
-            {
-                "tranche": name,
-                "original_balance": orig,
-                "expected_loss": el.value,
-                "expected_loss_se": el.se,
-                "probability_of_loss": pl.value,
-                "probability_of_loss_se": pl.se,
-                "expected_wal_years": ew.value,
-                "expected_wal_se": ew.se,
-                "mean_yield": my.value,
-                "mean_yield_se": my.se,
-                "expected_loss_vrf": variance_reduction(loss, w),
-                **_diagnostic_columns(loss, hit, w),
-            }
-        )
-    loss = pool[:, P_LOSS_RATE]
-    el = metrics.mean(loss, w)
-    row = {"expected_loss": el.value, "expected_loss_se": el.se}
-    if np.all(w == 1.0):  # order does not matter to plain estimates: sort once, not six times
-        loss, w = np.sort(loss), None
-    for q in QUANTILES:
-        row[f"loss_q{q * 100:g}"] = metrics.quantile(loss, q, w).value
-    for q in QUANTILES:
-        row[f"expected_shortfall_{q * 100:g}"] = metrics.expected_shortfall(loss, q, w).value
-    w = pool[:, P_WEIGHT]
-    mw = metrics.mean(np.ones(len(w)), w)  # the weights' own mean: one, within its error
-    row.update({"mean_weight": mw.value, "mean_weight_se": mw.se})
-    dr = metrics.mean(pool[:, P_DEFAULT_RATE], w)
-    nd = metrics.mean(pool[:, P_DEFAULTS], w)
-    row.update(
-        {
-            "expected_default_rate": dr.value,
-            "expected_default_rate_se": dr.se,
-            "expected_defaults": nd.value,
-            "expected_defaults_se": nd.se,
-        }
-    )
-    return rows, row
+def path_columns(names: list[str], first: int, tr: np.ndarray, pool: np.ndarray) -> dict[str, np.ndarray]:
+    """The columns of the per-path table (``paths.parquet``) for paths ``first ..``."""
+    cols: dict[str, np.ndarray] = {"path": np.arange(first, first + len(pool), dtype=np.int64)}
+    for i, name in enumerate(POOL_OUTCOMES):
+        cols[f"pool.{name}"] = pool[:, i]
+    for k, tranche in enumerate(names):
+        for i, name in enumerate(TRANCHE_OUTCOMES):
+            cols[f"{tranche}.{name}"] = tr[:, k, i]
+    return cols
 
 
 ESTIMATORS = {
@@ -268,23 +267,6 @@ ESTIMATORS = {
     "note": "under importance sampling the two families differ by the factor mean(w) "
     "(pool.mean_weight, one within pool.mean_weight_se); under plain sampling w = 1",
 }
-
-
-def _diagnostic_columns(loss: np.ndarray, hit: np.ndarray, w: np.ndarray) -> dict[str, Any]:
-    """How far a tranche's expected loss and loss probability can be trusted (see
-    :mod:`ipabs.analytics.weights`): the expected loss's diagnostics, and every problem of
-    either estimate in words (empty when none)."""
-    el = diagnose(np.nan_to_num(loss), w, "its expected loss")
-    pl = diagnose(hit, w, "its loss probability")
-    problems = list(dict.fromkeys(el.problems + pl.problems))
-    return {
-        "loss_paths": el.hits,
-        "hit_ess": el.hit_ess,
-        "max_weight_share": el.max_share,
-        "se_vs_plain": el.se_vs_plain,
-        "reliable": not problems,
-        "diagnostics": "; ".join(problems),
-    }
 
 
 def run_path(
@@ -321,6 +303,8 @@ def simulate(
     importance_tranche: str | None = None,
     sampling: Sampling | None = None,
     client: Any = None,
+    outcomes: str = "keep",
+    out: str | Path | None = None,
 ) -> SimulationResult:
     """Monte Carlo of a deal's waterfall under its risk model.
 
@@ -357,6 +341,16 @@ def simulate(
         Run the paths on this Dask cluster (default: the one made active by
         :func:`ipabs.cluster.connect`, else this process). The result is the same, bit for
         bit (docs/cluster.md).
+    outcomes : {"keep", "stream", "auto"}
+        ``"keep"``: keep every path's outcomes in memory (refused before it starts when they
+        cannot fit). ``"stream"``: keep only the summaries, merged a block of paths at a time,
+        in memory that does not grow with the paths (the quantiles' few columns go to a
+        temporary folder); the figures are those a kept run gives, to the last few bits
+        (docs/scale.md). ``"auto"``: keep when the outcomes take under half the memory
+        available, else stream.
+    out : str or Path, optional
+        Also write the run's files into this folder (as :meth:`SimulationResult.write`); a
+        streamed run writes ``paths.parquet`` a block at a time as the paths come.
 
     Returns
     -------
@@ -382,6 +376,59 @@ def simulate(
             importance_sampling=importance_sampling,
             importance_tranche=importance_tranche,
             sampling=sampling,
+            outcomes=outcomes,
+            out=out,
+        )
+
+
+OUTCOMES = ("keep", "stream", "auto")
+KEEP_SHARE = 0.5  # "auto" keeps per-path outcomes that take at most this share of free memory
+STREAM_WINDOW = 2  # blocks in flight per thread when streaming
+
+
+def outcome_mode(model: CompiledModel, paths: int, outcomes: str, what: str, *, writing: bool = False) -> str:
+    """``"keep"`` or ``"stream"`` for a run asked for with ``outcomes`` (see :func:`simulate`),
+    checked before it starts: kept outcomes must fit in memory, streamed columns on disk.
+
+    Raises
+    ------
+    IpabsError
+        For an unknown choice, or a run that cannot fit, saying what to do.
+    """
+    if outcomes not in OUTCOMES:
+        raise IpabsError(f"outcomes must be one of {', '.join(OUTCOMES)}; got {outcomes!r}")
+    mode = outcomes
+    if outcomes == "auto":
+        available = available_memory()
+        fits = available is None or outcome_bytes(model, paths, writing=writing) <= KEEP_SHARE * available
+        mode = "keep" if fits else "stream"
+    if mode == "keep":
+        check_outcomes_fit(model, paths, what, writing=writing)
+    else:
+        check_stream_fits(model, paths, what)
+    return mode
+
+
+def stream_bytes(model: CompiledModel, n_threads: int) -> float:
+    """Memory a streamed run holds whatever its number of paths: the blocks in flight
+    (outcomes, factors and their per-path table) and the per-block sums."""
+    outcomes = len(model.tranche_names) * len(TRANCHE_OUTCOMES) + len(POOL_OUTCOMES)
+    per_path = 8.0 * (3 * outcomes + 16)
+    return STREAM_WINDOW * max(n_threads, 1) * BLOCK * per_path
+
+
+def check_stream_fits(model: CompiledModel, paths: int, what: str) -> None:
+    """Refuse a streamed run whose quantile columns cannot fit in the temporary folder."""
+    import shutil
+    import tempfile
+
+    need = DiskColumns.bytes_needed(len(quantile_columns(len(model.tranche_names))), paths)
+    free = shutil.disk_usage(tempfile.gettempdir()).free
+    if need > free:
+        raise IpabsError(
+            f"{what} streams {need / 1e9:,.1f} GB of quantile columns to the temporary folder "
+            f"{tempfile.gettempdir()}, which has {free / 1e9:,.1f} GB free: give fewer paths, or set "
+            "TMPDIR to a folder with more room"
         )
 
 
@@ -428,6 +475,8 @@ def _simulate(
     importance_sampling: bool | str,
     importance_tranche: str | None,
     sampling: Sampling | None,
+    outcomes: str,
+    out: str | Path | None,
 ) -> SimulationResult:
     if paths < 1:
         raise IpabsError(f"paths must be at least 1, got {paths}")
@@ -436,7 +485,7 @@ def _simulate(
     if batch_size is not None and batch_size < 1:
         raise IpabsError(f"batch_size must be at least 1, got {batch_size}")
     model = _model(deal)
-    check_outcomes_fit(model, paths, f"paths={paths:,}")
+    mode = outcome_mode(model, paths, outcomes, f"paths={paths:,}", writing=out is not None)
     arrays = compile_risk(model, risk)
     keep = sorted(set(int(i) for i in keep))
     bad = [i for i in keep if not 0 <= i < paths]
@@ -453,37 +502,215 @@ def _simulate(
         raise IpabsError(
             f"the sampling given has {len(sampling.shift)} factors; this risk model has {arrays.n_factors}"
         )
+    k = target_tranche(model, sampling.tranche)
+    balances = model.cd.tr_balance.copy()
+    streams: list[_Stream] = []
 
-    def main_run(how: Sampling) -> tuple[np.ndarray, np.ndarray]:
+    def main_run(how: Sampling) -> tuple[Any, Diagnostics]:
         with ProgressBar(paths, progress_stream, progress, what="paths", description="Monte Carlo") as bar:
-            tr, pool, _, _ = _run_paths(model, arrays, seed, 0, paths, how, n_threads, batch_size, bar.update)
-        return tr, pool
+            if mode == "keep":
+                tr, pool, _, _ = _run_paths(
+                    model, arrays, seed, 0, paths, how, n_threads, batch_size, bar.update
+                )
+                sums = sums_of(balances, tr, pool, n_threads)
+                outcome: Any = (tr, pool, sums)
+            else:
+                for old in streams:  # a fallback's rerun replaces the run before it
+                    old.close()
+                stream = _Stream(model, paths, out is not None)
+                streams.append(stream)
+                _stream_paths(model, arrays, seed, paths, how, n_threads, bar.update, stream)
+                sums = stream.accumulator.result()
+                outcome = (None, None, sums)
+        return outcome, sums.diagnose(k, False, f"losses of {model.tranche_names[k]}")
 
-    if chosen and sampling.method == "importance":
-        # a sampling chosen here falls back to a simpler one when its weights fail on the
-        # main run; one given by the caller is kept (its runs share random numbers) and only
-        # diagnosed
-        k = target_tranche(model, sampling.tranche)
-        sampling, tr, pool = run_checked(sampling, main_run, k, model.tranche_names[k])
+    try:
+        if chosen and sampling.method == "importance":
+            # a sampling chosen here falls back to a simpler one when its weights fail on the
+            # main run; one given by the caller is kept (its runs share random numbers) and only
+            # diagnosed
+            sampling, (tr, pool, sums) = run_checked(sampling, main_run)
+        else:
+            (tr, pool, sums), _ = main_run(sampling)
+        elapsed = time.perf_counter() - start
+        names = list(model.tranche_names)
+        if mode == "keep":
+            source: Any = MemoryQuantiles(tr, pool)
+            table = None
+        else:
+            source = DiskQuantiles(streams[-1].columns, not sums.unit_weights)
+            table = metric_rows(sums, source, names, balances)
+        result = SimulationResult(
+            deal_name=model.spec.deal.name,
+            tranche_names=names,
+            paths=paths,
+            seed=seed,
+            tranche_outcomes=tr,
+            pool_outcomes=pool,
+            tranche_summary=tranche_summary(sums, names, balances),
+            pool_summary=pool_summary(sums, source),
+            kept={i: run_path(model, arrays, seed, i, sampling) for i in keep},
+            elapsed_seconds=elapsed,
+            sampling=sampling,
+            original_balances=balances,
+            sums=sums,
+            metric_table=table,
+        )
+        if out is not None:
+            files = result._files()
+            if mode == "stream":
+                files["paths.parquet"] = streams[-1].paths_file.move_to
+            write_tables(out, files)
+        return result
+    finally:
+        for stream in streams:
+            stream.close()
+
+
+def sums_of(balances: np.ndarray, tr: np.ndarray, pool: np.ndarray, n_threads: int = 1) -> RunSums:
+    """The merged sums of per-path outcomes in memory (blocks reduced on ``n_threads``)."""
+    acc = Accumulator(balances)
+    bounds = [(lo, min(lo + BLOCK, len(pool))) for lo in range(0, len(pool), BLOCK)]
+    if n_threads > 1 and len(bounds) > 1:
+        with ThreadPoolExecutor(max_workers=n_threads) as executor:
+            list(executor.map(lambda b: acc.add(b[0], tr[b[0] : b[1]], pool[b[0] : b[1]]), bounds))
     else:
-        tr, pool = main_run(sampling)
-    elapsed = time.perf_counter() - start
-    tranche_summary, pool_summary = _summaries(model, tr, pool)
-    kept = {i: run_path(model, arrays, seed, i, sampling) for i in keep}
-    return SimulationResult(
-        deal_name=model.spec.deal.name,
-        tranche_names=list(model.tranche_names),
-        paths=paths,
-        seed=seed,
-        tranche_outcomes=tr,
-        pool_outcomes=pool,
-        tranche_summary=tranche_summary,
-        pool_summary=pool_summary,
-        kept=kept,
-        elapsed_seconds=elapsed,
-        sampling=sampling,
-        original_balances=model.cd.tr_balance.copy(),
-    )
+        for lo, hi in bounds:
+            acc.add(lo, tr[lo:hi], pool[lo:hi])
+    return acc.result()
+
+
+class _ParquetChunks:
+    """``paths.parquet`` written a block at a time, in path order, into a temporary file that
+    :meth:`move_to` puts in place (or :meth:`close` removes)."""
+
+    def __init__(self, names: list[str]) -> None:
+        import tempfile
+        import threading
+
+        fd, name = tempfile.mkstemp(prefix="ipabs-paths-", suffix=".parquet")
+        os.close(fd)
+        self.path = Path(name)
+        self.names = names
+        self.writer: Any = None
+        self.next = 0
+        self.pending: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+        self.lock = threading.Lock()
+
+    def add(self, first: int, tr: np.ndarray, pool: np.ndarray) -> None:
+        """Paths ``first ..``: written now if they come next, else when the paths before them do."""
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        with self.lock:
+            self.pending[first] = (tr, pool)
+            while self.next in self.pending:
+                tr, pool = self.pending.pop(self.next)
+                table = pa.table(path_columns(self.names, self.next, tr, pool))
+                if self.writer is None:
+                    self.writer = pq.ParquetWriter(self.path, table.schema)
+                self.writer.write_table(table)
+                self.next += len(pool)
+
+    def move_to(self, target: Path) -> None:
+        """Finish the file and move it to ``target`` (a writer of :func:`ipabs.io.write_tables`)."""
+        import shutil
+
+        if self.writer is not None:
+            self.writer.close()
+            self.writer = None
+        shutil.move(str(self.path), str(target))
+
+    def close(self) -> None:
+        """Drop the file (when it was not moved into place)."""
+        if self.writer is not None:
+            self.writer.close()
+            self.writer = None
+        self.path.unlink(missing_ok=True)
+
+
+class _Stream:
+    """Where a streamed run's blocks go: the sums, the quantile columns and, when writing,
+    the per-path table."""
+
+    def __init__(self, model: CompiledModel, paths: int, writing: bool) -> None:
+        names = list(model.tranche_names)
+        self.accumulator = Accumulator(model.cd.tr_balance)
+        self.columns = DiskColumns(quantile_columns(len(names)), paths)
+        self.paths_file = _ParquetChunks(names) if writing else None
+
+    def take(self, first: int, tr: np.ndarray, pool: np.ndarray) -> None:
+        """A block of paths from ``first`` (a multiple of :data:`BLOCK`), from any thread."""
+        self.accumulator.add(first, tr, pool)
+        write_quantile_columns(self.columns, first, tr, pool)
+        if self.paths_file is not None:
+            self.paths_file.add(first, tr, pool)
+
+    def close(self) -> None:
+        """Remove the temporary files."""
+        self.columns.close()
+        if self.paths_file is not None:
+            self.paths_file.close()
+
+
+def _stream_paths(
+    model: CompiledModel,
+    arrays: RiskArrays,
+    seed: int,
+    paths: int,
+    sampling: Sampling,
+    n_threads: int,
+    on_progress: Callable[[int], None] | None,
+    sink: _Stream,
+) -> None:
+    """Paths 0 .. paths - 1 into ``sink`` a block at a time, with at most
+    :data:`STREAM_WINDOW` blocks per thread in flight (so memory does not grow with paths)."""
+    from concurrent.futures import FIRST_COMPLETED, wait
+
+    shift = np.ascontiguousarray(sampling.shift, dtype=np.float64)
+    tilt = np.ascontiguousarray(sampling.group_tilt(arrays.g_threshold.shape[0]), dtype=np.float64)
+    args = (seed, 0, shift, tilt, sampling.twist, sampling.alpha, 0)
+    bounds = [(lo, min(lo + BLOCK, paths)) for lo in range(0, paths, BLOCK)]
+    client = active_client()
+    if client is not None:  # ---- on a Dask cluster
+
+        def take(lo: int, parts: tuple[np.ndarray, ...]) -> None:
+            sink.take(lo, parts[0], parts[1])
+
+        _run_on_cluster(client, model, arrays, args, bounds, take, on_progress)
+        return
+
+    def block(lo: int, hi: int) -> int:
+        _, tr, pool, _, _ = _block(model.cd, arrays, args, lo, hi)
+        sink.take(lo, tr, pool)
+        return hi - lo
+
+    queue = iter(bounds)
+    done = 0
+    with ThreadPoolExecutor(max_workers=n_threads) as executor:
+        running = {executor.submit(block, lo, hi) for lo, hi in _take(queue, STREAM_WINDOW * n_threads)}
+        try:
+            while running:
+                finished, running = wait(running, return_when=FIRST_COMPLETED)
+                for future in finished:
+                    done += future.result()
+                    if on_progress is not None:
+                        on_progress(done)
+                running |= {executor.submit(block, lo, hi) for lo, hi in _take(queue, len(finished))}
+        except BaseException:
+            for future in running:
+                future.cancel()
+            raise
+
+
+def _take(queue: Any, n: int) -> list[tuple[int, int]]:
+    out = []
+    for _ in range(n):
+        item = next(queue, None)
+        if item is None:
+            break
+        out.append(item)
+    return out
 
 
 def _run_paths(
@@ -512,7 +739,14 @@ def _run_paths(
     if client is not None:  # ---- on a Dask cluster
         args = (seed, stream, shift, tilt, sampling.twist, sampling.alpha, groups.shape[1])
         bounds = block_bounds(paths, worker_count(client), batch_size)
-        _run_on_cluster(client, model, arrays, args, bounds, (tr, pool, factors, groups), on_progress)
+        out = (tr, pool, factors, groups)
+
+        def put(lo: int, parts: tuple[np.ndarray, ...]) -> None:
+            hi = lo + parts[0].shape[0]
+            for target, part in zip(out, parts, strict=True):
+                target[lo:hi] = part
+
+        _run_on_cluster(client, model, arrays, args, bounds, put, on_progress)
         return tr, pool, factors, groups
     # at least twenty chunks (four per thread on larger machines) for progress and balance,
     # none under a thousand paths
@@ -577,10 +811,11 @@ def _run_on_cluster(
     arrays: RiskArrays,
     args: tuple[Any, ...],
     bounds: list[tuple[int, int]],
-    out: tuple[np.ndarray, ...],
+    take: Callable[[int, tuple[np.ndarray, ...]], None],
     on_progress: Callable[[int], None] | None,
 ) -> None:
-    """Run the blocks on the cluster and write each one's rows into ``out`` as it arrives.
+    """Run the blocks on the cluster and hand each one to ``take(first, (tranche outcomes,
+    pool outcomes, factors, group counts))`` as it arrives.
 
     The kernel is compiled here first, so that workers on this machine load it from the
     on-disk cache instead of each compiling it. A block whose worker dies is run again by the
@@ -597,11 +832,9 @@ def _run_on_cluster(
     try:
         for future in arrived(futures):
             lo, *parts = future.result()
-            hi = lo + parts[0].shape[0]
-            for target, part in zip(out, parts, strict=True):
-                target[lo:hi] = part
+            take(lo, tuple(parts))
             future.release()
-            done += hi - lo
+            done += parts[0].shape[0]
             if on_progress is not None:
                 on_progress(done)
     finally:  # on an error or an interrupt: the blocks still queued are dropped

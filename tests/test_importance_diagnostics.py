@@ -16,6 +16,7 @@ from test_importance import JUNIOR, LOAN, RECOVERY, RHO, N, P, homogeneous_deal
 from ipabs.analytics import weights
 from ipabs.analytics.importance import Sampling, _group_tilt, run_checked
 from ipabs.analytics.tables import risk_metrics
+from ipabs.analytics.weights import Diagnostics, diagnose
 from ipabs.montecarlo import SimulationResult, _run_paths, simulate
 from ipabs.risk.model import compile_risk
 from ipabs.risk.montecarlo_numba_fns import O_DURATION, O_LOSS, O_WAL, O_YIELD, P_DEFAULTS, P_LOSS_RATE
@@ -100,17 +101,17 @@ def test_a_main_run_with_failing_weights_falls_back_to_a_simpler_sampling() -> N
     pool_bad[0, P_WEIGHT] = 1.0
     calls: list[Sampling] = []
 
-    def run(s: Sampling) -> tuple[np.ndarray, np.ndarray]:
+    def run(s: Sampling) -> tuple[tuple[np.ndarray, np.ndarray], Diagnostics]:
         calls.append(s)
+        tr, pool = tr_bad, pool_bad
         if s.method == "plain":
             tr = np.zeros((n, 1, 10))
             tr[: n // 10, 0, O_LOSS] = 1.0
             pool = np.zeros((n, 10))
             pool[:, P_WEIGHT] = 1.0
-            return tr, pool
-        return tr_bad, pool_bad
+        return (tr, pool), diagnose(tr[:, 0, O_LOSS], pool[:, P_WEIGHT], "losses of senior")
 
-    used, _tr, pool = run_checked(bad, run, 0, "senior")
+    used, (_tr, pool) = run_checked(bad, run)
     assert [describe.method for describe in calls] == ["importance", "importance", "importance", "plain"]
     assert calls[1].tilt is None and calls[1].twist == 5.0  # tilts dropped first
     assert calls[2].twist == 0.0  # then the twist

@@ -508,12 +508,10 @@ def describe(sampling: Sampling) -> str:
     return " and ".join(parts)
 
 
-RunMain = Callable[[Sampling], tuple[np.ndarray, np.ndarray]]
+RunMain = Callable[[Sampling], tuple[Any, Diagnostics]]
 
 
-def run_checked(
-    sampling: Sampling, run: RunMain, target: int, name: str
-) -> tuple[Sampling, np.ndarray, np.ndarray]:
+def run_checked(sampling: Sampling, run: RunMain) -> tuple[Sampling, Any]:
     """Run the main paths under ``sampling`` and check the weights on the target tranche's
     losses; while they are degenerate (see :attr:`Diagnostics.degenerate`) or make the target's
     estimate less precise than plain sampling would, run again under the next simpler sampling
@@ -523,23 +521,17 @@ def run_checked(
     ----------
     sampling : Sampling
     run : callable
-        ``run(sampling)`` returning tranche outcomes and pool outcomes of the main run.
-    target : int
-        Index of the target tranche.
-    name : str
-        Its name (for the messages).
+        ``run(sampling)`` returning the main run's outcomes (whatever the caller keeps) and the
+        diagnostics of the target tranche's losses on them (:func:`diagnose`).
 
     Returns
     -------
-    (Sampling, ndarray, ndarray)
-        The sampling finally used (with its fallbacks) and its outcomes.
+    (Sampling, outcomes)
+        The sampling finally used (with its fallbacks) and its run's outcomes.
     """
-    from ipabs.risk.montecarlo_numba_fns import O_LOSS, P_WEIGHT
-
-    tr, pool = run(sampling)
+    outcome, diag = run(sampling)
     # below a pilot's size the checks judge the number of paths, not the sampling: report only
-    while sampling.method == "importance" and len(tr) >= PILOT_PATHS:
-        diag = diagnose(tr[:, target, O_LOSS], pool[:, P_WEIGHT], f"losses of {name}")
+    while sampling.method == "importance" and diag.paths >= PILOT_PATHS:
         worse = diag.hits > 0 and diag.se_vs_plain > SE_RATIO_LIMIT
         # no loss where the pilot promised at least ten (P(none) < 5e-5 if the promise held)
         missed = diag.hits == 0 and diag.paths * sampling.hit_rate >= 10.0
@@ -553,5 +545,5 @@ def run_checked(
         sampling = replace(
             simpler, fallbacks=(*sampling.fallbacks, note), reason=f"{sampling.reason}; {note}"
         )
-        tr, pool = run(sampling)
-    return sampling, tr, pool
+        outcome, diag = run(sampling)
+    return sampling, outcome

@@ -131,18 +131,68 @@ def diagnose(x: np.ndarray, w: np.ndarray | None, what: str = "the estimate") ->
     weighted = w is not None and not np.all(np.asarray(w) == 1.0)
     w = np.ones(n) if w is None else np.asarray(w, dtype=np.float64)
     y = w * x
-    hit = x > 0.0
-    hits = int(hit.sum())
-    total = float(y.sum())
+    sums = WeightedSums(
+        paths=n,
+        hits=int((x > 0.0).sum()),
+        total=float(y.sum()),
+        total_sq=float((y * y).sum()),
+        largest=float(y.max()) if n else math.nan,
+        se=float(y.std(ddof=1) / math.sqrt(n)) if n > 1 else math.nan,
+        weight_total=float(w.sum()),
+        weight_sq=float((w * w).sum()),
+        weight_se=float(w.std(ddof=1) / math.sqrt(n)) if n > 1 else math.nan,
+        plain_second=float((w * x * x).mean()) if n else math.nan,
+    )
+    return diagnose_sums(sums, weighted, what)
+
+
+@dataclass(frozen=True)
+class WeightedSums:
+    """What :func:`diagnose_sums` needs of a weighted sample ``y = w x``, as sums a run can
+    accumulate path by path: the number of paths and of those with ``x > 0``, ``sum y``,
+    ``sum y^2``, ``max y``, the standard error of ``mean y``, ``sum w``, ``sum w^2``, the
+    standard error of ``mean w``, and ``mean(w x^2)``."""
+
+    paths: int
+    hits: int
+    total: float
+    total_sq: float
+    largest: float
+    se: float
+    weight_total: float
+    weight_sq: float
+    weight_se: float
+    plain_second: float
+
+
+def diagnose_sums(sums: WeightedSums, weighted: bool, what: str = "the estimate") -> Diagnostics:
+    """:func:`diagnose` from a sample's sums (a streamed run keeps no per-path values).
+
+    Parameters
+    ----------
+    sums : WeightedSums
+    weighted : bool
+        False for plain sampling (all weights one).
+    what : str
+        How to name the estimate in the problems listed.
+
+    Returns
+    -------
+    Diagnostics
+    """
+    n = sums.paths
+    hits = sums.hits
+    total = sums.total
     mean = total / n if n else math.nan
-    se = float(y.std(ddof=1) / math.sqrt(n)) if n > 1 else math.nan
-    hit_ess = kish_ess(y[hit])
-    max_share = float(y.max() / total) if total > 0.0 else math.nan
-    ess = kish_ess(w)
-    w_se = float(w.std(ddof=1) / math.sqrt(n)) if n > 1 else math.nan
-    weight_z = (float(w.mean()) - 1.0) / w_se if w_se > 0.0 else 0.0
+    se = sums.se
+    # y = w x vanishes where x does: its sums over the hits are its sums over all paths
+    hit_ess = total**2 / sums.total_sq if sums.total_sq > 0.0 else 0.0
+    max_share = float(sums.largest / total) if total > 0.0 else math.nan
+    ess = sums.weight_total**2 / sums.weight_sq if sums.weight_sq > 0.0 else 0.0
+    w_se = sums.weight_se
+    weight_z = (sums.weight_total / n - 1.0) / w_se if w_se > 0.0 else 0.0
     # plain sampling's variance of x, estimated from the weighted sample: E_w[x^2] - E[x]^2
-    plain_var = float((w * x * x).mean()) - mean * mean if n else math.nan
+    plain_var = sums.plain_second - mean * mean if n else math.nan
     plain_se = math.sqrt(plain_var / n) if plain_var > 0.0 else math.nan
     se_vs_plain = se / plain_se if plain_se > 0.0 else (1.0 if not weighted else math.nan)
     relative_se = se / mean if mean > 0.0 else math.nan
@@ -167,7 +217,7 @@ def diagnose(x: np.ndarray, w: np.ndarray | None, what: str = "the estimate") ->
         problems.append(f"only {hits} paths show {what}: its standard error is rough")
     if weighted and abs(weight_z) > WEIGHT_Z:
         problems.append(
-            f"the weights average {float(w.mean()):.4g}, {abs(weight_z):.1f} standard errors from 1"
+            f"the weights average {sums.weight_total / n:.4g}, {abs(weight_z):.1f} standard errors from 1"
         )
     if weighted and se_vs_plain > SE_RATIO_LIMIT:
         problems.append(
