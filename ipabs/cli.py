@@ -196,36 +196,44 @@ def cmd_mc(args: argparse.Namespace) -> int:
     risk = load_risk(args.risk) if args.risk else None
     _warn(risk_file_warnings(deal, args.risk) if args.risk else deal.warnings, "risk")
     _check_out(args.out)
-    model = check_paths_fit(deal, args.paths, writing=args.out is not None)
+    model = check_paths_fit(deal, args.paths, writing=args.out is not None, outcomes=args.outcomes)
     compile_notice(True, quiet=_quiet(args))
-    result = simulate(
-        model,
-        paths=args.paths,
-        seed=args.seed,
-        threads=args.threads,
-        risk=risk,
-        keep=args.keep,
-        progress=_progress(args),
-        importance_sampling={"auto": "auto", "on": True, "off": False}[args.importance_sampling],
-        importance_tranche=args.is_tranche,
-    )
-    return _emit(args, result, _mc_text)
+    try:  # the files are written as the run ends (a streamed run's paths.parquet as it goes)
+        result = simulate(
+            model,
+            paths=args.paths,
+            seed=args.seed,
+            threads=args.threads,
+            risk=risk,
+            keep=args.keep,
+            progress=_progress(args),
+            importance_sampling={"auto": "auto", "on": True, "off": False}[args.importance_sampling],
+            importance_tranche=args.is_tranche,
+            outcomes=args.outcomes,
+            out=args.out,
+        )
+    except OSError as exc:
+        raise IpabsError(f"--out {args.out}: cannot write ({exc.strerror or exc})") from None
+    return _emit(args, result, _mc_text, written=args.out is not None)
 
 
-def _emit(args: argparse.Namespace, result: Any, text: Any) -> int:
-    """Write the files asked for, then print JSON or the text summary."""
-    written = []
-    if args.out is not None:
+def _emit(args: argparse.Namespace, result: Any, text: Any, written: bool = False) -> int:
+    """Write the files asked for (unless ``written`` already), then print JSON or the text
+    summary."""
+    files: list[Any] = []
+    if args.out is not None and not written:
         try:
-            written = result.write(args.out)
+            files = result.write(args.out)
         except OSError as exc:
             raise IpabsError(f"--out {args.out}: cannot write ({exc.strerror or exc})") from None
+    elif args.out is not None:
+        files = list(result.written)
     if args.json:
         print(json.dumps(result.to_dict(), indent=2, ensure_ascii=False))
     else:
         print(text(result))
         if args.out is not None:
-            print(f"\nwrote {len(written)} files to {args.out}")
+            print(f"\nwrote {len(files)} files to {args.out}")
     return EXIT_OK
 
 
@@ -257,6 +265,13 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--keep", type=_path_list, default=[], metavar="I,J", help="paths whose tables to keep")
     m.add_argument("--out", metavar="DIR", help="write per-path outcomes (Parquet) and summaries into DIR")
     m.add_argument("--json", action="store_true", help="print one JSON document instead of text")
+    m.add_argument(
+        "--outcomes",
+        choices=("auto", "keep", "stream"),
+        default="auto",
+        help="keep every path's outcomes in memory, or stream the paths through mergeable sums in "
+        "bounded memory (default auto: keep when they take under half the free memory)",
+    )
     m.add_argument(
         "--importance-sampling",
         nargs="?",

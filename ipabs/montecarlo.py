@@ -8,7 +8,7 @@ import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from contextlib import nullcontext
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
@@ -110,6 +110,7 @@ class SimulationResult:
     original_balances: np.ndarray | None = None
     sums: RunSums | None = None
     metric_table: list[dict[str, Any]] | None = None  # a streamed run's metrics, computed as it ended
+    written: tuple[Path, ...] = ()  # the files simulate(out=...) wrote
 
     @property
     def streamed(self) -> bool:
@@ -560,7 +561,7 @@ def _simulate(
             files = result._files()
             if mode == "stream":
                 files["paths.parquet"] = streams[-1].paths_file.move_to
-            write_tables(out, files)
+            result = replace(result, written=tuple(write_tables(out, files)))
         return result
     finally:
         for stream in streams:

@@ -127,6 +127,7 @@ class Sample:
         self.lo = lo
         self._hi = hi
         self._size: int | None = None
+        self._sorted: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
 
     @property
     def size(self) -> int:
@@ -138,6 +139,23 @@ class Sample:
                 total = self.columns.paths if self._hi is None else self._hi
             self._size = total - self.lo
         return self._size
+
+    def in_memory(self) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+        """The values sorted, with their count and weight cumulated in that order, when there
+        are at most :data:`COLLECT` of them (kept for the next call); else None."""
+        if self._sorted is None and self.size <= COLLECT:
+            parts = list(self.chunks())
+            x = np.concatenate([p[0] for p in parts]) if parts else np.zeros(0)
+            order = np.argsort(x, kind="stable")
+            x = x[order]
+            counts = np.arange(1, len(x) + 1, dtype=np.float64)
+            weights = (
+                np.cumsum(np.concatenate([p[1] for p in parts])[order])
+                if self.weight is not None and parts
+                else counts
+            )
+            self._sorted = (x, counts, weights)
+        return self._sorted
 
     def part(self, lo: int, hi: int) -> Sample:
         """Values ``lo .. hi - 1`` of this sample (a contiguous batch)."""
@@ -167,6 +185,14 @@ def select(sample: Sample, targets: list[float], weighted: bool) -> list[float]:
     """For each target mass ``t``, the smallest value ``v`` of the sample whose cumulative
     mass (count, or weight when ``weighted``) up to and including ``v`` reaches ``t``; the
     largest value when no value's does (rounding of a weighted total)."""
+    small = sample.in_memory()
+    if small is not None:  # few values: sorted once, for every target
+        x, counts, weights = small
+        cum = weights if weighted else counts
+        return [
+            float(x[min(int(np.searchsorted(cum, t, side="left")), len(x) - 1)]) if len(x) else math.nan
+            for t in targets
+        ]
     out = []
     for t in targets:
         prefix, shift, below = np.uint64(0), 64, 0.0

@@ -128,10 +128,10 @@ def compile_notice(
     return True
 
 
-def check_paths_fit(deal: Any, paths: int, *, writing: bool = False) -> Any:
-    """Refuse a Monte Carlo whose per-path arrays cannot fit in the memory available, before
-    it starts (exit 2 instead of a MemoryError after minutes); see
-    :func:`ipabs.montecarlo.check_outcomes_fit`.
+def check_paths_fit(deal: Any, paths: int, *, writing: bool = False, outcomes: str = "keep") -> Any:
+    """Refuse a Monte Carlo whose per-path arrays cannot fit in the memory available (or, when
+    it streams its paths, whose quantile columns cannot fit on disk), before it starts (exit 2
+    instead of a MemoryError after minutes); see :func:`ipabs.montecarlo.outcome_mode`.
 
     Returns
     -------
@@ -139,10 +139,10 @@ def check_paths_fit(deal: Any, paths: int, *, writing: bool = False) -> Any:
         The compiled deal (to pass on, so it is not compiled twice).
     """
     from ipabs.api import _model
-    from ipabs.montecarlo import check_outcomes_fit
+    from ipabs.montecarlo import outcome_mode
 
     model = _model(deal)
-    check_outcomes_fit(model, paths, f"--paths {paths:,}", writing=writing)
+    outcome_mode(model, paths, outcomes, f"--paths {paths:,}", writing=writing)
     return model
 
 
