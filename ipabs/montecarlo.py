@@ -404,7 +404,7 @@ def outcome_mode(model: CompiledModel, paths: int, outcomes: str, what: str, *, 
         fits = available is None or outcome_bytes(model, paths, writing=writing) <= KEEP_SHARE * available
         mode = "keep" if fits else "stream"
     if mode == "keep":
-        check_outcomes_fit(model, paths, what, writing=writing)
+        check_outcomes_fit(model, paths, what, writing=writing, streamable=True)
     else:
         check_stream_fits(model, paths, what)
     return mode
@@ -446,7 +446,9 @@ def outcome_bytes(model: CompiledModel, paths: int, *, writing: bool = False) ->
     return 8.0 * columns * paths
 
 
-def check_outcomes_fit(model: CompiledModel, paths: int, what: str, *, writing: bool = False) -> None:
+def check_outcomes_fit(
+    model: CompiledModel, paths: int, what: str, *, writing: bool = False, streamable: bool = False
+) -> None:
     """Refuse, before it starts, a run whose per-path outcomes cannot fit in the memory
     available (:func:`outcome_bytes`).
 
@@ -458,7 +460,13 @@ def check_outcomes_fit(model: CompiledModel, paths: int, what: str, *, writing: 
     check_memory(
         outcome_bytes(model, paths, writing=writing),
         what,
-        "give fewer paths; the standard errors shrink with the square root of the number of paths",
+        "give fewer paths"
+        + (
+            ", or stream them with outcomes='stream' (--outcomes stream), which keeps only the summaries"
+            if streamable
+            else ""
+        )
+        + "; the standard errors shrink with the square root of the number of paths",
     )
 
 

@@ -50,6 +50,20 @@ def test_a_local_cluster_gives_the_in_process_result_bit_for_bit(client: Any) ->
     _same(here, there)
 
 
+def test_a_streamed_run_on_a_cluster_gives_the_in_process_result_bit_for_bit(
+    client: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from ipabs import montecarlo as mc
+    from ipabs.analytics import accumulate
+
+    for module in (accumulate, mc):  # several blocks, arriving in any order
+        monkeypatch.setattr(module, "BLOCK", 1_024)
+    here = mc.simulate(DEAL, paths=9_000, seed=6, outcomes="stream")
+    there = mc.simulate(DEAL, paths=9_000, seed=6, outcomes="stream", client=client)
+    assert there.streamed
+    assert json.dumps(here.to_dict(), sort_keys=True) == json.dumps(there.to_dict(), sort_keys=True)
+
+
 def test_a_worker_killed_mid_run_loses_nothing_and_counts_nothing_twice(client: Any) -> None:
     from ipabs.analytics.importance import Sampling
     from ipabs.api import _model

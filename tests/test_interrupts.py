@@ -167,9 +167,14 @@ def test_paths_that_cannot_fit_in_memory_are_refused(
     deal: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     _no_simulation(monkeypatch)
-    assert cli.main(["mc", str(deal), "--paths", "1000000000000"]) == cli.EXIT_INVALID
+    assert cli.main(["mc", str(deal), "--paths", "1000000000000", "--outcomes", "keep"]) == cli.EXIT_INVALID
     err = capsys.readouterr().err
     assert "--paths 1,000,000,000,000 needs about" in err and "give fewer paths" in err
+    assert "--outcomes stream" in err
+    # by default mc streams what memory cannot keep: then the columns on disk must fit
+    assert cli.main(["mc", str(deal), "--paths", "1000000000000"]) == cli.EXIT_INVALID
+    err = capsys.readouterr().err
+    assert "--paths 1,000,000,000,000 streams" in err and "GB free" in err
 
 
 def test_the_python_api_refuses_paths_that_cannot_fit_before_it_starts(deal: Path) -> None:

@@ -128,7 +128,7 @@ def compile_notice(
     return True
 
 
-def check_paths_fit(deal: Any, paths: int, *, writing: bool = False, outcomes: str = "keep") -> Any:
+def check_paths_fit(deal: Any, paths: int, *, writing: bool = False, outcomes: str | None = None) -> Any:
     """Refuse a Monte Carlo whose per-path arrays cannot fit in the memory available (or, when
     it streams its paths, whose quantile columns cannot fit on disk), before it starts (exit 2
     instead of a MemoryError after minutes); see :func:`ipabs.montecarlo.outcome_mode`.
@@ -139,10 +139,13 @@ def check_paths_fit(deal: Any, paths: int, *, writing: bool = False, outcomes: s
         The compiled deal (to pass on, so it is not compiled twice).
     """
     from ipabs.api import _model
-    from ipabs.montecarlo import outcome_mode
+    from ipabs.montecarlo import check_outcomes_fit, outcome_mode
 
     model = _model(deal)
-    outcome_mode(model, paths, outcomes, f"--paths {paths:,}", writing=writing)
+    if outcomes is None:  # a command that needs every path's outcomes
+        check_outcomes_fit(model, paths, f"--paths {paths:,}", writing=writing)
+    else:
+        outcome_mode(model, paths, outcomes, f"--paths {paths:,}", writing=writing)
     return model
 
 
