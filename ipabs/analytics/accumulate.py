@@ -295,22 +295,31 @@ class QuantileSource(Protocol):
 
 
 class MemoryQuantiles:
-    """:class:`QuantileSource` of the per-path arrays in memory."""
+    """:class:`QuantileSource` of the per-path arrays in memory (an unweighted column is sorted
+    once for all its quantiles)."""
 
     def __init__(self, tr: np.ndarray, pool: np.ndarray) -> None:
         self.tr = tr
         self.pool = pool
+        self.unit = bool(np.all(pool[:, P_WEIGHT] == 1.0))
+        self._sorted: dict[str, np.ndarray] = {}
 
     def _column(self, column: str) -> tuple[np.ndarray, np.ndarray | None]:
         w = self.pool[:, P_WEIGHT]
         if column == "loss_rate":
-            return self.pool[:, P_LOSS_RATE], w
-        if column == "defaults":
-            return self.pool[:, P_DEFAULTS], w
-        name, k = column.split(".")
-        x = self.tr[:, int(k), O_WAL if name == "wal" else O_YIELD]
-        ok = ~np.isnan(x)
-        return x[ok], w[ok]
+            x = self.pool[:, P_LOSS_RATE]
+        elif column == "defaults":
+            x = self.pool[:, P_DEFAULTS]
+        else:
+            name, k = column.split(".")
+            x = self.tr[:, int(k), O_WAL if name == "wal" else O_YIELD]
+            ok = ~np.isnan(x)
+            x, w = x[ok], w[ok]
+        if self.unit:  # order does not matter to plain estimates: sort once
+            if column not in self._sorted:
+                self._sorted[column] = np.sort(x)
+            return self._sorted[column], None
+        return x, w
 
     def quantile(self, column: str, q: float) -> m.Estimate:
         x, w = self._column(column)
