@@ -81,3 +81,29 @@ def test_importance_benchmark_short_json() -> None:
             assert isinstance(value, (int, float)) and math.isfinite(value) and value > 0, (name, key, value)
     # both estimate the same expected loss (importance sampling is unbiased)
     assert abs(figures["plain_paths_ratio"]["z"]) < 5
+
+
+@pytest.mark.slow
+def test_stream_benchmark_reports_its_figures() -> None:
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "stream.py"), "--paths", "30000", "--json"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=1800,
+    )
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    doc = json.loads(proc.stdout)
+    stream = doc["stream"]
+    assert stream["paths"] == 30_000
+    for key in (
+        "seconds",
+        "paths_per_second",
+        "peak_rss_mb_after",
+        "stated_bound_mb",
+        "kept_outcomes_would_need_gb",
+    ):
+        assert stream[key] > 0, key
+    assert 0.0 <= stream["senior_expected_loss"] < 1.0
+    refusal = doc["refusal"]
+    assert refusal["exit_code"] == 2 and "needs about" in refusal["message"]
