@@ -406,7 +406,7 @@ def outcome_mode(model: CompiledModel, paths: int, outcomes: str, what: str, *, 
     if mode == "keep":
         check_outcomes_fit(model, paths, what, writing=writing, streamable=True)
     else:
-        check_stream_fits(model, paths, what)
+        check_stream_fits(model, paths, what, writing=writing)
     return mode
 
 
@@ -418,16 +418,21 @@ def stream_bytes(model: CompiledModel, n_threads: int) -> float:
     return STREAM_WINDOW * max(n_threads, 1) * BLOCK * per_path
 
 
-def check_stream_fits(model: CompiledModel, paths: int, what: str) -> None:
-    """Refuse a streamed run whose quantile columns cannot fit in the temporary folder."""
+def check_stream_fits(model: CompiledModel, paths: int, what: str, *, writing: bool = False) -> None:
+    """Refuse a streamed run whose quantile columns (and, when ``writing``, its per-path table,
+    counted uncompressed) cannot fit in the temporary folder."""
     import shutil
     import tempfile
 
     need = DiskColumns.bytes_needed(len(quantile_columns(len(model.tranche_names))), paths)
+    what_goes = "quantile columns"
+    if writing:
+        need += 8.0 * (1 + len(POOL_OUTCOMES) + len(model.tranche_names) * len(TRANCHE_OUTCOMES)) * paths
+        what_goes = "quantile columns and per-path table"
     free = shutil.disk_usage(tempfile.gettempdir()).free
     if need > free:
         raise IpabsError(
-            f"{what} streams {need / 1e9:,.1f} GB of quantile columns to the temporary folder "
+            f"{what} streams {need / 1e9:,.1f} GB of {what_goes} to the temporary folder "
             f"{tempfile.gettempdir()}, which has {free / 1e9:,.1f} GB free: give fewer paths, or set "
             "TMPDIR to a folder with more room"
         )
