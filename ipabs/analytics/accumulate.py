@@ -350,11 +350,14 @@ def write_quantile_columns(
 
 
 class DiskQuantiles:
-    """:class:`QuantileSource` of the columns a streamed run kept on disk."""
+    """:class:`QuantileSource` of the columns a streamed run kept on disk. A column's quantiles
+    at every level the tables ask for come from the same few passes over it."""
 
     def __init__(self, columns: selection.DiskColumns, weighted: bool) -> None:
         self.columns = columns
         self.weighted = weighted
+        self._quantiles: dict[str, dict[float, m.Estimate]] = {}
+        self._shortfalls: dict[str, dict[float, m.Estimate]] = {}
 
     def _sample(self, column: str) -> selection.Sample:
         weight = "weight" if self.weighted else None
@@ -363,10 +366,22 @@ class DiskQuantiles:
         )
 
     def quantile(self, column: str, q: float) -> m.Estimate:
-        return selection.quantile(self._sample(column), q, self.weighted)
+        known = self._quantiles.setdefault(column, {})
+        if q not in known:
+            levels = sorted({q, *LEVELS, *DISTRIBUTION_QUANTILES} - set(known))
+            known.update(
+                zip(levels, selection.quantiles(self._sample(column), levels, self.weighted), strict=True)
+            )
+        return known[q]
 
     def shortfall(self, column: str, level: float) -> m.Estimate:
-        return selection.expected_shortfall(self._sample(column), level, self.weighted)
+        known = self._shortfalls.setdefault(column, {})
+        if level not in known:
+            levels = sorted({level, *LEVELS} - set(known))
+            qs = None if self.weighted else [self.quantile(column, a).value for a in levels]
+            found = selection.expected_shortfalls(self._sample(column), levels, self.weighted, qs)
+            known.update(zip(levels, found, strict=True))
+        return known[level]
 
 
 # ---- the tables

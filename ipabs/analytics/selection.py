@@ -184,7 +184,11 @@ class Sample:
 def select(sample: Sample, targets: list[float], weighted: bool) -> list[float]:
     """For each target mass ``t``, the smallest value ``v`` of the sample whose cumulative
     mass (count, or weight when ``weighted``) up to and including ``v`` reaches ``t``; the
-    largest value when no value's does (rounding of a weighted total)."""
+    largest value when no value's does (rounding of a weighted total).
+
+    Every target advances in the same passes over the sample: a pass histograms the next 16
+    bits of the keys under each prefix still open, and collects the values under a prefix
+    while they are few enough to sort."""
     small = sample.in_memory()
     if small is not None:  # few values: sorted once, for every target
         x, counts, weights = small
@@ -193,56 +197,85 @@ def select(sample: Sample, targets: list[float], weighted: bool) -> list[float]:
             float(x[min(int(np.searchsorted(cum, t, side="left")), len(x) - 1)]) if len(x) else math.nan
             for t in targets
         ]
-    out = []
-    for t in targets:
-        prefix, shift, below = np.uint64(0), 64, 0.0
-        while True:
-            # the candidates: values whose key starts with the prefix found so far
-            cand_x, cand_w, count = [], [], 0
-            hist = np.zeros(1 << _DIGIT)
-            shift -= _DIGIT
-            for x, w in sample.chunks():
-                keys = _keys(x)
-                if shift + _DIGIT < 64:
-                    match = (keys >> np.uint64(shift + _DIGIT)) == prefix
-                    keys = keys[match]
-                    x = x[match]
-                    w = w[match] if w is not None else None
-                mass = w if weighted else None
-                digits = ((keys >> np.uint64(shift)) & np.uint64((1 << _DIGIT) - 1)).astype(np.int64)
-                hist += np.bincount(digits, weights=mass, minlength=1 << _DIGIT)
-                count += len(x)
-                if count <= COLLECT:
-                    cand_x.append(x.copy())
-                    cand_w.append(w.copy() if w is not None else None)
-            if count == 0:
-                out.append(math.nan)
-                break
-            if count <= COLLECT:  # few enough: sort them
-                x = np.concatenate(cand_x)
+    out = [math.nan] * len(targets)
+    goal = list(targets)
+    prefix = [np.uint64(0)] * len(targets)
+    below = [0.0] * len(targets)
+    active = list(range(len(targets)))
+    shift = 64
+    while active:
+        shift -= _DIGIT
+        open_prefixes = np.array(sorted({int(prefix[i]) for i in active}), dtype=np.uint64)
+        n_open = len(open_prefixes)
+        hist = np.zeros(n_open << _DIGIT)
+        count = np.zeros(n_open, dtype=np.int64)
+        budget = max(COLLECT // n_open, 1)
+        cand: list[list[tuple[np.ndarray, np.ndarray | None]] | None] = [[] for _ in range(n_open)]
+        low = np.full(n_open, np.iinfo(np.uint64).max, dtype=np.uint64)  # each prefix's smallest key
+        high = np.zeros(n_open, dtype=np.uint64)  # and largest
+        for x, w in sample.chunks():
+            keys = _keys(x)
+            if shift + _DIGIT < 64:  # the values under an open prefix, and which one
+                head = keys >> np.uint64(shift + _DIGIT)
+                where = np.minimum(np.searchsorted(open_prefixes, head), n_open - 1)
+                match = open_prefixes[where] == head
+                keys, x, where = keys[match], x[match], where[match]
+                w = w[match] if w is not None else None
+            else:
+                where = np.zeros(len(x), dtype=np.int64)
+            digits = ((keys >> np.uint64(shift)) & np.uint64((1 << _DIGIT) - 1)).astype(np.int64)
+            flat = (where.astype(np.int64) << _DIGIT) + digits
+            hist += np.bincount(flat, weights=w if weighted else None, minlength=n_open << _DIGIT)
+            count += np.bincount(where, minlength=n_open)
+            for j in range(n_open):
+                mine = where == j if n_open > 1 else slice(None)
+                keys_j = keys[mine]
+                if len(keys_j):
+                    low[j] = min(low[j], keys_j.min())
+                    high[j] = max(high[j], keys_j.max())
+                bucket = cand[j]
+                if bucket is None:
+                    continue
+                if count[j] > budget:  # too many to sort: narrow the prefix instead
+                    cand[j] = None
+                    continue
+                bucket.append((x[mine].copy(), w[mine].copy() if w is not None else None))
+        hist = hist.reshape(n_open, 1 << _DIGIT)
+        still = []
+        for i in active:
+            j = int(np.searchsorted(open_prefixes, prefix[i]))
+            bucket = cand[j]
+            if count[j] == 0:
+                continue
+            if low[j] == high[j]:  # one value under the prefix (ties, a few distinct values)
+                out[i] = _value(low[j])
+                continue
+            if bucket is not None:  # few enough: sort them
+                x = np.concatenate([b[0] for b in bucket])
                 order = np.argsort(x, kind="stable")
                 x = x[order]
-                mass = np.concatenate(cand_w)[order] if weighted else np.ones(len(x))
-                cum = below + np.cumsum(mass)
-                i = int(np.searchsorted(cum, t, side="left"))
-                out.append(float(x[min(i, len(x) - 1)]))
-                break
-            cum = below + np.cumsum(hist)
-            d = int(np.searchsorted(cum, t, side="left"))
-            if d >= len(hist):  # the target lies beyond the total: the largest candidate
-                d = int(np.flatnonzero(hist)[-1]) if np.any(hist) else len(hist) - 1
-                t = cum[-1]
-            below = float(cum[d - 1]) if d > 0 else below
-            prefix = (prefix << np.uint64(_DIGIT)) | np.uint64(d)
+                mass = np.concatenate([b[1] for b in bucket])[order] if weighted else np.ones(len(x))
+                cum = below[i] + np.cumsum(mass)
+                out[i] = float(x[min(int(np.searchsorted(cum, goal[i], side="left")), len(x) - 1)])
+                continue
+            cum = below[i] + np.cumsum(hist[j])
+            d = int(np.searchsorted(cum, goal[i], side="left"))
+            if d >= len(cum):  # the target lies beyond the total: the largest candidate
+                d = int(np.flatnonzero(hist[j])[-1]) if np.any(hist[j]) else len(cum) - 1
+                goal[i] = float(cum[-1])
+            below[i] = float(cum[d - 1]) if d > 0 else below[i]
+            prefix[i] = (prefix[i] << np.uint64(_DIGIT)) | np.uint64(d)
             if shift == 0:  # the whole key
-                out.append(_value(prefix))
-                break
+                out[i] = _value(prefix[i])
+            else:
+                still.append(i)
+        active = still
     return out
 
 
-def _weighted_quantile(sample: Sample, q: float) -> float:
+def _weighted_quantiles(sample: Sample, qs: list[float]) -> list[float]:
     total = sum(float(w.sum()) for _, w in sample.chunks())
-    return select(sample, [q * total], weighted=True)[0]
+    return select(sample, [q * total for q in qs], weighted=True)
 
 
 def _plain_ranks(n: int, q: float) -> tuple[float, int, int, int, int]:
@@ -267,79 +300,102 @@ def _lerp(a: float, b: float, gamma: float) -> float:
     return a if a == b else value
 
 
-def quantile(sample: Sample, q: float, weighted: bool) -> Estimate:
-    """:func:`ipabs.analytics.metrics.quantile` of the sample."""
+def quantiles(sample: Sample, qs: list[float], weighted: bool) -> list[Estimate]:
+    """:func:`ipabs.analytics.metrics.quantile` of the sample at each level of ``qs``, from the
+    same passes over it."""
     n = sample.size
     if n == 0:
-        return _UNKNOWN
+        return [_UNKNOWN] * len(qs)
     if not weighted:
-        gamma, prev_rank, next_rank, lo, hi = _plain_ranks(n, q)
-        a, b, s_lo, s_hi = select(sample, [r + 1.0 for r in (prev_rank, next_rank, lo, hi)], False)
-        value = _lerp(a, b, gamma)
-        return Estimate(value, (s_hi - s_lo) / (2 * Z95), min(s_lo, value), max(s_hi, value))
-    value = _weighted_quantile(sample, q)
-    return _batched(value, [_weighted_quantile(b, q) for b in _batches(sample)])
+        ranks = [_plain_ranks(n, q) for q in qs]
+        found = select(sample, [r + 1.0 for g in ranks for r in g[1:]], False)
+        out = []
+        for i, (gamma, *_) in enumerate(ranks):
+            a, b, s_lo, s_hi = found[4 * i : 4 * i + 4]
+            value = _lerp(a, b, gamma)
+            out.append(Estimate(value, (s_hi - s_lo) / (2 * Z95), min(s_lo, value), max(s_hi, value)))
+        return out
+    values = _weighted_quantiles(sample, qs)
+    per_batch = [_weighted_quantiles(b, qs) for b in _batches(sample)]
+    return [_batched(v, [b[i] for b in per_batch]) for i, v in enumerate(values)]
 
 
-def _tail_sums(sample: Sample, threshold: float, strict: bool) -> tuple[int, float, float, float]:
-    """Over the values above ``threshold`` (or at it too, unless ``strict``): their number,
-    weight, weighted sum and the sum of their squared distances from the threshold."""
-    count, weight, total, square = 0, 0.0, 0.0, 0.0
+def quantile(sample: Sample, q: float, weighted: bool) -> Estimate:
+    """:func:`ipabs.analytics.metrics.quantile` of the sample."""
+    return quantiles(sample, [q], weighted)[0]
+
+
+def _tail_sums(sample: Sample, cuts: list[tuple[float, bool]]) -> list[tuple[int, float, float, float]]:
+    """For each (threshold, strict): over the values above the threshold (or at it too, unless
+    strict), their number, weight, weighted sum and the sum of their squared distances from the
+    threshold; all from one pass."""
+    sums = [[0, 0.0, 0.0, 0.0] for _ in cuts]
     for x, w in sample.chunks():
-        tail = x > threshold if strict else x >= threshold
-        xt = x[tail]
-        count += len(xt)
-        if w is not None:
-            wt = w[tail]
-            weight += float(wt.sum())
-            total += float((wt * xt).sum())
-        else:
-            weight += len(xt)
-            total += float(xt.sum())
-        square += float(((xt - threshold) ** 2).sum())
-    return count, weight, total, square
+        for acc, (threshold, strict) in zip(sums, cuts, strict=True):
+            tail = x > threshold if strict else x >= threshold
+            xt = x[tail]
+            acc[0] += len(xt)
+            if w is not None:
+                wt = w[tail]
+                acc[1] += float(wt.sum())
+                acc[2] += float((wt * xt).sum())
+            else:
+                acc[1] += len(xt)
+                acc[2] += float(xt.sum())
+            acc[3] += float(((xt - threshold) ** 2).sum())
+    return [(int(a[0]), float(a[1]), float(a[2]), float(a[3])) for a in sums]
+
+
+def expected_shortfalls(
+    sample: Sample, levels: list[float], weighted: bool, known: list[float] | None = None
+) -> list[Estimate]:
+    """:func:`ipabs.analytics.metrics.expected_shortfall` of the sample at each level, from the
+    same passes over it (``known``: the plain quantiles at those levels, when already found)."""
+    n = sample.size
+    if n == 0:
+        return [_UNKNOWN] * len(levels)
+    if weighted:
+        values = _weighted_shortfalls(sample, levels)
+        per_batch = [_weighted_shortfalls(b, levels) for b in _batches(sample)]
+        return [_batched(v, [b[i] for b in per_batch]) for i, v in enumerate(values)]
+    # per level, the tail holds m values, the last one fractionally: the whole-th and
+    # (whole+1)-th largest values (0-based ascending ranks n - whole, n - 1 - whole)
+    tails = [(n * (1.0 - a), math.floor(n * (1.0 - a))) for a in levels]
+    found = select(sample, [float(n - whole + r) for _, whole in tails for r in (1, 0)], False)
+    qs = known if known is not None else [e.value for e in quantiles(sample, levels, False)]
+    cuts = [(found[2 * i], True) for i in range(len(levels))] + [(q, False) for q in qs]
+    sums = _tail_sums(sample, cuts)
+    top_value = max(found) if found else math.nan
+    out = []
+    for i, (level, (m, whole)) in enumerate(zip(levels, tails, strict=True)):
+        top, after = found[2 * i], found[2 * i + 1]
+        tail_sum = 0.0
+        if whole > 0:
+            count, _, above, _ = sums[i]
+            tail_sum = above + (whole - count) * top
+        if whole < n:
+            tail_sum += (m - whole) * after
+        value = tail_sum / m if m > 0 else top_value
+        q = qs[i]
+        count, _, total, square = sums[len(levels) + i]
+        var = 0.0
+        if count > 1:
+            mean_gap = (total - count * q) / count
+            var = max(square / count - mean_gap * mean_gap, 0.0)
+        se = math.sqrt((var + level * (q - value) ** 2) / (n * (1.0 - level))) if level < 1.0 else math.nan
+        out.append(Estimate.normal(value, se))
+    return out
 
 
 def expected_shortfall(sample: Sample, level: float, weighted: bool) -> Estimate:
     """:func:`ipabs.analytics.metrics.expected_shortfall` of the sample."""
-    n = sample.size
-    if n == 0:
-        return _UNKNOWN
-    if weighted:
-        value = _weighted_shortfall(sample, level)
-        return _batched(value, [_weighted_shortfall(b, level) for b in _batches(sample)])
-    m = n * (1.0 - level)  # the tail holds m values, the last one fractionally
-    whole = math.floor(m)
-    # the whole-th and (whole+1)-th largest values (0-based ascending ranks n - whole, n - 1 - whole)
-    ranks = [float(n - whole + 1), float(n - whole)] if whole > 0 else [float(n - whole)]
-    found = select(sample, ranks, False)
-    if whole > 0:
-        top, after = found
-        count, _, above, _ = _tail_sums(sample, top, strict=True)
-        tail_sum = above + (whole - count) * top
-    else:
-        after, tail_sum = found[0], 0.0
-    if whole < n:
-        tail_sum += (m - whole) * after
-    value = tail_sum / m if m > 0 else _max(sample)
-    q = quantile(sample, level, False).value
-    count, _, total, square = _tail_sums(sample, q, strict=False)
-    var = 0.0
-    if count > 1:
-        mean_gap = (total - count * q) / count
-        var = max(square / count - mean_gap * mean_gap, 0.0)
-    se = math.sqrt((var + level * (q - value) ** 2) / (n * (1.0 - level))) if level < 1.0 else math.nan
-    return Estimate.normal(value, se)
+    return expected_shortfalls(sample, [level], weighted)[0]
 
 
-def _max(sample: Sample) -> float:
-    return max(float(x.max()) for x, _ in sample.chunks() if len(x))
-
-
-def _weighted_shortfall(sample: Sample, level: float) -> float:
-    q = _weighted_quantile(sample, level)
-    _, weight, total, _ = _tail_sums(sample, q, strict=False)
-    return total / weight if weight > 0 else math.nan
+def _weighted_shortfalls(sample: Sample, levels: list[float]) -> list[float]:
+    qs = _weighted_quantiles(sample, levels)
+    sums = _tail_sums(sample, [(q, False) for q in qs])
+    return [total / weight if weight > 0 else math.nan for _, weight, total, _ in sums]
 
 
 def _batches(sample: Sample) -> list[Sample]:
