@@ -294,17 +294,47 @@ class QuantileSource(Protocol):
     def shortfall(self, column: str, level: float) -> m.Estimate: ...
 
 
-class MemoryQuantiles:
-    """:class:`QuantileSource` of the per-path arrays in memory (an unweighted column is sorted
-    once for all its quantiles)."""
+class _Quantiles:
+    """Quantiles and shortfalls of a run's columns, each column's levels found together."""
+
+    weighted: bool
+
+    def __init__(self) -> None:
+        self._quantiles: dict[str, dict[float, m.Estimate]] = {}
+        self._shortfalls: dict[str, dict[float, m.Estimate]] = {}
+
+    def _sample(self, column: str) -> Any:
+        raise NotImplementedError
+
+    def quantile(self, column: str, q: float) -> m.Estimate:
+        known = self._quantiles.setdefault(column, {})
+        if q not in known:
+            levels = sorted({q, *LEVELS, *DISTRIBUTION_QUANTILES} - set(known))
+            known.update(
+                zip(levels, selection.quantiles(self._sample(column), levels, self.weighted), strict=True)
+            )
+        return known[q]
+
+    def shortfall(self, column: str, level: float) -> m.Estimate:
+        known = self._shortfalls.setdefault(column, {})
+        if level not in known:
+            levels = sorted({level, *LEVELS} - set(known))
+            qs = None if self.weighted else [self.quantile(column, a).value for a in levels]
+            found = selection.expected_shortfalls(self._sample(column), levels, self.weighted, qs)
+            known.update(zip(levels, found, strict=True))
+        return known[level]
+
+
+class MemoryQuantiles(_Quantiles):
+    """:class:`QuantileSource` of the per-path arrays in memory."""
 
     def __init__(self, tr: np.ndarray, pool: np.ndarray) -> None:
+        super().__init__()
         self.tr = tr
         self.pool = pool
-        self.unit = bool(np.all(pool[:, P_WEIGHT] == 1.0))
-        self._sorted: dict[str, np.ndarray] = {}
+        self.weighted = not bool(np.all(pool[:, P_WEIGHT] == 1.0))
 
-    def _column(self, column: str) -> tuple[np.ndarray, np.ndarray | None]:
+    def _sample(self, column: str) -> selection.ArraySample:
         w = self.pool[:, P_WEIGHT]
         if column == "loss_rate":
             x = self.pool[:, P_LOSS_RATE]
@@ -315,19 +345,9 @@ class MemoryQuantiles:
             x = self.tr[:, int(k), O_WAL if name == "wal" else O_YIELD]
             ok = ~np.isnan(x)
             x, w = x[ok], w[ok]
-        if self.unit:  # order does not matter to plain estimates: sort once
-            if column not in self._sorted:
-                self._sorted[column] = np.sort(x)
-            return self._sorted[column], None
-        return x, w
-
-    def quantile(self, column: str, q: float) -> m.Estimate:
-        x, w = self._column(column)
-        return m.quantile(x, q, w)
-
-    def shortfall(self, column: str, level: float) -> m.Estimate:
-        x, w = self._column(column)
-        return m.expected_shortfall(x, level, w)
+        return selection.ArraySample(
+            np.ascontiguousarray(x), np.ascontiguousarray(w) if self.weighted else None
+        )
 
 
 def quantile_columns(n_tranches: int) -> list[str]:
@@ -349,39 +369,20 @@ def write_quantile_columns(
         columns.write(f"yield.{k}", first, tr[:, k, O_YIELD])
 
 
-class DiskQuantiles:
-    """:class:`QuantileSource` of the columns a streamed run kept on disk. A column's quantiles
-    at every level the tables ask for come from the same few passes over it."""
+class DiskQuantiles(_Quantiles):
+    """:class:`QuantileSource` of the columns a streamed run kept on disk (a column's quantiles
+    at every level the tables ask for come from the same few passes over it)."""
 
     def __init__(self, columns: selection.DiskColumns, weighted: bool) -> None:
+        super().__init__()
         self.columns = columns
         self.weighted = weighted
-        self._quantiles: dict[str, dict[float, m.Estimate]] = {}
-        self._shortfalls: dict[str, dict[float, m.Estimate]] = {}
 
     def _sample(self, column: str) -> selection.Sample:
         weight = "weight" if self.weighted else None
         return selection.Sample(
             self.columns, column, weight, drop_nan=column not in ("loss_rate", "defaults")
         )
-
-    def quantile(self, column: str, q: float) -> m.Estimate:
-        known = self._quantiles.setdefault(column, {})
-        if q not in known:
-            levels = sorted({q, *LEVELS, *DISTRIBUTION_QUANTILES} - set(known))
-            known.update(
-                zip(levels, selection.quantiles(self._sample(column), levels, self.weighted), strict=True)
-            )
-        return known[q]
-
-    def shortfall(self, column: str, level: float) -> m.Estimate:
-        known = self._shortfalls.setdefault(column, {})
-        if level not in known:
-            levels = sorted({level, *LEVELS} - set(known))
-            qs = None if self.weighted else [self.quantile(column, a).value for a in levels]
-            found = selection.expected_shortfalls(self._sample(column), levels, self.weighted, qs)
-            known.update(zip(levels, found, strict=True))
-        return known[level]
 
 
 # ---- the tables

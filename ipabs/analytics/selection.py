@@ -23,6 +23,7 @@ import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -181,7 +182,40 @@ class Sample:
                 break
 
 
-def select(sample: Sample, targets: list[float], weighted: bool) -> list[float]:
+class ArraySample:
+    """A :class:`Sample` of values already in memory (with their weights, or None): sorted once
+    for all the order statistics asked of it."""
+
+    def __init__(self, x: np.ndarray, w: np.ndarray | None = None) -> None:
+        self.x = x
+        self.w = w
+        self.weight = None if w is None else "weight"
+        self.size = len(x)
+        self._sorted: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
+
+    def in_memory(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The values sorted, with their count and weight cumulated in that order."""
+        if self._sorted is None:
+            if self.w is None:
+                x = np.sort(self.x)
+                counts = np.arange(1, len(x) + 1, dtype=np.float64)
+                self._sorted = (x, counts, counts)
+            else:
+                order = np.argsort(self.x, kind="stable")
+                counts = np.arange(1, len(order) + 1, dtype=np.float64)
+                self._sorted = (self.x[order], counts, np.cumsum(self.w[order]))
+        return self._sorted
+
+    def chunks(self) -> Iterator[tuple[np.ndarray, np.ndarray | None]]:
+        """The values and weights, in one chunk."""
+        yield self.x, self.w
+
+    def part(self, lo: int, hi: int) -> ArraySample:
+        """Values ``lo .. hi - 1`` (a contiguous batch)."""
+        return ArraySample(self.x[lo:hi], None if self.w is None else self.w[lo:hi])
+
+
+def select(sample: Sample | ArraySample, targets: list[float], weighted: bool) -> list[float]:
     """For each target mass ``t``, the smallest value ``v`` of the sample whose cumulative
     mass (count, or weight when ``weighted``) up to and including ``v`` reaches ``t``; the
     largest value when no value's does (rounding of a weighted total).
@@ -273,7 +307,7 @@ def select(sample: Sample, targets: list[float], weighted: bool) -> list[float]:
     return out
 
 
-def _weighted_quantiles(sample: Sample, qs: list[float]) -> list[float]:
+def _weighted_quantiles(sample: Sample | ArraySample, qs: list[float]) -> list[float]:
     total = sum(float(w.sum()) for _, w in sample.chunks())
     return select(sample, [q * total for q in qs], weighted=True)
 
@@ -300,7 +334,7 @@ def _lerp(a: float, b: float, gamma: float) -> float:
     return a if a == b else value
 
 
-def quantiles(sample: Sample, qs: list[float], weighted: bool) -> list[Estimate]:
+def quantiles(sample: Sample | ArraySample, qs: list[float], weighted: bool) -> list[Estimate]:
     """:func:`ipabs.analytics.metrics.quantile` of the sample at each level of ``qs``, from the
     same passes over it."""
     n = sample.size
@@ -320,12 +354,14 @@ def quantiles(sample: Sample, qs: list[float], weighted: bool) -> list[Estimate]
     return [_batched(v, [b[i] for b in per_batch]) for i, v in enumerate(values)]
 
 
-def quantile(sample: Sample, q: float, weighted: bool) -> Estimate:
+def quantile(sample: Sample | ArraySample, q: float, weighted: bool) -> Estimate:
     """:func:`ipabs.analytics.metrics.quantile` of the sample."""
     return quantiles(sample, [q], weighted)[0]
 
 
-def _tail_sums(sample: Sample, cuts: list[tuple[float, bool]]) -> list[tuple[int, float, float, float]]:
+def _tail_sums(
+    sample: Sample | ArraySample, cuts: list[tuple[float, bool]]
+) -> list[tuple[int, float, float, float]]:
     """For each (threshold, strict): over the values above the threshold (or at it too, unless
     strict), their number, weight, weighted sum and the sum of their squared distances from the
     threshold; all from one pass."""
@@ -347,7 +383,7 @@ def _tail_sums(sample: Sample, cuts: list[tuple[float, bool]]) -> list[tuple[int
 
 
 def expected_shortfalls(
-    sample: Sample, levels: list[float], weighted: bool, known: list[float] | None = None
+    sample: Sample | ArraySample, levels: list[float], weighted: bool, known: list[float] | None = None
 ) -> list[Estimate]:
     """:func:`ipabs.analytics.metrics.expected_shortfall` of the sample at each level, from the
     same passes over it (``known``: the plain quantiles at those levels, when already found)."""
@@ -387,18 +423,18 @@ def expected_shortfalls(
     return out
 
 
-def expected_shortfall(sample: Sample, level: float, weighted: bool) -> Estimate:
+def expected_shortfall(sample: Sample | ArraySample, level: float, weighted: bool) -> Estimate:
     """:func:`ipabs.analytics.metrics.expected_shortfall` of the sample."""
     return expected_shortfalls(sample, [level], weighted)[0]
 
 
-def _weighted_shortfalls(sample: Sample, levels: list[float]) -> list[float]:
+def _weighted_shortfalls(sample: Sample | ArraySample, levels: list[float]) -> list[float]:
     qs = _weighted_quantiles(sample, levels)
     sums = _tail_sums(sample, [(q, False) for q in qs])
     return [total / weight if weight > 0 else math.nan for _, weight, total, _ in sums]
 
 
-def _batches(sample: Sample) -> list[Sample]:
+def _batches(sample: Sample | ArraySample) -> list[Any]:
     edges = np.linspace(0, sample.size, BATCHES + 1).astype(np.int64)
     return [sample.part(int(a), int(b)) for a, b in itertools.pairwise(edges) if b > a]
 
