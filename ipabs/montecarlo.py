@@ -117,7 +117,14 @@ class SimulationResult:
         """True when the run kept no per-path outcomes (only its summaries)."""
         return self.pool_outcomes is None
 
-    def _paths_needed(self, what: str) -> tuple[np.ndarray, np.ndarray]:
+    def per_path(self, what: str = "this") -> tuple[np.ndarray, np.ndarray]:
+        """The per-path tranche and pool outcomes (``what``: what needs them, for the message).
+
+        Raises
+        ------
+        IpabsError
+            When the run streamed its paths without keeping them, saying what to do.
+        """
         if self.tranche_outcomes is None or self.pool_outcomes is None:
             raise IpabsError(
                 f"{what} needs the per-path outcomes, which this run of {self.paths:,} paths streamed "
@@ -137,7 +144,7 @@ class SimulationResult:
     @property
     def weights(self) -> np.ndarray:
         """Likelihood-ratio weight of each path (all ones under plain sampling)."""
-        return self._paths_needed("the paths' weights")[1][:, P_WEIGHT]
+        return self.per_path("the paths' weights")[1][:, P_WEIGHT]
 
     @property
     def warnings(self) -> list[str]:
@@ -206,7 +213,7 @@ class SimulationResult:
         """One row per path: pool outcomes, then ``TRANCHE.OUTCOME`` columns."""
         import pandas as pd
 
-        tr, pool = self._paths_needed("the per-path table")
+        tr, pool = self.per_path("the per-path table")
         return pd.DataFrame(path_columns(self.tranche_names, 0, tr, pool))
 
     def to_dict(self) -> dict[str, Any]:

@@ -203,6 +203,11 @@ def test_a_streamed_run_gives_the_kept_runs_figures(monkeypatch: pytest.MonkeyPa
         _close(a.estimate, tables.risk_metrics(kept).estimate)
     with pytest.raises(IpabsError, match="streamed"):
         streamed.path_frame()
+    # what needs every path says so, and what to do, instead of failing on a missing array
+    with pytest.raises(IpabsError, match="loss distribution chart needs the per-path outcomes"):
+        streamed.plot.loss_distribution()
+    with pytest.raises(IpabsError, match="outcomes='keep'"):
+        _ = streamed.weights
     assert list(tmp_path.iterdir()) == []  # the columns were removed
 
 

@@ -439,7 +439,7 @@ def implied_ratings(
             base_rate, base_basis = base_default_rate(model)
         except IpabsError as exc:
             base_rate, base_basis = math.nan, str(exc)
-    pool_default = result.pool_outcomes[:, P_DEFAULT_RATE]
+    pool_default = result.per_path("implied ratings (the pool's default rates)")[1][:, P_DEFAULT_RATE]
     w = result.weights
     rows: list[TrancheRating] = []
     tdr_rows: list[dict[str, Any]] = []

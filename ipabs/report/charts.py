@@ -360,14 +360,15 @@ def loss_distribution(
     from ipabs.risk.montecarlo_numba_fns import P_LOSS_RATE, P_ROYALTY
 
     lang = _lang(lang)
-    loss = sim.pool_outcomes[:, P_LOSS_RATE]
+    _, pool = sim.per_path("the loss distribution chart")
+    loss = pool[:, P_LOSS_RATE]
     w = sim.weights
     assumed = pool_balance is None and not sim.kept
     if pool_balance is None and sim.kept:
         first = sim.kept[min(sim.kept)].periods
         pool_balance = float(first["pool.balance_start"].iloc[0])
     no_balance = pool_balance is not None and not pool_balance > 0
-    if no_balance or (assumed and not np.any(loss > 0) and np.any(sim.pool_outcomes[:, P_ROYALTY] > 0)):
+    if no_balance or (assumed and not np.any(loss > 0) and np.any(pool[:, P_ROYALTY] > 0)):
         raise IpabsError(
             f"{sim.deal_name}: the pool has no balance to lose (royalty and income-share streams), so "
             "its loss rate is zero on every path; plot the royalty cash instead (result.plot.royalty())"

@@ -289,7 +289,7 @@ def _loss_distribution(ws: Any, data: ReportData) -> None:
 
     lang = data.lang
     sim = data.sim
-    loss = sim.pool_outcomes[:, P_LOSS_RATE]
+    loss = sim.per_path("the workbook's loss distribution")[1][:, P_LOSS_RATE]
     w = sim.weights / sim.weights.sum()
     if not np.any(loss > 0.0):
         # royalty and income-share streams have no balance to lose: every path's loss rate is 0
