@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from contextlib import nullcontext
 from dataclasses import dataclass, field, replace
-from functools import cached_property
+from functools import cached_property, partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
@@ -21,11 +21,12 @@ from ipabs.analytics.accumulate import (
     DiskQuantiles,
     MemoryQuantiles,
     RunSums,
+    block_of_sums,
     metric_rows,
     pool_summary,
+    quantile_column_values,
     quantile_columns,
     tranche_summary,
-    write_quantile_columns,
 )
 from ipabs.analytics.importance import Sampling, choose_sampling, run_checked, target_tranche
 from ipabs.analytics.selection import DiskColumns
@@ -660,10 +661,13 @@ class _Stream:
         self.columns = DiskColumns(quantile_columns(len(names)), paths)
         self.paths_file = _ParquetChunks(names) if writing else None
 
-    def take(self, first: int, tr: np.ndarray, pool: np.ndarray) -> None:
-        """A block of paths from ``first`` (a multiple of :data:`BLOCK`), from any thread."""
-        self.accumulator.add(first, tr, pool)
-        write_quantile_columns(self.columns, first, tr, pool)
+    def take(self, first: int, reduced: tuple[Any, ...]) -> None:
+        """A block of paths from ``first`` (a multiple of :data:`BLOCK`), as
+        :func:`_reduce_block` returns it, from any thread."""
+        sums, columns, tr, pool = reduced
+        self.accumulator.put(first, sums)
+        for name, values in columns.items():
+            self.columns.write(name, first, values)
         if self.paths_file is not None:
             self.paths_file.add(first, tr, pool)
 
@@ -692,18 +696,17 @@ def _stream_paths(
     tilt = np.ascontiguousarray(sampling.group_tilt(arrays.g_threshold.shape[0]), dtype=np.float64)
     args = (seed, 0, shift, tilt, sampling.twist, sampling.alpha, 0)
     bounds = [(lo, min(lo + BLOCK, paths)) for lo in range(0, paths, BLOCK)]
+    # a worker reduces its block to sums and the quantile columns (and ships the outcomes only
+    # when the per-path table is written)
+    reduce = partial(_reduce_block, balances=model.cd.tr_balance, full=sink.paths_file is not None)
     client = active_client()
     if client is not None:  # ---- on a Dask cluster
-
-        def take(lo: int, parts: tuple[np.ndarray, ...]) -> None:
-            sink.take(lo, parts[0], parts[1])
-
-        _run_on_cluster(client, model, arrays, args, bounds, take, on_progress)
+        _run_on_cluster(client, model, arrays, args, bounds, sink.take, on_progress, work=reduce)
         return
 
     def block(lo: int, hi: int) -> int:
-        _, tr, pool, _, _ = _block(model.cd, arrays, args, lo, hi)
-        sink.take(lo, tr, pool)
+        first, *reduced = reduce(model.cd, arrays, args, lo, hi)
+        sink.take(first, tuple(reduced))
         return hi - lo
 
     queue = iter(bounds)
@@ -722,6 +725,17 @@ def _stream_paths(
             for future in running:
                 future.cancel()
             raise
+
+
+def _reduce_block(
+    cd: Any, arrays: RiskArrays, args: tuple[Any, ...], lo: int, hi: int, *, balances: np.ndarray, full: bool
+) -> tuple[Any, ...]:
+    """Paths ``lo .. hi - 1`` (one block of sums) reduced where they ran: ``(lo, sums, quantile
+    columns, tranche outcomes, pool outcomes)``, the outcomes only when ``full``."""
+    _, tr, pool, _, _ = _block(cd, arrays, args, lo, hi)
+    sums = block_of_sums(tr, pool, Accumulator(balances).scale)
+    columns = quantile_column_values(tr, pool)
+    return (lo, sums, columns, tr, pool) if full else (lo, sums, columns, None, None)
 
 
 def _take(queue: Any, n: int) -> list[tuple[int, int]]:
@@ -832,8 +846,9 @@ def _run_on_cluster(
     arrays: RiskArrays,
     args: tuple[Any, ...],
     bounds: list[tuple[int, int]],
-    take: Callable[[int, tuple[np.ndarray, ...]], None],
+    take: Callable[[int, tuple[Any, ...]], None],
     on_progress: Callable[[int], None] | None,
+    work: Callable[..., tuple[Any, ...]] | None = None,
 ) -> None:
     """Run the blocks on the cluster and hand each one to ``take(first, (tranche outcomes,
     pool outcomes, factors, group counts))`` as it arrives.
@@ -848,14 +863,16 @@ def _run_on_cluster(
     _block(model.cd, arrays, args, 0, 1)  # compile (or load) the kernel in this process
     # a list scatters each item whole, under keys of its own (a run never reuses another's)
     cd, ra = client.scatter([model.cd, arrays], broadcast=True, hash=False)
-    futures = [client.submit(_block, cd, ra, args, lo, hi, pure=False) for lo, hi in bounds]
+    work = work or _block
+    ends = dict(bounds)
+    futures = [client.submit(work, cd, ra, args, lo, hi, pure=False) for lo, hi in bounds]
     done = 0
     try:
         for future in arrived(futures):
             lo, *parts = future.result()
             take(lo, tuple(parts))
             future.release()
-            done += parts[0].shape[0]
+            done += ends[lo] - lo
             if on_progress is not None:
                 on_progress(done)
     finally:  # on an error or an interrupt: the blocks still queued are dropped

@@ -274,6 +274,13 @@ class Accumulator:
             hi = min(lo + BLOCK, len(pool))
             self._blocks[(first + lo) // BLOCK] = block_of_sums(tr[lo:hi], pool[lo:hi], self.scale)
 
+    def put(self, first: int, sums: RunSums) -> None:
+        """The sums of the block of paths from ``first`` (a multiple of :data:`BLOCK`), reduced
+        elsewhere (by :func:`block_of_sums`)."""
+        if first % BLOCK:
+            raise ValueError(f"blocks of sums start on multiples of {BLOCK}, not at {first}")
+        self._blocks[first // BLOCK] = sums
+
     def result(self) -> RunSums:
         """Every block's sums merged, in path order."""
         out = RunSums.empty(len(self.scale))
@@ -357,16 +364,21 @@ def quantile_columns(n_tranches: int) -> list[str]:
     ]
 
 
+def quantile_column_values(tr: np.ndarray, pool: np.ndarray) -> dict[str, np.ndarray]:
+    """Each quantile column's values for a block of paths (see :func:`quantile_columns`)."""
+    out = {"loss_rate": pool[:, P_LOSS_RATE], "defaults": pool[:, P_DEFAULTS], "weight": pool[:, P_WEIGHT]}
+    for k in range(tr.shape[1]):
+        out[f"wal.{k}"] = tr[:, k, O_WAL]
+        out[f"yield.{k}"] = tr[:, k, O_YIELD]
+    return {name: np.ascontiguousarray(v) for name, v in out.items()}
+
+
 def write_quantile_columns(
     columns: selection.DiskColumns, first: int, tr: np.ndarray, pool: np.ndarray
 ) -> None:
     """Write the rows of paths ``first ..`` of every quantile column."""
-    columns.write("loss_rate", first, pool[:, P_LOSS_RATE])
-    columns.write("defaults", first, pool[:, P_DEFAULTS])
-    columns.write("weight", first, pool[:, P_WEIGHT])
-    for k in range(tr.shape[1]):
-        columns.write(f"wal.{k}", first, tr[:, k, O_WAL])
-        columns.write(f"yield.{k}", first, tr[:, k, O_YIELD])
+    for name, values in quantile_column_values(tr, pool).items():
+        columns.write(name, first, values)
 
 
 class DiskQuantiles(_Quantiles):
