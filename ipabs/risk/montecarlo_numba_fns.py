@@ -2,9 +2,13 @@
 run through the same waterfall as the deterministic case, reduced to per-path outcomes.
 
 Path *i* draws only from the generator keyed by (seed, i), in a fixed order: the systematic
-factors (and the Student-t mixing variable), one uniform per obligor, a normal per defaulted
-asset's recovery (defaulters in obligor order, each one's assets in asset order), then per
-royalty stream an invalidation uniform and its Brownian path.
+factors (and the Student-t mixing variable), one uniform per obligor of the groups drawn one
+by one (``RiskArrays.ob_single``, in obligor order), then for each group of at least
+``SKIP_MIN_MEMBERS`` obligors in group order its defaulters by geometric skipping (a uniform
+per gap, then the defaulter's bits given default; see :func:`_skip_defaulters`), a normal per
+defaulted asset's recovery (defaulters in obligor order, each one's assets in asset order),
+then per royalty stream an invalidation uniform and its Brownian path. A deal whose groups are
+all smaller draws one uniform per obligor, in obligor order.
 
 Memory is O(paths x tranches): each thread reuses one scratch set of per-period tables.
 Every per-path kernel is a leaf (see :func:`ipabs._jit.njit`): no allocation, no reference
@@ -135,7 +139,9 @@ def _conditional_pd(ra, g, t, scale, m):  # type: ignore[no-untyped-def]
 def draw_defaults(ra, sc):  # type: ignore[no-untyped-def]
     """Draw the factors and every obligor's default period into ``sc.ob_period`` (T when it
     survives the horizon). The defaulters are listed, in obligor order, in the first entries of
-    ``sc.d_obligor``; returns their number."""
+    ``sc.d_obligor``; returns their number. A large group's defaulters are drawn by skipping
+    (:func:`_skip_defaulters`); each defaulter's bits (``sc.ob_bits``) then follow the law of
+    the per-obligor draw given default."""
     n_t = ra.n_periods
     state = sc.state
     z = sc.z
@@ -211,7 +217,9 @@ def draw_defaults(ra, sc):  # type: ignore[no-untyped-def]
         sc.ob_hit[d_obligor[i]] = 0
     s0, s1, s2, s3 = state[0], state[1], state[2], state[3]
     n_d = 0
-    for o in range(ob_group.shape[0]):
+    ob_single = ra.ob_single  # every obligor, unless a group is drawn by skipping
+    for j in range(ob_single.shape[0]):
+        o = ob_single[np.uint64(j)]
         bits, s0, s1, s2, s3 = xoshiro_step(s0, s1, s2, s3)
         k = np.int64(bits >> np.uint64(12))
         d_obligor[n_d] = o
@@ -221,6 +229,9 @@ def draw_defaults(ra, sc):  # type: ignore[no-untyped-def]
     state[1] = s1
     state[2] = s2
     state[3] = s3
+    for g in range(g_below.shape[0]):
+        if ra.g_skip[g] == 1:
+            n_d = _skip_defaulters(ra, sc, g, n_d)
     # A defaulter: its uniform, back to its latent variable, then the first period whose
     # threshold it is below. Acklam's inverse of Phi has a formula for the tails and one for
     # the centre; a branch between them was mispredicted for a defaulter in two, so the
@@ -273,6 +284,75 @@ def draw_defaults(ra, sc):  # type: ignore[no-untyped-def]
     else:
         sc.weight[0] = 1.0
     sc.n_defaulters[0] = n_d
+    return n_d
+
+
+@njit(leaf=True)
+def _skip_defaulters(ra, sc, g, n_d):  # type: ignore[no-untyped-def]
+    """Draw the defaulters of group ``g`` by geometric skipping over its members and list
+    them after the ``n_d`` already in ``sc.d_obligor``, keeping the list in obligor order;
+    returns the new count.
+
+    The per-obligor draw makes a member default when the top 52 bits of its uniform,
+    ``k``, are below ``below = g_below[g]``: each member independently with probability
+    ``q = below / 2^52``, and given default ``k`` is uniform on ``0 .. below - 1``. Here the
+    gap to the next defaulter is Geometric(q), ``floor(log(u) / log1p(-q))`` (P(gap >= j) =
+    (1 - q)^j), and each defaulter's ``k`` is drawn uniform on ``0 .. below - 1`` (top bits
+    under the next power of two, redrawn when not below): the same law, at a cost in
+    proportion to the defaulters. Draws: a uniform per gap (none when q = 1), then the
+    defaulter's bits (one or more draws)."""
+    below = sc.g_below[g]
+    if below <= 0:  # a zero probability: no uniform drawn
+        return n_d
+    state = sc.state
+    d_obligor = sc.d_obligor
+    ob_bits = sc.ob_bits
+    member = ra.g_member
+    lo = ra.g_member_ptr[g]
+    hi = ra.g_member_ptr[g + 1]
+    certain = below >= np.int64(1) << 52  # q = 1: every member defaults (log1p(-1) = -inf)
+    log_survive = math.log1p(-float(below) * 2.0**-52) if not certain else -math.inf
+    n_bits = 0  # k < 2^n_bits: the fewest bits that hold below - 1
+    while (np.int64(1) << n_bits) < below:
+        n_bits += 1
+    first = n_d
+    s0, s1, s2, s3 = state[0], state[1], state[2], state[3]
+    j = lo
+    while j < hi:
+        if not certain:
+            bits, s0, s1, s2, s3 = xoshiro_step(s0, s1, s2, s3)
+            gap = math.log(bits_to_uniform(bits)) / log_survive  # >= 0; may pass 2^63 when q is tiny
+            if gap >= hi - j:
+                break
+            j += np.int64(gap)
+        o = member[j]
+        k = below
+        while k >= below:
+            bits, s0, s1, s2, s3 = xoshiro_step(s0, s1, s2, s3)
+            k = np.int64(bits >> np.uint64(64 - n_bits)) if n_bits > 0 else np.int64(0)
+        ob_bits[o] = np.uint64(k) << np.uint64(12)  # bits_to_uniform: (k + 0.5) 2^-52, as per obligor
+        d_obligor[n_d] = o
+        n_d += 1
+        j += 1
+    state[0] = s0
+    state[1] = s1
+    state[2] = s2
+    state[3] = s3
+    if first > 0 and n_d > first and d_obligor[first - 1] > d_obligor[first]:
+        # the groups interleave: merge the two sorted runs through d_region (free until the
+        # uniforms are converted)
+        merged = sc.d_region
+        a = 0
+        b = first
+        for i in range(n_d):
+            if b >= n_d or (a < first and d_obligor[a] < d_obligor[b]):
+                merged[i] = d_obligor[a]
+                a += 1
+            else:
+                merged[i] = d_obligor[b]
+                b += 1
+        for i in range(n_d):
+            d_obligor[i] = merged[i]
     return n_d
 
 
