@@ -4,15 +4,21 @@ per-obligor sampler on whole deals), listed in obligor order, importance samplin
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from functools import cache
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
 from scipy import stats
 
+from ipabs._jit import njit
 from ipabs.api import _model
 from ipabs.deal.load import parse_deal
+from ipabs.numerics.prefetch_numba_fns import prefetch_row
 from ipabs.numerics.rng_numba_fns import bits_to_uniform, seed_state
 from ipabs.risk.model import SKIP_MIN_MEMBERS, RiskArrays, compile_risk, sampling_lists
 from ipabs.risk.montecarlo_numba_fns import (
@@ -309,3 +315,60 @@ def test_a_skipped_defaulters_uniform_is_the_per_obligor_one_given_default() -> 
         for x in k:
             u = bits_to_uniform(np.uint64(x) << np.uint64(12))
             assert 0.0 < u < below / TWO52
+
+
+TWIN = """
+import sys
+import warnings
+import numba
+import numpy as np
+assert numba.config.DISABLE_JIT
+# the generator relies on 64-bit wrap-around, which NumPy's scalars do with a warning
+warnings.filterwarnings("ignore", message="overflow encountered in scalar", category=RuntimeWarning)
+sys.path.insert(0, sys.argv[1])
+from test_granular_draws import deal
+from ipabs.numerics.rng_numba_fns import seed_state
+from ipabs.risk.montecarlo_numba_fns import allocate_scratch, draw_defaults
+model, ra = deal(900, mixed=True)
+sc = allocate_scratch(model.cd, ra)
+rows = []
+for path in range(4):
+    seed_state(sc.state, 3, path, 0)
+    n_d = draw_defaults(ra, sc)
+    rows.append(np.concatenate([sc.d_obligor[:n_d], sc.ob_period]))
+np.save(sys.argv[2], np.concatenate(rows))
+"""
+
+
+def test_the_python_twin_skips_as_the_compiled_kernel(tmp_path: Path) -> None:
+    """Skipping draws the same defaulters and periods with NUMBA_DISABLE_JIT=1."""
+    model, ra = deal(900, mixed=True)
+    assert ra.g_skip.tolist() == [0, 1]
+    sc = allocate_scratch(model.cd, ra)
+    rows = []
+    for path in range(4):
+        seed_state(sc.state, 3, path, 0)
+        n_d = draw_defaults(ra, sc)
+        rows.append(np.concatenate([sc.d_obligor[:n_d], sc.ob_period]))
+    target = tmp_path / "twin.npy"
+    env = {**os.environ, "NUMBA_DISABLE_JIT": "1", "PYTHONWARNINGS": "error"}
+    here = Path(__file__).resolve().parent
+    subprocess.run([sys.executable, "-c", TWIN, str(here), str(target)], check=True, env=env, cwd=here.parent)
+    assert np.array_equal(np.load(target), np.concatenate(rows))
+
+
+def test_prefetch_hint_changes_nothing() -> None:
+    """The prefetch hint compiles for a 3-D table and, in Python, does nothing."""
+    table = np.arange(24.0).reshape(2, 3, 4)
+
+    @njit
+    def hinted(x: np.ndarray) -> float:
+        total = 0.0
+        for i in range(x.shape[0]):
+            for j in range(x.shape[1]):
+                prefetch_row(x, i, j)
+                total += x[i, j, 0]
+        return total
+
+    assert hinted(table) == table[:, :, 0].sum()
+    assert prefetch_row(table, 1, 2) is None

@@ -65,6 +65,7 @@ from ipabs.engine.revolving_numba_fns import (
 )
 from ipabs.engine.waterfall_numba_fns import allocate_work, waterfall_path
 from ipabs.numerics.normal_numba_fns import ACKLAM_TAIL, acklam_centre, norm_cdf, norm_ppf_tails
+from ipabs.numerics.prefetch_numba_fns import prefetch_row
 from ipabs.numerics.rng_numba_fns import (
     bits_to_uniform,
     chi_square,
@@ -122,6 +123,9 @@ P_ROYALTY = 3  # royalty and income-share cash collected
 P_WEIGHT = 4  # likelihood ratio of the path (1 without importance sampling)
 P_PURCHASED = 5  # par bought in the revolving period
 POOL_OUTCOMES = ("default_rate", "loss_rate", "defaults", "royalty_collected", "weight", "purchased")
+
+# defaulters between the one taken out of the pool and the one whose flows are prefetched
+PREFETCH_AHEAD = 8
 
 # the generator stream of purchased assets: apart from the pool's, so that purchases (which
 # depend on the waterfall) never shift the pool's draws
@@ -462,8 +466,18 @@ def path_collections(ra, sc, n_defaulters):  # type: ignore[no-untyped-def]
             for c in range(base.shape[2]):
                 coll_pool[p, t, c] = base[p, t, c]
     flows = ra.a_flows
+    n_t = flows.shape[1]
     # only the defaulters' assets change: take each out from its default period on
     for i in range(n_defaulters):
+        if i + PREFETCH_AHEAD < n_defaulters:
+            # a large pool's flows are far larger than the caches: ask for a later defaulter's
+            # rows now, so that reading them overlaps this one's work
+            o_next = sc.d_obligor[i + PREFETCH_AHEAD]
+            t_next = ob_period[o_next] if ra.dq_on == 0 else 0
+            for j in range(ra.ob_asset_ptr[o_next], ra.ob_asset_ptr[o_next + 1]):
+                a = ra.ob_asset[j]
+                for t in range(t_next, min(ra.a_end[a], n_t)):
+                    prefetch_row(flows, a, t)
         o = sc.d_obligor[i]
         tau = ob_period[o]
         # ---- delinquency: the defaulter stopped paying the months its roll took, from
