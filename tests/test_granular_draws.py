@@ -26,6 +26,7 @@ from ipabs.risk.montecarlo_numba_fns import (
     P_DEFAULTS,
     P_WEIGHT,
     POOL_OUTCOMES,
+    SKIP_MAX_Q,
     TRANCHE_OUTCOMES,
     _skip_defaulters,
     allocate_scratch,
@@ -135,10 +136,11 @@ def test_groups_of_512_or_more_obligors_are_drawn_by_skipping() -> None:
     assert mixed.g_member.tolist() == [i for i in range(900) if i % 3]
 
 
-@pytest.mark.parametrize("q", [3e-6, 0.002, 0.05, 0.5, 0.999])
+@pytest.mark.parametrize("q", [3e-6, 0.002, 0.05, 0.124, 0.125, 0.5, 0.999])
 def test_defaulter_count_is_binomial(q: float) -> None:
     """Given the factors (here: a fixed probability), the number of defaulters of n members
-    is Binomial(n, below / 2^52): the law of n per-obligor draws."""
+    is Binomial(n, below / 2^52): the law of n per-obligor draws (skipped below SKIP_MAX_Q,
+    a uniform per member from it on)."""
     _, ra = deal(600)
     below = round(q * TWO52)
     reps = 3000
@@ -171,12 +173,13 @@ def test_certain_and_impossible_default() -> None:
     assert np.array_equal(sc.state, before)  # a zero probability draws nothing
 
 
-def test_defaulters_are_spread_uniformly_over_the_members() -> None:
+@pytest.mark.parametrize("q", [0.05, 0.3])
+def test_defaulters_are_spread_uniformly_over_the_members(q: float) -> None:
     """Each member defaults with probability q (first and last included), pairs at any
     distance together with q^2, and a defaulter's 52 bits are uniform below ``below``."""
     _, ra = deal(600)
-    reps = 4000
-    below = round(0.05 * TWO52)
+    reps = 4000 if q < SKIP_MAX_Q else 1000
+    below = round(q * TWO52)
     q = below / TWO52
     _, per_member, lists = skip_draws(ra, below, reps, seed=11)
     chi2 = float(np.sum((per_member - reps * q) ** 2 / (reps * q * (1 - q))))

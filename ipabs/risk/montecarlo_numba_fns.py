@@ -5,7 +5,8 @@ Path *i* draws only from the generator keyed by (seed, i), in a fixed order: the
 factors (and the Student-t mixing variable), one uniform per obligor of the groups drawn one
 by one (``RiskArrays.ob_single``, in obligor order), then for each group of at least
 ``SKIP_MIN_MEMBERS`` obligors in group order its defaulters by geometric skipping (a uniform
-per gap, then the defaulter's bits given default; see :func:`_skip_defaulters`), a normal per
+per gap, then the defaulter's bits given default; a uniform per member when the path's
+probability of default is ``SKIP_MAX_Q`` or more; see :func:`_skip_defaulters`), a normal per
 defaulted asset's recovery (defaulters in obligor order, each one's assets in asset order),
 then per royalty stream an invalidation uniform and its Brownian path. A deal whose groups are
 all smaller draws one uniform per obligor, in obligor order.
@@ -124,8 +125,14 @@ P_WEIGHT = 4  # likelihood ratio of the path (1 without importance sampling)
 P_PURCHASED = 5  # par bought in the revolving period
 POOL_OUTCOMES = ("default_rate", "loss_rate", "defaults", "royalty_collected", "weight", "purchased")
 
-# defaulters between the one taken out of the pool and the one whose flows are prefetched
+# defaulters between the one taken out of the pool and the one whose flows are prefetched,
+# when the per-asset flows pass 32 MB (smaller tables stay in the caches: the hints only cost)
 PREFETCH_AHEAD = 8
+PREFETCH_MIN_ENTRIES = 1 << 22
+
+# a group whose probability of default on the path is below this skips to its defaulters;
+# at or above it, a uniform per member costs less (about a tenth of a skip's per-defaulter cost)
+SKIP_MAX_Q = 0.125
 
 # the generator stream of purchased assets: apart from the pool's, so that purchases (which
 # depend on the waterfall) never shift the pool's draws
@@ -221,14 +228,22 @@ def draw_defaults(ra, sc):  # type: ignore[no-untyped-def]
         sc.ob_hit[d_obligor[i]] = 0
     s0, s1, s2, s3 = state[0], state[1], state[2], state[3]
     n_d = 0
-    ob_single = ra.ob_single  # every obligor, unless a group is drawn by skipping
-    for j in range(ob_single.shape[0]):
-        o = ob_single[np.uint64(j)]
-        bits, s0, s1, s2, s3 = xoshiro_step(s0, s1, s2, s3)
-        k = np.int64(bits >> np.uint64(12))
-        d_obligor[n_d] = o
-        ob_bits[o] = bits
-        n_d += 1 if k < g_below[np.uint64(ob_group[o])] else 0  # unsigned: no wraparound check
+    ob_single = ra.ob_single
+    if ob_single.shape[0] == ob_group.shape[0]:  # every obligor (no group skips): no indirection
+        for o in range(ob_group.shape[0]):
+            bits, s0, s1, s2, s3 = xoshiro_step(s0, s1, s2, s3)
+            k = np.int64(bits >> np.uint64(12))
+            d_obligor[n_d] = o
+            ob_bits[o] = bits
+            n_d += 1 if k < g_below[np.uint64(ob_group[o])] else 0  # unsigned: no wraparound check
+    else:
+        for j in range(ob_single.shape[0]):
+            o = ob_single[np.uint64(j)]
+            bits, s0, s1, s2, s3 = xoshiro_step(s0, s1, s2, s3)
+            k = np.int64(bits >> np.uint64(12))
+            d_obligor[n_d] = o
+            ob_bits[o] = bits
+            n_d += 1 if k < g_below[np.uint64(ob_group[o])] else 0
     state[0] = s0
     state[1] = s1
     state[2] = s2
@@ -293,18 +308,20 @@ def draw_defaults(ra, sc):  # type: ignore[no-untyped-def]
 
 @njit(leaf=True)
 def _skip_defaulters(ra, sc, g, n_d):  # type: ignore[no-untyped-def]
-    """Draw the defaulters of group ``g`` by geometric skipping over its members and list
-    them after the ``n_d`` already in ``sc.d_obligor``, keeping the list in obligor order;
-    returns the new count.
+    """Draw the defaulters of group ``g`` (one with members listed in ``ra.g_member``) and
+    list them after the ``n_d`` already in ``sc.d_obligor``, keeping the list in obligor
+    order; returns the new count.
 
     The per-obligor draw makes a member default when the top 52 bits of its uniform,
     ``k``, are below ``below = g_below[g]``: each member independently with probability
-    ``q = below / 2^52``, and given default ``k`` is uniform on ``0 .. below - 1``. Here the
-    gap to the next defaulter is Geometric(q), ``floor(log(u) / log1p(-q))`` (P(gap >= j) =
-    (1 - q)^j), and each defaulter's ``k`` is drawn uniform on ``0 .. below - 1`` (top bits
-    under the next power of two, redrawn when not below): the same law, at a cost in
-    proportion to the defaulters. Draws: a uniform per gap (none when q = 1), then the
-    defaulter's bits (one or more draws)."""
+    ``q = below / 2^52``, and given default ``k`` is uniform on ``0 .. below - 1``. Below
+    ``SKIP_MAX_Q`` the members are skipped: the gap to the next defaulter is Geometric(q),
+    ``floor(log(u) / log1p(-q))`` (P(gap >= j) = (1 - q)^j), and each defaulter's ``k`` is
+    drawn uniform on ``0 .. below - 1`` (top bits under the next power of two, redrawn when
+    not below): the same law, at a cost in proportion to the defaulters. Draws: a uniform
+    per gap, then the defaulter's bits (one or more). From ``SKIP_MAX_Q`` on (a path where
+    most of a group defaults) a uniform per member is cheaper: the member loop of the
+    per-obligor draw, whose cost is then at most 1 / ``SKIP_MAX_Q`` per defaulter."""
     below = sc.g_below[g]
     if below <= 0:  # a zero probability: no uniform drawn
         return n_d
@@ -314,30 +331,37 @@ def _skip_defaulters(ra, sc, g, n_d):  # type: ignore[no-untyped-def]
     member = ra.g_member
     lo = ra.g_member_ptr[g]
     hi = ra.g_member_ptr[g + 1]
-    certain = below >= np.int64(1) << 52  # q = 1: every member defaults (log1p(-1) = -inf)
-    log_survive = math.log1p(-float(below) * 2.0**-52) if not certain else -math.inf
-    n_bits = 0  # k < 2^n_bits: the fewest bits that hold below - 1
-    while (np.int64(1) << n_bits) < below:
-        n_bits += 1
+    q = float(below) * 2.0**-52
     first = n_d
     s0, s1, s2, s3 = state[0], state[1], state[2], state[3]
-    j = lo
-    while j < hi:
-        if not certain:
+    if q >= SKIP_MAX_Q:
+        for j in range(lo, hi):
+            o = member[j]
+            bits, s0, s1, s2, s3 = xoshiro_step(s0, s1, s2, s3)
+            d_obligor[n_d] = o
+            ob_bits[o] = bits
+            n_d += 1 if np.int64(bits >> np.uint64(12)) < below else 0
+    else:
+        log_survive = math.log1p(-q)  # < 0: q < 1
+        n_bits = 0  # k < 2^n_bits: the fewest bits that hold below - 1
+        while (np.int64(1) << n_bits) < below:
+            n_bits += 1
+        j = lo
+        while True:
             bits, s0, s1, s2, s3 = xoshiro_step(s0, s1, s2, s3)
             gap = math.log(bits_to_uniform(bits)) / log_survive  # >= 0; may pass 2^63 when q is tiny
             if gap >= hi - j:
                 break
             j += np.int64(gap)
-        o = member[j]
-        k = below
-        while k >= below:
-            bits, s0, s1, s2, s3 = xoshiro_step(s0, s1, s2, s3)
-            k = np.int64(bits >> np.uint64(64 - n_bits)) if n_bits > 0 else np.int64(0)
-        ob_bits[o] = np.uint64(k) << np.uint64(12)  # bits_to_uniform: (k + 0.5) 2^-52, as per obligor
-        d_obligor[n_d] = o
-        n_d += 1
-        j += 1
+            o = member[j]
+            k = below
+            while k >= below:
+                bits, s0, s1, s2, s3 = xoshiro_step(s0, s1, s2, s3)
+                k = np.int64(bits >> np.uint64(64 - n_bits)) if n_bits > 0 else np.int64(0)
+            ob_bits[o] = np.uint64(k) << np.uint64(12)  # bits_to_uniform: (k + 0.5) 2^-52, as per obligor
+            d_obligor[n_d] = o
+            n_d += 1
+            j += 1
     state[0] = s0
     state[1] = s1
     state[2] = s2
@@ -468,8 +492,9 @@ def path_collections(ra, sc, n_defaulters):  # type: ignore[no-untyped-def]
     flows = ra.a_flows
     n_t = flows.shape[1]
     # only the defaulters' assets change: take each out from its default period on
+    prefetch = flows.size >= PREFETCH_MIN_ENTRIES
     for i in range(n_defaulters):
-        if i + PREFETCH_AHEAD < n_defaulters:
+        if prefetch and i + PREFETCH_AHEAD < n_defaulters:
             # a large pool's flows are far larger than the caches: ask for a later defaulter's
             # rows now, so that reading them overlaps this one's work
             o_next = sc.d_obligor[i + PREFETCH_AHEAD]
