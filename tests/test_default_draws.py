@@ -13,7 +13,7 @@ import ipabs
 from ipabs.engine.compile import compile_deal
 from ipabs.numerics.normal_numba_fns import ACKLAM_TAIL, acklam_centre, norm_ppf_fast, norm_ppf_tails
 from ipabs.numerics.rng_numba_fns import bits_to_uniform, seed_state
-from ipabs.risk.model import PeriodSearch, compile_risk, period_search
+from ipabs.risk.model import PeriodSearch, compile_risk, period_search, sampling_lists
 from ipabs.risk.montecarlo_numba_fns import allocate_scratch, draw_defaults
 from ipabs.risk.search_numba_fns import extra_steps, search_period
 
@@ -139,13 +139,18 @@ def test_acklam_centre_equals_norm_ppf_fast_bit_for_bit() -> None:
         assert np.float64(got).view(np.int64) == np.float64(want).view(np.int64), u
 
 
+@pytest.mark.parametrize("skip", [False, True])
 @pytest.mark.parametrize("twist", [0.0, 4.0])
-def test_drawn_periods_follow_the_definition(twist: float) -> None:
+def test_drawn_periods_follow_the_definition(twist: float, skip: bool) -> None:
     """Each defaulter drawn by the kernel: the period from its own random bits by the plain
     definition (norm_ppf_fast, then a count of thresholds), with and without the importance
-    sampling twist of the default probabilities."""
+    sampling twist of the default probabilities, one uniform per obligor or every group
+    drawn by skipping."""
     model = compile_deal(ipabs.load_deal(ROOT / "scenarios" / "caohejing_ip_pledge.yaml"))
     ra = compile_risk(model)
+    assert not ra.g_skip.any()  # a small deal: one uniform per obligor
+    if skip:
+        ra = ra._replace(**sampling_lists(ra.ob_group, ra.g_threshold.shape[0], 1))
     sc = allocate_scratch(model.cd, ra)
     sc.sampling[0] = twist  # expected defaulters targeted; alpha 0: every path twisted
     n_t = ra.n_periods

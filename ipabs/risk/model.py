@@ -27,6 +27,11 @@ RECOVERY_CODES = {"constant": REC_CONSTANT, "lognormal": REC_LOGNORMAL, "beta": 
 
 BETA_TABLE_SIZE = 4097  # quantile table of the beta value factor, on a uniform grid of (0, 1)
 
+# An obligor group with at least this many members draws its defaulters by geometric skipping
+# (a cost in proportion to its defaulters); a smaller one draws one uniform per obligor. Every
+# deal whose groups are all smaller keeps the per-obligor draws.
+SKIP_MIN_MEMBERS = 512
+
 
 # columns of RiskArrays.a_flows
 A_INTEREST = 0
@@ -53,6 +58,11 @@ class RiskArrays(NamedTuple):
     copula: int
     dof: float
     ob_group: np.ndarray  # (O,) group of each obligor (same thresholds and loadings)
+    # ---- how each group's defaulters are drawn (see sampling_lists)
+    ob_single: np.ndarray  # (O1,) obligors drawn one uniform each, in obligor order
+    g_skip: np.ndarray  # (G,) 1: the group's defaulters are drawn by geometric skipping
+    g_member_ptr: np.ndarray  # (G+1,) members of skipping group g: g_member[ptr[g]:ptr[g+1]]
+    g_member: np.ndarray  # (O2,) members of the skipping groups, in obligor order within each
     g_threshold: np.ndarray  # (G, T) latent-variable threshold for default by the end of period t
     # the thresholds bucketed for the search of a defaulter's period (PeriodSearch)
     g_search_row: np.ndarray  # (G, T - 1 + 2^max(steps, 3))
@@ -125,6 +135,44 @@ class RiskArrays(NamedTuple):
     dq_on: int  # 1 when loans fall behind (a_flows carries the buckets)
     dq_exit: np.ndarray  # (3,) monthly roll + cure rate of each bucket (a defaulter's months behind)
     month_start: np.ndarray  # (T+1,) months from the start of the first collection period
+
+
+def sampling_lists(
+    ob_group: np.ndarray, n_groups: int, min_members: int = SKIP_MIN_MEMBERS
+) -> dict[str, np.ndarray]:
+    """How the Monte Carlo draws each obligor group's defaulters.
+
+    A group with at least ``min_members`` members is drawn by geometric skipping over its
+    member list; the other obligors draw one uniform each. Returns the ``RiskArrays`` fields
+    ``ob_single``, ``g_skip``, ``g_member_ptr`` and ``g_member`` (pass them to
+    ``RiskArrays._replace`` to draw a compiled model another way).
+
+    Parameters
+    ----------
+    ob_group : numpy.ndarray
+        Group of each obligor.
+    n_groups : int
+        Number of groups.
+    min_members : int
+        Smallest group drawn by skipping.
+
+    Returns
+    -------
+    dict of str to numpy.ndarray
+        The four fields.
+    """
+    ob_group = np.asarray(ob_group, dtype=np.int64)
+    counts = np.bincount(ob_group, minlength=n_groups)
+    skip = (counts >= min_members).astype(np.int64)
+    skipped = skip[ob_group] == 1
+    members = np.flatnonzero(skipped)
+    order = np.argsort(ob_group[members], kind="stable")  # by group, obligor order within
+    return {
+        "ob_single": np.flatnonzero(~skipped).astype(np.int64),
+        "g_skip": skip,
+        "g_member_ptr": np.concatenate([[0], np.cumsum(counts * skip)]).astype(np.int64),
+        "g_member": members[order].astype(np.int64),
+    }
 
 
 def cumulative_pd(
@@ -525,6 +573,7 @@ def compile_risk(model: CompiledModel, risk: RiskModel | None = None) -> RiskArr
         copula=COPULA_STUDENT_T if risk.copula == "student_t" else COPULA_GAUSSIAN,
         dof=float(risk.degrees_of_freedom or 0.0),
         ob_group=ob_group,
+        **sampling_lists(ob_group, g_threshold.shape[0]),
         g_threshold=g_threshold,
         g_search_row=search.rows,
         g_search_start=search.start,

@@ -2,9 +2,14 @@
 run through the same waterfall as the deterministic case, reduced to per-path outcomes.
 
 Path *i* draws only from the generator keyed by (seed, i), in a fixed order: the systematic
-factors (and the Student-t mixing variable), one uniform per obligor, a normal per defaulted
-asset's recovery (defaulters in obligor order, each one's assets in asset order), then per
-royalty stream an invalidation uniform and its Brownian path.
+factors (and the Student-t mixing variable), one uniform per obligor of the groups drawn one
+by one (``RiskArrays.ob_single``, in obligor order), then for each group of at least
+``SKIP_MIN_MEMBERS`` obligors in group order its defaulters by geometric skipping (a uniform
+per gap, then the defaulter's bits given default; a uniform per member when the path's
+probability of default is ``SKIP_MAX_Q`` or more; see :func:`_skip_defaulters`), a normal per
+defaulted asset's recovery (defaulters in obligor order, each one's assets in asset order),
+then per royalty stream an invalidation uniform and its Brownian path. A deal whose groups are
+all smaller draws one uniform per obligor, in obligor order.
 
 Memory is O(paths x tranches): each thread reuses one scratch set of per-period tables.
 Every per-path kernel is a leaf (see :func:`ipabs._jit.njit`): no allocation, no reference
@@ -61,6 +66,7 @@ from ipabs.engine.revolving_numba_fns import (
 )
 from ipabs.engine.waterfall_numba_fns import allocate_work, waterfall_path
 from ipabs.numerics.normal_numba_fns import ACKLAM_TAIL, acklam_centre, norm_cdf, norm_ppf_tails
+from ipabs.numerics.prefetch_numba_fns import prefetch_row
 from ipabs.numerics.rng_numba_fns import (
     bits_to_uniform,
     chi_square,
@@ -119,6 +125,15 @@ P_WEIGHT = 4  # likelihood ratio of the path (1 without importance sampling)
 P_PURCHASED = 5  # par bought in the revolving period
 POOL_OUTCOMES = ("default_rate", "loss_rate", "defaults", "royalty_collected", "weight", "purchased")
 
+# defaulters between the one taken out of the pool and the one whose flows are prefetched,
+# when the per-asset flows pass 32 MB (smaller tables stay in the caches: the hints only cost)
+PREFETCH_AHEAD = 8
+PREFETCH_MIN_ENTRIES = 1 << 22
+
+# a group whose probability of default on the path is below this skips to its defaulters;
+# at or above it, a uniform per member costs less (about a tenth of a skip's per-defaulter cost)
+SKIP_MAX_Q = 0.125
+
 # the generator stream of purchased assets: apart from the pool's, so that purchases (which
 # depend on the waterfall) never shift the pool's draws
 REVOLVING_STREAM = 1 << 40
@@ -135,7 +150,9 @@ def _conditional_pd(ra, g, t, scale, m):  # type: ignore[no-untyped-def]
 def draw_defaults(ra, sc):  # type: ignore[no-untyped-def]
     """Draw the factors and every obligor's default period into ``sc.ob_period`` (T when it
     survives the horizon). The defaulters are listed, in obligor order, in the first entries of
-    ``sc.d_obligor``; returns their number."""
+    ``sc.d_obligor``; returns their number. A large group's defaulters are drawn by skipping
+    (:func:`_skip_defaulters`); each defaulter's bits (``sc.ob_bits``) then follow the law of
+    the per-obligor draw given default."""
     n_t = ra.n_periods
     state = sc.state
     z = sc.z
@@ -211,16 +228,29 @@ def draw_defaults(ra, sc):  # type: ignore[no-untyped-def]
         sc.ob_hit[d_obligor[i]] = 0
     s0, s1, s2, s3 = state[0], state[1], state[2], state[3]
     n_d = 0
-    for o in range(ob_group.shape[0]):
-        bits, s0, s1, s2, s3 = xoshiro_step(s0, s1, s2, s3)
-        k = np.int64(bits >> np.uint64(12))
-        d_obligor[n_d] = o
-        ob_bits[o] = bits
-        n_d += 1 if k < g_below[np.uint64(ob_group[o])] else 0  # unsigned: no wraparound check
+    ob_single = ra.ob_single
+    if ob_single.shape[0] == ob_group.shape[0]:  # every obligor (no group skips): no indirection
+        for o in range(ob_group.shape[0]):
+            bits, s0, s1, s2, s3 = xoshiro_step(s0, s1, s2, s3)
+            k = np.int64(bits >> np.uint64(12))
+            d_obligor[n_d] = o
+            ob_bits[o] = bits
+            n_d += 1 if k < g_below[np.uint64(ob_group[o])] else 0  # unsigned: no wraparound check
+    else:
+        for j in range(ob_single.shape[0]):
+            o = ob_single[np.uint64(j)]
+            bits, s0, s1, s2, s3 = xoshiro_step(s0, s1, s2, s3)
+            k = np.int64(bits >> np.uint64(12))
+            d_obligor[n_d] = o
+            ob_bits[o] = bits
+            n_d += 1 if k < g_below[np.uint64(ob_group[o])] else 0
     state[0] = s0
     state[1] = s1
     state[2] = s2
     state[3] = s3
+    for g in range(g_below.shape[0]):
+        if ra.g_skip[g] == 1:
+            n_d = _skip_defaulters(ra, sc, g, n_d)
     # A defaulter: its uniform, back to its latent variable, then the first period whose
     # threshold it is below. Acklam's inverse of Phi has a formula for the tails and one for
     # the centre; a branch between them was mispredicted for a defaulter in two, so the
@@ -273,6 +303,84 @@ def draw_defaults(ra, sc):  # type: ignore[no-untyped-def]
     else:
         sc.weight[0] = 1.0
     sc.n_defaulters[0] = n_d
+    return n_d
+
+
+@njit(leaf=True)
+def _skip_defaulters(ra, sc, g, n_d):  # type: ignore[no-untyped-def]
+    """Draw the defaulters of group ``g`` (one with members listed in ``ra.g_member``) and
+    list them after the ``n_d`` already in ``sc.d_obligor``, keeping the list in obligor
+    order; returns the new count.
+
+    The per-obligor draw makes a member default when the top 52 bits of its uniform,
+    ``k``, are below ``below = g_below[g]``: each member independently with probability
+    ``q = below / 2^52``, and given default ``k`` is uniform on ``0 .. below - 1``. Below
+    ``SKIP_MAX_Q`` the members are skipped: the gap to the next defaulter is Geometric(q),
+    ``floor(log(u) / log1p(-q))`` (P(gap >= j) = (1 - q)^j), and each defaulter's ``k`` is
+    drawn uniform on ``0 .. below - 1`` (top bits under the next power of two, redrawn when
+    not below): the same law, at a cost in proportion to the defaulters. Draws: a uniform
+    per gap, then the defaulter's bits (one or more). From ``SKIP_MAX_Q`` on (a path where
+    most of a group defaults) a uniform per member is cheaper: the member loop of the
+    per-obligor draw, whose cost is then at most 1 / ``SKIP_MAX_Q`` per defaulter."""
+    below = sc.g_below[g]
+    if below <= 0:  # a zero probability: no uniform drawn
+        return n_d
+    state = sc.state
+    d_obligor = sc.d_obligor
+    ob_bits = sc.ob_bits
+    member = ra.g_member
+    lo = ra.g_member_ptr[g]
+    hi = ra.g_member_ptr[g + 1]
+    q = float(below) * 2.0**-52
+    first = n_d
+    s0, s1, s2, s3 = state[0], state[1], state[2], state[3]
+    if q >= SKIP_MAX_Q:
+        for j in range(lo, hi):
+            o = member[j]
+            bits, s0, s1, s2, s3 = xoshiro_step(s0, s1, s2, s3)
+            d_obligor[n_d] = o
+            ob_bits[o] = bits
+            n_d += 1 if np.int64(bits >> np.uint64(12)) < below else 0
+    else:
+        log_survive = math.log1p(-q)  # < 0: q < 1
+        n_bits = 0  # k < 2^n_bits: the fewest bits that hold below - 1
+        while (np.int64(1) << n_bits) < below:
+            n_bits += 1
+        j = lo
+        while True:
+            bits, s0, s1, s2, s3 = xoshiro_step(s0, s1, s2, s3)
+            gap = math.log(bits_to_uniform(bits)) / log_survive  # >= 0; may pass 2^63 when q is tiny
+            if gap >= hi - j:
+                break
+            j += np.int64(gap)
+            o = member[j]
+            k = below
+            while k >= below:
+                bits, s0, s1, s2, s3 = xoshiro_step(s0, s1, s2, s3)
+                k = np.int64(bits >> np.uint64(64 - n_bits)) if n_bits > 0 else np.int64(0)
+            ob_bits[o] = np.uint64(k) << np.uint64(12)  # bits_to_uniform: (k + 0.5) 2^-52, as per obligor
+            d_obligor[n_d] = o
+            n_d += 1
+            j += 1
+    state[0] = s0
+    state[1] = s1
+    state[2] = s2
+    state[3] = s3
+    if first > 0 and n_d > first and d_obligor[first - 1] > d_obligor[first]:
+        # the groups interleave: merge the two sorted runs through d_region (free until the
+        # uniforms are converted)
+        merged = sc.d_region
+        a = 0
+        b = first
+        for i in range(n_d):
+            if b >= n_d or (a < first and d_obligor[a] < d_obligor[b]):
+                merged[i] = d_obligor[a]
+                a += 1
+            else:
+                merged[i] = d_obligor[b]
+                b += 1
+        for i in range(n_d):
+            d_obligor[i] = merged[i]
     return n_d
 
 
@@ -382,8 +490,19 @@ def path_collections(ra, sc, n_defaulters):  # type: ignore[no-untyped-def]
             for c in range(base.shape[2]):
                 coll_pool[p, t, c] = base[p, t, c]
     flows = ra.a_flows
+    n_t = flows.shape[1]
     # only the defaulters' assets change: take each out from its default period on
+    prefetch = flows.size >= PREFETCH_MIN_ENTRIES
     for i in range(n_defaulters):
+        if prefetch and i + PREFETCH_AHEAD < n_defaulters:
+            # a large pool's flows are far larger than the caches: ask for a later defaulter's
+            # rows now, so that reading them overlaps this one's work
+            o_next = sc.d_obligor[i + PREFETCH_AHEAD]
+            t_next = ob_period[o_next] if ra.dq_on == 0 else 0
+            for j in range(ra.ob_asset_ptr[o_next], ra.ob_asset_ptr[o_next + 1]):
+                a = ra.ob_asset[j]
+                for t in range(t_next, min(ra.a_end[a], n_t)):
+                    prefetch_row(flows, a, t)
         o = sc.d_obligor[i]
         tau = ob_period[o]
         # ---- delinquency: the defaulter stopped paying the months its roll took, from
