@@ -640,6 +640,9 @@ class PathScratch(NamedTuple):
     cover_taken: np.ndarray  # (A,) recovery the payers take over, per defaulted asset
     payer_state: np.ndarray  # (Q, 3) deal year, paid in that year, paid in total
     payer_stop: np.ndarray  # (Q,) default period of each payer
+    # ---- yields remembered (see _tranche_yield)
+    yield_cash: np.ndarray  # (2, N, T) per slot and tranche: the cash received (nan: empty)
+    yield_value: np.ndarray  # (2, N) per slot and tranche: the yield of that cash
 
 
 @njit
@@ -705,7 +708,39 @@ def allocate_scratch(cd, ra):  # type: ignore[no-untyped-def]
         np.zeros(n_taken),
         np.zeros((ra.cover.py_obligor.shape[0], 3)),
         np.zeros(ra.cover.py_obligor.shape[0], dtype=np.int64),
+        np.full((2, cd.tr_balance.shape[0], n_t), np.nan),  # nan equals no cash: empty slots
+        np.zeros((2, cd.tr_balance.shape[0])),
     )
+
+
+@njit(leaf=True, inline="always")
+def _tranche_yield(ra, scratch, k, cash, price, guess):  # type: ignore[no-untyped-def]
+    """The yield of tranche ``k`` receiving ``cash`` at ``price`` (:func:`yield_on_grid`).
+
+    The yield is a function of the cash alone (price, guess and dates are fixed for a run), so
+    it is remembered for two cash vectors per tranche and reused only when this path's cash
+    equals one of them in every period: the last cash solved, and the last one solved on a path
+    without a defaulter (on most paths the senior notes receive exactly their scheduled cash,
+    but paths with defaulters come in between). Equal floats are equal bits except 0.0 and
+    -0.0, which price alike; nan (an empty slot) equals nothing."""
+    memo_cash = scratch.yield_cash
+    memo = scratch.yield_value
+    n_t = cash.shape[0]
+    for slot in range(2):
+        same = True
+        for t in range(n_t):
+            if memo_cash[slot, k, t] != cash[t]:
+                same = False
+                break
+        if same:
+            return memo[slot, k]
+    y = yield_on_grid(ra.gap_id, ra.gap_years, scratch.gap_factor, ra.times, cash, price, guess)
+    last = 0 if scratch.n_defaulters[0] == 0 else 1
+    for slot in range(last, 2):
+        for t in range(n_t):
+            memo_cash[slot, k, t] = cash[t]
+        memo[slot, k] = y
+    return y
 
 
 @njit(leaf=True, inline="always")
@@ -742,11 +777,7 @@ def path_outcomes(cd, ra, scratch, tables, tranche_row, pool_row):  # type: igno
         tranche_row[k, O_PV_RECEIVED] = pv
         tranche_row[k, O_WAL] = weighted_average_life(times, tables.tranche[:, k, TR_PRINCIPAL_PAID])
         guess = ra.tr_yield_guess[k]
-        tranche_row[k, O_YIELD] = (
-            yield_on_grid(ra.gap_id, ra.gap_years, scratch.gap_factor, times, cash, orig, guess)
-            if orig > 0.0
-            else np.nan
-        )
+        tranche_row[k, O_YIELD] = _tranche_yield(ra, scratch, k, cash, orig, guess) if orig > 0.0 else np.nan
         tranche_row[k, O_DURATION] = timed / pv if pv > 0.0 else np.nan
         tp = cd.tr_put_period[k]  # ---- note options
         tranche_row[k, O_PUT_UNFUNDED] = tables.tranche[tp, k, TR_PUT_UNFUNDED] if tp >= 0 else 0.0
