@@ -579,12 +579,16 @@ def simulate_path(cd, ra, seed, stream, path, sc, tables, full):  # type: ignore
     path_collections(ra, sc, n_defaulters)
     coll = sc.coll
     coll_pool = sc.coll_pool
+    # the sum over pools, pool by pool over contiguous rows: per cell the same additions in the
+    # same order as 0.0 + pool 0 + pool 1 + ... (x + 0.0 is 0.0 + x, -0.0 included)
+    n_pools = coll_pool.shape[0]
     for t in range(coll.shape[0]):
         for c in range(coll.shape[1]):
-            x = 0.0
-            for p in range(coll_pool.shape[0]):
-                x += coll_pool[p, t, c]
-            coll[t, c] = x
+            coll[t, c] = coll_pool[0, t, c] + 0.0 if n_pools > 0 else 0.0
+    for p in range(1, n_pools):
+        for t in range(coll.shape[0]):
+            for c in range(coll.shape[1]):
+                coll[t, c] += coll_pool[p, t, c]
     for s in range(sc.support_stop.shape[0]):
         sc.support_stop[s] = sc.ob_period[ra.support_obligor[s]]
     rv = sc.rv
