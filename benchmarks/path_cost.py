@@ -9,7 +9,7 @@ same paths stopping after each stage, so that the differences split a path's cos
 2. ``collections``: the asset cash of the path per pool (``path_collections``);
 3. ``pool sum``: the per-period sum over pools and the support stops (rest of
    ``simulate_path`` before the waterfall);
-4. ``waterfall``: ``waterfall_path``;
+4. ``waterfall``: the waterfall, inlined as ``simulate_rows`` inlines it;
 5. ``outcomes``: ``path_outcomes`` (loss, present value, WAL, yield, duration per tranche).
 
 Then the parts of the outcomes alone, on the tranche tables of the same paths stored
@@ -39,12 +39,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from ipabs._jit import njit
 from ipabs.engine.layout import TR_INTEREST_PAID, TR_PRINCIPAL_PAID, TR_RESIDUAL_PAID, allocate_tables
 from ipabs.engine.metrics_numba_fns import weighted_average_life, yield_on_grid
+from ipabs.engine.waterfall_numba_fns import waterfall_path_inline
 from ipabs.numerics.rng_numba_fns import seed_state, uniform
 from ipabs.risk.montecarlo_numba_fns import (
     POOL_OUTCOMES,
     TRANCHE_OUTCOMES,
     allocate_scratch,
     draw_defaults,
+    path_cash,
     path_collections,
     path_outcomes,
     simulate_chunk,
@@ -75,8 +77,9 @@ def _stage_loop(cd, ra, sc, tables, tranche_row, pool_row, n_paths, stage):  # t
     n_tr = cd.tr_balance.shape[0]
     check = 0.0
     for path in range(n_paths):
-        if stage >= 4:
-            simulate_path(cd, ra, SEED, 0, path, sc, tables, False)
+        if stage >= 4:  # as simulate_rows runs a path
+            path_cash(cd, ra, SEED, 0, path, sc)
+            waterfall_path_inline(cd, sc.coll, sc.support_stop, tables, sc.work, sc.flags, False, sc.rv)
             if stage >= 5:
                 path_outcomes(cd, ra, sc, tables, tranche_row, pool_row)
                 check += tranche_row[n_tr - 1, 6]

@@ -1515,3 +1515,8 @@ def waterfall_path(cd, coll, support_stop, out, work, flags, full, rv):  # type:
             if revolves:
                 row[D_PURCHASED_DEFAULTS] = rv.flow[F_DEFAULT]
                 row[D_PURCHASED_BALANCE] = (0.0 if called else rv.flow[F_BALANCE_END]) + bought
+
+
+# The same function (one priority of payments), compiled inline into the Monte Carlo's loop
+# over paths (see ipabs.risk.montecarlo_numba_fns.simulate_rows); with JIT off, the function itself.
+waterfall_path_inline = njit(leaf=True, inline="always")(getattr(waterfall_path, "py_func", waterfall_path))
