@@ -10,9 +10,10 @@ from helpers import compile_text
 
 from ipabs.engine.compile import CompiledModel
 from ipabs.engine.layout import TR_INTEREST_PAID, TR_PRINCIPAL_PAID, TR_RESIDUAL_PAID, allocate_tables
-from ipabs.engine.metrics_numba_fns import yield_on_grid
+from ipabs.engine.metrics_numba_fns import weighted_average_life, yield_on_grid
 from ipabs.risk.model import RiskArrays, compile_risk
 from ipabs.risk.montecarlo_numba_fns import (
+    O_WAL,
     O_YIELD,
     POOL_OUTCOMES,
     TRANCHE_OUTCOMES,
@@ -74,7 +75,7 @@ def fresh_yield(ra: RiskArrays, cash: np.ndarray, price: float, k: int) -> float
 def test_remembered_yields_equal_fresh_solves(deal: tuple[CompiledModel, RiskArrays]) -> None:
     """Each path's yields from a chunk (which remembers solved yields) equal the yields solved
     afresh from that path's cash, bit for bit, on paths with and without defaulters in any
-    order."""
+    order; so do the WALs (summed in the outcomes' own pass) and weighted_average_life's."""
     model, ra = deal
     cd = model.cd
     n, n_tr = 300, cd.tr_balance.shape[0]
@@ -93,6 +94,8 @@ def test_remembered_yields_equal_fresh_solves(deal: tuple[CompiledModel, RiskArr
         for k in range(n_tr):
             expected = fresh_yield(ra, cash_of(tables.tranche, k), float(cd.tr_balance[k]), k)
             assert tr[i, k, O_YIELD].tobytes() == np.float64(expected).tobytes(), f"path {i}, tranche {k}"
+            wal = weighted_average_life(ra.times, tables.tranche[:, k, TR_PRINCIPAL_PAID].copy())
+            assert tr[i, k, O_WAL].tobytes() == np.float64(wal).tobytes(), f"WAL: path {i}, tranche {k}"
     # the paths exercise both remembered slots: no-default paths after paths with defaulters
     clean = defaulters == 0
     assert 0.1 < clean.mean() < 0.9

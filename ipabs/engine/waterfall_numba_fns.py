@@ -559,7 +559,8 @@ def allocate_work(cd):  # type: ignore[no-untyped-def]
 @njit(leaf=True)
 def waterfall_path(cd, coll, support_stop, out, work, flags, full, rv):  # type: ignore[no-untyped-def]
     """:func:`run_waterfall` on caller-owned scratch (``work``, ``flags`` from
-    :func:`allocate_work`): allocates nothing, so a Monte Carlo chunk calls it once per path.
+    :func:`allocate_work`): allocates nothing, so a Monte Carlo chunk runs it once per path
+    (compiled into its loop, see ``waterfall_path_inline``).
 
     With ``full`` False only the tranche table is valid afterwards (a Monte Carlo path's
     outcomes need nothing else): the other tables are not cleared and their rows are not

@@ -47,7 +47,7 @@ from ipabs.engine.layout import (
     TR_WRITTEN_DOWN,
     allocate_tables,
 )
-from ipabs.engine.metrics_numba_fns import weighted_average_life, yield_on_grid
+from ipabs.engine.metrics_numba_fns import yield_on_grid
 from ipabs.engine.revolving_numba_fns import (
     MODE_NONE,
     MODE_RANDOM,
@@ -772,22 +772,23 @@ def path_outcomes(cd, ra, scratch, tables, tranche_row, pool_row):  # type: igno
         discount = ra.tr_discount[k]
         pv = 0.0
         timed = 0.0
-        for t in range(n_t):  # one pass: cash received, its present value and its timing
-            x = (
-                tables.tranche[t, k, TR_INTEREST_PAID]
-                + tables.tranche[t, k, TR_PRINCIPAL_PAID]
-                + tables.tranche[t, k, TR_RESIDUAL_PAID]
-            )
+        principal = 0.0  # the WAL's sums, formed as weighted_average_life forms them
+        weighted = 0.0
+        for t in range(n_t):  # one pass: cash received, its present value and timing, the WAL
+            paid = tables.tranche[t, k, TR_PRINCIPAL_PAID]
+            x = tables.tranche[t, k, TR_INTEREST_PAID] + paid + tables.tranche[t, k, TR_RESIDUAL_PAID]
             cash[t] = x
             pv += x * discount[t]
             timed += times[t] * x * discount[t]
+            principal += paid
+            weighted += times[t] * paid
         orig = cd.tr_balance[k]
         tranche_row[k, O_PRINCIPAL_LOSS] = principal_loss
         tranche_row[k, O_INTEREST_SHORTFALL] = shortfall
         tranche_row[k, O_LOSS] = loss
         tranche_row[k, O_DISCOUNTED_LOSS] = loss * discount[n_t - 1]
         tranche_row[k, O_PV_RECEIVED] = pv
-        tranche_row[k, O_WAL] = weighted_average_life(times, tables.tranche[:, k, TR_PRINCIPAL_PAID])
+        tranche_row[k, O_WAL] = np.nan if principal <= 0.0 else weighted / principal
         guess = ra.tr_yield_guess[k]
         tranche_row[k, O_YIELD] = _tranche_yield(ra, scratch, k, cash, orig, guess) if orig > 0.0 else np.nan
         tranche_row[k, O_DURATION] = timed / pv if pv > 0.0 else np.nan
