@@ -559,7 +559,8 @@ def allocate_work(cd):  # type: ignore[no-untyped-def]
 @njit(leaf=True)
 def waterfall_path(cd, coll, support_stop, out, work, flags, full, rv):  # type: ignore[no-untyped-def]
     """:func:`run_waterfall` on caller-owned scratch (``work``, ``flags`` from
-    :func:`allocate_work`): allocates nothing, so a Monte Carlo chunk calls it once per path.
+    :func:`allocate_work`): allocates nothing, so a Monte Carlo chunk runs it once per path
+    (compiled into its loop, see ``waterfall_path_inline``).
 
     With ``full`` False only the tranche table is valid afterwards (a Monte Carlo path's
     outcomes need nothing else): the other tables are not cleared and their rows are not
@@ -679,8 +680,9 @@ def waterfall_path(cd, coll, support_stop, out, work, flags, full, rv):  # type:
     pq = work[o : o + N_PERIOD_QUANTITIES + n_trg + n_amt]
     o += N_PERIOD_QUANTITIES + n_trg + n_amt
     # ---- covenants: a trailing test's numerator and denominator in each period
-    test_num = work[o : o + n_trg * n_t].reshape((n_trg, n_t))
-    test_den = work[o + n_trg * n_t : o + 2 * n_trg * n_t].reshape((n_trg, n_t))
+    # (flat, trigger g's period t at g * n_t + t: a reshape is a library call on every path)
+    test_num = work[o : o + n_trg * n_t]
+    test_den = work[o + n_trg * n_t : o + 2 * n_trg * n_t]
     o += 2 * n_trg * n_t
     # ---- hedges: net payments and termination amounts the trust owes, and 1 once terminated
     n_hg = cd.hg_notional.shape[0]
@@ -995,8 +997,8 @@ def waterfall_path(cd, coll, support_stop, out, work, flags, full, rv):  # type:
                 ):
                     # ---- covenants: ratio tests, over a trailing window of periods
                     if kind == TRG_DSCR:
-                        test_num[g, t] = asset_cash - senior_fees
-                        test_den[g, t] = _debt_service(
+                        test_num[g * n_t + t] = asset_cash - senior_fees
+                        test_den[g * n_t + t] = _debt_service(
                             cd_grp_ptr,
                             cd_grp_item,
                             cd_tr_due_period,
@@ -1009,22 +1011,22 @@ def waterfall_path(cd, coll, support_stop, out, work, flags, full, rv):  # type:
                             int_due_total,
                         )
                     elif kind == TRG_COLLECTIONS_VS_PROJECTION:
-                        test_num[g, t] = pq[cd.trg_of[g]]
-                        test_den[g, t] = cd.trg_projection[g, t]
+                        test_num[g * n_t + t] = pq[cd.trg_of[g]]
+                        test_den[g * n_t + t] = cd.trg_projection[g, t]
                     elif kind == TRG_EXCESS_SPREAD:  # its average while notes are outstanding
                         live = pool_start > EPS or bal.sum() > EPS
-                        test_num[g, t] = pq[8] if live else 0.0
-                        test_den[g, t] = 1.0 if live else 0.0
+                        test_num[g * n_t + t] = pq[8] if live else 0.0
+                        test_den[g * n_t + t] = 1.0 if live else 0.0
                     else:  # ---- delinquency: the average ratio while the pool has a balance
                         behind = pq[PQ_DELINQUENT_30 + cd.trg_days[g]]
                         live = pool_end > EPS
-                        test_num[g, t] = behind / pool_end if live else 0.0
-                        test_den[g, t] = 1.0 if live else 0.0
+                        test_num[g * n_t + t] = behind / pool_end if live else 0.0
+                        test_den[g * n_t + t] = 1.0 if live else 0.0
                     num = 0.0
                     den = 0.0
                     for u in range(max(t - cd.trg_periods[g] + 1, 0), t + 1):
-                        num += test_num[g, u]
-                        den += test_den[g, u]
+                        num += test_num[g * n_t + u]
+                        den += test_den[g * n_t + u]
                     if kind == TRG_DELINQUENCY:
                         value = num / den if den > EPS else 0.0
                         breached = value > thr
@@ -1514,3 +1516,8 @@ def waterfall_path(cd, coll, support_stop, out, work, flags, full, rv):  # type:
             if revolves:
                 row[D_PURCHASED_DEFAULTS] = rv.flow[F_DEFAULT]
                 row[D_PURCHASED_BALANCE] = (0.0 if called else rv.flow[F_BALANCE_END]) + bought
+
+
+# The same function (one priority of payments), compiled inline into the Monte Carlo's loop
+# over paths (see ipabs.risk.montecarlo_numba_fns.simulate_rows); with JIT off, the function itself.
+waterfall_path_inline = njit(leaf=True, inline="always")(getattr(waterfall_path, "py_func", waterfall_path))

@@ -52,7 +52,7 @@ from ipabs.engine.layout import (
     TR_WRITTEN_DOWN,
     allocate_tables,
 )
-from ipabs.engine.metrics_numba_fns import weighted_average_life, yield_on_grid
+from ipabs.engine.metrics_numba_fns import yield_on_grid
 from ipabs.engine.revolving_numba_fns import (
     MODE_NONE,
     MODE_RANDOM,
@@ -64,7 +64,7 @@ from ipabs.engine.revolving_numba_fns import (
     new_revolving_path,
     recovery_value,
 )
-from ipabs.engine.waterfall_numba_fns import allocate_work, waterfall_path
+from ipabs.engine.waterfall_numba_fns import allocate_work, waterfall_path, waterfall_path_inline
 from ipabs.numerics.normal_numba_fns import ACKLAM_TAIL, acklam_centre, norm_cdf, norm_ppf_tails
 from ipabs.numerics.prefetch_numba_fns import prefetch_row
 from ipabs.numerics.rng_numba_fns import (
@@ -693,17 +693,30 @@ def simulate_path(cd, ra, seed, stream, path, sc, tables, full):  # type: ignore
     """Run path ``path`` of (``seed``, ``stream``) into ``tables`` and the scratch ``sc``,
     with the systematic factors' mean at ``sc.shift``; ``full`` False fills only the tranche
     table (see :func:`ipabs.engine.waterfall_numba_fns.waterfall_path`)."""
+    path_cash(cd, ra, seed, stream, path, sc)
+    waterfall_path(cd, sc.coll, sc.support_stop, tables, sc.work, sc.flags, full, sc.rv)
+
+
+@njit(leaf=True, inline="always")
+def path_cash(cd, ra, seed, stream, path, sc):  # type: ignore[no-untyped-def]
+    """The waterfall's inputs of path ``path`` in ``sc``: its collections (``sc.coll``), the
+    periods its support providers default (``sc.support_stop``) and its purchased assets'
+    generator and factors (``sc.rv``)."""
     seed_state(sc.state, seed, path, stream)
     n_defaulters = draw_defaults(ra, sc)
     path_collections(ra, sc, n_defaulters)
     coll = sc.coll
     coll_pool = sc.coll_pool
+    # the sum over pools, pool by pool over contiguous rows: per cell the same additions in the
+    # same order as 0.0 + pool 0 + pool 1 + ... (x + 0.0 is 0.0 + x, -0.0 included)
+    n_pools = coll_pool.shape[0]
     for t in range(coll.shape[0]):
         for c in range(coll.shape[1]):
-            x = 0.0
-            for p in range(coll_pool.shape[0]):
-                x += coll_pool[p, t, c]
-            coll[t, c] = x
+            coll[t, c] = coll_pool[0, t, c] + 0.0 if n_pools > 0 else 0.0
+    for p in range(1, n_pools):
+        for t in range(coll.shape[0]):
+            for c in range(coll.shape[1]):
+                coll[t, c] += coll_pool[p, t, c]
     for s in range(sc.support_stop.shape[0]):
         sc.support_stop[s] = sc.ob_period[ra.support_obligor[s]]
     rv = sc.rv
@@ -718,7 +731,6 @@ def simulate_path(cd, ra, seed, stream, path, sc, tables, full):  # type: ignore
                 if f >= 0:
                     m += ra.rv_loading[j, k] * sc.z[f]
             rv.mean[j] = m
-    waterfall_path(cd, coll, sc.support_stop, tables, sc.work, sc.flags, full, rv)
 
 
 class PathScratch(NamedTuple):
@@ -759,6 +771,9 @@ class PathScratch(NamedTuple):
     cover_taken: np.ndarray  # (A,) recovery the payers take over, per defaulted asset
     payer_state: np.ndarray  # (Q, 3) deal year, paid in that year, paid in total
     payer_stop: np.ndarray  # (Q,) default period of each payer
+    # ---- yields remembered (see _tranche_yield)
+    yield_cash: np.ndarray  # (2, N, T) per slot and tranche: the cash received (nan: empty)
+    yield_value: np.ndarray  # (2, N) per slot and tranche: the yield of that cash
 
 
 @njit
@@ -824,7 +839,39 @@ def allocate_scratch(cd, ra):  # type: ignore[no-untyped-def]
         np.zeros(n_taken),
         np.zeros((ra.cover.py_obligor.shape[0], 3)),
         np.zeros(ra.cover.py_obligor.shape[0], dtype=np.int64),
+        np.full((2, cd.tr_balance.shape[0], n_t), np.nan),  # nan equals no cash: empty slots
+        np.zeros((2, cd.tr_balance.shape[0])),
     )
+
+
+@njit(leaf=True, inline="always")
+def _tranche_yield(ra, scratch, k, cash, price, guess):  # type: ignore[no-untyped-def]
+    """The yield of tranche ``k`` receiving ``cash`` at ``price`` (:func:`yield_on_grid`).
+
+    The yield is a function of the cash alone (price, guess and dates are fixed for a run), so
+    it is remembered for two cash vectors per tranche and reused only when this path's cash
+    equals one of them in every period: the last cash solved, and the last one solved on a path
+    without a defaulter (on most paths the senior notes receive exactly their scheduled cash,
+    but paths with defaulters come in between). Equal floats are equal bits except 0.0 and
+    -0.0, which price alike; nan (an empty slot) equals nothing."""
+    memo_cash = scratch.yield_cash
+    memo = scratch.yield_value
+    n_t = cash.shape[0]
+    for slot in range(2):
+        same = True
+        for t in range(n_t):
+            if memo_cash[slot, k, t] != cash[t]:
+                same = False
+                break
+        if same:
+            return memo[slot, k]
+    y = yield_on_grid(ra.gap_id, ra.gap_years, scratch.gap_factor, ra.times, cash, price, guess)
+    last = 0 if scratch.n_defaulters[0] == 0 else 1
+    for slot in range(last, 2):
+        for t in range(n_t):
+            memo_cash[slot, k, t] = cash[t]
+        memo[slot, k] = y
+    return y
 
 
 @njit(leaf=True, inline="always")
@@ -844,28 +891,25 @@ def path_outcomes(cd, ra, scratch, tables, tranche_row, pool_row):  # type: igno
         discount = ra.tr_discount[k]
         pv = 0.0
         timed = 0.0
-        for t in range(n_t):  # one pass: cash received, its present value and its timing
-            x = (
-                tables.tranche[t, k, TR_INTEREST_PAID]
-                + tables.tranche[t, k, TR_PRINCIPAL_PAID]
-                + tables.tranche[t, k, TR_RESIDUAL_PAID]
-            )
+        principal = 0.0  # the WAL's sums, formed as weighted_average_life forms them
+        weighted = 0.0
+        for t in range(n_t):  # one pass: cash received, its present value and timing, the WAL
+            paid = tables.tranche[t, k, TR_PRINCIPAL_PAID]
+            x = tables.tranche[t, k, TR_INTEREST_PAID] + paid + tables.tranche[t, k, TR_RESIDUAL_PAID]
             cash[t] = x
             pv += x * discount[t]
             timed += times[t] * x * discount[t]
+            principal += paid
+            weighted += times[t] * paid
         orig = cd.tr_balance[k]
         tranche_row[k, O_PRINCIPAL_LOSS] = principal_loss
         tranche_row[k, O_INTEREST_SHORTFALL] = shortfall
         tranche_row[k, O_LOSS] = loss
         tranche_row[k, O_DISCOUNTED_LOSS] = loss * discount[n_t - 1]
         tranche_row[k, O_PV_RECEIVED] = pv
-        tranche_row[k, O_WAL] = weighted_average_life(times, tables.tranche[:, k, TR_PRINCIPAL_PAID])
+        tranche_row[k, O_WAL] = np.nan if principal <= 0.0 else weighted / principal
         guess = ra.tr_yield_guess[k]
-        tranche_row[k, O_YIELD] = (
-            yield_on_grid(ra.gap_id, ra.gap_years, scratch.gap_factor, times, cash, orig, guess)
-            if orig > 0.0
-            else np.nan
-        )
+        tranche_row[k, O_YIELD] = _tranche_yield(ra, scratch, k, cash, orig, guess) if orig > 0.0 else np.nan
         tranche_row[k, O_DURATION] = timed / pv if pv > 0.0 else np.nan
         tp = cd.tr_put_period[k]  # ---- note options
         tranche_row[k, O_PUT_UNFUNDED] = tables.tranche[tp, k, TR_PUT_UNFUNDED] if tp >= 0 else 0.0
@@ -898,13 +942,16 @@ def path_outcomes(cd, ra, scratch, tables, tranche_row, pool_row):  # type: igno
 
 @njit(leaf=True)
 def simulate_rows(cd, ra, seed, stream, first_path, sc, tables, tranche_out, pool_out, factor_out, group_out):  # type: ignore[no-untyped-def]
-    """The paths of :func:`simulate_chunk` on its scratch. The draws, collections and
-    outcomes kernels are inlined into this one loop and the waterfall is one call per path: a
-    call passes the deal, the risk arrays and the scratch (thousands of array descriptors), which
-    cost more than a small path's own work when paid several times per path. (Inlining the
-    waterfall too would double its compile time for a few percent.)"""
+    """The paths of :func:`simulate_chunk` on its scratch. The draws, collections, waterfall
+    and outcomes kernels are all inlined into this one loop: a call passes the deal, the risk
+    arrays and the scratch (thousands of array descriptors), which cost more than a small path's
+    own work. Inlining the waterfall (the same function the deterministic run calls, see
+    ``waterfall_path_inline``) also drops its full-table branches (``full`` is False here): a
+    one-period path costs about 30% less, for a second compilation of the waterfall (about 50 s
+    more on a cold cache)."""
     for i in range(pool_out.shape[0]):
-        simulate_path(cd, ra, seed, stream, first_path + i, sc, tables, False)
+        path_cash(cd, ra, seed, stream, first_path + i, sc)
+        waterfall_path_inline(cd, sc.coll, sc.support_stop, tables, sc.work, sc.flags, False, sc.rv)
         path_outcomes(cd, ra, sc, tables, tranche_out[i], pool_out[i])
         for k in range(factor_out.shape[1]):
             factor_out[i, k] = sc.z[k]
