@@ -18,6 +18,7 @@ from ipabs.analytics.pd_model import (
     MIN_ROWS,
     SYNTHETIC_COEFFICIENTS,
     SYNTHETIC_INDUSTRIES,
+    PDFit,
     calibration_table,
     fit_pd,
     grade_of,
@@ -40,15 +41,17 @@ def synthetic() -> tuple[pd.DataFrame, np.ndarray]:
 
 
 @pytest.fixture(scope="module")
-def logistic(synthetic: tuple[pd.DataFrame, np.ndarray]):
+def logistic(synthetic: tuple[pd.DataFrame, np.ndarray]) -> PDFit:
     return fit_pd(synthetic[0], "default_12m")
 
 
-def _validation(tape: pd.DataFrame, fit) -> np.ndarray:
+def _validation(tape: pd.DataFrame, fit: PDFit) -> np.ndarray:
     return (pd.to_datetime(tape["observation_date"]).dt.date >= fit.oot_from).to_numpy()
 
 
-def test_logistic_recovers_the_true_coefficients(synthetic, logistic) -> None:
+def test_logistic_recovers_the_true_coefficients(
+    synthetic: tuple[pd.DataFrame, np.ndarray], logistic: PDFit
+) -> None:
     coef = logistic.coefficients.set_index("term")
     # the fit drops the first industry in name order (biomed): the truth in those terms
     base = sorted(SYNTHETIC_INDUSTRIES)[0]
@@ -64,9 +67,11 @@ def test_logistic_recovers_the_true_coefficients(synthetic, logistic) -> None:
     assert coef.loc["leverage", "std_error"] < 0.4 * SYNTHETIC_COEFFICIENTS["leverage"]
 
 
-def test_standard_errors_match_statsmodels_style_fisher_information(synthetic, logistic) -> None:
-    """The reported standard errors equal those of an independent Newton-Raphson maximum
-    likelihood fit on the raw design (scipy's optimiser for the fit, the Hessian by hand)."""
+def test_standard_errors_match_an_independent_maximum_likelihood_fit(
+    synthetic: tuple[pd.DataFrame, np.ndarray], logistic: PDFit
+) -> None:
+    """The reported coefficients and standard errors equal those of an independent maximum
+    likelihood fit on the raw (unscaled) design: scipy's optimiser, the information by hand."""
     from scipy.optimize import minimize
 
     tape = synthetic[0]
@@ -91,7 +96,9 @@ def test_standard_errors_match_statsmodels_style_fisher_information(synthetic, l
     assert logistic.coefficients["std_error"].to_numpy() == pytest.approx(se, rel=1e-3)
 
 
-def test_oot_auc_is_close_to_the_true_models(synthetic, logistic) -> None:
+def test_oot_auc_is_close_to_the_true_models(
+    synthetic: tuple[pd.DataFrame, np.ndarray], logistic: PDFit
+) -> None:
     tape, true_pd = synthetic
     valid = _validation(tape, logistic)
     y = tape["default_12m"].to_numpy()[valid]
@@ -105,7 +112,7 @@ def test_oot_auc_is_close_to_the_true_models(synthetic, logistic) -> None:
     assert logistic.oot_from.isoformat() == dates[-6]
 
 
-def test_ks_and_brier_are_independent_computations(logistic) -> None:
+def test_ks_and_brier_are_independent_computations(logistic: PDFit) -> None:
     s, y = logistic.validation_pd, logistic.validation_y
     assert logistic.ks == pytest.approx(ks_2samp(s[y == 1], s[y == 0]).statistic, abs=1e-12)
     assert logistic.brier == pytest.approx(float(np.mean((s - y) ** 2)), abs=1e-15)
@@ -230,7 +237,7 @@ def test_json_is_one_document(capsys: pytest.CaptureFixture[str]) -> None:
     assert len(doc["scores"]) == 9 and 0.5 < doc["validation"]["auc"] < 1
 
 
-def test_score_refuses_an_unknown_category(logistic) -> None:
+def test_score_refuses_an_unknown_category(logistic: PDFit) -> None:
     obligors = pd.read_csv(OBLIGORS)
     obligors.loc[2, "industry"] = "fintech"
     with pytest.raises(DealError) as err:

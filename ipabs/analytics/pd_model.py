@@ -142,7 +142,7 @@ def _require(tape: PerformanceTape, columns: Sequence[str], what: str) -> None:
         have = ", ".join(tape.frame.columns)
         raise DealError(
             [
-                Issue(tape.file, 1, 0, c, f"the {what} has no column {c!r}", f"its columns: {have}")
+                Issue(tape.file, 1, 1, c, f"the {what} has no column {c!r}", f"its columns: {have}")
                 for c in missing
             ]
         )
@@ -576,15 +576,18 @@ def _window_issue(file: str, target: str, what: str, n: int, d: int, hint: str) 
     return None
 
 
-def _preprocessor(numeric: list[str], categorical: list[str], scale: bool) -> Any:
+def _preprocessor(numeric: list[str], categories: Mapping[str, list[str]], scale: bool) -> Any:
     from sklearn.compose import ColumnTransformer
     from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
     parts: list[tuple[str, Any, list[str]]] = []
     if numeric:
         parts.append(("numeric", StandardScaler() if scale else "passthrough", numeric))
-    if categorical:
-        parts.append(("categorical", OneHotEncoder(drop="first", sparse_output=False), categorical))
+    if categories:
+        # the categories of the whole training window, so that every fold of the GBM's
+        # calibration encodes alike, whatever categories its own rows hold
+        encoder = OneHotEncoder(categories=list(categories.values()), drop="first", sparse_output=False)
+        parts.append(("categorical", encoder, list(categories)))
     return ColumnTransformer(parts, verbose_feature_names_out=False)
 
 
@@ -681,7 +684,7 @@ def fit_pd(
                 )
             ]
         )
-    estimator = _estimator(model, design, monotone)
+    estimator = _estimator(model, design, categories, monotone)
     estimator.fit(X[train], y[train])
     train_pd = estimator.predict_proba(X[train])[:, 1]
     valid_pd = estimator.predict_proba(X[valid])[:, 1]
@@ -724,6 +727,12 @@ def fit_pd(
         validation_y=y[valid],
         train_pd=train_pd,
     )
+    zero = int((train_pd == 0.0).sum() + (valid_pd == 0.0).sum())
+    if zero:
+        fit.notes.append(
+            f"{zero} rows have a fitted PD of exactly 0 (isotonic calibration puts the lowest scores "
+            "at the lowest observed rate); such a PD means 'below what the tape can measure', not 'never'"
+        )
     flagged = fit.calibration[fit.calibration["outside"]]
     if len(flagged):
         fit.notes.append(
@@ -733,7 +742,9 @@ def fit_pd(
     return fit
 
 
-def _estimator(model: str, design: _Design, monotone: Mapping[str, int]) -> Any:
+def _estimator(
+    model: str, design: _Design, categories: Mapping[str, list[str]], monotone: Mapping[str, int]
+) -> Any:
     from sklearn.pipeline import Pipeline
 
     if model == "logistic":
@@ -743,16 +754,16 @@ def _estimator(model: str, design: _Design, monotone: Mapping[str, int]) -> Any:
         # standardised features make lbfgs converge well within max_iter
         return Pipeline(
             [
-                ("encode", _preprocessor(design.numeric, design.categorical, scale=True)),
+                ("encode", _preprocessor(design.numeric, categories, scale=True)),
                 ("logistic", LogisticRegression(C=np.inf, max_iter=5000, tol=1e-8)),
             ]
         )
     from sklearn.calibration import CalibratedClassifierCV
     from sklearn.ensemble import HistGradientBoostingClassifier
 
-    encode = _preprocessor(design.numeric, design.categorical, scale=False)
+    encode = _preprocessor(design.numeric, categories, scale=False)
     # the encoder puts the numeric columns first, in order; one-hot columns are unconstrained
-    n_cat = sum(len(set(design.frame[c])) - 1 for c in design.categorical)
+    n_cat = sum(len(v) - 1 for v in categories.values())
     cst = [int(monotone.get(c, 0)) for c in design.numeric] + [0] * n_cat
     gbm = HistGradientBoostingClassifier(
         monotonic_cst=cst,
@@ -866,7 +877,7 @@ def calibration_chart(result: PDFit) -> Any:
     """Predicted against observed 12-month default rates by grade of the validation rows.
 
     Each grade shows its mean predicted PD and its observed default rate with the 95%
-    Jeffreys interval; grades not tested (too few rows) show only the interval, hollow.
+    Jeffreys interval; grades not tested (too few rows) show only the interval, in grey.
 
     Returns
     -------
@@ -898,11 +909,10 @@ def calibration_chart(result: PDFit) -> Any:
             x[~tested],
             mid[~tested],
             yerr=err[:, ~tested],
-            fmt="o",
-            mfc="none",
+            fmt="none",  # no point: too few rows for an observed rate to mean much
             color="C7",
             capsize=4,
-            label=f"interval only (under {MIN_ROWS} rows)",
+            label=f"95% interval only (under {MIN_ROWS} rows)",
         )
     ax.plot(x, cal["mean_pd"], "D", color="C3", label="mean predicted PD")
     for i, r in cal.iterrows():

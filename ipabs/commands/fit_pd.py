@@ -131,17 +131,16 @@ def _risk_document(result: Any, base: dict[str, Any] | None, args: argparse.Name
             f"--base-risk {args.base_risk}: with the fitted pd_by_grade the risk section is invalid: "
             f"{first['msg']}"
         ) from None
-    source = f"--base-risk {Path(args.base_risk).name}" if base is not None else "none"
     head = (
         f"# Risk assumptions written by `ipabs fit-pd` from {Path(args.tape).name} ({result.kind}, target "
         f"{result.target}).\n"
         "# pd_by_grade: each master-scale grade's mean fitted 12-month PD on the training rows\n"
-        "# (docs/pd-models.md). A risk file replaces a deal's whole `risk` section: the other\n"
-        f"# fields come from {source}"
+        "# (docs/pd-models.md). A risk file replaces a deal's whole `risk` section: "
         + (
-            ";\n# without them defaults are independent (correlation 0) and recoveries 0.\n"
-            if base is None
-            else ".\n"
+            f"the other fields\n# are copied from {Path(args.base_risk).name}.\n"
+            if base is not None
+            else "this one has no\n# correlation (defaults independent) and no recoveries; "
+            "--base-risk DEAL.yaml copies a deal's.\n"
         )
     )
     return head + yaml.safe_dump({"risk": section}, sort_keys=False, allow_unicode=True)
