@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from pathlib import Path
 
 import numpy as np
@@ -315,3 +316,43 @@ def test_shipped_synthetic_tape_is_what_the_generator_makes() -> None:
     made, true_pd = synthetic_tape(800, 2026)
     pd.testing.assert_frame_equal(shipped, made, check_dtype=False)
     assert len(true_pd) == len(made) and np.all((true_pd > 0) & (true_pd < 1))
+
+
+def test_a_grade_without_training_rows_gets_the_middle_of_its_bounds() -> None:
+    from ipabs.analytics.pd_model import _grade_pd
+
+    got = _grade_pd(np.array([0.03, 0.035]))
+    assert got["G5"] == pytest.approx(0.0325, abs=1e-15)
+    assert got["G8"] == pytest.approx(0.4, abs=1e-15)  # sqrt(16% x 100%)
+    assert got["G3"] == pytest.approx(math.sqrt(0.005 * 0.01), abs=1e-15)
+    assert got["G1"] == pytest.approx(math.sqrt(0.00125 * 0.0025), abs=1e-15)
+    assert all(
+        lo <= got[g] < hi
+        for g, lo, hi in zip(MASTER_SCALE, [0, *MASTER_SCALE.values()], MASTER_SCALE.values(), strict=False)
+    )
+
+
+def test_documented_example_runs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    text = (ROOT / "docs" / "pd-models.md").read_text(encoding="utf-8")
+    example = text.split("## Example")[1].split("\n## ")[0]
+    commands = [
+        line
+        for block in re.findall(r"```bash\n(.*?)```", example, re.S)
+        for line in block.splitlines()
+        if line.startswith("ipabs fit-pd")
+    ]
+    assert len(commands) == 2
+    monkeypatch.chdir(ROOT)
+    for command in commands:
+        assert main(command.replace("out/pd", str(tmp_path / "pd")).split()[1:]) == 0, command
+    first = capsys.readouterr().out.split("\n{")[0]  # the second prints JSON
+    shown = re.search(r"```text\n(PD model:.*?)```", example, re.S)
+    assert shown is not None and first.startswith(shown.group(1))
+    assert load_risk(tmp_path / "pd" / "risk.yaml").factors is not None  # copied by --base-risk
+    code = re.search(r"```python\n(.*?)```", example, re.S)
+    assert code is not None
+    monkeypatch.chdir(tmp_path)
+    exec(code.group(1).replace('"scenarios/', f'"{ROOT}/scenarios/'), {})
+    assert (tmp_path / "calibration.png").stat().st_size > 0

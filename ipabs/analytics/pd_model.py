@@ -808,7 +808,11 @@ def _grade_pd(train_pd: np.ndarray) -> dict[str, float]:
     out: dict[str, float] = {}
     for name, low, high in _grade_bounds():
         inside = grades == name
-        out[name] = float(train_pd[inside].mean()) if inside.any() else math.sqrt(max(low, high / 2) * high)
+        out[name] = (
+            float(train_pd[inside].mean())
+            if inside.any()
+            else math.sqrt((low if low > 0 else high / 2) * high)
+        )
     return out
 
 
