@@ -221,6 +221,21 @@ def test_risk_file_round_trips_and_mc_runs(tmp_path: Path, capsys: pytest.Captur
     )
     assert main(["mc", str(deal), "--risk", str(out / "risk.yaml"), "--paths", "200", "--seed", "1"]) == 0
     capsys.readouterr()
+    # the simulated defaults follow the grades' PDs: over the one-year life each obligor
+    # defaults with its grade's annual PD, independently (the file has no correlation)
+    from ipabs.montecarlo import simulate
+    from ipabs.risk.montecarlo_numba_fns import P_DEFAULTS
+
+    one_year = deal.read_text(encoding="utf-8").replace(
+        "legal_final_date: 2027-01-01", "legal_final_date: 2026-01-01"
+    )
+    one_year = one_year.replace("term_months: 24", "term_months: 12")
+    short = tmp_path / "one_year.yaml"
+    short.write_text(one_year, encoding="utf-8")
+    sim = simulate(short, paths=20_000, seed=3, threads=1, risk=risk)
+    p = np.array([fit.grade_pd[g] for g in scores["grade"]])
+    count = sim.pool_outcomes[:, P_DEFAULTS]
+    assert abs(count.mean() - p.sum()) < 4 * math.sqrt(np.sum(p * (1 - p)) / sim.paths)
     # --base-risk keeps the rest of the deal's risk section
     assert (
         main(["fit-pd", str(TAPE), "--target", "default_12m", "--base-risk", str(deal), "--out", str(out)])
