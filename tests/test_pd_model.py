@@ -371,3 +371,28 @@ def test_documented_example_runs(
     monkeypatch.chdir(tmp_path)
     exec(code.group(1).replace('"scenarios/', f'"{ROOT}/scenarios/'), {})
     assert (tmp_path / "calibration.png").stat().st_size > 0
+
+
+def _small_tape(x: np.ndarray, y: np.ndarray, industry: list[str] | None = None) -> pd.DataFrame:
+    n = len(x)
+    quarters = ["2020-03-31", "2020-06-30", "2020-09-30", "2020-12-31"]
+    frame = pd.DataFrame(
+        {"id": [f"L{i}" for i in range(n)], "observation_date": [quarters[i % 4] for i in range(n)], "x": x}
+    )
+    if industry is not None:
+        frame["industry"] = industry
+    frame["default_12m"] = y
+    return frame
+
+
+def test_logistic_refuses_separated_data() -> None:
+    """A feature that splits defaulters from the rest has no finite maximum likelihood
+    estimate: an error, not coefficients of thousands with a PD of 0."""
+    x = np.random.default_rng(0).random(400)
+    with pytest.raises(DealError, match="separate defaulters"):
+        fit_pd(_small_tape(x, (x > 0.8).astype(int)), "default_12m")
+    rng = np.random.default_rng(1)
+    industry = ["bio" if i % 10 == 0 else "soft" for i in range(400)]
+    y = np.where(np.array(industry) == "bio", 0, (rng.random(400) < 0.2).astype(int))
+    with pytest.raises(DealError, match="'bio' has no default among its 40 training rows"):
+        fit_pd(_small_tape(rng.random(400), y, industry), "default_12m")

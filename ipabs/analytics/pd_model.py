@@ -684,9 +684,26 @@ def fit_pd(
                 )
             ]
         )
+    if model == "logistic":
+        _check_separation(t, X[train], y[train], design.categorical)
     estimator = _estimator(model, design, categories, monotone)
     estimator.fit(X[train], y[train])
     train_pd = estimator.predict_proba(X[train])[:, 1]
+    if model == "logistic" and np.any((train_pd < SEPARATED) | (train_pd > 1.0 - SEPARATED)):
+        raise DealError(
+            [
+                Issue(
+                    t.file,
+                    0,
+                    0,
+                    target,
+                    "the features separate defaulters from performing loans in the training window "
+                    "(fitted PDs of 0 or 1): the maximum likelihood estimate does not exist, so no "
+                    "coefficient or PD from it can be trusted",
+                    "drop or bin the separating feature, or use --model gbm",
+                )
+            ]
+        )
     valid_pd = estimator.predict_proba(X[valid])[:, 1]
 
     from sklearn.metrics import brier_score_loss, roc_auc_score
@@ -728,7 +745,7 @@ def fit_pd(
         train_pd=train_pd,
     )
     zero = int((train_pd == 0.0).sum() + (valid_pd == 0.0).sum())
-    if zero:
+    if zero and model == "gbm":
         fit.notes.append(
             f"{zero} rows have a fitted PD of exactly 0 (isotonic calibration puts the lowest scores "
             "at the lowest observed rate); such a PD means 'below what the tape can measure', not 'never'"
@@ -740,6 +757,32 @@ def fit_pd(
             + ", ".join(flagged["grade"])
         )
     return fit
+
+
+SEPARATED = 1e-9
+"""A logistic fit giving a training row a PD within this of 0 or 1 has met separation."""
+
+
+def _check_separation(t: PerformanceTape, X: pd.DataFrame, y: np.ndarray, categorical: list[str]) -> None:
+    """Refuse a logistic fit whose training rows hold a category without a default, or with
+    only defaults: its coefficient would run off to infinity (separation)."""
+    issues = []
+    for c in categorical:
+        for value, group in pd.Series(y, index=X.index).groupby(X[c].to_numpy()):
+            d, n = int(group.sum()), len(group)
+            if d in (0, n):
+                kind = "no default" if d == 0 else "only defaults"
+                issues.append(
+                    t.issue(
+                        0,
+                        c,
+                        f"{value!r} has {kind} among its {n} training rows: a logistic regression "
+                        "cannot estimate its effect (it would be infinite)",
+                        "merge it with a similar category, drop the feature, or use --model gbm",
+                    )
+                )
+    if issues:
+        raise DealError(issues)
 
 
 def _estimator(
