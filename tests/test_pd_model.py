@@ -282,6 +282,11 @@ GOOD = "id,observation_date,leverage,industry,default_12m\n"
         ),
         ("L1,2024-03-31,,soft,0\nL2,2024-03-31,0.2,soft,0\n", ":2:3:", "blank value"),
         ("", ":2:1:", "no rows"),
+        (
+            "L1,2024-03-31,0.4,soft,0\nL2,2024-03-31,0.2,soft,0\nL1,2024-03-31,0.4,soft,1\n",
+            ":4:1:",
+            "(row 2)",
+        ),
     ],
 )
 def test_bad_cells_are_located(

@@ -242,6 +242,22 @@ def _check_structure(tape: PerformanceTape) -> np.ndarray:
     issues += _cells(tape, blank_id, ID, lambda v: "a blank loan id", "give every row its loan's id")
     if issues:
         raise DealError(issues)
+    key = pd.DataFrame({"id": tape.frame[ID].astype(str).str.strip().to_numpy(), "date": dates})
+    again = key.duplicated(keep="first").to_numpy()
+    if again.any():
+        first = key.reset_index().groupby(["id", "date"])["index"].first()
+        where = np.flatnonzero(again)
+        issues = [
+            tape.issue(
+                int(tape.rows[i]),
+                ID,
+                f"loan {key['id'][i]!r} has another row at observation date {key['date'][i].date()} "
+                f"(row {int(tape.rows[first[(key['id'][i], key['date'][i])]])})",
+                "keep one row per loan and observation date",
+            )
+            for i in where[:MAX_ISSUES]
+        ]
+        raise DealError(issues)
     return dates
 
 
