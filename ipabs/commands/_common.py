@@ -80,7 +80,7 @@ def compile_notice(
     stream: TextIO | None = None,
     deterministic: bool = False,
 ) -> bool:
-    """Say on a terminal that the kernels are about to be compiled, which takes a minute in
+    """Say on a terminal that the kernels are about to be compiled, which takes a minute or two in
     silence the first time (once per ipabs version); say nothing when their disk cache is
     warm, on a pipe, with ``quiet`` (``--json``), with ``--quiet`` or with the pure-Python twin.
 
@@ -121,7 +121,7 @@ def compile_notice(
     if _kernels_cached(kernels):
         return False
     print(
-        "compiling the simulation kernels (first run of this ipabs version only; about a minute)...",
+        "compiling the simulation kernels (first run of this ipabs version only; a minute or two)...",
         file=stream,
         flush=True,
     )
