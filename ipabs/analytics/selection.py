@@ -29,7 +29,7 @@ import numpy as np
 
 from ipabs.analytics.metrics import BATCHES, Z95, Estimate
 
-CHUNK = 1 << 22  # values read at a time (32 MiB of float64)
+CHUNK = 1 << 20  # values read at a time (8 MiB of float64; a pass holds a few such temporaries)
 COLLECT = 1 << 20  # candidates sorted in memory once a prefix narrows the column to so few
 _SIGN = np.uint64(1 << 63)
 _DIGIT = 16
