@@ -18,6 +18,7 @@ columns a streamed run keeps on disk (:class:`DiskQuantiles`, exact order statis
 from __future__ import annotations
 
 import math
+from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -48,17 +49,12 @@ from ipabs.analytics.moments_numba_fns import (
     S_YIELD,
     block_sums,
 )
+from ipabs.analytics.tables import DISTRIBUTION_QUANTILES, LEVELS, diagnostic_rows, label, metric_row
 from ipabs.analytics.weights import Diagnostics, WeightedSums, diagnose_sums
 from ipabs.risk.montecarlo_numba_fns import O_WAL, O_YIELD, P_DEFAULTS, P_LOSS_RATE, P_WEIGHT
 
 BLOCK = 1 << 16  # paths per block of sums: runs split on multiples of it
-LEVELS = (0.95, 0.99, 0.999)  # pool loss quantiles and expected shortfall
-DISTRIBUTION_QUANTILES = (0.05, 0.5, 0.95)  # of each tranche's WAL and yield
 _UNKNOWN = m.Estimate(math.nan, math.nan, math.nan, math.nan)
-
-
-def _label(level: float) -> str:
-    return f"{level * 100:g}"
 
 
 # ---- sums
@@ -301,7 +297,7 @@ class QuantileSource(Protocol):
     def shortfall(self, column: str, level: float) -> m.Estimate: ...
 
 
-class _Quantiles:
+class _Quantiles(ABC):
     """Quantiles and shortfalls of a run's columns, each column's levels found together."""
 
     weighted: bool
@@ -310,8 +306,9 @@ class _Quantiles:
         self._quantiles: dict[str, dict[float, m.Estimate]] = {}
         self._shortfalls: dict[str, dict[float, m.Estimate]] = {}
 
+    @abstractmethod
     def _sample(self, column: str) -> Any:
-        raise NotImplementedError
+        """The values of ``column`` (with the weights when weighted), as selection reads them."""
 
     def quantile(self, column: str, q: float) -> m.Estimate:
         known = self._quantiles.setdefault(column, {})
@@ -400,17 +397,6 @@ class DiskQuantiles(_Quantiles):
 # ---- the tables
 
 
-def _metric(subject: str, metric: str, e: m.Estimate) -> dict[str, Any]:
-    return {
-        "subject": subject,
-        "metric": metric,
-        "estimate": e.value,
-        "se": e.se,
-        "ci_low": e.ci_low,
-        "ci_high": e.ci_high,
-    }
-
-
 def _diagnostic_columns(el: Diagnostics, pl: Diagnostics) -> dict[str, Any]:
     problems = list(dict.fromkeys(el.problems + pl.problems))
     return {
@@ -466,9 +452,9 @@ def pool_summary(sums: RunSums, source: QuantileSource) -> dict[str, Any]:
     el = sums.mean(None, PS_LOSS)
     row: dict[str, Any] = {"expected_loss": el.value, "expected_loss_se": el.se}
     for q in LEVELS:
-        row[f"loss_q{_label(q)}"] = source.quantile("loss_rate", q).value
+        row[f"loss_q{label(q)}"] = source.quantile("loss_rate", q).value
     for q in LEVELS:
-        row[f"expected_shortfall_{_label(q)}"] = source.shortfall("loss_rate", q).value
+        row[f"expected_shortfall_{label(q)}"] = source.shortfall("loss_rate", q).value
     mw = sums.mean(None, PS_WEIGHT)
     dr = sums.mean(None, PS_DEFAULT_RATE)
     nd = sums.mean(None, PS_DEFAULTS)
@@ -494,41 +480,32 @@ def metric_rows(
     for k, name in enumerate(names):
         balance = float(balances[k])
         part = [
-            _metric(name, "expected_loss", _loss_mean(sums, k, S_LOSS, balance)),
-            _metric(name, "discounted_expected_loss", _loss_mean(sums, k, S_DISCOUNTED_LOSS, balance)),
-            _metric(name, "probability_of_loss", sums.mean(k, S_HIT)),
-            _metric(name, "loss_given_loss", sums.loss_given_loss(k) if balance > 0.0 else _UNKNOWN),
-            _metric(name, "expected_wal_years", sums.conditional_mean(k, S_WAL)),
+            metric_row(name, "expected_loss", _loss_mean(sums, k, S_LOSS, balance)),
+            metric_row(name, "discounted_expected_loss", _loss_mean(sums, k, S_DISCOUNTED_LOSS, balance)),
+            metric_row(name, "probability_of_loss", sums.mean(k, S_HIT)),
+            metric_row(name, "loss_given_loss", sums.loss_given_loss(k) if balance > 0.0 else _UNKNOWN),
+            metric_row(name, "expected_wal_years", sums.conditional_mean(k, S_WAL)),
         ]
         part += [
-            _metric(name, f"wal_years_q{_label(q)}", source.quantile(f"wal.{k}", q))
+            metric_row(name, f"wal_years_q{label(q)}", source.quantile(f"wal.{k}", q))
             for q in DISTRIBUTION_QUANTILES
         ]
-        part.append(_metric(name, "mean_yield", sums.conditional_mean(k, S_YIELD)))
+        part.append(metric_row(name, "mean_yield", sums.conditional_mean(k, S_YIELD)))
         part += [
-            _metric(name, f"yield_q{_label(q)}", source.quantile(f"yield.{k}", q))
+            metric_row(name, f"yield_q{label(q)}", source.quantile(f"yield.{k}", q))
             for q in DISTRIBUTION_QUANTILES
         ]
-        part.append(_metric(name, "mean_duration_years", sums.conditional_mean(k, S_DURATION)))
+        part.append(metric_row(name, "mean_duration_years", sums.conditional_mean(k, S_DURATION)))
         el = sums.diagnose(k, False, "its expected loss")
         pl = sums.diagnose(k, True, "its loss probability")
-        part[0]["diagnostics"] = "; ".join(el.problems)
-        part[2]["diagnostics"] = "; ".join(pl.problems)
-        for metric, value in (
-            ("loss_paths", float(el.hits)),
-            ("loss_effective_paths", el.hit_ess),
-            ("loss_max_weight_share", el.max_share),
-            ("expected_loss_se_vs_plain", el.se_vs_plain),
-            ("probability_of_loss_se_vs_plain", pl.se_vs_plain),
-        ):
-            part.append(_metric(name, metric, m.Estimate(value, math.nan, math.nan, math.nan)))
+        part += diagnostic_rows(name, part, el, pl)
         rows += part
-    rows.append(_metric("pool", "expected_loss", sums.mean(None, PS_LOSS)))
-    rows += [_metric("pool", f"loss_q{_label(a)}", source.quantile("loss_rate", a)) for a in LEVELS]
+    rows.append(metric_row("pool", "expected_loss", sums.mean(None, PS_LOSS)))
+    rows += [metric_row("pool", f"loss_q{label(a)}", source.quantile("loss_rate", a)) for a in LEVELS]
     rows += [
-        _metric("pool", f"expected_shortfall_{_label(a)}", source.shortfall("loss_rate", a)) for a in LEVELS
+        metric_row("pool", f"expected_shortfall_{label(a)}", source.shortfall("loss_rate", a)) for a in LEVELS
     ]
-    rows.append(_metric("pool", "expected_default_rate", sums.mean(None, PS_DEFAULT_RATE)))
-    rows.append(_metric("pool", "expected_defaults", sums.mean(None, PS_DEFAULTS)))
-    rows += [_metric("pool", f"defaults_q{_label(q)}", source.quantile("defaults", q)) for q in LEVELS]
+    rows.append(metric_row("pool", "expected_default_rate", sums.mean(None, PS_DEFAULT_RATE)))
+    rows.append(metric_row("pool", "expected_defaults", sums.mean(None, PS_DEFAULTS)))
+    rows += [metric_row("pool", f"defaults_q{label(q)}", source.quantile("defaults", q)) for q in LEVELS]
     return rows

@@ -30,7 +30,7 @@ import numpy as np
 
 from ipabs.analytics import metrics as m
 from ipabs.analytics.importance import LOSS_EPS
-from ipabs.analytics.weights import diagnose
+from ipabs.analytics.weights import Diagnostics, diagnose
 from ipabs.risk.montecarlo_numba_fns import (
     O_DISCOUNTED_LOSS,
     O_DURATION,
@@ -61,7 +61,8 @@ LEVELS = (0.95, 0.99, 0.999)
 DISTRIBUTION_QUANTILES = (0.05, 0.5, 0.95)
 
 
-def _row(subject: str, metric: str, e: m.Estimate) -> dict[str, Any]:
+def metric_row(subject: str, metric: str, e: m.Estimate) -> dict[str, Any]:
+    """One row of :func:`risk_metrics`."""
     return {
         "subject": subject,
         "metric": metric,
@@ -72,7 +73,8 @@ def _row(subject: str, metric: str, e: m.Estimate) -> dict[str, Any]:
     }
 
 
-def _label(level: float) -> str:
+def label(level: float) -> str:
+    """A level as metric names spell it (0.999 -> "99.9")."""
     return f"{level * 100:g}"
 
 
@@ -86,22 +88,31 @@ def tranche_rows(result: SimulationResult, k: int) -> list[dict[str, Any]]:
     loss = tr[:, O_LOSS] * scale
     hit = (tr[:, O_LOSS] > LOSS_EPS).astype(np.float64)
     rows = [
-        _row(name, "expected_loss", m.mean(loss, w)),
-        _row(name, "discounted_expected_loss", m.mean(tr[:, O_DISCOUNTED_LOSS] * scale, w)),
-        _row(name, "probability_of_loss", m.mean(hit, w)),
-        _row(name, "loss_given_loss", m.ratio(loss, hit, w)),
-        _row(name, "expected_wal_years", m.conditional_mean(tr[:, O_WAL], w)),
+        metric_row(name, "expected_loss", m.mean(loss, w)),
+        metric_row(name, "discounted_expected_loss", m.mean(tr[:, O_DISCOUNTED_LOSS] * scale, w)),
+        metric_row(name, "probability_of_loss", m.mean(hit, w)),
+        metric_row(name, "loss_given_loss", m.ratio(loss, hit, w)),
+        metric_row(name, "expected_wal_years", m.conditional_mean(tr[:, O_WAL], w)),
     ]
     rows += _distribution(name, "wal_years", tr[:, O_WAL], w)
-    rows.append(_row(name, "mean_yield", m.conditional_mean(tr[:, O_YIELD], w)))
+    rows.append(metric_row(name, "mean_yield", m.conditional_mean(tr[:, O_YIELD], w)))
     rows += _distribution(name, "yield", tr[:, O_YIELD], w)
-    rows.append(_row(name, "mean_duration_years", m.conditional_mean(tr[:, O_DURATION], w)))
+    rows.append(metric_row(name, "mean_duration_years", m.conditional_mean(tr[:, O_DURATION], w)))
     # how far the loss estimates can be trusted (ipabs.analytics.weights): the problems in
     # words on the two loss rows, and the figures behind them as rows of their own
     el = diagnose(np.nan_to_num(loss), w, "its expected loss")
     pl = diagnose(hit, w, "its loss probability")
+    return rows + diagnostic_rows(name, rows, el, pl)
+
+
+def diagnostic_rows(
+    name: str, rows: list[dict[str, Any]], el: Diagnostics, pl: Diagnostics
+) -> list[dict[str, Any]]:
+    """Put the loss estimates' problems in words on their rows (``rows[0]``, the expected loss,
+    and ``rows[2]``, the loss probability) and return the figures behind them as rows."""
     rows[0]["diagnostics"] = "; ".join(el.problems)
     rows[2]["diagnostics"] = "; ".join(pl.problems)
+    out = []
     for metric, value in (
         ("loss_paths", float(el.hits)),
         ("loss_effective_paths", el.hit_ess),
@@ -109,13 +120,15 @@ def tranche_rows(result: SimulationResult, k: int) -> list[dict[str, Any]]:
         ("expected_loss_se_vs_plain", el.se_vs_plain),
         ("probability_of_loss_se_vs_plain", pl.se_vs_plain),
     ):
-        rows.append(_row(name, metric, m.Estimate(value, np.nan, np.nan, np.nan)))
-    return rows
+        out.append(metric_row(name, metric, m.Estimate(value, np.nan, np.nan, np.nan)))
+    return out
 
 
 def _distribution(name: str, metric: str, x: np.ndarray, w: np.ndarray) -> list[dict[str, Any]]:
     ok = ~np.isnan(x)
-    return [_row(name, f"{metric}_q{_label(q)}", m.quantile(x[ok], q, w[ok])) for q in DISTRIBUTION_QUANTILES]
+    return [
+        metric_row(name, f"{metric}_q{label(q)}", m.quantile(x[ok], q, w[ok])) for q in DISTRIBUTION_QUANTILES
+    ]
 
 
 def pool_rows(result: SimulationResult) -> list[dict[str, Any]]:
@@ -123,14 +136,16 @@ def pool_rows(result: SimulationResult) -> list[dict[str, Any]]:
     pool = result.pool_outcomes
     w = pool[:, P_WEIGHT]
     loss = pool[:, P_LOSS_RATE]
-    rows = [_row("pool", "expected_loss", m.mean(loss, w))]
-    rows += [_row("pool", f"loss_q{_label(a)}", m.quantile(loss, a, w)) for a in LEVELS]
+    rows = [metric_row("pool", "expected_loss", m.mean(loss, w))]
+    rows += [metric_row("pool", f"loss_q{label(a)}", m.quantile(loss, a, w)) for a in LEVELS]
     rows += [
-        _row("pool", f"expected_shortfall_{_label(a)}", m.expected_shortfall(loss, a, w)) for a in LEVELS
+        metric_row("pool", f"expected_shortfall_{label(a)}", m.expected_shortfall(loss, a, w)) for a in LEVELS
     ]
-    rows.append(_row("pool", "expected_default_rate", m.mean(pool[:, P_DEFAULT_RATE], w)))
-    rows.append(_row("pool", "expected_defaults", m.mean(pool[:, P_DEFAULTS], w)))
-    rows += [_row("pool", f"defaults_q{_label(q)}", m.quantile(pool[:, P_DEFAULTS], q, w)) for q in LEVELS]
+    rows.append(metric_row("pool", "expected_default_rate", m.mean(pool[:, P_DEFAULT_RATE], w)))
+    rows.append(metric_row("pool", "expected_defaults", m.mean(pool[:, P_DEFAULTS], w)))
+    rows += [
+        metric_row("pool", f"defaults_q{label(q)}", m.quantile(pool[:, P_DEFAULTS], q, w)) for q in LEVELS
+    ]
     return rows
 
 
