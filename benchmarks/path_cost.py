@@ -1,8 +1,9 @@
 """Benchmark: where the time of one Monte Carlo path goes, on one thread.
 
-The deal is figure 1 of ``benchmarks/scale.py`` (125 obligors, one annual period, six
-tranches). The script times ``simulate_chunk`` on one thread, then compiled loops that run the
-same paths stopping after each stage, so that the differences split a path's cost:
+The deal is one of ``benchmarks/scale.py``'s: ``fixed_cost`` (125 obligors, one annual period,
+six tranches; the default) or ``pool_1000`` (1,000 loans, 60 monthly periods, three notes).
+The script times ``simulate_chunk`` on one thread, then compiled loops that run the same
+paths stopping after each stage, so that the differences split a path's cost:
 
 1. ``draws``: the generator keyed by the path, the factor and one uniform per obligor
    (``draw_defaults``);
@@ -20,6 +21,7 @@ Usage::
 
     python benchmarks/path_cost.py             # 200,000 paths per timing
     python benchmarks/path_cost.py --paths 50000
+    python benchmarks/path_cost.py --deal pool_1000 --paths 50000
 """
 
 from __future__ import annotations
@@ -206,15 +208,27 @@ def _best(fn: Callable[[], Any], repeat: int) -> float:
     return best
 
 
-def measure(paths: int, repeat: int) -> dict[str, float]:
-    """Microseconds per path of each stage and part (one thread, best of ``repeat``)."""
-    from scale import small_deal
+DEALS = ("fixed_cost", "pool_1000")
 
+
+def _deal_text(deal: str) -> str:
+    """The text of one of figure 1's deals of ``benchmarks/scale.py``."""
+    if deal == "fixed_cost":
+        from scale import small_deal
+
+        return small_deal()
+    import montecarlo as mc_bench
+
+    return mc_bench.deal_yaml(mc_bench.make_pool(1_000))
+
+
+def measure(paths: int, repeat: int, deal: str = "fixed_cost") -> dict[str, float]:
+    """Microseconds per path of each stage and part (one thread, best of ``repeat``)."""
     from ipabs.api import _model
     from ipabs.deal.load import parse_deal
     from ipabs.risk.model import compile_risk
 
-    model = _model(parse_deal(small_deal(), "fixed_cost.yaml"))
+    model = _model(parse_deal(_deal_text(deal), f"{deal}.yaml"))
     cd = model.cd
     ra = compile_risk(model)
     n_tr = cd.tr_balance.shape[0]
@@ -253,9 +267,10 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--paths", type=int, default=200_000, help="paths per timing")
     parser.add_argument("--repeat", type=int, default=3, help="best of this many runs")
+    parser.add_argument("--deal", choices=DEALS, default="fixed_cost", help="which deal of scale.py")
     args = parser.parse_args()
-    figures = measure(args.paths, args.repeat)
-    print(f"fixed_cost deal, one thread, {args.paths:,} paths, best of {args.repeat}: CPU us per path")
+    figures = measure(args.paths, args.repeat, args.deal)
+    print(f"{args.deal} deal, one thread, {args.paths:,} paths, best of {args.repeat}: CPU us per path")
     for name, value in figures.items():
         print(f"  {name:<36} {value:8.3f}")
     return 0

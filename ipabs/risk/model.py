@@ -585,7 +585,7 @@ def compile_risk(model: CompiledModel, risk: RiskModel | None = None) -> RiskArr
         a_obligor=model.assets.obligor,
         # one record per asset and period, so that taking a defaulted asset out reads one
         # contiguous block
-        a_flows=a_flows,
+        a_flows=np.ascontiguousarray(a_flows),
         ob_asset_ptr=np.concatenate(
             [[0], np.cumsum(np.bincount(model.assets.obligor, minlength=len(ob_group)))]
         ).astype(np.int64),
