@@ -728,7 +728,7 @@ def _read_tape(tape: StateTape, smap: SourceMap, base: Path) -> tuple[list[State
                 ("path",), f"tape {what}: {display}", "the path is relative to the state file's directory"
             )
         )
-    if issues:
+    if suffix not in TAPE_SUFFIXES or not path.is_file():
         raise DealError(issues)
     try:
         table = _read_table(path, display, tape.sheet)
