@@ -704,3 +704,24 @@ def test_curable_trigger_in_effect_while_its_test_passes(bridge: Path) -> None:
     assert "it fires at 2" in _one(_issues(deal, fired), "triggers.cdr_trigger.active").message
     no_ledger = text.replace("ledgers: {principal_deficiency: 0}\n", "")
     assert "needs `ledgers`" in _issues(deal, no_ledger)[0].message
+
+
+def test_documented_summary_is_what_check_state_prints(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import re
+
+    doc = (ROOT / "docs" / "surveillance.md").read_text(encoding="utf-8")
+    found = re.search(r"```bash\n(ipabs check-state [^\n]*)\n```\n\n```text\n(.*?)```", doc, re.S)
+    assert found is not None
+    monkeypatch.chdir(ROOT)
+    assert main(found.group(1).split()[1:]) == EXIT_OK
+    assert capsys.readouterr().out == found.group(2)
+    # the shipped example the page quotes is the file itself
+    shipped = Q3.read_text(encoding="utf-8")
+    for line in (
+        "report_date: 2025-09-27",
+        "senior: {balance: 93350000, interest_arrears: 0}",
+        "id: 贷款编号",
+    ):
+        assert line in shipped and line in doc

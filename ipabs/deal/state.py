@@ -111,7 +111,9 @@ class StateLoan(Model):
     """One loan (or lease) of the deal on the report date."""
 
     id: str = Field(
-        min_length=1, description="The deal's loan id (a loan's id defaults to its obligor name)."
+        min_length=1,
+        description="The deal's loan id: its `id`, else its obligor's name (NAME#1, NAME#2... when the "
+        "obligor has several loans without an id).",
     )
     balance: Money = Field(
         description="Principal outstanding; for a defaulted loan the principal balance when it defaulted."
