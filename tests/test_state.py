@@ -725,3 +725,18 @@ def test_documented_summary_is_what_check_state_prints(
         "id: 贷款编号",
     ):
         assert line in shipped and line in doc
+
+
+def test_tape_problems_are_capped(caohejing, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    from ipabs.deal.tape import MAX_CELL_ISSUES
+
+    rows = [f"X{i},1m,current," for i in range(MAX_CELL_ISSUES + 5)]
+    f = _tape_state(tmp_path, "id,balance,status,days_past_due\n" + "\n".join(rows) + "\n")
+    with pytest.raises(DealError) as exc:
+        load_state(caohejing, f)
+    in_tape = [i for i in exc.value.issues if i.file.endswith("loans.csv")]
+    assert len(in_tape) == MAX_CELL_ISSUES + 1
+    # 25 unknown ids, and the deal's nine loans missing (reported at the tape's header row)
+    assert in_tape[-1].message == "... and 6 more problems in this tape"
+    assert [i.line for i in in_tape[:3]] == [1, 2, 3] and "missing from the state" in in_tape[0].message
+    assert "unknown loan 'X0'" in in_tape[1].message

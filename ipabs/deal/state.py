@@ -398,6 +398,29 @@ class _Where:
         self.issues.append(Issue(smap.file, line, col, format_path(path), message, hint))
 
 
+def _capped(issues: list[Issue], tape: str | None) -> list[Issue]:
+    """At most :data:`~ipabs.deal.tape.MAX_CELL_ISSUES` problems in a loan tape, then one that
+    counts the rest (a tape of the wrong deal would otherwise print a line per row)."""
+    from ipabs.deal.tape import MAX_CELL_ISSUES
+
+    if tape is None:
+        return issues
+    cells = sorted((i for i in issues if i.file == tape), key=lambda i: (i.line, i.column))
+    if len(cells) <= MAX_CELL_ISSUES:
+        return issues
+    more = len(cells) - MAX_CELL_ISSUES
+    last = cells[MAX_CELL_ISSUES]
+    summary = Issue(
+        tape,
+        last.line,
+        last.column,
+        "",
+        f"... and {more} more problem{'s' * (more > 1)} in this tape",
+        "fix the ones above and check the state again",
+    )
+    return [i for i in issues if i.file != tape] + cells[:MAX_CELL_ISSUES] + [summary]
+
+
 def _missing(where: _Where, section: str, names: Iterable[str], what: str, how: str) -> None:
     missing = list(names)
     if missing:
@@ -812,7 +835,7 @@ def _read_tape(tape: StateTape, smap: SourceMap, base: Path) -> tuple[list[State
                 )
             else:
                 out.append(issue)
-        raise DealError(out) from None
+        raise DealError(_capped(out, display)) from None
     return list(parsed.loans), tsmap, display
 
 
@@ -846,7 +869,7 @@ def _build(deal: LoadedDeal, data: Any, smap: SourceMap, path: Path | None) -> L
     where = _Where(smap, loans_smap)
     period = _check(state, deal, where)
     if where.issues:
-        raise DealError(where.issues)
+        raise DealError(_capped(where.issues, tape_file))
     return LoadedState(state.model_copy(update={"period": period}), smap, path, tape_file)
 
 
