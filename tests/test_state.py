@@ -740,3 +740,20 @@ def test_tape_problems_are_capped(caohejing, tmp_path: Path) -> None:  # type: i
     assert in_tape[-1].message == "... and 6 more problems in this tape"
     assert [i.line for i in in_tape[:3]] == [1, 2, 3] and "missing from the state" in in_tape[0].message
     assert "unknown loan 'X0'" in in_tape[1].message
+
+
+def test_loan_and_royalty_ids_have_their_own_namespaces() -> None:
+    from ipabs.deal.state import deal_assets, deal_royalty_ids
+
+    text = SUPPORTED.replace(
+        "pools: [{name: p, loans: [{obligor: A, balance: 10m, rate: 5%, term_months: 12}]}]",
+        "pools:\n  - name: p\n    loans: [{obligor: A, balance: 10m, rate: 5%, term_months: 12}]\n"
+        "    royalties: [{obligor: A, kind: fixed, instalments: [1m, 1m], balance: 1.9m}]",
+    )
+    deal = parse_deal(text, "d.yaml")
+    assert [(a.id, a.kind) for a in deal_assets(deal)] == [("A", "loan"), ("A", "licence")]
+    assert deal_royalty_ids(deal) == ["A"]
+    # a fixed licence pays its instalments (1m a quarter from closing): collected by period 1
+    state = state_at(deal, 1)
+    assert state.royalties["A"].collected == pytest.approx(1e6, abs=1e-6)
+    assert [loan.id for loan in state.loans] == ["A"]

@@ -302,7 +302,11 @@ def deal_assets(deal: LoadedDeal) -> list[DealAsset]:
             if roy.kind == "fixed":
                 bal = roy.balance if roy.balance is not None else float(sum(roy.instalments or []))
                 rows.append((roy.id or "", roy.id is not None, "licence", pool.name, roy.obligor, bal))
-    inline_ids = _number_ids([r[0] for r in rows], [r[4] for r in rows], [r[1] for r in rows])
+    # loans and leases share one namespace, royalty streams have their own
+    lent = [r for r in rows if r[2] != "licence"]
+    ids = iter(_number_ids([r[0] for r in lent], [r[4] for r in lent], [r[1] for r in lent]))
+    licences = iter(deal_royalty_ids(deal))
+    inline_ids = [next(licences) if r[2] == "licence" else next(ids) for r in rows]
     out = [
         DealAsset(i, kind, pool, obligor, bal)
         for i, (_, _, kind, pool, obligor, bal) in zip(inline_ids, rows, strict=True)
