@@ -757,3 +757,19 @@ def test_loan_and_royalty_ids_have_their_own_namespaces() -> None:
     state = state_at(deal, 1)
     assert state.royalties["A"].collected == pytest.approx(1e6, abs=1e-6)
     assert [loan.id for loan in state.loans] == ["A"]
+
+
+def test_interrupted_write_leaves_nothing(
+    bridge: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import ipabs.analytics.state as module
+
+    state = state_at(load_deal(bridge), 5, "named")
+
+    def interrupted(src: str, dst: str) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(module.os, "replace", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        write_state(state, tmp_path / "s.yaml", tape=True)
+    assert list(tmp_path.iterdir()) == []  # neither file, nor a temporary one
