@@ -773,3 +773,18 @@ def test_interrupted_write_leaves_nothing(
     with pytest.raises(KeyboardInterrupt):
         write_state(state, tmp_path / "s.yaml", tape=True)
     assert list(tmp_path.iterdir()) == []  # neither file, nor a temporary one
+
+
+def test_documented_state_commands_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import re
+
+    doc = (ROOT / "docs" / "surveillance.md").read_text(encoding="utf-8")
+    block = re.search(r"```bash\n(ipabs state scenarios/[^\n]*\nipabs check-state [^\n]*)\n```", doc)
+    assert block is not None
+    monkeypatch.chdir(ROOT)
+    for command in block.group(1).splitlines():
+        argv = [str(tmp_path / a) if a == "q2_state.yaml" else a for a in command.split()[1:]]
+        assert main(argv) == EXIT_OK, command
+    assert "period 2" in capsys.readouterr().out
