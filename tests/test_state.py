@@ -788,3 +788,9 @@ def test_documented_state_commands_run(
         argv = [str(tmp_path / a) if a == "q2_state.yaml" else a for a in command.split()[1:]]
         assert main(argv) == EXIT_OK, command
     assert "period 2" in capsys.readouterr().out
+
+
+def test_a_numeric_loan_id_is_text(caohejing) -> None:  # type: ignore[no-untyped-def]
+    text = _state_text(loan0="  - {id: 1001, balance: 15m, status: current}")
+    issue = _one(_issues(caohejing, text), "loans[0].id")
+    assert "unknown loan '1001'" in issue.message  # read, then not found among the deal's ids

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, ValidationError, model_validator
+from pydantic import BeforeValidator, Field, ValidationError, model_validator
 
 from ipabs.deal.base import Model
 from ipabs.deal.calendar import deal_calendar_dates
@@ -107,10 +107,15 @@ class StateRoyalty(Model):
     collected: Money = Field(description="Royalties (or instalments) collected to date.")
 
 
+def _id_text(value: Any) -> Any:
+    """A loan id written as a number (``id: 1001``) is the text ``"1001"``, as in a tape."""
+    return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
+
+
 class StateLoan(Model):
     """One loan (or lease) of the deal on the report date."""
 
-    id: str = Field(
+    id: Annotated[str, BeforeValidator(_id_text)] = Field(
         min_length=1,
         description="The deal's loan id: its `id`, else its obligor's name (NAME#1, NAME#2... when the "
         "obligor has several loans without an id).",
