@@ -14,7 +14,7 @@ from ipabs.analytics.state import state_at, write_state
 from ipabs.api import run
 from ipabs.cli import EXIT_INVALID, EXIT_OK, main
 from ipabs.deal.load import load_deal, parse_deal
-from ipabs.deal.state import LoadedState, load_state, parse_state
+from ipabs.deal.state import LoadedState, deal_assets, load_state, parse_state
 from ipabs.errors import DealError, IpabsError, Issue
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -794,3 +794,14 @@ def test_a_numeric_loan_id_is_text(caohejing) -> None:  # type: ignore[no-untype
     text = _state_text(loan0="  - {id: 1001, balance: 15m, status: current}")
     issue = _one(_issues(caohejing, text), "loans[0].id")
     assert "unknown loan '1001'" in issue.message  # read, then not found among the deal's ids
+
+
+def test_a_lease_may_have_grown(tmp_path: Path) -> None:
+    """A lease whose rents are below its interest accretes (scenarios/ip_finance_lease.yaml):
+    its state is valid although its balance is above the balance at closing."""
+    deal = load_deal(ROOT / "scenarios" / "ip_finance_lease.yaml")
+    state = state_at(deal, 1, "base")
+    closing = {a.id: a.balance for a in deal_assets(deal)}
+    assert any(loan.balance > closing[loan.id] + 1.0 for loan in state.loans)
+    write_state(state, tmp_path / "s.yaml")
+    assert load_state(deal, tmp_path / "s.yaml").spec == state
