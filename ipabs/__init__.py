@@ -28,6 +28,10 @@ _LAZY = {
     "snapshot": "ipabs.regression",
     "check": "ipabs.regression",
     "diff": "ipabs.regression",
+    # ---- surveillance: the deal on a report date (docs/surveillance.md)
+    "load_state": "ipabs.deal.state",
+    "state_at": "ipabs.analytics.state",
+    "write_state": "ipabs.analytics.state",
 }
 
 
@@ -52,10 +56,13 @@ __all__ = [
     "load_curve",
     "load_deal",
     "load_risk",
+    "load_state",
     "parse_deal",
     "price",
     "price_table",
     "run",
     "simulate",
     "snapshot",
+    "state_at",
+    "write_state",
 ]

@@ -77,8 +77,8 @@ def _default(field: FieldInfo) -> str:
     return f"`{value}`"
 
 
-def _models() -> list[type[BaseModel]]:
-    seen: list[type[BaseModel]] = []
+def _models(root: type[BaseModel] = S.Deal, skip: tuple[type[BaseModel], ...] = ()) -> list[type[BaseModel]]:
+    seen: list[type[BaseModel]] = list(skip)
 
     def visit(tp: Any) -> None:
         if isinstance(tp, type) and issubclass(tp, BaseModel):
@@ -90,8 +90,25 @@ def _models() -> list[type[BaseModel]]:
         for arg in typing.get_args(tp):
             visit(arg)
 
-    visit(S.Deal)
-    return seen
+    visit(root)
+    return seen[len(skip) :]
+
+
+def _model_section(model: type[BaseModel]) -> list[str]:
+    out = [f"## {model.__name__}", ""]
+    doc = inspect.cleandoc(model.__doc__ or "")
+    if doc:
+        out += [doc, ""]
+    out.append("| field | type | default | meaning |")
+    out.append("|---|---|---|---|")
+    for name, field in model.model_fields.items():
+        key = field.alias or name
+        desc = (field.description or "").replace("|", "\\|").replace("\n", " ")
+        out.append(
+            f"| `{key}` | {type_name(field.annotation, field.metadata)} | {_default(field)} | {desc} |"
+        )
+    out.append("")
+    return out
 
 
 def render() -> str:
@@ -137,22 +154,22 @@ def render() -> str:
         "volatilities) may be written as decimals or percentages.",
         "",
     ]
-    for model in _models():
-        out.append(f"## {model.__name__}")
-        out.append("")
-        doc = inspect.cleandoc(model.__doc__ or "")
-        if doc:
-            out.append(doc)
-            out.append("")
-        out.append("| field | type | default | meaning |")
-        out.append("|---|---|---|---|")
-        for name, field in model.model_fields.items():
-            key = field.alias or name
-            desc = (field.description or "").replace("|", "\\|").replace("\n", " ")
-            out.append(
-                f"| `{key}` | {type_name(field.annotation, field.metadata)} | {_default(field)} | {desc} |"
-            )
-        out.append("")
+    deal_models = _models()
+    for model in deal_models:
+        out += _model_section(model)
+    # ---- surveillance: state files are checked against a deal (docs/surveillance.md)
+    from ipabs.deal.state import StateFile
+
+    out += [
+        "# State files",
+        "",
+        "A state file is the deal on a report date, after that date's payments, as a trustee "
+        "report gives it; `ipabs check-state` validates one against its deal (see "
+        "[surveillance.md](surveillance.md), which also lists every check).",
+        "",
+    ]
+    for model in _models(StateFile, tuple(deal_models)):
+        out += _model_section(model)
     return "\n".join(out)
 
 

@@ -154,6 +154,12 @@ ZH: dict[str, str] = {
     "first principal date": "首次还本日",
     "last principal date": "末次还本日",
     "priced at par on the base case; not priced": "以基准情景按面值定价；未能定价",
+    # ---- surveillance: a state on a report date (check-state)
+    "at closing": "初始本金",
+    "factor": "本金余额比例",
+    "interest arrears": "拖欠利息",
+    "status": "资产状态",
+    "loans": "笔数",
 }
 """English heading -> Chinese heading."""
 
