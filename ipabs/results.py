@@ -120,16 +120,21 @@ def _times(model: CompiledModel) -> np.ndarray:
     return (model.grid[1:] - model.grid[0]) / 365.0
 
 
-def tranche_summary(model: CompiledModel, tables: L.WaterfallTables) -> pd.DataFrame:
-    """Per-tranche metrics of one run."""
+def tranche_summary(model: CompiledModel, tables: L.WaterfallTables, start: int = 0) -> pd.DataFrame:
+    """Per-tranche metrics of one run; from period ``start`` on (0-based), times measured from
+    the payment date before it and prices the tranches' balances then (a re-projection)."""
     spec = model.spec
     freq = 12 // MONTHS_PER_PERIOD[spec.deal.payment_frequency]
     times = _times(model)
     dates = model.payment_dates
+    if start > 0:
+        times = times[start:] - times[start - 1]
+        dates = dates[start:]
+        tables = slice_tables(tables, start)
     rows = []
     tr = tables.tranche
     for k, name in enumerate(model.tranche_names):
-        orig = float(model.cd.tr_balance[k])
+        orig = float(model.cd.tr_balance[k]) if start == 0 else float(tr[0, k, L.TR_BALANCE_START])
         interest = tr[:, k, L.TR_INTEREST_PAID]
         principal = tr[:, k, L.TR_PRINCIPAL_PAID]
         residual = tr[:, k, L.TR_RESIDUAL_PAID]
@@ -178,14 +183,23 @@ def collected(coll: np.ndarray, tables: L.WaterfallTables) -> np.ndarray:
     return out
 
 
+def slice_tables(tables: L.WaterfallTables, start: int) -> L.WaterfallTables:
+    """The rows of every table from period ``start`` (0-based) on."""
+    return L.WaterfallTables(*(x[start:] for x in tables))
+
+
 def build_result(
-    model: CompiledModel, scenario: str, coll: np.ndarray, tables: L.WaterfallTables
+    model: CompiledModel, scenario: str, coll: np.ndarray, tables: L.WaterfallTables, start: int = 0
 ) -> RunResult:
-    """Assemble the DataFrames of a run from the raw arrays."""
-    coll = collected(coll, tables)
-    n = model.n_periods
-    dates = model.payment_dates
-    base = pd.DataFrame({"period": np.arange(1, n + 1), "payment_date": pd.to_datetime(dates)})
+    """Assemble the DataFrames of a run from the raw arrays; a run from a report date keeps
+    its periods from ``start`` (0-based: the period after the report date) on."""
+    summary = tranche_summary(model, tables, start)
+    coll = collected(coll, tables)[:, start:]
+    tables = slice_tables(tables, start)
+    dates = model.payment_dates[start:]
+    base = pd.DataFrame(
+        {"period": np.arange(start + 1, model.n_periods + 1), "payment_date": pd.to_datetime(dates)}
+    )
     total = coll.sum(axis=0)
     cols: dict[str, Any] = {f"pool.{c}": total[:, i] for i, c in enumerate(COLLECTION_COLUMNS)}
     for i, c in enumerate(L.DEAL_FIELDS):
@@ -231,8 +245,8 @@ def build_result(
             {
                 "trigger": trig.name,
                 "kind": trig.kind,
-                "first_breached_period": int(breached[0]) + 1 if len(breached) else None,
-                "first_active_period": int(active[0]) + 1 if len(active) else None,
+                "first_breached_period": int(breached[0]) + 1 + start if len(breached) else None,
+                "first_active_period": int(active[0]) + 1 + start if len(active) else None,
                 "first_active_date": dates[active[0]] if len(active) else None,
                 "periods_active": len(active),
             }
@@ -255,7 +269,7 @@ def build_result(
     return RunResult(
         deal_name=model.spec.deal.name,
         scenario=scenario,
-        summary=tranche_summary(model, tables),
+        summary=summary,
         periods=periods,
         tranche_flows=tranche_flows,
         collateral=collateral,

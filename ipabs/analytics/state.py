@@ -23,6 +23,7 @@ import numpy as np
 
 from ipabs.deal.load import LoadedDeal
 from ipabs.deal.state import (
+    StateFee,
     StateFile,
     StateLedgers,
     StateLoan,
@@ -161,6 +162,11 @@ def state_at(
             written_down=None if spec.loss_allocation is None else float(row[L.TR_WRITTEN_DOWN]),
         )
     accounts = {a: float(tables.account[t, k, L.ACC_END]) for k, a in enumerate(model.account_names)}
+    fees = {
+        f: StateFee(arrears=float(tables.fee[t, k, L.FEE_ARREARS]))
+        for k, f in enumerate(model.fee_names)
+        if tables.fee[t, k, L.FEE_ARREARS] > 0.0
+    }
     triggers = {}
     for g, gname in enumerate(model.trigger_names):
         breached = tables.trigger[: t + 1, g, L.TRG_BREACHED] > 0.0
@@ -232,6 +238,7 @@ def state_at(
         period=period,
         tranches=tranches,
         accounts=accounts,
+        fees=fees,
         ledgers=ledgers,
         triggers=triggers,
         support_used=support,

@@ -95,6 +95,12 @@ class StateSupport(Model):
     )
 
 
+class StateFee(Model):
+    """A fee's position on the report date."""
+
+    arrears: Money = Field(0.0, description="Fee due and unpaid, carried forward (paid first next date).")
+
+
 class StateLedgers(Model):
     """The income and principal ledgers (deals whose waterfalls have `income` and `principal` lists)."""
 
@@ -213,6 +219,9 @@ class StateFile(Model):
     )
     tranches: dict[str, StateTranche] = Field(description="Every tranche, by name.")
     accounts: dict[str, Money] = Field(default_factory=dict, description="Every account's balance, by name.")
+    fees: dict[str, StateFee] = Field(
+        default_factory=dict, description="Fees with arrears, by name (a fee not listed has none)."
+    )
     ledgers: StateLedgers | None = Field(
         None, description="The ledgers (deals with income/principal waterfalls)."
     )
@@ -521,6 +530,15 @@ def _check(state: StateFile, deal: LoadedDeal, where: _Where) -> int:
                     f"tranche's original balance {deal_t.balance:,.2f}",
                     "check both amounts",
                 )
+
+    # ---- fees: only those in arrears need be listed
+    fee_names = [f.name for f in spec.fees]
+    for name in state.fees:
+        if name not in fee_names:
+            hint = suggest(name, fee_names) or (
+                "the deal's fees: " + ", ".join(fee_names) if fee_names else "the deal has no fees"
+            )
+            where.add(("fees", name), f"unknown fee {name!r}", hint, key=True)
 
     # ---- accounts, ledgers
     _names(

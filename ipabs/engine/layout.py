@@ -313,6 +313,65 @@ class CompiledDeal(NamedTuple):
     trg_days: np.ndarray  # (G,) delinquency: first bucket counted (0: 30+, 1: 60+, 2: 90+ days)
     adv_on: int  # 1 when the servicer advances: bit 1 interest, bit 2 principal
     adv_stop: int  # index of the servicer in the stop array
+    # ---- surveillance: a run from a report date (start_period 0: from closing, the rest unused)
+    start_period: int = 0  # first period the waterfall runs
+    start_work: np.ndarray = np.zeros(0)  # the waterfall's state after the period before (WORK_*)
+    start_flags: np.ndarray = np.zeros(0, dtype=np.int64)  # its trigger breach counts and states
+    start_scalars: np.ndarray = np.zeros(0)  # START_* (carry, ledger, cumulative defaults, ...)
+
+
+# ---- surveillance: the scalars of a waterfall's state carried into its start period
+START_CARRY = 0  # cash carried forward from the report date
+START_CARRY_PRINCIPAL = 1  # the principal ledger's part of it
+START_PDL = 2  # principal deficiency ledger balance
+START_CUMULATIVE_DEFAULTS = 3  # defaulted balance since closing (cumulative default triggers)
+START_YEAR = 4  # deal year of the period before (annual fee caps)
+N_START_SCALARS = 5
+
+
+def work_layout(cd: CompiledDeal) -> dict[str, slice]:
+    """Where each part of the waterfall's ``work`` array sits, as ``waterfall_path`` lays it
+    out (a run from a report date writes the deal's state into them)."""
+    n_tr = cd.tr_balance.shape[0]
+    n_fee = cd.fee_kind.shape[0]
+    n_acc = cd.acc_kind.shape[0]
+    n_sup = cd.sup_kind.shape[0]
+    n_trg = cd.trg_kind.shape[0]
+    n_amt = cd.amt_kind.shape[0]
+    n_t = cd.n_periods
+    n_hg = cd.hg_notional.shape[0]
+    parts = (
+        ("balance", n_tr),
+        ("arrears", n_tr),
+        ("interest_due", n_tr),
+        ("interest_due_total", n_tr),
+        ("principal_due", n_tr),
+        ("fee_due", n_fee),
+        ("fee_arrears", n_fee),
+        ("account", n_acc),
+        ("support_total", n_sup),
+        ("support_period", n_sup),
+        ("facility_outstanding", n_sup),
+        ("facility_interest_arrears", n_sup),
+        ("facility_start", n_sup),
+        ("written_down", n_tr),
+        ("fee_above_cap", n_fee),
+        ("fee_year_paid", n_fee),
+        ("fee_due_start", n_fee),
+        ("period_quantities", N_PERIOD_QUANTITIES + n_trg + n_amt),
+        ("test_numerator", n_trg * n_t),
+        ("test_denominator", n_trg * n_t),
+        ("hedge_owed", n_hg),
+        ("hedge_termination", n_hg),
+        ("hedge_done", n_hg),
+        ("advances", 3),
+    )
+    out: dict[str, slice] = {}
+    o = 0
+    for name, n in parts:
+        out[name] = slice(o, o + n)
+        o += n
+    return out
 
 
 # ---- output tables: last axis of each

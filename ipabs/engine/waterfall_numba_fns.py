@@ -153,6 +153,11 @@ from ipabs.engine.layout import (
     Q_POOL_BALANCE,
     Q_POOL_BALANCE_START,
     Q_TRIGGER,
+    START_CARRY,
+    START_CARRY_PRINCIPAL,
+    START_CUMULATIVE_DEFAULTS,
+    START_PDL,
+    START_YEAR,
     SUP_CUMULATIVE_DRAW,
     SUP_DEFICIENCY,
     SUP_DRAW,
@@ -712,6 +717,19 @@ def waterfall_path(cd, coll, support_stop, out, work, flags, full, rv):  # type:
     if revolves:
         reset(rv)
     issuer_called = False  # ---- note options: the issuer call makes every balance due
+    # ---- surveillance: a run from a report date starts from the deal's state after the
+    # period before (ipabs.analytics.reproject); its earlier rows stay zero
+    t_start = cd.start_period
+    if t_start > 0:
+        for i in range(work.shape[0]):
+            work[i] = cd.start_work[i]
+        for i in range(flags.shape[0]):
+            flags[i] = cd.start_flags[i]
+        carry = cd.start_scalars[START_CARRY]
+        carry_p = cd.start_scalars[START_CARRY_PRINCIPAL]
+        pdl = cd.start_scalars[START_PDL]
+        cum_default = cd.start_scalars[START_CUMULATIVE_DEFAULTS]
+        year = np.int64(cd.start_scalars[START_YEAR])
 
     out_tranche[:] = 0.0
     if full:
@@ -735,7 +753,7 @@ def waterfall_path(cd, coll, support_stop, out, work, flags, full, rv):  # type:
             if t_end > 0:
                 break
 
-    for t in range(n_t):
+    for t in range(t_start, n_t):
         if t >= t_end and carry <= 0.0:
             held = bal.sum() + arrears.sum() + fee_arrears.sum() + acc_bal.sum()
             held += lf_outstanding.sum() + lf_int_arrears.sum() + adv_state[2]
