@@ -373,3 +373,18 @@ def test_shipped_example_revalues_after_its_events(capsys: pytest.CaptureFixture
     assert by_id["guangxin-photonics-patents"]["legal_status"] == "clear"
     assert by_id["xincai-materials-patents"]["legal_status"] == "challenged"
     assert by_id["shengwu-reagent-patents"]["revenue_kept"] == pytest.approx(0.6)
+
+
+def test_docs_list_every_field_and_their_example_validates() -> None:
+    import re
+
+    from ipabs.deal.valuation import Event, IPAsset, ValuationSettings
+
+    text = (ROOT / "docs" / "ip-valuation.md").read_text(encoding="utf-8")
+    for model in (ValuationSettings, IPAsset, Event):
+        missing = [name for name in model.model_fields if f"| `{name}` |" not in text]
+        assert not missing, f"{model.__name__}: undocumented fields {missing}"
+    block = re.search(r"```yaml\n(.*?)```", text, re.S)
+    assert block is not None
+    spec = IPValuationFile.model_validate(yaml.safe_load(block.group(1)))
+    assert spec.assets[0].id == "xinwei-chip-patents"

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, ValidationError, field_validator, model_validator
 
@@ -140,7 +140,7 @@ class IPAsset(Model):
     kind: IPKind = Field("patent", description="Kind of IP.")
     count: int = Field(1, ge=1, description="Number of items valued together.")
     method: Method = Field("relief_from_royalty", description="Income-approach method.")
-    revenue: list[Money] | RevenueGrowth = Field(
+    revenue: Annotated[list[Money], Field(min_length=1, max_length=MAX_YEARS)] | RevenueGrowth = Field(
         description="Revenue forecast: one amount per year from the valuation date, or "
         "`{base, growth, years}`.",
     )
@@ -176,21 +176,22 @@ class IPAsset(Model):
     def _method_inputs(self) -> IPAsset:
         if self.method == "relief_from_royalty":
             if self.royalty_rate is None:
-                raise ValueError("royalty_rate: relief_from_royalty needs the royalty rate saved")
+                raise ValueError("royalty_rate is missing: relief_from_royalty needs the royalty rate saved")
             if self.operating_margin is not None or self.contributory_charges:
                 raise ValueError(
-                    "operating_margin: only the excess_earnings method uses operating_margin and "
-                    "contributory_charges"
+                    "operating_margin and contributory_charges are used only by the excess_earnings method"
                 )
         else:
             if self.operating_margin is None:
-                raise ValueError("operating_margin: excess_earnings needs the operating margin")
+                raise ValueError("operating_margin is missing: excess_earnings needs the operating margin")
             if self.royalty_rate is not None:
-                raise ValueError("royalty_rate: only relief_from_royalty uses a royalty rate")
+                raise ValueError("royalty_rate is used only by relief_from_royalty")
         if self.kind == "patent" and self.expiry_date is None:
-            raise ValueError("expiry_date: a patent needs its expiry date (the end of its legal life)")
+            raise ValueError(
+                "expiry_date is missing: a patent needs its expiry date (the end of its legal life)"
+            )
         if self.renewable and self.kind != "trademark":
-            raise ValueError("renewable: only a trademark is renewable at its owner's option")
+            raise ValueError("renewable is for trademarks only (renewable at the owner's option)")
         return self
 
 
@@ -210,9 +211,11 @@ class Event(Model):
     @model_validator(mode="after")
     def _outcome(self) -> Event:
         if self.kind == "litigation_resolved" and self.outcome is None:
-            raise ValueError("outcome: litigation_resolved needs `outcome: upheld` or `outcome: invalidated`")
+            raise ValueError(
+                "outcome is missing: litigation_resolved needs `outcome: upheld` or `outcome: invalidated`"
+            )
         if self.kind != "litigation_resolved" and self.outcome is not None:
-            raise ValueError("outcome: only litigation_resolved has an outcome")
+            raise ValueError("outcome is for litigation_resolved only")
         return self
 
 
