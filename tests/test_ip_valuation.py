@@ -388,3 +388,18 @@ def test_docs_list_every_field_and_their_example_validates() -> None:
     assert block is not None
     spec = IPValuationFile.model_validate(yaml.safe_load(block.group(1)))
     assert spec.assets[0].id == "xinwei-chip-patents"
+
+
+def test_infeasible_beta_volatility_is_located_in_the_deal() -> None:
+    from ipabs.deal.load import parse_deal
+
+    text = _one_loan("{appraised_value: 10000, value_volatility: 2.0}")
+    text += "risk:\n  default_pd: 0.5\n  recovery: {model: beta, value_mean: 0.4, value_dispersion: 0.1}\n"
+    with pytest.raises(DealError) as exc:
+        parse_deal(text, "deal.yaml")
+    (issue,) = exc.value.issues
+    assert issue.path == "pools[0].loans[0].pledged_ip.value_volatility"
+    line = text.splitlines().index(next(x for x in text.splitlines() if "2.0}" in x)) + 1
+    column = text.splitlines()[line - 1].index("2.0}") + 1
+    assert (issue.line, issue.column) == (line, column) and "(0, 0.4899)" in issue.message
+    parse_deal(text.replace("value_volatility: 2.0", "value_volatility: 0.5"), "deal.yaml")  # feasible

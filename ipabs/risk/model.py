@@ -10,7 +10,7 @@ import numpy as np
 from ipabs.collateral.royalty import base_path, royalty_grid
 from ipabs.collateral.value import royalty_values, value_slots, value_years
 from ipabs.deal.assumptions import DelinquencyAssumption, last_recovery_months, recovery_pieces
-from ipabs.deal.risk import RiskModel
+from ipabs.deal.risk import RiskModel, beta_feasible, beta_value_sd
 from ipabs.deal.schema import MONTHS_PER_PERIOD
 from ipabs.engine.compile import CompiledModel
 from ipabs.engine.layout import COVER_REALISED_LOSS, CoverArrays
@@ -689,8 +689,8 @@ def _asset_value_factors(
         for a in np.flatnonzero(~np.isnan(vols)).tolist():
             vol = float(vols[a])
             if vol not in seen:
-                dispersion = vol if rec.model == "lognormal" else m * math.sqrt(math.expm1(vol * vol))
-                if rec.model == "beta" and not 0.0 < dispersion * dispersion < m * (1.0 - m):
+                dispersion = vol if rec.model == "lognormal" else beta_value_sd(m, vol)
+                if rec.model == "beta" and not beta_feasible(m, dispersion):
                     raise IpabsError(
                         f"asset {model.assets.id[a]!r}: pledged_ip.value_volatility {vol:g} gives a beta "
                         f"value factor of mean {m:g} the sd {dispersion:.4f}, which must lie in (0, "
