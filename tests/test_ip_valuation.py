@@ -316,6 +316,11 @@ def test_errors_are_located(tmp_path: Path) -> None:
         load_ip_valuation(_write(tmp_path, bad))
     (issue,) = exc.value.issues
     assert (issue.line, issue.column, issue.path) == (10, 10, "assets[0].trl")
+    bad = GOOD.replace("  discount_rate:", "  legal_survival: {invalidated: 0.2}\n  discount_rate:")
+    with pytest.raises(DealError) as exc:
+        load_ip_valuation(_write(tmp_path, bad))
+    (issue,) = exc.value.issues
+    assert issue.path == "valuation.legal_survival" and "invalidated" in issue.message
     events = GOOD + "events:\n  - {date: 2025-02-01, asset: p9, kind: patent_invalidated}\n"
     with pytest.raises(DealError) as exc:
         load_ip_valuation(_write(tmp_path, events))

@@ -106,6 +106,13 @@ class ValuationSettings(Model):
         default_factory=dict, description="Overrides of the discount-rate premium by market prospects."
     )
 
+    @field_validator("legal_survival")
+    @classmethod
+    def _invalidated(cls, v: dict[str, float]) -> dict[str, float]:
+        if v.get("invalidated", 0.0) != 0.0:
+            raise ValueError("an invalidated right is worth nothing: its survival stays 0")
+        return v
+
     @field_validator("trl_success")
     @classmethod
     def _levels(cls, v: dict[int, float]) -> dict[int, float]:
