@@ -151,6 +151,7 @@ class AssetArrays:
     custom_day: np.ndarray
     custom_amount: np.ndarray
     appraised_value: np.ndarray  # nan when no pledged IP
+    value_volatility: np.ndarray  # the pledged IP's own value volatility; nan when none
     guarantor: np.ndarray  # -1 when none
     guarantee_share: np.ndarray
     guarantee_lag_months: np.ndarray
@@ -241,6 +242,7 @@ class _Builder:
             "obligor": self.obligors.index[asset.obligor],
             "balance": asset.balance,
             "appraised_value": np.nan if ip is None else ip.appraised_value,
+            "value_volatility": np.nan if ip is None or ip.value_volatility is None else ip.value_volatility,
             "guarantor": -1 if g is None else self.obligors.index[g.guarantor],
             "guarantee_share": 0.0 if g is None else g.share,
             "guarantee_lag_months": 0 if g is None else g.lag_months,
@@ -302,6 +304,7 @@ class _Builder:
             "obligor": self.obligors.index[asset.obligor],
             "balance": balance,
             "appraised_value": np.nan,
+            "value_volatility": np.nan,
             "guarantor": -1,
             "guarantee_share": 0.0,
             "guarantee_lag_months": 0,
@@ -406,6 +409,7 @@ class _Builder:
                 "day_count": np.array([DAY_COUNTS[x] for x in _objects(f["day_count"])], dtype=np.int64),
                 "balloon": np.zeros(len(f)),
                 "appraised_value": f["appraised_value"].to_numpy(dtype=np.float64, na_value=np.nan),
+                "value_volatility": np.full(len(f), np.nan),  # a tape's IP uses the recovery model's
                 "guarantor": guarantor,
                 "guarantee_share": f["guarantee_share"].to_numpy(dtype=np.float64),
                 "guarantee_lag_months": f["guarantee_lag_months"].to_numpy(dtype=np.int64),
@@ -436,6 +440,7 @@ _FLOAT_FIELDS = (
     "rate_floor",
     "balloon",
     "appraised_value",
+    "value_volatility",
     "guarantee_share",
 )
 

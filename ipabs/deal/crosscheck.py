@@ -844,7 +844,42 @@ def cross_check(deal: Deal, smap: SourceMap, tapes: dict[str, Any] | None = None
     list of Issue
         Empty when the deal is consistent.
     """
-    return _Checker(deal, smap, tapes or {}).run()
+    return [*_Checker(deal, smap, tapes or {}).run(), *_value_volatility_issues(deal, smap)]
+
+
+def _value_volatility_issues(deal: Deal, smap: SourceMap) -> list[Issue]:
+    """A pledged IP's ``value_volatility`` for which the deal's beta recovery model has no
+    value factor (its sd ``value_mean x sqrt(exp(volatility^2) - 1)`` must stay below
+    ``sqrt(value_mean x (1 - value_mean))``)."""
+    from ipabs.deal.risk import beta_feasible, beta_value_sd
+
+    if deal.risk is None or deal.risk.recovery.model != "beta":
+        return []
+    m = deal.risk.recovery.value_mean
+    out = []
+    for p, pool in enumerate(deal.pools):
+        for section, assets in (("loans", pool.loans), ("leases", pool.leases)):
+            for i, asset in enumerate(assets):
+                ip = asset.pledged_ip
+                if ip is None or ip.value_volatility is None:
+                    continue
+                sd = beta_value_sd(m, ip.value_volatility)
+                if not beta_feasible(m, sd):
+                    path = ("pools", p, section, i, "pledged_ip", "value_volatility")
+                    line, col = smap.locate(path)
+                    out.append(
+                        Issue(
+                            smap.file,
+                            line,
+                            col,
+                            format_path(path),
+                            f"under the beta recovery model (value_mean {m:g}) this volatility gives the "
+                            f"value factor the sd {sd:.4f}, which must lie in "
+                            f"(0, {(m * (1.0 - m)) ** 0.5:.4f})",
+                            "lower the volatility, or use risk.recovery.model: lognormal",
+                        )
+                    )
+    return out
 
 
 def _last_payment_dates(deal: Deal, tapes: dict[str, Any]) -> list[tuple[str, str, dt.date]]:

@@ -106,6 +106,19 @@ class RecoveryModel(Model):
         return self
 
 
+def beta_value_sd(value_mean: float, volatility: float) -> float:
+    """Standard deviation of a beta value factor of mean ``value_mean`` for an asset whose
+    pledged IP has ``value_volatility``: ``value_mean x sqrt(exp(volatility^2) - 1)``, the
+    coefficient of variation of a lognormal of that log-standard-deviation."""
+    return value_mean * math.sqrt(math.expm1(volatility * volatility))
+
+
+def beta_feasible(value_mean: float, sd: float) -> bool:
+    """Whether a beta distribution of this mean and standard deviation exists:
+    ``0 < sd^2 < value_mean x (1 - value_mean)``."""
+    return 0.0 < sd * sd < value_mean * (1.0 - value_mean)
+
+
 class RoyaltyRisk(RoyaltyPath):
     """Risk of royalty and income-share streams.
 

@@ -259,6 +259,14 @@ class PledgedIP(Model):
     )
     count: int = Field(1, ge=1, description="Number of items pledged.")
     appraised_value: Money = Field(description="Appraised value of the pledged IP.")
+    value_volatility: NonNegativeRate | None = Field(
+        None,
+        description="Volatility of this IP's value (the log-standard-deviation of a lognormal with "
+        "the value's mean and variance, as `ipabs value` writes it; docs/ip-valuation.md). Under "
+        "`risk.recovery.model: lognormal` it replaces `value_dispersion` for this asset; under "
+        "`beta` the value factor's sd becomes `value_mean x sqrt(exp(value_volatility^2) - 1)` (the "
+        "same coefficient of variation). Unset: the recovery model's `value_dispersion`.",
+    )
 
 
 class LoanGuarantee(Model):

@@ -10,7 +10,7 @@ import numpy as np
 from ipabs.collateral.royalty import base_path, royalty_grid
 from ipabs.collateral.value import royalty_values, value_slots, value_years
 from ipabs.deal.assumptions import DelinquencyAssumption, last_recovery_months, recovery_pieces
-from ipabs.deal.risk import RiskModel
+from ipabs.deal.risk import RiskModel, beta_feasible, beta_value_sd
 from ipabs.deal.schema import MONTHS_PER_PERIOD
 from ipabs.engine.compile import CompiledModel
 from ipabs.engine.layout import COVER_REALISED_LOSS, CoverArrays
@@ -90,6 +90,12 @@ class RiskArrays(NamedTuple):
     rec_loading: float
     rec_cost: float
     rec_beta_quantile: np.ndarray  # (BETA_TABLE_SIZE,) beta quantiles, or empty
+    # ---- per-asset value volatility (pledged_ip.value_volatility): row 0 is the model's own
+    # value factor, the others one per distinct asset volatility
+    a_rec_dist: np.ndarray  # (A,) row of the value factor each asset's recovery draws from
+    rec_dist_mu: np.ndarray  # (K,) lognormal: mean of log V
+    rec_dist_sigma: np.ndarray  # (K,) lognormal: sd of log V
+    rec_dist_quantile: np.ndarray  # (K, BETA_TABLE_SIZE) beta quantiles, or (K, 0)
     base_totals: np.ndarray  # (P, T, N_COLLECTION_COLUMNS) performing asset flows per pool
     r_pool: np.ndarray  # (R,)
     r_obligor: np.ndarray  # (R,)
@@ -545,18 +551,8 @@ def compile_risk(model: CompiledModel, risk: RiskModel | None = None) -> RiskArr
         }
     )
     lag_id = {lag: i for i, lag in enumerate(lags)}
-    beta_q = np.zeros(0)
-    mu = sigma = 0.0
-    if rec.model == "lognormal":
-        sigma = rec.value_dispersion
-        mu = math.log(rec.value_mean) - 0.5 * sigma * sigma if rec.value_mean > 0 else -math.inf
-    elif rec.model == "beta":
-        m, s = rec.value_mean, rec.value_dispersion
-        k = m * (1.0 - m) / (s * s) - 1.0
-        u = (np.arange(BETA_TABLE_SIZE) + 0.5) / BETA_TABLE_SIZE
-        from scipy import special
-
-        beta_q = special.betaincinv(m * k, (1.0 - m) * k, u)
+    mu, sigma, beta_q = _value_factor(rec.model, rec.value_mean, rec.value_dispersion)
+    a_dist, d_mu, d_sigma, d_quantile = _asset_value_factors(model, risk, mu, sigma, beta_q)
 
     roy = model.royalties
     # the expected base follows risk.royalty's path (growth, vectors, shocks) when it gives one
@@ -606,6 +602,10 @@ def compile_risk(model: CompiledModel, risk: RiskModel | None = None) -> RiskArr
         rec_loading=rec.systematic_loading,
         rec_cost=rec.disposal_cost,
         rec_beta_quantile=beta_q,
+        a_rec_dist=a_dist,
+        rec_dist_mu=d_mu,
+        rec_dist_sigma=d_sigma,
+        rec_dist_quantile=d_quantile,
         base_totals=totals,
         r_pool=roy.pool,
         r_obligor=roy.obligor,
@@ -650,6 +650,65 @@ def compile_risk(model: CompiledModel, risk: RiskModel | None = None) -> RiskArr
         ),
         month_start=np.concatenate([[0], np.cumsum(months)]).astype(np.int64),
         rec_piece_share=np.array([w for _, w in pieces], dtype=np.float64),
+    )
+
+
+def _value_factor(model: str, mean: float, dispersion: float) -> tuple[float, float, np.ndarray]:
+    """(mu, sigma, beta quantiles) of a recovery value factor of ``mean`` and ``dispersion``
+    (lognormal: sd of log V; beta: sd of V); zeros and an empty table where unused."""
+    beta_q = np.zeros(0)
+    mu = sigma = 0.0
+    if model == "lognormal":
+        sigma = dispersion
+        mu = math.log(mean) - 0.5 * sigma * sigma if mean > 0 else -math.inf
+    elif model == "beta":
+        m, s = mean, dispersion
+        k = m * (1.0 - m) / (s * s) - 1.0
+        u = (np.arange(BETA_TABLE_SIZE) + 0.5) / BETA_TABLE_SIZE
+        from scipy import special
+
+        beta_q = special.betaincinv(m * k, (1.0 - m) * k, u)
+    return mu, sigma, beta_q
+
+
+def _asset_value_factors(
+    model: CompiledModel, risk: RiskModel, mu: float, sigma: float, beta_q: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Each asset's row of the value-factor table (``a_rec_dist``) and the table's rows
+    (mu, sigma, beta quantiles): row 0 is the recovery model's own factor; an asset whose
+    pledged IP gives ``value_volatility`` gets the row of that volatility (lognormal: its sd of
+    log V; beta: the sd ``value_mean x sqrt(exp(volatility^2) - 1)``, the same coefficient of
+    variation as a lognormal of that volatility)."""
+    rec = risk.recovery
+    vols = np.asarray(model.assets.value_volatility, dtype=np.float64)
+    a_dist = np.zeros(len(vols), dtype=np.int64)
+    rows: list[tuple[float, float, np.ndarray]] = [(mu, sigma, beta_q)]
+    if rec.model in ("lognormal", "beta"):
+        seen: dict[float, int] = {}
+        m = rec.value_mean
+        for a in np.flatnonzero(~np.isnan(vols)).tolist():
+            vol = float(vols[a])
+            if vol not in seen:
+                dispersion = vol if rec.model == "lognormal" else beta_value_sd(m, vol)
+                if rec.model == "beta" and not beta_feasible(m, dispersion):
+                    raise IpabsError(
+                        f"asset {model.assets.id[a]!r}: pledged_ip.value_volatility {vol:g} gives a beta "
+                        f"value factor of mean {m:g} the sd {dispersion:.4f}, which must lie in (0, "
+                        f"{math.sqrt(m * (1.0 - m)):.4f}): lower the volatility, or use "
+                        "risk.recovery.model: lognormal"
+                    )
+                seen[vol] = len(rows)
+                rows.append(_value_factor(rec.model, m, dispersion))
+            a_dist[a] = seen[vol]
+    width = len(beta_q)
+    quantile = np.zeros((len(rows), width))
+    for k, (_, _, q) in enumerate(rows):
+        quantile[k] = q
+    return (
+        a_dist,
+        np.array([r[0] for r in rows], dtype=np.float64),
+        np.array([r[1] for r in rows], dtype=np.float64),
+        quantile,
     )
 
 

@@ -423,10 +423,19 @@ def _twist_theta(p, count, target, tilt):  # type: ignore[no-untyped-def]
 
 
 @njit(leaf=True, inline="always")
-def _recovery_value(ra, state, z0):  # type: ignore[no-untyped-def]
+def _recovery_value(ra, state, z0, a):  # type: ignore[no-untyped-def]
+    """Value factor of asset ``a``'s pledged IP: the recovery model's, or the one of the
+    asset's own value volatility (row ``a_rec_dist[a]`` of the table; row 0 is the model's)."""
     eps = normal(state)
+    k = ra.a_rec_dist[a]
     return recovery_value(
-        ra.rec_model, ra.rec_loading, ra.rec_mu, ra.rec_sigma, ra.rec_beta_quantile, z0, eps
+        ra.rec_model,
+        ra.rec_loading,
+        ra.rec_dist_mu[k],
+        ra.rec_dist_sigma[k],
+        ra.rec_dist_quantile[k],
+        z0,
+        eps,
     )
 
 
@@ -562,7 +571,7 @@ def path_collections(ra, sc, n_defaulters):  # type: ignore[no-untyped-def]
             if ra.rec_model == REC_CONSTANT or math.isnan(appraisal):
                 rec = ra.rec_rate * exposure
             else:
-                value = _recovery_value(ra, state, z[0])
+                value = _recovery_value(ra, state, z[0], a)
                 rec = min(exposure, max(appraisal * (value - ra.rec_cost), 0.0))
             tr = ra.lag_period[ra.rec_lag, tau]  # the last instalment: the loss is realised
             full = rec
