@@ -45,7 +45,7 @@ def _summary_text(result: Any) -> str:
         rows.append(
             [
                 str(name),
-                _fmt_money(r["original_balance"]),
+                _fmt_money(r.get("report_date_balance", r["original_balance"])),
                 _fmt_pct(r["coupon"]),
                 "n/a" if wal != wal else f"{wal:.3f}",
                 _fmt_pct(r["yield"]),
@@ -56,6 +56,12 @@ def _summary_text(result: Any) -> str:
             ]
         )
     head = f"{result.deal_name} | scenario: {result.scenario}\n\n"
+    if "report_date_balance" in s.columns:  # ---- surveillance: from a report date
+        first = result.periods["period"].iloc[0]
+        head = (
+            f"{result.deal_name} | scenario: {result.scenario} | from the report date after period "
+            f"{first - 1}: balances then; WAL and yield from then\n\n"
+        )
     text = head + _table(
         [
             "tranche",
@@ -116,8 +122,18 @@ def cmd_run(args: argparse.Namespace) -> int:
         known = ", ".join(deal.spec.scenarios)
         raise IpabsError(f"{args.deal}: no scenario {args.scenario!r}; known scenarios: {known}")
     _check_out(args.out)
+    state = None
+    if args.state is not None:  # ---- surveillance: from a report date
+        from ipabs.deal.state import load_state
+
+        state = load_state(deal, args.state)
     compile_notice(False, quiet=_quiet(args))
-    result = run(deal, scenario=args.scenario)
+    if state is None:
+        result = run(deal, scenario=args.scenario)
+    else:
+        from ipabs.analytics.reproject import reproject
+
+        result = reproject(deal, state, args.scenario)
     return _emit(args, result, _summary_text)
 
 
@@ -254,6 +270,11 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--scenario", help="scenario name (default: the deal's first scenario)")
     r.add_argument("--out", metavar="DIR", help="write per-period tables as CSV and Parquet into DIR")
     r.add_argument("--json", action="store_true", help="print one JSON document instead of text")
+    r.add_argument(
+        "--state",
+        metavar="STATE.yaml",
+        help="run from the report date of this state file (docs/surveillance.md), not from closing",
+    )
     r.set_defaults(func=cmd_run)
 
     m = sub.add_parser("mc", help="Monte Carlo: tranche expected loss, loss probability, WAL, yield")

@@ -134,6 +134,7 @@ def tranche_summary(model: CompiledModel, tables: L.WaterfallTables, start: int 
     rows = []
     tr = tables.tranche
     for k, name in enumerate(model.tranche_names):
+        # a re-projection prices and measures losses against the balance on the report date
         orig = float(model.cd.tr_balance[k]) if start == 0 else float(tr[0, k, L.TR_BALANCE_START])
         interest = tr[:, k, L.TR_INTEREST_PAID]
         principal = tr[:, k, L.TR_PRINCIPAL_PAID]
@@ -148,7 +149,8 @@ def tranche_summary(model: CompiledModel, tables: L.WaterfallTables, start: int 
         rows.append(
             {
                 "tranche": name,
-                "original_balance": orig,
+                "original_balance": float(model.cd.tr_balance[k]),
+                **({} if start == 0 else {"report_date_balance": orig}),
                 "coupon": coupon,
                 "interest_paid": float(interest.sum()),
                 "principal_paid": float(principal.sum()),

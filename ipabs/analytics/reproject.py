@@ -13,12 +13,15 @@ date from the state's balances, arrears, accounts, ledgers, triggers and support
   its recovery instalments, guarantee and loss cover still due after the report date arrive
   as the scenario's recovery terms place them;
 - a ``repaid`` loan pays nothing more;
+- a loan's ``appraised_value`` (a revaluation of its pledged IP) replaces its appraisal: a
+  recovery on an appraisal basis and the collateral value follow it;
 - the scenario's default and prepayment rates apply to the performing loans from the period
   after the report date (its rate vectors keep their periods since closing).
 
-What a report does not give starts from zero: cash carried forward, the annual
-fee caps' use in the current deal year, the trailing windows of average-ratio covenants,
-servicer advances and unpaid hedge amounts.
+What a report does not give starts from zero: cash carried forward, the annual fee caps' use
+in the current deal year, servicer advances and unpaid hedge amounts. A deal cannot be
+re-projected after a put date (the state does not record the put's outcome) or when a trigger
+averages its test over several periods (nor the tests before the report date).
 """
 
 from __future__ import annotations
@@ -72,6 +75,21 @@ def start_deal(model: CompiledModel, state: LoadedState) -> L.CompiledDeal:
             "a re-projection of a revolving deal is not supported: the state does not record the "
             "assets bought in the revolving period"
         )
+    puts = [k for k in range(cd.tr_put_period.shape[0]) if 0 <= cd.tr_put_period[k] < t0]
+    if puts:
+        k = puts[0]
+        raise IpabsError(
+            f"tranche {model.tranche_names[k]!r} has a put date in period {cd.tr_put_period[k] + 1}, "
+            f"on or before the report date: a state does not record the put's outcome, so the deal "
+            f"cannot be re-projected after it; give a report date before period {cd.tr_put_period[k] + 1}"
+        )
+    for g, name in enumerate(model.trigger_names):
+        if cd.trg_kind[g] in _AVERAGED and cd.trg_periods[g] > 1:
+            raise IpabsError(
+                f"trigger {name!r} averages its test over {cd.trg_periods[g]} periods: a state does not "
+                "record the tests of the periods before the report date, so the deal cannot be "
+                "re-projected without changing when it fires"
+            )
     work = np.zeros(_work_size(cd))
     where = L.work_layout(cd)
     names = model.tranche_names
@@ -102,9 +120,16 @@ def start_deal(model: CompiledModel, state: LoadedState) -> L.CompiledDeal:
     scalars = np.zeros(L.N_START_SCALARS)
     scalars[L.START_PDL] = spec.ledgers.principal_deficiency if spec.ledgers is not None else 0.0
     loans = spec.loans if isinstance(spec.loans, list) else []
-    scalars[L.START_CUMULATIVE_DEFAULTS] = sum(x.balance for x in loans if x.status == "defaulted")
+    cumulative = spec.cumulative_defaults
+    if cumulative is None:
+        cumulative = sum(x.balance for x in loans if x.status == "defaulted")
+    scalars[L.START_CUMULATIVE_DEFAULTS] = cumulative
     scalars[L.START_YEAR] = float(cd.year_id[t0 - 1])
     return cd._replace(start_period=t0, start_work=work, start_flags=flags, start_scalars=scalars)
+
+
+# triggers whose test is an average over a trailing window of periods
+_AVERAGED = (L.TRG_DSCR, L.TRG_COLLECTIONS_VS_PROJECTION, L.TRG_EXCESS_SPREAD, L.TRG_DELINQUENCY)
 
 
 def _work_size(cd: L.CompiledDeal) -> int:
@@ -132,11 +157,13 @@ def start_assets(
     balance = model.assets.balance.copy()
     mdr = inputs.mdr.copy()
     smm = inputs.smm.copy()
-    mdr[:, :t0] = 0.0  # what happened before is in the state
-    smm[:, :t0] = 0.0
+    cap = inputs.recovery_cap.copy()
+    value = inputs.asset_value.copy()
     for a, asset in enumerate(deal_assets(model.deal)):
         if asset.kind == "licence":
             continue  # a fixed licence pays its schedule; its licensee's fate is the scenario's
+        mdr[a, :t0] = 0.0  # what happened to a loan before is in the state
+        smm[a, :t0] = 0.0
         loan = by_id.get(asset.id)
         status = loan.status if loan is not None else "repaid"
         if status == "repaid" or (loan is not None and loan.balance <= 0.0 and status != "defaulted"):
@@ -146,6 +173,12 @@ def start_assets(
             balance[a] = 0.0
             continue
         assert loan is not None
+        appraisal = float(model.assets.appraised_value[a])
+        if loan.appraised_value is not None and appraisal > 0.0:
+            # a revaluation of the pledged IP: recoveries on an appraisal basis and the
+            # collateral value follow it
+            cap[a] *= loan.appraised_value / appraisal
+            value[a] *= loan.appraised_value / appraisal
         if status == "defaulted":
             assert loan.default_date is not None
             tau = min(_period_of(model, loan.default_date), t0 - 1)
@@ -180,7 +213,7 @@ def start_assets(
     started = dataclasses.replace(
         model, assets=assets, sched_interest=interest, sched_principal=principal, sched_balance=balance_end
     )
-    return started, dataclasses.replace(inputs, mdr=mdr, smm=smm)
+    return started, dataclasses.replace(inputs, mdr=mdr, smm=smm, recovery_cap=cap, asset_value=value)
 
 
 def reproject(deal: LoadedDeal | CompiledModel | str | Path, state: LoadedState, scenario: str | None = None):  # type: ignore[no-untyped-def]

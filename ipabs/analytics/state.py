@@ -206,7 +206,14 @@ def state_at(
         performing = float(flows[t, L.C_BALANCE_END])
         defaulted = float(flows[:, L.C_DEFAULT].sum())
         late = float(flows[t, [L.C_DELINQUENT_30, L.C_DELINQUENT_60, L.C_DELINQUENT_90]].sum())
-        if late > dust or (performing > dust and defaulted > dust):
+        hit = np.flatnonzero(flows[:, L.C_DEFAULT] > dust)
+        # a loan defaults whole, once: defaults in several periods, or payments after the
+        # default, are an expected-value rate's fractions (a CDR or SDA curve)
+        fractional = len(hit) > 1 or (
+            len(hit) == 1
+            and float(flows[hit[0] :, [L.C_INTEREST, L.C_SCHED_PRINCIPAL, L.C_PREPAYMENT]].sum()) > dust
+        )
+        if late > dust or (performing > dust and defaulted > dust) or fractional:
             what = "falls behind on its payments" if late > dust else "defaults"
             raise IpabsError(
                 f"scenario {name!r}: a fraction of loan {asset.id!r} {what} by period {period} (an "
@@ -239,6 +246,7 @@ def state_at(
         tranches=tranches,
         accounts=accounts,
         fees=fees,
+        cumulative_defaults=float(tables.deal[t, L.D_CUMULATIVE_DEFAULTS]),
         ledgers=ledgers,
         triggers=triggers,
         support_used=support,

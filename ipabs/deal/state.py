@@ -219,6 +219,11 @@ class StateFile(Model):
     )
     tranches: dict[str, StateTranche] = Field(description="Every tranche, by name.")
     accounts: dict[str, Money] = Field(default_factory=dict, description="Every account's balance, by name.")
+    cumulative_defaults: Money | None = Field(
+        None,
+        description="Balance defaulted since closing, the numerator of the cumulative default rate "
+        "(default: the sum of the defaulted loans' balances).",
+    )
     fees: dict[str, StateFee] = Field(
         default_factory=dict, description="Fees with arrears, by name (a fee not listed has none)."
     )
