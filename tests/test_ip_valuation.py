@@ -351,10 +351,10 @@ def test_command_writes_what_the_deal_accepts(tmp_path: Path, capsys: pytest.Cap
     loans = pd.read_csv(out / "loans.csv")
     assert list(loans.columns) == ["loan_id", "appraised_value", "value_volatility"]
     # obligor names resolved to the deal's loan ids; the two Huazhi assets add up on one loan
-    assert loans["loan_id"].iloc[0] == "Caohejing-Xinwei-Semicon-01-0" and len(loans) == 9
-    huazhi = [a["value"] for a in doc["assets"] if a["loan"] == "Caohejing-Huazhi-AI-05-4"]
+    assert loans["loan_id"].iloc[0] == "Caohejing-Xinwei-Semicon-01" and len(loans) == 9
+    huazhi = [a["value"] for a in doc["assets"] if a["loan"] == "Caohejing-Huazhi-AI-05"]
     assert len(huazhi) == 2
-    assert loans.set_index("loan_id").loc["Caohejing-Huazhi-AI-05-4", "appraised_value"] == pytest.approx(
+    assert loans.set_index("loan_id").loc["Caohejing-Huazhi-AI-05", "appraised_value"] == pytest.approx(
         sum(huazhi)
     )
     entries = yaml.safe_load((out / "pledged_ip.yaml").read_text(encoding="utf-8"))["loans"]

@@ -339,18 +339,12 @@ def _cross_check(spec: IPValuationFile, smap: SourceMap) -> list[Issue]:
 
 
 def deal_loans(deal: Any) -> dict[str, str]:
-    """Loan (and lease) ids of a loaded deal -> obligor, inline assets and tapes alike (an
-    inline loan without an ``id`` is ``{obligor}-{n}``, as the deal's outputs name it)."""
-    out: dict[str, str] = {}
-    for pool in deal.spec.pools:
-        for n, loan in enumerate(pool.loans):
-            out[loan.id or f"{loan.obligor}-{n}"] = loan.obligor
-        for n, lease in enumerate(pool.leases):
-            out[lease.id or f"{lease.obligor}-lease-{n}"] = lease.obligor
-        tape = deal.tapes.get(pool.name)
-        if tape is not None:
-            out.update(zip(tape.frame["id"].astype(str), tape.frame["obligor"].astype(str), strict=True))
-    return out
+    """Loan (and lease) ids of a loaded deal -> obligor, inline assets and tapes alike, named
+    as state files name them (:func:`ipabs.deal.state.deal_assets`: a loan's ``id``, else its
+    obligor's name), so that ``loans.csv`` fits a state's loan tape."""
+    from ipabs.deal.state import deal_assets
+
+    return {a.id: a.obligor for a in deal_assets(deal) if a.kind in ("loan", "lease")}
 
 
 def _resolve_loans(spec: IPValuationFile, smap: SourceMap, deal: Any) -> tuple[IPValuationFile, list[Issue]]:
