@@ -213,6 +213,11 @@ def cmd_mc(args: argparse.Namespace) -> int:
     _warn(risk_file_warnings(deal, args.risk) if args.risk else deal.warnings, "risk")
     _check_out(args.out)
     model = check_paths_fit(deal, args.paths, writing=args.out is not None, outcomes=args.outcomes)
+    if args.state is not None:  # ---- surveillance: from a report date
+        from ipabs.analytics.reproject import started_model
+        from ipabs.deal.state import load_state
+
+        model = started_model(model, load_state(deal, args.state))
     compile_notice(True, quiet=_quiet(args))
     try:  # the files are written as the run ends (a streamed run's paths.parquet as it goes)
         result = simulate(
@@ -281,6 +286,11 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("deal", metavar="DEAL.yaml", help="deal YAML file with a `risk` section")
     m.add_argument("--paths", type=_positive, default=10_000, help="number of paths (default 10,000)")
     m.add_argument("--seed", type=_seed, default=0, help="random seed (default 0)")
+    m.add_argument(
+        "--state",
+        metavar="STATE.yaml",
+        help="simulate from the report date of this state file (docs/surveillance.md), not from closing",
+    )
     m.add_argument("--threads", type=_positive, help="threads (default: one per core)")
     m.add_argument("--risk", metavar="FILE", help="risk assumptions file replacing the deal's `risk`")
     m.add_argument("--keep", type=_path_list, default=[], metavar="I,J", help="paths whose tables to keep")

@@ -525,7 +525,7 @@ def _simulate(
             f"the sampling given has {len(sampling.shift)} factors; this risk model has {arrays.n_factors}"
         )
     k = target_tranche(model, sampling.tranche)
-    balances = model.cd.tr_balance.copy()
+    balances = model.balances.copy()
     streams: list[_Stream] = []
 
     def main_run(how: Sampling) -> tuple[Any, Diagnostics]:
@@ -657,7 +657,7 @@ class _Stream:
 
     def __init__(self, model: CompiledModel, paths: int, writing: bool) -> None:
         names = list(model.tranche_names)
-        self.accumulator = Accumulator(model.cd.tr_balance)
+        self.accumulator = Accumulator(model.balances)
         self.columns = DiskColumns(quantile_columns(len(names)), paths)
         self.paths_file = _ParquetChunks(names) if writing else None
 
@@ -698,7 +698,7 @@ def _stream_paths(
     bounds = [(lo, min(lo + BLOCK, paths)) for lo in range(0, paths, BLOCK)]
     # a worker reduces its block to sums and the quantile columns (and ships the outcomes only
     # when the per-path table is written)
-    reduce = partial(_reduce_block, balances=model.cd.tr_balance, full=sink.paths_file is not None)
+    reduce = partial(_reduce_block, balances=model.balances, full=sink.paths_file is not None)
     client = active_client()
     if client is not None:  # ---- on a Dask cluster
         _run_on_cluster(client, model, arrays, args, bounds, sink.take, on_progress, work=reduce)

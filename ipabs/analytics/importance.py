@@ -160,7 +160,7 @@ def target_tranche(model: CompiledModel, name: str | None) -> int:
         if name not in names:
             raise IpabsError(f"importance sampling: no tranche {name!r}; tranches: {', '.join(names)}")
         return names.index(name)
-    for k, balance in enumerate(model.cd.tr_balance):
+    for k, balance in enumerate(model.balances):
         if balance > 0.0:
             return k
     return 0

@@ -36,7 +36,7 @@ from ipabs.dates import to_day
 from ipabs.deal.load import LoadedDeal
 from ipabs.deal.state import LoadedState, deal_assets
 from ipabs.engine import layout as L
-from ipabs.engine.compile import CompiledModel
+from ipabs.engine.compile import CompiledModel, StartState
 from ipabs.errors import IpabsError
 from ipabs.risk.scenario import DriverInputs
 
@@ -136,34 +136,30 @@ def _work_size(cd: L.CompiledDeal) -> int:
     return max(s.stop for s in L.work_layout(cd).values())
 
 
-def start_assets(
-    model: CompiledModel, state: LoadedState, inputs: DriverInputs
-) -> tuple[CompiledModel, DriverInputs]:
-    """The model's assets and a scenario's rates as of ``state``'s report date (see the module).
+def started_model(model: CompiledModel, state: LoadedState) -> CompiledModel:
+    """``model`` as of ``state``'s report date, for a deterministic run and the Monte Carlo.
 
     Returns
     -------
-    model, inputs
-        Copies whose schedules, balances and rates make :func:`ipabs.api.collections` give
-        the pool's cash from the period after the report date (earlier rows mean nothing: the
-        waterfall starts after them).
+    CompiledModel
+        A copy whose compiled deal starts after the report date (:func:`start_deal`), whose
+        loans' schedules, balances and appraisals are the state's (see the module; rows
+        before the report date mean nothing: the waterfall starts after them) and whose
+        ``start`` records the defaults before it and the tranche balances then.
     """
     t0 = state.period
     spec = state.spec
+    cd = start_deal(model, state)
     by_id = {x.id: x for x in spec.loans} if isinstance(spec.loans, list) else {}
     interest = model.sched_interest.copy()
     principal = model.sched_principal.copy()
     balance_end = model.sched_balance.copy()
     balance = model.assets.balance.copy()
-    mdr = inputs.mdr.copy()
-    smm = inputs.smm.copy()
-    cap = inputs.recovery_cap.copy()
-    value = inputs.asset_value.copy()
+    appraised = model.assets.appraised_value.copy()
+    defaulted_in = np.full(len(model.assets), -1, dtype=np.int64)
     for a, asset in enumerate(deal_assets(model.deal)):
         if asset.kind == "licence":
             continue  # a fixed licence pays its schedule; its licensee's fate is the scenario's
-        mdr[a, :t0] = 0.0  # what happened to a loan before is in the state
-        smm[a, :t0] = 0.0
         loan = by_id.get(asset.id)
         status = loan.status if loan is not None else "repaid"
         if status == "repaid" or (loan is not None and loan.balance <= 0.0 and status != "defaulted"):
@@ -173,12 +169,8 @@ def start_assets(
             balance[a] = 0.0
             continue
         assert loan is not None
-        appraisal = float(model.assets.appraised_value[a])
-        if loan.appraised_value is not None and appraisal > 0.0:
-            # a revaluation of the pledged IP: recoveries on an appraisal basis and the
-            # collateral value follow it
-            cap[a] *= loan.appraised_value / appraisal
-            value[a] *= loan.appraised_value / appraisal
+        if loan.appraised_value is not None and appraised[a] > 0.0:
+            appraised[a] = loan.appraised_value  # a revaluation of the pledged IP
         if status == "defaulted":
             assert loan.default_date is not None
             tau = min(_period_of(model, loan.default_date), t0 - 1)
@@ -189,9 +181,7 @@ def start_assets(
             balance_end[a, :tau] = loan.balance
             balance_end[a, tau:] = 0.0
             balance[a] = loan.balance
-            mdr[a] = 0.0
-            mdr[a, tau] = 1.0
-            smm[a] = 0.0
+            defaulted_in[a] = tau
             continue
         scheduled = float(model.sched_balance[a, t0 - 1])
         if scheduled <= 0.0:
@@ -209,11 +199,53 @@ def start_assets(
             interest[a, t0:] *= ratio
             principal[a, t0:] *= ratio
             balance_end[a, t0:] *= ratio
-    assets = dataclasses.replace(model.assets, balance=balance)
-    started = dataclasses.replace(
-        model, assets=assets, sched_interest=interest, sched_principal=principal, sched_balance=balance_end
+    obligor_in = np.full(len(model.obligors.names), -1, dtype=np.int64)
+    for a in np.flatnonzero(defaulted_in >= 0).tolist():
+        o = int(model.assets.obligor[a])
+        tau = int(defaulted_in[a])
+        obligor_in[o] = tau if obligor_in[o] < 0 else min(obligor_in[o], tau)
+    start = StartState(
+        period=t0,
+        asset_default_period=defaulted_in,
+        obligor_default_period=obligor_in,
+        tranche_balance=np.array([spec.tranches[n].balance for n in model.tranche_names], dtype=np.float64),
     )
-    return started, dataclasses.replace(inputs, mdr=mdr, smm=smm, recovery_cap=cap, asset_value=value)
+    assets = dataclasses.replace(model.assets, balance=balance, appraised_value=appraised)
+    return dataclasses.replace(
+        model,
+        cd=cd,
+        assets=assets,
+        sched_interest=interest,
+        sched_principal=principal,
+        sched_balance=balance_end,
+        start=start,
+    )
+
+
+def started_inputs(model: CompiledModel, started: CompiledModel, inputs: DriverInputs) -> DriverInputs:
+    """A deterministic scenario's inputs (of ``model``) for ``started`` (:func:`started_model`):
+    no default or prepayment of a loan before the report date (the state says what happened),
+    each defaulted loan defaulting whole in its period, appraisal-basis recoveries and
+    collateral values following the state's revaluations."""
+    assert started.start is not None
+    t0 = started.start.period
+    mdr = inputs.mdr.copy()
+    smm = inputs.smm.copy()
+    cap = inputs.recovery_cap.copy()
+    value = inputs.asset_value.copy()
+    loans = np.array([k != "licence" for k in model.assets.kind], dtype=bool)
+    mdr[loans, :t0] = 0.0
+    smm[loans, :t0] = 0.0
+    for a in np.flatnonzero(started.start.asset_default_period >= 0).tolist():
+        mdr[a] = 0.0
+        mdr[a, started.start.asset_default_period[a]] = 1.0
+        smm[a] = 0.0
+    old = model.assets.appraised_value
+    new = started.assets.appraised_value
+    moved = np.flatnonzero((old > 0.0) & (new != old))
+    cap[moved] *= new[moved] / old[moved]
+    value[moved] *= (new[moved] / old[moved])[:, None]
+    return dataclasses.replace(inputs, mdr=mdr, smm=smm, recovery_cap=cap, asset_value=value)
 
 
 def reproject(deal: LoadedDeal | CompiledModel | str | Path, state: LoadedState, scenario: str | None = None):  # type: ignore[no-untyped-def]
@@ -244,10 +276,10 @@ def reproject(deal: LoadedDeal | CompiledModel | str | Path, state: LoadedState,
 
     model = _model(deal)
     name = scenario if scenario is not None else next(iter(model.spec.scenarios))
-    inputs = scenario_inputs(model, name)
-    started, inputs = start_assets(model, state, inputs)
+    started = started_model(model, state)
+    inputs = started_inputs(model, started, scenario_inputs(model, name))
     coll = collections(started, inputs=inputs)
-    cd = start_deal(model, state)
+    cd = started.cd
     scen = scenario_deal(model, name)
     if scen is not model.cd:  # the scenario's call and put terms
         cd = scen._replace(

@@ -42,6 +42,31 @@ from ipabs.engine.revolving import compile_revolving
 
 
 @dataclass(frozen=True)
+class StartState:
+    """A run from a report date (docs/surveillance.md): what the Monte Carlo needs besides the
+    deal's own arrays (see :func:`ipabs.analytics.reproject.started_model`).
+
+    Attributes
+    ----------
+    period : int
+        The first period run (0-based): the one after the report date.
+    asset_default_period : ndarray, shape (A,)
+        Period each asset defaulted in before the report date; -1 when it has not.
+    obligor_default_period : ndarray, shape (O,)
+        Period each obligor defaulted in before the report date (its first defaulted asset's);
+        -1 when none.
+    tranche_balance : ndarray, shape (N,)
+        Tranche balances on the report date: what losses are measured against and the price of
+        the yields.
+    """
+
+    period: int
+    asset_default_period: np.ndarray
+    obligor_default_period: np.ndarray
+    tranche_balance: np.ndarray
+
+
+@dataclass(frozen=True)
 class CompiledModel:
     """Everything a run needs, as arrays, plus the names to label results with.
 
@@ -88,6 +113,14 @@ class CompiledModel:
     collection_grid: np.ndarray  # [cut-off, end of collection period 1, ..., T] (day numbers)
     # ---- hedges
     hedge_names: list[str] = field(default_factory=list)
+    # ---- surveillance: set for a run from a report date
+    start: StartState | None = None
+
+    @property
+    def balances(self) -> np.ndarray:
+        """Tranche balances losses are measured against: at closing, or on the report date of a
+        run from a state."""
+        return self.cd.tr_balance if self.start is None else self.start.tranche_balance
 
     @property
     def spec(self) -> Deal:

@@ -71,6 +71,12 @@ class RiskArrays(NamedTuple):
     g_factor: np.ndarray  # (G, 3) factor index for global, industry, region (-1: none)
     g_loading: np.ndarray  # (G, 3)
     g_idio: np.ndarray  # (G,) sqrt(1 - sum of squared loadings)
+    # ---- surveillance: a run from a report date (-inf, +inf, 0 and 0.0 otherwise)
+    g_floor: np.ndarray  # (G,) threshold a survivor's latent variable is above (-inf: none)
+    g_hist_lo: np.ndarray  # (G,) the history a member showed by the report date: latent in
+    g_hist_hi: np.ndarray  # (G,) (lo, hi] (a survivor: (floor, inf); a default in tau: its period's)
+    posterior: int  # 1: weight each path by the likelihood of the history at its factors
+    log_norm: float  # log of that likelihood's mean under the factors' law (the weights' mean 1)
     a_pool: np.ndarray  # (A,)
     a_obligor: np.ndarray  # (A,)
     a_flows: np.ndarray  # (A, T, 6) performing flows under the prepayment assumption (A_*)
@@ -121,6 +127,7 @@ class RiskArrays(NamedTuple):
     support_obligor: np.ndarray  # (S,)
     tr_discount: np.ndarray  # (N, T) discount factor of each payment date at each coupon
     tr_yield_guess: np.ndarray  # (N,) each coupon as an annual effective rate: where yield searches start
+    tr_price: np.ndarray  # (N,) price of each tranche's yield: its balance at closing (or report date)
     times: np.ndarray  # (T,) years from closing to each payment date
     gap_id: np.ndarray  # (T,) which of gap_years precedes each date (the first: from closing)
     gap_years: np.ndarray  # (G,) the distinct gaps between dates, in years
@@ -270,6 +277,62 @@ def _obligor_pds(model: CompiledModel, risk: RiskModel) -> list[tuple[float | No
             "or its asset, a `grade` listed in risk.pd_by_grade, or risk.default_pd"
         )
     return out
+
+
+def history_log_norm(
+    hist: np.ndarray,
+    counts: np.ndarray,
+    factor: np.ndarray,
+    loading: np.ndarray,
+    idio: np.ndarray,
+    n_factors: int,
+    risk: RiskModel,
+) -> float:
+    """``log E[L(Z)]``: the mean over the systematic factors' law of the likelihood of the
+    history by a report date, ``L(z) = prod_g (Phi((hi_g - m_g(z)) / s_g) - Phi((lo_g -
+    m_g(z)) / s_g))^n_g`` (each group's members' latent variables in their ``(lo, hi]``).
+    Dividing a path's ``L`` by it gives a weight of mean 1: the factors' posterior given the
+    history. One Gaussian factor: Gauss-Hermite quadrature (96 nodes); otherwise a scrambled
+    Sobol' sample of 2^16 points of the factors (and the Student-t scale). ``-inf`` when the
+    history is impossible under the model (a default it gives probability 0)."""
+    from scipy import special, stats
+
+    finite = np.isfinite(hist).any(axis=1)
+    h, n, f, w, s = hist[finite], counts[finite], factor[finite], loading[finite], idio[finite]
+    t_copula = risk.copula == "student_t"
+    one_factor = not t_copula and (f[:, 1:] < 0).all()
+
+    def log_lik(z: np.ndarray, scale: np.ndarray) -> np.ndarray:
+        m = np.zeros((z.shape[0], len(h)))
+        for j in range(3):
+            cols = f[:, j]
+            used = cols >= 0
+            m[:, used] += w[used, j] * z[:, cols[used]]
+        lo = special.ndtr((h[:, 0] * scale[:, None] - m) / s)
+        hi = special.ndtr((h[:, 1] * scale[:, None] - m) / s)
+        with np.errstate(divide="ignore"):
+            return (n * np.log(np.maximum(hi - lo, 0.0))).sum(axis=1)
+
+    if one_factor:
+        x, wts = np.polynomial.hermite_e.hermegauss(96)
+        ll = log_lik(x[:, None] * np.ones((1, n_factors)), np.ones(len(x)))
+        top = ll.max()
+        if not np.isfinite(top):
+            return -np.inf
+        return float(top + np.log((wts * np.exp(ll - top)).sum() / np.sqrt(2.0 * np.pi)))
+    dims = n_factors + (1 if t_copula else 0)
+    u = stats.qmc.Sobol(dims, scramble=True, seed=20261203).random_base2(16)
+    u = np.clip(u, 1e-12, 1.0 - 1e-12)
+    z = special.ndtri(u[:, :n_factors])
+    scale = np.ones(len(u))
+    if t_copula:
+        dof = float(risk.degrees_of_freedom or 0.0)
+        scale = np.sqrt(stats.chi2.ppf(u[:, n_factors], dof) / dof)
+    ll = log_lik(z, scale)
+    top = ll.max()
+    if not np.isfinite(top):
+        return -np.inf
+    return float(top + np.log(np.exp(ll - top).mean()))
 
 
 def _thresholds(cum: np.ndarray, risk: RiskModel) -> np.ndarray:
@@ -467,6 +530,13 @@ def compile_risk(model: CompiledModel, risk: RiskModel | None = None) -> RiskArr
     # exponential per gap instead of one per date
     gap_days, gap_id = np.unique(np.diff(grid), return_inverse=True)
     gap_id = gap_id.astype(np.int64)
+    start = model.start  # ---- surveillance: a run from a report date
+    t0 = 0 if start is None else start.period
+    if t0 > 0:
+        # yields, WAL and duration from the report date: the periods before it take no time
+        times = np.maximum(times - times[t0 - 1], 0.0)
+        gap_days = np.append(gap_days, 0)
+        gap_id[:t0] = len(gap_days) - 1
     ob = model.obligors
 
     # --- obligor groups: same thresholds, industry and region share one conditional PD
@@ -479,21 +549,46 @@ def compile_risk(model: CompiledModel, risk: RiskModel | None = None) -> RiskArr
     _check_multiplied(model, risk, pds, pd_times)
     groups: dict[tuple, int] = {}
     thresholds, factors, loadings, cumulative = [], [], [], []
+    floors: list[float] = []  # ---- surveillance
+    history: list[tuple[float, float]] = []
     ob_group = np.empty(len(ob.names), dtype=np.int64)
     for i, (annual, curve) in enumerate(pds):
         ind = 1 + industries.index(ob.industry[i]) if ob.industry[i] and li > 0 else -1
         reg = 1 + len(industries) + regions.index(ob.region[i]) if ob.region[i] and lr > 0 else -1
-        key = (annual, tuple(curve) if curve else None, ind, reg)
+        tau = -1 if start is None else int(start.obligor_default_period[i])
+        key = (annual, tuple(curve) if curve else None, ind, reg, tau)
         if key not in groups:
             groups[key] = len(groups)
             cum = cumulative_pd(annual, curve, pd_times, risk.pd_multiplier)
+            threshold = _thresholds(cum, risk)
+            floor, lo, hi = -np.inf, -np.inf, np.inf
+            if start is not None and tau >= 0:
+                # defaulted before the report date: its history is a default in period tau,
+                # and it defaults there on every path
+                lo = threshold[tau - 1] if tau > 0 else -np.inf
+                hi = threshold[tau]
+                cum = np.where(np.arange(n) >= tau, 1.0, 0.0)
+                threshold = _thresholds(cum, risk)
+            elif start is not None:  # survived to the report date: its latent variable is above
+                floor = lo = threshold[t0 - 1]
             cumulative.append(cum)
-            thresholds.append(_thresholds(cum, risk))
+            thresholds.append(threshold)
+            floors.append(floor)
+            history.append((lo, hi))
             factors.append((0, ind, reg))
             loadings.append((lg, li if ind >= 0 else 0.0, lr if reg >= 0 else 0.0))
         ob_group[i] = groups[key]
     g_loading = np.array(loadings, dtype=np.float64).reshape(-1, 3)
     idio = np.sqrt(1.0 - (g_loading**2).sum(axis=1))
+    hist = np.array(history, dtype=np.float64).reshape(-1, 2)
+    g_factor_arr = np.array(factors, dtype=np.int64).reshape(-1, 3)
+    counts = np.bincount(ob_group, minlength=len(groups)).astype(np.float64)
+    log_norm = 0.0
+    posterior = 0
+    if start is not None and np.isfinite(hist).any():
+        log_norm = history_log_norm(hist, counts, g_factor_arr, g_loading, idio, n_factors, risk)
+        posterior = int(np.isfinite(log_norm))  # an observed default the model rules out: no update
+        log_norm = log_norm if posterior else 0.0
 
     # --- assets under the prepayment assumption
     months = period_months(cgrid)
@@ -502,6 +597,10 @@ def compile_risk(model: CompiledModel, risk: RiskModel | None = None) -> RiskArr
     smm = np.zeros((len(model.assets), n))
     for age in np.unique(ages).tolist():
         smm[ages == age] = prepayment_curve(risk.prepayment, months, int(age))
+    if start is not None:  # what a loan prepaid before the report date is in its balance
+        loans = np.array([k != "licence" for k in model.assets.kind], dtype=bool)
+        smm[loans, :t0] = 0.0
+        smm[start.asset_default_period >= 0] = 0.0
     # each asset's flows while its obligor survives depend on that obligor's default hazard
     g_hazard = period_hazards(np.array(cumulative, dtype=np.float64).reshape(-1, n))
     a_hazard = g_hazard[ob_group[model.assets.obligor]] if len(model.assets) else np.zeros((0, n))
@@ -577,6 +676,11 @@ def compile_risk(model: CompiledModel, risk: RiskModel | None = None) -> RiskArr
         g_factor=np.array(factors, dtype=np.int64).reshape(-1, 3),
         g_loading=g_loading,
         g_idio=idio,
+        g_floor=np.array(floors, dtype=np.float64),
+        g_hist_lo=np.ascontiguousarray(hist[:, 0]),
+        g_hist_hi=np.ascontiguousarray(hist[:, 1]),
+        posterior=posterior,
+        log_norm=float(log_norm),
         a_pool=model.assets.pool,
         a_obligor=model.assets.obligor,
         # one record per asset and period, so that taking a defaulted asset out reads one
@@ -630,6 +734,7 @@ def compile_risk(model: CompiledModel, risk: RiskModel | None = None) -> RiskArr
         support_obligor=model.support_provider,
         tr_discount=(1.0 + model.cd.tr_rate[:, :1] / frequency) ** (-frequency * times[None, :]),
         tr_yield_guess=(1.0 + model.cd.tr_rate[:, 0] / frequency) ** frequency - 1.0,
+        tr_price=np.ascontiguousarray(model.balances, dtype=np.float64),
         times=times,
         gap_id=gap_id,
         gap_years=gap_days / 365.0,

@@ -173,6 +173,10 @@ def draw_defaults(ra, sc):  # type: ignore[no-untyped-def]
     if ra.copula == COPULA_STUDENT_T:
         scale = math.sqrt(chi_square(state, ra.dof) / ra.dof)
     sc.t_scale[0] = scale
+    floored = False  # ---- surveillance: some group survived a report date
+    for g in range(ra.g_floor.shape[0]):
+        if ra.g_floor[g] > -np.inf:
+            floored = True
     for g in range(ra.g_threshold.shape[0]):
         m = 0.0
         for j in range(3):
@@ -180,7 +184,14 @@ def draw_defaults(ra, sc):  # type: ignore[no-untyped-def]
             if f >= 0:
                 m += ra.g_loading[g, j] * z[f]
         g_mean[g] = m
-        g_horizon[g] = _conditional_pd(ra, g, n_t - 1, scale, m)
+        p = _conditional_pd(ra, g, n_t - 1, scale, m)
+        if floored:  # ---- surveillance: survivors of a report date default only later
+            f = 0.0
+            if ra.g_floor[g] > -np.inf:
+                f = norm_cdf((ra.g_floor[g] * scale - m) / ra.g_idio[g])
+                p = max(p - f, 0.0) / (1.0 - f) if f < 1.0 else 0.0
+            sc.g_floor_cdf[g] = f
+        g_horizon[g] = p
     # The importance density: the factor shift, and a twist of each group's conditional
     # default probability's odds by exp(theta + tilt_g): tilt_g is fixed per group (learnt
     # from pilot runs), theta >= 0 is set so that the expected number of defaulters given the
@@ -267,6 +278,9 @@ def draw_defaults(ra, sc):  # type: ignore[no-untyped-def]
             g = ob_group[d_obligor[i]]
             u *= g_horizon[g] / g_twisted[g]
             log_q += g_theta[g]
+        if floored:  # ---- surveillance: a survivor's latent variable, above its floor
+            f = sc.g_floor_cdf[ob_group[d_obligor[i]]]
+            u = f + u * (1.0 - f)
         d_latent[i] = u
         tail = 1 if min(u, 1.0 - u) < ACKLAM_TAIL else 0
         d_region[n_tail] = i
@@ -302,8 +316,27 @@ def draw_defaults(ra, sc):  # type: ignore[no-untyped-def]
         sc.weight[0] = 1.0 / (alpha + (1.0 - alpha) * math.exp(log_q))
     else:
         sc.weight[0] = 1.0
+    if ra.posterior == 1:  # ---- surveillance: the factors' posterior given the history
+        sc.weight[0] *= math.exp(_history_log_likelihood(ra, sc, scale) - ra.log_norm)
     sc.n_defaulters[0] = n_d
     return n_d
+
+
+@njit(leaf=True)
+def _history_log_likelihood(ra, sc, scale):  # type: ignore[no-untyped-def]
+    """Log-likelihood, at the path's factors, of what each obligor did by the report date of a
+    run from a state: its latent variable in ``(g_hist_lo, g_hist_hi]``."""
+    out = 0.0
+    for g in range(ra.g_hist_lo.shape[0]):
+        lo = ra.g_hist_lo[g]
+        hi = ra.g_hist_hi[g]
+        if lo == -np.inf and hi == np.inf:
+            continue
+        m = sc.g_mean[g]
+        p_hi = 1.0 if hi == np.inf else norm_cdf((hi * scale - m) / ra.g_idio[g])
+        p_lo = 0.0 if lo == -np.inf else norm_cdf((lo * scale - m) / ra.g_idio[g])
+        out += sc.g_count[g] * math.log(max(p_hi - p_lo, 1e-300))
+    return out
 
 
 @njit(leaf=True)
@@ -784,6 +817,7 @@ class PathScratch(NamedTuple):
     d_latent: np.ndarray  # per defaulter: its uniform, then its latent variable (standardised)
     d_region: np.ndarray  # defaulters in the tails of the inverse normal, then in its centre
     g_below: np.ndarray  # per group: (bits >> 12) below this is a default (int64)
+    g_floor_cdf: np.ndarray  # per group: P(latent below its floor | factors) (report dates)
     coll_pool: np.ndarray  # (P, T, C) collections per pool
     coll: np.ndarray  # (T, C) collections of the deal (a view of coll_pool[0] with one pool)
     removed: np.ndarray  # (P, T, asset columns) the path's defaulters' flows (zeros between paths)
@@ -859,6 +893,7 @@ def allocate_scratch(cd, ra):  # type: ignore[no-untyped-def]
         np.zeros(n_ob),
         np.zeros(n_ob, dtype=np.int64),
         np.zeros(n_groups, dtype=np.int64),
+        np.zeros(n_groups),
         coll_pool,
         coll,
         np.zeros((coll_pool.shape[0], n_t, ra.a_flows.shape[2])),
@@ -939,7 +974,7 @@ def path_outcomes(cd, ra, scratch, tables, tranche_row, pool_row):  # type: igno
             timed += times[t] * x * discount[t]
             principal += paid
             weighted += times[t] * paid
-        orig = cd.tr_balance[k]
+        orig = ra.tr_price[k]  # the balance at closing, or on the report date of a run from a state
         tranche_row[k, O_PRINCIPAL_LOSS] = principal_loss
         tranche_row[k, O_INTEREST_SHORTFALL] = shortfall
         tranche_row[k, O_LOSS] = loss

@@ -1,0 +1,195 @@
+"""The Monte Carlo from a report date (docs/surveillance.md#the-monte-carlo-from-a-state):
+zero-PD paths equal the deterministic run from the state; survivors default with their PDs
+conditional on surviving, under the systematic factor's posterior given the defaults seen;
+loans reported defaulted default in their period on every path."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from scipy import integrate, stats
+
+import ipabs
+from ipabs.analytics.reproject import reproject, started_model
+from ipabs.api import _model
+from ipabs.cli import main
+from ipabs.deal.load import parse_deal
+from ipabs.deal.state import load_state
+from ipabs.montecarlo import simulate
+from ipabs.numerics.rng_numba_fns import seed_state
+from ipabs.risk.model import compile_risk
+from ipabs.risk.montecarlo_numba_fns import O_LOSS, O_WAL, O_YIELD, allocate_scratch, draw_defaults
+
+ROOT = Path(__file__).resolve().parents[1]
+CAOHEJING = ROOT / "scenarios" / "caohejing_ip_pledge.yaml"
+Q3 = ROOT / "scenarios" / "states" / "caohejing_2025q3.yaml"
+
+
+def _flat_caohejing(tmp_path: Path) -> Path:
+    """The Caohejing deal with no new defaults in its risk model and the same constant
+    recovery (30% after 6 months) in its risk model and in a scenario `flat`."""
+    text = CAOHEJING.read_text(encoding="utf-8")
+    text = text[: text.index("\nrisk:")] + (
+        "\nrisk:\n  copula: gaussian\n  factors: {global: 0.35, region: 0.30}\n  pd_multiplier: 0\n"
+        "  recovery: {model: constant, rate: 0.3, lag_months: 6}\n"
+    )
+    text = text.replace(
+        "scenarios:\n",
+        "scenarios:\n  flat:\n    description: constant recovery\n    recovery: {rate: 0.3, lag_months: 6}\n",
+        1,
+    )
+    path = tmp_path / "caohejing_flat.yaml"
+    path.write_text(text, encoding="utf-8")
+    for f in Q3.parent.glob("caohejing_2025q3*"):
+        (tmp_path / f.name).write_bytes(f.read_bytes())
+    return path
+
+
+def test_zero_pd_paths_equal_the_deterministic_run_from_the_state(tmp_path: Path) -> None:
+    path = _flat_caohejing(tmp_path)
+    deal = ipabs.load_deal(path)
+    state = load_state(deal, tmp_path / Q3.name)
+    det = reproject(deal, state, "flat")
+    mc = simulate(started_model(_model(deal), state), paths=32, seed=5, outcomes="keep")
+    assert mc.tranche_outcomes is not None
+    for k, name in enumerate(det.summary.index):
+        row = det.summary.loc[name]
+        losses = mc.tranche_outcomes[:, k, O_LOSS]
+        np.testing.assert_allclose(losses, row["loss"], rtol=1e-12, atol=1e-6)
+        if row["wal_years"] == row["wal_years"]:
+            np.testing.assert_allclose(mc.tranche_outcomes[:, k, O_WAL], row["wal_years"], rtol=1e-12)
+        np.testing.assert_allclose(mc.tranche_outcomes[:, k, O_YIELD], row["yield"], rtol=1e-9, atol=1e-12)
+    summary = {r["tranche"]: r for r in mc.tranche_summary}
+    senior = det.summary.loc["senior"]
+    assert summary["senior"]["expected_loss"] == pytest.approx(senior["loss"] / senior["report_date_balance"])
+
+
+# a pool of 40 identical bullet loans (annual PD 8%, one factor of correlation 0.3) after
+# four quarters, six of them defaulted: the factor's posterior moves up
+DEAL = """\
+deal:
+  name: surveillance test pool
+  closing_date: 2025-01-15
+  first_payment_date: 2025-04-15
+  payment_frequency: quarterly
+  legal_final_date: 2028-01-15
+  day_count: ACT/365
+pools:
+  - name: p
+    loans:
+{loans}
+tranches:
+  - {{name: A, balance: 30m, coupon: 0.03}}
+  - {{name: B, balance: 10m}}
+waterfalls:
+  normal:
+    - pay_interest: A
+    - pay_principal: {{tranches: [A, B], mode: sequential}}
+    - pay_residual: B
+risk:
+  correlation: 0.3
+  default_pd: 0.08
+  recovery: {{model: constant, rate: 0.2, lag_months: 3}}
+"""
+N_LOANS = 40
+DEFAULTED = {
+    3: "2025-07-15",
+    7: "2025-10-15",
+    11: "2025-10-15",
+    15: "2026-01-15",
+    19: "2026-01-15",
+    23: "2026-01-15",
+}
+
+
+def _pool(tmp_path: Path):  # type: ignore[no-untyped-def]
+    loans = "\n".join(
+        f"      - {{obligor: L{i:02d}, balance: 1m, rate: 0.06, term_months: 30}}" for i in range(N_LOANS)
+    )
+    deal = parse_deal(DEAL.format(loans=loans), str(tmp_path / "pool.yaml"))
+    rows = []
+    for i in range(N_LOANS):
+        if i in DEFAULTED:
+            rows.append(f"  - {{id: L{i:02d}, balance: 1m, status: defaulted, default_date: {DEFAULTED[i]}}}")
+        else:
+            rows.append(f"  - {{id: L{i:02d}, balance: 1m, status: current}}")
+    state = (
+        "report_date: 2026-01-15\ntranches:\n  A: {balance: 30m}\n  B: {balance: 10m}\nloans:\n"
+        + "\n".join(rows)
+        + "\n"
+    )
+    (tmp_path / "state.yaml").write_text(state, encoding="utf-8")
+    return deal, load_state(deal, tmp_path / "state.yaml")
+
+
+def _posterior_expectation(f, thresholds: np.ndarray, t0: int, rho: float) -> float:  # type: ignore[no-untyped-def]
+    """E[f(z)] under the factor's posterior given the history, by quadrature (scipy)."""
+    s = np.sqrt(1.0 - rho * rho)
+
+    def p(t: int, z: float) -> float:
+        return 0.0 if t < 0 else float(stats.norm.cdf((thresholds[t] - rho * z) / s))
+
+    def likelihood(z: float) -> float:
+        out = 1.0
+        for date in DEFAULTED.values():
+            tau = ["2025-04-15", "2025-07-15", "2025-10-15", "2026-01-15"].index(date)
+            out *= p(tau, z) - p(tau - 1, z)
+        return out * (1.0 - p(t0 - 1, z)) ** (N_LOANS - len(DEFAULTED))
+
+    def dens(z: float) -> float:
+        return float(stats.norm.pdf(z)) * likelihood(z)
+
+    norm = integrate.quad(dens, -10, 10, limit=200)[0]
+    return integrate.quad(lambda z: dens(z) * f(z), -10, 10, limit=200)[0] / norm
+
+
+def test_survivors_default_under_the_factors_posterior(tmp_path: Path) -> None:
+    deal, state = _pool(tmp_path)
+    model = started_model(_model(deal), state)
+    ra = compile_risk(model)
+    assert ra.posterior == 1
+    t0 = state.period
+    assert t0 == 4
+    n_t = model.n_periods
+    days = (model.grid[1:] - model.grid[0]) / 365.0
+    thresholds = stats.norm.ppf(1.0 - (1.0 - 0.08) ** days)  # default_pd on an ACT/365 clock
+    rho = np.sqrt(0.3)
+    sc = allocate_scratch(model.cd, ra)
+    reps = 20_000
+    weights = np.empty(reps)
+    later = np.empty(reps)  # survivors defaulting by the horizon
+    before = 0
+    for r in range(reps):
+        seed_state(sc.state, 11, r, 0)
+        draw_defaults(ra, sc)
+        weights[r] = sc.weight[0]
+        periods = sc.ob_period.copy()
+        for i, date in DEFAULTED.items():
+            assert periods[i] == ["2025-04-15", "2025-07-15", "2025-10-15", "2026-01-15"].index(date)
+        survivors = np.array([i for i in range(N_LOANS) if i not in DEFAULTED])
+        before += int((periods[survivors] < t0).sum())
+        later[r] = (periods[survivors] < n_t).sum()
+    assert before == 0, "a survivor of the report date defaulted before it"
+    s = np.sqrt(1.0 - rho * rho)
+
+    def q(z: float) -> float:  # P(default by the horizon | z, survived to the report date)
+        f = stats.norm.cdf((thresholds[t0 - 1] - rho * z) / s)
+        return float((stats.norm.cdf((thresholds[n_t - 1] - rho * z) / s) - f) / (1.0 - f))
+
+    expected = (N_LOANS - len(DEFAULTED)) * _posterior_expectation(q, thresholds, t0, rho)
+    estimate = (weights * later).mean()
+    se = (weights * later).std() / np.sqrt(reps)
+    assert abs(estimate - expected) < 4 * se, (estimate, expected, se)
+    assert abs(weights.mean() - 1.0) < 4 * weights.std() / np.sqrt(reps)
+    # the history says more defaults: more than the prior conditional PDs give
+    prior = (N_LOANS - len(DEFAULTED)) * integrate.quad(lambda z: stats.norm.pdf(z) * q(z), -10, 10)[0]
+    assert expected > 1.2 * prior
+
+
+def test_monte_carlo_from_a_state_on_the_command_line(capsys: pytest.CaptureFixture[str]) -> None:
+    code = main(["mc", str(CAOHEJING), "--state", str(Q3), "--paths", "2000", "--json", "--quiet"])
+    assert code == 0
+    out = capsys.readouterr().out
+    assert '"original_balance": 93350000.0' in out
