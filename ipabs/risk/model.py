@@ -75,6 +75,7 @@ class RiskArrays(NamedTuple):
     g_floor: np.ndarray  # (G,) threshold a survivor's latent variable is above (-inf: none)
     g_hist_lo: np.ndarray  # (G,) the history a member showed by the report date: latent in
     g_hist_hi: np.ndarray  # (G,) (lo, hi] (a survivor: (floor, inf); a default in tau: its period's)
+    floored: int  # 1: some group's latent variables are above a floor (survivors of a report date)
     posterior: int  # 1: weight each path by the likelihood of the history at its factors
     log_norm: float  # log of that likelihood's mean under the factors' law (the weights' mean 1)
     a_pool: np.ndarray  # (A,)
@@ -679,6 +680,7 @@ def compile_risk(model: CompiledModel, risk: RiskModel | None = None) -> RiskArr
         g_floor=np.array(floors, dtype=np.float64),
         g_hist_lo=np.ascontiguousarray(hist[:, 0]),
         g_hist_hi=np.ascontiguousarray(hist[:, 1]),
+        floored=int(np.isfinite(np.array(floors, dtype=np.float64)).any()),
         posterior=posterior,
         log_norm=float(log_norm),
         a_pool=model.assets.pool,

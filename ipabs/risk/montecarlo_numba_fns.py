@@ -173,10 +173,7 @@ def draw_defaults(ra, sc):  # type: ignore[no-untyped-def]
     if ra.copula == COPULA_STUDENT_T:
         scale = math.sqrt(chi_square(state, ra.dof) / ra.dof)
     sc.t_scale[0] = scale
-    floored = False  # ---- surveillance: some group survived a report date
-    for g in range(ra.g_floor.shape[0]):
-        if ra.g_floor[g] > -np.inf:
-            floored = True
+    floored = ra.floored == 1  # ---- surveillance: some group survived a report date
     for g in range(ra.g_threshold.shape[0]):
         m = 0.0
         for j in range(3):
@@ -539,8 +536,8 @@ def path_collections(ra, sc, n_defaulters):  # type: ignore[no-untyped-def]
     # collections cost a few times more); taken out of the collections after the loop
     removed = sc.removed
     width = flows.shape[2]
-    flows_flat = flows.reshape(flows.size)
-    removed_flat = removed.reshape(removed.size)
+    flows_flat = sc.flows_flat  # flat views made once per thread: a reshape per path costs
+    removed_flat = sc.removed_flat
     t_first = n_t  # the first period with anything removed
     # only the defaulters' assets change: take each out from its default period on
     prefetch = flows.size >= PREFETCH_MIN_ENTRIES
@@ -821,6 +818,8 @@ class PathScratch(NamedTuple):
     coll_pool: np.ndarray  # (P, T, C) collections per pool
     coll: np.ndarray  # (T, C) collections of the deal (a view of coll_pool[0] with one pool)
     removed: np.ndarray  # (P, T, asset columns) the path's defaulters' flows (zeros between paths)
+    removed_flat: np.ndarray  # removed, flat (a view)
+    flows_flat: np.ndarray  # ra.a_flows, flat (a view)
     support_stop: np.ndarray  # per support provider: period it defaults
     brownian: np.ndarray  # (K,) royalty Brownian path at the accrual slots
     cash: np.ndarray  # (T,) a tranche's cash received
@@ -855,6 +854,7 @@ def allocate_scratch(cd, ra):  # type: ignore[no-untyped-def]
     for o in range(n_ob):
         g_count[ra.ob_group[o]] += 1.0
     coll_pool = np.zeros(ra.base_totals.shape)
+    removed = np.zeros((coll_pool.shape[0], n_t, ra.a_flows.shape[2]))
     # with one pool the deal's collections are the pool's: no per-path sum
     coll = np.zeros((n_t, coll_pool.shape[2]))
     if coll_pool.shape[0] == 1:
@@ -896,7 +896,9 @@ def allocate_scratch(cd, ra):  # type: ignore[no-untyped-def]
         np.zeros(n_groups),
         coll_pool,
         coll,
-        np.zeros((coll_pool.shape[0], n_t, ra.a_flows.shape[2])),
+        removed,
+        removed.reshape(removed.size),
+        ra.a_flows.reshape(ra.a_flows.size),
         np.zeros(ra.support_obligor.shape[0], dtype=np.int64),
         np.zeros(ra.r_year_frac.shape[1]),
         np.zeros(n_t),
