@@ -24,6 +24,7 @@ from pydantic import BeforeValidator, Field, ValidationError, model_validator
 from ipabs.deal.base import Model
 from ipabs.deal.calendar import deal_calendar_dates
 from ipabs.deal.load import LoadedDeal
+from ipabs.deal.schema import TapeSource
 from ipabs.deal.source import SourceMap, parse_yaml, read_text
 from ipabs.deal.types import Date, Money
 from ipabs.deal.validate import suggest, translate
@@ -188,17 +189,10 @@ class StateLoan(Model):
         return self
 
 
-class StateTape(Model):
+class StateTape(TapeSource):
     """Loans read from a CSV or Excel file, one loan a row (as a deal's loan tape)."""
 
     path: str = Field(description="CSV (.csv) or Excel (.xlsx) file, relative to the state file.")
-    sheet: str | None = Field(None, description="Excel sheet name (default: the first sheet).")
-    columns: dict[str, str] = Field(
-        default_factory=dict, description="Loan field -> column header, where they differ."
-    )
-    defaults: dict[str, Any] = Field(
-        default_factory=dict, description="Loan field -> value for blank cells or a missing column."
-    )
 
 
 class StateLoanTape(Model):
@@ -459,9 +453,16 @@ def _missing(where: _Where, section: str, names: Iterable[str], what: str, how: 
 
 
 def _names(
-    where: _Where, section: str, given: Iterable[str], known: Sequence[str], what: str, how: str
+    where: _Where,
+    section: str,
+    given: Iterable[str],
+    known: Sequence[str],
+    what: str,
+    how: str,
+    required: bool = True,
 ) -> None:
-    """Unknown names in ``section`` (with a suggestion), then names of the deal it lacks."""
+    """Unknown names in ``section`` (with a suggestion), then (``required``) names of the deal
+    it lacks."""
     given = list(given)
     for name in given:
         if name not in known:
@@ -469,7 +470,8 @@ def _names(
                 f"the deal's {what}s: " + ", ".join(known) if known else f"the deal has no {what}s"
             )
             where.add((section, name), f"unknown {what} {name!r}", hint, key=True)
-    _missing(where, section, [n for n in known if n not in given], f"{what}s", how)
+    if required:
+        _missing(where, section, [n for n in known if n not in given], f"{what}s", how)
 
 
 def _check(state: StateFile, deal: LoadedDeal, where: _Where) -> int:
@@ -537,13 +539,7 @@ def _check(state: StateFile, deal: LoadedDeal, where: _Where) -> int:
                 )
 
     # ---- fees: only those in arrears need be listed
-    fee_names = [f.name for f in spec.fees]
-    for name in state.fees:
-        if name not in fee_names:
-            hint = suggest(name, fee_names) or (
-                "the deal's fees: " + ", ".join(fee_names) if fee_names else "the deal has no fees"
-            )
-            where.add(("fees", name), f"unknown fee {name!r}", hint, key=True)
+    _names(where, "fees", state.fees, [f.name for f in spec.fees], "fee", "", required=False)
 
     # ---- accounts, ledgers
     _names(
