@@ -28,7 +28,13 @@ from ipabs.analytics.accumulate import (
     quantile_columns,
     tranche_summary,
 )
-from ipabs.analytics.importance import Sampling, choose_sampling, run_checked, target_tranche
+from ipabs.analytics.importance import (
+    Sampling,
+    choose_sampling,
+    posterior_sampling,
+    run_checked,
+    target_tranche,
+)
 from ipabs.analytics.selection import DiskColumns
 from ipabs.analytics.weights import Diagnostics
 from ipabs.api import _model
@@ -516,7 +522,11 @@ def _simulate(
     n_threads = _thread_count(threads)
     start = time.perf_counter()
     chosen = sampling is None
-    if sampling is None:
+    if sampling is None and arrays.posterior == 1 and importance_sampling is not True:
+        # ---- surveillance: the history moved the factors; draw them where it says they are
+        name = model.tranche_names[target_tranche(model, importance_tranche)]
+        sampling = posterior_sampling(arrays, name)
+    elif sampling is None:
         sampling = choose_sampling(
             model, arrays, seed, importance_sampling, importance_tranche, n_threads, _run_paths
         )

@@ -38,6 +38,7 @@ LAYERS: dict[str, float] = {
     "ipabs.analytics.implied": 6,  # ... and these use the driver
     "ipabs.analytics.pricing": 6,
     "ipabs.analytics.sizing": 6,
+    "ipabs.analytics.monitor": 6,
     "ipabs.analytics.sweep": 6,
     "ipabs.report": 7,
     "ipabs.regression": 7,

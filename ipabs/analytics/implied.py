@@ -296,7 +296,7 @@ def replace_risk(deal: LoadedDeal, risk: RiskModel | str | Path) -> LoadedDeal:
     return replaced
 
 
-def _rating_range(
+def rating_range(
     lookup: Any, value: float, se: float, horizon: float
 ) -> tuple[str | None, str | None, str | None]:
     """(rating at the estimate, at the interval's upper end, at its lower end)."""
@@ -451,8 +451,8 @@ def implied_ratings(
         horizon = 0.0 if math.isnan(horizon) else float(horizon)
         el, el_se = summary["expected_loss"], summary["expected_loss_se"]
         pl, pl_se = summary["probability_of_loss"], summary["probability_of_loss_se"]
-        el_at, el_hi, el_lo = _rating_range(table.rating_for_expected_loss, el, el_se, horizon)
-        pd_at, pd_hi, pd_lo = _rating_range(table.rating_for_default_probability, pl, pl_se, horizon)
+        el_at, el_hi, el_lo = rating_range(table.rating_for_expected_loss, el, el_se, horizon)
+        pd_at, pd_hi, pd_lo = rating_range(table.rating_for_default_probability, pl, pl_se, horizon)
         tdr_q: dict[str, float] = {}
         tdr_m: dict[str, float] = {}
         for rating in table.ratings if applies else ():

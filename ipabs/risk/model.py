@@ -78,6 +78,7 @@ class RiskArrays(NamedTuple):
     floored: int  # 1: some group's latent variables are above a floor (survivors of a report date)
     posterior: int  # 1: weight each path by the likelihood of the history at its factors
     log_norm: float  # log of that likelihood's mean under the factors' law (the weights' mean 1)
+    posterior_mean: np.ndarray  # (F,) the factors' mean under their posterior (zeros: no history)
     a_pool: np.ndarray  # (A,)
     a_obligor: np.ndarray  # (A,)
     a_flows: np.ndarray  # (A, T, 6) performing flows under the prepayment assumption (A_*)
@@ -280,7 +281,14 @@ def _obligor_pds(model: CompiledModel, risk: RiskModel) -> list[tuple[float | No
     return out
 
 
-def history_log_norm(
+class HistoryPosterior(NamedTuple):
+    """The systematic factors given the history by a report date (:func:`history_posterior`)."""
+
+    log_norm: float  # log E[L(Z)] (-inf: the history is impossible under the model)
+    mean: np.ndarray  # (F,) E[Z | history] (zeros when impossible)
+
+
+def history_posterior(
     hist: np.ndarray,
     counts: np.ndarray,
     factor: np.ndarray,
@@ -288,14 +296,16 @@ def history_log_norm(
     idio: np.ndarray,
     n_factors: int,
     risk: RiskModel,
-) -> float:
-    """``log E[L(Z)]``: the mean over the systematic factors' law of the likelihood of the
+) -> HistoryPosterior:
+    """``log E[L(Z)]``, the mean over the systematic factors' law of the likelihood of the
     history by a report date, ``L(z) = prod_g (Phi((hi_g - m_g(z)) / s_g) - Phi((lo_g -
-    m_g(z)) / s_g))^n_g`` (each group's members' latent variables in their ``(lo, hi]``).
-    Dividing a path's ``L`` by it gives a weight of mean 1: the factors' posterior given the
-    history. One Gaussian factor: Gauss-Hermite quadrature (96 nodes); otherwise a scrambled
-    Sobol' sample of 2^16 points of the factors (and the Student-t scale). ``-inf`` when the
-    history is impossible under the model (a default it gives probability 0)."""
+    m_g(z)) / s_g))^n_g`` (each group's members' latent variables in their ``(lo, hi]``), and
+    the factors' posterior mean ``E[Z L(Z)] / E[L(Z)]``. Dividing a path's ``L`` by the first
+    gives a weight of mean 1: the factors' posterior given the history; the Monte Carlo draws
+    its factors around the second (:func:`ipabs.analytics.importance.posterior_sampling`).
+    One Gaussian factor: Gauss-Hermite quadrature (96 nodes); otherwise a scrambled Sobol'
+    sample of 2^16 points of the factors (and the Student-t scale). ``log_norm`` is ``-inf``
+    when the history is impossible under the model (a default it gives probability 0)."""
     from scipy import special, stats
 
     finite = np.isfinite(hist).any(axis=1)
@@ -316,24 +326,25 @@ def history_log_norm(
 
     if one_factor:
         x, wts = np.polynomial.hermite_e.hermegauss(96)
-        ll = log_lik(x[:, None] * np.ones((1, n_factors)), np.ones(len(x)))
-        top = ll.max()
-        if not np.isfinite(top):
-            return -np.inf
-        return float(top + np.log((wts * np.exp(ll - top)).sum() / np.sqrt(2.0 * np.pi)))
-    dims = n_factors + (1 if t_copula else 0)
-    u = stats.qmc.Sobol(dims, scramble=True, seed=20261203).random_base2(16)
-    u = np.clip(u, 1e-12, 1.0 - 1e-12)
-    z = special.ndtri(u[:, :n_factors])
-    scale = np.ones(len(u))
-    if t_copula:
-        dof = float(risk.degrees_of_freedom or 0.0)
-        scale = np.sqrt(stats.chi2.ppf(u[:, n_factors], dof) / dof)
-    ll = log_lik(z, scale)
+        z = x[:, None] * np.ones((1, n_factors))
+        ll = log_lik(z, np.ones(len(x)))
+        wts = wts / np.sqrt(2.0 * np.pi)
+    else:
+        dims = n_factors + (1 if t_copula else 0)
+        u = stats.qmc.Sobol(dims, scramble=True, seed=20261203).random_base2(16)
+        u = np.clip(u, 1e-12, 1.0 - 1e-12)
+        z = special.ndtri(u[:, :n_factors])
+        scale = np.ones(len(u))
+        if t_copula:
+            dof = float(risk.degrees_of_freedom or 0.0)
+            scale = np.sqrt(stats.chi2.ppf(u[:, n_factors], dof) / dof)
+        ll = log_lik(z, scale)
+        wts = np.full(len(u), 1.0 / len(u))
     top = ll.max()
     if not np.isfinite(top):
-        return -np.inf
-    return float(top + np.log(np.exp(ll - top).mean()))
+        return HistoryPosterior(-np.inf, np.zeros(n_factors))
+    lik = wts * np.exp(ll - top)  # scaled by exp(-top): no underflow for long histories
+    return HistoryPosterior(float(top + np.log(lik.sum())), (lik @ z) / lik.sum())
 
 
 def _thresholds(cum: np.ndarray, risk: RiskModel) -> np.ndarray:
@@ -372,7 +383,9 @@ def period_search(threshold: np.ndarray, max_entries: int = 1 << 20) -> PeriodSe
     span = np.zeros(n_groups)
     finite = []
     for g in range(n_groups):
-        values = np.ascontiguousarray(searched[g][searched[g] > -np.inf])
+        # +inf (a certain default: a loan reported defaulted) is above every latent variable:
+        # left out of the buckets like the row's padding, so that no inf - inf is formed
+        values = np.ascontiguousarray(searched[g][np.isfinite(searched[g])])
         finite.append(values)
         if values.size and values[-1] > values[0]:
             lo[g], span[g] = values[0], values[-1] - values[0]
@@ -393,7 +406,7 @@ def period_search(threshold: np.ndarray, max_entries: int = 1 << 20) -> PeriodSe
             break
         n_buckets *= 2
     steps, n_buckets, counts, inv = best
-    n_minus_inf = (n - 1) - np.array([v.size for v in finite], dtype=np.int64)
+    n_minus_inf = (searched == -np.inf).sum(axis=1).astype(np.int64)
     start = np.zeros((n_groups, n_buckets), dtype=np.int64)
     start[:, 1:] = np.cumsum(counts, axis=1)[:, :-1]
     start += n_minus_inf[:, None]
@@ -586,8 +599,11 @@ def compile_risk(model: CompiledModel, risk: RiskModel | None = None) -> RiskArr
     counts = np.bincount(ob_group, minlength=len(groups)).astype(np.float64)
     log_norm = 0.0
     posterior = 0
+    posterior_mean = np.zeros(n_factors)
     if start is not None and np.isfinite(hist).any():
-        log_norm = history_log_norm(hist, counts, g_factor_arr, g_loading, idio, n_factors, risk)
+        log_norm, posterior_mean = history_posterior(
+            hist, counts, g_factor_arr, g_loading, idio, n_factors, risk
+        )
         posterior = int(np.isfinite(log_norm))  # an observed default the model rules out: no update
         log_norm = log_norm if posterior else 0.0
 
@@ -683,6 +699,7 @@ def compile_risk(model: CompiledModel, risk: RiskModel | None = None) -> RiskArr
         floored=int(np.isfinite(np.array(floors, dtype=np.float64)).any()),
         posterior=posterior,
         log_norm=float(log_norm),
+        posterior_mean=np.ascontiguousarray(posterior_mean, dtype=np.float64),
         a_pool=model.assets.pool,
         a_obligor=model.assets.obligor,
         # one record per asset and period, so that taking a defaulted asset out reads one

@@ -234,6 +234,7 @@ def draw_defaults(ra, sc):  # type: ignore[no-untyped-def]
     for i in range(sc.n_defaulters[0]):
         ob_period[d_obligor[i]] = n_t
         sc.ob_hit[d_obligor[i]] = 0
+        sc.ob_loss[d_obligor[i]] = 0.0
     s0, s1, s2, s3 = state[0], state[1], state[2], state[3]
     n_d = 0
     ob_single = ra.ob_single
@@ -610,6 +611,7 @@ def path_collections(ra, sc, n_defaulters):  # type: ignore[no-untyped-def]
                 rec, p, tau, 0, n_pieces, ra.rec_piece_lag, ra.rec_piece_share, ra.lag_period, 1.0, coll_pool
             )
             coll_pool[p, tau, C_LOSS] += exposure - rec
+            sc.ob_loss[o] += exposure - rec  # what ipabs monitor allocates a tranche's loss by
             if tr >= 0:  # liquidation ends within the deal's life: the loss is realised
                 coll_pool[p, tr, C_REALISED_LOSS] += exposure - rec
             if n_cover > 0 and a_cover[a] >= 0:  # loss cover: claims now, paid below
@@ -825,6 +827,7 @@ class PathScratch(NamedTuple):
     cash: np.ndarray  # (T,) a tranche's cash received
     gap_factor: np.ndarray  # (G,) discount factor of each distinct gap between dates (yields)
     ob_hit: np.ndarray  # per obligor: 1 when it defaults owing something
+    ob_loss: np.ndarray  # per obligor: its assets' loss on the path (set for defaulters only)
     n_defaulters: np.ndarray  # [number of defaulters of the last path drawn]
     work: np.ndarray  # waterfall state
     flags: np.ndarray  # waterfall trigger state
@@ -904,6 +907,7 @@ def allocate_scratch(cd, ra):  # type: ignore[no-untyped-def]
         np.zeros(n_t),
         np.zeros(ra.gap_years.shape[0]),
         np.zeros(n_ob, dtype=np.int64),
+        np.zeros(n_ob),
         np.zeros(1, dtype=np.int64),
         work,
         flags,
