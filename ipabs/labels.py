@@ -160,6 +160,28 @@ ZH: dict[str, str] = {
     "interest arrears": "拖欠利息",
     "status": "资产状态",
     "loans": "笔数",
+    # ---- early warning (ipabs monitor)
+    "early warning": "风险预警",
+    "EL at closing": "发行时预期损失",
+    "EL now": "当前预期损失",
+    "P(loss) now": "当前损失概率",
+    "rating at closing": "发行时隐含评级",
+    "now": "当前隐含评级",
+    "range now": "当前评级区间",
+    "drift": "评级迁移",
+    "trigger": "触发事件",
+    "in effect now": "当前是否触发",
+    "3 months": "3个月内",
+    "6 months": "6个月内",
+    "12 months": "12个月内",
+    "obligor": "借款人",
+    "dpd": "逾期天数",
+    "coverage": "质押覆盖倍数",
+    "contribution": "风险贡献",
+    "of EL": "占预期损失比例",
+    "largest obligors": "最大借款人",
+    "industry": "行业",
+    "share": "占比",
 }
 """English heading -> Chinese heading."""
 

@@ -156,6 +156,7 @@ def test_report_in_chinese_with_sizing_and_sensitivities(
             [
                 *("report", str(deal), "--paths", PATHS, "--out", str(out), "--lang", "zh"),
                 *("--size", "senior:A2", "--sensitivities"),
+                *("--state", str(ROOT / "scenarios" / "states" / "caohejing_2025q3.yaml")),
             ]
         )
         == 0
@@ -177,6 +178,12 @@ def test_report_in_chinese_with_sizing_and_sensitivities(
     headings = [c.value for c in sens[1]]
     el = sens.cell(row=2, column=headings.index("预期损失") + 1)
     assert isinstance(el.value, float) and el.number_format == "0.0000%"
+    # the early warning of ipabs monitor on the state's report date (docs/monitor.md)
+    watch = wb["风险预警"]
+    assert [c.value for c in watch[1]][:3] == ["借款人", "资产状态", "逾期天数"]
+    statuses = [row[1].value for row in watch.iter_rows(min_row=2)]
+    assert "defaulted" in statuses
+    assert "当前预期损失" in text and "12个月内" in text and "Herfindahl" in text
 
 
 def test_every_report_heading_has_a_chinese_label() -> None:

@@ -39,6 +39,11 @@ def register(subparsers: Any) -> None:
         action="store_true",
         help="also run a small sweep of risk.pd_multiplier (1, 1.5, 2) for the sensitivities sheet",
     )
+    p.add_argument(
+        "--state",
+        metavar="FILE",
+        help="also add the early warning of ipabs monitor on this state file's report date",
+    )
     p.set_defaults(func=run)
 
 
@@ -67,6 +72,10 @@ def run(args: argparse.Namespace) -> int:
         load_risk(args.risk)  # located errors in the risk file, before any work
     _warn(risk_file_warnings(deal, args.risk) if args.risk else deal.warnings, "risk")
     size = check_size(deal, args.size) if args.size else None
+    if args.state:
+        from ipabs.deal.state import load_state
+
+        load_state(deal, args.state)  # located errors in the state file, before any work
     _check_out(args.out)
     # each sizing trial and each sweep point is one more Monte Carlo of this many paths
     check_paths_fit(deal, args.paths)
@@ -83,6 +92,7 @@ def run(args: argparse.Namespace) -> int:
         sensitivities=args.sensitivities,
         threads=args.threads,
         progress=_progress(args),
+        state=args.state,
     )
     try:
         written = write_report(data, args.out)

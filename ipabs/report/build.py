@@ -21,6 +21,7 @@ if TYPE_CHECKING:
 
     from ipabs.analytics.breakeven import BreakevenResult
     from ipabs.analytics.implied import RatingReport
+    from ipabs.analytics.monitor import MonitorReport
     from ipabs.analytics.pricing import PriceResult
     from ipabs.analytics.sizing import SizingResult
     from ipabs.deal.load import LoadedDeal
@@ -69,6 +70,9 @@ class ReportData:
     charts : list of Chart
     notes : list of str
         What the report leaves out and why (a chart that does not apply, a missing font).
+    monitor : MonitorReport or None
+        Early warning on a report date, only when a state is given (``--state``;
+        :func:`ipabs.analytics.monitor.monitor`).
     """
 
     deal: LoadedDeal
@@ -83,6 +87,7 @@ class ReportData:
     charts: list[Chart] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     risk_file: str | None = None
+    monitor: MonitorReport | None = None
 
     @property
     def base(self) -> RunResult:
@@ -155,6 +160,7 @@ def build_report(
     sensitivities: bool = False,
     threads: int | None = None,
     progress: bool | None = False,
+    state: str | Path | None = None,
 ) -> ReportData:
     """Compute everything a report shows.
 
@@ -175,6 +181,9 @@ def build_report(
     threads : int, optional
     progress : bool or None
         Progress bars on standard error (None: only on a terminal).
+    state : str or Path, optional
+        A state file of the deal (docs/surveillance.md): adds the early-warning section of
+        ``ipabs monitor`` on its report date (docs/monitor.md).
     client : distributed.Client, optional
         Run the Monte Carlo paths on this Dask cluster (docs/cluster.md); results are the
         same, bit for bit.
@@ -239,6 +248,11 @@ def build_report(
             threads=threads,
             progress=progress,
         )
+    watch = None
+    if state is not None:
+        from ipabs.analytics.monitor import monitor
+
+        watch = monitor(deal, state, paths=paths, seed=seed, threads=threads, progress=progress)
     data = ReportData(
         deal=deal,
         lang=lang,
@@ -249,6 +263,7 @@ def build_report(
         sizing=sizing,
         sensitivities=sens,
         risk_file=None if risk is None else str(risk),
+        monitor=watch,
     )
     _price_tranches(data, model)
     _draw_charts(data)

@@ -26,6 +26,7 @@ SECTIONS = (
     ("sizing", "sizing"),
     ("triggers", "triggers"),
     ("pricing", "pricing"),
+    ("early-warning", "early warning"),
     ("charts", "charts"),
     ("notes", "notes"),
 )
@@ -100,6 +101,7 @@ def render_html(data: ReportData) -> str:
         "sizing": _sizing(data),
         "triggers": _triggers(data),
         "pricing": _pricing(data),
+        "early-warning": _early_warning(data),
         "charts": _charts(data),
         "notes": _notes(data),
     }
@@ -367,6 +369,76 @@ def _triggers(data: ReportData) -> str:
     return _table(
         ["scenario", "triggers", "kind", "fired", "first active date", "periods active"], rows, lang
     )
+
+
+def _early_warning(data: ReportData) -> str:
+    """The tables of ``ipabs monitor`` (docs/monitor.md), when the report has a state."""
+    lang = data.lang
+    m = data.monitor
+    if m is None:
+        return f"<p>{_e(label('not asked', lang))} (--state FILE)</p>"
+    out = [
+        f"<p>{_e(m.report_date)} ({_e(label('period', lang))} {m.period}); {m.paths:,} "
+        f"{_e(label('paths', lang))}, {_e(label('seed', lang))} {m.seed}; {_e(m.rating_table)}</p>"
+    ]
+    rows = [
+        [
+            t.tranche,
+            pct_estimate(t.expected_loss_closing, t.expected_loss_closing_se),
+            pct_estimate(t.expected_loss_now, t.expected_loss_now_se),
+            pct_estimate(t.probability_of_loss_now, t.probability_of_loss_now_se),
+            t.rating_closing or "-",
+            t.rating_now or "-",
+            "-" if t.drift_notches is None else f"{t.drift_notches:+d}",
+        ]
+        for t in m.tranches
+    ]
+    out.append(
+        _table(
+            ["tranche", "EL at closing", "EL now", "P(loss) now", "rating at closing", "now", "drift"],
+            rows,
+            lang,
+        )
+    )
+    horizons = list(m.triggers[0].probability) if m.triggers else []
+    rows = [
+        [t.trigger, label("fired" if t.in_effect_now else "not fired", lang)]
+        + [pct_estimate(t.probability[h], t.probability_se[h]) for h in horizons]
+        for t in m.triggers
+    ]
+    if rows:
+        out.append(_table(["trigger", "in effect now", *[f"{h} months" for h in horizons]], rows, lang))
+    rows = [
+        [
+            o.obligor,
+            o.status,
+            "-" if o.days_past_due is None else str(o.days_past_due),
+            money(o.balance),
+            "-" if o.coverage != o.coverage else f"{o.coverage:.2f}",
+            pct_estimate(o.contribution, o.contribution_se) + ("" if o.trusted else " *"),
+        ]
+        for o in m.watch_list
+    ]
+    if rows:
+        out.append(f"<p>{_e(m.target)}</p>")
+        out.append(_table(["obligor", "status", "dpd", "balance", "coverage", "contribution"], rows, lang))
+    c = m.concentration
+    if c.obligors:
+        out.append(
+            f"<p>Herfindahl {c.herfindahl:.4f} (1/H = {c.effective_obligors:.1f}); "
+            f"{_e(label('balance', lang))} {money(c.balance)}</p>"
+        )
+        out.append(
+            _table(
+                ["industry", "balance", "share"],
+                [[x["industry"], money(x["balance"]), pct(x["share"], 3)] for x in c.industries],
+                lang,
+            )
+        )
+    if m.warnings:
+        items = "".join(f"<li>{_e(w)}</li>" for w in m.warnings)
+        out.append(f'<p class="warn">{_e(label("warnings", lang))}</p><ul class="warn">{items}</ul>')
+    return "\n".join(out)
 
 
 def _pricing(data: ReportData) -> str:

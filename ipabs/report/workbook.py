@@ -31,6 +31,7 @@ SHEETS = (
     "Monte Carlo summary",
     "loss distribution",
     "sensitivities",
+    "early warning",
 )
 """Sheets, in order (their names are translated with ``--lang``)."""
 
@@ -122,6 +123,7 @@ def build_workbook(data: ReportData) -> Any:
     _monte_carlo(wb.create_sheet(names["Monte Carlo summary"]), data)
     _loss_distribution(wb.create_sheet(names["loss distribution"]), data)
     _sensitivities(wb.create_sheet(names["sensitivities"]), data)
+    _early_warning(wb.create_sheet(names["early warning"]), data)
     return wb
 
 
@@ -334,3 +336,35 @@ def _sensitivities(ws: Any, data: ReportData) -> None:
             fmts.append(None)
     headers = [label(str(c).replace("_", " ") if "." not in str(c) else str(c), lang) for c in s.columns]
     _write_rows(ws, [headers], s.itertuples(index=False), fmts)
+
+
+def _early_warning(ws: Any, data: ReportData) -> None:
+    """The watch list of ``ipabs monitor`` (docs/monitor.md), when the report has a state."""
+    lang = data.lang
+    m = data.monitor
+    if m is None:
+        ws.append([label("notes", lang)])
+        ws.append([f"{label('not asked', lang)}: ipabs report ... --state FILE"])
+        ws.freeze_panes = "A2"
+        ws.column_dimensions["A"].width = 60
+        return
+    headers = labels_of(
+        ["obligor", "status", "dpd", "balance", "coverage", "industry", "contribution", "se", "of EL"], lang
+    )
+    rows = [
+        [
+            o.obligor,
+            o.status,
+            o.days_past_due,
+            o.balance,
+            None if o.coverage != o.coverage else o.coverage,
+            o.industry,
+            o.contribution,
+            o.contribution_se,
+            o.share_of_expected_loss,
+        ]
+        for o in m.watch_list
+    ]
+    _write_rows(
+        ws, [headers], rows, [None, None, INTEGER, MONEY, DECIMAL, None, PERCENT_FINE, PERCENT_FINE, PERCENT]
+    )
