@@ -214,10 +214,14 @@ def cmd_mc(args: argparse.Namespace) -> int:
     _check_out(args.out)
     model = check_paths_fit(deal, args.paths, writing=args.out is not None, outcomes=args.outcomes)
     if args.state is not None:  # ---- surveillance: from a report date
-        from ipabs.analytics.reproject import started_model
+        from ipabs.analytics.reproject import delinquent_loans_note, started_model
+        from ipabs.console import is_quiet
         from ipabs.deal.state import load_state
 
         model = started_model(model, load_state(deal, args.state))
+        note = delinquent_loans_note(model, risk)
+        if note is not None and not is_quiet():
+            print(f"warning: {note}", file=sys.stderr)
     compile_notice(True, quiet=_quiet(args))
     try:  # the files are written as the run ends (a streamed run's paths.parquet as it goes)
         result = simulate(

@@ -218,3 +218,100 @@ def test_factors_are_drawn_around_their_posterior_mean(tmp_path: Path) -> None:
         assert abs(a["expected_loss"] - b["expected_loss"]) < 4.0 * se, (a["tranche"], a, b)
     for a, b in zip(shifted.tranche_summary, prior.tranche_summary, strict=True):
         assert a["expected_loss_se"] < 0.9 * b["expected_loss_se"], (a["tranche"], a, b)
+
+
+# monthly bullet loans that cannot default on their own (PD 0): half are 31-60 days behind on
+# the report date and roll on through the risk model's delinquency chain
+DQ_DEAL = """\
+deal:
+  name: delinquent loans
+  closing_date: 2025-01-15
+  first_payment_date: 2025-02-15
+  payment_frequency: monthly
+  legal_final_date: 2027-01-15
+  day_count: 30/360
+pools:
+  - name: p
+    loans:
+{loans}
+tranches:
+  - {{name: A, balance: 16m, coupon: 0.03}}
+  - {{name: B, balance: 4m}}
+waterfalls:
+  normal:
+    - pay_interest: A
+    - pay_principal: {{tranches: [A, B], mode: sequential}}
+    - pay_residual: B
+risk:
+  correlation: 0.2
+  default_pd: 0.0
+  recovery: {{model: constant, rate: 0.3, lag_months: 0}}
+{delinquency}
+"""
+ROLL = [0.03, 0.40, 0.50, 0.60]
+CURE = [0.35, 0.20, 0.10]
+
+
+def _dq_pool(tmp_path: Path, chain: bool):  # type: ignore[no-untyped-def]
+    loans = "\n".join(
+        f"      - {{obligor: D{i:02d}, balance: 1m, rate: 0.06, term_months: 24, amortisation: bullet}}"
+        for i in range(20)
+    )
+    dq = f"  delinquency: {{roll_rates: {ROLL}, cure_rates: {CURE}}}" if chain else ""
+    deal = parse_deal(DQ_DEAL.format(loans=loans, delinquency=dq), str(tmp_path / "dq.yaml"))
+    rows = [
+        f"  - {{id: D{i:02d}, balance: 1m, status: dpd_31_60, days_past_due: 45}}"
+        if i < 10
+        else f"  - {{id: D{i:02d}, balance: 1m, status: current}}"
+        for i in range(20)
+    ]
+    text = "report_date: 2025-06-15\ntranches:\n  A: {balance: 16m}\n  B: {balance: 4m}\nloans:\n"
+    (tmp_path / "state.yaml").write_text(text + "\n".join(rows) + "\n", encoding="utf-8")
+    return deal, load_state(deal, tmp_path / "state.yaml")
+
+
+def test_delinquent_loans_roll_to_default_through_the_chain(tmp_path: Path) -> None:
+    # a loan two buckets behind defaults by month m with the chance that the monthly chain,
+    # cures absorbing, has reached default by then: a matrix power (numpy), not the code's
+    # product of cure chances and convolution of geometric months
+    from ipabs.analytics.reproject import delinquent_loans_note
+
+    deal, state = _dq_pool(tmp_path, chain=True)
+    model = started_model(_model(deal), state)
+    assert delinquent_loans_note(model) is None
+    ra = compile_risk(model)
+    t0 = state.period  # payment dates on Feb 15 .. Jun 15: period 5 (0-based) runs first
+    assert t0 == 5
+    chain = np.zeros((5, 5))  # buckets 1, 2, 3 behind, cured, defaulted
+    for k in range(3):
+        chain[k, k + 1 if k < 2 else 4] = ROLL[k + 1]
+        chain[k, 3] = CURE[k]
+        chain[k, k] = 1.0 - ROLL[k + 1] - CURE[k]
+    chain[3, 3] = chain[4, 4] = 1.0
+    sc = allocate_scratch(model.cd, ra)
+    reps = 20_000
+    horizons = (t0, t0 + 2, t0 + 5, model.n_periods - 1)
+    counts = np.zeros((reps, len(horizons)))
+    for r in range(reps):
+        seed_state(sc.state, 5, r, 0)
+        draw_defaults(ra, sc)
+        assert sc.weight[0] == 1.0
+        periods = sc.ob_period.copy()
+        assert (periods[10:] == model.n_periods).all(), "a current loan of PD 0 defaulted"
+        for j, t in enumerate(horizons):
+            counts[r, j] = (periods[:10] <= t).sum()
+    for j, t in enumerate(horizons):
+        m = t - t0 + 1  # months from the report date to the end of period t
+        expected = np.linalg.matrix_power(chain, m)[1, 4]
+        got = counts[:, j].mean() / 10.0
+        se = counts[:, j].std() / np.sqrt(reps) / 10.0
+        assert abs(got - expected) < 4.0 * se + 1e-12, (t, got, expected, se)
+    assert counts[:, -1].mean() / 10.0 > 0.2
+
+
+def test_delinquent_loans_without_a_chain_are_flagged(tmp_path: Path) -> None:
+    from ipabs.analytics.reproject import delinquent_loans_note
+
+    deal, state = _dq_pool(tmp_path, chain=False)
+    note = delinquent_loans_note(started_model(_model(deal), state))
+    assert note is not None and "10 obligor(s) are behind" in note and "risk.delinquency" in note

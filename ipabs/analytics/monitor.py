@@ -265,7 +265,12 @@ def monitor(
     balance_now = float(started.balances[k])
     warnings = [f"run from the report date: {w}" for w in now.warnings]
     warnings += [f"run from closing: {w}" for w in closing.warnings]
+    from ipabs.analytics.reproject import delinquent_loans_note
+
     notes: list[str] = []
+    behind = delinquent_loans_note(started)
+    if behind is not None:
+        notes.append(behind)
     triggers = _trigger_watch(started, state, sums, horizons, dates_in)
     watch_list, unallocated, unallocated_se = _watch_list(
         started, state, sums, balance_now, n, now.tranche_summary[k]["expected_loss"], watch

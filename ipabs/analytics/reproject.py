@@ -29,6 +29,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -39,6 +40,27 @@ from ipabs.engine import layout as L
 from ipabs.engine.compile import CompiledModel, StartState
 from ipabs.errors import IpabsError
 from ipabs.risk.scenario import DriverInputs
+
+BUCKETS_BEHIND = {"dpd_1_30": 1, "dpd_31_60": 2, "dpd_61_90": 3, "dpd_90_plus": 3}
+"""A delinquent status's bucket in the risk model's delinquency chain (30, 60, 90+ days behind;
+docs/delinquency.md): a month's missed payment per bucket, 61 days or more in the last."""
+
+
+def delinquent_loans_note(model: CompiledModel, risk: Any = None) -> str | None:
+    """A note when a state's delinquent loans are simulated as current: the risk model has no
+    delinquency chain to roll them with (None when there is nothing to say)."""
+    start = model.start
+    if start is None or start.obligor_behind is None or not (start.obligor_behind > 0).any():
+        return None
+    risk = risk if risk is not None else model.spec.risk
+    if risk is not None and risk.delinquency is not None:
+        return None
+    n = int((start.obligor_behind > 0).sum())
+    return (
+        f"{n} obligor(s) are behind on the report date, but the risk model has no `delinquency` "
+        "section: they are simulated as current (their PDs conditional on surviving); give "
+        "`risk.delinquency` roll and cure rates to let them roll to default (docs/surveillance.md)"
+    )
 
 
 def _period_of(model: CompiledModel, date: dt.date) -> int:
@@ -199,6 +221,12 @@ def started_model(model: CompiledModel, state: LoadedState) -> CompiledModel:
             interest[a, t0:] *= ratio
             principal[a, t0:] *= ratio
             balance_end[a, t0:] *= ratio
+    behind = np.zeros(len(model.obligors.names), dtype=np.int64)
+    for a, asset in enumerate(deal_assets(model.deal)):
+        loan = by_id.get(asset.id)
+        if loan is not None and loan.status in BUCKETS_BEHIND:
+            o = int(model.assets.obligor[a])
+            behind[o] = max(behind[o], BUCKETS_BEHIND[loan.status])
     obligor_in = np.full(len(model.obligors.names), -1, dtype=np.int64)
     for a in np.flatnonzero(defaulted_in >= 0).tolist():
         o = int(model.assets.obligor[a])
@@ -209,6 +237,7 @@ def started_model(model: CompiledModel, state: LoadedState) -> CompiledModel:
         asset_default_period=defaulted_in,
         obligor_default_period=obligor_in,
         tranche_balance=np.array([spec.tranches[n].balance for n in model.tranche_names], dtype=np.float64),
+        obligor_behind=behind,
     )
     assets = dataclasses.replace(model.assets, balance=balance, appraised_value=appraised)
     return dataclasses.replace(

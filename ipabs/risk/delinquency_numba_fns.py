@@ -150,6 +150,37 @@ def delinquency_flows(  # type: ignore[no-untyped-def]
         prev = b_end
 
 
+def cure_chances(roll: np.ndarray, cure: np.ndarray) -> np.ndarray:
+    """``h[k]``, the chance that a loan ``k`` buckets behind (1, 2, 3) cures before it
+    defaults: ``h[k] (roll[k] + cure[k - 1]) = cure[k - 1] + roll[k] h[k + 1]``, ``h[4] = 0``
+    (default); ``h[0]`` is unused (1)."""
+    h = np.ones(5)
+    h[4] = 0.0
+    for k in (3, 2, 1):
+        leave = roll[k] + cure[k - 1]
+        h[k] = (cure[k - 1] + roll[k] * h[k + 1]) / leave if leave > 0.0 else 1.0
+    return h
+
+
+def roll_months_law(roll: np.ndarray, cure: np.ndarray, behind: int, months: int) -> np.ndarray:
+    """``F[m]``, m = 0 .. ``months``: the chance that a loan ``behind`` buckets behind has rolled
+    into default within m months, given that it rolls on without curing. Its months in each
+    remaining bucket are geometric (at least 1) with the bucket's exit rate, as
+    :func:`months_to_default` draws them for a defaulter."""
+    pmf = np.zeros(months + 1)
+    pmf[0] = 1.0
+    for k in range(behind, 4):
+        exit_rate = roll[k] + cure[k - 1]
+        stay = np.zeros(months + 1)
+        if 0.0 < exit_rate < 1.0:
+            m = np.arange(1, months + 1)
+            stay[1:] = exit_rate * (1.0 - exit_rate) ** (m - 1)
+        elif months >= 1:
+            stay[1] = 1.0
+        pmf = np.convolve(pmf, stay)[: months + 1]
+    return np.cumsum(pmf)
+
+
 def cured_episode_rates(roll: np.ndarray, cure: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """The chain of a loan whose delinquencies all cure (a Monte Carlo survivor).
 
@@ -164,11 +195,7 @@ def cured_episode_rates(roll: np.ndarray, cure: np.ndarray) -> tuple[np.ndarray,
     roll, cure : ndarray
         The conditioned monthly rates (``roll[3]`` is 0).
     """
-    h = np.ones(5)  # h[0] unused, h[1..3] the buckets, h[4] default
-    h[4] = 0.0
-    for k in (3, 2, 1):
-        leave = roll[k] + cure[k - 1]
-        h[k] = (cure[k - 1] + roll[k] * h[k + 1]) / leave if leave > 0.0 else 1.0
+    h = cure_chances(roll, cure)
     out_roll = np.zeros(4)
     out_cure = np.zeros(3)
     out_roll[0] = roll[0] * h[1]

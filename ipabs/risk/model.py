@@ -347,6 +347,33 @@ def history_posterior(
     return HistoryPosterior(float(top + np.log(lik.sum())), (lik @ z) / lik.sum())
 
 
+def rolled_cumulative_pd(cum: np.ndarray, t0: int, behind: int, months: np.ndarray, chain: Any) -> np.ndarray:
+    """Cumulative PD by each period's end of an obligor ``behind`` buckets behind on a report
+    date (the end of period ``t0 - 1``): it rolls on into default before it cures with
+    ``r = 1 - h[behind]`` (:func:`~ipabs.risk.delinquency_numba_fns.cure_chances`), within
+    ``m`` months with ``F(m)`` (:func:`~ipabs.risk.delinquency_numba_fns.roll_months_law`);
+    otherwise it cures and keeps its own PDs. From the report date on::
+
+        cum'_t = c + (1 - c) [r F(m_t) + (1 - r) (cum_t - c) / (1 - c)],   c = cum_{t0-1}
+
+    with ``m_t`` the months from the report date to the end of period t; before it, ``cum``.
+    Survivors of the report date draw their latent variable above the threshold of ``c``, so
+    their chance of defaulting by t given the factors averages to the bracket."""
+    from ipabs.risk.delinquency_numba_fns import cure_chances, roll_months_law
+
+    roll = np.asarray(chain.roll_rates, dtype=np.float64)
+    cure = np.asarray(chain.cure_rates, dtype=np.float64)
+    rolls = 1.0 - cure_chances(roll, cure)[behind]
+    elapsed = np.cumsum(months)[t0 - 1 :] - np.cumsum(months)[t0 - 1]  # months to each period end
+    law = roll_months_law(roll, cure, behind, int(elapsed[-1]))
+    c = float(cum[t0 - 1])
+    out = cum.copy()
+    later = cum[t0 - 1 :]
+    own = (later - c) / (1.0 - c) if c < 1.0 else np.zeros_like(later)
+    out[t0 - 1 :] = c + (1.0 - c) * (rolls * law[elapsed] + (1.0 - rolls) * own)
+    return out
+
+
 def _thresholds(cum: np.ndarray, risk: RiskModel) -> np.ndarray:
     if risk.copula == "student_t":
         from scipy import special  # imported here: a Gaussian run need not pay for scipy
@@ -552,6 +579,7 @@ def compile_risk(model: CompiledModel, risk: RiskModel | None = None) -> RiskArr
         gap_days = np.append(gap_days, 0)
         gap_id[:t0] = len(gap_days) - 1
     ob = model.obligors
+    months = period_months(cgrid)
 
     # --- obligor groups: same thresholds, industry and region share one conditional PD
     templates = model.spec.revolving.templates if model.spec.revolving is not None else []
@@ -570,7 +598,10 @@ def compile_risk(model: CompiledModel, risk: RiskModel | None = None) -> RiskArr
         ind = 1 + industries.index(ob.industry[i]) if ob.industry[i] and li > 0 else -1
         reg = 1 + len(industries) + regions.index(ob.region[i]) if ob.region[i] and lr > 0 else -1
         tau = -1 if start is None else int(start.obligor_default_period[i])
-        key = (annual, tuple(curve) if curve else None, ind, reg, tau)
+        behind = 0  # ---- surveillance: buckets behind on the report date (rolls with the chain)
+        if start is not None and start.obligor_behind is not None and risk.delinquency is not None:
+            behind = int(start.obligor_behind[i]) if tau < 0 else 0
+        key = (annual, tuple(curve) if curve else None, ind, reg, tau, behind)
         if key not in groups:
             groups[key] = len(groups)
             cum = cumulative_pd(annual, curve, pd_times, risk.pd_multiplier)
@@ -585,6 +616,9 @@ def compile_risk(model: CompiledModel, risk: RiskModel | None = None) -> RiskArr
                 threshold = _thresholds(cum, risk)
             elif start is not None:  # survived to the report date: its latent variable is above
                 floor = lo = threshold[t0 - 1]
+                if behind > 0:  # behind on the report date: it may roll on into default
+                    cum = rolled_cumulative_pd(cum, t0, behind, months, risk.delinquency)
+                    threshold = _thresholds(cum, risk)
             cumulative.append(cum)
             thresholds.append(threshold)
             floors.append(floor)
@@ -608,7 +642,6 @@ def compile_risk(model: CompiledModel, risk: RiskModel | None = None) -> RiskArr
         log_norm = log_norm if posterior else 0.0
 
     # --- assets under the prepayment assumption
-    months = period_months(cgrid)
     # ---- seasoned pools: the PSA ramp counts each loan's age
     ages = model.assets.age_months
     smm = np.zeros((len(model.assets), n))
