@@ -71,6 +71,7 @@ def collections(
         inp.dq_roll,
         inp.dq_cure,
         inp.months,
+        inp.dq_bucket,
     )
     return out
 

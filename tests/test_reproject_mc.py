@@ -315,3 +315,32 @@ def test_delinquent_loans_without_a_chain_are_flagged(tmp_path: Path) -> None:
     deal, state = _dq_pool(tmp_path, chain=False)
     note = delinquent_loans_note(started_model(_model(deal), state))
     assert note is not None and "10 obligor(s) are behind" in note and "risk.delinquency" in note
+
+
+def test_deterministic_run_from_a_state_starts_loans_in_their_bucket(tmp_path: Path) -> None:
+    # the scenario's chain takes no steps before the report date and starts each loan where
+    # the state has it: the pool's defaults by k months later are those of a matrix power of
+    # the monthly chain (numpy) from "2 behind" for ten loans and from current for ten
+    deal, state = _dq_pool(tmp_path, chain=False)
+    loans = (
+        f"      - {{obligor: D{i:02d}, balance: 1m, rate: 0.06, term_months: 24, amortisation: bullet}}"
+        for i in range(20)
+    )
+    chain_text = f"    delinquency: {{roll_rates: {ROLL}, cure_rates: {CURE}}}\n"
+    text = DQ_DEAL.format(loans="\n".join(loans), delinquency="")
+    text += "scenarios:\n  dq:\n    description: roll rates\n" + chain_text
+    deal = parse_deal(text, str(tmp_path / "dq.yaml"))
+    state = load_state(deal, tmp_path / "state.yaml")
+    result = reproject(deal, state, "dq")
+    chain = np.zeros((5, 5))  # current, 1, 2, 3 behind, defaulted; cures go back to current
+    chain[0, 1], chain[0, 0] = ROLL[0], 1.0 - ROLL[0]
+    for k in (1, 2, 3):
+        chain[k, k + 1 if k < 3 else 4] = ROLL[k]
+        chain[k, 0] = CURE[k - 1]
+        chain[k, k] = 1.0 - ROLL[k] - CURE[k - 1]
+    chain[4, 4] = 1.0
+    defaults = result.periods["pool.defaults"].to_numpy()
+    for k in (1, 3, 6, 12):
+        step = np.linalg.matrix_power(chain, k)
+        expected = 1e6 * (10 * step[2, 4] + 10 * step[0, 4])
+        assert defaults[:k].sum() == pytest.approx(expected, rel=1e-9), k

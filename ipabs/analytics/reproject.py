@@ -222,10 +222,12 @@ def started_model(model: CompiledModel, state: LoadedState) -> CompiledModel:
             principal[a, t0:] *= ratio
             balance_end[a, t0:] *= ratio
     behind = np.zeros(len(model.obligors.names), dtype=np.int64)
+    asset_behind = np.zeros(len(model.assets), dtype=np.int64)
     for a, asset in enumerate(deal_assets(model.deal)):
         loan = by_id.get(asset.id)
-        if loan is not None and loan.status in BUCKETS_BEHIND:
+        if asset.kind != "licence" and loan is not None and loan.status in BUCKETS_BEHIND:
             o = int(model.assets.obligor[a])
+            asset_behind[a] = BUCKETS_BEHIND[loan.status]
             behind[o] = max(behind[o], BUCKETS_BEHIND[loan.status])
     obligor_in = np.full(len(model.obligors.names), -1, dtype=np.int64)
     for a in np.flatnonzero(defaulted_in >= 0).tolist():
@@ -238,6 +240,7 @@ def started_model(model: CompiledModel, state: LoadedState) -> CompiledModel:
         obligor_default_period=obligor_in,
         tranche_balance=np.array([spec.tranches[n].balance for n in model.tranche_names], dtype=np.float64),
         obligor_behind=behind,
+        asset_behind=asset_behind,
     )
     assets = dataclasses.replace(model.assets, balance=balance, appraised_value=appraised)
     return dataclasses.replace(
@@ -274,7 +277,16 @@ def started_inputs(model: CompiledModel, started: CompiledModel, inputs: DriverI
     moved = np.flatnonzero((old > 0.0) & (new != old))
     cap[moved] *= new[moved] / old[moved]
     value[moved] *= (new[moved] / old[moved])[:, None]
-    return dataclasses.replace(inputs, mdr=mdr, smm=smm, recovery_cap=cap, asset_value=value)
+    # ---- delinquency: the chain takes no steps before the report date (the state says where
+    # each loan is), and a loan behind on it starts in its bucket
+    months = inputs.months.copy()
+    months[:t0] = 0
+    bucket = inputs.dq_bucket.copy()
+    if started.start.asset_behind is not None:
+        bucket = started.start.asset_behind.copy()
+    return dataclasses.replace(
+        inputs, mdr=mdr, smm=smm, recovery_cap=cap, asset_value=value, months=months, dq_bucket=bucket
+    )
 
 
 def reproject(deal: LoadedDeal | CompiledModel | str | Path, state: LoadedState, scenario: str | None = None):  # type: ignore[no-untyped-def]

@@ -58,6 +58,9 @@ class StartState:
     tranche_balance : ndarray, shape (N,)
         Tranche balances on the report date: what losses are measured against and the price of
         the yields.
+    asset_behind : ndarray, shape (A,)
+        Delinquency buckets each loan is behind on the report date (0 current, 1 for 1-30 days
+        past due, 2 for 31-60, 3 for 61 or more).
     obligor_behind : ndarray, shape (O,)
         Delinquency buckets each performing obligor is behind on the report date (its most
         delinquent loan's: 0 current, 1 for 1-30 days past due, 2 for 31-60, 3 for 61 or more).
@@ -68,6 +71,7 @@ class StartState:
     obligor_default_period: np.ndarray
     tranche_balance: np.ndarray
     obligor_behind: np.ndarray | None = None
+    asset_behind: np.ndarray | None = None
 
 
 @dataclass(frozen=True)

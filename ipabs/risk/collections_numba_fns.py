@@ -229,6 +229,7 @@ def deterministic_collections(
     dq_roll: np.ndarray,  # (A, 4) monthly roll rates
     dq_cure: np.ndarray,  # (A, 3) monthly cure rates
     months: np.ndarray,  # (T,) months in each collection period (the chain's steps)
+    dq_bucket: np.ndarray,  # (A,) bucket the asset's loans start in (0 current; 1-3 behind)
 ) -> None:
     """Expected-value cash flows under deterministic default and prepayment rates.
 
@@ -272,6 +273,7 @@ def deterministic_collections(
                 dq_roll[a],
                 dq_cure[a],
                 dq,
+                dq_bucket[a],
             )
         for t in range(n_periods):
             if chain:

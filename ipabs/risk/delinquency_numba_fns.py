@@ -51,7 +51,7 @@ N_DQ_COLUMNS = 15
 
 @njit(leaf=True)
 def delinquency_flows(  # type: ignore[no-untyped-def]
-    sched_interest, sched_principal, sched_balance, balance, mdr, smm, months, roll, cure, out
+    sched_interest, sched_principal, sched_balance, balance, mdr, smm, months, roll, cure, out, bucket
 ):
     """Expected cash flows of one asset whose loans follow the roll-rate chain.
 
@@ -71,12 +71,16 @@ def delinquency_flows(  # type: ignore[no-untyped-def]
         Monthly rates 30 -> current, 60 -> current, 90+ -> current.
     out : ndarray, shape (T, N_DQ_COLUMNS)
         Written in full.
+    bucket : int
+        The bucket the loans start in: 0 current, 1, 2, 3 behind (a run from a report date
+        whose state reports the loan behind; its earlier periods have no steps, see
+        :func:`ipabs.analytics.reproject.started_inputs`).
     """
     n = sched_interest.shape[0]
-    c = 1.0  # current loans, as a factor of the scheduled balance
-    q1 = 0.0  # delinquent buckets 30, 60, 90+ (scheduled-equivalent balance factors)
-    q2 = 0.0
-    q3 = 0.0
+    c = 1.0 if bucket == 0 else 0.0  # current loans, as a factor of the scheduled balance
+    q1 = 1.0 if bucket == 1 else 0.0  # delinquent buckets 30, 60, 90+ (scheduled-equivalent
+    q2 = 1.0 if bucket == 2 else 0.0  # balance factors)
+    q3 = 1.0 if bucket == 3 else 0.0
     ap1 = 0.0  # principal arrears of each bucket (amounts)
     ap2 = 0.0
     ap3 = 0.0
@@ -224,13 +228,13 @@ def months_to_default(state, exit_rate):  # type: ignore[no-untyped-def]
 
 @njit
 def survivor_delinquency_flows(  # type: ignore[no-untyped-def]
-    sched_interest, sched_principal, sched_balance, balance, hazard, smm, months, roll, cure, out
+    sched_interest, sched_principal, sched_balance, balance, hazard, smm, months, roll, cure, out, bucket
 ):
     """:func:`delinquency_flows` of every asset on the Monte Carlo paths where its obligor has
     not defaulted (yet): no defaults through the chain (``roll`` and ``cure`` are the rates
     conditioned on curing, :func:`cured_episode_rates`), and, as for loans without
     delinquency, a survivor prepays ``smm / (1 - hazard)`` so that prepayments over all paths
-    are SIFMA's. ``out`` (A, T, N_DQ_COLUMNS)."""
+    are SIFMA's. ``out`` (A, T, N_DQ_COLUMNS); ``bucket`` (A,) the bucket each starts in."""
     n_assets, n = sched_interest.shape
     no_defaults = np.zeros(n)
     adjusted = np.empty(n)
@@ -249,4 +253,5 @@ def survivor_delinquency_flows(  # type: ignore[no-untyped-def]
             roll,
             cure,
             out[a],
+            bucket[a],
         )

@@ -512,6 +512,12 @@ def survivor_flows(
 
     roll, cure = cured_episode_rates(np.array(dq.roll_rates), np.array(dq.cure_rates))
     n_assets, n = model.sched_balance.shape
+    steps = months.astype(np.int64)
+    bucket = np.zeros(n_assets, dtype=np.int64)
+    if model.start is not None:  # ---- surveillance: the chain starts on the report date
+        steps[: model.start.period] = 0
+        if model.start.asset_behind is not None:
+            bucket = model.start.asset_behind.astype(np.int64)
     raw = np.empty((n_assets, n, N_DQ_COLUMNS))
     survivor_delinquency_flows(
         model.sched_interest,
@@ -520,10 +526,11 @@ def survivor_flows(
         model.assets.balance.astype(np.float64),
         np.ascontiguousarray(hazard, dtype=np.float64),
         np.ascontiguousarray(smm, dtype=np.float64),
-        months.astype(np.int64),
+        steps,
         roll,
         cure,
         raw,
+        bucket,
     )
     order = [DQ_INTEREST, DQ_PRINCIPAL, DQ_PREPAYMENT, DQ_BALANCE_START, DQ_BALANCE_END, DQ_PERFORMING_START]
     order += list(range(DQ_DELINQUENT_30, DQ_ARREARS_PRINCIPAL + 1))

@@ -59,6 +59,7 @@ class DriverInputs:
     dq_roll: np.ndarray  # (A, 4)
     dq_cure: np.ndarray  # (A, 3)
     months: np.ndarray  # (T,) int
+    dq_bucket: np.ndarray  # (A,) int: the bucket each asset's loans start in (0: current)
 
 
 def revolving_inputs(model: CompiledModel, scenario: Scenario) -> RevolvingPath:
@@ -258,4 +259,5 @@ def scenario_inputs(model: CompiledModel, name: str | None = None) -> DriverInpu
         dq_roll=dq_roll,
         dq_cure=dq_cure,
         months=months,
+        dq_bucket=np.zeros(a_count, dtype=np.int64),
     )
