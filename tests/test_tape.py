@@ -471,3 +471,36 @@ def test_100k_rows(tmp_path: Path) -> None:
     assert (tape.frame["term_months"].to_numpy(dtype=np.int64) == term).all()
     assert tape.obligor_names() == list(dict.fromkeys(obligor))
     assert tape.frame["id"].is_unique
+
+
+def test_pledged_ip_value_volatility_column(tmp_path: Path) -> None:
+    # a tape's pledged IP may carry its own value volatility (as pledged_ip.value_volatility)
+    from ipabs.api import _model
+    from ipabs.deal.load import load_deal
+
+    write_csv(
+        tmp_path / "t.csv",
+        [
+            "id,obligor,balance,rate,term_months,appraised_value,value_volatility",
+            "L1,A,500,0.05,12,300,0.4",
+            "L2,B,500,0.05,12,300,",
+            "L3,C,500,0.05,12,,",
+        ],
+    )
+    (tmp_path / "deal.yaml").write_text(deal_text("{path: t.csv}"), encoding="utf-8")
+    deal = load_deal(tmp_path / "deal.yaml")
+    vol = _model(deal).assets.value_volatility
+    assert vol[0] == 0.4 and np.isnan(vol[1]) and np.isnan(vol[2])
+    write_csv(
+        tmp_path / "t.csv",
+        [
+            "id,obligor,balance,rate,term_months,appraised_value,value_volatility",
+            "L1,A,100,0.05,12,300,-0.1",
+            "L2,B,100,0.05,12,,0.3",
+        ],
+    )
+    messages = [(i.line, i.message, i.hint) for i in errors(tmp_path, "{path: t.csv}")]
+    assert any(n == 2 and "value_volatility -0.1 must not be negative" in m for n, m, _ in messages)
+    assert any(
+        n == 3 and "without an appraised_value" in m and "appraised_value" in h for n, m, h in messages
+    )

@@ -409,7 +409,7 @@ class _Builder:
                 "day_count": np.array([DAY_COUNTS[x] for x in _objects(f["day_count"])], dtype=np.int64),
                 "balloon": np.zeros(len(f)),
                 "appraised_value": f["appraised_value"].to_numpy(dtype=np.float64, na_value=np.nan),
-                "value_volatility": np.full(len(f), np.nan),  # a tape's IP uses the recovery model's
+                "value_volatility": f["value_volatility"].to_numpy(dtype=np.float64, na_value=np.nan),
                 "guarantor": guarantor,
                 "guarantee_share": f["guarantee_share"].to_numpy(dtype=np.float64),
                 "guarantee_lag_months": f["guarantee_lag_months"].to_numpy(dtype=np.int64),

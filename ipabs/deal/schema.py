@@ -505,7 +505,8 @@ class TapeSource(Model):
     ``columns`` maps loan fields to column names; ``defaults`` gives values for fields the
     tape lacks. The path is relative to the deal file. A seasoned pool's tape may carry
     ``age_months`` or ``origination_date``, ``original_balance`` and ``original_term_months``
-    (see docs/calendars.md).
+    (see docs/calendars.md). A loan's pledged IP is in ``ip_kind``, ``appraised_value`` and
+    ``value_volatility`` (as ``pledged_ip``'s fields; a volatility needs an appraised value).
     """
 
     path: str = Field(description="CSV (.csv) or Excel (.xlsx) file, relative to the deal file.")

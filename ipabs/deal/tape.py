@@ -131,6 +131,7 @@ TAPE_FIELDS: dict[str, TapeField] = {
         TapeField("day_count", "choice", _LOAN["day_count"].default, DAY_COUNTS),
         TapeField("ip_kind", "choice", PledgedIP.model_fields["kind"].default, IP_KINDS),
         TapeField("appraised_value", "money", np.nan),
+        TapeField("value_volatility", "rate", np.nan),
         TapeField("guarantor", "text", ""),
         TapeField("guarantee_share", "share"),
         TapeField("guarantee_lag_months", "int", 0),
@@ -806,6 +807,14 @@ class _TapeReader:
         for name in ("interest_only_months", "guarantee_lag_months", "appraised_value"):
             v = col[name]
             self.bad(v < 0, name, lambda i, v=v, name=name: f"{name} {v[i]:g} must not be negative")
+        vol = col["value_volatility"]  # as pledged_ip.value_volatility: the IP's own value dispersion
+        self.bad(vol < 0, "value_volatility", lambda i: f"value_volatility {vol[i]:g} must not be negative")
+        self.bad(
+            ~np.isnan(vol) & np.isnan(col["appraised_value"]),
+            "value_volatility",
+            lambda i: "value_volatility is given without an appraised_value",
+            "give the pledged IP's appraised_value, or leave value_volatility blank",
+        )
         p = col["pd"]
         self.bad(
             (p < 0) | (p >= 1),
