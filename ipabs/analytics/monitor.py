@@ -40,6 +40,7 @@ if TYPE_CHECKING:
     from ipabs.deal.state import LoadedState
     from ipabs.engine.compile import CompiledModel
     from ipabs.montecarlo import SimulationResult
+    from ipabs.risk.monitor_numba_fns import MonitorSums
 
 HORIZONS_MONTHS = (3, 6, 12)
 WATCH_LIST = 10  # obligors on the watch list by default
@@ -383,24 +384,14 @@ def _horizon_periods(
     return np.array(last, dtype=np.int64), count
 
 
-@dataclass
-class _Sums:
-    ob_sum: np.ndarray
-    ob_sq: np.ndarray
-    ob_paths: np.ndarray
-    fire_sum: np.ndarray
-    fire_sq: np.ndarray
-    totals: np.ndarray
-
-
 def _second_pass(
     model: CompiledModel, run: SimulationResult, k: int, horizon_last: np.ndarray, threads: int | None
-) -> _Sums:
+) -> MonitorSums:
     """The run's paths again, reduced by :func:`ipabs.risk.monitor_numba_fns.monitor_chunk` in
     fixed chunks summed in path order (the sums do not depend on the threads)."""
     from ipabs.montecarlo import _thread_count
     from ipabs.risk.model import compile_risk
-    from ipabs.risk.monitor_numba_fns import N_MONITOR_TOTALS, monitor_chunk
+    from ipabs.risk.monitor_numba_fns import monitor_chunk, new_monitor_sums
 
     arrays = compile_risk(model)
     sampling = run.sampling
@@ -412,15 +403,8 @@ def _second_pass(
     paths = run.paths
     bounds = [(lo, min(lo + CHUNK_PATHS, paths)) for lo in range(0, paths, CHUNK_PATHS)]
 
-    def chunk(lo: int, hi: int) -> _Sums:
-        s = _Sums(
-            np.zeros(n_ob),
-            np.zeros(n_ob),
-            np.zeros(n_ob, dtype=np.int64),
-            np.zeros((n_trg, n_h)),
-            np.zeros((n_trg, n_h)),
-            np.zeros(N_MONITOR_TOTALS),
-        )
+    def chunk(lo: int, hi: int) -> MonitorSums:
+        sums = new_monitor_sums(n_ob, n_trg, n_h)
         monitor_chunk(
             model.cd,
             arrays,
@@ -434,21 +418,16 @@ def _second_pass(
             sampling.alpha,
             k,
             horizon_last,
-            s.ob_sum,
-            s.ob_sq,
-            s.ob_paths,
-            s.fire_sum,
-            s.fire_sq,
-            s.totals,
+            sums,
         )
-        return s
+        return sums
 
     with ThreadPoolExecutor(max_workers=_thread_count(threads)) as executor:
         parts = list(executor.map(lambda b: chunk(*b), bounds))
     total = parts[0]
-    for p in parts[1:]:
-        for name in ("ob_sum", "ob_sq", "ob_paths", "fire_sum", "fire_sq", "totals"):
-            getattr(total, name).__iadd__(getattr(p, name))
+    for part in parts[1:]:
+        for a, b in zip(total, part, strict=True):
+            a += b
     return total
 
 
@@ -479,7 +458,7 @@ def _share_se(hit: float, hit_sq: float, totals: np.ndarray) -> tuple[float, flo
 def _trigger_watch(
     model: CompiledModel,
     state: LoadedState,
-    sums: _Sums,
+    sums: MonitorSums,
     horizons: tuple[int, ...],
     dates_in: dict[int, int],
 ) -> list[TriggerWatch]:
@@ -529,7 +508,7 @@ def _obligor_facts(model: CompiledModel, state: LoadedState) -> dict[int, dict[s
 def _watch_list(
     model: CompiledModel,
     state: LoadedState,
-    sums: _Sums,
+    sums: MonitorSums,
     balance: float,
     n: float,
     expected_loss: float,

@@ -13,6 +13,8 @@ under the same sampling, bit for bit, so the contributions add up to the run's o
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 
 from ipabs._jit import njit
@@ -40,34 +42,40 @@ _N_TRANCHE_OUTCOMES = len(TRANCHE_OUTCOMES)
 _N_POOL_OUTCOMES = len(POOL_OUTCOMES)
 
 
+class MonitorSums(NamedTuple):
+    """A chunk's sums over its paths (:func:`monitor_chunk`; :func:`new_monitor_sums`)."""
+
+    ob_sum: np.ndarray  # (O,) per obligor: its contributions to the target tranche's loss
+    ob_sq: np.ndarray  # (O,) their squares
+    ob_paths: np.ndarray  # (O,) int: paths on which it contributes
+    fire_sum: np.ndarray  # (G, H) per trigger and horizon: weights of the paths it fired on
+    fire_sq: np.ndarray  # (G, H) their squares
+    totals: np.ndarray  # (N_MONITOR_TOTALS,) the M_* sums
+
+
+def new_monitor_sums(n_obligors: int, n_triggers: int, n_horizons: int) -> MonitorSums:
+    """Zeroed sums for :func:`monitor_chunk`."""
+    return MonitorSums(
+        np.zeros(n_obligors),
+        np.zeros(n_obligors),
+        np.zeros(n_obligors, dtype=np.int64),
+        np.zeros((n_triggers, n_horizons)),
+        np.zeros((n_triggers, n_horizons)),
+        np.zeros(N_MONITOR_TOTALS),
+    )
+
+
 @njit(nogil=True)
 def monitor_chunk(
-    cd,
-    ra,
-    seed,
-    stream,
-    first_path,
-    n_paths,
-    shift,
-    tilt,
-    twist,
-    alpha,
-    target,
-    horizon_last,
-    ob_sum,
-    ob_sq,
-    ob_paths,
-    fire_sum,
-    fire_sq,
-    totals,
+    cd, ra, seed, stream, first_path, n_paths, shift, tilt, twist, alpha, target, horizon_last, sums
 ):  # type: ignore[no-untyped-def]
     """Paths ``first_path .. first_path + n_paths - 1`` (the sampling as in ``simulate_chunk``),
-    accumulated into this chunk's sums: per obligor the sum of its contributions to tranche
-    ``target``'s loss and of their squares (``ob_sum``, ``ob_sq``) and the number of paths
-    on which it contributes (``ob_paths``); per trigger and horizon
-    ``j`` the sum of the weights (and their squares) of the paths on which the trigger is in
-    effect at some payment date up to period ``horizon_last[j]`` (``fire_sum``, ``fire_sq``,
-    shape (G, H); periods before the run's start are not counted); and the totals ``M_*``."""
+    accumulated into this chunk's :class:`MonitorSums`: per obligor the sum of its
+    contributions to tranche ``target``'s loss, of their squares and the number of paths on
+    which it contributes; per trigger and horizon ``j`` the sum of the weights (and their
+    squares) of the paths on which the trigger is in effect at some payment date up to period
+    ``horizon_last[j]`` (periods before the run's start are not counted); and the totals
+    ``M_*``."""
     sc = allocate_scratch(cd, ra)
     tables = allocate_tables(cd)
     for k in range(shift.shape[0]):
@@ -78,54 +86,20 @@ def monitor_chunk(
     sc.sampling[1] = alpha
     tranche_row = np.zeros((cd.tr_balance.shape[0], _N_TRANCHE_OUTCOMES))
     pool_row = np.zeros(_N_POOL_OUTCOMES)
-    _monitor_rows(
-        cd,
-        ra,
-        seed,
-        stream,
-        first_path,
-        n_paths,
-        sc,
-        tables,
-        tranche_row,
-        pool_row,
-        target,
-        horizon_last,
-        ob_sum,
-        ob_sq,
-        ob_paths,
-        fire_sum,
-        fire_sq,
-        totals,
-    )
+    rows = (tranche_row, pool_row)
+    _monitor_rows(cd, ra, seed, stream, first_path, n_paths, sc, tables, rows, target, horizon_last, sums)
 
 
 @njit(leaf=True)
-def _monitor_rows(
-    cd,
-    ra,
-    seed,
-    stream,
-    first_path,
-    n_paths,
-    sc,
-    tables,
-    tranche_row,
-    pool_row,
-    target,
-    horizon_last,
-    ob_sum,
-    ob_sq,
-    ob_paths,
-    fire_sum,
-    fire_sq,
-    totals,
-):  # type: ignore[no-untyped-def]
+def _monitor_rows(cd, ra, seed, stream, first_path, n_paths, sc, tables, rows, target, horizon_last, sums):  # type: ignore[no-untyped-def]
     """The loop of :func:`monitor_chunk` on its scratch, built as ``simulate_rows`` is: a leaf
     loop with the draws and collections inlined and the waterfall called (with its full tables:
     the triggers). Inlining ``simulate_path`` (which inlines ``path_cash`` in turn) straight into
     the allocating kernel compiled to different paths than the Python twin; this layout gives
     the same paths as ``simulate_chunk``, bit for bit (tests/test_monitor.py)."""
+    tranche_row, pool_row = rows
+    ob_sum, ob_sq, ob_paths = sums.ob_sum, sums.ob_sq, sums.ob_paths
+    fire_sum, fire_sq, totals = sums.fire_sum, sums.fire_sq, sums.totals
     trigger = tables.trigger
     n_trg = trigger.shape[1]
     t_start = cd.start_period
