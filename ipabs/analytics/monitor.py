@@ -231,7 +231,7 @@ def monitor(
     """
     from ipabs.analytics.implied import rating_range
     from ipabs.analytics.ratings import load_rating_table, rank
-    from ipabs.analytics.reproject import started_model
+    from ipabs.analytics.reproject import delinquent_loans_note, started_model
     from ipabs.api import _model
     from ipabs.deal.load import LoadedDeal, load_deal
     from ipabs.deal.state import LoadedState, load_state
@@ -255,19 +255,22 @@ def monitor(
     names = list(model.tranche_names)
     if tranche is not None and tranche not in names:
         raise IpabsError(f"--tranche {tranche!r}: the deal has no such tranche; tranches: {', '.join(names)}")
+    target = tranche or _most_senior(names, started.balances)
+    k = names.index(target)
+    if started.balances[k] <= 0.0:
+        raise IpabsError(
+            f"--tranche {target!r} is repaid on the report date: it has no expected loss to allocate; "
+            "name a tranche with a balance"
+        )
     closing = simulate(model, paths=paths, seed=seed, threads=threads, progress=progress)
     now = simulate(started, paths=paths, seed=seed, threads=threads, progress=progress)
     tranches = _tranche_watch(closing, now, rating_table, rating_range, rank)
-    target = tranche or _most_senior(names, started.balances)
-    k = names.index(target)
     horizon_last, dates_in = _horizon_periods(deal, state, horizons)
     sums = _second_pass(started, now, k, horizon_last, threads)
     n = float(paths)
     balance_now = float(started.balances[k])
     warnings = [f"run from the report date: {w}" for w in now.warnings]
     warnings += [f"run from closing: {w}" for w in closing.warnings]
-    from ipabs.analytics.reproject import delinquent_loans_note
-
     notes: list[str] = []
     behind = delinquent_loans_note(started)
     if behind is not None:
