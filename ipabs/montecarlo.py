@@ -161,6 +161,13 @@ class SimulationResult:
         for row in self.tranche_summary:
             if row.get("diagnostics"):
                 out.append(f"{row['tranche']}: {row['diagnostics']}")
+            p, se = row["probability_of_loss"], row["probability_of_loss_se"]
+            if p > 1.0:  # mean(w x) with weights whose sample mean is above 1
+                out.append(
+                    f"{row['tranche']}: its loss probability reads {100 * p:.2f}% ± {100 * se:.2f}%, above "
+                    "100%: the paths' weights average more than 1 on this sample (pool.mean_weight); "
+                    "read it as 100% within its standard error, or run more paths"
+                )
         return out
 
     def metrics(self) -> pd.DataFrame:

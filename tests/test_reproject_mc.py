@@ -344,3 +344,16 @@ def test_deterministic_run_from_a_state_starts_loans_in_their_bucket(tmp_path: P
         step = np.linalg.matrix_power(chain, k)
         expected = 1e6 * (10 * step[2, 4] + 10 * step[0, 4])
         assert defaults[:k].sum() == pytest.approx(expected, rel=1e-9), k
+
+
+def test_a_loss_probability_above_one_is_flagged() -> None:
+    # mean(w x) can read above 100% when the weights' sample mean is above 1: said, not hidden
+    import dataclasses
+
+    result = simulate(CAOHEJING, paths=500, seed=1)
+    assert not any("above 100%" in w for w in result.warnings)
+    rows = [dict(r) for r in result.tranche_summary]
+    rows[1]["probability_of_loss"], rows[1]["probability_of_loss_se"] = 1.019, 0.013
+    flagged = dataclasses.replace(result, tranche_summary=rows)
+    (warning,) = [w for w in flagged.warnings if "above 100%" in w]
+    assert warning.startswith("sub: its loss probability reads 101.90% ± 1.30%")
