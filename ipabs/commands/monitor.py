@@ -100,7 +100,10 @@ def monitor_text(r: Any) -> str:
         if any(not o.trusted for o in r.watch_list):
             lines.append("* seen on too few paths: its standard error cannot be trusted")
     else:
-        lines.append(f"(no obligor's default reaches {r.target} on these paths)")
+        lines.append(
+            f"(no loan or lease defaults with a loss on the paths where {r.target} loses: "
+            "its expected loss is unallocated below)"
+        )
     if r.unallocated > 0.0:
         share = pct_estimate(r.unallocated, r.unallocated_se)
         lines.append(f"unallocated (losses on paths without a defaulter's loss): {share}")
