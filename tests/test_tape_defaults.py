@@ -59,6 +59,7 @@ COMMON: dict[str, Any] = {
     "day_count": "ACT/360",
     "ip_kind": "trademark",
     "appraised_value": "300000",
+    "value_volatility": "0.4",
     "guarantor": "Guar",
     "guarantee_share": "0.6",
     "guarantee_lag_months": "3",
@@ -141,7 +142,8 @@ def inline_loans(field: str | None) -> str:
             f"original_term_months: {c['original_term_months']}, "
             f"{term}, amortisation: {c['amortisation']}, payment_frequency: {c['payment_frequency']}, "
             f"interest_only_months: {c['interest_only_months']}, day_count: {c['day_count']}, "
-            f"pledged_ip: {{kind: {c['ip_kind']}, appraised_value: {c['appraised_value']}}}, "
+            f"pledged_ip: {{kind: {c['ip_kind']}, appraised_value: {c['appraised_value']}, "
+            f"value_volatility: {c['value_volatility']}}}, "
             f"guarantee: {{guarantor: {c['guarantor']}, share: {c['guarantee_share']}, "
             f"lag_months: {c['guarantee_lag_months']}}}, industry: {c['industry']}, "
             f"region: {c['region']}, pd: {c['pd']}}}"
