@@ -32,6 +32,8 @@ _LAZY = {
     "load_state": "ipabs.deal.state",
     "state_at": "ipabs.analytics.state",
     "write_state": "ipabs.analytics.state",
+    "reproject": "ipabs.analytics.reproject",
+    "monitor": "ipabs.analytics.monitor",  # early warning (docs/monitor.md)
 }
 
 
@@ -57,9 +59,11 @@ __all__ = [
     "load_deal",
     "load_risk",
     "load_state",
+    "monitor",
     "parse_deal",
     "price",
     "price_table",
+    "reproject",
     "run",
     "simulate",
     "snapshot",
