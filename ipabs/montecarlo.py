@@ -52,6 +52,7 @@ from ipabs.risk.montecarlo_numba_fns import (
     POOL_OUTCOMES,
     TRANCHE_OUTCOMES,
     allocate_scratch,
+    set_sampling,
     simulate_chunk,
     simulate_path,
 )
@@ -301,10 +302,9 @@ def run_path(
     if sampling is None:
         sampling = Sampling("plain", np.zeros(arrays.n_factors))
     scratch = allocate_scratch(model.cd, arrays)
-    scratch.shift[:] = sampling.shift
-    scratch.g_tilt[:] = sampling.group_tilt(arrays.g_threshold.shape[0])
-    scratch.sampling[0] = sampling.twist
-    scratch.sampling[1] = sampling.alpha
+    shift = np.ascontiguousarray(sampling.shift, dtype=np.float64)
+    tilt = np.ascontiguousarray(sampling.group_tilt(arrays.g_threshold.shape[0]), dtype=np.float64)
+    set_sampling(scratch, shift, tilt, float(sampling.twist), float(sampling.alpha))
     tables = allocate_tables(model.cd)
     simulate_path(model.cd, arrays, seed, 0, path, scratch, tables, True)
     return build_result(model, f"path {path} (seed {seed})", scratch.coll_pool.copy(), tables)

@@ -244,7 +244,7 @@ def fit_roll_rates(pairs: Sequence[tuple[int, np.ndarray]], reports: Sequence[st
                 var = np.einsum("ij,jk,ik->i", j, cov, j)
                 se = np.sqrt(np.maximum(var, 0.0))
         except np.linalg.LinAlgError:
-            pass
+            se[:] = math.nan  # singular information: no error is printed (flagged below)
     left = moves.sum(axis=1)  # loans observed leaving each state (or staying)
     owner = [0, 0, 1, 1, 2, 2, 3, 3]  # the state each rate leaves
     flags: dict[str, str] = {}

@@ -28,6 +28,7 @@ from ipabs.risk.montecarlo_numba_fns import (
     allocate_scratch,
     path_cash,
     path_outcomes,
+    set_sampling,
 )
 
 # columns of a chunk's ``totals``: sums over its paths of
@@ -78,12 +79,7 @@ def monitor_chunk(
     ``M_*``."""
     sc = allocate_scratch(cd, ra)
     tables = allocate_tables(cd)
-    for k in range(shift.shape[0]):
-        sc.shift[k] = shift[k]
-    for g in range(tilt.shape[0]):
-        sc.g_tilt[g] = tilt[g]
-    sc.sampling[0] = twist
-    sc.sampling[1] = alpha
+    set_sampling(sc, shift, tilt, twist, alpha)
     tranche_row = np.zeros((cd.tr_balance.shape[0], _N_TRANCHE_OUTCOMES))
     pool_row = np.zeros(_N_POOL_OUTCOMES)
     rows = (tranche_row, pool_row)

@@ -1044,6 +1044,19 @@ def simulate_rows(cd, ra, seed, stream, first_path, sc, tables, tranche_out, poo
                     group_out[i, ra.ob_group[o]] += 1.0
 
 
+@njit(leaf=True)
+def set_sampling(sc, shift, tilt, twist, alpha):  # type: ignore[no-untyped-def]
+    """Put a run's sampling into a path scratch: the factors' mean ``shift``, the per-group
+    log-odds ``tilt``, the count ``twist`` and the defensive share ``alpha`` (see
+    :func:`simulate_chunk`)."""
+    for k in range(shift.shape[0]):
+        sc.shift[k] = shift[k]
+    for g in range(tilt.shape[0]):
+        sc.g_tilt[g] = tilt[g]
+    sc.sampling[0] = twist
+    sc.sampling[1] = alpha
+
+
 @njit(nogil=True)
 def simulate_chunk(
     cd, ra, seed, stream, first_path, shift, tilt, twist, alpha, tranche_out, pool_out, factor_out, group_out
@@ -1062,12 +1075,7 @@ def simulate_chunk(
     """
     scratch = allocate_scratch(cd, ra)
     tables = allocate_tables(cd)
-    for k in range(shift.shape[0]):
-        scratch.shift[k] = shift[k]
-    for g in range(tilt.shape[0]):
-        scratch.g_tilt[g] = tilt[g]
-    scratch.sampling[0] = twist
-    scratch.sampling[1] = alpha
+    set_sampling(scratch, shift, tilt, twist, alpha)
     simulate_rows(
         cd, ra, seed, stream, first_path, scratch, tables, tranche_out, pool_out, factor_out, group_out
     )
