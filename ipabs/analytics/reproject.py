@@ -179,6 +179,7 @@ def started_model(model: CompiledModel, state: LoadedState) -> CompiledModel:
     balance = model.assets.balance.copy()
     appraised = model.assets.appraised_value.copy()
     defaulted_in = np.full(len(model.assets), -1, dtype=np.int64)
+    asset_behind = np.zeros(len(model.assets), dtype=np.int64)  # delinquency buckets behind
     for a, asset in enumerate(deal_assets(model.deal)):
         if asset.kind == "licence":
             continue  # a fixed licence pays its schedule; its licensee's fate is the scenario's
@@ -205,6 +206,7 @@ def started_model(model: CompiledModel, state: LoadedState) -> CompiledModel:
             balance[a] = loan.balance
             defaulted_in[a] = tau
             continue
+        asset_behind[a] = BUCKETS_BEHIND.get(status, 0)
         scheduled = float(model.sched_balance[a, t0 - 1])
         if scheduled <= 0.0:
             raise IpabsError(
@@ -221,14 +223,8 @@ def started_model(model: CompiledModel, state: LoadedState) -> CompiledModel:
             interest[a, t0:] *= ratio
             principal[a, t0:] *= ratio
             balance_end[a, t0:] *= ratio
-    behind = np.zeros(len(model.obligors.names), dtype=np.int64)
-    asset_behind = np.zeros(len(model.assets), dtype=np.int64)
-    for a, asset in enumerate(deal_assets(model.deal)):
-        loan = by_id.get(asset.id)
-        if asset.kind != "licence" and loan is not None and loan.status in BUCKETS_BEHIND:
-            o = int(model.assets.obligor[a])
-            asset_behind[a] = BUCKETS_BEHIND[loan.status]
-            behind[o] = max(behind[o], BUCKETS_BEHIND[loan.status])
+    behind = np.zeros(len(model.obligors.names), dtype=np.int64)  # its most delinquent loan's
+    np.maximum.at(behind, model.assets.obligor.astype(np.int64), asset_behind)
     obligor_in = np.full(len(model.obligors.names), -1, dtype=np.int64)
     for a in np.flatnonzero(defaulted_in >= 0).tolist():
         o = int(model.assets.obligor[a])

@@ -314,14 +314,19 @@ def labels_of(texts: list[str], lang: str) -> list[str]:
     return [label(t, lang) for t in texts]
 
 
+def _not_asked(ws: Any, lang: str, option: str) -> None:
+    """A sheet the report was not asked for: a note saying which option asks for it."""
+    ws.append([label("notes", lang)])
+    ws.append([f"{label('not asked', lang)}: ipabs report ... {option}"])
+    ws.freeze_panes = "A2"
+    ws.column_dimensions["A"].width = 60
+
+
 def _sensitivities(ws: Any, data: ReportData) -> None:
     lang = data.lang
     s = data.sensitivities
     if s is None:
-        ws.append([label("notes", lang)])
-        ws.append([f"{label('not asked', lang)}: ipabs report ... --sensitivities"])
-        ws.freeze_panes = "A2"
-        ws.column_dimensions["A"].width = 60
+        _not_asked(ws, lang, "--sensitivities")
         return
     fmts: list[str | None] = []
     for c in s.columns:
@@ -343,10 +348,7 @@ def _early_warning(ws: Any, data: ReportData) -> None:
     lang = data.lang
     m = data.monitor
     if m is None:
-        ws.append([label("notes", lang)])
-        ws.append([f"{label('not asked', lang)}: ipabs report ... --state FILE"])
-        ws.freeze_panes = "A2"
-        ws.column_dimensions["A"].width = 60
+        _not_asked(ws, lang, "--state FILE")
         return
     headers = labels_of(
         ["obligor", "status", "dpd", "balance", "coverage", "industry", "contribution", "se", "of EL"], lang
