@@ -227,9 +227,11 @@ RATIO_TOL = 1e-12  # tolerance of ratio tests
 
 @njit(leaf=True, inline="always")
 def _group_sum(grp_ptr, grp_item, values, g):  # type: ignore[no-untyped-def]
+    # unsigned indices: numba wraps a signed one around for negative values, which lengthens
+    # every load of these short, frequent loops
     s = 0.0
-    for j in range(grp_ptr[g], grp_ptr[g + 1]):
-        s += values[grp_item[j]]
+    for j in range(np.uint64(grp_ptr[g]), np.uint64(grp_ptr[g + 1])):
+        s += values[np.uint64(grp_item[j])]
     return s
 
 
@@ -238,14 +240,14 @@ def _pay_group(grp_ptr, grp_item, g, due, paid, pay, total):  # type: ignore[no-
     """Pay ``pay`` of the ``total`` due by the members of group ``g`` pro rata to ``due``,
     adding each payment to ``paid`` (a column view of an output table)."""
     if pay >= total:  # in full: no division (the usual case)
-        for j in range(grp_ptr[g], grp_ptr[g + 1]):
-            m = grp_item[j]
+        for j in range(np.uint64(grp_ptr[g]), np.uint64(grp_ptr[g + 1])):
+            m = np.uint64(grp_item[j])
             paid[m] += due[m]
             due[m] = 0.0
     else:
         share = pay / total
-        for j in range(grp_ptr[g], grp_ptr[g + 1]):
-            m = grp_item[j]
+        for j in range(np.uint64(grp_ptr[g]), np.uint64(grp_ptr[g + 1])):
+            m = np.uint64(grp_item[j])
             x = due[m] * share
             due[m] -= x
             paid[m] += x
@@ -397,7 +399,7 @@ def _account_target(cd, k, t, last, accelerated, pool_start, pool_end, bal, int_
 
 @njit(leaf=True, inline="always")
 def _claim_due(claim_index, claim_kind, c, fee_due, int_due, prin_due, bal, t, last, due_period):  # type: ignore[no-untyped-def]
-    ci = claim_index[c]
+    ci = np.uint64(claim_index[c])  # unsigned: no wraparound (see _group_sum)
     kind = claim_kind[c]
     if kind == CLAIM_FEE:
         return fee_due[ci]
@@ -740,6 +742,13 @@ def waterfall_path(cd, coll, support_stop, out, work, flags, full, rv):  # type:
         out_deal[:] = 0.0
         out_hedge[:] = 0.0
 
+    # the period's excess spread (pq[8]) is read by excess-spread triggers and by amounts and
+    # fees that read period quantities (period_quantities), nothing else
+    spread_read = cd.period_quantities == 1
+    for g in range(n_trg):
+        if cd_trg_kind[g] == TRG_EXCESS_SPREAD:
+            spread_read = True
+
     # After the last period with any asset cash, a period in which nothing is owed or held
     # changes nothing: a Monte Carlo path stops there (its tranche rows stay zero).
     t_end = n_t
@@ -975,14 +984,15 @@ def waterfall_path(cd, coll, support_stop, out, work, flags, full, rv):  # type:
         # ---- covenants: the period's test quantities (formulas read them too)
         owned = cd_original_pool_balance + (rv.total[T_PURCHASED] if revolves else 0.0)
         pq[7] = cum_default / owned if owned > 0 else 0.0
-        accrued = income_coll
-        for k in range(n_tr):
-            accrued -= int_due_total[k] - arrears[k]
-        for f in range(n_fee):
-            if cd_fee_senior[f]:
-                accrued -= max(fee_due[f] - fee_arrears[f], 0.0)
-        spread_base = pool_start if pool_start > EPS else bal.sum()
-        pq[8] = accrued / spread_base / yf if spread_base > EPS and yf > 0.0 else 0.0
+        if spread_read:  # two dependent divisions a period: only when something reads them
+            accrued = income_coll
+            for k in range(n_tr):
+                accrued -= int_due_total[k] - arrears[k]
+            for f in range(n_fee):
+                if cd_fee_senior[f]:
+                    accrued -= max(fee_due[f] - fee_arrears[f], 0.0)
+            spread_base = pool_start if pool_start > EPS else bal.sum()
+            pq[8] = accrued / spread_base / yf if spread_base > EPS and yf > 0.0 else 0.0
         pq[PQ_SENIOR_FEES] = senior_fees
         pq[PQ_PERIOD] = t
         all_due = False
@@ -1314,8 +1324,8 @@ def waterfall_path(cd, coll, support_stop, out, work, flags, full, rv):  # type:
                             else group_bal
                         )
                         share = cap / basis if basis > 0.0 else 0.0
-                        for j in range(cd_grp_ptr[a], cd_grp_ptr[a + 1]):
-                            k = cd_grp_item[j]
+                        for j in range(np.uint64(cd_grp_ptr[a]), np.uint64(cd_grp_ptr[a + 1])):
+                            k = np.uint64(cd_grp_item[j])
                             w = prin_due[k] if limit == LIMIT_DUE else bal[k]
                             x = min(w * share, bal[k])
                             bal[k] -= x
@@ -1324,8 +1334,8 @@ def waterfall_path(cd, coll, support_stop, out, work, flags, full, rv):  # type:
                             paid += x
                     else:
                         left = cap
-                        for j in range(cd_grp_ptr[a], cd_grp_ptr[a + 1]):
-                            k = cd_grp_item[j]
+                        for j in range(np.uint64(cd_grp_ptr[a]), np.uint64(cd_grp_ptr[a + 1])):
+                            k = np.uint64(cd_grp_item[j])
                             room = prin_due[k] if limit == LIMIT_DUE else bal[k]
                             x = min(left, room)
                             bal[k] -= x
@@ -1361,7 +1371,7 @@ def waterfall_path(cd, coll, support_stop, out, work, flags, full, rv):  # type:
                 src = cd_st_b[st]
                 grp = cd_st_c[st]
                 need_total = 0.0
-                for j in range(cd_grp_ptr[grp], cd_grp_ptr[grp + 1]):
+                for j in range(np.uint64(cd_grp_ptr[grp]), np.uint64(cd_grp_ptr[grp + 1])):
                     need_total += _claim_due(
                         cd_claim_index,
                         cd_claim_kind,
@@ -1398,9 +1408,9 @@ def waterfall_path(cd, coll, support_stop, out, work, flags, full, rv):  # type:
                         out_support[t, src, SUP_DRAW] += x_total
                         draws_total += x_total
                     left = x_total
-                    for j in range(cd_grp_ptr[grp], cd_grp_ptr[grp + 1]):
-                        c = cd_grp_item[j]
-                        ci = cd_claim_index[c]
+                    for j in range(np.uint64(cd_grp_ptr[grp]), np.uint64(cd_grp_ptr[grp + 1])):
+                        c = np.uint64(cd_grp_item[j])
+                        ci = np.uint64(cd_claim_index[c])
                         x = min(
                             left,
                             _claim_due(
