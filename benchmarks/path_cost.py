@@ -97,12 +97,13 @@ def _stage_loop(cd, ra, sc, tables, tranche_row, pool_row, n_paths, stage):  # t
         if stage >= 3:
             coll = sc.coll
             coll_pool = sc.coll_pool
-            for t in range(coll.shape[0]):
-                for c in range(coll.shape[1]):
-                    x = 0.0
-                    for p in range(coll_pool.shape[0]):
-                        x += coll_pool[p, t, c]
-                    coll[t, c] = x
+            if coll_pool.shape[0] != 1:  # as path_cash: one pool's rows are the deal's (a view)
+                for t in range(coll.shape[0]):
+                    for c in range(coll.shape[1]):
+                        x = 0.0
+                        for p in range(coll_pool.shape[0]):
+                            x += coll_pool[p, t, c]
+                        coll[t, c] = x
             for s in range(sc.support_stop.shape[0]):
                 sc.support_stop[s] = sc.ob_period[ra.support_obligor[s]]
             check += coll[0, 0]
