@@ -746,6 +746,15 @@ def compile_deal(loaded: LoadedDeal) -> CompiledModel:
     rv = compile_revolving(spec, grid, idx)
 
     arows = amounts.rows
+    # amounts and fees that read this period's collections, ledger or tests (the first slots
+    # of the waterfall's quantity vector)
+    period_quantities = (
+        any(r[0] == L.AMT_FORMULA and r[1] >= L.Q_INTEREST_COLLECTIONS for r in arows)
+        or any(g.kind == "collections_vs_projection" for g in spec.triggers)
+        or any(
+            k == L.FEE_RATE and q >= L.Q_INTEREST_COLLECTIONS for k, q in zip(fee_kind, fee_base, strict=True)
+        )
+    )
     icall = issuer_call_arrays(spec, grid, idx, index_ids)
     put_period, put_share, put_supporter = put_arrays(spec, grid, support_index)
     cd = L.CompiledDeal(
@@ -808,14 +817,8 @@ def compile_deal(loaded: LoadedDeal) -> CompiledModel:
         pdl_debits=pdl_debits,
         write_down=write_down,
         write_down_group=wd_group,
-        period_quantities=int(
-            any(r[0] == L.AMT_FORMULA and r[1] >= L.Q_INTEREST_COLLECTIONS for r in arows)
-            or any(g.kind == "collections_vs_projection" for g in spec.triggers)
-            or any(
-                k == L.FEE_RATE and q >= L.Q_INTEREST_COLLECTIONS
-                for k, q in zip(fee_kind, fee_base, strict=True)
-            )
-        ),
+        period_quantities=int(period_quantities),
+        spread_read=int(period_quantities or any(g.kind == "excess_spread" for g in spec.triggers)),
         rv_last=rv.last_period,
         rv_price=rv.price,
         rv_share=rv.share,

@@ -268,6 +268,7 @@ class CompiledDeal(NamedTuple):
     write_down: int  # WRITE_DOWN_*
     write_down_group: int  # group of tranches written down, in order (-1: none)
     period_quantities: int  # 1 when an amount reads this period's collections or the ledger
+    spread_read: int  # 1 when a trigger, amount or fee reads the period's excess spread
     # ---- revolving (see ipabs.engine.revolving.RevolvingTerms; J templates)
     rv_last: int  # last period whose payment date may buy (-1: no revolving)
     rv_price: float

@@ -742,13 +742,6 @@ def waterfall_path(cd, coll, support_stop, out, work, flags, full, rv):  # type:
         out_deal[:] = 0.0
         out_hedge[:] = 0.0
 
-    # the period's excess spread (pq[8]) is read by excess-spread triggers and by amounts and
-    # fees that read period quantities (period_quantities), nothing else
-    spread_read = cd.period_quantities == 1
-    for g in range(n_trg):
-        if cd_trg_kind[g] == TRG_EXCESS_SPREAD:
-            spread_read = True
-
     # After the last period with any asset cash, a period in which nothing is owed or held
     # changes nothing: a Monte Carlo path stops there (its tranche rows stay zero).
     t_end = n_t
@@ -984,7 +977,7 @@ def waterfall_path(cd, coll, support_stop, out, work, flags, full, rv):  # type:
         # ---- covenants: the period's test quantities (formulas read them too)
         owned = cd_original_pool_balance + (rv.total[T_PURCHASED] if revolves else 0.0)
         pq[7] = cum_default / owned if owned > 0 else 0.0
-        if spread_read:  # two dependent divisions a period: only when something reads them
+        if cd.spread_read:  # two dependent divisions a period: only when something reads them
             accrued = income_coll
             for k in range(n_tr):
                 accrued -= int_due_total[k] - arrears[k]
